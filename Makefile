@@ -1,0 +1,30 @@
+# The two commands a newcomer needs:
+#   make test     install into .venv (first time only) and run the test suite
+#   make report   install, then run the whole pipeline (PROFILE=demo by default)
+#                 and print the path of the HTML report
+PROFILE ?= demo
+CORES ?= $(shell nproc 2>/dev/null || echo 2)
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install test report clean
+
+# Re-installs only when pyproject.toml changes: a second `make` is fast.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: install
+	$(PY) -m pytest -q
+
+report: install
+	$(VENV)/bin/snakemake --cores $(CORES) --config profile=$(PROFILE)
+
+clean:
+	rm -rf _build results .snakemake
