@@ -1,0 +1,215 @@
+"""`fmareport fetch DIR`: download, verify and extract FMA (fma_metadata.zip, fma_small.zip).
+
+For each archive (DESIGN §3):
+  1. download BASE_URL/<name> to DIR/<name>.part, resuming with an HTTP Range request
+     after a dropped connection (RETRIES times here, or in a later run);
+  2. check its SHA1 against the published value: a mismatch deletes the .part and fails
+     naming the file, the expected and the got SHA1; a match renames it to DIR/<name>;
+  3. extract it with zipfile (the zips are bzip2-compressed) into DIR/.<top>.extracting/,
+     refusing the whole archive if any entry is absolute or leaves its top folder <top>/;
+  4. check every file that <top>/checksums lists (`<sha1>  <path>` lines);
+  5. rename <top>/ into DIR: it appears whole or not at all.
+An archive whose folder is already in DIR is skipped; the zips are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import logging
+import shutil
+import sys
+import time
+import zipfile
+from pathlib import Path, PurePosixPath
+from urllib.error import HTTPError, URLError
+from urllib.request import Request, urlopen
+
+from tqdm.auto import tqdm
+
+from .fma import ARCHIVES, BASE_URL
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20          # bytes per read: 1 MiB
+RETRIES = 5              # resumes after a dropped connection, waiting 0, 2, 4, ... s before each
+TIMEOUT = 60             # s without data before a connection counts as dropped
+
+
+class FetchError(RuntimeError):
+    """A download or an archive we refuse; the message says which file and why."""
+
+
+def file_sha1(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download(url: str, dest: Path, sha1: str, progress: bool = True) -> Path:
+    """Download url to dest (via dest.part, resumable) and check its SHA1; return dest."""
+    if dest.is_file():
+        if file_sha1(dest) == sha1:
+            return dest
+        log.info("%s: SHA1 does not match, downloading it again", dest)
+        dest.unlink()
+    part = dest.with_name(dest.name + ".part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(RETRIES + 1):
+        have = part.stat().st_size if part.is_file() else 0
+        try:
+            _get(url, part, have, progress)
+            break
+        except HTTPError as err:
+            if err.code == 416 and have:      # Range not satisfiable: the .part is already whole
+                break
+            raise FetchError(f"{url}: HTTP {err.code} {err.reason}") from None
+        except (URLError, OSError, http.client.HTTPException) as err:   # dropped, timed out, refused...
+            if attempt == RETRIES:
+                raise FetchError(f"{url}: download failed after {RETRIES + 1} tries ({err}); "
+                                 f"run `fmareport fetch` again to resume from {part}") from None
+            log.info("%s: %s at %d bytes; resuming", url, err, part.stat().st_size if part.is_file() else 0)
+            time.sleep(2 * attempt)
+    got = file_sha1(part)
+    if got != sha1:
+        size = part.stat().st_size
+        part.unlink()
+        raise FetchError(f"{dest.name}: SHA1 mismatch: expected {sha1}, got {got} ({size} bytes from {url}). "
+                         "The download was deleted; run `fmareport fetch` again (if this repeats, the server "
+                         "does not send the official file)")
+    part.rename(dest)
+    return dest
+
+
+def _get(url: str, part: Path, have: int, progress: bool) -> None:
+    """Append url's bytes from offset `have` to part; raise ConnectionError if the body ends short."""
+    request = Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    with urlopen(request, timeout=TIMEOUT) as response:
+        if have and response.status != 206:  # the server ignored Range: start over
+            have = 0
+        elif have and not response.headers.get("Content-Range", "").startswith(f"bytes {have}-"):
+            raise FetchError(f"{url}: asked for bytes {have}- and got Content-Range "
+                             f"{response.headers.get('Content-Range')!r}; delete {part} and fetch again")
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length is not None else None
+        with open(part, "ab" if have else "wb") as f, \
+                tqdm(total=total, initial=have, desc=part.name.removesuffix(".part"), unit="B", unit_scale=True,
+                     unit_divisor=1024, disable=not progress) as bar:
+            for block in iter(lambda: response.read(CHUNK), b""):
+                f.write(block)
+                bar.update(len(block))
+            size = f.tell()
+    if total is not None and size < total:
+        raise ConnectionError(f"connection closed after {size} of {total} bytes")
+
+
+def _entry_problem(name: str, top: str) -> str | None:
+    """Why a zip entry must not be extracted (None: it may)."""
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if name.startswith(("/", "\\")) or (parts and ":" in parts[0]):
+        return "absolute path"
+    if ".." in parts:
+        return "'..' would leave the extraction folder"
+    if not parts or parts[0] != top:
+        return f"outside the archive's top folder {top}/"
+    return None
+
+
+def verify_checksums(folder: Path) -> int:
+    """Check every `<sha1>  <path>` line of folder/checksums (paths relative to folder); return the count."""
+    listing = folder / "checksums"
+    if not listing.is_file():
+        return 0
+    bad = []
+    lines = [line.split(maxsplit=1) for line in listing.read_text().splitlines() if line.strip()]
+    for sha1, rel in lines:
+        path = folder / rel
+        if _entry_problem(f"{folder.name}/{rel}", folder.name):
+            bad.append(f"{rel} (unsafe path)")
+        elif not path.is_file():
+            bad.append(f"{rel} (missing)")
+        elif file_sha1(path) != sha1:
+            bad.append(f"{rel} (SHA1 {file_sha1(path)}, expected {sha1})")
+    if bad:
+        raise FetchError(f"{listing}: {len(bad)} of {len(lines)} files do not match: " + ", ".join(bad[:5])
+                         + (" ..." if len(bad) > 5 else ""))
+    return len(lines)
+
+
+def extract(zip_path: Path, data_dir: Path, progress: bool = True) -> Path:
+    """Extract zip_path (one top folder, named as the zip) into data_dir atomically; return the folder."""
+    top = zip_path.name.removesuffix(".zip")
+    final = data_dir / top
+    if final.exists():
+        raise FetchError(f"{final} already exists; move it away to extract {zip_path.name} again")
+    tmp = data_dir / f".{top}.extracting"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            infos = zf.infolist()
+            for info in infos:                 # refuse the whole archive before writing anything
+                problem = _entry_problem(info.filename, top)
+                if problem:
+                    raise FetchError(f"{zip_path.name}: refusing entry {info.filename!r}: {problem}")
+            with tqdm(total=sum(i.file_size for i in infos), desc=f"extract {zip_path.name}", unit="B",
+                      unit_scale=True, unit_divisor=1024, disable=not progress) as bar:
+                for info in infos:
+                    target = tmp / info.filename
+                    if info.is_dir():
+                        target.mkdir(parents=True, exist_ok=True)
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with zf.open(info) as src, open(target, "wb") as dst:   # zipfile checks each CRC
+                        shutil.copyfileobj(src, dst, CHUNK)
+                    bar.update(info.file_size)
+        n = verify_checksums(tmp / top)
+        log.info("%s: %d entries extracted, %d checksums verified", zip_path.name, len(infos), n)
+        (tmp / top).rename(final)
+    except zipfile.BadZipFile as err:
+        raise FetchError(f"{zip_path}: not a valid zip ({err}); delete it and fetch again") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def fetch(data_dir: str | Path, base_url: str = BASE_URL, only: str | None = None,
+          sha1s: dict[str, str] | None = None, progress: bool = True) -> Path:
+    """Download, check and extract FMA into data_dir; return it.
+
+    only: "metadata" or "small" (default: both). sha1s: archive name -> expected SHA1
+    (default: fma.ARCHIVES, the published values; tests serve their own zips).
+    """
+    data_dir = Path(data_dir)
+    sha1s = ARCHIVES if sha1s is None else sha1s
+    names = [f"fma_{only}.zip"] if only else list(ARCHIVES)
+    for name in names:
+        if (data_dir / name.removesuffix(".zip")).is_dir():
+            log.info("%s: already extracted in %s", name, data_dir)
+            continue
+        zip_path = download(base_url.rstrip("/") + "/" + name, data_dir / name, sha1s[name], progress)
+        extract(zip_path, data_dir, progress)
+    return data_dir
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = ("Download fma_metadata.zip (342 MiB) and fma_small.zip (7.2 GiB) into DIR, resuming "
+                     "interrupted downloads, check their published SHA1s, and extract them safely (bzip2 zips; "
+                     "every file of fma_small/checksums verified) into DIR/fma_metadata and DIR/fma_small.")
+    p.add_argument("dir", type=Path, metavar="DIR", help="data folder, e.g. data/fma (the paper profile's data_dir)")
+    p.add_argument("--base-url", default=BASE_URL, metavar="URL", help=f"where the zips are (default: {BASE_URL})")
+    p.add_argument("--only", choices=["metadata", "small"], help="fetch one archive only")
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="fmareport fetch: %(message)s")
+    try:
+        out = fetch(args.dir, args.base_url, args.only)
+    except FetchError as err:
+        print(f"fmareport fetch: {err}", file=sys.stderr)
+        return 1
+    print(out)
+    return 0

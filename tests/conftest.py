@@ -1,0 +1,47 @@
+"""Shared fixtures: a tiny synthetic FMA-format data set and its clip store, built once per session.
+
+`tiny_store` is what other tests train on: 40 tracks (32 training / 4 validation /
+4 test, 5 per genre), 8192 samples at 8 kHz each, plus 5 bad cases that prepare skips.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fmareport.config import Config
+from fmareport.store import ClipStore, prepare
+
+REPO = Path(__file__).resolve().parents[1]
+FMA_REAL = REPO.parent / "shared" / "data" / "fma_real"   # real FMA files (see its README.md)
+
+
+@pytest.fixture(scope="session")
+def tiny_config(tmp_path_factory) -> Config:
+    """Data settings of the tiny set: 5 tracks/genre x 1.5 s at 22.05 kHz -> clips of 8192 samples at 8 kHz."""
+    root = tmp_path_factory.mktemp("tiny")
+    return Config(profile="tiny", cell="tests", data_source="synth", data_dir=str(root / "synth"),
+                  store_root=str(root / "stores"), synth_tracks_per_genre=5, synth_seconds=1.5,
+                  synth_sample_rate=22050, synth_seed=0, synth_bad_cases=True, sample_rate=8000,
+                  clip_samples=8192, prepare_workers=1, device="cpu", results_dir=str(root / "results"))
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tiny_config) -> ClipStore:
+    """The tiny set, synthesized and prepared (int16 (40, 8192) clips)."""
+    return prepare(tiny_config, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tiny_store, tiny_config) -> Path:
+    """Root of the tiny synthetic data set (fma_metadata/, fma_small/)."""
+    return Path(tiny_config.data_dir)
+
+
+@pytest.fixture(scope="session")
+def fma_real() -> Path:
+    """shared/data/fma_real: real FMA tracks 2 and 10 (cut to 2 s) and the official genres.csv."""
+    if not FMA_REAL.is_dir():
+        pytest.skip(f"real FMA test files not found at {FMA_REAL} (the shared/ folder beside the repo)")
+    return FMA_REAL

@@ -1,0 +1,84 @@
+"""FMA facts: genre names and ids, paths, and reading tracks.csv / genres.csv in the real format."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from fmareport.fma import COLUMNS, GENRE_IDS, GENRES, audio_path, load_genres, load_tracks
+from fmareport.synth import TrackMeta, tracks_table
+
+# Rows printed by the FMA authors' usage notebook (shared/data/fma_real/README.md).
+REAL_ROWS = [
+    TrackMeta(2, "small", "training", "Hip-Hop", [21], duration=168, bit_rate=256000),
+    TrackMeta(3, "medium", "training", "Hip-Hop", [21], duration=237, bit_rate=256000),
+    TrackMeta(5, "small", "training", "Hip-Hop", [21], duration=206, bit_rate=256000),
+    TrackMeta(10, "small", "training", "Pop", [10], duration=161, bit_rate=192000),
+    TrackMeta(20, "large", "training", None, [76, 103], genres_all=[17, 10, 76, 103], duration=311, bit_rate=256000),
+]
+
+
+def test_genres_in_label_order():
+    assert GENRES == ("Electronic", "Experimental", "Folk", "Hip-Hop", "Instrumental", "International", "Pop", "Rock")
+    assert list(GENRES) == sorted(GENRES)
+    assert set(GENRE_IDS) == set(GENRES)
+
+
+def test_audio_path(tmp_path):
+    assert audio_path(tmp_path, 2) == tmp_path / "fma_small" / "000" / "000002.mp3"
+    assert audio_path(tmp_path, 155066) == tmp_path / "fma_small" / "155" / "155066.mp3"
+    assert audio_path(tmp_path, 98565, "medium") == tmp_path / "fma_medium" / "098" / "098565.mp3"
+
+
+def test_real_genres_csv(fma_real):
+    genres = load_genres(fma_real / "fma_metadata" / "genres.csv")
+    assert len(genres) == 163
+    assert genres.index.name == "genre_id"
+    for title, gid in GENRE_IDS.items():    # our ids are the official top-level genres
+        assert genres.loc[gid, "title"] == title
+        assert genres.loc[gid, "parent"] == 0 and genres.loc[gid, "top_level"] == gid
+    assert genres.loc[76, "top_level"] != 76  # a sub-genre points to its root
+
+
+def test_real_track_2_decodes(fma_real):
+    x, rate = sf.read(fma_real / "fma_small" / "000" / "000002.mp3", dtype="float32")
+    assert rate == 44100
+    assert x.shape == (1_321_967, 2)
+    assert 0.1 < np.abs(x).max() < 1.01    # mp3 decoding overshoots full scale a little: prepare clips
+
+
+def test_tracks_csv_real_format(tmp_path):
+    path = tmp_path / "tracks.csv"
+    tracks_table(REAL_ROWS).to_csv(path)
+    head = path.read_text().splitlines()[:3]   # FMA's three header rows
+    assert head[0].startswith(",album,album,") and head[0].endswith(",track")
+    assert head[1].startswith(",comments,date_created,date_released,")
+    assert head[2] == "track_id" + "," * 52
+
+    tracks = load_tracks(path)
+    assert list(tracks.columns) == COLUMNS and len(COLUMNS) == 52
+    assert [len(tracks[top].columns) for top in ("album", "artist", "set", "track")] == [13, 17, 2, 20]
+    assert list(tracks.index) == [2, 3, 5, 10, 20]
+    assert tracks.loc[20, ("track", "genres_all")] == [17, 10, 76, 103]
+    assert tracks.loc[2, ("track", "genres")] == [21]
+    assert tracks.loc[2, ("track", "tags")] == []
+    assert pd.isna(tracks.loc[20, ("track", "genre_top")])
+    assert tracks.loc[10, ("track", "bit_rate")] == 192000
+    assert pd.api.types.is_datetime64_any_dtype(tracks["track", "date_created"])
+
+    subset = tracks["set", "subset"]
+    assert subset.cat.ordered and list(subset.cat.categories) == ["small", "medium", "large"]
+    small, medium, large = (set(tracks.index[subset <= s]) for s in ("small", "medium", "large"))
+    assert small == {2, 5, 10}
+    assert medium == {2, 3, 5, 10}
+    assert large == {2, 3, 5, 10, 20}
+    assert small < medium < large
+
+
+def test_tracks_csv_wrong_format_is_refused(tmp_path):
+    path = tmp_path / "tracks.csv"
+    tracks_table(REAL_ROWS).drop(columns=[("track", "bit_rate")]).to_csv(path)
+    with pytest.raises(ValueError, match=r"tracks.csv.*missing \[\('track', 'bit_rate'\)\]"):
+        load_tracks(path)

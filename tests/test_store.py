@@ -1,0 +1,182 @@
+"""The clip store: decode rule, contents, skipped tracks, reuse, new settings, kill and resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+import yaml
+
+from fmareport.config import Config
+from fmareport.fma import GENRES, SPLITS, audio_path, load_tracks
+from fmareport.store import (KILL_AFTER_ENV, decode_clip, open_store, prepare, select_tracks,
+                             source_fingerprint)
+from fmareport.synth import BAD_CASES, TrackMeta, tracks_table
+
+REPO = Path(__file__).resolve().parents[1]
+STORE_FILES = ["audio.npy", "index.csv", "manifest.json"]
+
+
+def test_tiny_store_contents(tiny_store, tiny_data):
+    s = tiny_store
+    assert sorted(p.name for p in s.path.iterdir()) == STORE_FILES
+    assert isinstance(s.audio, np.memmap) and s.audio.dtype == np.int16 and s.audio.shape == (40, 8192)
+    assert (s.sample_rate, s.clip_samples, s.fingerprint) == (8000, 8192, s.manifest["fingerprint"])
+    assert list(s.index.columns) == ["track_id", "genre", "label", "split"]
+    assert s.labels.dtype == np.int64
+    assert (s.labels == [GENRES.index(g) for g in s.index.genre]).all()
+    assert s.index.track_id.is_monotonic_increasing
+
+    tracks = load_tracks(tiny_data / "fma_metadata" / "tracks.csv")
+    good = tracks[(tracks["set", "subset"] == "small") & ~tracks.index.isin(list(BAD_CASES))]
+    assert set(s.index.track_id) == set(good.index)          # no bad case, no medium/large track
+    assert dict(zip(s.index.track_id, s.index.split)) == good["set", "split"].astype(str).to_dict()
+    assert [len(s.split_indices(split)) for split in SPLITS] == [32, 4, 4]
+    assert sorted(np.concatenate([s.split_indices(split) for split in SPLITS])) == list(range(40))
+    for genre, row in s.manifest["counts"].items():
+        for split, n in row.items():
+            assert n == ((s.index.genre == genre) & (s.index.split == split)).sum()
+    assert s.manifest["split_counts"] == {"training": 32, "validation": 4, "test": 4}
+    assert s.manifest["left_out"]["not_in_subset"] == 16
+
+    # Row 0 by the documented rule, computed here from the mp3: mono, soxr, first 8192 samples.
+    x, rate = sf.read(audio_path(tiny_data, s.index.track_id[0]), dtype="float32")
+    mono = soxr.resample(x.mean(axis=1), rate, 8000, quality="HQ")[:8192]
+    assert np.array_equal(s.audio[0], np.clip(np.round(mono * 32768), -32768, 32767).astype(np.int16))
+    assert (np.abs(s.audio.astype(np.int32)).max(axis=1) > 300).all()   # every clip holds sound
+
+
+def test_each_bad_case_is_skipped_with_its_reason(tiny_store):
+    reasons = {s["track_id"]: s["reason"] for s in tiny_store.manifest["skipped"]}
+    expected = {"short": "too short", "silent": "silent", "empty": "undecodable", "garbage": "undecodable",
+                "missing": "missing"}
+    assert reasons == {tid: expected[kind] for tid, kind in BAD_CASES.items()}
+    assert all(s["detail"] for s in tiny_store.manifest["skipped"])
+    assert not set(reasons) & set(tiny_store.index.track_id)
+
+
+def test_real_track_2(fma_real):
+    path = fma_real / "fma_small" / "000" / "000002.mp3"
+    x, _ = sf.read(path, dtype="float32")                        # (1321967, 2) at 44.1 kHz
+    mono = x.mean(axis=1)
+    for rule, start in (("start", 0), ("center", (1_321_967 - 10**6) // 2)):
+        clip = decode_clip(path, 44100, 10**6, rule)              # the paper's clip: no resampling
+        expected = np.clip(np.round(mono[start:start + 10**6] * 32768), -32768, 32767).astype(np.int16)
+        assert clip.shape == (10**6,) and np.array_equal(clip, expected)
+
+
+def real_data_dir(fma_real, root):
+    """An FMA-format folder holding the real tracks 2 (30 s) and 10 (2 s)."""
+    rows = [TrackMeta(2, "small", "training", "Hip-Hop", [21], duration=168, bit_rate=256000),
+            TrackMeta(10, "small", "training", "Pop", [10], duration=161, bit_rate=192000)]
+    (root / "fma_metadata").mkdir(parents=True)
+    tracks_table(rows).to_csv(root / "fma_metadata" / "tracks.csv")
+    shutil.copytree(fma_real / "fma_small", root / "fma_small")
+    return root
+
+
+def test_real_short_track_is_padded_or_skipped_by_the_rule(fma_real, tmp_path):
+    data = real_data_dir(fma_real, tmp_path / "fma")
+    cfg = Config(data_source="fma", data_dir=str(data), store_root=str(tmp_path / "stores"), sample_rate=8000,
+                 clip_samples=24000, min_clip_fraction=0.5, prepare_workers=1)   # 3 s clips; track 10 is 2 s
+    store = prepare(cfg, progress=False)
+    assert list(store.index.track_id) == [2, 10] and store.manifest["skipped"] == []
+    short = store.audio[1]                       # 2 s at 8 kHz = 16000 samples, then zeros
+    assert np.abs(short[15000:16000]).max() > 0 and not short[16000:].any()
+
+    store = prepare(dataclasses.replace(cfg, min_clip_fraction=0.8), progress=False)   # needs 19200
+    assert list(store.index.track_id) == [2]
+    (skip,) = store.manifest["skipped"]
+    assert skip["track_id"] == 10 and skip["reason"] == "too short" and "16000 samples" in skip["detail"]
+
+
+def test_a_second_prepare_reuses_the_store(tiny_config, tiny_store, caplog):
+    mtime = (tiny_store.path / "audio.npy").stat().st_mtime_ns
+    with caplog.at_level(logging.INFO, logger="fmareport.store"):
+        again = prepare(tiny_config, progress=False)
+    assert again.path == tiny_store.path
+    assert "reusing complete store" in caplog.text and "decoding" not in caplog.text
+    assert (tiny_store.path / "audio.npy").stat().st_mtime_ns == mtime
+
+
+def test_new_settings_make_a_new_store(tiny_config, tiny_store, tiny_data):
+    center = prepare(dataclasses.replace(tiny_config, clip_rule="center"), progress=False)
+    assert center.path != tiny_store.path and center.path.parent == tiny_store.path.parent
+    assert "center" in center.path.name and center.fingerprint != tiny_store.fingerprint
+    assert (tiny_store.path / "manifest.json").is_file()                 # the old one stays
+    path = audio_path(tiny_data, center.index.track_id[3])
+    assert np.array_equal(center.audio[3], decode_clip(path, 8000, 8192, "center"))
+    assert not np.array_equal(center.audio[3], tiny_store.audio[3])
+
+
+def test_source_fingerprint_follows_the_data_not_its_path(tiny_data, tmp_path):
+    ids = select_tracks(load_tracks(tiny_data / "fma_metadata" / "tracks.csv"), "small")[0].track_id.to_numpy()
+    copy = shutil.copytree(tiny_data, tmp_path / "copy")
+    assert source_fingerprint(copy, "small", ids) == source_fingerprint(tiny_data, "small", ids)
+    victim = audio_path(copy, ids[0])
+    victim.write_bytes(victim.read_bytes()[:-10])
+    assert source_fingerprint(copy, "small", ids) != source_fingerprint(tiny_data, "small", ids)
+
+
+def prepare_in_subprocess(profile, data_dir, store_root, kill_after=None):
+    env = {**os.environ, KILL_AFTER_ENV: str(kill_after or 0)}
+    cmd = [sys.executable, "-m", "fmareport.cli", "prepare", str(data_dir), "--profile", str(profile),
+           "--out", str(store_root), "--workers", "2"]
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_a_killed_prepare_resumes_to_an_identical_store(tiny_config, tiny_store, tmp_path):
+    profile = tmp_path / "tiny.yaml"
+    profile.write_text(yaml.safe_dump(tiny_config.to_dict()))
+    root = tmp_path / "stores"
+    partial = root / f"{tiny_store.path.name}.partial"
+
+    for kill_after, journaled in ((7, 7), (9, 16)):               # killed twice: the second run resumes
+        run = prepare_in_subprocess(profile, tiny_config.data_dir, root, kill_after)
+        assert run.returncode == -signal.SIGKILL, run.stderr
+        assert len((partial / "journal.jsonl").read_text().splitlines()) == journaled
+        assert not (root / tiny_store.path.name).exists()          # nothing looks complete
+        with open(partial / "journal.jsonl", "a") as journal:      # as if killed while writing a line
+            journal.write('{"row": 39, "track_id"')
+
+    run = prepare_in_subprocess(profile, tiny_config.data_dir, root)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[0] == str(root / tiny_store.path.name)
+    assert not partial.exists()
+    resumed = root / tiny_store.path.name
+    for name in STORE_FILES:
+        assert (resumed / name).read_bytes() == (tiny_store.path / name).read_bytes(), name
+    assert len(json.loads((resumed / "manifest.json").read_text())["skipped"]) == len(BAD_CASES)
+
+
+def test_a_store_killed_before_its_rename_is_finished(tiny_config, tiny_store, tmp_path):
+    root = tmp_path / "stores"
+    partial = shutil.copytree(tiny_store.path, root / f"{tiny_store.path.name}.partial")
+    (partial / "journal.jsonl").write_text("")                      # work files not yet removed
+    store = prepare(dataclasses.replace(tiny_config, store_root=str(root)), progress=False)
+    assert store.path == root / tiny_store.path.name and not partial.exists()
+    assert sorted(p.name for p in store.path.iterdir()) == STORE_FILES
+
+
+def test_missing_fma_says_to_fetch(tmp_path):
+    cfg = Config(data_source="fma", data_dir=str(tmp_path / "fma"), store_root=str(tmp_path / "stores"))
+    with pytest.raises(FileNotFoundError, match=r"Run `fmareport fetch .*fma`"):
+        prepare(cfg, progress=False)
+
+
+def test_open_store_refuses_an_incomplete_folder(tmp_path, tiny_store):
+    with pytest.raises(FileNotFoundError, match="not a complete clip store"):
+        open_store(tmp_path)
+    with pytest.raises(ValueError, match="expected one of"):
+        tiny_store.split_indices("train")
