@@ -1,0 +1,271 @@
+"""The network: one residual CNN fed raw audio (1D), its spectrogram (2D) or both.
+
+Our reconstruction of Fig. 1 and Fig. 2 of Benito Calvino & Pacheco Garcia, "Data Input
+Approaches for CNNs towards Music Genre Recognition" (DESIGN.md §4), whose network is
+the residual model of Zhang et al., "Improved music genre classification with
+convolutional neural networks", Interspeech 2016:
+
+    waveform (B, N) float in [-1, 1]
+      -> conv1: the input-specific first layer          (B, C, T),  T = N // hop - 2
+      -> conv2, conv3: Conv1d(C, C, 4), length kept     (B, C, T)
+      -> conv3 + conv1 (the residual shortcut)          (B, C, T)
+      -> global max and global mean over time, concat   (B, 2C)
+      -> dense 2C -> 300 -> 150 -> 8 genres             (B, 8) logits
+
+Choices the paper leaves open, and ours (the report states them):
+
+* The spectrogram is |STFT| (power 1, Hann window, centered with reflect padding) with
+  no log compression and no input normalisation: the paper says "STFT magnitude". The
+  batch norm right after the first conv rescales whatever the conv makes of it.
+* Batch norm sits between every layer and its ELU (the paper's words). In the residual
+  block the shortcut is added after conv3's batch norm and before the ELU:
+  out = ELU(BN(conv3(h2)) + h1), where h1 = ELU(BN(conv1(x))) (He et al. 2016's order).
+* conv2 and conv3 keep the length T with zero padding (1, 2): kernel 4 is even, so one
+  side gets one more; the same split as Keras' and PyTorch's padding="same".
+* Convolutions and hidden dense layers have no bias: the batch norm after each has
+  its own shift. Only the last dense layer (the logits) has a bias.
+* Dropout (p = cfg.dropout, the paper's 0.2) after the activation of every layer but the
+  last dense one: conv1, conv2, the block output, dense 1 and dense 2.
+* The 1D first layer is Conv1d(1, C, 3*hop, stride=hop) (Fig. 2 is lost): it spans the
+  samples of four STFT frames' hops and lands on the same T as the 2D one.
+
+The model takes float waveforms; the data path (train.py) converts the int16 clip store
+with x / 32768 on the device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import Config
+from .fma import GENRES
+
+RESIDUAL_KERNEL = 4   # conv2 and conv3 kernel (Zhang et al. 2016, nnet2)
+SPEC_FRAMES = 4       # 2D first layer spans 4 STFT frames -> T = (N // hop + 1) - 4 + 1
+# On CPU the STFT runs in chunks whose complex output (~8 MB) stays in cache: the
+# magnitude of 56 paper segments then takes 42 ms instead of 90 ms (2 cores, measured).
+CPU_CHUNK_BYTES = 8 << 20
+RAW_HOPS = 3          # 1D first layer kernel = 3 * hop, stride hop -> T = N // hop - 3 + 1
+
+
+class Spectrogram(nn.Module):
+    """|STFT| of a batch of waveforms, computed on the waveform's device.
+
+    The paper's spectrogram ("STFT magnitude", §IV): n_fft 2048, hop 1024, Hann window,
+    centered, giving (1025, 977) for 10**6 samples. Equal to
+    torchaudio.transforms.Spectrogram(n_fft, hop_length=hop, power=1).
+    (B, N) -> (B, n_fft // 2 + 1, N // hop + 1), linear magnitude (no log).
+    """
+
+    def __init__(self, n_fft: int, hop: int):
+        super().__init__()
+        self.n_fft, self.hop = n_fft, hop
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        per_item = (self.n_fft // 2 + 1) * (x.shape[-1] // self.hop + 1) * 8  # complex64 bytes
+        n = max(1, CPU_CHUNK_BYTES // per_item) if x.device.type == "cpu" else len(x)
+        return torch.cat([self._magnitude(chunk) for chunk in x.split(n)])  # (B, F, frames)
+
+    def _magnitude(self, x: torch.Tensor) -> torch.Tensor:
+        # Autocast has no rule for the STFT: it runs in x's float32 also under bf16 autocast.
+        spec = torch.stft(x, self.n_fft, self.hop, window=self.window, center=True,
+                          pad_mode="reflect", return_complex=True)  # (B, F, frames) complex
+        return spec.abs()  # (B, F, frames)
+
+    def describe(self) -> dict:
+        return dict(kind="stft", kernel=(self.n_fft,), stride=(self.hop,),
+                    padding=(self.n_fft // 2, self.n_fft // 2), features=self.n_fft // 2 + 1)
+
+
+class FirstLayer(nn.Module):
+    """The input-specific first conv layer (the paper's §V and Fig. 2): any input -> (B, C, T).
+
+    raw:         Conv1d(1, C, 3*hop, stride=hop) on the waveform.
+    spectrogram: Conv2d(1, C, (n_fft//2 + 1, 4)) on the |STFT|, which spans every
+                 frequency bin, so the output has height 1 and is squeezed.
+    both:        C/2 maps from each (raw first), concatenated on channels
+                 ("128 for 1D data + 128 for 2D data").
+    Then batch norm (per channel, so one BN over the concatenation equals one per half).
+    The ELU is applied by the caller, since conv1's activation also feeds the shortcut.
+    (B, N) -> (B, C, T) with T = N // hop - 2 for every input.
+    """
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        c = cfg.channels // 2 if cfg.input == "both" else cfg.channels
+        raw, spec = cfg.input in ("raw", "both"), cfg.input in ("spectrogram", "both")
+        self.raw = nn.Conv1d(1, c, RAW_HOPS * cfg.hop, stride=cfg.hop, bias=False) if raw else None
+        self.stft = Spectrogram(cfg.n_fft, cfg.hop) if spec else None
+        self.spec = nn.Conv2d(1, c, (cfg.n_bins, SPEC_FRAMES), bias=False) if spec else None
+        self.bn = nn.BatchNorm1d(cfg.channels)
+        self.hop = cfg.hop
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        steps = x.shape[-1] // self.hop - 2
+        parts = []
+        if self.raw is not None:
+            parts.append(self.raw(x[:, None]))  # (B, C1, T)
+        if self.spec is not None:
+            s = self.stft(x)  # (B, F, frames)
+            parts.append(self.spec(s[:, None]).squeeze(2))  # (B, 1, F, frames) -> (B, C2, 1, T) -> (B, C2, T)
+        h = torch.cat(parts, dim=1)  # (B, C, T)
+        assert h.shape[-1] == steps, f"first layer gives {h.shape[-1]} steps, expected N // hop - 2 = {steps}"
+        return self.bn(h)  # (B, C, T)
+
+    def describe(self) -> dict:
+        return dict(kind="first", kernel=None, stride=None, padding=None, features=self.bn.num_features)
+
+
+class ConvLayer(nn.Module):
+    """conv2 / conv3 of the residual block (Zhang et al. 2016): Conv1d(C, C, 4) + batch norm.
+
+    Zero padding (1, 2) keeps the length T. The ELU (and for conv3 the shortcut) is
+    applied by the caller. (B, C, T) -> (B, C, T).
+    """
+
+    def __init__(self, channels: int, kernel: int = RESIDUAL_KERNEL):
+        super().__init__()
+        self.pad = ((kernel - 1) // 2, kernel // 2)  # (1, 2) for kernel 4: length stays T
+        self.conv = nn.Conv1d(channels, channels, kernel, bias=False)
+        self.bn = nn.BatchNorm1d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(F.pad(x, self.pad)))  # (B, C, T)
+
+    def describe(self) -> dict:
+        return dict(kind="conv1d", kernel=self.conv.kernel_size, stride=self.conv.stride,
+                    padding=self.pad, features=self.conv.out_channels)
+
+
+class GlobalPool(nn.Module):
+    """Global max and global average pooling over time, concatenated (the paper's §V;
+    Zhang et al. 2016): the pooling kernel is the whole feature map. (B, C, T) -> (B, 2C)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x.amax(dim=-1), x.mean(dim=-1)], dim=1)  # (B, 2C)
+
+    def describe(self) -> dict:
+        return dict(kind="pool", kernel=None, stride=None, padding=None, features=None)
+
+
+class DenseLayer(nn.Module):
+    """A hidden fully connected layer + batch norm (the paper's §V; widths 300 and 150 from
+    Zhang et al. 2016). The ELU and dropout are applied by the caller. (B, D_in) -> (B, D_out)."""
+
+    def __init__(self, d_in: int, d_out: int):
+        super().__init__()
+        self.linear = nn.Linear(d_in, d_out, bias=False)
+        self.bn = nn.BatchNorm1d(d_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.linear(x))  # (B, D_out)
+
+    def describe(self) -> dict:
+        return dict(kind="dense", kernel=None, stride=None, padding=None, features=self.linear.out_features)
+
+
+class Net(nn.Module):
+    """The whole network (Fig. 1 of Benito Calvino & Pacheco Garcia; the residual model of
+    Zhang et al. 2016): first layer, residual block, global pooling, three dense layers.
+
+    (B, N) float waveform in [-1, 1] -> (B, n_classes) logits. N is a clip
+    (cfg.clip_samples) or a segment (cfg.segment_samples); any N >= 6 * hop works.
+    """
+
+    def __init__(self, cfg: Config, n_classes: int = len(GENRES)):
+        super().__init__()
+        c = cfg.channels
+        self.conv1 = FirstLayer(cfg)
+        self.conv2 = ConvLayer(c)
+        self.conv3 = ConvLayer(c)
+        self.pool = GlobalPool()
+        widths = [2 * c, *cfg.dense]  # 512 -> 300 -> 150 in the paper profile
+        self.dense = nn.ModuleList(DenseLayer(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.out = nn.Linear(widths[-1], n_classes)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h1 = self.drop(F.elu(self.conv1(x)))            # (B, C, T)
+        h2 = self.drop(F.elu(self.conv2(h1)))           # (B, C, T)
+        h3 = self.drop(F.elu(self.conv3(h2) + h1))      # (B, C, T): conv3 + conv1 shortcut
+        z = self.pool(h3)                               # (B, 2C)
+        for layer in self.dense:
+            z = self.drop(F.elu(layer(z)))              # (B, D)
+        return self.out(z)                              # (B, n_classes)
+
+
+@dataclass
+class LayerRow:
+    """One layer of the network as it ran on an input of a given length (batch dim dropped)."""
+
+    name: str                          # module path in Net, e.g. "conv1.spec", "dense.0"
+    kind: str                          # stft | first | conv1d | conv2d | pool | dense | linear
+    depth: int                         # 0: a layer of Fig. 1; 1: a part of the first layer (Fig. 2)
+    in_shape: tuple[int, ...]          # e.g. (1025, 977)
+    out_shape: tuple[int, ...]         # e.g. (256, 974)
+    kernel: tuple[int, ...] | None     # samples, or (bins, frames) for the 2D conv
+    stride: tuple[int, ...] | None
+    padding: tuple[int, ...] | None    # samples added (left, right) or per dim
+    features: int | None               # output maps / units / frequency bins
+    params: int                        # trainable parameters of this module (incl. its BN)
+    note: str                          # what happens after it: BN, ELU, shortcut, ...
+
+
+_NOTES = {
+    "conv1": "BN, ELU (also the shortcut to conv3)",
+    "conv2": "BN, ELU",
+    "conv3": "BN, + conv1 (residual), ELU",
+    "pool": "global max and global mean over time, concatenated",
+    "out": "logits (softmax in the loss)",
+}
+
+
+def layer_table(cfg: Config, n_samples: int | None = None) -> list[LayerRow]:
+    """The layers of Net(cfg), traced with forward hooks on the meta device (no memory).
+
+    `n_samples` is the input length (default cfg.window_samples). Rows come in the order
+    the modules run; depth-1 rows are the parts of the first layer (its convs and STFT).
+    """
+    n = n_samples or cfg.window_samples
+    with torch.device("meta"):
+        net = Net(cfg).eval()
+    layers = {"conv1": 0, "conv1.raw": 1, "conv1.stft": 1, "conv1.spec": 1, "conv2": 0,
+              "conv3": 0, "pool": 0, "out": 0, **{f"dense.{i}": 0 for i in range(len(cfg.dense))}}
+    rows: list[LayerRow] = []
+    dropped = {"conv1", "conv2", "conv3", *(f"dense.{i}" for i in range(len(cfg.dense)))}  # dropout after
+
+    def hook(name: str):
+        def fn(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+            if hasattr(module, "describe"):
+                d = module.describe()
+            elif isinstance(module, nn.Linear):
+                d = dict(kind="linear", kernel=None, stride=None, padding=None, features=module.out_features)
+            else:  # nn.Conv1d / nn.Conv2d inside the first layer
+                d = dict(kind=type(module).__name__.lower(), kernel=module.kernel_size,
+                         stride=module.stride, padding=module.padding, features=module.out_channels)
+            note = _NOTES.get(name, "BN, ELU" if name.startswith("dense.") else "")
+            if cfg.dropout and name in dropped:
+                note += f", dropout {cfg.dropout:g}"
+            rows.append(LayerRow(name=name, depth=layers[name], in_shape=tuple(args[0].shape[1:]),
+                                 out_shape=tuple(out.shape[1:]),
+                                 params=sum(p.numel() for p in module.parameters()), note=note, **d))
+        return fn
+
+    for name, module in net.named_modules():
+        if name in layers:
+            module.register_forward_hook(hook(name))
+    with torch.no_grad():
+        net(torch.zeros(1, n, device="meta"))
+    # Hooks fire when a module finishes: put the first layer before its parts.
+    parts, top = [r for r in rows if r.depth == 1], [r for r in rows if r.depth == 0]
+    return [top[0], *parts, *top[1:]]
+
+
+def n_params(model: nn.Module) -> int:
+    """Trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

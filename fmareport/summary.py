@@ -1,0 +1,56 @@
+"""`fmareport summary --profile P [CELL.yaml ...]`: the network's layer table for each input.
+
+For each input kind (raw, spectrogram, both) and each window (a whole clip, a segment)
+it prints every layer's output shape (batch dim dropped) and parameter count, traced
+from the model itself on the meta device: no data set, no memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from .config import ConfigError, load_config, profile_path
+from .model import layer_table
+
+INPUTS = ("raw", "spectrogram", "both")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="paper", help="profile name (smoke, demo, paper) or a profile YAML")
+    p.add_argument("cells", nargs="*", help="experiment cell YAMLs applied on top (later wins)")
+
+
+def format_table(cfg, n_samples: int) -> str:
+    """The layer table of Net(cfg) on an input of `n_samples` samples, as text."""
+    rows = layer_table(cfg, n_samples)
+    lines = [f"  {'layer':<14}{'kind':<8}{'output shape':<18}{'kernel':<12}{'stride':<9}{'params':>10}"]
+    for r in rows:
+        name = ("  " * r.depth) + r.name
+        kernel = "x".join(map(str, r.kernel)) if r.kernel else ""
+        stride = "x".join(map(str, r.stride)) if r.stride else ""
+        lines.append(f"  {name:<14}{r.kind:<8}{str(r.out_shape):<18}{kernel:<12}{stride:<9}{r.params:>10,}")
+    total = sum(r.params for r in rows if r.depth == 0)
+    lines.append(f"  {'total':<61}{total:>10,}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        base = load_config(profile_path(args.profile), *args.cells)
+    except ConfigError as err:
+        print(f"fmareport summary: {err}", file=sys.stderr)
+        return 2
+    sr = base.sample_rate
+    print(f"profile {base.profile}: {sr} Hz, n_fft {base.n_fft}, hop {base.hop}, {base.channels} maps, "
+          f"dense {base.dense}, dropout {base.dropout}")
+    windows = [("whole clip", base.clip_samples, False), ("segment", base.segment_samples, True)]
+    for kind in INPUTS:
+        cfg = dataclasses.replace(base, input=kind)
+        for label, n, segmented in windows:
+            extra = (f", {cfg.n_segments} per clip (hop {cfg.segment_hop})" if segmented else "")
+            print(f"\ninput {kind}, {label}: {n:,} samples ({n / sr:.2f} s){extra}, "
+                  f"T = N // hop - 2 = {cfg.steps(n)}")
+            print(format_table(cfg, n))
+    return 0

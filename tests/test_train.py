@@ -1,0 +1,250 @@
+"""Training: segment aggregation, one step per input, learning, resume, divergence, GPU."""
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+
+import jsonschema
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fmareport import results, train
+from fmareport.config import load_profile
+from fmareport.fma import GENRES
+from fmareport.model import Net
+from fmareport.train import (DivergedError, batches, load_clips, seed_everything, track_log_probs,
+                             train_seed, windows)
+
+INPUTS = ["raw", "spectrogram", "both"]
+RECORD_KEYS = {"seed", "history", "test_acc_last", "test_acc_best", "best_epoch", "confusion",
+               "per_genre_acc", "n_params", "seconds", "segments_per_second"}
+HISTORY_KEYS = {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"}
+
+# A small learnable problem: 8 classes of pure tones, half an octave apart (250 Hz ... 2.8 kHz),
+# each track with a random pitch offset (+-3 %), phase and loudness, in white noise; 1 s at 8 kHz.
+TONE_RATE = 8000
+TONE_SAMPLES = 8192
+TONE_HZ = 250 * 2 ** (np.arange(len(GENRES)) / 2)
+
+
+@dataclass
+class ArrayStore:
+    """The part of a ClipStore that train_seed uses, over in-memory arrays."""
+
+    audio: np.ndarray   # (n, N) int16
+    labels: np.ndarray  # (n,) int64
+    split: np.ndarray   # (n,) "training" | "validation" | "test"
+
+    def split_indices(self, name: str) -> np.ndarray:
+        return np.flatnonzero(self.split == name).astype(np.int64)
+
+
+def tone_store(per_class=(12, 3, 3), seed=0) -> ArrayStore:
+    rng = np.random.default_rng(seed)
+    t = np.arange(TONE_SAMPLES) / TONE_RATE
+    audio, labels, split = [], [], []
+    for name, k in zip(("training", "validation", "test"), per_class):
+        for c, hz in enumerate(TONE_HZ):
+            for _ in range(k):
+                f = hz * rng.uniform(0.97, 1.03)
+                x = rng.uniform(0.1, 0.6) * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+                x = x + 0.05 * rng.standard_normal(TONE_SAMPLES)
+                audio.append(np.round(np.clip(x, -1, 1) * 32767).astype(np.int16))
+                labels.append(c)
+                split.append(name)
+    # Shuffle the rows, so that no code can lean on the store's order.
+    order = rng.permutation(len(labels))
+    return ArrayStore(np.stack(audio)[order], np.array(labels, np.int64)[order], np.array(split)[order])
+
+
+@pytest.fixture(scope="module")
+def tones() -> ArrayStore:
+    return tone_store()
+
+
+def tone_config(**overrides):
+    """smoke profile (32 maps, n_fft 256, hop 128) on 1 s clips and 0.26 s segments (T = 14)."""
+    return load_profile("smoke", overrides={"sample_rate": TONE_RATE, "clip_samples": TONE_SAMPLES,
+                                            "segment_samples": 2048, "batch_size": 16, "device": "cpu",
+                                            **overrides})
+
+
+def without_seconds(history):
+    return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These models are tiny: threads gain nothing, and OpenMP threads crawl (10x slower,
+    measured) when other processes hold the 2 cores. Run on one thread, then restore."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+# --- the pieces --------------------------------------------------------------------------
+
+def test_track_probabilities_are_the_normalised_sum_of_segment_softmaxes():
+    # track 0: segments vote class 0 (0.7) and class 1 (0.5); the sum [0.8, 0.7, 0.5] picks 0
+    # track 1: [0.2, 0.2, 0.6] + [0.3, 0.3, 0.4] = [0.5, 0.5, 1.0] -> normalised [0.25, 0.25, 0.5]
+    p = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.5, 0.4],
+                      [0.2, 0.2, 0.6], [0.3, 0.3, 0.4]], dtype=torch.float64)
+    logits = p.log() + 3.0  # softmax is shift invariant: softmax(logits) == p
+    logp = track_log_probs(logits, n_segments=2)  # (2 tracks, 3 classes)
+    torch.testing.assert_close(logp.exp().double(), torch.tensor([[0.4, 0.35, 0.25], [0.25, 0.25, 0.5]],
+                                                                 dtype=torch.float64))
+    assert logp.argmax(-1).tolist() == [0, 2]
+    # validation loss for labels [1, 2]: mean of -log 0.35 and -log 0.5
+    loss = F.nll_loss(logp, torch.tensor([1, 2]))
+    assert loss.item() == pytest.approx((-math.log(0.35) - math.log(0.5)) / 2, rel=1e-6)
+
+
+def test_one_segment_is_plain_cross_entropy():
+    logits = torch.randn(5, 8)
+    y = torch.randint(0, 8, (5,))
+    torch.testing.assert_close(F.nll_loss(track_log_probs(logits, 1), y), F.cross_entropy(logits, y))
+
+
+def test_windows_are_each_clips_segments_in_order():
+    cfg = load_profile("paper", overrides={"segmented": True})
+    x = torch.arange(2 * cfg.clip_samples, dtype=torch.float32).view(2, -1)  # (B, N)
+    w = windows(x, cfg)  # (B * S, W)
+    assert cfg.n_segments == 14 and w.shape == (2 * 14, 131072)
+    for i in range(2):
+        for j in range(14):
+            start = j * cfg.segment_hop
+            assert torch.equal(w[i * 14 + j], x[i, start:start + cfg.segment_samples])
+    whole = load_profile("paper")
+    assert windows(x, whole) is x
+
+
+def test_load_clips_scales_int16_to_unit_range():
+    audio = np.array([[-32768, 0, 16384, 32767], [1, 2, 3, 4]], dtype=np.int16)
+    x = load_clips(audio, np.array([0]), torch.device("cpu"))
+    assert x.dtype == torch.float32
+    assert x.tolist() == [[-1.0, 0.0, 0.5, 32767 / 32768]]
+
+
+def test_batches_cover_every_row_once_in_near_equal_sorted_batches():
+    rows = np.random.default_rng(0).permutation(103)
+    parts = batches(rows, 50)
+    assert [len(b) for b in parts] == [35, 34, 34]
+    assert all((np.diff(b) > 0).all() for b in parts)
+    assert sorted(np.concatenate(parts).tolist()) == list(range(103))
+    assert [len(b) for b in batches(np.arange(6400), 50)] == [50] * 128  # the paper: 128 steps
+
+
+@pytest.mark.parametrize("kind", INPUTS)
+def test_one_training_step_moves_every_parameter(kind, tones):
+    cfg = tone_config(input=kind, segmented=True)
+    seed_everything(0)
+    model = Net(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    before = [p.detach().clone() for p in model.parameters()]
+    rows = np.arange(16)
+    x = windows(load_clips(tones.audio, rows, torch.device("cpu")), cfg)  # (16 * S, W)
+    y = torch.from_numpy(tones.labels[rows]).repeat_interleave(cfg.n_segments)
+    loss = F.cross_entropy(model(x), y)
+    assert math.isfinite(loss.item())
+    loss.backward()
+    opt.step()
+    names = [n for n, _ in model.named_parameters()]
+    unmoved = [n for n, p, b in zip(names, model.parameters(), before) if torch.equal(p, b)]
+    assert not unmoved, f"no update for {unmoved}"
+
+
+# --- training runs -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", INPUTS)
+def test_training_learns_tones_well_above_chance(kind, tones):
+    """Chance is 1/8; a network that does not learn stays near it (this test then fails)."""
+    rec = train_seed(tone_config(input=kind, segmented=True, epochs=6), tones, seed=0, progress=False)
+    last = rec["history"][-1]
+    assert rec["history"][0]["train_loss"] > 1.5 * last["train_loss"]
+    assert last["train_acc"] >= 0.8
+    assert last["val_acc"] >= 0.6
+    assert rec["test_acc_last"] >= 0.6
+
+
+def test_killed_run_resumes_to_the_same_numbers(tones, tmp_path, monkeypatch):
+    """Deterministic CPU: 3 epochs straight == killed in the middle of epoch 2, then resumed.
+    Dropout is on, so the resumed run must also restore torch's RNG from the checkpoint."""
+    cfg = tone_config(input="both", segmented=True, dropout=0.2, epochs=3, deterministic=True)
+    straight = train_seed(cfg, tones, seed=1, checkpoint_dir=tmp_path / "a", progress=False)
+
+    calls = {"n": 0}
+    real = train.load_clips
+
+    def dies_in_epoch_2(*args):  # epoch 1: 6 training + 2 validation batches
+        calls["n"] += 1
+        if calls["n"] == 11:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(train, "load_clips", dies_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train_seed(cfg, tones, seed=1, checkpoint_dir=tmp_path / "b", progress=False)
+    monkeypatch.setattr(train, "load_clips", real)
+    assert torch.load(tmp_path / "b" / "seed1.pt", weights_only=False)["epoch"] == 1
+    resumed = train_seed(cfg, tones, seed=1, checkpoint_dir=tmp_path / "b", progress=False)
+
+    assert without_seconds(resumed["history"]) == without_seconds(straight["history"])
+    for key in ("test_acc_last", "test_acc_best", "best_epoch", "confusion"):
+        assert resumed[key] == straight[key]
+    a = torch.load(tmp_path / "a" / "seed1.pt", weights_only=False)
+    b = torch.load(tmp_path / "b" / "seed1.pt", weights_only=False)
+    assert a["epoch"] == b["epoch"] == 3
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+
+
+def test_resume_refuses_other_settings(tones, tmp_path):
+    train_seed(tone_config(epochs=1), tones, seed=0, checkpoint_dir=tmp_path, progress=False)
+    with pytest.raises(RuntimeError, match="lr"):
+        train_seed(tone_config(epochs=2, lr=1e-3), tones, seed=0, checkpoint_dir=tmp_path, progress=False)
+
+
+def test_nan_loss_stops_with_a_clear_message(tones):
+    with pytest.raises(DivergedError, match=r"loss is (nan|inf) at epoch 1, step \d+/6.*smaller lr"):
+        train_seed(tone_config(lr=1e30, epochs=2), tones, seed=0, progress=False)
+
+
+def test_clip_length_must_match_the_config(tones):
+    with pytest.raises(ValueError, match="clip_samples"):
+        train_seed(tone_config(clip_samples=4096), tones, seed=0, progress=False)
+
+
+def test_record_on_the_tiny_store_follows_the_contract(tiny_store, tiny_config):
+    cfg = dataclasses.replace(tiny_config, channels=32, segmented=True, epochs=2, batch_size=16)
+    rec = train_seed(cfg, tiny_store, seed=0, progress=False)
+    assert set(rec) == RECORD_KEYS
+    jsonschema.validate(json.loads(json.dumps(rec)), results.SCHEMA["properties"]["seeds"]["items"])
+    assert len(rec["history"]) == cfg.epochs
+    assert all(set(h) == HISTORY_KEYS for h in rec["history"])
+    n_test = len(tiny_store.split_indices("test"))
+    conf = np.array(rec["confusion"])
+    assert conf.shape == (8, 8) and conf.sum() == n_test
+    assert rec["test_acc_last"] == pytest.approx(np.trace(conf) / n_test)
+    assert list(rec["per_genre_acc"]) == list(GENRES)
+    assert 1 <= rec["best_epoch"] <= cfg.epochs
+    assert rec["n_params"] > 0 and rec["seconds"] > 0 and rec["segments_per_second"] > 0
+
+
+def test_cuda_device_without_cuda_is_an_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(RuntimeError, match="no CUDA"):
+        train.pick_device(tone_config(device="cuda"))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_bf16_run_learns_with_the_store_on_the_device(tones):
+    rec = train_seed(tone_config(input="both", segmented=True, epochs=6, device="cuda", amp=True),
+                     tones, seed=0, progress=False)
+    assert train._DEVICE_STORE["tensor"].device.type == "cuda"
+    assert rec["test_acc_last"] >= 0.6
