@@ -23,8 +23,11 @@ install: $(STAMP)
 test: install
 	$(PY) -m pytest -q
 
+# --keep-going: a failing cell does not stop the others; a rerun does only what is missing.
 report: install
-	$(VENV)/bin/snakemake --cores $(CORES) --config profile=$(PROFILE)
+	$(VENV)/bin/snakemake --cores $(CORES) --keep-going --show-failed-logs --config profile=$(PROFILE)
+	@echo "HTML report: $(CURDIR)/_build/html/index.html"
+	@echo "Results page: $(CURDIR)/_build/html/book/generated/results.html"
 
 clean:
-	rm -rf _build results .snakemake
+	rm -rf _build results build .snakemake

@@ -1,0 +1,177 @@
+"""The fmareport workflow: data -> clip store -> one papermill run per table cell -> book.
+
+    snakemake --cores 2                              # the demo profile: data, every cell, the book
+    snakemake --cores 2 --config profile=smoke       # the same pipeline at another scale
+    snakemake --cores 2 results                      # every cell's results, no book
+    snakemake --cores 2 results/demo/table1/raw_whole.json   # one cell
+
+Jobs (docs/running.md has the details and the measured times):
+
+  synth | fetch   the FMA-format data set of the profile (data_source: synth | fma)
+  prepare         decode it once into the clip store; every cell waits for it
+  notebook        book/experiment.py -> build/notebooks/experiment.ipynb (jupytext)
+  cell            papermill runs the notebook with -f <profile>.yaml -f <cell>.yaml and
+                  writes results/<profile>/<cell>.json and the executed <cell>.ipynb
+  book            fmareport book: the HTML report of the profile's results
+
+The cells are the YAML files under params/table1/ and params/table2/ (Table 3 reuses the
+segmented cells' runs). A cell job's inputs are the notebook, the profile and the cell
+YAML, so editing one cell's file re-runs that cell only; editing the profile re-runs
+them all. Paths are relative to the working directory (the repo root, or --directory).
+
+Config (--config KEY=VALUE):
+  profile       params/profiles/<profile>.yaml (default: demo)
+  cell_threads  CPU threads per cell job (default: 1; on 2 cores two cells at a time is
+                faster than one cell on two threads, see docs/running.md)
+  gpu           GPUs per cell job, as the resource `gpu` (default: 0). On a GPU machine:
+                --config gpu=1 --resources gpu=1 runs one cell at a time on the GPU;
+                with --executor slurm it asks SLURM for a GPU per cell job.
+"""
+
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from fmareport.config import ConfigError, load_profile
+
+PY = sys.executable  # the environment Snakemake runs in runs every step (no PATH needed)
+REPO = Path(workflow.basedir)
+PROFILE = str(config.get("profile", "demo"))
+CELL_THREADS = int(config.get("cell_threads", 1))
+GPU = int(config.get("gpu", 0))
+
+PARAMS = Path("params")
+PROFILE_YAML = PARAMS / "profiles" / f"{PROFILE}.yaml"
+try:
+    CFG = load_profile(PROFILE_YAML)
+except ConfigError as err:
+    raise WorkflowError(f"profile {PROFILE!r}: {err}") from None
+if CFG.profile != PROFILE:
+    raise WorkflowError(f"{PROFILE_YAML} says 'profile: {CFG.profile}': it must be '{PROFILE}' (its file name)")
+
+RESULTS_ROOT = Path(CFG.results_dir).resolve()  # for the book, which may run elsewhere
+RESULTS = Path(CFG.results_dir) / PROFILE
+BUILD = Path("build") / PROFILE
+NOTEBOOK = Path("build/notebooks/experiment.ipynb")
+# What prepare waits for: synth writes its set whole (tracks.csv last); fetch resumes
+# partial downloads, so it gets a marker of its own that Snakemake may delete.
+DATA = Path(CFG.data_dir) / "fma_metadata" / "tracks.csv" if CFG.data_source == "synth" else BUILD / "fetched"
+# A cell is the path of its YAML under params/ without the suffix, e.g. table1/raw_whole.
+CELLS = sorted(p.relative_to(PARAMS).with_suffix("").as_posix()
+               for table in ("table1", "table2") for p in (PARAMS / table).glob("*.yaml"))
+if not CELLS:
+    raise WorkflowError(f"no cell YAMLs under {PARAMS}/table1 or {PARAMS}/table2 (run from the repo root, "
+                        "or give --directory)")
+
+wildcard_constraints:
+    cell=r"table[12]/[^/]+",
+
+localrules: all, results, notebook
+
+
+rule all:
+    input:
+        REPO / "_build/html/book/generated/results.html",
+
+
+rule results:
+    input:
+        expand(RESULTS / "{cell}.json", cell=CELLS),
+
+
+if CFG.data_source == "synth":
+
+    rule synth:
+        output:
+            DATA,
+        params:
+            # Changed settings re-make the set (Snakemake's params trigger).
+            settings=f"--tracks-per-genre {CFG.synth_tracks_per_genre} --seconds {CFG.synth_seconds} "
+                     f"--sample-rate {CFG.synth_sample_rate} --seed {CFG.synth_seed}"
+                     + (" --bad-cases" if CFG.synth_bad_cases else ""),
+        threads: workflow.cores
+        shell:
+            "{PY} -m fmareport.cli synth {CFG.data_dir} {params.settings} --workers {threads} --force"
+
+else:
+
+    rule fetch:
+        output:
+            touch(DATA),
+        shell:
+            "{PY} -m fmareport.cli fetch {CFG.data_dir}"
+
+    localrules: fetch  # on a cluster: the download runs where Snakemake runs (compute nodes may be offline)
+
+
+rule prepare:
+    input:
+        DATA,
+        profile=PROFILE_YAML,
+    output:
+        BUILD / "store.txt",  # the store's path and counts: the marker every cell waits for
+    threads: workflow.cores
+    shell:
+        "{PY} -m fmareport.cli prepare --profile {input.profile} --workers {threads} > {output}"
+
+
+rule notebook:
+    input:
+        REPO / "book/experiment.py",
+    output:
+        NOTEBOOK,
+    shell:
+        "{PY} -m jupytext --quiet --to ipynb --output {output} {input}"
+
+
+rule cell:
+    input:
+        notebook=NOTEBOOK,
+        profile=PROFILE_YAML,
+        params=PARAMS / "{cell}.yaml",
+        store=BUILD / "store.txt",
+    output:
+        json=RESULTS / "{cell}.json",
+        notebook=RESULTS / "{cell}.ipynb",
+    log:
+        config=BUILD / "logs/{cell}.config.yaml",
+        papermill=BUILD / "logs/{cell}.log",
+    threads: CELL_THREADS
+    resources:
+        gpu=GPU,
+    shell:
+        # 1. Check the params files first: a bad one fails here, naming the file and key.
+        # 2. papermill, its cell outputs logged (a bar line per 30 s, not per step). A kernel
+        #    can lose the race for a free TCP port to another kernel starting at the same
+        #    moment (ZMQError: Address already in use): that start alone is tried again.
+        # 3. Tag papermill's injected cell remove-cell: the book does not show it.
+        """
+        {PY} -m fmareport.cli config {input.profile} {input.params} > {log.config}
+        grep -qxF 'cell: {wildcards.cell}' {log.config} || {{
+            echo "{input.params}: key 'cell' must be '{wildcards.cell}' (the file's path under params/)" >&2
+            exit 2
+        }}
+        export TQDM_MININTERVAL=30
+        for attempt in 1 2 3; do
+            if {PY} -m papermill {input.notebook} {output.notebook} -f {input.profile} -f {input.params} \\
+                    --no-progress-bar --log-output 2> {log.papermill}; then
+                break
+            fi
+            grep -q "Address already in use" {log.papermill} && [ $attempt -lt 3 ] || exit 1
+            echo "{wildcards.cell}: the kernel lost a port race on start; starting it again" >&2
+        done
+        {PY} -m fmareport.results hide-injected {output.notebook}
+        """
+
+
+rule book:
+    input:
+        expand(RESULTS / "{cell}.{ext}", cell=CELLS, ext=("json", "ipynb")),
+        REPO / "_config.yml",
+        REPO / "_toc.yml",
+        sorted((REPO / "book/pages").glob("*.md")),
+    output:
+        REPO / "_build/html/book/generated/results.html",
+    shell:
+        "{PY} -m fmareport.cli book --profile {PROFILE} --results-dir {RESULTS_ROOT}"
