@@ -18,6 +18,7 @@ COMMANDS = [
     ("prepare", "fmareport.store", "decode every track once into a clip store (int16 .npy + index)"),
     ("config", "fmareport.config_cli", "check params files and print the resolved config"),
     ("summary", "fmareport.summary", "print the network's layer table for each input kind"),
+    ("book", "fmareport.book", "build the HTML report (Jupyter Book) of one profile's results"),
 ]
 
 

@@ -1,0 +1,256 @@
+"""The book (fmareport.book): built from real smoke results, checked in its HTML and in a browser.
+
+The smoke grid runs once per session through the workflow (Snakefile, target
+`results`) in a scratch folder; the book is staged and built in another scratch folder
+holding copies of _config.yml, _toc.yml and book/pages/, so a test run never touches
+the repo's own book/generated/ or _build/.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import nbformat
+import pytest
+from bs4 import BeautifulSoup
+
+from fmareport import book
+from fmareport.tables import PAPER
+
+REPO = Path(__file__).resolve().parents[1]
+INPUT = {"raw": "1D", "spectrogram": "2D", "both": "1D+2D"}
+PAGES = [f"book/generated/{p}.html" for p in book.PAGES]
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+SPHINX_WARNING = re.compile(r"^(.*: )?(WARNING|ERROR|CRITICAL): ", re.M)
+
+
+@pytest.fixture(scope="session")
+def smoke_results(tmp_path_factory) -> Path:
+    """The smoke profile's real results: the workflow's `results` target in a scratch folder."""
+    work = tmp_path_factory.mktemp("smoke-workflow")
+    shutil.copytree(REPO / "params", work / "params")
+    done = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
+                           str(work), "--cores", "2", "--config", "profile=smoke", "--", "results"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, f"smoke workflow failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    return work / "results"
+
+
+def _book_root(tmp_path_factory, name: str) -> Path:
+    root = tmp_path_factory.mktemp(name)
+    for f in ("_config.yml", "_toc.yml"):
+        shutil.copy(REPO / f, root / f)
+    shutil.copytree(REPO / "book" / "pages", root / "book" / "pages")
+    return root
+
+
+@pytest.fixture(scope="session")
+def built(smoke_results, tmp_path_factory) -> tuple[Path, str, dict[str, dict]]:
+    """(book root, build output, results by cell): `python -m fmareport.book` on the smoke results."""
+    root = _book_root(tmp_path_factory, "book")
+    done = subprocess.run([sys.executable, "-m", "fmareport.book", "--profile", "smoke",
+                           "--results-dir", str(smoke_results), "--root", str(root)],
+                          capture_output=True, text=True)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, f"book build failed:\n{output[-6000:]}"
+    results = {str(p.relative_to(smoke_results / "smoke").with_suffix("")): json.loads(p.read_text())
+               for p in sorted((smoke_results / "smoke").rglob("*.json"))}
+    return root, output, results
+
+
+def html(root: Path, page: str) -> BeautifulSoup:
+    return BeautifulSoup((root / "_build/html" / page).read_text(), "html.parser")
+
+
+def label(result: dict) -> str:
+    """The row label a results JSON's setting must have in the tables (spelled out independently)."""
+    c = result["config"]
+    text = f"{INPUT[c['input']]} input, {'segmented' if c['segmented'] else 'not segmented'}"
+    return text + (f", dropout {c['dropout']:g}" if c["dropout"] else "")
+
+
+def test_build_has_zero_warnings_and_prints_the_results_page(built):
+    root, output, _ = built
+    assert "build succeeded" in output and "with problems" not in output
+    assert not SPHINX_WARNING.search(output), SPHINX_WARNING.search(output).group(0)
+    assert f"results page {root / book.RESULTS_PAGE}" in output
+    for page in PAGES:
+        assert (root / "_build/html" / page).is_file(), page
+
+
+@pytest.mark.parametrize("table_id, name", [("table-1", "Table 1"), ("table-2", "Table 2"), ("table-3", "Table 3")])
+def test_tables_hold_the_papers_values_and_ours_from_the_results_json(built, table_id, name):
+    root, _, results = built
+    table = html(root, "book/generated/results.html").find("table", id=table_id)
+    assert table is not None, f"{table_id} missing from the results page"
+    rows = {tr.th.get_text(strip=True): [td.get_text(strip=True) for td in tr.find_all("td")]
+            for tr in table.tbody.find_all("tr")}
+    by_label = {label(r): r for r in results.values()}
+    expected = PAPER[name]
+    assert len(rows) == len(expected)
+    for setting, paper in expected.items():
+        kind, segmented, dropout = setting
+        row_label = label({"config": {"input": kind, "segmented": segmented, "dropout": dropout}})
+        r, cells = by_label[row_label], rows[row_label]
+        s = r["summary"]
+        assert cells == [f"{paper:.3f}", f"{s['test_acc_last_mean']:.3f} ± {s['test_acc_last_std']:.3f}",
+                         str(s["n_seeds"]), f"{s['test_acc_last_mean'] - paper:+.3f}"], row_label
+
+
+def test_claims_are_judged_and_say_inconclusive_with_one_seed(built):
+    root, _, _ = built
+    table = html(root, "book/generated/results.html").find("table", id="claims-summary")
+    verdicts = {tr.th.get_text(strip=True): tr.find_all("td")[-1].get_text(strip=True)
+                for tr in table.tbody.find_all("tr")}
+    assert verdicts == {c: "inconclusive (1 seed)" for c in
+                        ("2D beats 1D", "1D+2D adds nothing over 2D", "Segmenting helps", "Dropout hurts")}
+
+
+def test_architecture_figures_are_drawn_files_in_the_methods_page(built):
+    root, _, _ = built
+    page = root / "_build/html/book/generated"
+    srcs = [img["src"] for img in html(root, "book/generated/methods.html").find_all("img")]
+    for name in ("fig1_architecture.png", "fig2_first_layers.png"):
+        src = next((s for s in srcs if s.endswith(name)), None)
+        assert src is not None, f"{name} not referenced by methods.html ({srcs})"
+        path = (page / src).resolve()
+        assert path.is_file() and path.stat().st_size > 20_000, path
+
+
+def test_every_page_has_the_honesty_banner(built):
+    root, _, results = built
+    cells = [f"book/generated/experiments/{cell}.html" for cell in results]
+    for page in PAGES + cells:
+        text = html(root, page).get_text(" ", strip=True)
+        assert "These are NOT FMA results" in text and "smoke" in text, page
+        assert "make report PROFILE=paper" in text, page
+
+
+def test_experiment_pages_are_the_executed_cell_notebooks(built):
+    root, _, results = built
+    for cell in results:
+        doc = html(root, f"book/generated/experiments/{cell}.html")
+        assert doc.find("h1").get_text(strip=True).startswith(f"{cell}:"), cell
+        assert "Parameters" not in [h.get_text(strip=True) for h in doc.find_all(["h1", "h2"])]
+        assert doc.find("img") is not None, f"{cell}: the executed notebook's figures are missing"
+        staged = nbformat.read(root / f"book/generated/experiments/{cell}.ipynb", as_version=4)
+        injected = [c for c in staged.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        assert injected and all("remove-cell" in c.metadata["tags"] for c in injected), cell
+
+
+def test_no_broken_image_or_link(built):
+    root, _, _ = built
+    site = root / "_build/html"
+    pages = sorted(site.glob("book/generated/**/*.html")) + [site / "index.html"]
+    assert len(pages) > len(PAGES)
+    for page in pages:
+        doc = BeautifulSoup(page.read_text(), "html.parser")
+        for img in doc.find_all("img"):
+            src = img["src"]
+            assert not urlsplit(src).scheme, f"{page.name}: image from the network: {src}"
+            assert (page.parent / unquote(src)).resolve().is_file(), f"{page.name}: broken image {src}"
+        for a in doc.find_all("a", href=True):
+            url = urlsplit(a["href"])
+            if url.scheme or a["href"].startswith("mailto:"):
+                continue
+            target = (page.parent / unquote(url.path)).resolve() if url.path else page
+            assert target.is_file(), f"{page.relative_to(site)}: broken link {a['href']}"
+            if url.fragment and target.suffix == ".html":
+                ids = {t["id"] for t in BeautifulSoup(target.read_text(), "html.parser").find_all(id=True)}
+                assert unquote(url.fragment) in ids, f"{page.relative_to(site)}: broken anchor {a['href']}"
+
+
+def test_a_warning_fails_the_build(built, tmp_path):
+    root, _, _ = built
+    copy = tmp_path / "book"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("_build"))
+    page = copy / "book/generated/results.ipynb"
+    nb = nbformat.read(page, as_version=4)
+    nb.cells.append(nbformat.v4.new_markdown_cell("```{figure} figures/no_such_figure.png\nmissing\n```"))
+    nbformat.write(nb, page)
+    with pytest.raises(book.BookError, match="jupyter-book build failed"):
+        book.build(copy)
+
+
+def test_no_results_is_a_clear_error(tmp_path):
+    with pytest.raises(book.BookError, match="no results in .*run the workflow first"):
+        book.stage("smoke", tmp_path, root=tmp_path)
+
+
+def test_banner_for_fma_results_is_a_note_naming_the_profile():
+    result = {"profile": "paper", "seeds": [{"seed": 0}, {"seed": 1}],
+              "data": {"source": "fma", "data_dir": "data/fma", "skipped": 6,
+                       "tracks": {"training": 6394, "validation": 800, "test": 800}}}
+    text = book.banner({"table1/raw_whole": result})
+    assert text.startswith(":::{admonition} FMA-small, profile `paper`\n:class: note\n")
+    assert "NOT FMA" not in text and "6,394 training" in text and "seeds 0, 1" in text
+
+
+def _browser() -> str:
+    for name in BROWSERS:
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.skip(f"no headless browser found (looked for {', '.join(BROWSERS)} on PATH): "
+                "the browser check did not run; install Debian's `chromium` (.ci/run does)")
+
+
+def _chromium(browser: str, profile_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                           "--disable-component-update", "--disable-sync", "--no-first-run",
+                           f"--user-data-dir={profile_dir}", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+# Appended to a copy of the results page: after load, record each table's rendered box and style.
+VISIBILITY_PROBE = """<script>
+window.addEventListener("load", () => {
+  const out = {};
+  for (const t of document.querySelectorAll("table[id]")) {
+    const r = t.getBoundingClientRect(), s = getComputedStyle(t);
+    out[t.id] = {width: r.width, height: r.height, display: s.display, visibility: s.visibility,
+                 text: t.innerText.length};
+  }
+  const pre = document.createElement("pre");
+  pre.id = "fmareport-visibility";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+def test_results_page_renders_in_headless_chromium(built, tmp_path):
+    from PIL import Image, ImageStat
+
+    browser = _browser()
+    root, _, _ = built
+    page = root / book.RESULTS_PAGE
+    shot = tmp_path / "results.png"
+    done = _chromium(browser, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,2400",
+                     page.as_uri())
+    assert shot.is_file(), f"no screenshot: {done.stderr[-2000:]}"
+    gray = Image.open(shot).convert("L")
+    assert gray.size == (1280, 2400)
+    assert ImageStat.Stat(gray).stddev[0] > 20, "the screenshot is (nearly) blank"
+
+    probe = page.with_name("results-visibility-probe.html")
+    probe.write_text(page.read_text().replace("</body>", VISIBILITY_PROBE + "</body>"))
+    try:
+        dom = _chromium(browser, tmp_path / "profile", "--virtual-time-budget=5000", "--dump-dom",
+                        probe.as_uri()).stdout
+    finally:
+        probe.unlink()
+    match = re.search(r'<pre id="fmareport-visibility"[^>]*>(.*?)</pre>', dom, re.S)
+    assert match, f"the probe did not run in the browser: {dom[-1000:]}"
+    boxes = json.loads(html_lib.unescape(match.group(1)))
+    for table_id in ("table-1", "table-2", "table-3", "claims"):
+        box = boxes[table_id]
+        assert box["display"] != "none" and box["visibility"] == "visible", (table_id, box)
+        assert box["width"] > 300 and box["height"] > 50 and box["text"] > 50, (table_id, box)

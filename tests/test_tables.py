@@ -1,0 +1,129 @@
+"""The pure functions behind the book's tables and claims (fmareport.tables).
+
+Inputs are minimal results dicts holding only the keys the tables read; the book
+test (test_book.py) checks the same tables on real smoke results.
+"""
+
+import math
+
+import pytest
+from scipy import stats
+
+from fmareport import tables
+
+
+def result(kind, segmented, dropout, accs, profile="p", cell=None):
+    """A results-JSON-shaped dict with the given last-epoch test accuracies per seed."""
+    return {
+        "profile": profile,
+        "cell": cell or f"{kind}_{'seg' if segmented else 'whole'}_{dropout}",
+        "config": {"input": kind, "segmented": segmented, "dropout": dropout},
+        "seeds": [{"seed": i, "test_acc_last": a} for i, a in enumerate(accs)],
+    }
+
+
+def full_grid(accs_by_setting):
+    """Every cell of Tables 1-2, each with the accuracies given for its setting (default [0.5, 0.5])."""
+    settings = set(tables.PAPER["Table 1"]) | set(tables.PAPER["Table 2"])
+    return tables.index_runs([result(*s, accs_by_setting.get(s, [0.5, 0.5])) for s in settings])
+
+
+def test_paper_values_are_the_papers_tables():
+    t1, t2, t3 = (tables.PAPER[f"Table {i}"] for i in (1, 2, 3))
+    assert [t1[(k, False, 0.0)] for k in ("raw", "spectrogram", "both")] == [0.264, 0.395, 0.376]
+    assert [t1[(k, True, 0.0)] for k in ("raw", "spectrogram", "both")] == [0.314, 0.429, 0.428]
+    assert [t2[(k, True, 0.2)] for k in ("spectrogram", "both")] == [0.378, 0.369]
+    assert t3 == {("spectrogram", True, 0.0): 0.469, ("both", True, 0.0): 0.0,
+                  ("spectrogram", True, 0.2): 0.423, ("both", True, 0.2): 0.0}
+
+
+def test_index_runs_refuses_mixed_profiles_and_duplicate_settings():
+    a = result("raw", False, 0.0, [0.3], profile="demo")
+    with pytest.raises(ValueError, match="several profiles"):
+        tables.index_runs([a, result("raw", True, 0.0, [0.3], profile="smoke")])
+    with pytest.raises(ValueError, match="same setting"):
+        tables.index_runs([a, result("raw", False, 0.0, [0.3], profile="demo", cell="other")])
+
+
+def test_paper_table_mean_std_diff_and_missing_cells():
+    runs = tables.index_runs([result("spectrogram", True, 0.0, [0.40, 0.44, 0.48])])
+    t3 = tables.paper_table("Table 3", runs).set_index("setting")
+    row = t3.loc["2D input, segmented"]
+    assert row["paper"] == 0.469 and row["n_seeds"] == 3
+    assert row["mean"] == pytest.approx(0.44)
+    assert row["std"] == pytest.approx(0.04)  # sample std, ddof=1
+    assert row["diff"] == pytest.approx(0.44 - 0.469)
+    missing = t3.loc["1D+2D input, segmented, dropout 0.2"]
+    assert missing["n_seeds"] == 0 and math.isnan(missing["mean"])
+
+    shown = tables.show_table(tables.paper_table("Table 3", runs))
+    assert shown.loc["2D input, segmented"].tolist() == ["0.469", "0.440 ± 0.040", "3", "-0.029"]
+    assert shown.loc["1D+2D input, segmented, dropout 0.2", "Ours (mean ± std)"] == "not run"
+
+
+def test_one_seed_has_zero_std():
+    runs = tables.index_runs([result("raw", False, 0.0, [0.3])])
+    row = tables.paper_table("Table 1", runs).set_index("setting").loc["1D input, not segmented"]
+    assert (row["mean"], row["std"], row["n_seeds"]) == (0.3, 0.0, 1)
+
+
+def test_welch_interval_matches_scipy():
+    a, b = [0.41, 0.45, 0.43, 0.47], [0.30, 0.36, 0.31]
+    diff, low, high = tables.welch_interval(a, b)
+    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert diff == pytest.approx(sum(a) / 4 - sum(b) / 3)
+    assert (low, high) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    with pytest.raises(ValueError, match=">= 2 seeds"):
+        tables.welch_interval([0.4], b)
+
+
+@pytest.mark.parametrize("direction, low, high, expected", [
+    ("positive", 0.01, 0.05, "holds"),
+    ("positive", -0.05, -0.01, "does not hold"),
+    ("positive", -0.01, 0.05, "inconclusive"),
+    ("negative", -0.05, -0.01, "holds"),
+    ("negative", 0.01, 0.05, "does not hold"),
+    ("negative", -0.05, 0.01, "inconclusive"),
+    ("no_gain", -0.03, 0.015, "holds"),
+    ("no_gain", 0.005, 0.015, "does not hold"),  # a small but clear gain is a gain
+    ("no_gain", -0.01, 0.03, "inconclusive"),
+])
+def test_verdict_rules(direction, low, high, expected):
+    assert tables.verdict(direction, low, high) == expected
+
+
+def test_claims_from_clear_effects():
+    runs = full_grid({
+        ("spectrogram", False, 0.0): [0.605, 0.615, 0.61], ("raw", False, 0.0): [0.30, 0.32, 0.31],
+        ("spectrogram", True, 0.0): [0.705, 0.715, 0.71], ("raw", True, 0.0): [0.40, 0.41, 0.42],
+        ("both", False, 0.0): [0.60, 0.61, 0.605], ("both", True, 0.0): [0.705, 0.71, 0.70],
+        ("spectrogram", True, 0.2): [0.505, 0.51, 0.515], ("both", True, 0.2): [0.50, 0.51, 0.505],
+    })
+    judged = tables.claims(runs)
+    assert set(judged["verdict"]) == {"holds"}
+    summary = tables.claim_summary(judged).set_index("claim")["verdict"]
+    assert summary.to_dict() == {c.name: "holds" for c in tables.CLAIMS}
+    row = judged[judged["comparison"] == "2D input, not segmented − 1D input, not segmented"].iloc[0]
+    assert row["diff"] == pytest.approx(0.30)
+    assert row["paper_diff"] == pytest.approx(0.395 - 0.264)
+    assert row["low"] < 0.30 < row["high"] and row["seeds"] == "3 / 3"
+
+
+def test_claims_with_one_seed_or_a_missing_cell_are_inconclusive():
+    runs = tables.index_runs([result("spectrogram", False, 0.0, [0.6]), result("raw", False, 0.0, [0.3]),
+                              result("spectrogram", True, 0.0, [0.6, 0.7])])
+    judged = tables.claims(runs).set_index("comparison")
+    assert judged.loc["2D input, not segmented − 1D input, not segmented", "verdict"] == "inconclusive (1 seed)"
+    assert judged.loc["2D input, not segmented − 1D input, not segmented", "diff"] == pytest.approx(0.3)
+    missing = judged.loc["2D input, segmented − 1D input, segmented"]
+    assert missing["verdict"] == "inconclusive (not run: 1D input, segmented)" and math.isnan(missing["diff"])
+
+
+def test_claim_summary_names_each_verdict_when_comparisons_disagree():
+    runs = full_grid({
+        ("raw", True, 0.0): [0.50, 0.51, 0.52], ("raw", False, 0.0): [0.30, 0.31, 0.32],  # helps
+        ("spectrogram", True, 0.0): [0.40, 0.60, 0.50], ("spectrogram", False, 0.0): [0.45, 0.55, 0.50],
+    })
+    summary = tables.claim_summary(tables.claims(runs)).set_index("claim")["verdict"]
+    assert summary["Segmenting helps"].startswith("holds for 1D input, segmented − 1D input, not segmented; ")
+    assert "inconclusive for 2D input, segmented − 2D input, not segmented" in summary["Segmenting helps"]
