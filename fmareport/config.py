@@ -40,13 +40,15 @@ class Config:
     cell: str = "adhoc"               # experiment cell, e.g. "table1/spectrogram_segmented"
 
     # --- data: where the FMA-format data set is and how it is made ---
+    # The defaults are the smoke profile's (params/profiles/smoke.yaml), so a run with no
+    # params at all is a small synthetic one and shares the smoke profile's data folder.
     data_source: Literal["synth", "fma"] = "synth"  # synth: `fmareport synth`; fma: real FMA (fetch)
     data_dir: str = "data/synth-smoke"  # FMA-format root (holds fma_metadata/ and fma_small/)
     store_root: str = "data/stores"   # clip stores live here, one folder per settings fingerprint
     subset: Literal["small", "medium", "large"] = "small"
-    synth_tracks_per_genre: int = 6   # synth only: tracks per genre in the small subset
-    synth_seconds: float = 3.0        # synth only: length of each synthetic track (s)
-    synth_sample_rate: int = 44100    # synth only: rate of the synthetic mp3s (Hz)
+    synth_tracks_per_genre: int = 5   # synth only: tracks per genre in the small subset
+    synth_seconds: float = 2.5        # synth only: length of each synthetic track (s)
+    synth_sample_rate: int = 22050    # synth only: rate of the synthetic mp3s (Hz)
     synth_seed: int = 0               # synth only: same seed -> same bytes
     synth_bad_cases: bool = True      # synth only: add FMA's real failure cases
 
@@ -61,7 +63,7 @@ class Config:
     input: InputKind = "spectrogram"  # raw (1D) | spectrogram (2D) | both (1D+2D)
     n_fft: int = 256                  # STFT window (samples); paper: 2048 ("4048" is a typo)
     hop: int = 128                    # STFT hop (samples); paper: 1024 = n_fft/2 (50 % overlap)
-    channels: int = 256               # feature maps of the residual block (paper: 256)
+    channels: int = 32                # feature maps of the residual block (paper: 256)
     dense: list[int] = field(default_factory=lambda: [300, 150])  # hidden dense widths (Zhang et al.)
     dropout: float = 0.0              # after every layer but the last dense (paper: 0 or 0.2)
 
@@ -73,7 +75,7 @@ class Config:
     # --- protocol ---
     seeds: list[int] = field(default_factory=lambda: [0])
     epochs: int = 1
-    batch_size: int = 50              # clips per step; segmented: segments of this many clips
+    batch_size: int = 16              # clips per step (paper: 50); segmented: all segments of these clips
     lr: float = 5e-4                  # Adam learning rate
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True                  # bf16 autocast on CUDA (ignored on CPU)
