@@ -184,6 +184,9 @@ def _value_errors(c: Config) -> list[str]:
         e.append(f"key 'dense': widths must be > 0, got {c.dense}")
     if c.channels % 2:
         e.append(f"key 'channels': must be even (the 'both' input gives each half), got {c.channels}")
+    if c.segment_samples > 0 and 0.0 <= c.segment_overlap < 1.0 and c.segment_hop < 1:
+        e.append(f"key 'segment_overlap': {c.segment_overlap} leaves a segment hop of "
+                 f"{c.segment_hop} samples for {c.segment_samples}-sample segments; lower it")
     if c.hop > 0 and c.segment_samples > 0 and c.clip_samples > 0:
         if c.segment_samples > c.clip_samples:
             e.append(f"key 'segment_samples': {c.segment_samples} is longer than clip_samples {c.clip_samples}")

@@ -29,6 +29,7 @@ from matplotlib.ticker import FixedLocator, MaxNLocator
 
 from .config import Config
 from .model import LayerRow, layer_table
+from .store import INT16_SCALE
 from .tables import INPUT_LABELS, setting_label, setting_of
 
 # Fig. 1's grouping of layers into the paper's three blocks (§III), by layer kind.
@@ -302,7 +303,7 @@ def genre_examples(clips: dict[str, tuple[int, np.ndarray]], cfg: Config) -> plt
     fig, axes = plt.subplots(len(clips), 2, figsize=(12, 1.7 * len(clips)), squeeze=False,
                              gridspec_kw=dict(width_ratios=[1, 1.3]))
     for (ax_w, ax_s), (genre, (track_id, clip)) in zip(axes, clips.items()):
-        x = clip.astype(np.float32) / 32768.0
+        x = clip.astype(np.float32) / INT16_SCALE
         seconds = len(x) / cfg.sample_rate
         # The min-max envelope over short bins draws the same picture as every sample, faster.
         bins = min(len(x), 4000)

@@ -23,6 +23,7 @@ GENRE_IDS = {
 
 SUBSETS = ("small", "medium", "large")           # nested: small ⊂ medium ⊂ large
 SPLITS = ("training", "validation", "test")      # values of ('set', 'split')
+FMA_SMALL_SPLITS = {"training": 6400, "validation": 800, "test": 800}  # 8000 tracks: 800/100/100 per genre
 
 # The 52 columns of tracks.csv, in file order, under their top-level name.
 TRACKS_COLUMNS = {

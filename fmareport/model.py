@@ -114,7 +114,8 @@ class FirstLayer(nn.Module):
             s = self.stft(x)  # (B, F, frames)
             parts.append(self.spec(s[:, None]).squeeze(2))  # (B, 1, F, frames) -> (B, C2, 1, T) -> (B, C2, T)
         h = torch.cat(parts, dim=1)  # (B, C, T)
-        assert h.shape[-1] == steps, f"first layer gives {h.shape[-1]} steps, expected N // hop - 2 = {steps}"
+        if h.shape[-1] != steps:
+            raise ValueError(f"first layer gives {h.shape[-1]} steps, expected N // hop - 2 = {steps}")
         return self.bn(h)  # (B, C, T)
 
     def describe(self) -> dict:

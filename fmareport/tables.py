@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import pandas as pd
 from scipy import stats
 
+from .results import summarize
+
 # A run's setting: (input kind, segmented, dropout), as in its config.
 Setting = tuple[str, bool, float]
 
@@ -41,11 +43,15 @@ PAPER: dict[str, dict[Setting, float]] = {
     },
 }
 
+# Table 3's 0.00 for 1D+2D is no accuracy (chance is 0.125): the paper never explains it,
+# so the tables print it but compute no difference against it.
+UNEXPLAINED = {("Table 3", ("both", True, 0.0)), ("Table 3", ("both", True, 0.2))}
+
 CAPTIONS = {
     "Table 1": "Test accuracy for the three inputs, whole clips and segmented, no dropout.",
     "Table 2": "Test accuracy, segmented, with 0.2 dropout.",
     "Table 3": "Test accuracy, segmented, without and with 0.2 dropout (the paper's replicate; "
-               "our runs are those of Tables 1 and 2).",
+               "our runs are those of Tables 1 and 2; the paper's unexplained 0.00 gets no difference).",
 }
 
 # An effect smaller than this many accuracy points counts as "no advantage" when
@@ -93,7 +99,8 @@ def paper_table(name: str, runs: dict[Setting, dict]) -> pd.DataFrame:
     """One of the paper's tables with ours beside it, one row per cell, numbers only.
 
     Columns: setting, cell (our run, or None when it is missing), paper, mean, std,
-    n_seeds, diff (mean - paper). mean/std/diff are NaN for a missing run.
+    n_seeds, diff (mean - paper). mean/std/diff are NaN for a missing run; diff is NaN
+    against the paper's unexplained 0.00 (UNEXPLAINED).
     """
     rows = []
     for setting, paper in PAPER[name].items():
@@ -102,12 +109,11 @@ def paper_table(name: str, runs: dict[Setting, dict]) -> pd.DataFrame:
             mean = std = math.nan
             n = 0
         else:
-            acc = accuracies(run)
-            n = len(acc)
-            mean = sum(acc) / n
-            std = pd.Series(acc).std(ddof=1) if n > 1 else 0.0
+            s = summarize(run["seeds"])  # the same numbers as the results JSON's summary
+            mean, std, n = s["test_acc_last_mean"], s["test_acc_last_std"], s["n_seeds"]
+        diff = math.nan if (name, setting) in UNEXPLAINED else mean - paper
         rows.append(dict(setting=setting_label(setting), cell=run["cell"] if run else None,
-                         paper=paper, mean=mean, std=std, n_seeds=n, diff=mean - paper))
+                         paper=paper, mean=mean, std=std, n_seeds=n, diff=diff))
     return pd.DataFrame(rows)
 
 
@@ -120,7 +126,7 @@ def show_table(table: pd.DataFrame) -> pd.DataFrame:
         "Paper": table["paper"].map(lambda v: f"{v:.3f}"),
         "Ours (mean ± std)": table.apply(ours, axis=1),
         "Seeds": table["n_seeds"].astype(str),
-        "Ours − paper": table.apply(lambda r: "—" if r.n_seeds == 0 else f"{r['diff']:+.3f}", axis=1),
+        "Ours − paper": table["diff"].map(lambda v: "—" if math.isnan(v) else f"{v:+.3f}"),
     })
     out.index = pd.Index(table["setting"], name="Setting")
     return out
@@ -174,7 +180,8 @@ def paper_value(setting: Setting) -> float:
 def welch_interval(a: list[float], b: list[float], confidence: float = CONFIDENCE) -> tuple[float, float, float]:
     """Difference of means mean(a) - mean(b) and its Welch t-interval: (diff, low, high).
 
-    Needs at least two values on each side (the interval is over seeds).
+    Needs at least two values on each side (the interval is over seeds). With no spread
+    on either side there is no interval: low and high are NaN.
     """
     na, nb = len(a), len(b)
     if na < 2 or nb < 2:
@@ -184,7 +191,7 @@ def welch_interval(a: list[float], b: list[float], confidence: float = CONFIDENC
     diff = ma - mb
     se2 = va / na + vb / nb
     if se2 == 0.0:  # identical values on both sides: no spread to make an interval from
-        return diff, diff, diff
+        return diff, math.nan, math.nan
     df = se2**2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
     half = stats.t.ppf(0.5 + confidence / 2, df) * math.sqrt(se2)
     return diff, diff - half, diff + half
@@ -226,7 +233,8 @@ def claims(runs: dict[Setting, dict]) -> pd.DataFrame:
                 row["verdict"] = "inconclusive (1 seed)"
             else:
                 _, row["low"], row["high"] = welch_interval(acc_a, acc_b)
-                row["verdict"] = verdict(claim.direction, row["low"], row["high"])
+                row["verdict"] = ("inconclusive (no spread over seeds)" if math.isnan(row["low"])
+                                  else verdict(claim.direction, row["low"], row["high"]))
             rows.append(row)
     return pd.DataFrame(rows)
 

@@ -48,8 +48,8 @@ from tqdm.auto import tqdm
 from .config import Config
 from .fma import GENRES
 from .model import Net, n_params
+from .store import INT16_SCALE
 
-INT16_SCALE = 32768.0  # int16 -> float in [-1, 1)
 # Config keys that may change between a run and its resume (they do not change the numbers).
 RESUME_FREE_KEYS = ("epochs", "seeds", "results_dir", "data_dir", "store_root", "prepare_workers")
 

@@ -45,3 +45,15 @@ def fma_real() -> Path:
     if not FMA_REAL.is_dir():
         pytest.skip(f"real FMA test files not found at {FMA_REAL} (the shared/ folder beside the repo)")
     return FMA_REAL
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Model tests use this: their models are tiny, threads gain nothing, and OpenMP threads
+    crawl (10x slower, measured) when other processes hold the 2 cores. One thread, then restore."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -77,6 +77,7 @@ def test_unknown_key_names_file_and_nearest_key(tmp_path):
     ("dropout: 1.5\n", r"key 'dropout': must be in \[0, 1\), got 1\.5"),
     ("epochs: 0\n", r"key 'epochs': must be > 0, got 0"),
     ("channels: 33\n", r"key 'channels': must be even"),
+    ("segment_overlap: 0.99999\n", r"key 'segment_overlap': 0.99999 leaves a segment hop of 0 samples"),
     ("segment_samples: 256\n", r"key 'segment_samples': 256 samples give 0 steps"),
     ("- a\n- b\n", r"expected a mapping of keys to values, got list"),
     ("epochs: [\n", r"not valid YAML"),

@@ -18,7 +18,7 @@ def result(kind, segmented, dropout, accs, profile="p", cell=None):
         "profile": profile,
         "cell": cell or f"{kind}_{'seg' if segmented else 'whole'}_{dropout}",
         "config": {"input": kind, "segmented": segmented, "dropout": dropout},
-        "seeds": [{"seed": i, "test_acc_last": a} for i, a in enumerate(accs)],
+        "seeds": [{"seed": i, "test_acc_last": a, "test_acc_best": a} for i, a in enumerate(accs)],
     }
 
 
@@ -127,3 +127,25 @@ def test_claim_summary_names_each_verdict_when_comparisons_disagree():
     summary = tables.claim_summary(tables.claims(runs)).set_index("claim")["verdict"]
     assert summary["Segmenting helps"].startswith("holds for 1D input, segmented − 1D input, not segmented; ")
     assert "inconclusive for 2D input, segmented − 2D input, not segmented" in summary["Segmenting helps"]
+
+
+def test_no_spread_over_seeds_gives_no_interval_and_no_verdict():
+    """Equal accuracies on both sides (easy on a small test split) prove nothing either way."""
+    diff, low, high = tables.welch_interval([0.5, 0.5], [0.5, 0.5])
+    assert diff == 0.0 and math.isnan(low) and math.isnan(high)
+    runs = tables.index_runs([result("both", True, 0.0, [0.5, 0.5], cell="a"),
+                              result("spectrogram", True, 0.0, [0.5, 0.5], cell="b")])
+    judged = tables.claims(runs).set_index("comparison")
+    row = judged.loc["1D+2D input, segmented − 2D input, segmented"]
+    assert row["verdict"] == "inconclusive (no spread over seeds)"
+
+
+def test_table_3_gives_no_difference_against_the_papers_unexplained_zero():
+    runs = tables.index_runs([result("both", True, 0.0, [0.40, 0.44], cell="a")])
+    t3 = tables.paper_table("Table 3", runs).set_index("setting")
+    assert t3.loc["1D+2D input, segmented", "paper"] == 0.0
+    assert math.isnan(t3.loc["1D+2D input, segmented", "diff"])
+    assert tables.show_table(tables.paper_table("Table 3", runs)).loc[
+        "1D+2D input, segmented", "Ours − paper"] == "—"
+    t1 = tables.paper_table("Table 1", runs).set_index("setting")
+    assert t1.loc["1D+2D input, segmented", "diff"] == pytest.approx(0.42 - 0.428)

@@ -77,14 +77,7 @@ def without_seconds(history):
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: threads gain nothing, and OpenMP threads crawl (10x slower,
-    measured) when other processes hold the 2 cores. Run on one thread, then restore."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # --- the pieces --------------------------------------------------------------------------
 
