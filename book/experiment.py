@@ -35,14 +35,7 @@ import hashlib
 import json
 import re
 import shutil
-import warnings
 from pathlib import Path
-
-from tqdm import TqdmWarning
-
-# Without ipywidgets, tqdm.auto draws text bars (and warns): they read well both in
-# papermill's log and in the book, so the warning is noise here.
-warnings.filterwarnings("ignore", message="IProgress not found", category=TqdmWarning)
 
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator

@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from .fma import ARCHIVES, BASE_URL
 

@@ -65,7 +65,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 import soxr
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from .config import Config, ConfigError, load_profile
 from .fma import GENRES, SPLITS, audio_path, load_tracks

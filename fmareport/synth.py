@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from .fma import COLUMNS, GENRE_IDS, GENRES, NO_AUDIO_TRACKS, SHORT_TRACKS, audio_path
 from .store import process_pool

@@ -146,6 +146,17 @@ def test_experiment_pages_are_the_executed_cell_notebooks(built):
         assert injected and all("remove-cell" in c.metadata["tags"] for c in injected), cell
 
 
+def test_no_page_shows_a_python_warning_or_error(built):
+    """Stray stderr (a library's warning, a traceback) must not reach the reader."""
+    root, _, _ = built
+    for nb_path in sorted((root / "book/generated").rglob("*.ipynb")):
+        nb = nbformat.read(nb_path, as_version=4)
+        streams = [o.text for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                   if o.output_type == "stream" and o.name == "stderr"]
+        shown = [t for t in streams if re.search(r"Warning|Error|Traceback", t)]
+        assert not shown, f"{nb_path.relative_to(root)} shows: {shown[0][:300]}"
+
+
 def test_no_broken_image_or_link(built):
     root, _, _ = built
     site = root / "_build/html"
