@@ -2,7 +2,8 @@
 
 Each subcommand lives in the module that does the work; that module defines
 `add_arguments(parser)` and `run(args) -> int`. Modules are imported only when
-their subcommand runs, so `fmareport synth --help` does not import torch.
+their subcommand runs, so `fmareport synth --help` does not import torch. A bad params
+file (ConfigError) ends any subcommand here, with its message and exit status 2.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from .config import ConfigError
 
 # (subcommand, module, one-line help)
 COMMANDS = [
@@ -25,16 +28,19 @@ COMMANDS = [
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fmareport", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    argv = sys.argv[1:] if argv is None else argv
     for name, module, help_ in COMMANDS:
         p = sub.add_parser(name, help=help_, description=help_)
         p.set_defaults(_module=module)
         # Build each subparser's arguments lazily: only the chosen one imports its module.
-        if argv is None:
-            argv = sys.argv[1:]
         if argv and argv[0] == name:
             importlib.import_module(module).add_arguments(p)
     args = parser.parse_args(argv)
-    return int(importlib.import_module(args._module).run(args) or 0)
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except ConfigError as err:
+        print(f"fmareport {args.command}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 import yaml
 
-from .config import ConfigError, load_config, profile_path
+from .config import load_config, profile_path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,10 +15,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        cfg = load_config(profile_path(args.profile), *args.cells)
-    except ConfigError as err:
-        print(f"fmareport config: {err}", file=sys.stderr)
-        return 2
+    cfg = load_config(profile_path(args.profile), *args.cells)
     print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
     return 0

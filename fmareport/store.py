@@ -67,7 +67,7 @@ import soundfile as sf
 import soxr
 from .progress import tqdm
 
-from .config import Config, ConfigError, load_profile
+from .config import Config, load_profile
 from .fma import GENRES, SPLITS, audio_path, load_tracks
 
 log = logging.getLogger(__name__)
@@ -436,11 +436,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="fmareport prepare: %(message)s")
     overrides = {k: v for k, v in (("data_dir", args.data_dir), ("store_root", args.out),
                                    ("prepare_workers", args.workers)) if v is not None}
-    try:
-        cfg = load_profile(args.profile, overrides=overrides)
-    except ConfigError as err:
-        print(f"fmareport prepare: {err}", file=sys.stderr)
-        return 2
+    cfg = load_profile(args.profile, overrides=overrides)
     try:
         store = prepare(cfg)
     except (FileNotFoundError, FileExistsError, ValueError) as err:

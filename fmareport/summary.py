@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 
-from .config import ConfigError, load_config, profile_path
+from .config import load_config, profile_path
 from .model import layer_table
 
 INPUTS = ("raw", "spectrogram", "both")
@@ -37,11 +36,7 @@ def format_table(cfg, n_samples: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        base = load_config(profile_path(args.profile), *args.cells)
-    except ConfigError as err:
-        print(f"fmareport summary: {err}", file=sys.stderr)
-        return 2
+    base = load_config(profile_path(args.profile), *args.cells)
     sr = base.sample_rate
     print(f"profile {base.profile}: {sr} Hz, n_fft {base.n_fft}, hop {base.hop}, {base.channels} maps, "
           f"dense {base.dense}, dropout {base.dropout}")

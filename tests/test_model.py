@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fmareport import model, summary
+from fmareport import cli, model, summary
 from fmareport.config import load_profile
 from fmareport.model import Net, Spectrogram, layer_table, n_params
 
@@ -117,7 +117,7 @@ def test_summary_prints_the_paper_shapes(capsys):
 def test_summary_refuses_a_bad_cell(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("chanels: 64\n")
-    assert summary.run(argparse.Namespace(profile="smoke", cells=[str(bad)])) == 2
+    assert cli.main(["summary", "--profile", "smoke", str(bad)]) == 2
     assert "channels" in capsys.readouterr().err
 
 
