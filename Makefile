@@ -20,14 +20,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Lint and format check first (ruff, configured in pyproject.toml), then the suite.
 test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
 
 # --keep-going: a failing cell does not stop the others; a rerun does only what is missing.
 report: install
 	$(VENV)/bin/snakemake --cores $(CORES) --keep-going --show-failed-logs --config profile=$(PROFILE)
 	@echo "HTML report: $(CURDIR)/_build/html/index.html"
-	@echo "Results page: $(CURDIR)/_build/html/book/generated/results.html"
+	@echo "Results page: $(CURDIR)/_build/html/generated/results.html"
 
 clean:
-	rm -rf _build results build .snakemake
+	rm -rf _build build .snakemake book/generated
+	find results -type f ! -name .gitkeep -delete

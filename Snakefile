@@ -9,15 +9,16 @@ Jobs (docs/running.md has the details and the measured times):
 
   synth | fetch   the FMA-format data set of the profile (data_source: synth | fma)
   prepare         decode it once into the clip store; every cell waits for it
-  notebook        book/experiment.py -> build/notebooks/experiment.ipynb (jupytext)
-  cell            papermill runs the notebook with -f <profile>.yaml -f <cell>.yaml and
-                  writes results/<profile>/<cell>.json and the executed <cell>.ipynb
+  cell            the README's command: papermill book/experiment.ipynb
+                  results/<profile>/<cell>.ipynb -p profile <profile> -p cell <cell>,
+                  which writes results/<profile>/<cell>.json beside the executed notebook
   book            fmareport book: the HTML report of the profile's results
 
 The cells are the YAML files under params/table1/ and params/table2/ (Table 3 reuses the
 segmented cells' runs). A cell job's inputs are the notebook, the profile and the cell
 YAML, so editing one cell's file re-runs that cell only; editing the profile re-runs
-them all. Paths are relative to the working directory (the repo root, or --directory).
+them all. Paths are relative to the working directory (the repo root, or --directory,
+whose params/ then holds the profiles and cells).
 
 Config (--config KEY=VALUE):
   profile       params/profiles/<profile>.yaml (default: demo)
@@ -53,7 +54,7 @@ if CFG.profile != PROFILE:
 RESULTS_ROOT = Path(CFG.results_dir).resolve()  # for the book, which may run elsewhere
 RESULTS = Path(CFG.results_dir) / PROFILE
 BUILD = Path("build") / PROFILE
-NOTEBOOK = Path("build/notebooks/experiment.ipynb")
+NOTEBOOK = REPO / "book/experiment.ipynb"
 # What prepare waits for: synth writes its set whole (tracks.csv last); fetch resumes
 # partial downloads, so it gets a marker of its own that Snakemake may delete.
 DATA = Path(CFG.data_dir) / "fma_metadata" / "tracks.csv" if CFG.data_source == "synth" else BUILD / "fetched"
@@ -67,12 +68,12 @@ if not CELLS:
 wildcard_constraints:
     cell=r"table[12]/[^/]+",
 
-localrules: all, results, notebook
+localrules: all, results
 
 
 rule all:
     input:
-        REPO / "_build/html/book/generated/results.html",
+        REPO / "_build/html/generated/results.html",
 
 
 rule results:
@@ -86,21 +87,24 @@ if CFG.data_source == "synth":
         output:
             DATA,
         params:
+            data_dir=CFG.data_dir,
             # Changed settings re-make the set (Snakemake's params trigger).
             settings=f"--tracks-per-genre {CFG.synth_tracks_per_genre} --seconds {CFG.synth_seconds} "
                      f"--sample-rate {CFG.synth_sample_rate} --seed {CFG.synth_seed}"
                      + (" --bad-cases" if CFG.synth_bad_cases else ""),
         threads: workflow.cores
         shell:
-            "{PY} -m fmareport.cli synth {CFG.data_dir} {params.settings} --workers {threads} --force"
+            "{PY} -m fmareport.cli synth {params.data_dir:q} {params.settings} --workers {threads} --force"
 
 else:
 
     rule fetch:
         output:
             touch(DATA),
+        params:
+            data_dir=CFG.data_dir,
         shell:
-            "{PY} -m fmareport.cli fetch {CFG.data_dir}"
+            "{PY} -m fmareport.cli fetch {params.data_dir:q}"
 
     localrules: fetch  # on a cluster: the download runs where Snakemake runs (compute nodes may be offline)
 
@@ -114,15 +118,6 @@ rule prepare:
     threads: workflow.cores
     shell:
         "{PY} -m fmareport.cli prepare --profile {input.profile} --workers {threads} > {output}"
-
-
-rule notebook:
-    input:
-        REPO / "book/experiment.py",
-    output:
-        NOTEBOOK,
-    shell:
-        "{PY} -m jupytext --quiet --to ipynb --output {output} {input}"
 
 
 rule cell:
@@ -142,10 +137,9 @@ rule cell:
         gpu=GPU,
     shell:
         # 1. Check the params files first: a bad one fails here, naming the file and key.
-        # 2. papermill, its cell outputs logged (a bar line per 30 s, not per step). A kernel
-        #    can lose the race for a free TCP port to another kernel starting at the same
-        #    moment (ZMQError: Address already in use): that start alone is tried again.
-        # 3. Tag papermill's injected cell remove-cell: the book does not show it.
+        # 2. The documented papermill command, its cell outputs logged (a bar line per 30 s, not
+        #    per step). A kernel can lose the race for a free TCP port to another kernel starting
+        #    at the same moment (ZMQError: Address already in use): that start alone is retried.
         """
         {PY} -m fmareport.cli config {input.profile} {input.params} > {log.config}
         grep -qxF 'cell: {wildcards.cell}' {log.config} || {{
@@ -154,14 +148,13 @@ rule cell:
         }}
         export TQDM_MININTERVAL=30
         for attempt in 1 2 3; do
-            if {PY} -m papermill {input.notebook} {output.notebook} -f {input.profile} -f {input.params} \\
-                    --no-progress-bar --log-output 2> {log.papermill}; then
+            if {PY} -m papermill {input.notebook:q} {output.notebook:q} -p profile {PROFILE:q} -p cell {wildcards.cell:q} \\
+                    --no-progress-bar --log-output 2> {log.papermill:q}; then
                 break
             fi
-            grep -q "Address already in use" {log.papermill} && [ $attempt -lt 3 ] || exit 1
+            grep -q "Address already in use" {log.papermill:q} && [ $attempt -lt 3 ] || exit 1
             echo "{wildcards.cell}: the kernel lost a port race on start; starting it again" >&2
         done
-        {PY} -m fmareport.results hide-injected {output.notebook}
         """
 
 
@@ -172,6 +165,6 @@ rule book:
         REPO / "_toc.yml",
         sorted((REPO / "book/pages").glob("*.md")),
     output:
-        REPO / "_build/html/book/generated/results.html",
+        REPO / "_build/html/generated/results.html",
     shell:
-        "{PY} -m fmareport.cli book --profile {PROFILE} --results-dir {RESULTS_ROOT}"
+        "{PY} -m fmareport.cli book --profile {PROFILE:q} --results-dir {RESULTS_ROOT:q}"

@@ -32,9 +32,9 @@ import numpy as np
 import soundfile as sf
 
 from fmareport.config import Config
-from fmareport.fma import audio_path, load_tracks
-from fmareport.store import INT16_SCALE, prepare
-from fmareport.synth import synthesize
+from fmareport.data.fma import audio_path, load_tracks
+from fmareport.data.store import INT16_SCALE, prepare
+from fmareport.data.synth import synthesize
 
 
 def timed(fn):

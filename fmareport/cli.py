@@ -1,46 +1,236 @@
 """`fmareport` command line: one subcommand per step of the pipeline.
 
-Each subcommand lives in the module that does the work; that module defines
-`add_arguments(parser)` and `run(args) -> int`. Modules are imported only when
-their subcommand runs, so `fmareport synth --help` does not import torch. A bad params
-file (ConfigError) ends any subcommand here, with its message and exit status 2.
+Each subcommand is a small handler here over a library call; the library modules hold no
+argument parsing. Modules are imported only when their subcommand runs, so
+`fmareport synth --help` does not import torch. Relative paths are relative to the working
+directory. Exit status: 0 done, 1 the work failed (a download, a data set, the book),
+2 a bad argument or params file (the message names it).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import json
+import logging
 import sys
+from pathlib import Path
 
 from .config import ConfigError
 
-# (subcommand, module, one-line help)
-COMMANDS = [
-    ("synth", "fmareport.synth", "write a synthetic data set in FMA's exact on-disk format"),
-    ("fetch", "fmareport.fetch", "download and verify FMA (fma_metadata.zip, fma_small.zip)"),
-    ("prepare", "fmareport.store", "decode every track once into a clip store (int16 .npy + index)"),
-    ("config", "fmareport.config_cli", "check params files and print the resolved config"),
-    ("summary", "fmareport.summary", "print the network's layer table for each input kind"),
-    ("book", "fmareport.book", "build the HTML report (Jupyter Book) of one profile's results"),
-]
+
+class CommandError(RuntimeError):
+    """A step that failed for a reason the user can act on; the message says what to do."""
+
+
+def _synth(sub) -> None:
+    p = sub.add_parser("synth", help="write a synthetic data set in FMA's exact on-disk format",
+                       description="Write a synthetic data set in FMA's exact on-disk format: DIR/fma_metadata/"
+                                   "tracks.csv and genres.csv, DIR/fma_small/NNN/NNNNNN.mp3 and DIR/fma_small/"
+                                   "checksums. Eight genres of synthetic music, split 80/10/10 per genre, plus "
+                                   "medium/large tracks listed in tracks.csv only (prepare leaves them out).")
+    p.add_argument("dir", type=Path, metavar="DIR", help="output folder (must not exist, or be empty)")
+    p.add_argument("--tracks-per-genre", type=int, default=60, metavar="N",
+                   help="small-subset tracks per genre (default: 60)")
+    p.add_argument("--seconds", type=float, default=5.0, metavar="S", help="length of each track in s (default: 5)")
+    p.add_argument("--sample-rate", type=int, default=44100, metavar="HZ", help="Hz of the mp3s (default: 44100)")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="same seed -> identical files (default: 0)")
+    p.add_argument("--bad-cases", action="store_true",
+                   help="add FMA's failure cases: a short track, a silent one, an empty mp3, "
+                        "an mp3 of random bytes, and a track whose file is missing")
+    p.add_argument("--workers", type=int, default=0, metavar="N", help="processes (default: 0 = one per CPU)")
+    p.add_argument("--force", action="store_true",
+                   help="replace DIR if it is a synthetic set written by this command (any other folder is refused)")
+
+    def run(args) -> int:
+        from .data.synth import synthesize
+
+        try:
+            out = synthesize(args.dir, args.tracks_per_genre, args.seconds, args.sample_rate, args.seed,
+                             args.bad_cases, progress=True, workers=args.workers, force=args.force)
+        except (FileExistsError, ValueError) as err:
+            raise ConfigError(str(err)) from None
+        print(out)
+        return 0
+    p.set_defaults(run=run)
+
+
+def _fetch(sub) -> None:
+    from .data.fma import BASE_URL
+
+    p = sub.add_parser("fetch", help="download and verify FMA (fma_metadata.zip, fma_small.zip)",
+                       description="Download fma_metadata.zip (342 MiB) and fma_small.zip (7.2 GiB) into DIR, "
+                                   "resuming interrupted downloads, check their published SHA1s, and extract them "
+                                   "safely (bzip2 zips; every file of fma_small/checksums verified).")
+    p.add_argument("dir", type=Path, metavar="DIR", help="data folder, e.g. data/fma (the paper profile's data_dir)")
+    p.add_argument("--base-url", default=BASE_URL, metavar="URL", help=f"where the zips are (default: {BASE_URL})")
+    p.add_argument("--only", choices=["metadata", "small"], help="fetch one archive only")
+
+    def run(args) -> int:
+        from .data.fetch import FetchError, fetch
+
+        logging.basicConfig(level=logging.INFO, format="fmareport fetch: %(message)s")
+        try:
+            print(fetch(args.dir, args.base_url, args.only))
+        except FetchError as err:
+            raise CommandError(str(err)) from None
+        return 0
+    p.set_defaults(run=run)
+
+
+def _prepare(sub) -> None:
+    p = sub.add_parser("prepare", help="decode every track once into a clip store (int16 .npy + index)",
+                       description="Decode every track of the profile's subset once into a clip store: audio.npy "
+                                   "(int16, n_tracks x clip_samples), index.csv (track_id, genre, label, split) and "
+                                   "manifest.json (settings, counts, skipped tracks with their reason). A complete "
+                                   "store with the same data and settings is reused; a killed run resumes.")
+    p.add_argument("data_dir", nargs="?", metavar="DATA_DIR",
+                   help="FMA-format root (holds fma_metadata/, fma_small/); default: the profile's data_dir")
+    p.add_argument("--profile", required=True, metavar="P", help="profile name (smoke, demo, paper) or a profile YAML")
+    p.add_argument("--out", metavar="STORE_ROOT", help="folder that holds the stores (default: the profile's)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="decode processes (default: the profile's prepare_workers; 0 = one per CPU)")
+
+    def run(args) -> int:
+        from .config import load_profile
+        from .data.store import prepare
+
+        logging.basicConfig(level=logging.INFO, format="fmareport prepare: %(message)s")
+        overrides = {k: v for k, v in (("data_dir", args.data_dir), ("store_root", args.out),
+                                       ("prepare_workers", args.workers)) if v is not None}
+        cfg = load_profile(args.profile, overrides=overrides)
+        try:
+            store = prepare(cfg)
+        except (FileNotFoundError, FileExistsError, ValueError) as err:
+            raise CommandError(str(err)) from None
+        m = store.manifest
+        counts = ", ".join(f"{s} {n}" for s, n in m["split_counts"].items())
+        print(f"{store.path}\n{m['n_tracks']} tracks ({counts}), {m['sample_rate']} Hz x {m['clip_samples']} "
+              f"samples; skipped {len(m['skipped'])}")
+        for s in m["skipped"]:
+            print(f"  skipped {s['track_id']:6d}: {s['reason']} ({s['detail']})")
+        return 0
+    p.set_defaults(run=run)
+
+
+def _config(sub) -> None:
+    p = sub.add_parser("config", help="check params files and print the resolved config",
+                       description="Resolve a profile and cell YAMLs (later wins), check every key, print the config.")
+    p.add_argument("profile", help="profile name (smoke, demo, paper) or path to a profile YAML")
+    p.add_argument("cells", nargs="*", help="experiment cell YAMLs, applied in order (later wins)")
+
+    def run(args) -> int:
+        import yaml
+
+        from .config import load_config, profile_path
+
+        cfg = load_config(profile_path(args.profile), *args.cells)
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        return 0
+    p.set_defaults(run=run)
+
+
+def _summary(sub) -> None:
+    p = sub.add_parser("summary", help="print the network's layer table for each input kind",
+                       description="Every layer's output shape and parameters for each input and window, "
+                                   "traced from the model on the meta device (no data, no memory).")
+    p.add_argument("--profile", default="paper", help="profile name (smoke, demo, paper) or a profile YAML")
+    p.add_argument("cells", nargs="*", help="experiment cell YAMLs applied on top (later wins)")
+
+    def run(args) -> int:
+        from .config import load_config, profile_path
+        from .summary import summary_text
+
+        print(summary_text(load_config(profile_path(args.profile), *args.cells)))
+        return 0
+    p.set_defaults(run=run)
+
+
+def _run(sub) -> None:
+    p = sub.add_parser("run", help="run one experiment cell without Jupyter (what the notebook calls)",
+                       description="Train every seed of one cell and write results/<profile>/<cell>.json: "
+                                   "fmareport.experiment.run_cell, the experiment notebook's one call.")
+    p.add_argument("--profile", required=True, help="profile name (smoke, demo, paper)")
+    p.add_argument("--cell", required=True, help="cell name, e.g. table1/raw_whole (params/<cell>.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key (a YAML value), e.g. --set epochs=2 --set 'seeds=[0, 1]'")
+
+    def run(args) -> int:
+        from .config import load_cell, parse_yaml
+        from .experiment import run_cell
+
+        overrides = {}
+        for item in args.set:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+            overrides[key.strip()] = parse_yaml(value, f"--set {key.strip()}")
+        results = run_cell(load_cell(args.profile, args.cell, overrides))
+        s = results.summary
+        print(f"{args.profile} {args.cell}: test accuracy {s.test_acc_last_mean:.3f} ± {s.test_acc_last_std:.3f} "
+              f"over {s.n_seeds} seed(s); run {results.run_id}")
+        return 0
+    p.set_defaults(run=run)
+
+
+def _book(sub) -> None:
+    p = sub.add_parser("book", help="build the HTML report (Jupyter Book) of one profile's results",
+                       description="Stage the book's pages for one profile's results into book/generated/, "
+                                   "then run `jupyter-book build book/` in the repo root.")
+    p.add_argument("--profile", default="demo", help="whose results to show: results/<profile>/ (default demo)")
+    p.add_argument("--results-dir", default=None,
+                   help="folder holding <profile>/<cell>.json (default: the profile's results_dir, 'results')")
+    p.add_argument("--root", type=Path, default=None,
+                   help="the book's root: holds _config.yml, _toc.yml and book/pages/ (default: this repo)")
+    p.add_argument("--no-build", action="store_true", help="only stage book/generated/, do not run jupyter-book")
+
+    def run(args) -> int:
+        from .config import REPO_ROOT
+        from .report.book import BUILD_COMMAND, GENERATED_DIR, BookError, build, results_dir_for, stage
+        from .report.results import ResultsError
+
+        try:
+            results_dir = results_dir_for(args.profile, args.results_dir)
+            root = (args.root or REPO_ROOT).resolve()
+            stage(args.profile, results_dir, root)
+            if args.no_build:
+                print(f"fmareport book: staged {root / GENERATED_DIR}; build with: cd {root} && {BUILD_COMMAND}")
+                return 0
+            page = build(root)
+        except (BookError, ResultsError) as err:
+            raise CommandError(str(err)) from None
+        print(f"fmareport book: results page {page}")
+        return 0
+    p.set_defaults(run=run)
+
+
+def _schema(sub) -> None:
+    p = sub.add_parser("schema", help="print the JSON Schema of a results file (generated from the model)")
+
+    def run(args) -> int:
+        from .report.results import schema
+
+        print(json.dumps(schema(), indent=1))
+        return 0
+    p.set_defaults(run=run)
+
+
+COMMANDS = (_synth, _fetch, _prepare, _config, _summary, _run, _book, _schema)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fmareport", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    argv = sys.argv[1:] if argv is None else argv
-    for name, module, help_ in COMMANDS:
-        p = sub.add_parser(name, help=help_, description=help_)
-        p.set_defaults(_module=module)
-        # Build each subparser's arguments lazily: only the chosen one imports its module.
-        if argv and argv[0] == name:
-            importlib.import_module(module).add_arguments(p)
+    for add in COMMANDS:
+        add(sub)
     args = parser.parse_args(argv)
     try:
-        return int(importlib.import_module(args._module).run(args) or 0)
+        return int(args.run(args) or 0)
     except ConfigError as err:
         print(f"fmareport {args.command}: {err}", file=sys.stderr)
         return 2
+    except CommandError as err:
+        print(f"fmareport {args.command}: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

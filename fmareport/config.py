@@ -1,43 +1,60 @@
 """One typed config for every setting of a run, built from YAML files.
 
-A run's config is a profile (`params/profiles/<name>.yaml`: data scale, model
-scale, protocol) overlaid by one experiment cell (`params/table*/<cell>.yaml`:
-only what that cell of the paper's tables changes). Later files win.
+A run's config is a profile (`params/profiles/<name>.yaml`: data scale, model scale,
+protocol) overlaid by one experiment cell (`params/<table>/<cell>.yaml`: only what that
+cell of the paper's tables changes), then by overrides. Later layers win.
 
-Every key is checked: an unknown key, a wrong type or a bad value raises
-`ConfigError` naming the file, the key, what is allowed, and for a typo the
-nearest known key.
+`Config` is a pydantic model: unknown keys, wrong types (no silent coercion: `'3'` is
+not 3, `true` is not 1) and bad values are refused, and cross-field checks (a window
+longer than its clip, duplicate seeds, ...) run on every layer. `ConfigError` names
+the file, the key, what is allowed and, for a typo, the nearest known key.
+
+Names (`profile`, `cell`) are checked against a strict pattern: they become parts of
+paths (`results/<profile>/<cell>.json`), so no name can climb out of a folder. Relative
+paths in a config (`data_dir`, `store_root`, `results_dir`, `build_dir`) are relative to
+the working directory of the process that uses them, as for any command line tool.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
-import typing
-from dataclasses import dataclass, field
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PARAMS_DIR = REPO_ROOT / "params"
-PROFILES_DIR = PARAMS_DIR / "profiles"
 
 InputKind = Literal["raw", "spectrogram", "both"]
+
+# A name is lower-case letters, digits, '_' and '-', starting with a letter or digit; a cell
+# has at most one '/' (its table folder under params/). No '..', no absolute path, no '~'.
+NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,63}"
+CELL_PATTERN = rf"{NAME_PATTERN}(/{NAME_PATTERN})?"
+ProfileName = Annotated[str, StringConstraints(pattern=rf"^{NAME_PATTERN}$")]
+CellName = Annotated[str, StringConstraints(pattern=rf"^{CELL_PATTERN}$")]
+Positive = Annotated[int, Field(gt=0)]
+
+# The largest clip we accept: 2**24 samples (6.3 min at 44.1 kHz, 32 MiB of int16 per track);
+# FMA's clips are 30 s. A larger value is a typo that would make prepare allocate terabytes.
+MAX_CLIP_SAMPLES = 2**24
 
 
 class ConfigError(ValueError):
     """A params file (or papermill parameter) holds a key or value we refuse."""
 
 
-@dataclass
-class Config:
+class Config(BaseModel):
     """Every setting of one experiment run. Units are in the field comments."""
 
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
     # --- identity ---
-    profile: str = "smoke"            # profile name: smoke | demo | paper (or your own)
-    cell: str = "adhoc"               # experiment cell, e.g. "table1/spectrogram_segmented"
+    profile: ProfileName = "smoke"    # profile name: smoke | demo | paper (or your own)
+    cell: CellName = "adhoc"          # experiment cell, e.g. "table1/spectrogram_segmented"
 
     # --- data: where the FMA-format data set is and how it is made ---
     # The defaults are the smoke profile's (params/profiles/smoke.yaml), so a run with no
@@ -46,46 +63,72 @@ class Config:
     data_dir: str = "data/synth-smoke"  # FMA-format root (holds fma_metadata/ and fma_small/)
     store_root: str = "data/stores"   # clip stores live here, one folder per settings fingerprint
     subset: Literal["small", "medium", "large"] = "small"
-    synth_tracks_per_genre: int = 5   # synth only: tracks per genre in the small subset
-    synth_seconds: float = 2.5        # synth only: length of each synthetic track (s)
-    synth_sample_rate: int = 22050    # synth only: rate of the synthetic mp3s (Hz)
+    synth_tracks_per_genre: Positive = 5  # synth only: tracks per genre in the small subset
+    synth_seconds: Annotated[float, Field(gt=0, le=600)] = 2.5  # synth only: length of each track (s)
+    synth_sample_rate: Positive = 22050   # synth only: rate of the synthetic mp3s (Hz)
     synth_seed: int = 0               # synth only: same seed -> same bytes
     synth_bad_cases: bool = True      # synth only: add FMA's real failure cases
 
     # --- clips: decoded once into the store ---
-    sample_rate: int = 8000           # Hz after resampling (paper: 44100)
-    clip_samples: int = 16384         # samples per clip (paper: 10**6, 22.7 s at 44.1 kHz)
+    sample_rate: Annotated[int, Field(gt=0, le=192_000)] = 8000  # Hz after resampling (paper: 44100)
+    clip_samples: Annotated[int, Field(gt=0, le=MAX_CLIP_SAMPLES)] = 16384  # paper: 10**6 (22.7 s)
     clip_rule: Literal["start", "center"] = "start"  # which part of a longer track is kept
-    min_clip_fraction: float = 0.5    # shorter tracks: zero-pad if >= this fraction of a clip, else skip
-    prepare_workers: int = 0          # decode processes (0: one per CPU core)
+    min_clip_fraction: Annotated[float, Field(gt=0, le=1)] = 0.5  # shorter: zero-pad if >= this, else skip
+    prepare_workers: Annotated[int, Field(ge=0)] = 0  # decode processes (0: one per usable CPU)
 
     # --- model (DESIGN §4) ---
     input: InputKind = "spectrogram"  # raw (1D) | spectrogram (2D) | both (1D+2D)
-    n_fft: int = 256                  # STFT window (samples); paper: 2048 ("4048" is a typo)
-    hop: int = 128                    # STFT hop (samples); paper: 1024 = n_fft/2 (50 % overlap)
-    channels: int = 32                # feature maps of the residual block (paper: 256)
-    dense: list[int] = field(default_factory=lambda: [300, 150])  # hidden dense widths (Zhang et al.)
-    dropout: float = 0.0              # after every layer but the last dense (paper: 0 or 0.2)
+    n_fft: Positive = 256             # STFT window (samples), even; paper: 2048 ("4048" is a typo)
+    hop: Positive = 128               # STFT hop (samples); paper: 1024 = n_fft/2 (50 % overlap)
+    channels: Positive = 32           # feature maps of the residual block (paper: 256), even
+    dense: Annotated[list[Positive], Field(min_length=1)] = [300, 150]  # hidden dense widths (Zhang et al.)
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0  # after every layer but the last dense (0 or 0.2)
 
     # --- segments (the paper's "~3 s with 50 % overlap") ---
     segmented: bool = False
-    segment_samples: int = 4096       # samples per segment (paper: 2**17, ~3 s at 44.1 kHz)
-    segment_overlap: float = 0.5      # fraction of a segment shared with the next
+    segment_samples: Positive = 4096  # samples per segment (paper: 2**17, ~3 s at 44.1 kHz)
+    segment_overlap: Annotated[float, Field(ge=0, lt=1)] = 0.5  # fraction shared with the next segment
 
     # --- protocol ---
-    seeds: list[int] = field(default_factory=lambda: [0])
-    epochs: int = 1
-    batch_size: int = 16              # clips per step (paper: 50); segmented: all segments of these clips
-    lr: float = 5e-4                  # Adam learning rate
+    seeds: Annotated[list[int], Field(min_length=1)] = [0]
+    epochs: Positive = 1
+    batch_size: Positive = 16         # clips per step (paper: 50); segmented: all segments of these clips
+    lr: Annotated[float, Field(gt=0)] = 5e-4  # Adam learning rate
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True                  # bf16 autocast on CUDA (ignored on CPU)
     deterministic: bool = False       # torch deterministic algorithms (slower)
-    results_dir: str = "results"      # results/<profile>/<cell>.json
+    results_dir: str = "results"      # results/<profile>/<cell>.json and .ipynb
+    build_dir: str = "build"          # scratch: checkpoints and locks, build/<profile>/<cell>/
 
-    def __post_init__(self) -> None:
-        errors = _value_errors(self)
-        if errors:
-            raise ConfigError("; ".join(errors))
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        """Checks across keys; every message names its key."""
+        e = []
+        if self.n_fft % 2:
+            e.append(f"key 'n_fft': must be even (n_fft // 2 + 1 frequency bins), got {self.n_fft}")
+        if self.channels % 2:
+            e.append(f"key 'channels': must be even (the 'both' input gives each half), got {self.channels}")
+        if len(set(self.seeds)) != len(self.seeds):
+            twice = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
+            e.append(f"key 'seeds': each seed once (a repeated seed would only repeat its run), "
+                     f"got {self.seeds}; {twice} repeated")
+        if self.segment_hop < 1:
+            e.append(f"key 'segment_overlap': {self.segment_overlap} leaves a segment hop of "
+                     f"{self.segment_hop} samples for {self.segment_samples}-sample segments; lower it")
+        if self.segment_samples > self.clip_samples:
+            e.append(f"key 'segment_samples': {self.segment_samples} is longer than clip_samples "
+                     f"{self.clip_samples}")
+        if self.steps(self.segment_samples) < 4:
+            e.append(f"key 'segment_samples': {self.segment_samples} samples give "
+                     f"{self.steps(self.segment_samples)} steps after the first layer with hop {self.hop}; "
+                     "the residual block needs at least 4 (its kernel)")
+        if self.n_fft > min(self.segment_samples, self.clip_samples):
+            e.append(f"key 'n_fft': the window of {self.n_fft} samples is longer than a "
+                     f"{min(self.segment_samples, self.clip_samples)}-sample "
+                     f"{'segment' if self.segment_samples <= self.clip_samples else 'clip'}; lower it")
+        if e:
+            raise ValueError("; ".join(e))
+        return self
 
     # --- derived quantities ---
     @property
@@ -113,129 +156,148 @@ class Config:
         return n_samples // self.hop - 2
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.model_dump()
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with `changes`, checked like any other layer (ConfigError on a bad value)."""
+        return from_dict(changes, source="replace", base=self.to_dict())
 
 
-FIELDS = {f.name: f for f in dataclasses.fields(Config)}
-_HINTS = typing.get_type_hints(Config)
+FIELDS = Config.model_fields
 
 
-def _describe(tp: Any) -> str:
-    if typing.get_origin(tp) is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if typing.get_origin(tp) is list:
-        return f"a list of {typing.get_args(tp)[0].__name__}"
-    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
+def _describe(key: str) -> str:
+    """What a key accepts, in words: 'one of 'raw', 'spectrogram', 'both'', 'an integer', ..."""
+    schema = Config.model_json_schema()["properties"][key]
+    if "enum" in schema:
+        return "one of " + ", ".join(repr(a) for a in schema["enum"])
+    kind = schema.get("type")
+    if kind == "array":
+        return f"a list of {schema['items'].get('type', 'value')}s".replace("integers", "int")
+    return {"integer": "an integer", "number": "a number", "boolean": "true or false",
+            "string": "a string"}.get(kind, str(kind))
 
 
-def _coerce(key: str, value: Any, tp: Any) -> Any:
-    """Return `value` as type `tp`, or raise ConfigError saying what was expected."""
-    origin = typing.get_origin(tp)
-    bad = ConfigError(f"key {key!r}: got {value!r} ({type(value).__name__}), expected {_describe(tp)}")
-    if origin is Literal:
-        if value not in typing.get_args(tp):
-            raise bad
-        return value
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise bad
-        (item_tp,) = typing.get_args(tp)
-        return [_coerce(f"{key}[{i}]", v, item_tp) for i, v in enumerate(value)]
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise bad
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise bad
-        return value
-    raise TypeError(f"unsupported config type {tp!r} for {key!r}")  # a bug in Config, not in a file
+def _key(loc: tuple) -> str:
+    """('seeds', 1) -> 'seeds[1]'."""
+    return str(loc[0]) + "".join(f"[{p}]" for p in loc[1:])
 
 
-def _value_errors(c: Config) -> list[str]:
-    """Checks on values that types alone cannot express."""
-    e = []
-    positive = ["synth_tracks_per_genre", "synth_sample_rate", "sample_rate", "clip_samples",
-                "n_fft", "hop", "channels", "segment_samples", "epochs", "batch_size"]
-    e += [f"key {k!r}: must be > 0, got {getattr(c, k)}" for k in positive if getattr(c, k) <= 0]
-    if c.synth_seconds <= 0:
-        e.append(f"key 'synth_seconds': must be > 0, got {c.synth_seconds}")
-    if not 0.0 <= c.dropout < 1.0:
-        e.append(f"key 'dropout': must be in [0, 1), got {c.dropout}")
-    if not 0.0 <= c.segment_overlap < 1.0:
-        e.append(f"key 'segment_overlap': must be in [0, 1), got {c.segment_overlap}")
-    if not 0.0 < c.min_clip_fraction <= 1.0:
-        e.append(f"key 'min_clip_fraction': must be in (0, 1], got {c.min_clip_fraction}")
-    if not c.lr > 0:
-        e.append(f"key 'lr': must be > 0, got {c.lr}")
-    if not c.seeds:
-        e.append("key 'seeds': needs at least one seed")
-    if c.prepare_workers < 0:
-        e.append(f"key 'prepare_workers': must be >= 0, got {c.prepare_workers}")
-    if any(w <= 0 for w in c.dense):
-        e.append(f"key 'dense': widths must be > 0, got {c.dense}")
-    if c.channels % 2:
-        e.append(f"key 'channels': must be even (the 'both' input gives each half), got {c.channels}")
-    if c.segment_samples > 0 and 0.0 <= c.segment_overlap < 1.0 and c.segment_hop < 1:
-        e.append(f"key 'segment_overlap': {c.segment_overlap} leaves a segment hop of "
-                 f"{c.segment_hop} samples for {c.segment_samples}-sample segments; lower it")
-    if c.hop > 0 and c.segment_samples > 0 and c.clip_samples > 0:
-        if c.segment_samples > c.clip_samples:
-            e.append(f"key 'segment_samples': {c.segment_samples} is longer than clip_samples {c.clip_samples}")
-        if c.segment_samples // c.hop - 2 < 4:
-            e.append(f"key 'segment_samples': {c.segment_samples} samples give "
-                     f"{c.segment_samples // c.hop - 2} steps after the first layer with hop {c.hop}; "
-                     "the residual block needs at least 4 (its kernel)")
-    return e
+_BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+
+
+def _allowed_range(key: str, kind: str, ctx: dict) -> str:
+    """A field's bounds in words: 'in [0, 1)', '> 0', ... (the failed bound alone for list items)."""
+    bounds = {}
+    for m in FIELDS[key].metadata if key in FIELDS else []:
+        for name in ("gt", "ge", "lt", "le"):
+            if getattr(m, name, None) is not None:
+                bounds[name] = getattr(m, name)
+    low = ("(", bounds["gt"]) if "gt" in bounds else ("[", bounds["ge"]) if "ge" in bounds else None
+    high = (")", bounds["lt"]) if "lt" in bounds else ("]", bounds["le"]) if "le" in bounds else None
+    if low and high:
+        return f"in {low[0]}{low[1]:g}, {high[1]:g}{high[0]}"
+    (limit,) = ctx.values()
+    return f"{_BOUNDS[kind]} {limit:g}"
+
+
+def _message(e: dict) -> str:
+    """One pydantic error as our message: the key, what was given, what is allowed."""
+    kind, loc, value = e["type"], e["loc"], e.get("input")
+    if kind == "value_error" and not loc:       # our cross-field checks: the message names its keys
+        return str(e["ctx"]["error"])
+    key = _key(loc)
+    if kind == "extra_forbidden":
+        near = difflib.get_close_matches(str(loc[0]), FIELDS, n=1, cutoff=0.6)
+        hint = f" Did you mean {near[0]!r}?" if near else ""
+        return f"unknown key {loc[0]!r}.{hint} Known keys: {', '.join(FIELDS)}"
+    if kind in _BOUNDS:
+        return f"key {key!r}: must be {_allowed_range(loc[0], kind, e['ctx'])}, got {value!r}"
+    if kind == "string_pattern_mismatch":
+        what = "a cell: a name, or table/name" if loc[0] == "cell" else "a name"
+        return (f"key {key!r}: {value!r} is not {what} (lower-case letters, digits, '_' and '-', "
+                f"starting with a letter or digit; it becomes part of a path)")
+    if kind == "too_short":
+        return f"key {key!r}: needs at least {e['ctx']['min_length']} value(s), got {value!r}"
+    expected = _describe(loc[0]) if len(loc) == 1 else {"int_type": "an integer"}.get(kind, e["msg"])
+    return f"key {key!r}: got {value!r} ({type(value).__name__}), expected {expected}"
 
 
 def from_dict(raw: dict[str, Any], source: str = "<dict>", base: dict[str, Any] | None = None) -> Config:
     """Build a Config from `base` (already checked values) updated by `raw` (from `source`)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of keys to values, got {type(raw).__name__}")
-    values = dict(base or {})
-    for key, value in raw.items():
-        if key not in FIELDS:
-            near = difflib.get_close_matches(str(key), FIELDS, n=1, cutoff=0.6)
-            hint = f" Did you mean {near[0]!r}?" if near else ""
-            raise ConfigError(f"{source}: unknown key {key!r}.{hint} Known keys: {', '.join(FIELDS)}")
-        try:
-            values[key] = _coerce(key, value, _HINTS[key])
-        except ConfigError as err:
-            raise ConfigError(f"{source}: {err}") from None
     try:
-        return Config(**values)
-    except ConfigError as err:
-        raise ConfigError(f"{source}: {err}") from None
+        return Config.model_validate({**(base or {}), **raw})
+    except ValidationError as err:
+        messages = list(dict.fromkeys(_message(e) for e in err.errors()))
+        raise ConfigError(f"{source}: " + "; ".join(messages)) from None
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as YAML 1.2 reads numbers: `1e-3` is a float (YAML 1.1, PyYAML's default, reads a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$|^[-+]?\.(inf|Inf|INF)$|^\.(nan|NaN|NAN)$"),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """YAML text -> Python values (YAML 1.2 numbers); ConfigError naming `source` if it is not YAML."""
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{source}: not valid YAML: {err}") from None
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A params file as a mapping; ConfigError naming the file for a missing, unreadable or bad one."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such params file")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}: {err.object[err.start]:#04x}); "
+                          "save the file as UTF-8") from None
+    raw = parse_yaml(text, str(path)) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys to values, got {type(raw).__name__}")
     return raw
 
 
 def profile_path(name_or_path: str | Path) -> Path:
-    """`demo` -> params/profiles/demo.yaml; a path is returned as is."""
+    """`demo` -> params/profiles/demo.yaml (a name must match the name pattern); a .yaml path as is."""
     p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.exists():
+    if p.suffix in (".yaml", ".yml"):
         return p
-    return PROFILES_DIR / f"{name_or_path}.yaml"
+    if not re.fullmatch(NAME_PATTERN, str(name_or_path)):
+        raise ConfigError(f"profile {str(name_or_path)!r}: not a profile name (lower-case letters, digits, '_' "
+                          f"and '-') nor a .yaml file; profiles: {', '.join(profiles())}")
+    return params_dir() / "profiles" / f"{name_or_path}.yaml"
+
+
+def cell_path(cell: str) -> Path:
+    """`table1/raw_whole` -> params/table1/raw_whole.yaml; the name must match the cell pattern."""
+    if not isinstance(cell, str) or not re.fullmatch(CELL_PATTERN, cell):
+        raise ConfigError(f"cell {cell!r}: not a cell name (e.g. table1/raw_whole: lower-case letters, digits, "
+                          "'_' and '-', one '/' at most)")
+    return params_dir() / f"{cell}.yaml"
+
+
+def profiles() -> list[str]:
+    """The profiles under params/profiles/."""
+    return sorted(p.stem for p in (params_dir() / "profiles").glob("*.yaml"))
+
+
+def params_dir() -> Path:
+    """Where profile and cell names are looked up: `params/` in the working directory when it
+    has one (the repo root, or a workflow's own copy), else the repository's `params/`."""
+    here = Path("params")
+    return here if (here / "profiles").is_dir() else PARAMS_DIR
 
 
 def load_config(*paths: str | Path, overrides: dict[str, Any] | None = None) -> Config:
@@ -248,8 +310,28 @@ def load_config(*paths: str | Path, overrides: dict[str, Any] | None = None) -> 
         values = from_dict(read_yaml(path), source=str(path), base=values).to_dict()
     if overrides:
         values = from_dict(overrides, source="overrides", base=values).to_dict()
-    return Config(**values)
+    return Config.model_validate(values)
 
 
 def load_profile(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
     return load_config(profile_path(name_or_path), overrides=overrides)
+
+
+def load_cell(profile: str, cell: str | None, overrides: dict[str, Any] | str | None = None) -> Config:
+    """The config of one cell of one profile, by name: params/profiles/<profile>.yaml, then
+    params/<cell>.yaml, then `overrides` (a mapping, or YAML text such as 'epochs: 2').
+
+    The resolved config must name the profile and cell it was asked for (a file cannot
+    claim another's name).
+    """
+    if isinstance(overrides, str):
+        overrides = parse_yaml(overrides, "overrides") or {}
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ConfigError(f"overrides: expected a mapping of keys to values, got {type(overrides).__name__}")
+    paths = [profile_path(profile)] + ([cell_path(cell)] if cell else [])
+    cfg = load_config(*paths, overrides=overrides)
+    for key, asked in (("profile", profile), ("cell", cell)):
+        if asked and Path(str(asked)).suffix not in (".yaml", ".yml") and getattr(cfg, key) != asked:
+            raise ConfigError(f"{paths[-1 if key == 'cell' else 0]}: key {key!r} is {getattr(cfg, key)!r}, "
+                              f"but it was loaded as {key} {asked!r}: they must be the same")
+    return cfg

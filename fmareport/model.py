@@ -42,7 +42,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import Config
-from .fma import GENRES
+from .data.fma import GENRES
 
 RESIDUAL_KERNEL = 4   # conv2 and conv3 kernel (Zhang et al. 2016, nnet2)
 SPEC_FRAMES = 4       # 2D first layer spans 4 STFT frames -> T = (N // hop + 1) - 4 + 1

@@ -9,7 +9,6 @@ TQDM_MININTERVAL (seconds) to thin the lines a papermill log gets.
 
 try:
     import ipywidgets  # noqa: F401  (only to see whether tqdm.auto can draw its widget)
-
     from tqdm.auto import tqdm
 except ImportError:
     from tqdm import tqdm

@@ -1,4 +1,4 @@
-"""`fmareport summary --profile P [CELL.yaml ...]`: the network's layer table for each input.
+"""The network's layer table for each input (`fmareport summary --profile P [CELL.yaml ...]`).
 
 For each input kind (raw, spectrogram, both) and each window (a whole clip, a segment)
 it prints every layer's output shape (batch dim dropped) and parameter count, traced
@@ -7,18 +7,10 @@ from the model itself on the meta device: no data set, no memory.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-
-from .config import load_config, profile_path
+from .config import Config
 from .model import layer_table
 
 INPUTS = ("raw", "spectrogram", "both")
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="paper", help="profile name (smoke, demo, paper) or a profile YAML")
-    p.add_argument("cells", nargs="*", help="experiment cell YAMLs applied on top (later wins)")
 
 
 def format_table(cfg, n_samples: int) -> str:
@@ -35,17 +27,17 @@ def format_table(cfg, n_samples: int) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> int:
-    base = load_config(profile_path(args.profile), *args.cells)
+def summary_text(base: Config) -> str:
+    """Every input kind's layer table, for a whole clip and for a segment, as text."""
     sr = base.sample_rate
-    print(f"profile {base.profile}: {sr} Hz, n_fft {base.n_fft}, hop {base.hop}, {base.channels} maps, "
-          f"dense {base.dense}, dropout {base.dropout}")
+    out = [f"profile {base.profile}: {sr} Hz, n_fft {base.n_fft}, hop {base.hop}, {base.channels} maps, "
+           f"dense {base.dense}, dropout {base.dropout}"]
     windows = [("whole clip", base.clip_samples, False), ("segment", base.segment_samples, True)]
     for kind in INPUTS:
-        cfg = dataclasses.replace(base, input=kind)
+        cfg = base.replace(input=kind)
         for label, n, segmented in windows:
-            extra = (f", {cfg.n_segments} per clip (hop {cfg.segment_hop})" if segmented else "")
-            print(f"\ninput {kind}, {label}: {n:,} samples ({n / sr:.2f} s){extra}, "
-                  f"T = N // hop - 2 = {cfg.steps(n)}")
-            print(format_table(cfg, n))
-    return 0
+            extra = f", {cfg.n_segments} per clip (hop {cfg.segment_hop})" if segmented else ""
+            out.append(f"\ninput {kind}, {label}: {n:,} samples ({n / sr:.2f} s){extra}, "
+                       f"T = N // hop - 2 = {cfg.steps(n)}")
+            out.append(format_table(cfg, n))
+    return "\n".join(out)

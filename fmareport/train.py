@@ -43,15 +43,16 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .progress import tqdm
 
 from .config import Config
-from .fma import GENRES
+from .data.audio import INT16_SCALE
+from .data.fma import GENRES
 from .model import Net, n_params
-from .store import INT16_SCALE
+from .progress import tqdm
+from .report.results import Epoch, SeedResult
 
 # Config keys that may change between a run and its resume (they do not change the numbers).
-RESUME_FREE_KEYS = ("epochs", "seeds", "results_dir", "data_dir", "store_root", "prepare_workers")
+RESUME_FREE_KEYS = ("epochs", "seeds", "results_dir", "build_dir", "data_dir", "store_root", "prepare_workers")
 
 
 class DivergedError(RuntimeError):
@@ -69,7 +70,7 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
     if deterministic:
         if "CUBLAS_WORKSPACE_CONFIG" not in os.environ and torch.cuda.is_initialized():
             warnings.warn("deterministic mode: CUDA started before CUBLAS_WORKSPACE_CONFIG was set; "
-                          "cuBLAS may not be deterministic. Call seed_everything before any CUDA work.")
+                          "cuBLAS may not be deterministic. Call seed_everything before any CUDA work.", stacklevel=2)
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(deterministic, warn_only=True)
     torch.backends.cudnn.deterministic = deterministic
@@ -172,16 +173,25 @@ def evaluate(model: Net, source, labels: torch.Tensor, rows: np.ndarray, cfg: Co
 # --- checkpoints -------------------------------------------------------------------------
 
 def _rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+    """Every generator's state as tensors and plain data (what torch.load(weights_only=True) reads)."""
+    kind, key, pos, has_gauss, gauss = np.random.get_state()
+    version, py_state, py_gauss = random.getstate()
+    return {"python": [version, list(py_state), py_gauss],
+            "numpy": {"kind": kind, "key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "gauss": float(gauss)},
+            "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
 def _set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+    """Restore `_rng_state()`; generator states are ByteTensors on the CPU, wherever they were saved."""
+    version, py_state, py_gauss = state["python"]
+    random.setstate((version, tuple(py_state), py_gauss))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["key"].cpu().numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    torch.set_rng_state(state["torch"].cpu())
     if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -190,6 +200,20 @@ def save_checkpoint(path: Path, state: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict | None:
+    """A checkpoint's state, loaded to the CPU with weights_only=True (tensors and plain data only:
+    a crafted file cannot run code). A corrupt or foreign file is set aside as <name>.corrupt with a
+    warning naming it, and None is returned: that seed then starts from scratch."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:           # whatever a damaged or hostile file makes the unpickler raise
+        aside = path.with_name(path.name + ".corrupt")
+        os.replace(path, aside)
+        warnings.warn(f"{path}: not a readable checkpoint ({type(err).__name__}: {str(err)[:200]}); "
+                      f"moved to {aside.name}, this seed starts from scratch", stacklevel=2)
+        return None
 
 
 def _check_resumable(ckpt: dict, cfg: Config, fingerprint: str | None, path: Path) -> None:
@@ -207,8 +231,8 @@ def _check_resumable(ckpt: dict, cfg: Config, fingerprint: str | None, path: Pat
 # --- one seed ----------------------------------------------------------------------------
 
 def train_seed(cfg: Config, store, seed: int, checkpoint_dir: str | Path | None = None,
-               progress: bool = True) -> dict:
-    """Train and test one seed; return its record of the results JSON (docs/contracts.md).
+               progress: bool = True) -> SeedResult:
+    """Train and test one seed; return its record of the results file.
 
     `store` is any object with `audio` (int16 (n_tracks, clip_samples)), `labels`
     ((n_tracks,) int64) and `split_indices(split)`. With `checkpoint_dir`, the state after
@@ -235,12 +259,14 @@ def train_seed(cfg: Config, store, seed: int, checkpoint_dir: str | Path | None 
     best = {"epoch": 0, "val_acc": -1.0, "state": None}
     fingerprint = getattr(store, "fingerprint", None)
     ckpt_path = Path(checkpoint_dir) / f"seed{seed}.pt" if checkpoint_dir is not None else None
-    if ckpt_path is not None and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+    ckpt = load_checkpoint(ckpt_path) if ckpt_path is not None and ckpt_path.exists() else None
+    if ckpt is not None:
         _check_resumable(ckpt, cfg, fingerprint, ckpt_path)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         history, train_seconds, best = ckpt["history"], ckpt["train_seconds"], ckpt["best"]
+        if best["state"] is not None:
+            best["state"] = {k: v.to(device) for k, v in best["state"].items()}
         _set_rng_state(ckpt["rng"])
 
     for epoch in range(len(history) + 1, cfg.epochs + 1):
@@ -301,17 +327,17 @@ def train_seed(cfg: Config, store, seed: int, checkpoint_dir: str | Path | None 
         test_acc_best = evaluate(model, source, labels, test_rows, cfg, device, amp)[1]
     # Seconds of this seed's work: its epochs (also those before a resume) and the test.
     seconds = sum(h["seconds"] for h in history) + time.perf_counter() - t_test
-    return {
-        "seed": seed,
-        "history": history,
-        "test_acc_last": test_acc,
-        "test_acc_best": test_acc_best,
-        "best_epoch": best["epoch"],
-        "confusion": confusion.tolist(),
+    return SeedResult(
+        seed=seed,
+        history=[Epoch(**h) for h in history],
+        test_acc_last=test_acc,
+        test_acc_best=test_acc_best,
+        best_epoch=best["epoch"],
+        confusion=confusion.tolist(),
         # Recall per genre; None for a genre with no test track (tiny synthetic sets).
-        "per_genre_acc": {g: (float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else None)
-                          for i, g in enumerate(GENRES)},
-        "n_params": n_params(model),
-        "seconds": seconds,
-        "segments_per_second": len(history) * len(train_rows) * s / sum(train_seconds),
-    }
+        per_genre_acc={g: (float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else None)
+                       for i, g in enumerate(GENRES)},
+        n_params=n_params(model),
+        seconds=seconds,
+        segments_per_second=len(history) * len(train_rows) * s / sum(train_seconds),
+    )

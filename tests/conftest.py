@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fmareport.config import Config
-from fmareport.store import ClipStore, prepare
+from fmareport.data.store import ClipStore, prepare
 
 REPO = Path(__file__).resolve().parents[1]
 FMA_REAL = REPO.parent / "shared" / "data" / "fma_real"   # real FMA files (see its README.md)
@@ -57,3 +57,21 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def smoke_grid(tmp_path_factory) -> Path:
+    """The smoke profile's whole grid, run once per session through the real Snakefile (target
+    `results`) in a scratch working directory with its own copy of params/: the working
+    directory holding data/, build/, results/. The book and workflow tests share it."""
+    import shutil
+    import subprocess
+    import sys
+
+    work = tmp_path_factory.mktemp("smoke-grid")
+    shutil.copytree(REPO / "params", work / "params")
+    done = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
+                           str(work), "--cores", "2", "--config", "profile=smoke", "--", "results"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, f"smoke workflow failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    return work

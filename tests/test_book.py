@@ -1,15 +1,16 @@
-"""The book (fmareport.book): built from real smoke results, checked in its HTML and in a browser.
+"""The book (fmareport.report.book): built from real smoke results, checked in its HTML and in a browser.
 
-The smoke grid runs once per session through the workflow (Snakefile, target
-`results`) in a scratch folder; the book is staged and built in another scratch folder
-holding copies of _config.yml, _toc.yml and book/pages/, so a test run never touches
-the repo's own book/generated/ or _build/.
+The session's smoke grid (conftest.smoke_grid) gives the results; the book is staged and
+built with `fmareport book`, which runs the README's `jupyter-book build book/` as written,
+in a scratch folder holding copies of _config.yml, _toc.yml, book/_toc.yml and book/pages/,
+so a test run never touches the repo's own book/generated/ or _build/.
 """
 
 from __future__ import annotations
 
 import html as html_lib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -21,26 +22,20 @@ import nbformat
 import pytest
 from bs4 import BeautifulSoup
 
-from fmareport import book
-from fmareport.tables import PAPER, UNEXPLAINED
+from fmareport.report import book
+from fmareport.report.tables import PAPER, UNEXPLAINED
 
 REPO = Path(__file__).resolve().parents[1]
 INPUT = {"raw": "1D", "spectrogram": "2D", "both": "1D+2D"}
-PAGES = [f"book/generated/{p}.html" for p in book.PAGES]
+PAGES = [f"generated/{p}.html" for p in book.PAGES]
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 SPHINX_WARNING = re.compile(r"^(.*: )?(WARNING|ERROR|CRITICAL): ", re.M)
 
 
 @pytest.fixture(scope="session")
-def smoke_results(tmp_path_factory) -> Path:
-    """The smoke profile's real results: the workflow's `results` target in a scratch folder."""
-    work = tmp_path_factory.mktemp("smoke-workflow")
-    shutil.copytree(REPO / "params", work / "params")
-    done = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
-                           str(work), "--cores", "2", "--config", "profile=smoke", "--", "results"],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, f"smoke workflow failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
-    return work / "results"
+def smoke_results(smoke_grid) -> Path:
+    """The smoke profile's real results (the workflow's `results` target)."""
+    return smoke_grid / "results"
 
 
 def _book_root(tmp_path_factory, name: str) -> Path:
@@ -48,6 +43,7 @@ def _book_root(tmp_path_factory, name: str) -> Path:
     for f in ("_config.yml", "_toc.yml"):
         shutil.copy(REPO / f, root / f)
     shutil.copytree(REPO / "book" / "pages", root / "book" / "pages")
+    (root / "book" / "_toc.yml").symlink_to("../_toc.yml")   # as in the repo
     return root
 
 
@@ -55,9 +51,10 @@ def _book_root(tmp_path_factory, name: str) -> Path:
 def built(smoke_results, tmp_path_factory) -> tuple[Path, str, dict[str, dict]]:
     """(book root, build output, results by cell): `python -m fmareport.book` on the smoke results."""
     root = _book_root(tmp_path_factory, "book")
-    done = subprocess.run([sys.executable, "-m", "fmareport.book", "--profile", "smoke",
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    done = subprocess.run([sys.executable, "-m", "fmareport.cli", "book", "--profile", "smoke",
                            "--results-dir", str(smoke_results), "--root", str(root)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=env)
     output = done.stdout + done.stderr
     assert done.returncode == 0, f"book build failed:\n{output[-6000:]}"
     results = {str(p.relative_to(smoke_results / "smoke").with_suffix("")): json.loads(p.read_text())
@@ -76,6 +73,15 @@ def label(result: dict) -> str:
     return text + (f", dropout {c['dropout']:g}" if c["dropout"] else "")
 
 
+def test_the_book_is_built_by_the_documented_command(built):
+    """`fmareport book` runs exactly the README's `jupyter-book build book/` (no flags)."""
+    readme = (REPO / "README.md").read_text()
+    assert book.BUILD_COMMAND == "jupyter-book build book/"
+    assert f"\n{book.BUILD_COMMAND}\n" in readme or f"`{book.BUILD_COMMAND}`" in readme
+    _, output, _ = built
+    assert f"fmareport book: {book.BUILD_COMMAND}" in output
+
+
 def test_build_has_zero_warnings_and_prints_the_results_page(built):
     root, output, _ = built
     assert "build succeeded" in output and "with problems" not in output
@@ -88,7 +94,7 @@ def test_build_has_zero_warnings_and_prints_the_results_page(built):
 @pytest.mark.parametrize("table_id, name", [("table-1", "Table 1"), ("table-2", "Table 2"), ("table-3", "Table 3")])
 def test_tables_hold_the_papers_values_and_ours_from_the_results_json(built, table_id, name):
     root, _, results = built
-    table = html(root, "book/generated/results.html").find("table", id=table_id)
+    table = html(root, "generated/results.html").find("table", id=table_id)
     assert table is not None, f"{table_id} missing from the results page"
     rows = {tr.th.get_text(strip=True): [td.get_text(strip=True) for td in tr.find_all("td")]
             for tr in table.tbody.find_all("tr")}
@@ -107,7 +113,7 @@ def test_tables_hold_the_papers_values_and_ours_from_the_results_json(built, tab
 
 def test_claims_are_judged_and_say_inconclusive_with_one_seed(built):
     root, _, _ = built
-    table = html(root, "book/generated/results.html").find("table", id="claims-summary")
+    table = html(root, "generated/results.html").find("table", id="claims-summary")
     verdicts = {tr.th.get_text(strip=True): tr.find_all("td")[-1].get_text(strip=True)
                 for tr in table.tbody.find_all("tr")}
     assert verdicts == {c: "inconclusive (1 seed)" for c in
@@ -116,8 +122,8 @@ def test_claims_are_judged_and_say_inconclusive_with_one_seed(built):
 
 def test_architecture_figures_are_drawn_files_in_the_methods_page(built):
     root, _, _ = built
-    page = root / "_build/html/book/generated"
-    srcs = [img["src"] for img in html(root, "book/generated/methods.html").find_all("img")]
+    page = root / "_build/html/generated"
+    srcs = [img["src"] for img in html(root, "generated/methods.html").find_all("img")]
     for name in ("fig1_architecture.png", "fig2_first_layers.png"):
         src = next((s for s in srcs if s.endswith(name)), None)
         assert src is not None, f"{name} not referenced by methods.html ({srcs})"
@@ -127,7 +133,7 @@ def test_architecture_figures_are_drawn_files_in_the_methods_page(built):
 
 def test_every_page_has_the_honesty_banner(built):
     root, _, results = built
-    cells = [f"book/generated/experiments/{cell}.html" for cell in results]
+    cells = [f"generated/experiments/{cell}.html" for cell in results]
     for page in PAGES + cells:
         text = html(root, page).get_text(" ", strip=True)
         assert "These are NOT FMA results" in text and "smoke" in text, page
@@ -137,7 +143,7 @@ def test_every_page_has_the_honesty_banner(built):
 def test_experiment_pages_are_the_executed_cell_notebooks(built):
     root, _, results = built
     for cell in results:
-        doc = html(root, f"book/generated/experiments/{cell}.html")
+        doc = html(root, f"generated/experiments/{cell}.html")
         assert doc.find("h1").get_text(strip=True).startswith(f"{cell}:"), cell
         assert "Parameters" not in [h.get_text(strip=True) for h in doc.find_all(["h1", "h2"])]
         assert doc.find("img") is not None, f"{cell}: the executed notebook's figures are missing"
@@ -160,7 +166,7 @@ def test_no_page_shows_a_python_warning_or_error(built):
 def test_no_broken_image_or_link(built):
     root, _, _ = built
     site = root / "_build/html"
-    pages = sorted(site.glob("book/generated/**/*.html")) + [site / "index.html"]
+    pages = sorted(site.glob("generated/**/*.html")) + [site / "index.html"]
     assert len(pages) > len(PAGES)
     for page in pages:
         doc = BeautifulSoup(page.read_text(), "html.parser")
@@ -266,3 +272,42 @@ def test_results_page_renders_in_headless_chromium(built, tmp_path):
         box = boxes[table_id]
         assert box["display"] != "none" and box["visibility"] == "visible", (table_id, box)
         assert box["width"] > 300 and box["height"] > 50 and box["text"] > 50, (table_id, box)
+
+
+# Put first in <head> of a copy of a page: records every uncaught error and every console.error /
+# console.warn from the first script on, and writes them into the page once it has loaded.
+CONSOLE_PROBE = """<script>
+window.__fmareport_console = [];
+window.addEventListener("error", e => window.__fmareport_console.push("uncaught: " + e.message));
+for (const level of ["error", "warn"]) {
+  const original = console[level];
+  console[level] = (...args) => { window.__fmareport_console.push(level + ": " + args.join(" ")); original(...args); };
+}
+window.addEventListener("load", () => {
+  const pre = document.createElement("pre");
+  pre.id = "fmareport-console";
+  pre.textContent = JSON.stringify(window.__fmareport_console);
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+def test_no_page_logs_a_console_error_in_headless_chromium(built, tmp_path):
+    """Every page loads with no uncaught JavaScript error and no console error or warning."""
+    browser = _browser()
+    root, _, results = built
+    site = root / "_build/html"
+    # (index.html only redirects to generated/intro.html, which is one of PAGES)
+    pages = [*(site / p for p in PAGES), *(site / f"generated/experiments/{cell}.html" for cell in sorted(results)[:1])]
+    for page in pages:
+        probe = page.with_name(page.stem + "-console-probe.html")
+        probe.write_text(page.read_text().replace("<head>", "<head>" + CONSOLE_PROBE, 1))
+        try:
+            dom = _chromium(browser, tmp_path / "profile", "--virtual-time-budget=3000", "--dump-dom",
+                            probe.as_uri()).stdout
+        finally:
+            probe.unlink()
+        match = re.search(r'<pre id="fmareport-console"[^>]*>(.*?)</pre>', dom, re.S)
+        assert match, f"{page.name}: the probe did not run: {dom[-500:]}"
+        logged = json.loads(html_lib.unescape(match.group(1)))
+        assert not logged, f"{page.relative_to(site)} logs: {logged[:3]}"

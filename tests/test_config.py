@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fmareport.config import (PARAMS_DIR, Config, ConfigError, from_dict, load_config, load_profile,
-                              profile_path)
+from fmareport.config import PARAMS_DIR, Config, ConfigError, from_dict, load_config, load_profile, profile_path
 
 PROFILES = ["smoke", "demo", "paper"]
 CELLS = sorted(PARAMS_DIR.glob("table*/*.yaml"))

@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from fmareport.cli import main
-from fmareport.fetch import FetchError, fetch
-from fmareport.fma import ARCHIVES
+from fmareport.data.fetch import FetchError, fetch
+from fmareport.data.fma import ARCHIVES
 
 
 def make_zip(entries: dict[str, bytes]) -> bytes:

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from fmareport.fma import COLUMNS, GENRE_IDS, GENRES, audio_path, load_genres, load_tracks
-from fmareport.synth import TrackMeta, tracks_table
+from fmareport.data.fma import COLUMNS, GENRE_IDS, GENRES, audio_path, load_genres, load_tracks
+from fmareport.data.synth import TrackMeta, tracks_table
 
 # Rows printed by the FMA authors' usage notebook (shared/data/fma_real/README.md).
 REAL_ROWS = [

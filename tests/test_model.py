@@ -1,13 +1,11 @@
 """The network's shapes, traced on the meta device (no data), and its wiring on small inputs."""
 
-import argparse
-import dataclasses
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from fmareport import cli, model, summary
+from fmareport import cli, model
 from fmareport.config import load_profile
 from fmareport.model import Net, Spectrogram, layer_table, n_params
 
@@ -107,7 +105,7 @@ def test_layer_table_counts_every_parameter(kind):
 
 
 def test_summary_prints_the_paper_shapes(capsys):
-    assert summary.run(argparse.Namespace(profile="paper", cells=[])) == 0
+    assert cli.main(["summary", "--profile", "paper"]) == 0
     out = capsys.readouterr().out
     conv1 = [line.split() for line in out.splitlines() if line.split()[:1] == ["conv1"]]
     assert len(conv1) == 6  # 3 inputs x (whole clip, segment)
@@ -122,6 +120,6 @@ def test_summary_refuses_a_bad_cell(tmp_path, capsys):
 
 
 def test_both_splits_channels_evenly():
-    cfg = dataclasses.replace(load_profile("smoke"), input="both")
+    cfg = load_profile("smoke").replace(input="both")
     net = Net(cfg)
     assert net.conv1.raw.out_channels == net.conv1.spec.out_channels == cfg.channels // 2

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +18,10 @@ import soxr
 import yaml
 
 from fmareport.config import Config
-from fmareport.fma import GENRES, SPLITS, audio_path, load_tracks
-from fmareport.store import (KILL_AFTER_ENV, decode_clip, open_store, prepare, select_tracks,
-                             source_fingerprint)
-from fmareport.synth import BAD_CASES, TrackMeta, tracks_table
+from fmareport.data.audio import decode_clip
+from fmareport.data.fma import GENRES, SPLITS, audio_path, load_tracks
+from fmareport.data.store import open_store, prepare, select_tracks, source_fingerprint
+from fmareport.data.synth import BAD_CASES, TrackMeta, tracks_table
 
 REPO = Path(__file__).resolve().parents[1]
 STORE_FILES = ["audio.npy", "index.csv", "manifest.json"]
@@ -95,7 +94,7 @@ def test_real_short_track_is_padded_or_skipped_by_the_rule(fma_real, tmp_path):
     short = store.audio[1]                       # 2 s at 8 kHz = 16000 samples, then zeros
     assert np.abs(short[15000:16000]).max() > 0 and not short[16000:].any()
 
-    store = prepare(dataclasses.replace(cfg, min_clip_fraction=0.8), progress=False)   # needs 19200
+    store = prepare(cfg.replace(min_clip_fraction=0.8), progress=False)   # needs 19200
     assert list(store.index.track_id) == [2]
     (skip,) = store.manifest["skipped"]
     assert skip["track_id"] == 10 and skip["reason"] == "too short" and "16000 samples" in skip["detail"]
@@ -103,7 +102,7 @@ def test_real_short_track_is_padded_or_skipped_by_the_rule(fma_real, tmp_path):
 
 def test_a_second_prepare_reuses_the_store(tiny_config, tiny_store, caplog):
     mtime = (tiny_store.path / "audio.npy").stat().st_mtime_ns
-    with caplog.at_level(logging.INFO, logger="fmareport.store"):
+    with caplog.at_level(logging.INFO, logger="fmareport.data.store"):
         again = prepare(tiny_config, progress=False)
     assert again.path == tiny_store.path
     assert "reusing complete store" in caplog.text and "decoding" not in caplog.text
@@ -111,7 +110,7 @@ def test_a_second_prepare_reuses_the_store(tiny_config, tiny_store, caplog):
 
 
 def test_new_settings_make_a_new_store(tiny_config, tiny_store, tiny_data):
-    center = prepare(dataclasses.replace(tiny_config, clip_rule="center"), progress=False)
+    center = prepare(tiny_config.replace(clip_rule="center"), progress=False)
     assert center.path != tiny_store.path and center.path.parent == tiny_store.path.parent
     assert "center" in center.path.name and center.fingerprint != tiny_store.fingerprint
     assert (tiny_store.path / "manifest.json").is_file()                 # the old one stays
@@ -129,28 +128,48 @@ def test_source_fingerprint_follows_the_data_not_its_path(tiny_data, tmp_path):
     assert source_fingerprint(copy, "small", ids) != source_fingerprint(tiny_data, "small", ids)
 
 
-def prepare_in_subprocess(profile, data_dir, store_root, kill_after=None):
-    env = {**os.environ, KILL_AFTER_ENV: str(kill_after or 0)}
-    cmd = [sys.executable, "-m", "fmareport.cli", "prepare", str(data_dir), "--profile", str(profile),
-           "--out", str(store_root), "--workers", "2"]
-    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+def prepare_command(profile, data_dir, store_root):
+    return [sys.executable, "-m", "fmareport.cli", "prepare", str(data_dir), "--profile", str(profile),
+            "--out", str(store_root), "--workers", "1"]
+
+
+def journal_lines(partial: Path) -> int:
+    try:
+        return (partial / "journal.jsonl").read_text().count("\n")
+    except FileNotFoundError:
+        return 0
+
+
+def kill_after(cmd, partial: Path, tracks: int) -> int:
+    """Run `cmd` and SIGKILL it as soon as its journal holds `tracks` lines; return the lines then."""
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while journal_lines(partial) < tracks and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, f"prepare ended before the kill: {proc.stderr.read()[-2000:]}"
+    return journal_lines(partial)
 
 
 def test_a_killed_prepare_resumes_to_an_identical_store(tiny_config, tiny_store, tmp_path):
+    """SIGKILL from outside, twice, then a clean run: the store is byte-identical to one never killed."""
     profile = tmp_path / "tiny.yaml"
     profile.write_text(yaml.safe_dump(tiny_config.to_dict()))
     root = tmp_path / "stores"
     partial = root / f"{tiny_store.path.name}.partial"
+    cmd = prepare_command(profile, tiny_config.data_dir, root)
 
-    for kill_after, journaled in ((7, 7), (9, 16)):               # killed twice: the second run resumes
-        run = prepare_in_subprocess(profile, tiny_config.data_dir, root, kill_after)
-        assert run.returncode == -signal.SIGKILL, run.stderr
-        assert len((partial / "journal.jsonl").read_text().splitlines()) == journaled
+    before = 0
+    for tracks in (5, 15):                                          # killed twice: the second run resumes
+        journaled = kill_after(cmd, partial, tracks)
+        assert before <= journaled < 45                             # progress kept, the work not done
         assert not (root / tiny_store.path.name).exists()          # nothing looks complete
         with open(partial / "journal.jsonl", "a") as journal:      # as if killed while writing a line
             journal.write('{"row": 39, "track_id"')
+        before = journaled
 
-    run = prepare_in_subprocess(profile, tiny_config.data_dir, root)
+    run = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines()[0] == str(root / tiny_store.path.name)
     assert not partial.exists()
@@ -164,7 +183,7 @@ def test_a_store_killed_before_its_rename_is_finished(tiny_config, tiny_store, t
     root = tmp_path / "stores"
     partial = shutil.copytree(tiny_store.path, root / f"{tiny_store.path.name}.partial")
     (partial / "journal.jsonl").write_text("")                      # work files not yet removed
-    store = prepare(dataclasses.replace(tiny_config, store_root=str(root)), progress=False)
+    store = prepare(tiny_config.replace(store_root=str(root)), progress=False)
     assert store.path == root / tiny_store.path.name and not partial.exists()
     assert sorted(p.name for p in store.path.iterdir()) == STORE_FILES
 

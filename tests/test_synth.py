@@ -9,8 +9,9 @@ import pytest
 import soundfile as sf
 
 from fmareport.cli import main
-from fmareport.fma import GENRE_IDS, GENRES, SPLITS, audio_path, load_genres, load_tracks
-from fmareport.synth import BAD_CASES, SHORT_SECONDS, render, split_sizes, synthesize
+from fmareport.data.fma import GENRE_IDS, GENRES, SPLITS, audio_path, load_genres, load_tracks
+from fmareport.data.music import render
+from fmareport.data.synth import BAD_CASES, MARKER, SHORT_SECONDS, split_sizes, synthesize
 
 
 def test_split_sizes():
@@ -73,7 +74,7 @@ def test_same_seed_same_bytes(tmp_path):
     b = tree(synthesize(tmp_path / "b", 2, 1.0, 16000, seed=3, bad_cases=True, progress=False, workers=2))
     assert a == b
     c = tree(synthesize(tmp_path / "c", 2, 1.0, 16000, seed=4, bad_cases=False, progress=False, workers=1))
-    assert set(a) & set(c) <= {"fma_small/checksums", "fma_metadata/tracks.csv", "fma_metadata/genres.csv"}
+    assert set(a) & set(c) <= {"fma_small/checksums", "fma_metadata/tracks.csv", "fma_metadata/genres.csv", MARKER}
     assert a["fma_metadata/tracks.csv"] != c["fma_metadata/tracks.csv"]
 
 

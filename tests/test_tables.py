@@ -9,7 +9,8 @@ import math
 import pytest
 from scipy import stats
 
-from fmareport import tables
+from fmareport.report import stats as stats_
+from fmareport.report import tables
 
 
 def result(kind, segmented, dropout, accs, profile="p", cell=None):
@@ -69,12 +70,12 @@ def test_one_seed_has_zero_std():
 
 def test_welch_interval_matches_scipy():
     a, b = [0.41, 0.45, 0.43, 0.47], [0.30, 0.36, 0.31]
-    diff, low, high = tables.welch_interval(a, b)
+    diff, low, high = stats_.welch_interval(a, b)
     ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
     assert diff == pytest.approx(sum(a) / 4 - sum(b) / 3)
     assert (low, high) == (pytest.approx(ci.low), pytest.approx(ci.high))
     with pytest.raises(ValueError, match=">= 2 seeds"):
-        tables.welch_interval([0.4], b)
+        stats_.welch_interval([0.4], b)
 
 
 @pytest.mark.parametrize("direction, low, high, expected", [
@@ -131,7 +132,7 @@ def test_claim_summary_names_each_verdict_when_comparisons_disagree():
 
 def test_no_spread_over_seeds_gives_no_interval_and_no_verdict():
     """Equal accuracies on both sides (easy on a small test split) prove nothing either way."""
-    diff, low, high = tables.welch_interval([0.5, 0.5], [0.5, 0.5])
+    diff, low, high = stats_.welch_interval([0.5, 0.5], [0.5, 0.5])
     assert diff == 0.0 and math.isnan(low) and math.isnan(high)
     runs = tables.index_runs([result("both", True, 0.0, [0.5, 0.5], cell="a"),
                               result("spectrogram", True, 0.0, [0.5, 0.5], cell="b")])

@@ -1,22 +1,20 @@
 """Training: segment aggregation, one step per input, learning, resume, divergence, GPU."""
 
-import dataclasses
-import json
 import math
+import os
 from dataclasses import dataclass
 
-import jsonschema
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from fmareport import results, train
+from fmareport import train
 from fmareport.config import load_profile
-from fmareport.fma import GENRES
+from fmareport.data.fma import GENRES
 from fmareport.model import Net
-from fmareport.train import (DivergedError, batches, load_clips, seed_everything, track_log_probs,
-                             train_seed, windows)
+from fmareport.report.results import SeedResult
+from fmareport.train import DivergedError, batches, load_clips, seed_everything, track_log_probs, train_seed, windows
 
 INPUTS = ["raw", "spectrogram", "both"]
 RECORD_KEYS = {"seed", "history", "test_acc_last", "test_acc_best", "best_epoch", "confusion",
@@ -73,7 +71,7 @@ def tone_config(**overrides):
 
 
 def without_seconds(history):
-    return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+    return [h.model_dump(exclude={"seconds"}) for h in history]
 
 
 
@@ -156,11 +154,11 @@ def test_one_training_step_moves_every_parameter(kind, tones):
 def test_training_learns_tones_well_above_chance(kind, tones):
     """Chance is 1/8; a network that does not learn stays near it (this test then fails)."""
     rec = train_seed(tone_config(input=kind, segmented=True, epochs=6), tones, seed=0, progress=False)
-    last = rec["history"][-1]
-    assert rec["history"][0]["train_loss"] > 1.5 * last["train_loss"]
-    assert last["train_acc"] >= 0.8
-    assert last["val_acc"] >= 0.6
-    assert rec["test_acc_last"] >= 0.6
+    last = rec.history[-1]
+    assert rec.history[0].train_loss > 1.5 * last.train_loss
+    assert last.train_acc >= 0.8
+    assert last.val_acc >= 0.6
+    assert rec.test_acc_last >= 0.6
 
 
 def test_killed_run_resumes_to_the_same_numbers(tones, tmp_path, monkeypatch):
@@ -182,14 +180,14 @@ def test_killed_run_resumes_to_the_same_numbers(tones, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         train_seed(cfg, tones, seed=1, checkpoint_dir=tmp_path / "b", progress=False)
     monkeypatch.setattr(train, "load_clips", real)
-    assert torch.load(tmp_path / "b" / "seed1.pt", weights_only=False)["epoch"] == 1
+    assert torch.load(tmp_path / "b" / "seed1.pt", weights_only=True)["epoch"] == 1
     resumed = train_seed(cfg, tones, seed=1, checkpoint_dir=tmp_path / "b", progress=False)
 
-    assert without_seconds(resumed["history"]) == without_seconds(straight["history"])
+    assert without_seconds(resumed.history) == without_seconds(straight.history)
     for key in ("test_acc_last", "test_acc_best", "best_epoch", "confusion"):
-        assert resumed[key] == straight[key]
-    a = torch.load(tmp_path / "a" / "seed1.pt", weights_only=False)
-    b = torch.load(tmp_path / "b" / "seed1.pt", weights_only=False)
+        assert getattr(resumed, key) == getattr(straight, key)
+    a = torch.load(tmp_path / "a" / "seed1.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "seed1.pt", weights_only=True)
     assert a["epoch"] == b["epoch"] == 3
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), name
@@ -212,19 +210,40 @@ def test_clip_length_must_match_the_config(tones):
 
 
 def test_record_on_the_tiny_store_follows_the_contract(tiny_store, tiny_config):
-    cfg = dataclasses.replace(tiny_config, channels=32, segmented=True, epochs=2, batch_size=16)
+    cfg = tiny_config.replace(channels=32, segmented=True, epochs=2, batch_size=16)
     rec = train_seed(cfg, tiny_store, seed=0, progress=False)
-    assert set(rec) == RECORD_KEYS
-    jsonschema.validate(json.loads(json.dumps(rec)), results.SCHEMA["properties"]["seeds"]["items"])
-    assert len(rec["history"]) == cfg.epochs
-    assert all(set(h) == HISTORY_KEYS for h in rec["history"])
+    assert isinstance(rec, SeedResult)                  # validated by the results schema on creation
+    assert len(rec.history) == cfg.epochs and [h.epoch for h in rec.history] == [1, 2]
     n_test = len(tiny_store.split_indices("test"))
-    conf = np.array(rec["confusion"])
+    conf = np.array(rec.confusion)
     assert conf.shape == (8, 8) and conf.sum() == n_test
-    assert rec["test_acc_last"] == pytest.approx(np.trace(conf) / n_test)
-    assert list(rec["per_genre_acc"]) == list(GENRES)
-    assert 1 <= rec["best_epoch"] <= cfg.epochs
-    assert rec["n_params"] > 0 and rec["seconds"] > 0 and rec["segments_per_second"] > 0
+    assert rec.test_acc_last == pytest.approx(np.trace(conf) / n_test)
+    assert list(rec.per_genre_acc) == list(GENRES)
+    assert 1 <= rec.best_epoch <= cfg.epochs
+    assert rec.n_params > 0 and rec.seconds > 0 and rec.segments_per_second > 0
+
+
+def test_a_corrupt_checkpoint_is_set_aside_and_the_seed_restarts(tones, tmp_path):
+    cfg = tone_config(epochs=1)
+    (tmp_path / "seed0.pt").write_bytes(b"not a checkpoint at all")
+    with pytest.warns(UserWarning, match=r"seed0\.pt: not a readable checkpoint.*starts from scratch"):
+        rec = train_seed(cfg, tones, seed=0, checkpoint_dir=tmp_path, progress=False)
+    assert (tmp_path / "seed0.pt.corrupt").read_bytes() == b"not a checkpoint at all"
+    assert len(rec.history) == 1 and (tmp_path / "seed0.pt").is_file()
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tones, tmp_path):
+    """torch.load(weights_only=True): a pickle that calls a function on load never runs it."""
+    import pickle
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    torch.save({"epoch": 1, "evil": Exploit()}, tmp_path / "seed0.pt", pickle_module=pickle)
+    with pytest.warns(UserWarning, match="not a readable checkpoint"):
+        train_seed(tone_config(epochs=1), tones, seed=0, checkpoint_dir=tmp_path, progress=False)
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_cuda_device_without_cuda_is_an_error():
@@ -240,4 +259,4 @@ def test_gpu_bf16_run_learns_with_the_store_on_the_device(tones):
     rec = train_seed(tone_config(input="both", segmented=True, epochs=6, device="cuda", amp=True),
                      tones, seed=0, progress=False)
     assert train._DEVICE_STORE["tensor"].device.type == "cuda"
-    assert rec["test_acc_last"] >= 0.6
+    assert rec.test_acc_last >= 0.6

@@ -1,10 +1,10 @@
 """The workflow end to end on the smoke profile, through the real Snakefile and notebook.
 
-One smoke grid (synthetic data -> clip store -> papermill per cell -> results JSON) is
-run once per module in a temporary working directory (`snakemake --directory`), with
-its own copy of params/ so the tests can edit cell files; the later tests build on it:
-a second run does nothing, an edited cell re-runs alone, a bad cell fails before any
-training and leaves the other cells' results alone, and papermill works per cell by hand.
+The session's smoke grid (conftest.smoke_grid) is copied once for this module, so the tests
+here can edit its params files without touching the grid the book tests read: a second run
+does nothing, an edited cell re-runs alone, a bad cell fails before any training and leaves
+the other cells' results alone. The README's papermill command runs as written in a copy of
+the checkout, and a cell runs without Jupyter through `run_cell`.
 """
 
 from __future__ import annotations
@@ -12,18 +12,19 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
 
-from fmareport.config import Config, FIELDS, load_config
-from fmareport.results import ResultsError, load_results, read_results, validate
+from fmareport import experiment
+from fmareport.config import ConfigError, load_cell, load_config
+from fmareport.report.results import ResultsError, load_results, read_results, validate
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = "smoke"
@@ -43,62 +44,88 @@ def result_mtimes(workdir: Path) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def grid(tmp_path_factory) -> Path:
-    """The whole smoke grid, run once: the working directory holding data/, build/, results/."""
-    workdir = tmp_path_factory.mktemp("workflow")
-    shutil.copytree(REPO / "params", workdir / "params")
-    t0 = time.perf_counter()
-    done = snakemake(workdir, "results")
-    assert done.returncode == 0, done.stdout[-6000:]
-    print(f"smoke grid: {time.perf_counter() - t0:.0f} s")
-    return workdir
+def grid(smoke_grid, tmp_path_factory) -> Path:
+    """A copy of the session's smoke grid (data, store, results, Snakemake's records) to edit."""
+    return shutil.copytree(smoke_grid, tmp_path_factory.mktemp("workflow") / "grid", symlinks=True)
 
 
-def test_parameters_cell_is_the_config(tmp_path):
-    """The notebook's parameters cell declares every config key with Config's default, so that
-    papermill -f A -f B gives exactly `fmareport config A B` and warns only on unknown keys."""
-    import papermill
+def checkout_copy(dest: Path) -> Path:
+    """What a fresh clone holds: the files git tracks and the untracked ones it does not ignore."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, listed):
+        src = REPO / rel
+        if src.is_file() or src.is_symlink():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel, follow_symlinks=False)
+    return dest
 
-    nb = jupytext.read(REPO / "book" / "experiment.py")
-    (cell,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    declared = {node.targets[0].id: ast.literal_eval(node.value)
-                for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)}
-    assert declared == Config().to_dict(), "update the parameters cell of book/experiment.py to Config's defaults"
-    assert nb.metadata["kernelspec"]["name"] == "python3"
-    jupytext.write(nb, tmp_path / "experiment.ipynb")
-    assert set(papermill.inspect_notebook(str(tmp_path / "experiment.ipynb"))) == set(FIELDS)  # all parse
+
+def readme_command(prefix: str) -> str:
+    """The one README line that starts with `prefix` (the documented command, as written)."""
+    lines = [line.strip() for line in (REPO / "README.md").read_text().splitlines() if line.strip().startswith(prefix)]
+    assert len(lines) == 1, f"README should hold exactly one `{prefix}` command line, found {lines}"
+    return lines[0].split("  #")[0].strip()
+
+
+def test_the_committed_notebook_is_the_text_notebook_without_outputs():
+    """book/experiment.ipynb (what papermill runs) and book/experiment.py (what we edit) are one
+    notebook, paired by jupytext; the .ipynb is committed without outputs."""
+    ipynb = nbformat.read(REPO / "book/experiment.ipynb", as_version=4)
+    text = jupytext.read(REPO / "book/experiment.py")
+    assert ipynb.metadata["jupytext"]["formats"] == "ipynb,py:percent"
+    assert ipynb.metadata["kernelspec"]["name"] == "python3"
+    assert [(c.cell_type, c.source) for c in ipynb.cells] == [(c.cell_type, c.source) for c in text.cells], \
+        "book/experiment.ipynb and book/experiment.py differ: run `jupytext --sync book/experiment.py`"
+    code = [c for c in ipynb.cells if c.cell_type == "code"]
+    assert not any(c.outputs or c.execution_count for c in code), "commit book/experiment.ipynb without outputs"
+    (params,) = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    names = [t.id for node in ast.parse(params.source).body for t in node.targets]
+    assert tuple(names) == experiment.PARAMETERS
+
+
+def test_injected_names_are_read_from_papermills_cell():
+    history = ["", "profile = 'smoke'", "# Parameters\nprofile = \"demo\"\ncell = \"table1/raw_whole\"\nepochs = 3\n"]
+    assert experiment.injected_names(history) == ["profile", "cell", "epochs"]
+    with pytest.raises(ConfigError, match=r"'epochs' not a parameter of this notebook.*overrides"):
+        experiment.notebook_config("smoke", "table1/raw_whole", {}, history)
+    cfg = experiment.notebook_config("smoke", "table1/raw_whole", "epochs: 2\nlr: 1e-3", history[:2])
+    assert (cfg.epochs, cfg.lr, cfg.cell) == (2, 1e-3, "table1/raw_whole")
 
 
 @pytest.mark.slow
-def test_grid_writes_every_cell(grid):
-    results = load_results(grid / "results", PROFILE)  # validates each file against the schema
+def test_grid_writes_every_cell(smoke_grid):
+    results = load_results(smoke_grid / "results", PROFILE)  # validates each file against the schema
     assert sorted(results) == CELLS
     for cell, obj in results.items():
-        # papermill's parameters resolve exactly as the config layer resolves the files.
-        expected = load_config(grid / "params/profiles/smoke.yaml", grid / "params" / f"{cell}.yaml")
+        expected = load_config(smoke_grid / "params/profiles/smoke.yaml", smoke_grid / "params" / f"{cell}.yaml")
         assert obj["config"] == expected.to_dict()
         assert [s["seed"] for s in obj["seeds"]] == expected.seeds
         assert obj["data"]["tracks"] == {"training": 32, "validation": 4, "test": 4}
         assert obj["data"]["skipped"] == 5 and obj["data"]["source"] == "synth"
         assert obj["provenance"]["versions"]["torch"] and obj["provenance"]["device"] == "cpu"
-        nb = nbformat.read(grid / "results" / PROFILE / f"{cell}.ipynb", as_version=4)
+        assert obj["provenance"]["entry"] == "book/experiment.ipynb"
+        nb = nbformat.read(smoke_grid / "results" / PROFILE / f"{cell}.ipynb", as_version=4)
         injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
-        assert len(injected) == 1 and "remove-cell" in injected[0].metadata.tags
+        assert len(injected) == 1 and f'cell = "{cell}"' in injected[0].source
         outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
         assert not [o for o in outputs if o.output_type == "error"]
         assert sum("image/png" in o.get("data", {}) for o in outputs) == 2  # curves, confusion matrix
         assert not [o for o in outputs if o.output_type == "stream" and "Warning" in o.text]
-    assert not list((grid / "build" / "checkpoints").rglob("*.pt")), "checkpoints are removed after a run"
+        assert any(f"run {obj['run_id']}" in o.get("text", "") for o in outputs)  # the book pairs them by it
+    assert not list((smoke_grid / "build").rglob("*.pt")), "checkpoints are removed after a run"
 
 
 @pytest.mark.slow
-def test_results_schema_refuses_broken_files(grid):
-    obj = read_results(grid / "results" / PROFILE / "table1" / "raw_whole.json")
+def test_results_schema_refuses_broken_files(smoke_grid):
+    obj = read_results(smoke_grid / "results" / PROFILE / "table1" / "raw_whole.json")
     validate(obj)
     for breaks in (lambda o: o["seeds"][0].pop("confusion"),
                    lambda o: o["summary"].update(test_acc_last_mean=o["summary"]["test_acc_last_mean"] + 0.1),
                    lambda o: o["config"].update(epoch=3),
-                   lambda o: o["seeds"][0].update(test_acc_last=1.5)):
+                   lambda o: o["config"].update(cell="../../../tmp/x"),
+                   lambda o: o["seeds"][0].update(test_acc_last=1.5),
+                   lambda o: o.update(run_id="not hex")):
         broken = json.loads(json.dumps(obj))
         breaks(broken)
         with pytest.raises(ResultsError):
@@ -144,7 +171,7 @@ def test_bad_params_file_fails_fast_and_keeps_the_others(grid):
     assert done.returncode != 0
     # The config layer's message, naming the file, the key and the nearest known key.
     assert "params/table1/spectrogram_whole.yaml: unknown key 'dropuot'. Did you mean 'dropout'?" in done.stdout
-    assert log.stat().st_size == 0, "papermill must not start for a bad params file"  # (it logs at once)
+    assert not log.exists() or log.stat().st_size == 0, "papermill must not start for a bad params file"
     # --keep-going: the other edited cell ran; the untouched cells' results are still there.
     assert read_results(grid / "results" / PROFILE / "table1" / "both_whole.json")["config"]["seeds"] == [2]
     after = {c: p.stat().st_mtime_ns for c in CELLS
@@ -159,31 +186,45 @@ def test_bad_params_file_fails_fast_and_keeps_the_others(grid):
 
 
 @pytest.mark.slow
-def test_papermill_per_cell_by_hand(grid, tmp_path):
-    """The README's commands: jupytext to .ipynb, then papermill with the profile and cell YAMLs.
-    The kernel is found in the environment alone: an empty HOME, no PATH to the venv."""
-    env = {**os.environ, "HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
+def test_readme_papermill_command_runs_as_written_in_a_fresh_checkout(tmp_path):
+    """The README's papermill line, run by a shell in a copy of the checkout (no data, no results
+    yet): it makes its data and store and writes the executed notebook beside the cell's JSON.
+    The kernel is found in the environment alone: an empty HOME."""
+    command = readme_command("papermill book/experiment.ipynb")
+    match = re.search(r"results/(\w+)/(\S+)\.ipynb -p profile (\w+) -p cell (\S+)$", command)
+    assert match and match[1] == match[3] == PROFILE and match[2] == match[4], command
+    checkout = checkout_copy(tmp_path / "checkout")
+    env = {**os.environ, "HOME": str(tmp_path / "home"),
+           "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
     env.pop("JUPYTER_PATH", None)
-    py = sys.executable
-    notebook = tmp_path / "experiment.ipynb"
-    subprocess.run([py, "-m", "jupytext", "--to", "ipynb", "-o", str(notebook), str(REPO / "book/experiment.py")],
-                   check=True, env=env, capture_output=True)
-    out_dir = tmp_path / "results"
-    papermill = [py, "-m", "papermill", str(notebook), str(tmp_path / "out.ipynb"),
-                 "-f", "params/profiles/smoke.yaml", "-f", "params/table1/raw_segmented.yaml",
-                 "-p", "results_dir", str(out_dir), "--no-progress-bar"]
-    done = subprocess.run(papermill, cwd=grid, env=env, capture_output=True, text=True)
+    done = subprocess.run(command, shell=True, cwd=checkout, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-4000:]
     assert "Passed unknown parameter" not in done.stderr
-    obj = read_results(out_dir / PROFILE / "table1" / "raw_segmented.json")
-    expected = load_config(grid / "params/profiles/smoke.yaml", grid / "params/table1/raw_segmented.yaml",
-                           overrides={"results_dir": str(out_dir)})
-    assert obj["config"] == expected.to_dict()
+    obj = read_results(checkout / "results" / PROFILE / f"{match[2]}.json")
+    assert obj["config"] == load_cell(PROFILE, match[2]).to_dict()
+    nb = nbformat.read(checkout / "results" / PROFILE / f"{match[2]}.ipynb", as_version=4)
+    assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
 
-    # A bad value given to papermill stops at the config cell, with the config layer's message.
-    done = subprocess.run(papermill + ["-p", "dropout", "1.5"], cwd=grid, env=env, capture_output=True, text=True)
-    assert done.returncode != 0
-    assert "papermill parameters: key 'dropout': must be in [0, 1), got 1.5" in done.stderr
-    out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
-    executed = [c for c in out.cells if c.cell_type == "code" and c.get("execution_count")]
-    assert "from_dict" in executed[-1].source  # nothing ran after the config cell
+    # A config key passed as a papermill parameter is refused, not silently ignored;
+    # as an override it is taken.
+    bad = subprocess.run(command + " -p epochs 3", shell=True, cwd=checkout, env=env, capture_output=True, text=True)
+    assert bad.returncode != 0
+    assert "'epochs' not a parameter of this notebook" in bad.stderr
+    bad = subprocess.run(command + " -y 'overrides: {dropout: 1.5}'", shell=True, cwd=checkout, env=env,
+                         capture_output=True, text=True)
+    assert bad.returncode != 0
+    assert "overrides: key 'dropout': must be in [0, 1), got 1.5" in bad.stderr
+
+
+@pytest.mark.slow
+def test_run_cell_without_jupyter(tiny_config, tiny_store, tmp_path):
+    """The cell's whole run is a library call: store, seeds, results file, checkpoints removed."""
+    cfg = tiny_config.replace(cell="table1/raw_segmented", input="raw", segmented=True, epochs=1, seeds=[0, 1],
+                              results_dir=str(tmp_path / "results"), build_dir=str(tmp_path / "build"))
+    results = experiment.run_cell(cfg, progress=False)
+    assert [s.seed for s in results.seeds] == [0, 1] and results.summary.n_seeds == 2
+    on_disk = read_results(tmp_path / "results" / "tiny" / "table1" / "raw_segmented.json")
+    assert on_disk == results.model_dump(mode="json")
+    assert on_disk["provenance"]["entry"] == "fmareport.experiment.run_cell"
+    assert not list((tmp_path / "build").rglob("*.pt"))
+    assert (tmp_path / "build" / "tiny" / "table1" / "raw_segmented" / "lock").is_file()

@@ -15,7 +15,6 @@ Nothing is hand-drawn: change the model and the figures change with it.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from pathlib import Path
@@ -27,9 +26,9 @@ import seaborn as sns
 from matplotlib.patches import FancyBboxPatch
 from matplotlib.ticker import FixedLocator, MaxNLocator
 
-from .config import Config
-from .model import LayerRow, layer_table
-from .store import INT16_SCALE
+from ..config import Config
+from ..data.audio import to_float
+from ..model import LayerRow, Spectrogram, layer_table
 from .tables import INPUT_LABELS, setting_label, setting_of
 
 # Fig. 1's grouping of layers into the paper's three blocks (§III), by layer kind.
@@ -48,6 +47,14 @@ def save(fig: plt.Figure, path: str | Path, dpi: int = 110) -> Path:
     fig.savefig(path, dpi=dpi, bbox_inches="tight", facecolor="white")
     plt.close(fig)
     return path
+
+
+def show(fig: plt.Figure) -> None:
+    """Display `fig` once in a notebook (and close it, so the inline backend does not show it again)."""
+    from IPython.display import display
+
+    display(fig)
+    plt.close(fig)
 
 
 def _shape(shape: tuple[int, ...]) -> str:
@@ -171,7 +178,7 @@ def first_layers(cfg: Config, n_samples: int | None = None) -> plt.Figure:
     kinds = list(INPUT_LABELS)
     fig, axes = plt.subplots(1, len(kinds), figsize=(13, 6.5), gridspec_kw=dict(width_ratios=[1, 1, 1.6]))
     for ax, kind in zip(axes, kinds):
-        rows = layer_table(dataclasses.replace(cfg, input=kind), n)
+        rows = layer_table(cfg.replace(input=kind), n)
         first = next(r for r in rows if r.kind == "first")
         branches = _branches([r for r in rows if r.depth == 1], n)
         depth = max(len(b) for b in branches)
@@ -245,7 +252,7 @@ def confusion_matrices(results: list[dict]) -> plt.Figure:
     """Test confusion matrix of each run, summed over seeds; colour: share of the true genre."""
     ordered = _ordered(results)
     genres = ordered[0]["genres"]
-    ncol = 4
+    ncol = min(4, len(ordered))
     nrow = math.ceil(len(ordered) / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 4.0 * nrow), squeeze=False)
     for ax in axes.flat[len(ordered):]:
@@ -297,13 +304,11 @@ def genre_examples(clips: dict[str, tuple[int, np.ndarray]], cfg: Config) -> plt
     """
     import torch
 
-    from .model import Spectrogram
-
     stft = Spectrogram(cfg.n_fft, cfg.hop)
     fig, axes = plt.subplots(len(clips), 2, figsize=(12, 1.7 * len(clips)), squeeze=False,
                              gridspec_kw=dict(width_ratios=[1, 1.3]))
     for (ax_w, ax_s), (genre, (track_id, clip)) in zip(axes, clips.items()):
-        x = clip.astype(np.float32) / INT16_SCALE
+        x = to_float(clip)
         seconds = len(x) / cfg.sample_rate
         # The min-max envelope over short bins draws the same picture as every sample, faster.
         bins = min(len(x), 4000)

@@ -9,19 +9,7 @@ A store is a folder anyone can open:
 It holds the tracks of cfg.subset (small ⊂ medium ⊂ large; audio under fma_<subset>/)
 whose genre_top is one of fma.GENRES, in track_id order, less the skipped ones.
 
-Decode rule (DECODE_VERSION 1), per track:
-  1. soundfile (libsndfile, mpg123) decodes the mp3 to float32; gapless info (LAME tag)
-     is honoured, so a file written by our synth decodes to exactly its samples;
-  2. mono: the mean of the channels;
-  3. soxr (HQ) resamples the whole track to cfg.sample_rate;
-  4. a clip of cfg.clip_samples is cut: clip_rule "start" keeps the first samples,
-     "center" the middle ones (start (n - clip) // 2);
-  5. a shorter track is zero-padded at its end if it has at least
-     ceil(min_clip_fraction * clip_samples) samples, else skipped as "too short";
-     a clip whose peak is below SILENCE_PEAK is skipped as "silent";
-  6. int16 = clip(round(x * 32768), -32768, 32767); read back as audio / 32768 (INT16_SCALE),
-     libsndfile's own int16 <-> float convention; decoded mp3s overshoot 1.0 a little.
-A missing file is skipped as "missing", one that fails to decode as "undecodable".
+Each track is decoded by the rule in `fmareport.data.audio` (DECODE_VERSION).
 
 The store's folder is named after a fingerprint of its source and settings (subset,
 sample_rate, clip_samples, clip_rule, min_clip_fraction, the decode rule's version and
@@ -38,83 +26,29 @@ A kill at any moment leaves no store that looks complete: the work goes into
 `<name>.partial/` (rows.npy, a preallocated memmap, and journal.jsonl, one line per
 track appended after its row is written), the manifest is written last and the folder
 renamed. A rerun resumes from the journal and gives a byte-identical store.
-Test hook: FMAREPORT_PREPARE_KILL_AFTER=k makes prepare SIGKILL itself after k tracks.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import hashlib
 import json
 import logging
-import math
-import multiprocessing
-import os
 import shutil
-import signal
-import sys
-import threading
-import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import soundfile as sf
-import soxr
-from .progress import tqdm
 
-from .config import Config, load_profile
+from ..config import Config
+from ..progress import tqdm
+from .audio import DECODE_VERSION, INT16_SCALE, SILENCE_PEAK, Skip, decode_clip, decoder_versions
 from .fma import GENRES, SPLITS, audio_path, load_tracks
+from .pool import imap_unordered
 
 log = logging.getLogger(__name__)
-
-DECODE_VERSION = 1                  # bump when the decode rule above changes: old stores are not reused
-INT16_SCALE = 32768                 # float = int16 / 32768, in [-1, 1)
-SILENCE_PEAK = 10 ** (-60 / 20)     # -60 dBFS: a clip of music always peaks above this
-KILL_AFTER_ENV = "FMAREPORT_PREPARE_KILL_AFTER"
-
-
-class Skip(Exception):
-    """A track that cannot be stored; args: (reason, detail)."""
-
-
-def decode_clip(path: str | Path, sample_rate: int, clip_samples: int, clip_rule: str = "start",
-                min_clip_fraction: float = 0.5) -> np.ndarray:
-    """Decode one mp3 into a clip by the rule in this module's docstring: (clip_samples,) int16.
-
-    Raises Skip("missing" | "undecodable" | "too short" | "silent", detail).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise Skip("missing", f"no file {path}")
-    try:
-        x, rate = sf.read(path, dtype="float32", always_2d=True)           # (n, channels)
-    except Exception as err:                   # whatever a broken file makes the decoder raise
-        raise Skip("undecodable", f"{path.stat().st_size} bytes; {type(err).__name__}: {err}") from None
-    x = x.mean(axis=1)
-    if rate != sample_rate:
-        x = soxr.resample(x, rate, sample_rate, quality="HQ")
-    need = math.ceil(min_clip_fraction * clip_samples)
-    if len(x) < need:
-        raise Skip("too short", f"{len(x) / sample_rate:.3f} s = {len(x)} samples at {sample_rate} Hz "
-                                f"< {min_clip_fraction} x clip = {need} samples")
-    start = (len(x) - clip_samples) // 2 if clip_rule == "center" and len(x) > clip_samples else 0
-    clip = np.zeros(clip_samples, np.float32)
-    piece = x[start:start + clip_samples]
-    clip[:len(piece)] = piece
-    peak = float(np.abs(clip).max())
-    if peak < SILENCE_PEAK:
-        raise Skip("silent", f"peak {peak:.2e} < {SILENCE_PEAK:.0e} (-60 dBFS)")
-    return to_int16(clip)
-
-
-def to_int16(x: np.ndarray) -> np.ndarray:
-    """float samples (full scale 1.0) -> int16, rounded and clipped to the int16 range."""
-    return np.clip(np.round(x * INT16_SCALE), -32768, 32767).astype(np.int16)
 
 
 def _decode_job(job: tuple[int, str, int, int, str, float]) -> tuple[int, np.ndarray | None, str, str]:
@@ -214,11 +148,6 @@ def source_fingerprint(data_dir: Path, subset: str, track_ids: np.ndarray) -> st
         p = audio_path(data_dir, tid, subset)
         h.update(f"{tid}:{p.stat().st_size if p.is_file() else -1};".encode())
     return h.hexdigest()
-
-
-def decoder_versions() -> dict[str, str]:
-    """Versions whose change may change decoded samples (soundfile's wheel bundles libsndfile, mpg123)."""
-    return {"soundfile": sf.__version__, "libsndfile": sf.__libsndfile_version__, "soxr": soxr.__version__}
 
 
 @contextlib.contextmanager
@@ -344,12 +273,11 @@ def _decode_all(partial: Path, plan: pd.DataFrame, paths: list[str], settings: d
     shape = (len(plan), settings["clip_samples"])
     rows = np.lib.format.open_memmap(rows_path, mode="r+" if rows_path.is_file() else "w+", dtype=np.int16,
                                      shape=None if rows_path.is_file() else shape)
-    kill_after = int(os.environ.get(KILL_AFTER_ENV, "0"))
     args = (settings["sample_rate"], settings["clip_samples"], settings["clip_rule"], settings["min_clip_fraction"])
     jobs = [(row, paths[row], *args) for row in todo]
     bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="prepare", unit="track", disable=not progress)
     with open(journal_path, "a") as journal:
-        for done, (row, clip, status, detail) in enumerate(_run_jobs(jobs, workers), start=1):
+        for row, clip, status, detail in imap_unordered(_decode_job, jobs, workers, len(jobs)):
             if clip is not None:
                 rows[row] = clip
             journal.write(json.dumps({"row": row, "track_id": int(plan.track_id[row]), "status": status,
@@ -357,44 +285,10 @@ def _decode_all(partial: Path, plan: pd.DataFrame, paths: list[str], settings: d
             journal.flush()
             results[row] = (status, detail)
             bar.update(1)
-            if done == kill_after:
-                os.kill(os.getpid(), signal.SIGKILL)
     bar.close()
     rows.flush()
     del rows
     return results
-
-
-def _exit_with(parent_pid: int) -> None:
-    """Worker initializer: exit as soon as the parent is gone (a killed run must leave no orphans)."""
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(0.2)
-        os._exit(1)
-    threading.Thread(target=watch, daemon=True).start()
-
-
-def process_pool(workers: int) -> ProcessPoolExecutor:
-    """`workers` spawned processes (safe beside torch's threads) that die with this one."""
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_exit_with, initargs=(os.getpid(),))
-
-
-def _run_jobs(jobs: list[tuple], workers: int):
-    """Yield _decode_job(job) for every job, in completion order, over `workers` processes (0: all cores)."""
-    workers = min(workers or os.cpu_count() or 1, len(jobs))
-    if workers == 1:
-        yield from map(_decode_job, jobs)
-        return
-    with process_pool(workers) as executor:
-        pending, queue = set(), iter(jobs)
-        for job in queue:                       # keep a few jobs per worker in flight, not all of them
-            pending.add(executor.submit(_decode_job, job))
-            if len(pending) >= 4 * workers:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                yield from (f.result() for f in done)
-        for f in pending:
-            yield f.result()
 
 
 def _compact(partial: Path, ok: np.ndarray) -> None:
@@ -416,35 +310,3 @@ def _compact(partial: Path, ok: np.ndarray) -> None:
     del audio, rows
     tmp.rename(out)
     rows_path.unlink()
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.description = ("Decode every track of the profile's subset once into a clip store: audio.npy "
-                     "(int16, n_tracks x clip_samples), index.csv (track_id, genre, label, split) and "
-                     "manifest.json (settings, counts, skipped tracks with their reason). A complete store "
-                     "with the same data and settings is reused; a killed run resumes.")
-    p.add_argument("data_dir", nargs="?", metavar="DATA_DIR",
-                   help="FMA-format root (holds fma_metadata/, fma_small/); default: the profile's data_dir")
-    p.add_argument("--profile", required=True, metavar="P",
-                   help="profile name (smoke, demo, paper) or path to a profile YAML")
-    p.add_argument("--out", metavar="STORE_ROOT",
-                   help="folder that holds the stores (default: the profile's store_root)")
-    p.add_argument("--workers", type=int, metavar="N",
-                   help="decode processes (default: the profile's prepare_workers; 0 = one per core)")
-
-def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="fmareport prepare: %(message)s")
-    overrides = {k: v for k, v in (("data_dir", args.data_dir), ("store_root", args.out),
-                                   ("prepare_workers", args.workers)) if v is not None}
-    cfg = load_profile(args.profile, overrides=overrides)
-    try:
-        store = prepare(cfg)
-    except (FileNotFoundError, FileExistsError, ValueError) as err:
-        print(f"fmareport prepare: {err}", file=sys.stderr)
-        return 1
-    m = store.manifest
-    print(f"{store.path}\n{m['n_tracks']} tracks ({', '.join(f'{s} {n}' for s, n in m['split_counts'].items())}), "
-          f"{m['sample_rate']} Hz x {m['clip_samples']} samples; skipped {len(m['skipped'])}")
-    for s in m["skipped"]:
-        print(f"  skipped {s['track_id']:6d}: {s['reason']} ({s['detail']})")
-    return 0

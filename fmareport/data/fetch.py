@@ -14,20 +14,17 @@ An archive whose folder is already in DIR is skipped; the zips are kept.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.client
 import logging
 import shutil
-import sys
 import time
 import zipfile
 from pathlib import Path, PurePosixPath
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
-from .progress import tqdm
-
+from ..progress import tqdm
 from .fma import ARCHIVES, BASE_URL
 
 log = logging.getLogger(__name__)
@@ -193,23 +190,3 @@ def fetch(data_dir: str | Path, base_url: str = BASE_URL, only: str | None = Non
         zip_path = download(base_url.rstrip("/") + "/" + name, data_dir / name, sha1s[name], progress)
         extract(zip_path, data_dir, progress)
     return data_dir
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.description = ("Download fma_metadata.zip (342 MiB) and fma_small.zip (7.2 GiB) into DIR, resuming "
-                     "interrupted downloads, check their published SHA1s, and extract them safely (bzip2 zips; "
-                     "every file of fma_small/checksums verified) into DIR/fma_metadata and DIR/fma_small.")
-    p.add_argument("dir", type=Path, metavar="DIR", help="data folder, e.g. data/fma (the paper profile's data_dir)")
-    p.add_argument("--base-url", default=BASE_URL, metavar="URL", help=f"where the zips are (default: {BASE_URL})")
-    p.add_argument("--only", choices=["metadata", "small"], help="fetch one archive only")
-
-
-def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="fmareport fetch: %(message)s")
-    try:
-        out = fetch(args.dir, args.base_url, args.only)
-    except FetchError as err:
-        print(f"fmareport fetch: {err}", file=sys.stderr)
-        return 1
-    print(out)
-    return 0

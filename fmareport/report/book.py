@@ -1,49 +1,52 @@
 """`fmareport book --profile P`: the HTML report of one profile's results (Jupyter Book 1).
 
-The book's sources are `_config.yml` and `_toc.yml` at the repo root and the pages in
-`book/pages/` (MyST notebooks, jupytext). The toc lists the *executed* pages, which this
-command stages into `book/generated/` (gitignored) before building:
+The book's sources are `_config.yml` and `_toc.yml` at the repo root (`book/_toc.yml`
+links to the root's) and the pages in `book/pages/` (MyST notebooks, jupytext). The toc
+lists the *executed* pages, which this command stages into `book/generated/`
+(gitignored) before building:
 
-1. reads and validates `results/<P>/**.json` (`fmareport.results.load_results`);
+1. reads and validates `results/<P>/**.json` (`fmareport.report.results.load_results`);
 2. executes each page with papermill (`-p profile P -p results_dir ...`) into
    `book/generated/<page>.ipynb`; the pages save their figures under
    `book/generated/figures/` and include them as files;
 3. copies each cell's executed notebook `results/<P>/<cell>.ipynb` to
    `book/generated/experiments/<cell>.ipynb`, titled with its cell and given the
    honesty banner;
-4. runs `jupyter-book build . --all -W --keep-going` in the root (BUILD_COMMAND): the
-   book is not re-executed (`execute_notebooks: 'off'`) and any Sphinx warning fails it.
+4. runs `jupyter-book build book/` in the repo root (BUILD_COMMAND): Jupyter Book finds
+   `_config.yml` in the root and writes `_build/html` there; the book is not re-executed
+   (`execute_notebooks: 'off'`), and any Sphinx warning fails it (`fmareport.report.sphinx_checks`).
 
-It prints the path of the results page, `_build/html/book/generated/results.html`.
+It prints the path of the results page, `_build/html/generated/results.html`.
 """
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from .config import REPO_ROOT, ConfigError, load_profile
-from .results import ResultsError, hide_injected_cell, load_results
-from .tables import setting_label, setting_of
+from ..config import REPO_ROOT, Config, from_dict, load_profile
+from .results import hide_injected_cell, load_results
+from .tables import index_runs, setting_label, setting_of
 
 PAGES = ("intro", "data", "methods", "results", "experiments", "reproducibility")
 SOURCE_DIR = Path("book/pages")
 GENERATED_DIR = Path("book/generated")
+STAGED_MARKER = ".fmareport-staged"
 HTML_DIR = Path("_build/html")
-RESULTS_PAGE = HTML_DIR / GENERATED_DIR / "results.html"
+RESULTS_PAGE = HTML_DIR / "generated" / "results.html"  # book/ is the source folder
 
 
 class BookError(RuntimeError):
     """The book cannot be made (no results, a page failed, a Sphinx warning)."""
 
 
-# `jupyter-book build . --all -W --keep-going`, run in the book's root: every page anew,
-# any Sphinx warning fails the build (after reporting them all).
-BUILD_ARGS = ("build", ".", "--all", "-W", "--keep-going")
+# The documented command, run in the repo root. A warning fails it through the book's own
+# Sphinx extension (sphinx_checks), so the plain command is as strict as `-W --keep-going`.
+BUILD_ARGS = ("build", "book/")
 BUILD_COMMAND = "jupyter-book " + " ".join(BUILD_ARGS)
 
 
@@ -71,7 +74,7 @@ def banner(results: dict[str, dict]) -> str:
             f"{data['skipped']} skipped")
     runs = f"{len(results)} cells, seeds {', '.join(map(str, seeds))}"
     how = ("To get FMA results, run the `paper` profile on a GPU machine: `fmareport fetch data/fma`, then "
-           "`make report PROFILE=paper` (see {doc}`/book/generated/reproducibility`).")
+           "`make report PROFILE=paper` (see {doc}`/generated/reproducibility`).")
     if data["source"] == "synth":
         return (f":::{{admonition}} These are NOT FMA results\n:class: warning\n"
                 f"Every number on this page comes from the **`{profile}`** profile run on a **synthetic data "
@@ -79,10 +82,36 @@ def banner(results: dict[str, dict]) -> str:
                 f"\"genres\" are generated sounds named after FMA-small's, made to exercise the pipeline: these "
                 f"numbers say nothing about the paper's claims on real music. {how}\n:::\n")
     scale = "" if profile == "paper" else (
-        " This profile is not the paper's scale (see the profile table in {doc}`/book/generated/methods`).")
+        " This profile is not the paper's scale (see the profile table in {doc}`/generated/methods`).")
     return (f":::{{admonition}} FMA-small, profile `{profile}`\n:class: note\n"
             f"Every number on this page comes from the **`{profile}`** profile on **FMA-small** "
             f"(`{data['data_dir']}`: {size}; {runs}).{scale}\n:::\n")
+
+
+@dataclass
+class Page:
+    """What every page of the book starts from: one profile's results, validated."""
+
+    profile: str
+    results: dict[str, dict]          # cell -> results (as read from its JSON)
+    runs: dict                        # setting -> results (tables.index_runs)
+    cfg: Config                       # the config of the first cell: the profile's data and scale
+
+    def banner(self):
+        """The honesty banner as a notebook output (Markdown)."""
+        from IPython.display import Markdown
+
+        return Markdown(banner(self.results))
+
+
+def open_page(profile: str, results_dir: str | Path) -> Page:
+    """The shared preamble of the book's pages: load and index one profile's results."""
+    results = load_results(results_dir, profile)
+    if not results:
+        raise BookError(f"no results in {Path(results_dir) / profile}")
+    first = next(iter(results.values()))
+    cfg = from_dict(first["config"], source=f"results of {first['cell']}")
+    return Page(profile, results, index_runs(list(results.values())), cfg)
 
 
 def html_table(df, table_id: str, caption: str) -> str:
@@ -110,11 +139,11 @@ def store_path(result: dict, results_dir: str | Path) -> Path:
 
 
 def results_dir_for(profile: str, results_dir: str | None) -> Path:
-    """The folder holding `<profile>/<cell>.json`: --results-dir, else the profile's `results_dir`."""
+    """The folder holding `<profile>/<cell>.json`: --results-dir, else the profile's `results_dir`;
+    a relative path is relative to the working directory."""
     if results_dir is None:
         results_dir = load_profile(profile).results_dir
-    path = Path(results_dir)
-    return (path if path.is_absolute() else REPO_ROOT / path).resolve()
+    return Path(results_dir).resolve()
 
 
 def _execute_page(name: str, root: Path, profile: str, results_dir: Path) -> Path:
@@ -148,6 +177,12 @@ def _stage_experiment(cell: str, result: dict, results_dir: Path, dest_root: Pat
     nb = nbformat.read(source, as_version=4)
     new = [nbformat.v4.new_markdown_cell(f"# {cell}: {setting_label(setting_of(result))}"),
            nbformat.v4.new_markdown_cell(top_banner)]
+    mismatch = notebook_mismatch(nb, result)
+    if mismatch:
+        new.append(nbformat.v4.new_markdown_cell(
+            f":::{{admonition}} This notebook is not the run behind the numbers\n:class: danger\n"
+            f"{mismatch} The tables use `{cell}.json` (run `{result['run_id']}`); rerun the cell to "
+            "get its notebook back.\n:::\n"))
     head = nb.cells[0] if nb.cells else None
     if head is not None and head.cell_type == "markdown" and head.source.startswith("# "):
         # The notebook's own title gives way to the cell's; the text under it stays.
@@ -162,6 +197,21 @@ def _stage_experiment(cell: str, result: dict, results_dir: Path, dest_root: Pat
     return dest
 
 
+def notebook_mismatch(nb, result: dict) -> str | None:
+    """Why an executed cell notebook is not the run that wrote `result` (None: it is).
+
+    The notebook of a run prints `run <run_id>`; a killed, failed or other run's notebook
+    does not print this one's, or holds an error.
+    """
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    if any(o.output_type == "error" for o in outputs):
+        return "This notebook stopped with an error."
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    if f"run {result['run_id']}" not in text:
+        return "This notebook comes from another (or an unfinished) run of the cell."
+    return None
+
+
 def stage(profile: str, results_dir: Path, root: Path = REPO_ROOT, progress: bool = True) -> dict[str, dict]:
     """Stage the book for `profile` into root/book/generated (wiped first); return the results used."""
     results = load_results(results_dir, profile)
@@ -169,8 +219,13 @@ def stage(profile: str, results_dir: Path, root: Path = REPO_ROOT, progress: boo
         raise BookError(f"no results in {results_dir / profile}: run the workflow first "
                         f"(snakemake --cores 2 --config profile={profile}, or `make report PROFILE={profile}`)")
     generated = root / GENERATED_DIR
-    shutil.rmtree(generated, ignore_errors=True)
+    if generated.exists():                    # only a folder this function staged is ever deleted
+        if generated.is_symlink() or not (generated / STAGED_MARKER).is_file():
+            raise BookError(f"{generated} exists and was not staged by `fmareport book` (no {STAGED_MARKER}): "
+                            "move it away")
+        shutil.rmtree(generated)
     generated.mkdir(parents=True)
+    (generated / STAGED_MARKER).touch()
     top_banner = banner(results)
     for cell, result in results.items():
         _stage_experiment(cell, result, results_dir, generated / "experiments", top_banner)
@@ -192,34 +247,3 @@ def build(root: Path = REPO_ROOT) -> Path:
     if not page.is_file():
         raise BookError(f"the build finished but {page} is missing")
     return page
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="demo", help="whose results to show: results/<profile>/ (default demo)")
-    p.add_argument("--results-dir", default=None,
-                   help="folder holding <profile>/<cell>.json (default: the profile's results_dir, 'results')")
-    p.add_argument("--root", type=Path, default=REPO_ROOT,
-                   help="the book's root: holds _config.yml, _toc.yml and book/pages/ (default: this repo)")
-    p.add_argument("--no-build", action="store_true", help="only stage book/generated/, do not run jupyter-book")
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        results_dir = results_dir_for(args.profile, args.results_dir)
-        root = args.root.resolve()
-        stage(args.profile, results_dir, root)
-        if args.no_build:
-            print(f"fmareport book: staged {root / GENERATED_DIR}; build with: cd {root} && {BUILD_COMMAND}")
-            return 0
-        page = build(root)
-    except (BookError, ConfigError, ResultsError) as err:
-        print(f"fmareport book: {err}", file=sys.stderr)
-        return 1
-    print(f"fmareport book: results page {page}")
-    return 0
-
-
-if __name__ == "__main__":  # `python -m fmareport.book`, the same as `fmareport book`
-    _parser = argparse.ArgumentParser(prog="python -m fmareport.book", description=__doc__.splitlines()[0])
-    add_arguments(_parser)
-    sys.exit(run(_parser.parse_args()))

@@ -19,9 +19,8 @@ import math
 from dataclasses import dataclass
 
 import pandas as pd
-from scipy import stats
 
-from .results import summarize
+from .stats import CONFIDENCE, mean_std, welch_interval
 
 # A run's setting: (input kind, segmented, dropout), as in its config.
 Setting = tuple[str, bool, float]
@@ -57,7 +56,6 @@ CAPTIONS = {
 # An effect smaller than this many accuracy points counts as "no advantage" when
 # judging "1D+2D adds nothing over 2D" (the paper calls 0.429 vs 0.428 "similar").
 NO_GAIN_MARGIN = 0.02
-CONFIDENCE = 0.95
 
 
 def setting_of(result: dict) -> Setting:
@@ -109,8 +107,8 @@ def paper_table(name: str, runs: dict[Setting, dict]) -> pd.DataFrame:
             mean = std = math.nan
             n = 0
         else:
-            s = summarize(run["seeds"])  # the same numbers as the results JSON's summary
-            mean, std, n = s["test_acc_last_mean"], s["test_acc_last_std"], s["n_seeds"]
+            acc = accuracies(run)  # the same numbers as the results file's summary
+            (mean, std), n = mean_std(acc), len(acc)
         diff = math.nan if (name, setting) in UNEXPLAINED else mean - paper
         rows.append(dict(setting=setting_label(setting), cell=run["cell"] if run else None,
                          paper=paper, mean=mean, std=std, n_seeds=n, diff=diff))
@@ -175,26 +173,6 @@ def paper_value(setting: Setting) -> float:
         if setting in PAPER[name]:
             return PAPER[name][setting]
     raise KeyError(setting)
-
-
-def welch_interval(a: list[float], b: list[float], confidence: float = CONFIDENCE) -> tuple[float, float, float]:
-    """Difference of means mean(a) - mean(b) and its Welch t-interval: (diff, low, high).
-
-    Needs at least two values on each side (the interval is over seeds). With no spread
-    on either side there is no interval: low and high are NaN.
-    """
-    na, nb = len(a), len(b)
-    if na < 2 or nb < 2:
-        raise ValueError(f"an interval over seeds needs >= 2 seeds per side, got {na} and {nb}")
-    ma, mb = sum(a) / na, sum(b) / nb
-    va, vb = pd.Series(a).var(ddof=1), pd.Series(b).var(ddof=1)
-    diff = ma - mb
-    se2 = va / na + vb / nb
-    if se2 == 0.0:  # identical values on both sides: no spread to make an interval from
-        return diff, math.nan, math.nan
-    df = se2**2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
-    half = stats.t.ppf(0.5 + confidence / 2, df) * math.sqrt(se2)
-    return diff, diff - half, diff + half
 
 
 def verdict(direction: str, low: float, high: float) -> str:
@@ -290,3 +268,18 @@ def cell_summary(results: list[dict]) -> pd.DataFrame:
             "Minutes (all seeds)": f"{sum(x['seconds'] for x in r['seeds']) / 60:.1f}",
         })
     return pd.DataFrame(rows).set_index("Cell")
+
+
+def config_markdown(cfg) -> str:
+    """One line saying what a cell's run is: profile, cell, setting, protocol, data, device."""
+    setting = setting_label((cfg.input, cfg.segmented, cfg.dropout))
+    return (f"**{cfg.profile} / {cfg.cell}**: {setting}; {len(cfg.seeds)} seed(s) × {cfg.epochs} epoch(s), "
+            f"batch {cfg.batch_size}, lr {cfg.lr:g}; {cfg.sample_rate:,} Hz clips of {cfg.clip_samples:,} samples; "
+            f"data `{cfg.data_dir}` ({cfg.data_source}); device `{cfg.device}`.")
+
+
+def seed_table(result: dict) -> pd.DataFrame:
+    """One row per seed of one cell: test accuracies, best epoch, time and throughput."""
+    keys = ["test_acc_last", "test_acc_best", "best_epoch", "seconds", "segments_per_second"]
+    table = pd.DataFrame([{k: s[k] for k in ["seed", *keys]} for s in result["seeds"]]).set_index("seed")
+    return table.round(3)

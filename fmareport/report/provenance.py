@@ -1,7 +1,7 @@
 """Where a result came from: code version, packages, machine, time.
 
-`collect(device)` returns the `provenance` block of a results JSON (docs/contracts.md)
-except the run's own fields (`started`, `finished`, `notebook`), which the caller adds
+`collect(device)` returns the `provenance` block of a results file (results.Provenance)
+except the run's own fields (`started`, `finished`, `entry`), which the caller adds
 with `now()`. Nothing here fails a run: what cannot be found is recorded as null.
 """
 
@@ -16,16 +16,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config import REPO_ROOT
+from ..config import REPO_ROOT
 
 # Distributions whose versions decide the numbers (the names pip knows them by).
 PACKAGES = ("fmareport", "torch", "torchaudio", "numpy", "pandas", "soundfile", "soxr",
             "papermill", "jupytext")
 
 
-def now() -> str:
-    """The current time, ISO 8601 with the UTC offset (e.g. 2026-11-24T09:15:02+00:00)."""
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+def now() -> dt.datetime:
+    """The current time in UTC, to the second (written as ISO 8601, e.g. 2026-11-24T09:15:02Z)."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def versions() -> dict[str, str | None]:

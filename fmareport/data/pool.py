@@ -1,0 +1,52 @@
+"""A pool of worker processes that die with their parent: used by synth (encoding) and
+prepare (decoding), which both fan one function out over many tracks."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+
+def _exit_with(parent_pid: int) -> None:
+    """Worker initializer: exit as soon as the parent is gone (a killed run must leave no orphans)."""
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.2)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """`workers` spawned processes (safe beside torch's threads) that die with this one."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_exit_with, initargs=(os.getpid(),))
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. under SLURM or taskset), not the host's count."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def imap_unordered(fn: Callable, jobs: Iterable, workers: int, n_jobs: int) -> Iterator:
+    """Yield fn(job) for every job, in completion order, over `workers` processes (0: all usable CPUs).
+
+    One worker runs in this process. Only a few jobs per worker are in flight at once, so
+    results stream out as they finish and a kill loses at most those.
+    """
+    workers = min(workers or usable_cpus(), max(n_jobs, 1))
+    if workers == 1:
+        yield from map(fn, jobs)
+        return
+    with process_pool(workers) as executor:
+        pending = set()
+        for job in jobs:
+            pending.add(executor.submit(fn, job))
+            if len(pending) >= 4 * workers:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                yield from (f.result() for f in done)
+        for f in pending:
+            yield f.result()

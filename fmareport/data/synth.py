@@ -1,0 +1,290 @@
+"""`fmareport synth DIR`: a synthetic data set in FMA's exact on-disk format.
+
+    DIR/fma_metadata/tracks.csv    the 52 two-level columns, written by pandas as FMA's is
+    DIR/fma_metadata/genres.csv    the official columns, rows of the 8 top-level genres
+    DIR/fma_small/NNN/NNNNNN.mp3   stereo mp3 (libsndfile's LAME, VBR), one per small track
+    DIR/fma_small/checksums        `<sha1>  000/000002.mp3` lines, as in fma_small.zip
+
+Each genre is a musical style of `fmareport.data.music`: learnable, but not trivially.
+
+Tracks of the medium and large subsets are listed in tracks.csv only: as in FMA, their
+audio is not in fma_small, and `prepare` must leave them out. With `bad_cases`, five
+tracks under the ids of FMA's own broken tracks are added to the small subset:
+a track much shorter than a clip, a silent one, an empty (0-byte) mp3, an mp3 of
+random bytes, and a track listed in tracks.csv whose file is missing.
+
+A track's audio depends only on (seed, track_id): the same seed gives the same bytes,
+whatever the number of worker processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
+from ..progress import tqdm
+from .fma import COLUMNS, GENRE_IDS, GENRES, NO_AUDIO_TRACKS, SHORT_TRACKS, audio_path
+from .music import render
+from .pool import imap_unordered
+
+VALIDATION_FRACTION = 0.1     # FMA's split is 80/10/10 per genre; the rest is training
+TEST_FRACTION = 0.1
+EXTRA_FRACTION = 0.1          # per genre, medium and large tracks each: 10 % of the small ones (>= 1)
+SHORT_SECONDS = 0.25          # the short bad case: under half a clip of every profile (smoke: 2.05 s)
+MAX_TRACK_ID = 155_999        # FMA's audio folders are 000-155
+MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)  # MPEG-1/2/2.5 layer III
+BAD_CASES = {                 # FMA's broken ids (fma.SHORT_TRACKS, fma.NO_AUDIO_TRACKS) -> what we write
+    SHORT_TRACKS[0]: "short",
+    SHORT_TRACKS[1]: "silent",
+    NO_AUDIO_TRACKS[0]: "empty",
+    NO_AUDIO_TRACKS[1]: "garbage",
+    NO_AUDIO_TRACKS[2]: "missing",
+}
+LICENSE = "Attribution-NonCommercial-ShareAlike 3.0 International"
+MARKER = ".fmareport-synth.json"  # in every set synth writes: what it is and how it was made
+
+
+# ----------------------------------------------------------------------------
+# Metadata: tracks.csv and genres.csv in FMA's format.
+
+@dataclass
+class TrackMeta:
+    """What tracks.csv says about one track; every other column is filled with plausible values."""
+
+    track_id: int
+    subset: str                          # small | medium | large
+    split: str                           # training | validation | test
+    genre_top: str | None                # None: no single top genre (FMA leaves it empty)
+    genres: list[int]                    # genre ids, as in genres.csv
+    genres_all: list[int] | None = None  # genres and their ancestors; None: same as genres
+    duration: int = 30                   # s
+    bit_rate: int = 128_000              # bit/s
+    title: str = ""
+
+
+def tracks_table(rows: list[TrackMeta], seed: int = 0) -> pd.DataFrame:
+    """tracks.csv's DataFrame: index track_id (sorted), FMA's 52 two-level columns in file order."""
+    rows = sorted(rows, key=lambda r: r.track_id)
+    rng = np.random.default_rng([seed, 1])
+    n = len(rows)
+    artist = rng.integers(1, 25_000, n)
+    album = rng.integers(1, 20_000, n)
+    created = pd.Timestamp("2008-11-25 17:49:06") + pd.to_timedelta(rng.integers(0, 8 * 365 * 86400, n), unit="s")
+    nan = [np.nan] * n
+    empty_lists = [[] for _ in range(n)]
+    columns = {
+        ("album", "comments"): [0] * n, ("album", "date_created"): created,
+        ("album", "date_released"): created.normalize(), ("album", "engineer"): nan,
+        ("album", "favorites"): rng.integers(0, 10, n), ("album", "id"): album,
+        ("album", "information"): nan, ("album", "listens"): rng.integers(50, 50_000, n),
+        ("album", "producer"): nan, ("album", "tags"): empty_lists,
+        ("album", "title"): [f"Synthetic Album {a}" for a in album],
+        ("album", "tracks"): rng.integers(1, 20, n), ("album", "type"): ["Album"] * n,
+        ("artist", "active_year_begin"): nan, ("artist", "active_year_end"): nan,
+        ("artist", "associated_labels"): nan, ("artist", "bio"): nan, ("artist", "comments"): [0] * n,
+        ("artist", "date_created"): created - pd.Timedelta(days=30), ("artist", "favorites"): rng.integers(0, 50, n),
+        ("artist", "id"): artist, ("artist", "latitude"): rng.uniform(-50, 60, n).round(4),
+        ("artist", "location"): ["Synthesizer City"] * n, ("artist", "longitude"): rng.uniform(-120, 140, n).round(4),
+        ("artist", "members"): nan, ("artist", "name"): [f"Synthetic Artist {a}" for a in artist],
+        ("artist", "related_projects"): nan, ("artist", "tags"): empty_lists, ("artist", "website"): nan,
+        ("artist", "wikipedia_page"): nan,
+        ("set", "split"): [r.split for r in rows], ("set", "subset"): [r.subset for r in rows],
+        ("track", "bit_rate"): [r.bit_rate for r in rows], ("track", "comments"): [0] * n,
+        ("track", "composer"): nan, ("track", "date_created"): created, ("track", "date_recorded"): nan,
+        ("track", "duration"): [r.duration for r in rows], ("track", "favorites"): rng.integers(0, 5, n),
+        ("track", "genre_top"): [r.genre_top for r in rows], ("track", "genres"): [list(r.genres) for r in rows],
+        ("track", "genres_all"): [list(r.genres if r.genres_all is None else r.genres_all) for r in rows],
+        ("track", "information"): nan, ("track", "interest"): rng.integers(100, 20_000, n),
+        ("track", "language_code"): ["en"] * n, ("track", "license"): [LICENSE] * n,
+        ("track", "listens"): rng.integers(50, 15_000, n), ("track", "lyricist"): nan,
+        ("track", "number"): rng.integers(1, 12, n), ("track", "publisher"): nan, ("track", "tags"): empty_lists,
+        ("track", "title"): [r.title or f"Synthetic track {r.track_id}" for r in rows],
+    }
+    assert list(columns) == COLUMNS, "tracks_table's columns drifted from fma.COLUMNS"
+    df = pd.DataFrame(columns, index=pd.Index([r.track_id for r in rows], name="track_id"))
+    df.columns = pd.MultiIndex.from_tuples(COLUMNS)
+    return df
+
+
+def genres_table(tracks: pd.DataFrame) -> pd.DataFrame:
+    """genres.csv's DataFrame for the 8 top genres: #tracks counts tracks whose genres_all has the id."""
+    counts = pd.Series([g for gs in tracks["track", "genres_all"] for g in gs]).value_counts()
+    ids = sorted(GENRE_IDS.values())
+    title = {i: g for g, i in GENRE_IDS.items()}
+    return pd.DataFrame({"#tracks": [int(counts.get(i, 0)) for i in ids], "parent": [0] * len(ids),
+                         "title": [title[i] for i in ids], "top_level": ids},
+                        index=pd.Index(ids, name="genre_id"))
+
+
+def split_sizes(tracks_per_genre: int) -> list[dict[str, int]]:
+    """Tracks per split for each genre (label order): 80/10/10, rounded so the totals are too.
+
+    Validation and test counts are rounded cumulatively over genres: with 5 tracks a
+    genre, genres alternate 1 and 0 validation tracks, and the totals are 32/4/4.
+    """
+    def cumulative(fraction: float, g: int) -> int:
+        return math.floor(fraction * tracks_per_genre * g + 0.5)
+    sizes = []
+    for g in range(len(GENRES)):
+        val = cumulative(VALIDATION_FRACTION, g + 1) - cumulative(VALIDATION_FRACTION, g)
+        test = cumulative(TEST_FRACTION, g + 1) - cumulative(TEST_FRACTION, g)
+        sizes.append({"training": tracks_per_genre - val - test, "validation": val, "test": test})
+    return sizes
+
+
+@dataclass
+class Job:
+    """One file to write: `kind` is music, or a bad case (short, silent, empty, garbage, missing)."""
+
+    track_id: int
+    genre: str
+    kind: str
+    seconds: float
+    sample_rate: int
+    seed: int
+    root: str
+
+
+def write_track(job: Job) -> tuple[int, str | None, int]:
+    """Write one mp3 under job.root; return (track_id, sha1 or None if no file, bytes)."""
+    path = audio_path(job.root, job.track_id)
+    if job.kind == "missing":
+        return job.track_id, None, 0
+    rng = np.random.default_rng([job.seed, job.track_id])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if job.kind == "empty":
+        path.write_bytes(b"")
+    elif job.kind == "garbage":
+        path.write_bytes(rng.bytes(int(16_000 * job.seconds)))          # ~128 kbit/s worth of noise bytes
+    elif job.kind == "silent":
+        sf.write(path, np.zeros((round(job.seconds * job.sample_rate), 2), np.float32), job.sample_rate,
+                 format="MP3")
+    else:
+        seconds = SHORT_SECONDS if job.kind == "short" else job.seconds
+        sf.write(path, render(job.genre, seconds, job.sample_rate, rng), job.sample_rate, format="MP3")
+    data = path.read_bytes()
+    return job.track_id, hashlib.sha1(data).hexdigest(), len(data)
+
+
+def check_arguments(tracks_per_genre: int, seconds: float, sample_rate: int) -> None:
+    """Raise ValueError unless a set can be made with these settings (checked before anything is touched)."""
+    if sample_rate not in MP3_RATES:
+        raise ValueError(f"sample rate {sample_rate} Hz: mp3 supports only {', '.join(map(str, MP3_RATES))} Hz")
+    if not isinstance(tracks_per_genre, int) or tracks_per_genre < 1:
+        raise ValueError(f"tracks per genre must be an integer >= 1, got {tracks_per_genre}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"seconds must be a number > 0, got {seconds}")
+
+
+def _holds_files(folder: Path) -> bool:
+    """Whether anything but empty folders is under `folder`."""
+    return any(not p.is_dir() or p.is_symlink() for p in folder.rglob("*"))
+
+
+def is_synthetic_set(path: str | Path) -> bool:
+    """Whether `path` is a folder that `synthesize` wrote (it holds synth's marker file)."""
+    return (Path(path) / MARKER).is_file()
+
+
+def remove_synthetic_set(path: str | Path) -> None:
+    """Delete a set that `synthesize` wrote; refuse any other folder (nothing else is ever deleted)."""
+    path = Path(path)
+    if path.is_symlink() or not is_synthetic_set(path):
+        raise FileExistsError(f"{path} is not a synthetic set written by `fmareport synth` (no {MARKER} in it): "
+                              "refusing to delete it; remove it yourself or choose another folder")
+    shutil.rmtree(path)
+
+
+def synthesize(out_dir: str | Path, tracks_per_genre: int, seconds: float, sample_rate: int = 44100,
+               seed: int = 0, bad_cases: bool = False, progress: bool = True, workers: int = 0,
+               force: bool = False) -> Path:
+    """Write a synthetic FMA-format data set to out_dir; return it.
+
+    out_dir must be absent or empty; with `force`, a set synth wrote before (its marker
+    inside) is replaced, and any other folder is refused. Every argument is checked
+    before anything is touched. The set is written to `out_dir.partial` and renamed at
+    the end, so a killed run never leaves a folder that looks complete.
+    workers: processes (0: one per usable CPU).
+    """
+    out_dir = Path(out_dir)
+    check_arguments(tracks_per_genre, seconds, sample_rate)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"{out_dir} exists and is not a folder")
+    if out_dir.is_dir() and _holds_files(out_dir) and not (force and is_synthetic_set(out_dir)):
+        why = (f"it is not a set written by `fmareport synth` (no {MARKER}), so --force does not replace it"
+               if force else "remove it, choose another folder, or pass --force to replace a synthetic set")
+        raise FileExistsError(f"{out_dir} exists and is not empty: {why}")
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    if tmp.exists():                # a killed run's leftovers: ours if it carries the partial marker
+        if not (tmp / MARKER).is_file():
+            raise FileExistsError(f"{tmp} exists and was not left by `fmareport synth`: move it away")
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    settings = {"tracks_per_genre": tracks_per_genre, "seconds": seconds, "sample_rate": sample_rate,
+                "seed": seed, "bad_cases": bad_cases}
+    (tmp / MARKER).write_text(json.dumps({"format": "fmareport synthetic FMA-format set", **settings},
+                                         indent=1) + "\n")
+
+    # Track ids and metadata: genre g's small tracks, then medium and large extras.
+    rng = np.random.default_rng([seed, 0])
+    n_extra = max(1, round(EXTRA_FRACTION * tracks_per_genre))
+    n_small = len(GENRES) * tracks_per_genre
+    candidates = np.setdiff1d(np.arange(2, MAX_TRACK_ID + 1), list(BAD_CASES))
+    ids = [int(i) for i in rng.choice(candidates, n_small + 2 * len(GENRES) * n_extra, replace=False)]
+    rows, jobs = [], []
+    for g, (genre, sizes) in enumerate(zip(GENRES, split_sizes(tracks_per_genre))):
+        splits = [split for split, k in sizes.items() for _ in range(k)]
+        for tid, split in zip(ids[g * tracks_per_genre:(g + 1) * tracks_per_genre], splits):
+            rows.append(TrackMeta(tid, "small", split, genre, [GENRE_IDS[genre]], duration=round(seconds)))
+            jobs.append(Job(tid, genre, "music", seconds, sample_rate, seed, str(tmp)))
+    extras = ids[n_small:]
+    for k, tid in enumerate(extras):
+        genre, other = GENRES[k % len(GENRES)], GENRES[(k + 3) % len(GENRES)]
+        split = ("training", "validation", "test")[k % 3]
+        if k < len(extras) // 2:
+            rows.append(TrackMeta(tid, "medium", split, genre, [GENRE_IDS[genre]], duration=round(seconds)))
+        else:    # a large-subset track under two top genres: FMA then leaves genre_top empty
+            rows.append(TrackMeta(tid, "large", split, None, [GENRE_IDS[genre], GENRE_IDS[other]],
+                                  duration=round(seconds)))
+    if bad_cases:
+        for k, (tid, kind) in enumerate(BAD_CASES.items()):
+            genre = GENRES[k % len(GENRES)]
+            duration = round(SHORT_SECONDS if kind == "short" else seconds)
+            rows.append(TrackMeta(tid, "small", "training", genre, [GENRE_IDS[genre]], duration=duration))
+            jobs.append(Job(tid, genre, kind, seconds, sample_rate, seed, str(tmp)))
+
+    # Audio, in parallel: each track's bytes depend only on (seed, track_id).
+    written = list(tqdm(imap_unordered(write_track, jobs, workers, len(jobs)), total=len(jobs),
+                        desc=f"synth {out_dir.name}", unit="track", disable=not progress))
+
+    # Checksums, genres.csv, tracks.csv (bit_rate measured from each file), then the rename.
+    size = {tid: n_bytes for tid, sha, n_bytes in written if sha is not None}
+    lines = sorted(f"{sha}  {audio_path('', tid).relative_to('fma_small').as_posix()}"
+                   for tid, sha, _ in written if sha is not None)
+    (tmp / "fma_small" / "checksums").write_text("".join(line + "\n" for line in lines))
+    length = {j.track_id: SHORT_SECONDS if j.kind == "short" else j.seconds for j in jobs}
+    for r in rows:
+        if size.get(r.track_id):
+            r.bit_rate = int(round(8 * size[r.track_id] / length[r.track_id], -3))   # average bit/s
+    tracks = tracks_table(rows, seed)
+    meta = tmp / "fma_metadata"
+    meta.mkdir(parents=True)
+    genres_table(tracks).to_csv(meta / "genres.csv")
+    tracks.to_csv(meta / "tracks.csv")
+    if out_dir.exists():
+        if _holds_files(out_dir):
+            remove_synthetic_set(out_dir)       # checked above: --force on a set of ours
+        else:                                   # empty folders only (a workflow makes them for its outputs)
+            for folder in sorted(out_dir.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+                folder.rmdir()
+            out_dir.rmdir()
+    tmp.rename(out_dir)
+    return out_dir

@@ -1,0 +1,153 @@
+"""One experiment cell, run end to end: `run_cell(cfg) -> CellResults`.
+
+A cell is a profile plus one params file (`params/<table>/<cell>.yaml`); its run:
+
+1. takes the cell's lock (`build/<profile>/<cell>/lock`): a second run of the same cell at
+   the same time is refused, so two runs never share checkpoints;
+2. makes sure the clip store exists (`fmareport.data.store.prepare`);
+3. trains each seed with a checkpoint after every epoch, in a folder derived from the
+   checked names and a hash of the settings that change numbers
+   (`build/<profile>/<cell>/checkpoints/<hash>/seed<N>.pt`), so a killed run resumes and
+   a run with other settings never resumes from it;
+4. collects provenance and writes `results/<profile>/<cell>.json` atomically;
+5. deletes its checkpoint folder, which it marked as its own when it made it.
+
+The experiment notebook (`book/experiment.ipynb`) is this call plus figures; tests call it
+directly. Relative paths are relative to the working directory.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import fcntl
+import hashlib
+import json
+import shutil
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import Config, ConfigError, load_cell
+from .data.fma import GENRES, SPLITS
+from .data.store import prepare
+from .report import provenance
+from .report.results import CellResults, DataInfo, Provenance, Tracks, results_path, summarize, write_results
+from .train import RESUME_FREE_KEYS, pick_device, train_seed
+
+# The notebook's parameters: what a user passes to papermill with -p (or -y for overrides).
+PARAMETERS = ("profile", "cell", "overrides")
+CHECKPOINT_MARKER = ".fmareport-checkpoints"  # inside every checkpoint folder run_cell makes
+
+
+class CellBusyError(RuntimeError):
+    """Another process is running the same cell."""
+
+
+@dataclass(frozen=True)
+class CellPaths:
+    """Where one cell's files go; every part of every path comes from checked names."""
+
+    results: Path        # results/<profile>/<cell>.json
+    notebook: Path       # results/<profile>/<cell>.ipynb: the executed notebook papermill writes
+    build: Path          # build/<profile>/<cell>/: lock and checkpoints
+    checkpoints: Path    # build/<profile>/<cell>/checkpoints/<settings hash>/
+
+    @classmethod
+    def of(cls, cfg: Config) -> CellPaths:
+        build = Path(cfg.build_dir) / cfg.profile / cfg.cell
+        json_path = results_path(cfg.results_dir, cfg.profile, cfg.cell)
+        return cls(json_path, json_path.with_suffix(".ipynb"), build, build / "checkpoints" / settings_hash(cfg))
+
+
+def settings_hash(cfg: Config) -> str:
+    """12 hex digits of the settings that change a run's numbers (not epochs, seeds or folders)."""
+    settings = {k: v for k, v in cfg.to_dict().items() if k not in RESUME_FREE_KEYS}
+    return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@contextlib.contextmanager
+def cell_lock(paths: CellPaths) -> Iterator[None]:
+    """Hold the cell's lock for the block; CellBusyError at once if another process holds it."""
+    paths.build.mkdir(parents=True, exist_ok=True)
+    with open(paths.build / "lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CellBusyError(f"cell {paths.results.stem!r} is already running (lock {paths.build / 'lock'} is "
+                                "held): wait for that run to finish") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _make_checkpoint_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / CHECKPOINT_MARKER).touch()
+    return path
+
+
+def _remove_checkpoint_dir(path: Path) -> None:
+    """Delete a checkpoint folder run_cell made (its marker inside); anything else is left alone."""
+    if path.is_dir() and not path.is_symlink() and (path / CHECKPOINT_MARKER).is_file():
+        shutil.rmtree(path)
+
+
+def run_cell(cfg: Config, progress: bool = True, entry: str = "fmareport.experiment.run_cell") -> CellResults:
+    """Train every seed of the cell `cfg`, write its results file, return the results.
+
+    `entry` is recorded in the provenance: what ran the cell (the notebook says so).
+    """
+    paths = CellPaths.of(cfg)
+    with cell_lock(paths):
+        started = provenance.now()
+        store = prepare(cfg, progress)
+        device = pick_device(cfg)
+        checkpoints = _make_checkpoint_dir(paths.checkpoints)
+        seeds = [train_seed(cfg, store, seed, checkpoint_dir=checkpoints, progress=progress) for seed in cfg.seeds]
+        results = CellResults(
+            run_id=uuid.uuid4().hex,
+            profile=cfg.profile,
+            cell=cfg.cell,
+            config=cfg,
+            genres=list(GENRES),
+            data=DataInfo(source=cfg.data_source, data_dir=cfg.data_dir, store=str(store.path.resolve()),
+                          store_fingerprint=store.fingerprint, skipped=len(store.manifest["skipped"]),
+                          tracks=Tracks(**{s: int(len(store.split_indices(s))) for s in SPLITS})),
+            seeds=seeds,
+            summary=summarize(seeds),
+            provenance=Provenance(**provenance.collect(str(device)), started=started, finished=provenance.now(),
+                                  entry=entry),
+        )
+        write_results(paths.results, results)
+        _remove_checkpoint_dir(checkpoints)
+    return results
+
+
+def injected_names(history: Sequence[str]) -> list[str]:
+    """The names papermill injected: the assignments of the last executed cell that starts with
+    papermill's '# Parameters' comment, read from IPython's input history (`In`)."""
+    for source in reversed(list(history)):
+        if source.lstrip().startswith("# Parameters"):
+            tree = ast.parse(source)
+            return [t.id for node in tree.body if isinstance(node, ast.Assign)
+                    for t in node.targets if isinstance(t, ast.Name)]
+    return []
+
+
+def notebook_config(profile: str, cell: str | None, overrides: dict[str, Any] | str | None,
+                    history: Sequence[str] = ()) -> Config:
+    """The experiment notebook's config: profile, then cell, then overrides, every layer checked.
+
+    `history` is IPython's `In`: a papermill parameter that is not one of PARAMETERS (say
+    `-p epochs 3`) is refused here rather than silently ignored.
+    """
+    stray = [n for n in injected_names(history) if n not in PARAMETERS]
+    if stray:
+        raise ConfigError(f"papermill parameters: {', '.join(map(repr, stray))} not a parameter of this notebook "
+                          f"(its parameters: {', '.join(PARAMETERS)}); pass config keys as overrides, e.g. "
+                          f"-y \"overrides: {{{stray[0]}: ...}}\" or -p overrides '{stray[0]}: ...'")
+    return load_cell(profile, cell, overrides)
