@@ -227,6 +227,20 @@ def _chromium(browser: str, profile_dir: Path, *args: str) -> subprocess.Complet
                           capture_output=True, text=True, timeout=120)
 
 
+def _probe(browser: str, profile_dir: Path, page: Path, anchor: str, replacement: str, pre_id: str):
+    """Load a copy of `page` with a probe script put in place of `anchor`; return the JSON the probe
+    writes into `<pre id=pre_id>` once the page has loaded."""
+    probe = page.with_name(page.stem + "-probe.html")
+    probe.write_text(page.read_text().replace(anchor, replacement, 1))
+    try:
+        dom = _chromium(browser, profile_dir, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()).stdout
+    finally:
+        probe.unlink()
+    match = re.search(rf'<pre id="{pre_id}"[^>]*>(.*?)</pre>', dom, re.S)
+    assert match, f"{page.name}: the probe did not run in the browser: {dom[-1000:]}"
+    return json.loads(html_lib.unescape(match.group(1)))
+
+
 # Appended to a copy of the results page: after load, record each table's rendered box and style.
 VISIBILITY_PROBE = """<script>
 window.addEventListener("load", () => {
@@ -258,16 +272,7 @@ def test_results_page_renders_in_headless_chromium(built, tmp_path):
     assert gray.size == (1280, 2400)
     assert ImageStat.Stat(gray).stddev[0] > 20, "the screenshot is (nearly) blank"
 
-    probe = page.with_name("results-visibility-probe.html")
-    probe.write_text(page.read_text().replace("</body>", VISIBILITY_PROBE + "</body>"))
-    try:
-        dom = _chromium(browser, tmp_path / "profile", "--virtual-time-budget=5000", "--dump-dom",
-                        probe.as_uri()).stdout
-    finally:
-        probe.unlink()
-    match = re.search(r'<pre id="fmareport-visibility"[^>]*>(.*?)</pre>', dom, re.S)
-    assert match, f"the probe did not run in the browser: {dom[-1000:]}"
-    boxes = json.loads(html_lib.unescape(match.group(1)))
+    boxes = _probe(browser, tmp_path / "profile", page, "</body>", VISIBILITY_PROBE + "</body>", "fmareport-visibility")
     for table_id in ("table-1", "table-2", "table-3", "claims"):
         box = boxes[table_id]
         assert box["display"] != "none" and box["visibility"] == "visible", (table_id, box)
@@ -300,14 +305,5 @@ def test_no_page_logs_a_console_error_in_headless_chromium(built, tmp_path):
     # (index.html only redirects to generated/intro.html, which is one of PAGES)
     pages = [*(site / p for p in PAGES), *(site / f"generated/experiments/{cell}.html" for cell in sorted(results)[:1])]
     for page in pages:
-        probe = page.with_name(page.stem + "-console-probe.html")
-        probe.write_text(page.read_text().replace("<head>", "<head>" + CONSOLE_PROBE, 1))
-        try:
-            dom = _chromium(browser, tmp_path / "profile", "--virtual-time-budget=3000", "--dump-dom",
-                            probe.as_uri()).stdout
-        finally:
-            probe.unlink()
-        match = re.search(r'<pre id="fmareport-console"[^>]*>(.*?)</pre>', dom, re.S)
-        assert match, f"{page.name}: the probe did not run: {dom[-500:]}"
-        logged = json.loads(html_lib.unescape(match.group(1)))
+        logged = _probe(browser, tmp_path / "profile", page, "<head>", "<head>" + CONSOLE_PROBE, "fmareport-console")
         assert not logged, f"{page.relative_to(site)} logs: {logged[:3]}"
