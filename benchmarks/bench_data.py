@@ -72,8 +72,9 @@ def main() -> None:
     p.add_argument("--clip-samples", type=int, default=10**6, help="samples per clip (the paper's 10**6)")
     p.add_argument("--workers", type=int, default=0, help="prepare's processes (0: one per core)")
     p.add_argument("--batch-size", type=int, default=50)
-    p.add_argument("--data", type=Path, help="keep the synthetic set here and reuse it in later runs "
-                                             "(default: a temporary folder)")
+    p.add_argument(
+        "--data", type=Path, help="keep the synthetic set here and reuse it in later runs (default: a temporary folder)"
+    )
     args = p.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,43 +82,64 @@ def main() -> None:
         if (data / "fma_metadata" / "tracks.csv").is_file():
             t_synth = None
         else:
-            _, t_synth = timed(lambda: synthesize(data, args.tracks_per_genre, args.seconds, args.sample_rate,
-                                                  seed=0, progress=True, workers=args.workers))
+            _, t_synth = timed(
+                lambda: synthesize(
+                    data,
+                    args.tracks_per_genre,
+                    args.seconds,
+                    args.sample_rate,
+                    seed=0,
+                    progress=True,
+                    workers=args.workers,
+                )
+            )
         tracks = load_tracks(data / "fma_metadata" / "tracks.csv")
         paths = [audio_path(data, tid) for tid in tracks.index[tracks["set", "subset"] <= "small"]]
         n, audio_s = len(paths), sum(sf.info(path).duration for path in paths)
         cores = args.workers or os.cpu_count()
         made = f"synthesized in {t_synth:.1f} s" if t_synth else f"reused from {data}"
-        print(f"\n{n} tracks, {audio_s / n:.1f} s each at {args.sample_rate} Hz, stereo mp3 "
-              f"({sum(p.stat().st_size for p in paths) / 2**20:.0f} MiB, {made}); "
-              f"{cores} prepare worker(s) on {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}\n")
+        print(
+            f"\n{n} tracks, {audio_s / n:.1f} s each at {args.sample_rate} Hz, stereo mp3 "
+            f"({sum(p.stat().st_size for p in paths) / 2**20:.0f} MiB, {made}); "
+            f"{cores} prepare worker(s) on {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}\n"
+        )
 
         import librosa
+
         _, t_warm = timed(lambda: librosa.load(paths[0], sr=args.sample_rate))
         _, t_librosa, c_librosa = measured(lambda: [librosa.load(path, sr=args.sample_rate) for path in paths])
         _, t_sf, c_sf = measured(lambda: [sf.read(path, dtype="float32") for path in paths])
-        cfg = Config(profile="bench", data_source="synth", data_dir=str(data), store_root=f"{tmp}/stores",
-                     sample_rate=args.sample_rate, clip_samples=args.clip_samples, prepare_workers=args.workers,
-                     synth_bad_cases=False)
+        cfg = Config(
+            profile="bench",
+            data_source="synth",
+            data_dir=str(data),
+            store_root=f"{tmp}/stores",
+            sample_rate=args.sample_rate,
+            clip_samples=args.clip_samples,
+            prepare_workers=args.workers,
+            synth_bad_cases=False,
+        )
         store, t_prepare, c_prepare = measured(lambda: prepare(cfg, progress=False))
 
         print("decode every track                   tracks/s   x realtime   prepare's speed / this   CPU ms/track")
-        for name, t, c in (("prepare (all cores, to the store)", t_prepare, c_prepare),
-                           ("librosa.load(sr=44100) loop, 1 core", t_librosa, c_librosa),
-                           ("soundfile.read loop, 1 core", t_sf, c_sf)):
+        for name, t, c in (
+            ("prepare (all cores, to the store)", t_prepare, c_prepare),
+            ("librosa.load(sr=44100) loop, 1 core", t_librosa, c_librosa),
+            ("soundfile.read loop, 1 core", t_sf, c_sf),
+        ):
             ratio = "" if t is t_prepare else f"{t / t_prepare:.2f}"
             print(f"  {name:35s} {n / t:8.1f}   {audio_s / t:10.0f}   {ratio:>22s}   {1000 * c / n:12.0f}")
         print(f"  (librosa's first call, excluded: {t_warm:.1f} s)\n")
 
         rng = np.random.default_rng(0)
         order = rng.permutation(len(store))
-        batches = [order[i:i + args.batch_size] for i in range(0, len(order), args.batch_size)]
+        batches = [order[i : i + args.batch_size] for i in range(0, len(order), args.batch_size)]
         ids = store.index.track_id.to_numpy()
 
         def epoch_store() -> int:
             clips = 0
             for b in batches:
-                x = store.audio[np.sort(b)].astype(np.float32) / INT16_SCALE    # (batch, clip_samples)
+                x = store.audio[np.sort(b)].astype(np.float32) / INT16_SCALE  # (batch, clip_samples)
                 clips += len(x)
             return clips
 

@@ -53,7 +53,7 @@ class SegmentDataset(Dataset):
     def __getitem__(self, i: int):
         clip, seg = divmod(i, self.s)
         start = seg * self.cfg.segment_hop
-        x = torch.from_numpy(np.array(self.audio[clip, start:start + self.cfg.window_samples]))
+        x = torch.from_numpy(np.array(self.audio[clip, start : start + self.cfg.window_samples]))
         x = x.float() / INT16_SCALE  # (W,)
         if self.stft is not None:
             x = self.stft(x[None])[0]  # (F, frames), on the CPU, one item at a time
@@ -114,8 +114,12 @@ def main() -> None:
     p.add_argument("--profile", default="paper")
     p.add_argument("--input", default="spectrogram", choices=["raw", "spectrogram", "both"])
     p.add_argument("--whole", action="store_true", help="whole clips instead of segments")
-    p.add_argument("--clips", type=int, default=4,
-                   help="clips per step (segmented: x n_segments; 4 x 14 = 56 segments, near the paper's 50)")
+    p.add_argument(
+        "--clips",
+        type=int,
+        default=4,
+        help="clips per step (segmented: x n_segments; 4 x 14 = 56 segments, near the paper's 50)",
+    )
     p.add_argument("--steps", type=int, default=4, help="timed steps per path and round (after one warm-up)")
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds; each path's best counts")
     p.add_argument("--matmul", type=int, default=0, help="matmul size for the peak (0: 2048 on CPU, 8192 on GPU)")
@@ -128,13 +132,16 @@ def main() -> None:
     s = cfg.n_segments if cfg.segmented else 1
     per_step = args.clips * s
     n_clips = args.clips * 8
-    print(f"profile {cfg.profile}, input {cfg.input}, {'segments' if cfg.segmented else 'whole clips'} of "
-          f"{cfg.window_samples} samples, {per_step} per step ({args.clips} clips), device {device}, "
-          f"bf16 autocast {amp}, torch threads {torch.get_num_threads()}")
+    print(
+        f"profile {cfg.profile}, input {cfg.input}, {'segments' if cfg.segmented else 'whole clips'} of "
+        f"{cfg.window_samples} samples, {per_step} per step ({args.clips} clips), device {device}, "
+        f"bf16 autocast {amp}, torch threads {torch.get_num_threads()}"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
-        audio = np.lib.format.open_memmap(Path(tmp) / "audio.npy", mode="w+", dtype=np.int16,
-                                          shape=(n_clips, cfg.clip_samples))
+        audio = np.lib.format.open_memmap(
+            Path(tmp) / "audio.npy", mode="w+", dtype=np.int16, shape=(n_clips, cfg.clip_samples)
+        )
         rng = np.random.default_rng(0)
         for i in range(n_clips):
             audio[i] = rng.normal(0, 3000, cfg.clip_samples).clip(-32768, 32767).astype(np.int16)
@@ -145,15 +152,16 @@ def main() -> None:
             while True:
                 order = rng.permutation(n_clips)
                 for a in range(0, n_clips, args.clips):
-                    rows = np.sort(order[a:a + args.clips])
+                    rows = np.sort(order[a : a + args.clips])
                     x = windows(load_clips(audio, rows, device), cfg)  # (B * S, W)
                     yield x, labels_dev[torch.from_numpy(rows).to(device)].repeat_interleave(s)
 
         paths = {"ours": (ours(), Net(cfg).to(device))}
         if cfg.input != "both":  # the 1D+2D input would need the waveform and the spectrogram per item
             spec = cfg.input == "spectrogram"
-            loader = DataLoader(SegmentDataset(audio, labels, cfg, spectrogram=spec), batch_size=per_step,
-                                shuffle=True, drop_last=True)
+            loader = DataLoader(
+                SegmentDataset(audio, labels, cfg, spectrogram=spec), batch_size=per_step, shuffle=True, drop_last=True
+            )
 
             def naive():
                 while True:

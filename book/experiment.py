@@ -28,9 +28,9 @@
 # Any config key can be overridden: `-y "overrides: {epochs: 2, seeds: [0, 1]}"`.
 
 # %% tags=["parameters"]
-profile = "smoke"                         # params/profiles/<profile>.yaml
-cell = "table1/spectrogram_segmented"     # params/<cell>.yaml
-overrides = {}                            # config keys over both (a mapping, or YAML text)
+profile = "smoke"  # params/profiles/<profile>.yaml
+cell = "table1/spectrogram_segmented"  # params/<cell>.yaml
+overrides = {}  # config keys over both (a mapping, or YAML text)
 
 # %%
 from IPython.display import Markdown

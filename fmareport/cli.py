@@ -23,44 +23,67 @@ class CommandError(RuntimeError):
 
 
 def _synth(sub) -> None:
-    p = sub.add_parser("synth", help="write a synthetic data set in FMA's exact on-disk format",
-                       description="Write a synthetic data set in FMA's exact on-disk format: DIR/fma_metadata/"
-                                   "tracks.csv and genres.csv, DIR/fma_small/NNN/NNNNNN.mp3 and DIR/fma_small/"
-                                   "checksums. Eight genres of synthetic music, split 80/10/10 per genre, plus "
-                                   "medium/large tracks listed in tracks.csv only (prepare leaves them out).")
+    p = sub.add_parser(
+        "synth",
+        help="write a synthetic data set in FMA's exact on-disk format",
+        description="Write a synthetic data set in FMA's exact on-disk format: DIR/fma_metadata/"
+        "tracks.csv and genres.csv, DIR/fma_small/NNN/NNNNNN.mp3 and DIR/fma_small/"
+        "checksums. Eight genres of synthetic music, split 80/10/10 per genre, plus "
+        "medium/large tracks listed in tracks.csv only (prepare leaves them out).",
+    )
     p.add_argument("dir", type=Path, metavar="DIR", help="output folder (must not exist, or be empty)")
-    p.add_argument("--tracks-per-genre", type=int, default=60, metavar="N",
-                   help="small-subset tracks per genre (default: 60)")
+    p.add_argument(
+        "--tracks-per-genre", type=int, default=60, metavar="N", help="small-subset tracks per genre (default: 60)"
+    )
     p.add_argument("--seconds", type=float, default=5.0, metavar="S", help="length of each track in s (default: 5)")
     p.add_argument("--sample-rate", type=int, default=44100, metavar="HZ", help="Hz of the mp3s (default: 44100)")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="same seed -> identical files (default: 0)")
-    p.add_argument("--bad-cases", action="store_true",
-                   help="add FMA's failure cases: a short track, a silent one, an empty mp3, "
-                        "an mp3 of random bytes, and a track whose file is missing")
+    p.add_argument(
+        "--bad-cases",
+        action="store_true",
+        help="add FMA's failure cases: a short track, a silent one, an empty mp3, "
+        "an mp3 of random bytes, and a track whose file is missing",
+    )
     p.add_argument("--workers", type=int, default=0, metavar="N", help="processes (default: 0 = one per CPU)")
-    p.add_argument("--force", action="store_true",
-                   help="replace DIR if it is a synthetic set written by this command (any other folder is refused)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace DIR if it is a synthetic set written by this command (any other folder is refused)",
+    )
 
     def run(args) -> int:
         from .data.synth import synthesize
 
         try:
-            out = synthesize(args.dir, args.tracks_per_genre, args.seconds, args.sample_rate, args.seed,
-                             args.bad_cases, progress=True, workers=args.workers, force=args.force)
+            out = synthesize(
+                args.dir,
+                args.tracks_per_genre,
+                args.seconds,
+                args.sample_rate,
+                args.seed,
+                args.bad_cases,
+                progress=True,
+                workers=args.workers,
+                force=args.force,
+            )
         except (FileExistsError, ValueError) as err:
             raise ConfigError(str(err)) from None
         print(out)
         return 0
+
     p.set_defaults(run=run)
 
 
 def _fetch(sub) -> None:
     from .data.fma import BASE_URL
 
-    p = sub.add_parser("fetch", help="download and verify FMA (fma_metadata.zip, fma_small.zip)",
-                       description="Download fma_metadata.zip (342 MiB) and fma_small.zip (7.2 GiB) into DIR, "
-                                   "resuming interrupted downloads, check their published SHA1s, and extract them "
-                                   "safely (bzip2 zips; every file of fma_small/checksums verified).")
+    p = sub.add_parser(
+        "fetch",
+        help="download and verify FMA (fma_metadata.zip, fma_small.zip)",
+        description="Download fma_metadata.zip (342 MiB) and fma_small.zip (7.2 GiB) into DIR, "
+        "resuming interrupted downloads, check their published SHA1s, and extract them "
+        "safely (bzip2 zips; every file of fma_small/checksums verified).",
+    )
     p.add_argument("dir", type=Path, metavar="DIR", help="data folder, e.g. data/fma (the paper profile's data_dir)")
     p.add_argument("--base-url", default=BASE_URL, metavar="URL", help=f"where the zips are (default: {BASE_URL})")
     p.add_argument("--only", choices=["metadata", "small"], help="fetch one archive only")
@@ -74,29 +97,44 @@ def _fetch(sub) -> None:
         except FetchError as err:
             raise CommandError(str(err)) from None
         return 0
+
     p.set_defaults(run=run)
 
 
 def _prepare(sub) -> None:
-    p = sub.add_parser("prepare", help="decode every track once into a clip store (int16 .npy + index)",
-                       description="Decode every track of the profile's subset once into a clip store: audio.npy "
-                                   "(int16, n_tracks x clip_samples), index.csv (track_id, genre, label, split) and "
-                                   "manifest.json (settings, counts, skipped tracks with their reason). A complete "
-                                   "store with the same data and settings is reused; a killed run resumes.")
-    p.add_argument("data_dir", nargs="?", metavar="DATA_DIR",
-                   help="FMA-format root (holds fma_metadata/, fma_small/); default: the profile's data_dir")
+    p = sub.add_parser(
+        "prepare",
+        help="decode every track once into a clip store (int16 .npy + index)",
+        description="Decode every track of the profile's subset once into a clip store: audio.npy "
+        "(int16, n_tracks x clip_samples), index.csv (track_id, genre, label, split) and "
+        "manifest.json (settings, counts, skipped tracks with their reason). A complete "
+        "store with the same data and settings is reused; a killed run resumes.",
+    )
+    p.add_argument(
+        "data_dir",
+        nargs="?",
+        metavar="DATA_DIR",
+        help="FMA-format root (holds fma_metadata/, fma_small/); default: the profile's data_dir",
+    )
     p.add_argument("--profile", required=True, metavar="P", help="profile name (smoke, demo, paper) or a profile YAML")
     p.add_argument("--out", metavar="STORE_ROOT", help="folder that holds the stores (default: the profile's)")
-    p.add_argument("--workers", type=int, metavar="N",
-                   help="decode processes (default: the profile's prepare_workers; 0 = one per CPU)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="decode processes (default: the profile's prepare_workers; 0 = one per CPU)",
+    )
 
     def run(args) -> int:
         from .config import load_profile
         from .data.store import prepare
 
         logging.basicConfig(level=logging.INFO, format="fmareport prepare: %(message)s")
-        overrides = {k: v for k, v in (("data_dir", args.data_dir), ("store_root", args.out),
-                                       ("prepare_workers", args.workers)) if v is not None}
+        overrides = {
+            k: v
+            for k, v in (("data_dir", args.data_dir), ("store_root", args.out), ("prepare_workers", args.workers))
+            if v is not None
+        }
         cfg = load_profile(args.profile, overrides=overrides)
         try:
             store = prepare(cfg)
@@ -104,17 +142,23 @@ def _prepare(sub) -> None:
             raise CommandError(str(err)) from None
         m = store.manifest
         counts = ", ".join(f"{s} {n}" for s, n in m["split_counts"].items())
-        print(f"{store.path}\n{m['n_tracks']} tracks ({counts}), {m['sample_rate']} Hz x {m['clip_samples']} "
-              f"samples; skipped {len(m['skipped'])}")
+        print(
+            f"{store.path}\n{m['n_tracks']} tracks ({counts}), {m['sample_rate']} Hz x {m['clip_samples']} "
+            f"samples; skipped {len(m['skipped'])}"
+        )
         for s in m["skipped"]:
             print(f"  skipped {s['track_id']:6d}: {s['reason']} ({s['detail']})")
         return 0
+
     p.set_defaults(run=run)
 
 
 def _config(sub) -> None:
-    p = sub.add_parser("config", help="check params files and print the resolved config",
-                       description="Resolve a profile and cell YAMLs (later wins), check every key, print the config.")
+    p = sub.add_parser(
+        "config",
+        help="check params files and print the resolved config",
+        description="Resolve a profile and cell YAMLs (later wins), check every key, print the config.",
+    )
     p.add_argument("profile", help="profile name (smoke, demo, paper) or path to a profile YAML")
     p.add_argument("cells", nargs="*", help="experiment cell YAMLs, applied in order (later wins)")
 
@@ -126,13 +170,17 @@ def _config(sub) -> None:
         cfg = load_config(profile_path(args.profile), *args.cells)
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
+
     p.set_defaults(run=run)
 
 
 def _summary(sub) -> None:
-    p = sub.add_parser("summary", help="print the network's layer table for each input kind",
-                       description="Every layer's output shape and parameters for each input and window, "
-                                   "traced from the model on the meta device (no data, no memory).")
+    p = sub.add_parser(
+        "summary",
+        help="print the network's layer table for each input kind",
+        description="Every layer's output shape and parameters for each input and window, "
+        "traced from the model on the meta device (no data, no memory).",
+    )
     p.add_argument("--profile", default="paper", help="profile name (smoke, demo, paper) or a profile YAML")
     p.add_argument("cells", nargs="*", help="experiment cell YAMLs applied on top (later wins)")
 
@@ -142,17 +190,26 @@ def _summary(sub) -> None:
 
         print(summary_text(load_config(profile_path(args.profile), *args.cells)))
         return 0
+
     p.set_defaults(run=run)
 
 
 def _run(sub) -> None:
-    p = sub.add_parser("run", help="run one experiment cell without Jupyter (what the notebook calls)",
-                       description="Train every seed of one cell and write results/<profile>/<cell>.json: "
-                                   "fmareport.experiment.run_cell, the experiment notebook's one call.")
+    p = sub.add_parser(
+        "run",
+        help="run one experiment cell without Jupyter (what the notebook calls)",
+        description="Train every seed of one cell and write results/<profile>/<cell>.json: "
+        "fmareport.experiment.run_cell, the experiment notebook's one call.",
+    )
     p.add_argument("--profile", required=True, help="profile name (smoke, demo, paper)")
     p.add_argument("--cell", required=True, help="cell name, e.g. table1/raw_whole (params/<cell>.yaml)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config key (a YAML value), e.g. --set epochs=2 --set 'seeds=[0, 1]'")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config key (a YAML value), e.g. --set epochs=2 --set 'seeds=[0, 1]'",
+    )
 
     def run(args) -> int:
         from .config import load_cell, parse_yaml
@@ -166,21 +223,34 @@ def _run(sub) -> None:
             overrides[key.strip()] = parse_yaml(value, f"--set {key.strip()}")
         results = run_cell(load_cell(args.profile, args.cell, overrides))
         s = results.summary
-        print(f"{args.profile} {args.cell}: test accuracy {s.test_acc_last_mean:.3f} ± {s.test_acc_last_std:.3f} "
-              f"over {s.n_seeds} seed(s); run {results.run_id}")
+        print(
+            f"{args.profile} {args.cell}: test accuracy {s.test_acc_last_mean:.3f} ± {s.test_acc_last_std:.3f} "
+            f"over {s.n_seeds} seed(s); run {results.run_id}"
+        )
         return 0
+
     p.set_defaults(run=run)
 
 
 def _book(sub) -> None:
-    p = sub.add_parser("book", help="build the HTML report (Jupyter Book) of one profile's results",
-                       description="Stage the book's pages for one profile's results into book/generated/, "
-                                   "then run `jupyter-book build book/` in the repo root.")
+    p = sub.add_parser(
+        "book",
+        help="build the HTML report (Jupyter Book) of one profile's results",
+        description="Stage the book's pages for one profile's results into book/generated/, "
+        "then run `jupyter-book build book/` in the repo root.",
+    )
     p.add_argument("--profile", default="demo", help="whose results to show: results/<profile>/ (default demo)")
-    p.add_argument("--results-dir", default=None,
-                   help="folder holding <profile>/<cell>.json (default: the profile's results_dir, 'results')")
-    p.add_argument("--root", type=Path, default=None,
-                   help="the book's root: holds _config.yml, _toc.yml and book/pages/ (default: this repo)")
+    p.add_argument(
+        "--results-dir",
+        default=None,
+        help="folder holding <profile>/<cell>.json (default: the profile's results_dir, 'results')",
+    )
+    p.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="the book's root: holds _config.yml, _toc.yml and book/pages/ (default: this repo)",
+    )
     p.add_argument("--no-build", action="store_true", help="only stage book/generated/, do not run jupyter-book")
 
     def run(args) -> int:
@@ -200,6 +270,7 @@ def _book(sub) -> None:
             raise CommandError(str(err)) from None
         print(f"fmareport book: results page {page}")
         return 0
+
     p.set_defaults(run=run)
 
 
@@ -211,6 +282,7 @@ def _schema(sub) -> None:
 
         print(json.dumps(schema(), indent=1))
         return 0
+
     p.set_defaults(run=run)
 
 

@@ -53,21 +53,21 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     # --- identity ---
-    profile: ProfileName = "smoke"    # profile name: smoke | demo | paper (or your own)
-    cell: CellName = "adhoc"          # experiment cell, e.g. "table1/spectrogram_segmented"
+    profile: ProfileName = "smoke"  # profile name: smoke | demo | paper (or your own)
+    cell: CellName = "adhoc"  # experiment cell, e.g. "table1/spectrogram_segmented"
 
     # --- data: where the FMA-format data set is and how it is made ---
     # The defaults are the smoke profile's (params/profiles/smoke.yaml), so a run with no
     # params at all is a small synthetic one and shares the smoke profile's data folder.
     data_source: Literal["synth", "fma"] = "synth"  # synth: `fmareport synth`; fma: real FMA (fetch)
     data_dir: str = "data/synth-smoke"  # FMA-format root (holds fma_metadata/ and fma_small/)
-    store_root: str = "data/stores"   # clip stores live here, one folder per settings fingerprint
+    store_root: str = "data/stores"  # clip stores live here, one folder per settings fingerprint
     subset: Literal["small", "medium", "large"] = "small"
     synth_tracks_per_genre: Positive = 5  # synth only: tracks per genre in the small subset
     synth_seconds: Annotated[float, Field(gt=0, le=600)] = 2.5  # synth only: length of each track (s)
-    synth_sample_rate: Positive = 22050   # synth only: rate of the synthetic mp3s (Hz)
-    synth_seed: int = 0               # synth only: same seed -> same bytes
-    synth_bad_cases: bool = True      # synth only: add FMA's real failure cases
+    synth_sample_rate: Positive = 22050  # synth only: rate of the synthetic mp3s (Hz)
+    synth_seed: int = 0  # synth only: same seed -> same bytes
+    synth_bad_cases: bool = True  # synth only: add FMA's real failure cases
 
     # --- clips: decoded once into the store ---
     sample_rate: Annotated[int, Field(gt=0, le=192_000)] = 8000  # Hz after resampling (paper: 44100)
@@ -78,9 +78,9 @@ class Config(BaseModel):
 
     # --- model (DESIGN §4) ---
     input: InputKind = "spectrogram"  # raw (1D) | spectrogram (2D) | both (1D+2D)
-    n_fft: Positive = 256             # STFT window (samples), even; paper: 2048 ("4048" is a typo)
-    hop: Positive = 128               # STFT hop (samples); paper: 1024 = n_fft/2 (50 % overlap)
-    channels: Positive = 32           # feature maps of the residual block (paper: 256), even
+    n_fft: Positive = 256  # STFT window (samples), even; paper: 2048 ("4048" is a typo)
+    hop: Positive = 128  # STFT hop (samples); paper: 1024 = n_fft/2 (50 % overlap)
+    channels: Positive = 32  # feature maps of the residual block (paper: 256), even
     dense: Annotated[list[Positive], Field(min_length=1)] = [300, 150]  # hidden dense widths (Zhang et al.)
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0  # after every layer but the last dense (0 or 0.2)
 
@@ -92,13 +92,13 @@ class Config(BaseModel):
     # --- protocol ---
     seeds: Annotated[list[int], Field(min_length=1)] = [0]
     epochs: Positive = 1
-    batch_size: Positive = 16         # clips per step (paper: 50); segmented: all segments of these clips
+    batch_size: Positive = 16  # clips per step (paper: 50); segmented: all segments of these clips
     lr: Annotated[float, Field(gt=0)] = 5e-4  # Adam learning rate
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: bool = True                  # bf16 autocast on CUDA (ignored on CPU)
-    deterministic: bool = False       # torch deterministic algorithms (slower)
-    results_dir: str = "results"      # results/<profile>/<cell>.json and .ipynb
-    build_dir: str = "build"          # scratch: checkpoints and locks, build/<profile>/<cell>/
+    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    deterministic: bool = False  # torch deterministic algorithms (slower)
+    results_dir: str = "results"  # results/<profile>/<cell>.json and .ipynb
+    build_dir: str = "build"  # scratch: checkpoints and locks, build/<profile>/<cell>/
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:
@@ -110,22 +110,29 @@ class Config(BaseModel):
             e.append(f"key 'channels': must be even (the 'both' input gives each half), got {self.channels}")
         if len(set(self.seeds)) != len(self.seeds):
             twice = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
-            e.append(f"key 'seeds': each seed once (a repeated seed would only repeat its run), "
-                     f"got {self.seeds}; {twice} repeated")
+            e.append(
+                f"key 'seeds': each seed once (a repeated seed would only repeat its run), "
+                f"got {self.seeds}; {twice} repeated"
+            )
         if self.segment_hop < 1:
-            e.append(f"key 'segment_overlap': {self.segment_overlap} leaves a segment hop of "
-                     f"{self.segment_hop} samples for {self.segment_samples}-sample segments; lower it")
+            e.append(
+                f"key 'segment_overlap': {self.segment_overlap} leaves a segment hop of "
+                f"{self.segment_hop} samples for {self.segment_samples}-sample segments; lower it"
+            )
         if self.segment_samples > self.clip_samples:
-            e.append(f"key 'segment_samples': {self.segment_samples} is longer than clip_samples "
-                     f"{self.clip_samples}")
+            e.append(f"key 'segment_samples': {self.segment_samples} is longer than clip_samples {self.clip_samples}")
         if self.steps(self.segment_samples) < 4:
-            e.append(f"key 'segment_samples': {self.segment_samples} samples give "
-                     f"{self.steps(self.segment_samples)} steps after the first layer with hop {self.hop}; "
-                     "the residual block needs at least 4 (its kernel)")
+            e.append(
+                f"key 'segment_samples': {self.segment_samples} samples give "
+                f"{self.steps(self.segment_samples)} steps after the first layer with hop {self.hop}; "
+                "the residual block needs at least 4 (its kernel)"
+            )
         if self.n_fft > min(self.segment_samples, self.clip_samples):
-            e.append(f"key 'n_fft': the window of {self.n_fft} samples is longer than a "
-                     f"{min(self.segment_samples, self.clip_samples)}-sample "
-                     f"{'segment' if self.segment_samples <= self.clip_samples else 'clip'}; lower it")
+            e.append(
+                f"key 'n_fft': the window of {self.n_fft} samples is longer than a "
+                f"{min(self.segment_samples, self.clip_samples)}-sample "
+                f"{'segment' if self.segment_samples <= self.clip_samples else 'clip'}; lower it"
+            )
         if e:
             raise ValueError("; ".join(e))
         return self
@@ -174,8 +181,9 @@ def _describe(key: str) -> str:
     kind = schema.get("type")
     if kind == "array":
         return f"a list of {schema['items'].get('type', 'value')}s".replace("integers", "int")
-    return {"integer": "an integer", "number": "a number", "boolean": "true or false",
-            "string": "a string"}.get(kind, str(kind))
+    return {"integer": "an integer", "number": "a number", "boolean": "true or false", "string": "a string"}.get(
+        kind, str(kind)
+    )
 
 
 def _key(loc: tuple) -> str:
@@ -204,7 +212,7 @@ def _allowed_range(key: str, kind: str, ctx: dict) -> str:
 def _message(e: dict) -> str:
     """One pydantic error as our message: the key, what was given, what is allowed."""
     kind, loc, value = e["type"], e["loc"], e.get("input")
-    if kind == "value_error" and not loc:       # our cross-field checks: the message names its keys
+    if kind == "value_error" and not loc:  # our cross-field checks: the message names its keys
         return str(e["ctx"]["error"])
     key = _key(loc)
     if kind == "extra_forbidden":
@@ -215,8 +223,10 @@ def _message(e: dict) -> str:
         return f"key {key!r}: must be {_allowed_range(loc[0], kind, e['ctx'])}, got {value!r}"
     if kind == "string_pattern_mismatch":
         what = "a cell: a name, or table/name" if loc[0] == "cell" else "a name"
-        return (f"key {key!r}: {value!r} is not {what} (lower-case letters, digits, '_' and '-', "
-                f"starting with a letter or digit; it becomes part of a path)")
+        return (
+            f"key {key!r}: {value!r} is not {what} (lower-case letters, digits, '_' and '-', "
+            f"starting with a letter or digit; it becomes part of a path)"
+        )
     if kind == "too_short":
         return f"key {key!r}: needs at least {e['ctx']['min_length']} value(s), got {value!r}"
     expected = _describe(loc[0]) if len(loc) == 1 else {"int_type": "an integer"}.get(kind, e["msg"])
@@ -261,8 +271,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}: {err.object[err.start]:#04x}); "
-                          "save the file as UTF-8") from None
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {err.start}: {err.object[err.start]:#04x}); save the file as UTF-8"
+        ) from None
     raw = parse_yaml(text, str(path)) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys to values, got {type(raw).__name__}")
@@ -275,16 +286,20 @@ def profile_path(name_or_path: str | Path) -> Path:
     if p.suffix in (".yaml", ".yml"):
         return p
     if not re.fullmatch(NAME_PATTERN, str(name_or_path)):
-        raise ConfigError(f"profile {str(name_or_path)!r}: not a profile name (lower-case letters, digits, '_' "
-                          f"and '-') nor a .yaml file; profiles: {', '.join(profiles())}")
+        raise ConfigError(
+            f"profile {str(name_or_path)!r}: not a profile name (lower-case letters, digits, '_' "
+            f"and '-') nor a .yaml file; profiles: {', '.join(profiles())}"
+        )
     return params_dir() / "profiles" / f"{name_or_path}.yaml"
 
 
 def cell_path(cell: str) -> Path:
     """`table1/raw_whole` -> params/table1/raw_whole.yaml; the name must match the cell pattern."""
     if not isinstance(cell, str) or not re.fullmatch(CELL_PATTERN, cell):
-        raise ConfigError(f"cell {cell!r}: not a cell name (e.g. table1/raw_whole: lower-case letters, digits, "
-                          "'_' and '-', one '/' at most)")
+        raise ConfigError(
+            f"cell {cell!r}: not a cell name (e.g. table1/raw_whole: lower-case letters, digits, "
+            "'_' and '-', one '/' at most)"
+        )
     return params_dir() / f"{cell}.yaml"
 
 
@@ -332,6 +347,8 @@ def load_cell(profile: str, cell: str | None, overrides: dict[str, Any] | str | 
     cfg = load_config(*paths, overrides=overrides)
     for key, asked in (("profile", profile), ("cell", cell)):
         if asked and Path(str(asked)).suffix not in (".yaml", ".yml") and getattr(cfg, key) != asked:
-            raise ConfigError(f"{paths[-1 if key == 'cell' else 0]}: key {key!r} is {getattr(cfg, key)!r}, "
-                              f"but it was loaded as {key} {asked!r}: they must be the same")
+            raise ConfigError(
+                f"{paths[-1 if key == 'cell' else 0]}: key {key!r} is {getattr(cfg, key)!r}, "
+                f"but it was loaded as {key} {asked!r}: they must be the same"
+            )
     return cfg

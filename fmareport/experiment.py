@@ -50,10 +50,10 @@ class CellBusyError(RuntimeError):
 class CellPaths:
     """Where one cell's files go; every part of every path comes from checked names."""
 
-    results: Path        # results/<profile>/<cell>.json
-    notebook: Path       # results/<profile>/<cell>.ipynb: the executed notebook papermill writes
-    build: Path          # build/<profile>/<cell>/: lock and checkpoints
-    checkpoints: Path    # build/<profile>/<cell>/checkpoints/<settings hash>/
+    results: Path  # results/<profile>/<cell>.json
+    notebook: Path  # results/<profile>/<cell>.ipynb: the executed notebook papermill writes
+    build: Path  # build/<profile>/<cell>/: lock and checkpoints
+    checkpoints: Path  # build/<profile>/<cell>/checkpoints/<settings hash>/
 
     @classmethod
     def of(cls, cfg: Config) -> CellPaths:
@@ -76,8 +76,10 @@ def cell_lock(paths: CellPaths) -> Iterator[None]:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise CellBusyError(f"cell {paths.results.stem!r} is already running (lock {paths.build / 'lock'} is "
-                                "held): wait for that run to finish") from None
+            raise CellBusyError(
+                f"cell {paths.results.stem!r} is already running (lock {paths.build / 'lock'} is "
+                "held): wait for that run to finish"
+            ) from None
         try:
             yield
         finally:
@@ -114,13 +116,19 @@ def run_cell(cfg: Config, progress: bool = True, entry: str = "fmareport.experim
             cell=cfg.cell,
             config=cfg,
             genres=list(GENRES),
-            data=DataInfo(source=cfg.data_source, data_dir=cfg.data_dir, store=str(store.path.resolve()),
-                          store_fingerprint=store.fingerprint, skipped=len(store.manifest["skipped"]),
-                          tracks=Tracks(**{s: int(len(store.split_indices(s))) for s in SPLITS})),
+            data=DataInfo(
+                source=cfg.data_source,
+                data_dir=cfg.data_dir,
+                store=str(store.path.resolve()),
+                store_fingerprint=store.fingerprint,
+                skipped=len(store.manifest["skipped"]),
+                tracks=Tracks(**{s: int(len(store.split_indices(s))) for s in SPLITS}),
+            ),
             seeds=seeds,
             summary=summarize(seeds),
-            provenance=Provenance(**provenance.collect(str(device)), started=started, finished=provenance.now(),
-                                  entry=entry),
+            provenance=Provenance(
+                **provenance.collect(str(device)), started=started, finished=provenance.now(), entry=entry
+            ),
         )
         write_results(paths.results, results)
         _remove_checkpoint_dir(checkpoints)
@@ -133,13 +141,19 @@ def injected_names(history: Sequence[str]) -> list[str]:
     for source in reversed(list(history)):
         if source.lstrip().startswith("# Parameters"):
             tree = ast.parse(source)
-            return [t.id for node in tree.body if isinstance(node, ast.Assign)
-                    for t in node.targets if isinstance(t, ast.Name)]
+            return [
+                t.id
+                for node in tree.body
+                if isinstance(node, ast.Assign)
+                for t in node.targets
+                if isinstance(t, ast.Name)
+            ]
     return []
 
 
-def notebook_config(profile: str, cell: str | None, overrides: dict[str, Any] | str | None,
-                    history: Sequence[str] = ()) -> Config:
+def notebook_config(
+    profile: str, cell: str | None, overrides: dict[str, Any] | str | None, history: Sequence[str] = ()
+) -> Config:
     """The experiment notebook's config: profile, then cell, then overrides, every layer checked.
 
     `history` is IPython's `In`: a papermill parameter that is not one of PARAMETERS (say
@@ -147,7 +161,9 @@ def notebook_config(profile: str, cell: str | None, overrides: dict[str, Any] | 
     """
     stray = [n for n in injected_names(history) if n not in PARAMETERS]
     if stray:
-        raise ConfigError(f"papermill parameters: {', '.join(map(repr, stray))} not a parameter of this notebook "
-                          f"(its parameters: {', '.join(PARAMETERS)}); pass config keys as overrides, e.g. "
-                          f"-y \"overrides: {{{stray[0]}: ...}}\" or -p overrides '{stray[0]}: ...'")
+        raise ConfigError(
+            f"papermill parameters: {', '.join(map(repr, stray))} not a parameter of this notebook "
+            f"(its parameters: {', '.join(PARAMETERS)}); pass config keys as overrides, e.g. "
+            f"-y \"overrides: {{{stray[0]}: ...}}\" or -p overrides '{stray[0]}: ...'"
+        )
     return load_cell(profile, cell, overrides)

@@ -44,12 +44,12 @@ import torch.nn.functional as F
 from .config import Config
 from .data.fma import GENRES
 
-RESIDUAL_KERNEL = 4   # conv2 and conv3 kernel (Zhang et al. 2016, nnet2)
-SPEC_FRAMES = 4       # 2D first layer spans 4 STFT frames -> T = (N // hop + 1) - 4 + 1
+RESIDUAL_KERNEL = 4  # conv2 and conv3 kernel (Zhang et al. 2016, nnet2)
+SPEC_FRAMES = 4  # 2D first layer spans 4 STFT frames -> T = (N // hop + 1) - 4 + 1
 # On CPU the STFT runs in chunks whose complex output (~8 MB) stays in cache: the
 # magnitude of 56 paper segments then takes 42 ms instead of 90 ms (2 cores, measured).
 CPU_CHUNK_BYTES = 8 << 20
-RAW_HOPS = 3          # 1D first layer kernel = 3 * hop, stride hop -> T = N // hop - 3 + 1
+RAW_HOPS = 3  # 1D first layer kernel = 3 * hop, stride hop -> T = N // hop - 3 + 1
 
 
 class Spectrogram(nn.Module):
@@ -73,13 +73,19 @@ class Spectrogram(nn.Module):
 
     def _magnitude(self, x: torch.Tensor) -> torch.Tensor:
         # Autocast has no rule for the STFT: it runs in x's float32 also under bf16 autocast.
-        spec = torch.stft(x, self.n_fft, self.hop, window=self.window, center=True,
-                          pad_mode="reflect", return_complex=True)  # (B, F, frames) complex
+        spec = torch.stft(
+            x, self.n_fft, self.hop, window=self.window, center=True, pad_mode="reflect", return_complex=True
+        )  # (B, F, frames) complex
         return spec.abs()  # (B, F, frames)
 
     def describe(self) -> dict:
-        return dict(kind="stft", kernel=(self.n_fft,), stride=(self.hop,),
-                    padding=(self.n_fft // 2, self.n_fft // 2), features=self.n_fft // 2 + 1)
+        return dict(
+            kind="stft",
+            kernel=(self.n_fft,),
+            stride=(self.hop,),
+            padding=(self.n_fft // 2, self.n_fft // 2),
+            features=self.n_fft // 2 + 1,
+        )
 
 
 class FirstLayer(nn.Module):
@@ -139,8 +145,13 @@ class ConvLayer(nn.Module):
         return self.bn(self.conv(F.pad(x, self.pad)))  # (B, C, T)
 
     def describe(self) -> dict:
-        return dict(kind="conv1d", kernel=self.conv.kernel_size, stride=self.conv.stride,
-                    padding=self.pad, features=self.conv.out_channels)
+        return dict(
+            kind="conv1d",
+            kernel=self.conv.kernel_size,
+            stride=self.conv.stride,
+            padding=self.pad,
+            features=self.conv.out_channels,
+        )
 
 
 class GlobalPool(nn.Module):
@@ -191,30 +202,30 @@ class Net(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h1 = self.drop(F.elu(self.conv1(x)))            # (B, C, T)
-        h2 = self.drop(F.elu(self.conv2(h1)))           # (B, C, T)
-        h3 = self.drop(F.elu(self.conv3(h2) + h1))      # (B, C, T): conv3 + conv1 shortcut
-        z = self.pool(h3)                               # (B, 2C)
+        h1 = self.drop(F.elu(self.conv1(x)))  # (B, C, T)
+        h2 = self.drop(F.elu(self.conv2(h1)))  # (B, C, T)
+        h3 = self.drop(F.elu(self.conv3(h2) + h1))  # (B, C, T): conv3 + conv1 shortcut
+        z = self.pool(h3)  # (B, 2C)
         for layer in self.dense:
-            z = self.drop(F.elu(layer(z)))              # (B, D)
-        return self.out(z)                              # (B, n_classes)
+            z = self.drop(F.elu(layer(z)))  # (B, D)
+        return self.out(z)  # (B, n_classes)
 
 
 @dataclass
 class LayerRow:
     """One layer of the network as it ran on an input of a given length (batch dim dropped)."""
 
-    name: str                          # module path in Net, e.g. "conv1.spec", "dense.0"
-    kind: str                          # stft | first | conv1d | conv2d | pool | dense | linear
-    depth: int                         # 0: a layer of Fig. 1; 1: a part of the first layer (Fig. 2)
-    in_shape: tuple[int, ...]          # e.g. (1025, 977)
-    out_shape: tuple[int, ...]         # e.g. (256, 974)
-    kernel: tuple[int, ...] | None     # samples, or (bins, frames) for the 2D conv
+    name: str  # module path in Net, e.g. "conv1.spec", "dense.0"
+    kind: str  # stft | first | conv1d | conv2d | pool | dense | linear
+    depth: int  # 0: a layer of Fig. 1; 1: a part of the first layer (Fig. 2)
+    in_shape: tuple[int, ...]  # e.g. (1025, 977)
+    out_shape: tuple[int, ...]  # e.g. (256, 974)
+    kernel: tuple[int, ...] | None  # samples, or (bins, frames) for the 2D conv
     stride: tuple[int, ...] | None
-    padding: tuple[int, ...] | None    # samples added (left, right) or per dim
-    features: int | None               # output maps / units / frequency bins
-    params: int                        # trainable parameters of this module (incl. its BN)
-    note: str                          # what happens after it: BN, ELU, shortcut, ...
+    padding: tuple[int, ...] | None  # samples added (left, right) or per dim
+    features: int | None  # output maps / units / frequency bins
+    params: int  # trainable parameters of this module (incl. its BN)
+    note: str  # what happens after it: BN, ELU, shortcut, ...
 
 
 _NOTES = {
@@ -235,8 +246,17 @@ def layer_table(cfg: Config, n_samples: int | None = None) -> list[LayerRow]:
     n = n_samples or cfg.window_samples
     with torch.device("meta"):
         net = Net(cfg).eval()
-    layers = {"conv1": 0, "conv1.raw": 1, "conv1.stft": 1, "conv1.spec": 1, "conv2": 0,
-              "conv3": 0, "pool": 0, "out": 0, **{f"dense.{i}": 0 for i in range(len(cfg.dense))}}
+    layers = {
+        "conv1": 0,
+        "conv1.raw": 1,
+        "conv1.stft": 1,
+        "conv1.spec": 1,
+        "conv2": 0,
+        "conv3": 0,
+        "pool": 0,
+        "out": 0,
+        **{f"dense.{i}": 0 for i in range(len(cfg.dense))},
+    }
     rows: list[LayerRow] = []
     dropped = {"conv1", "conv2", "conv3", *(f"dense.{i}" for i in range(len(cfg.dense)))}  # dropout after
 
@@ -247,14 +267,28 @@ def layer_table(cfg: Config, n_samples: int | None = None) -> list[LayerRow]:
             elif isinstance(module, nn.Linear):
                 d = dict(kind="linear", kernel=None, stride=None, padding=None, features=module.out_features)
             else:  # nn.Conv1d / nn.Conv2d inside the first layer
-                d = dict(kind=type(module).__name__.lower(), kernel=module.kernel_size,
-                         stride=module.stride, padding=module.padding, features=module.out_channels)
+                d = dict(
+                    kind=type(module).__name__.lower(),
+                    kernel=module.kernel_size,
+                    stride=module.stride,
+                    padding=module.padding,
+                    features=module.out_channels,
+                )
             note = _NOTES.get(name, "BN, ELU" if name.startswith("dense.") else "")
             if cfg.dropout and name in dropped:
                 note += f", dropout {cfg.dropout:g}"
-            rows.append(LayerRow(name=name, depth=layers[name], in_shape=tuple(args[0].shape[1:]),
-                                 out_shape=tuple(out.shape[1:]),
-                                 params=sum(p.numel() for p in module.parameters()), note=note, **d))
+            rows.append(
+                LayerRow(
+                    name=name,
+                    depth=layers[name],
+                    in_shape=tuple(args[0].shape[1:]),
+                    out_shape=tuple(out.shape[1:]),
+                    params=sum(p.numel() for p in module.parameters()),
+                    note=note,
+                    **d,
+                )
+            )
+
         return fn
 
     for name, module in net.named_modules():

@@ -30,14 +30,17 @@ def format_table(cfg, n_samples: int) -> str:
 def summary_text(base: Config) -> str:
     """Every input kind's layer table, for a whole clip and for a segment, as text."""
     sr = base.sample_rate
-    out = [f"profile {base.profile}: {sr} Hz, n_fft {base.n_fft}, hop {base.hop}, {base.channels} maps, "
-           f"dense {base.dense}, dropout {base.dropout}"]
+    out = [
+        f"profile {base.profile}: {sr} Hz, n_fft {base.n_fft}, hop {base.hop}, {base.channels} maps, "
+        f"dense {base.dense}, dropout {base.dropout}"
+    ]
     windows = [("whole clip", base.clip_samples, False), ("segment", base.segment_samples, True)]
     for kind in INPUTS:
         cfg = base.replace(input=kind)
         for label, n, segmented in windows:
             extra = f", {cfg.n_segments} per clip (hop {cfg.segment_hop})" if segmented else ""
-            out.append(f"\ninput {kind}, {label}: {n:,} samples ({n / sr:.2f} s){extra}, "
-                       f"T = N // hop - 2 = {cfg.steps(n)}")
+            out.append(
+                f"\ninput {kind}, {label}: {n:,} samples ({n / sr:.2f} s){extra}, T = N // hop - 2 = {cfg.steps(n)}"
+            )
             out.append(format_table(cfg, n))
     return "\n".join(out)

@@ -69,8 +69,11 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
     """
     if deterministic:
         if "CUBLAS_WORKSPACE_CONFIG" not in os.environ and torch.cuda.is_initialized():
-            warnings.warn("deterministic mode: CUDA started before CUBLAS_WORKSPACE_CONFIG was set; "
-                          "cuBLAS may not be deterministic. Call seed_everything before any CUDA work.", stacklevel=2)
+            warnings.warn(
+                "deterministic mode: CUDA started before CUBLAS_WORKSPACE_CONFIG was set; "
+                "cuBLAS may not be deterministic. Call seed_everything before any CUDA work.",
+                stacklevel=2,
+            )
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(deterministic, warn_only=True)
     torch.backends.cudnn.deterministic = deterministic
@@ -83,8 +86,7 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 def pick_device(cfg: Config) -> torch.device:
     """cfg.device "auto": CUDA when present, else CPU. "cuda" without CUDA is an error."""
     if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("config asks for device 'cuda' but torch sees no CUDA device; "
-                           "use device: auto or cpu")
+        raise RuntimeError("config asks for device 'cuda' but torch sees no CUDA device; use device: auto or cpu")
     if cfg.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(cfg.device)
@@ -109,7 +111,7 @@ def clip_source(audio: np.ndarray, device: torch.device, progress: bool = True) 
     on_device = torch.empty(audio.shape, dtype=torch.int16, device=device)
     rows = max(1, (256 << 20) // max(1, audio[0].nbytes))  # copy 256 MB at a time
     for a in tqdm(range(0, len(audio), rows), desc="store -> GPU", unit="chunk", disable=not progress):
-        on_device[a:a + rows].copy_(torch.from_numpy(np.ascontiguousarray(audio[a:a + rows])))
+        on_device[a : a + rows].copy_(torch.from_numpy(np.ascontiguousarray(audio[a : a + rows])))
     _DEVICE_STORE.update(audio=audio, device=device, tensor=on_device)
     return on_device
 
@@ -150,8 +152,9 @@ def batches(rows: np.ndarray, batch_size: int) -> list[np.ndarray]:
 
 
 @torch.no_grad()
-def evaluate(model: Net, source, labels: torch.Tensor, rows: np.ndarray, cfg: Config,
-             device: torch.device, amp: bool) -> tuple[float, float, np.ndarray]:
+def evaluate(
+    model: Net, source, labels: torch.Tensor, rows: np.ndarray, cfg: Config, device: torch.device, amp: bool
+) -> tuple[float, float, np.ndarray]:
     """Per-track loss, accuracy and predictions on `rows`, in eval mode, batched.
     -> (mean NLL of the track probabilities, accuracy, (n,) predicted labels in sorted-row order)"""
     model.eval()
@@ -172,15 +175,23 @@ def evaluate(model: Net, source, labels: torch.Tensor, rows: np.ndarray, cfg: Co
 
 # --- checkpoints -------------------------------------------------------------------------
 
+
 def _rng_state() -> dict:
     """Every generator's state as tensors and plain data (what torch.load(weights_only=True) reads)."""
     kind, key, pos, has_gauss, gauss = np.random.get_state()
     version, py_state, py_gauss = random.getstate()
-    return {"python": [version, list(py_state), py_gauss],
-            "numpy": {"kind": kind, "key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos),
-                      "has_gauss": int(has_gauss), "gauss": float(gauss)},
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    return {
+        "python": [version, list(py_state), py_gauss],
+        "numpy": {
+            "kind": kind,
+            "key": torch.from_numpy(key.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
 
 
 def _set_rng_state(state: dict) -> None:
@@ -208,11 +219,14 @@ def load_checkpoint(path: Path) -> dict | None:
     warning naming it, and None is returned: that seed then starts from scratch."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:           # whatever a damaged or hostile file makes the unpickler raise
+    except Exception as err:  # whatever a damaged or hostile file makes the unpickler raise
         aside = path.with_name(path.name + ".corrupt")
         os.replace(path, aside)
-        warnings.warn(f"{path}: not a readable checkpoint ({type(err).__name__}: {str(err)[:200]}); "
-                      f"moved to {aside.name}, this seed starts from scratch", stacklevel=2)
+        warnings.warn(
+            f"{path}: not a readable checkpoint ({type(err).__name__}: {str(err)[:200]}); "
+            f"moved to {aside.name}, this seed starts from scratch",
+            stacklevel=2,
+        )
         return None
 
 
@@ -220,8 +234,10 @@ def _check_resumable(ckpt: dict, cfg: Config, fingerprint: str | None, path: Pat
     old, new = ckpt["config"], cfg.to_dict()
     changed = sorted(k for k in new if k not in RESUME_FREE_KEYS and old.get(k) != new[k])
     if changed:
-        raise RuntimeError(f"{path}: checkpoint was written with other settings ({', '.join(changed)}); "
-                           "delete it to start this seed afresh")
+        raise RuntimeError(
+            f"{path}: checkpoint was written with other settings ({', '.join(changed)}); "
+            "delete it to start this seed afresh"
+        )
     if ckpt["store_fingerprint"] != fingerprint:
         raise RuntimeError(f"{path}: checkpoint was written for another clip store; delete it to start afresh")
     if ckpt["epoch"] > cfg.epochs:
@@ -230,8 +246,10 @@ def _check_resumable(ckpt: dict, cfg: Config, fingerprint: str | None, path: Pat
 
 # --- one seed ----------------------------------------------------------------------------
 
-def train_seed(cfg: Config, store, seed: int, checkpoint_dir: str | Path | None = None,
-               progress: bool = True) -> SeedResult:
+
+def train_seed(
+    cfg: Config, store, seed: int, checkpoint_dir: str | Path | None = None, progress: bool = True
+) -> SeedResult:
     """Train and test one seed; return its record of the results file.
 
     `store` is any object with `audio` (int16 (n_tracks, clip_samples)), `labels`
@@ -241,15 +259,18 @@ def train_seed(cfg: Config, store, seed: int, checkpoint_dir: str | Path | None 
     never stopped).
     """
     if store.audio.shape[1] != cfg.clip_samples:
-        raise ValueError(f"the clip store holds clips of {store.audio.shape[1]} samples but the config "
-                         f"says clip_samples = {cfg.clip_samples}: prepare the store with this config")
+        raise ValueError(
+            f"the clip store holds clips of {store.audio.shape[1]} samples but the config "
+            f"says clip_samples = {cfg.clip_samples}: prepare the store with this config"
+        )
     seed_everything(seed, cfg.deterministic)
     device = pick_device(cfg)
     amp = cfg.amp and device.type == "cuda"
     source = clip_source(store.audio, device, progress)
     labels = torch.tensor(np.asarray(store.labels, dtype=np.int64), device=device)  # (n_tracks,), a copy
-    train_rows, val_rows, test_rows = (np.asarray(store.split_indices(s), dtype=np.int64)
-                                       for s in ("training", "validation", "test"))
+    train_rows, val_rows, test_rows = (
+        np.asarray(store.split_indices(s), dtype=np.int64) for s in ("training", "validation", "test")
+    )
     s = cfg.n_segments if cfg.segmented else 1
 
     model = Net(cfg).to(device)
@@ -276,8 +297,13 @@ def train_seed(cfg: Config, store, seed: int, checkpoint_dir: str | Path | None 
         loss_sum, correct = 0.0, 0
         # One bar per epoch, left on screen; the postfix is drawn only at tqdm's own
         # interval (TQDM_MININTERVAL in papermill logs), and at the end with the validation.
-        bar = tqdm(total=len(steps), desc=f"seed {seed} epoch {epoch}/{cfg.epochs}", unit="step",
-                   disable=not progress, leave=True)
+        bar = tqdm(
+            total=len(steps),
+            desc=f"seed {seed} epoch {epoch}/{cfg.epochs}",
+            unit="step",
+            disable=not progress,
+            leave=True,
+        )
         for step, b in enumerate(steps, start=1):
             y = labels[torch.from_numpy(b).to(device)]  # (B,)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
@@ -290,7 +316,8 @@ def train_seed(cfg: Config, store, seed: int, checkpoint_dir: str | Path | None 
                     f"seed {seed}: the training loss is {value} at epoch {epoch}, step {step}/{len(steps)} "
                     f"(input {cfg.input}, lr {cfg.lr}, bf16 autocast {amp}). The run diverged: try a smaller lr"
                     f"{' or amp: false' if amp else ''}, and check the clip store for broken audio."
-                    + (f" The last good state is in {ckpt_path}." if saved else ""))
+                    + (f" The last good state is in {ckpt_path}." if saved else "")
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -300,20 +327,46 @@ def train_seed(cfg: Config, store, seed: int, checkpoint_dir: str | Path | None 
             bar.update()
         train_seconds.append(time.perf_counter() - t0)
         val_loss, val_acc, _ = evaluate(model, source, labels, val_rows, cfg, device, amp)
-        row = {"epoch": epoch, "train_loss": loss_sum / len(train_rows), "train_acc": correct / len(train_rows),
-               "val_loss": val_loss, "val_acc": val_acc, "seconds": time.perf_counter() - t0}
+        row = {
+            "epoch": epoch,
+            "train_loss": loss_sum / len(train_rows),
+            "train_acc": correct / len(train_rows),
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+            "seconds": time.perf_counter() - t0,
+        }
         history.append(row)
-        bar.set_postfix({"loss": f"{row['train_loss']:.3f}", "acc": f"{row['train_acc']:.3f}",
-                         "val_loss": f"{val_loss:.3f}", "val_acc": f"{val_acc:.3f}"}, refresh=False)
+        bar.set_postfix(
+            {
+                "loss": f"{row['train_loss']:.3f}",
+                "acc": f"{row['train_acc']:.3f}",
+                "val_loss": f"{val_loss:.3f}",
+                "val_acc": f"{val_acc:.3f}",
+            },
+            refresh=False,
+        )
         bar.close()  # draws the final line once
         if val_acc > best["val_acc"]:
-            best = {"epoch": epoch, "val_acc": val_acc,
-                    "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
+            best = {
+                "epoch": epoch,
+                "val_acc": val_acc,
+                "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
+            }
         if ckpt_path is not None:
-            save_checkpoint(ckpt_path, {
-                "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "history": history, "train_seconds": train_seconds, "best": best, "rng": _rng_state(),
-                "config": cfg.to_dict(), "store_fingerprint": fingerprint})
+            save_checkpoint(
+                ckpt_path,
+                {
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "history": history,
+                    "train_seconds": train_seconds,
+                    "best": best,
+                    "rng": _rng_state(),
+                    "config": cfg.to_dict(),
+                    "store_fingerprint": fingerprint,
+                },
+            )
 
     t_test = time.perf_counter()
     _, test_acc, pred = evaluate(model, source, labels, test_rows, cfg, device, amp)
@@ -335,8 +388,10 @@ def train_seed(cfg: Config, store, seed: int, checkpoint_dir: str | Path | None 
         best_epoch=best["epoch"],
         confusion=confusion.tolist(),
         # Recall per genre; None for a genre with no test track (tiny synthetic sets).
-        per_genre_acc={g: (float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else None)
-                       for i, g in enumerate(GENRES)},
+        per_genre_acc={
+            g: (float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else None)
+            for i, g in enumerate(GENRES)
+        },
         n_params=n_params(model),
         seconds=seconds,
         segments_per_second=len(history) * len(train_rows) * s / sum(train_seconds),

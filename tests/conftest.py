@@ -14,17 +14,30 @@ from fmareport.config import Config
 from fmareport.data.store import ClipStore, prepare
 
 REPO = Path(__file__).resolve().parents[1]
-FMA_REAL = REPO.parent / "shared" / "data" / "fma_real"   # real FMA files (see its README.md)
+FMA_REAL = REPO.parent / "shared" / "data" / "fma_real"  # real FMA files (see its README.md)
 
 
 @pytest.fixture(scope="session")
 def tiny_config(tmp_path_factory) -> Config:
     """Data settings of the tiny set: 5 tracks/genre x 1.5 s at 22.05 kHz -> clips of 8192 samples at 8 kHz."""
     root = tmp_path_factory.mktemp("tiny")
-    return Config(profile="tiny", cell="tests", data_source="synth", data_dir=str(root / "synth"),
-                  store_root=str(root / "stores"), synth_tracks_per_genre=5, synth_seconds=1.5,
-                  synth_sample_rate=22050, synth_seed=0, synth_bad_cases=True, sample_rate=8000,
-                  clip_samples=8192, prepare_workers=1, device="cpu", results_dir=str(root / "results"))
+    return Config(
+        profile="tiny",
+        cell="tests",
+        data_source="synth",
+        data_dir=str(root / "synth"),
+        store_root=str(root / "stores"),
+        synth_tracks_per_genre=5,
+        synth_seconds=1.5,
+        synth_sample_rate=22050,
+        synth_seed=0,
+        synth_bad_cases=True,
+        sample_rate=8000,
+        clip_samples=8192,
+        prepare_workers=1,
+        device="cpu",
+        results_dir=str(root / "results"),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -70,8 +83,24 @@ def smoke_grid(tmp_path_factory) -> Path:
 
     work = tmp_path_factory.mktemp("smoke-grid")
     shutil.copytree(REPO / "params", work / "params")
-    done = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
-                           str(work), "--cores", "2", "--config", "profile=smoke", "--", "results"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(work),
+            "--cores",
+            "2",
+            "--config",
+            "profile=smoke",
+            "--",
+            "results",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, f"smoke workflow failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
     return work

@@ -43,7 +43,7 @@ def _book_root(tmp_path_factory, name: str) -> Path:
     for f in ("_config.yml", "_toc.yml"):
         shutil.copy(REPO / f, root / f)
     shutil.copytree(REPO / "book" / "pages", root / "book" / "pages")
-    (root / "book" / "_toc.yml").symlink_to("../_toc.yml")   # as in the repo
+    (root / "book" / "_toc.yml").symlink_to("../_toc.yml")  # as in the repo
     return root
 
 
@@ -52,13 +52,29 @@ def built(smoke_results, tmp_path_factory) -> tuple[Path, str, dict[str, dict]]:
     """(book root, build output, results by cell): `python -m fmareport.book` on the smoke results."""
     root = _book_root(tmp_path_factory, "book")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-    done = subprocess.run([sys.executable, "-m", "fmareport.cli", "book", "--profile", "smoke",
-                           "--results-dir", str(smoke_results), "--root", str(root)],
-                          capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fmareport.cli",
+            "book",
+            "--profile",
+            "smoke",
+            "--results-dir",
+            str(smoke_results),
+            "--root",
+            str(root),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     output = done.stdout + done.stderr
     assert done.returncode == 0, f"book build failed:\n{output[-6000:]}"
-    results = {str(p.relative_to(smoke_results / "smoke").with_suffix("")): json.loads(p.read_text())
-               for p in sorted((smoke_results / "smoke").rglob("*.json"))}
+    results = {
+        str(p.relative_to(smoke_results / "smoke").with_suffix("")): json.loads(p.read_text())
+        for p in sorted((smoke_results / "smoke").rglob("*.json"))
+    }
     return root, output, results
 
 
@@ -96,8 +112,10 @@ def test_tables_hold_the_papers_values_and_ours_from_the_results_json(built, tab
     root, _, results = built
     table = html(root, "generated/results.html").find("table", id=table_id)
     assert table is not None, f"{table_id} missing from the results page"
-    rows = {tr.th.get_text(strip=True): [td.get_text(strip=True) for td in tr.find_all("td")]
-            for tr in table.tbody.find_all("tr")}
+    rows = {
+        tr.th.get_text(strip=True): [td.get_text(strip=True) for td in tr.find_all("td")]
+        for tr in table.tbody.find_all("tr")
+    }
     by_label = {label(r): r for r in results.values()}
     expected = PAPER[name]
     assert len(rows) == len(expected)
@@ -107,17 +125,24 @@ def test_tables_hold_the_papers_values_and_ours_from_the_results_json(built, tab
         r, cells = by_label[row_label], rows[row_label]
         s = r["summary"]
         diff = "—" if (name, setting) in UNEXPLAINED else f"{s['test_acc_last_mean'] - paper:+.3f}"
-        assert cells == [f"{paper:.3f}", f"{s['test_acc_last_mean']:.3f} ± {s['test_acc_last_std']:.3f}",
-                         str(s["n_seeds"]), diff], row_label
+        assert cells == [
+            f"{paper:.3f}",
+            f"{s['test_acc_last_mean']:.3f} ± {s['test_acc_last_std']:.3f}",
+            str(s["n_seeds"]),
+            diff,
+        ], row_label
 
 
 def test_claims_are_judged_and_say_inconclusive_with_one_seed(built):
     root, _, _ = built
     table = html(root, "generated/results.html").find("table", id="claims-summary")
-    verdicts = {tr.th.get_text(strip=True): tr.find_all("td")[-1].get_text(strip=True)
-                for tr in table.tbody.find_all("tr")}
-    assert verdicts == {c: "inconclusive (1 seed)" for c in
-                        ("2D beats 1D", "1D+2D adds nothing over 2D", "Segmenting helps", "Dropout hurts")}
+    verdicts = {
+        tr.th.get_text(strip=True): tr.find_all("td")[-1].get_text(strip=True) for tr in table.tbody.find_all("tr")
+    }
+    assert verdicts == {
+        c: "inconclusive (1 seed)"
+        for c in ("2D beats 1D", "1D+2D adds nothing over 2D", "Segmenting helps", "Dropout hurts")
+    }
 
 
 def test_architecture_figures_are_drawn_files_in_the_methods_page(built):
@@ -157,8 +182,13 @@ def test_no_page_shows_a_python_warning_or_error(built):
     root, _, _ = built
     for nb_path in sorted((root / "book/generated").rglob("*.ipynb")):
         nb = nbformat.read(nb_path, as_version=4)
-        streams = [o.text for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-                   if o.output_type == "stream" and o.name == "stderr"]
+        streams = [
+            o.text
+            for c in nb.cells
+            if c.cell_type == "code"
+            for o in c.get("outputs", [])
+            if o.output_type == "stream" and o.name == "stderr"
+        ]
         shown = [t for t in streams if re.search(r"Warning|Error|Traceback", t)]
         assert not shown, f"{nb_path.relative_to(root)} shows: {shown[0][:300]}"
 
@@ -203,9 +233,16 @@ def test_no_results_is_a_clear_error(tmp_path):
 
 
 def test_banner_for_fma_results_is_a_note_naming_the_profile():
-    result = {"profile": "paper", "seeds": [{"seed": 0}, {"seed": 1}],
-              "data": {"source": "fma", "data_dir": "data/fma", "skipped": 6,
-                       "tracks": {"training": 6394, "validation": 800, "test": 800}}}
+    result = {
+        "profile": "paper",
+        "seeds": [{"seed": 0}, {"seed": 1}],
+        "data": {
+            "source": "fma",
+            "data_dir": "data/fma",
+            "skipped": 6,
+            "tracks": {"training": 6394, "validation": 800, "test": 800},
+        },
+    }
     text = book.banner({"table1/raw_whole": result})
     assert text.startswith(":::{admonition} FMA-small, profile `paper`\n:class: note\n")
     assert "NOT FMA" not in text and "6,394 training" in text and "seeds 0, 1" in text
@@ -216,15 +253,30 @@ def _browser() -> str:
         found = shutil.which(name)
         if found:
             return found
-    pytest.skip(f"no headless browser found (looked for {', '.join(BROWSERS)} on PATH): "
-                "the browser check did not run; install Debian's `chromium` (.ci/run does)")
+    pytest.skip(
+        f"no headless browser found (looked for {', '.join(BROWSERS)} on PATH): "
+        "the browser check did not run; install Debian's `chromium` (.ci/run does)"
+    )
 
 
 def _chromium(browser: str, profile_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                           "--disable-component-update", "--disable-sync", "--no-first-run",
-                           f"--user-data-dir={profile_dir}", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={profile_dir}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _probe(browser: str, profile_dir: Path, page: Path, anchor: str, replacement: str, pre_id: str):
@@ -265,8 +317,7 @@ def test_results_page_renders_in_headless_chromium(built, tmp_path):
     root, _, _ = built
     page = root / book.RESULTS_PAGE
     shot = tmp_path / "results.png"
-    done = _chromium(browser, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,2400",
-                     page.as_uri())
+    done = _chromium(browser, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,2400", page.as_uri())
     assert shot.is_file(), f"no screenshot: {done.stderr[-2000:]}"
     gray = Image.open(shot).convert("L")
     assert gray.size == (1280, 2400)

@@ -21,7 +21,9 @@ def write(tmp_path: Path, text: str, name: str = "cell.yaml") -> Path:
 def test_eight_cells_cover_tables_1_and_2():
     cells = {p.relative_to(PARAMS_DIR).with_suffix("").as_posix() for p in CELLS}
     assert cells == {f"table1/{i}_{s}" for i in ("raw", "spectrogram", "both") for s in ("whole", "segmented")} | {
-        "table2/spectrogram_segmented_dropout", "table2/both_segmented_dropout"}
+        "table2/spectrogram_segmented_dropout",
+        "table2/both_segmented_dropout",
+    }
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -37,9 +39,9 @@ def test_every_cell_resolves_on_every_profile(profile, cell):
 def test_paper_profile_has_the_papers_shapes():
     cfg = load_profile("paper")
     assert (cfg.sample_rate, cfg.clip_samples, cfg.n_fft, cfg.hop) == (44100, 10**6, 2048, 1024)
-    assert cfg.n_bins == 1025                      # the paper's (1025, 977) spectrogram
+    assert cfg.n_bins == 1025  # the paper's (1025, 977) spectrogram
     assert cfg.clip_samples // cfg.hop + 1 == 977
-    assert cfg.steps(cfg.clip_samples) == 974      # the paper's "[1, 974/s]"
+    assert cfg.steps(cfg.clip_samples) == 974  # the paper's "[1, 974/s]"
     assert cfg.steps(cfg.segment_samples) == 126
     assert (cfg.segment_hop, cfg.n_segments) == (2**16, 14)
     assert (cfg.batch_size, cfg.epochs, cfg.lr, cfg.channels, cfg.dense) == (50, 15, 5e-4, 256, [300, 150])
@@ -54,9 +56,20 @@ def test_later_files_win(tmp_path):
 
 def test_defaults_are_the_smoke_profile_data():
     """A run with no params shares data/synth-smoke with the smoke profile: same data settings."""
-    data_keys = ["data_source", "data_dir", "subset", "synth_tracks_per_genre", "synth_seconds",
-                 "synth_sample_rate", "synth_seed", "synth_bad_cases", "sample_rate", "clip_samples",
-                 "clip_rule", "min_clip_fraction"]
+    data_keys = [
+        "data_source",
+        "data_dir",
+        "subset",
+        "synth_tracks_per_genre",
+        "synth_seconds",
+        "synth_sample_rate",
+        "synth_seed",
+        "synth_bad_cases",
+        "sample_rate",
+        "clip_samples",
+        "clip_rule",
+        "min_clip_fraction",
+    ]
     default, smoke = Config().to_dict(), load_profile("smoke").to_dict()
     assert {k: default[k] for k in data_keys} == {k: smoke[k] for k in data_keys}
 
@@ -67,20 +80,23 @@ def test_unknown_key_names_file_and_nearest_key(tmp_path):
         load_config(profile_path("smoke"), path)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("input: rwa\n", r"key 'input': got 'rwa' \(str\), expected one of 'raw', 'spectrogram', 'both'"),
-    ("epochs: 2.5\n", r"key 'epochs': got 2\.5 \(float\), expected an integer"),
-    ("segmented: 'yes'\n", r"key 'segmented': got 'yes' \(str\), expected true or false"),
-    ("seeds: 3\n", r"key 'seeds': got 3 \(int\), expected a list of int"),
-    ("seeds: [0, x]\n", r"key 'seeds\[1\]': got 'x'"),
-    ("dropout: 1.5\n", r"key 'dropout': must be in \[0, 1\), got 1\.5"),
-    ("epochs: 0\n", r"key 'epochs': must be > 0, got 0"),
-    ("channels: 33\n", r"key 'channels': must be even"),
-    ("segment_overlap: 0.99999\n", r"key 'segment_overlap': 0.99999 leaves a segment hop of 0 samples"),
-    ("segment_samples: 256\n", r"key 'segment_samples': 256 samples give 0 steps"),
-    ("- a\n- b\n", r"expected a mapping of keys to values, got list"),
-    ("epochs: [\n", r"not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("input: rwa\n", r"key 'input': got 'rwa' \(str\), expected one of 'raw', 'spectrogram', 'both'"),
+        ("epochs: 2.5\n", r"key 'epochs': got 2\.5 \(float\), expected an integer"),
+        ("segmented: 'yes'\n", r"key 'segmented': got 'yes' \(str\), expected true or false"),
+        ("seeds: 3\n", r"key 'seeds': got 3 \(int\), expected a list of int"),
+        ("seeds: [0, x]\n", r"key 'seeds\[1\]': got 'x'"),
+        ("dropout: 1.5\n", r"key 'dropout': must be in \[0, 1\), got 1\.5"),
+        ("epochs: 0\n", r"key 'epochs': must be > 0, got 0"),
+        ("channels: 33\n", r"key 'channels': must be even"),
+        ("segment_overlap: 0.99999\n", r"key 'segment_overlap': 0.99999 leaves a segment hop of 0 samples"),
+        ("segment_samples: 256\n", r"key 'segment_samples': 256 samples give 0 steps"),
+        ("- a\n- b\n", r"expected a mapping of keys to values, got list"),
+        ("epochs: [\n", r"not valid YAML"),
+    ],
+)
 def test_bad_values_are_refused_with_the_file_and_key(tmp_path, text, message):
     path = write(tmp_path, text)
     with pytest.raises(ConfigError, match=message) as err:

@@ -72,7 +72,7 @@ class Server:
                 body = data[start:]
                 if name in server.drop_once:
                     server.drop_once.discard(name)
-                    body = body[:len(body) // 2]          # then the connection closes: a short body
+                    body = body[: len(body) // 2]  # then the connection closes: a short body
                 self.wfile.write(body)
 
             def log_message(self, *args):
@@ -94,6 +94,7 @@ def serve():
     def start(files, drop_once=frozenset()):
         servers.append(Server(files, drop_once))
         return servers[-1]
+
     yield start
     for s in servers:
         s.close()
@@ -111,7 +112,7 @@ def test_fetch_extracts_the_verified_tree(tmp_path, tiny_data, archives, serve):
         assert (tmp_path / f"{top}.zip").read_bytes() == archives[f"{top}.zip"]
     assert leftovers(tmp_path) == []
     n = len(server.requests)
-    fetch(tmp_path, server.url, sha1s=sha1s(archives), progress=False)       # already there: no request
+    fetch(tmp_path, server.url, sha1s=sha1s(archives), progress=False)  # already there: no request
     assert len(server.requests) == n
 
 
@@ -138,7 +139,7 @@ def test_a_wrong_sha1_is_refused(tmp_path, archives, serve):
         fetch(tmp_path, server.url, sha1s=wrong, progress=False)
     got = sha1s(archives)["fma_small.zip"]
     assert f"fma_small.zip: SHA1 mismatch: expected {'0' * 40}, got {got}" in str(err.value)
-    assert (tmp_path / "fma_metadata").is_dir()                 # the good archive is in place
+    assert (tmp_path / "fma_metadata").is_dir()  # the good archive is in place
     assert not (tmp_path / "fma_small").exists() and not (tmp_path / "fma_small.zip").exists()
     assert leftovers(tmp_path) == []
 
@@ -149,8 +150,13 @@ def test_an_entry_outside_the_folder_is_refused(tmp_path, serve, evil):
     archive = make_zip({"fma_small/checksums": b"", "fma_small/000/000002.mp3": b"mp3", evil: b"pwned"})
     server = serve({"fma_small.zip": archive})
     with pytest.raises(FetchError, match=rf"fma_small.zip: refusing entry '{evil}'"):
-        fetch(data_dir, server.url, only="small", sha1s={"fma_small.zip": hashlib.sha1(archive).hexdigest()},
-              progress=False)
+        fetch(
+            data_dir,
+            server.url,
+            only="small",
+            sha1s={"fma_small.zip": hashlib.sha1(archive).hexdigest()},
+            progress=False,
+        )
     assert not any(p.name == "x" for p in tmp_path.rglob("*")) and not (tmp_path.parent / "x").exists()
     assert not (data_dir / "fma_small").exists() and leftovers(data_dir) == []
 
@@ -162,8 +168,13 @@ def test_a_file_that_does_not_match_checksums_is_refused(tmp_path, tiny_data, se
     archive = make_zip(entries)
     server = serve({"fma_small.zip": archive})
     with pytest.raises(FetchError, match=rf"checksums: 1 of \d+ files do not match: {victim.split('/', 1)[1]}"):
-        fetch(tmp_path, server.url, only="small", sha1s={"fma_small.zip": hashlib.sha1(archive).hexdigest()},
-              progress=False)
+        fetch(
+            tmp_path,
+            server.url,
+            only="small",
+            sha1s={"fma_small.zip": hashlib.sha1(archive).hexdigest()},
+            progress=False,
+        )
     assert not (tmp_path / "fma_small").exists() and leftovers(tmp_path) == []
 
 

@@ -36,7 +36,7 @@ def test_real_genres_csv(fma_real):
     genres = load_genres(fma_real / "fma_metadata" / "genres.csv")
     assert len(genres) == 163
     assert genres.index.name == "genre_id"
-    for title, gid in GENRE_IDS.items():    # our ids are the official top-level genres
+    for title, gid in GENRE_IDS.items():  # our ids are the official top-level genres
         assert genres.loc[gid, "title"] == title
         assert genres.loc[gid, "parent"] == 0 and genres.loc[gid, "top_level"] == gid
     assert genres.loc[76, "top_level"] != 76  # a sub-genre points to its root
@@ -46,13 +46,13 @@ def test_real_track_2_decodes(fma_real):
     x, rate = sf.read(fma_real / "fma_small" / "000" / "000002.mp3", dtype="float32")
     assert rate == 44100
     assert x.shape == (1_321_967, 2)
-    assert 0.1 < np.abs(x).max() < 1.01    # mp3 decoding overshoots full scale a little: prepare clips
+    assert 0.1 < np.abs(x).max() < 1.01  # mp3 decoding overshoots full scale a little: prepare clips
 
 
 def test_tracks_csv_real_format(tmp_path):
     path = tmp_path / "tracks.csv"
     tracks_table(REAL_ROWS).to_csv(path)
-    head = path.read_text().splitlines()[:3]   # FMA's three header rows
+    head = path.read_text().splitlines()[:3]  # FMA's three header rows
     assert head[0].startswith(",album,album,") and head[0].endswith(",track")
     assert head[1].startswith(",comments,date_created,date_released,")
     assert head[2] == "track_id" + "," * 52

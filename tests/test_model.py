@@ -1,6 +1,5 @@
 """The network's shapes, traced on the meta device (no data), and its wiring on small inputs."""
 
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,8 +11,8 @@ from fmareport.model import Net, Spectrogram, layer_table, n_params
 INPUTS = ["raw", "spectrogram", "both"]
 
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 @pytest.mark.parametrize("segmented", [False, True], ids=["whole", "segmented"])
 @pytest.mark.parametrize("kind", INPUTS)

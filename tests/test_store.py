@@ -39,7 +39,7 @@ def test_tiny_store_contents(tiny_store, tiny_data):
 
     tracks = load_tracks(tiny_data / "fma_metadata" / "tracks.csv")
     good = tracks[(tracks["set", "subset"] == "small") & ~tracks.index.isin(list(BAD_CASES))]
-    assert set(s.index.track_id) == set(good.index)          # no bad case, no medium/large track
+    assert set(s.index.track_id) == set(good.index)  # no bad case, no medium/large track
     assert dict(zip(s.index.track_id, s.index.split)) == good["set", "split"].astype(str).to_dict()
     assert [len(s.split_indices(split)) for split in SPLITS] == [32, 4, 4]
     assert sorted(np.concatenate([s.split_indices(split) for split in SPLITS])) == list(range(40))
@@ -53,13 +53,18 @@ def test_tiny_store_contents(tiny_store, tiny_data):
     x, rate = sf.read(audio_path(tiny_data, s.index.track_id[0]), dtype="float32")
     mono = soxr.resample(x.mean(axis=1), rate, 8000, quality="HQ")[:8192]
     assert np.array_equal(s.audio[0], np.clip(np.round(mono * 32768), -32768, 32767).astype(np.int16))
-    assert (np.abs(s.audio.astype(np.int32)).max(axis=1) > 300).all()   # every clip holds sound
+    assert (np.abs(s.audio.astype(np.int32)).max(axis=1) > 300).all()  # every clip holds sound
 
 
 def test_each_bad_case_is_skipped_with_its_reason(tiny_store):
     reasons = {s["track_id"]: s["reason"] for s in tiny_store.manifest["skipped"]}
-    expected = {"short": "too short", "silent": "silent", "empty": "undecodable", "garbage": "undecodable",
-                "missing": "missing"}
+    expected = {
+        "short": "too short",
+        "silent": "silent",
+        "empty": "undecodable",
+        "garbage": "undecodable",
+        "missing": "missing",
+    }
     assert reasons == {tid: expected[kind] for tid, kind in BAD_CASES.items()}
     assert all(s["detail"] for s in tiny_store.manifest["skipped"])
     assert not set(reasons) & set(tiny_store.index.track_id)
@@ -67,18 +72,20 @@ def test_each_bad_case_is_skipped_with_its_reason(tiny_store):
 
 def test_real_track_2(fma_real):
     path = fma_real / "fma_small" / "000" / "000002.mp3"
-    x, _ = sf.read(path, dtype="float32")                        # (1321967, 2) at 44.1 kHz
+    x, _ = sf.read(path, dtype="float32")  # (1321967, 2) at 44.1 kHz
     mono = x.mean(axis=1)
     for rule, start in (("start", 0), ("center", (1_321_967 - 10**6) // 2)):
-        clip = decode_clip(path, 44100, 10**6, rule)              # the paper's clip: no resampling
-        expected = np.clip(np.round(mono[start:start + 10**6] * 32768), -32768, 32767).astype(np.int16)
+        clip = decode_clip(path, 44100, 10**6, rule)  # the paper's clip: no resampling
+        expected = np.clip(np.round(mono[start : start + 10**6] * 32768), -32768, 32767).astype(np.int16)
         assert clip.shape == (10**6,) and np.array_equal(clip, expected)
 
 
 def real_data_dir(fma_real, root):
     """An FMA-format folder holding the real tracks 2 (30 s) and 10 (2 s)."""
-    rows = [TrackMeta(2, "small", "training", "Hip-Hop", [21], duration=168, bit_rate=256000),
-            TrackMeta(10, "small", "training", "Pop", [10], duration=161, bit_rate=192000)]
+    rows = [
+        TrackMeta(2, "small", "training", "Hip-Hop", [21], duration=168, bit_rate=256000),
+        TrackMeta(10, "small", "training", "Pop", [10], duration=161, bit_rate=192000),
+    ]
     (root / "fma_metadata").mkdir(parents=True)
     tracks_table(rows).to_csv(root / "fma_metadata" / "tracks.csv")
     shutil.copytree(fma_real / "fma_small", root / "fma_small")
@@ -87,14 +94,21 @@ def real_data_dir(fma_real, root):
 
 def test_real_short_track_is_padded_or_skipped_by_the_rule(fma_real, tmp_path):
     data = real_data_dir(fma_real, tmp_path / "fma")
-    cfg = Config(data_source="fma", data_dir=str(data), store_root=str(tmp_path / "stores"), sample_rate=8000,
-                 clip_samples=24000, min_clip_fraction=0.5, prepare_workers=1)   # 3 s clips; track 10 is 2 s
+    cfg = Config(
+        data_source="fma",
+        data_dir=str(data),
+        store_root=str(tmp_path / "stores"),
+        sample_rate=8000,
+        clip_samples=24000,
+        min_clip_fraction=0.5,
+        prepare_workers=1,
+    )  # 3 s clips; track 10 is 2 s
     store = prepare(cfg, progress=False)
     assert list(store.index.track_id) == [2, 10] and store.manifest["skipped"] == []
-    short = store.audio[1]                       # 2 s at 8 kHz = 16000 samples, then zeros
+    short = store.audio[1]  # 2 s at 8 kHz = 16000 samples, then zeros
     assert np.abs(short[15000:16000]).max() > 0 and not short[16000:].any()
 
-    store = prepare(cfg.replace(min_clip_fraction=0.8), progress=False)   # needs 19200
+    store = prepare(cfg.replace(min_clip_fraction=0.8), progress=False)  # needs 19200
     assert list(store.index.track_id) == [2]
     (skip,) = store.manifest["skipped"]
     assert skip["track_id"] == 10 and skip["reason"] == "too short" and "16000 samples" in skip["detail"]
@@ -113,7 +127,7 @@ def test_new_settings_make_a_new_store(tiny_config, tiny_store, tiny_data):
     center = prepare(tiny_config.replace(clip_rule="center"), progress=False)
     assert center.path != tiny_store.path and center.path.parent == tiny_store.path.parent
     assert "center" in center.path.name and center.fingerprint != tiny_store.fingerprint
-    assert (tiny_store.path / "manifest.json").is_file()                 # the old one stays
+    assert (tiny_store.path / "manifest.json").is_file()  # the old one stays
     path = audio_path(tiny_data, center.index.track_id[3])
     assert np.array_equal(center.audio[3], decode_clip(path, 8000, 8192, "center"))
     assert not np.array_equal(center.audio[3], tiny_store.audio[3])
@@ -129,8 +143,19 @@ def test_source_fingerprint_follows_the_data_not_its_path(tiny_data, tmp_path):
 
 
 def prepare_command(profile, data_dir, store_root):
-    return [sys.executable, "-m", "fmareport.cli", "prepare", str(data_dir), "--profile", str(profile),
-            "--out", str(store_root), "--workers", "1"]
+    return [
+        sys.executable,
+        "-m",
+        "fmareport.cli",
+        "prepare",
+        str(data_dir),
+        "--profile",
+        str(profile),
+        "--out",
+        str(store_root),
+        "--workers",
+        "1",
+    ]
 
 
 def journal_lines(partial: Path) -> int:
@@ -161,11 +186,11 @@ def test_a_killed_prepare_resumes_to_an_identical_store(tiny_config, tiny_store,
     cmd = prepare_command(profile, tiny_config.data_dir, root)
 
     before = 0
-    for tracks in (5, 15):                                          # killed twice: the second run resumes
+    for tracks in (5, 15):  # killed twice: the second run resumes
         journaled = kill_after(cmd, partial, tracks)
-        assert before <= journaled < 45                             # progress kept, the work not done
-        assert not (root / tiny_store.path.name).exists()          # nothing looks complete
-        with open(partial / "journal.jsonl", "a") as journal:      # as if killed while writing a line
+        assert before <= journaled < 45  # progress kept, the work not done
+        assert not (root / tiny_store.path.name).exists()  # nothing looks complete
+        with open(partial / "journal.jsonl", "a") as journal:  # as if killed while writing a line
             journal.write('{"row": 39, "track_id"')
         before = journaled
 
@@ -182,7 +207,7 @@ def test_a_killed_prepare_resumes_to_an_identical_store(tiny_config, tiny_store,
 def test_a_store_killed_before_its_rename_is_finished(tiny_config, tiny_store, tmp_path):
     root = tmp_path / "stores"
     partial = shutil.copytree(tiny_store.path, root / f"{tiny_store.path.name}.partial")
-    (partial / "journal.jsonl").write_text("")                      # work files not yet removed
+    (partial / "journal.jsonl").write_text("")  # work files not yet removed
     store = prepare(tiny_config.replace(store_root=str(root)), progress=False)
     assert store.path == root / tiny_store.path.name and not partial.exists()
     assert sorted(p.name for p in store.path.iterdir()) == STORE_FILES

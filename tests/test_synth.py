@@ -18,7 +18,7 @@ def test_split_sizes():
     for n, per_genre in ((60, (48, 6, 6)), (1000, (800, 100, 100))):
         assert all(tuple(s.values()) == per_genre for s in split_sizes(n))
     totals = [sum(s[split] for s in split_sizes(5)) for split in SPLITS]
-    assert totals == [32, 4, 4]                  # the smoke profile's 40 tracks
+    assert totals == [32, 4, 4]  # the smoke profile's 40 tracks
     assert all(sum(s.values()) == 5 for s in split_sizes(5))
 
 
@@ -35,7 +35,7 @@ def test_layout_and_metadata(tiny_data):
     extra = tracks[tracks["set", "subset"] > "small"]
     assert set(extra["set", "subset"]) == {"medium", "large"}
     assert extra[extra["set", "subset"] == "large"]["track", "genre_top"].isna().all()
-    assert not any(audio_path(tiny_data, tid).exists() for tid in extra.index)   # as FMA: not in fma_small
+    assert not any(audio_path(tiny_data, tid).exists() for tid in extra.index)  # as FMA: not in fma_small
 
     genres = load_genres(tiny_data / "fma_metadata" / "genres.csv")
     assert sorted(genres.title) == sorted(GENRES)
@@ -43,7 +43,7 @@ def test_layout_and_metadata(tiny_data):
     assert genres["#tracks"].to_dict() == counts
 
     x, rate = sf.read(audio_path(tiny_data, good.index[0]), dtype="float32")
-    assert rate == 22050 and x.shape == (round(1.5 * 22050), 2)       # gapless: exactly the samples written
+    assert rate == 22050 and x.shape == (round(1.5 * 22050), 2)  # gapless: exactly the samples written
     assert 0.05 < np.abs(x).max() <= 1.0
 
 
@@ -52,7 +52,7 @@ def test_checksums_and_bad_cases(tiny_data):
     lines = (small / "checksums").read_text().splitlines()
     listed = dict(reversed(line.split("  ")) for line in lines)
     files = sorted(p.relative_to(small).as_posix() for p in small.rglob("*.mp3"))
-    assert sorted(listed) == files and len(files) == 8 * 5 + 4          # every file but the missing one
+    assert sorted(listed) == files and len(files) == 8 * 5 + 4  # every file but the missing one
     for rel, sha1 in listed.items():
         assert hashlib.sha1((small / rel).read_bytes()).hexdigest() == sha1
 
@@ -81,8 +81,8 @@ def test_same_seed_same_bytes(tmp_path):
 def features(x: np.ndarray, sr: int) -> np.ndarray:
     """Mean and std over time of log band energies (about 20 bands), and of the onset flux."""
     frames = np.lib.stride_tricks.sliding_window_view(x, 512)[::256] * np.hanning(512)
-    power = np.abs(np.fft.rfft(frames)) ** 2                                     # (T, 257)
-    edges = np.unique(np.geomspace(4, 256, 25).astype(int))                    # ~log-spaced, 62 Hz - 8 kHz
+    power = np.abs(np.fft.rfft(frames)) ** 2  # (T, 257)
+    edges = np.unique(np.geomspace(4, 256, 25).astype(int))  # ~log-spaced, 62 Hz - 8 kHz
     bands = np.log(np.stack([power[:, lo:hi].sum(1) for lo, hi in zip(edges[:-1], edges[1:])], 1) + 1e-8)
     flux = np.maximum(np.diff(bands, axis=0), 0).sum(1)
     return np.r_[bands.mean(0), bands.std(0), flux.mean(), flux.std()]

@@ -34,8 +34,12 @@ def test_paper_values_are_the_papers_tables():
     assert [t1[(k, False, 0.0)] for k in ("raw", "spectrogram", "both")] == [0.264, 0.395, 0.376]
     assert [t1[(k, True, 0.0)] for k in ("raw", "spectrogram", "both")] == [0.314, 0.429, 0.428]
     assert [t2[(k, True, 0.2)] for k in ("spectrogram", "both")] == [0.378, 0.369]
-    assert t3 == {("spectrogram", True, 0.0): 0.469, ("both", True, 0.0): 0.0,
-                  ("spectrogram", True, 0.2): 0.423, ("both", True, 0.2): 0.0}
+    assert t3 == {
+        ("spectrogram", True, 0.0): 0.469,
+        ("both", True, 0.0): 0.0,
+        ("spectrogram", True, 0.2): 0.423,
+        ("both", True, 0.2): 0.0,
+    }
 
 
 def test_index_runs_refuses_mixed_profiles_and_duplicate_settings():
@@ -78,28 +82,37 @@ def test_welch_interval_matches_scipy():
         stats_.welch_interval([0.4], b)
 
 
-@pytest.mark.parametrize("direction, low, high, expected", [
-    ("positive", 0.01, 0.05, "holds"),
-    ("positive", -0.05, -0.01, "does not hold"),
-    ("positive", -0.01, 0.05, "inconclusive"),
-    ("negative", -0.05, -0.01, "holds"),
-    ("negative", 0.01, 0.05, "does not hold"),
-    ("negative", -0.05, 0.01, "inconclusive"),
-    ("no_gain", -0.03, 0.015, "holds"),
-    ("no_gain", 0.005, 0.015, "does not hold"),  # a small but clear gain is a gain
-    ("no_gain", -0.01, 0.03, "inconclusive"),
-])
+@pytest.mark.parametrize(
+    "direction, low, high, expected",
+    [
+        ("positive", 0.01, 0.05, "holds"),
+        ("positive", -0.05, -0.01, "does not hold"),
+        ("positive", -0.01, 0.05, "inconclusive"),
+        ("negative", -0.05, -0.01, "holds"),
+        ("negative", 0.01, 0.05, "does not hold"),
+        ("negative", -0.05, 0.01, "inconclusive"),
+        ("no_gain", -0.03, 0.015, "holds"),
+        ("no_gain", 0.005, 0.015, "does not hold"),  # a small but clear gain is a gain
+        ("no_gain", -0.01, 0.03, "inconclusive"),
+    ],
+)
 def test_verdict_rules(direction, low, high, expected):
     assert tables.verdict(direction, low, high) == expected
 
 
 def test_claims_from_clear_effects():
-    runs = full_grid({
-        ("spectrogram", False, 0.0): [0.605, 0.615, 0.61], ("raw", False, 0.0): [0.30, 0.32, 0.31],
-        ("spectrogram", True, 0.0): [0.705, 0.715, 0.71], ("raw", True, 0.0): [0.40, 0.41, 0.42],
-        ("both", False, 0.0): [0.60, 0.61, 0.605], ("both", True, 0.0): [0.705, 0.71, 0.70],
-        ("spectrogram", True, 0.2): [0.505, 0.51, 0.515], ("both", True, 0.2): [0.50, 0.51, 0.505],
-    })
+    runs = full_grid(
+        {
+            ("spectrogram", False, 0.0): [0.605, 0.615, 0.61],
+            ("raw", False, 0.0): [0.30, 0.32, 0.31],
+            ("spectrogram", True, 0.0): [0.705, 0.715, 0.71],
+            ("raw", True, 0.0): [0.40, 0.41, 0.42],
+            ("both", False, 0.0): [0.60, 0.61, 0.605],
+            ("both", True, 0.0): [0.705, 0.71, 0.70],
+            ("spectrogram", True, 0.2): [0.505, 0.51, 0.515],
+            ("both", True, 0.2): [0.50, 0.51, 0.505],
+        }
+    )
     judged = tables.claims(runs)
     assert set(judged["verdict"]) == {"holds"}
     summary = tables.claim_summary(judged).set_index("claim")["verdict"]
@@ -111,8 +124,13 @@ def test_claims_from_clear_effects():
 
 
 def test_claims_with_one_seed_or_a_missing_cell_are_inconclusive():
-    runs = tables.index_runs([result("spectrogram", False, 0.0, [0.6]), result("raw", False, 0.0, [0.3]),
-                              result("spectrogram", True, 0.0, [0.6, 0.7])])
+    runs = tables.index_runs(
+        [
+            result("spectrogram", False, 0.0, [0.6]),
+            result("raw", False, 0.0, [0.3]),
+            result("spectrogram", True, 0.0, [0.6, 0.7]),
+        ]
+    )
     judged = tables.claims(runs).set_index("comparison")
     assert judged.loc["2D input, not segmented − 1D input, not segmented", "verdict"] == "inconclusive (1 seed)"
     assert judged.loc["2D input, not segmented − 1D input, not segmented", "diff"] == pytest.approx(0.3)
@@ -121,10 +139,14 @@ def test_claims_with_one_seed_or_a_missing_cell_are_inconclusive():
 
 
 def test_claim_summary_names_each_verdict_when_comparisons_disagree():
-    runs = full_grid({
-        ("raw", True, 0.0): [0.50, 0.51, 0.52], ("raw", False, 0.0): [0.30, 0.31, 0.32],  # helps
-        ("spectrogram", True, 0.0): [0.40, 0.60, 0.50], ("spectrogram", False, 0.0): [0.45, 0.55, 0.50],
-    })
+    runs = full_grid(
+        {
+            ("raw", True, 0.0): [0.50, 0.51, 0.52],
+            ("raw", False, 0.0): [0.30, 0.31, 0.32],  # helps
+            ("spectrogram", True, 0.0): [0.40, 0.60, 0.50],
+            ("spectrogram", False, 0.0): [0.45, 0.55, 0.50],
+        }
+    )
     summary = tables.claim_summary(tables.claims(runs)).set_index("claim")["verdict"]
     assert summary["Segmenting helps"].startswith("holds for 1D input, segmented − 1D input, not segmented; ")
     assert "inconclusive for 2D input, segmented − 2D input, not segmented" in summary["Segmenting helps"]
@@ -134,8 +156,9 @@ def test_no_spread_over_seeds_gives_no_interval_and_no_verdict():
     """Equal accuracies on both sides (easy on a small test split) prove nothing either way."""
     diff, low, high = stats_.welch_interval([0.5, 0.5], [0.5, 0.5])
     assert diff == 0.0 and math.isnan(low) and math.isnan(high)
-    runs = tables.index_runs([result("both", True, 0.0, [0.5, 0.5], cell="a"),
-                              result("spectrogram", True, 0.0, [0.5, 0.5], cell="b")])
+    runs = tables.index_runs(
+        [result("both", True, 0.0, [0.5, 0.5], cell="a"), result("spectrogram", True, 0.0, [0.5, 0.5], cell="b")]
+    )
     judged = tables.claims(runs).set_index("comparison")
     row = judged.loc["1D+2D input, segmented − 2D input, segmented"]
     assert row["verdict"] == "inconclusive (no spread over seeds)"
@@ -146,7 +169,6 @@ def test_table_3_gives_no_difference_against_the_papers_unexplained_zero():
     t3 = tables.paper_table("Table 3", runs).set_index("setting")
     assert t3.loc["1D+2D input, segmented", "paper"] == 0.0
     assert math.isnan(t3.loc["1D+2D input, segmented", "diff"])
-    assert tables.show_table(tables.paper_table("Table 3", runs)).loc[
-        "1D+2D input, segmented", "Ours − paper"] == "—"
+    assert tables.show_table(tables.paper_table("Table 3", runs)).loc["1D+2D input, segmented", "Ours − paper"] == "—"
     t1 = tables.paper_table("Table 1", runs).set_index("setting")
     assert t1.loc["1D+2D input, segmented", "diff"] == pytest.approx(0.42 - 0.428)

@@ -17,8 +17,18 @@ from fmareport.report.results import SeedResult
 from fmareport.train import DivergedError, batches, load_clips, seed_everything, track_log_probs, train_seed, windows
 
 INPUTS = ["raw", "spectrogram", "both"]
-RECORD_KEYS = {"seed", "history", "test_acc_last", "test_acc_best", "best_epoch", "confusion",
-               "per_genre_acc", "n_params", "seconds", "segments_per_second"}
+RECORD_KEYS = {
+    "seed",
+    "history",
+    "test_acc_last",
+    "test_acc_best",
+    "best_epoch",
+    "confusion",
+    "per_genre_acc",
+    "n_params",
+    "seconds",
+    "segments_per_second",
+}
 HISTORY_KEYS = {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"}
 
 # A small learnable problem: 8 classes of pure tones, half an octave apart (250 Hz ... 2.8 kHz),
@@ -32,9 +42,9 @@ TONE_HZ = 250 * 2 ** (np.arange(len(GENRES)) / 2)
 class ArrayStore:
     """The part of a ClipStore that train_seed uses, over in-memory arrays."""
 
-    audio: np.ndarray   # (n, N) int16
+    audio: np.ndarray  # (n, N) int16
     labels: np.ndarray  # (n,) int64
-    split: np.ndarray   # (n,) "training" | "validation" | "test"
+    split: np.ndarray  # (n,) "training" | "validation" | "test"
 
     def split_indices(self, name: str) -> np.ndarray:
         return np.flatnonzero(self.split == name).astype(np.int64)
@@ -65,29 +75,37 @@ def tones() -> ArrayStore:
 
 def tone_config(**overrides):
     """smoke profile (32 maps, n_fft 256, hop 128) on 1 s clips and 0.26 s segments (T = 14)."""
-    return load_profile("smoke", overrides={"sample_rate": TONE_RATE, "clip_samples": TONE_SAMPLES,
-                                            "segment_samples": 2048, "batch_size": 16, "device": "cpu",
-                                            **overrides})
+    return load_profile(
+        "smoke",
+        overrides={
+            "sample_rate": TONE_RATE,
+            "clip_samples": TONE_SAMPLES,
+            "segment_samples": 2048,
+            "batch_size": 16,
+            "device": "cpu",
+            **overrides,
+        },
+    )
 
 
 def without_seconds(history):
     return [h.model_dump(exclude={"seconds"}) for h in history]
 
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # --- the pieces --------------------------------------------------------------------------
 
+
 def test_track_probabilities_are_the_normalised_sum_of_segment_softmaxes():
     # track 0: segments vote class 0 (0.7) and class 1 (0.5); the sum [0.8, 0.7, 0.5] picks 0
     # track 1: [0.2, 0.2, 0.6] + [0.3, 0.3, 0.4] = [0.5, 0.5, 1.0] -> normalised [0.25, 0.25, 0.5]
-    p = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.5, 0.4],
-                      [0.2, 0.2, 0.6], [0.3, 0.3, 0.4]], dtype=torch.float64)
+    p = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.5, 0.4], [0.2, 0.2, 0.6], [0.3, 0.3, 0.4]], dtype=torch.float64)
     logits = p.log() + 3.0  # softmax is shift invariant: softmax(logits) == p
     logp = track_log_probs(logits, n_segments=2)  # (2 tracks, 3 classes)
-    torch.testing.assert_close(logp.exp().double(), torch.tensor([[0.4, 0.35, 0.25], [0.25, 0.25, 0.5]],
-                                                                 dtype=torch.float64))
+    torch.testing.assert_close(
+        logp.exp().double(), torch.tensor([[0.4, 0.35, 0.25], [0.25, 0.25, 0.5]], dtype=torch.float64)
+    )
     assert logp.argmax(-1).tolist() == [0, 2]
     # validation loss for labels [1, 2]: mean of -log 0.35 and -log 0.5
     loss = F.nll_loss(logp, torch.tensor([1, 2]))
@@ -108,7 +126,7 @@ def test_windows_are_each_clips_segments_in_order():
     for i in range(2):
         for j in range(14):
             start = j * cfg.segment_hop
-            assert torch.equal(w[i * 14 + j], x[i, start:start + cfg.segment_samples])
+            assert torch.equal(w[i * 14 + j], x[i, start : start + cfg.segment_samples])
     whole = load_profile("paper")
     assert windows(x, whole) is x
 
@@ -149,6 +167,7 @@ def test_one_training_step_moves_every_parameter(kind, tones):
 
 
 # --- training runs -----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", INPUTS)
 def test_training_learns_tones_well_above_chance(kind, tones):
@@ -212,7 +231,7 @@ def test_clip_length_must_match_the_config(tones):
 def test_record_on_the_tiny_store_follows_the_contract(tiny_store, tiny_config):
     cfg = tiny_config.replace(channels=32, segmented=True, epochs=2, batch_size=16)
     rec = train_seed(cfg, tiny_store, seed=0, progress=False)
-    assert isinstance(rec, SeedResult)                  # validated by the results schema on creation
+    assert isinstance(rec, SeedResult)  # validated by the results schema on creation
     assert len(rec.history) == cfg.epochs and [h.epoch for h in rec.history] == [1, 2]
     n_test = len(tiny_store.split_indices("test"))
     conf = np.array(rec.confusion)
@@ -256,7 +275,8 @@ def test_cuda_device_without_cuda_is_an_error():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_gpu_bf16_run_learns_with_the_store_on_the_device(tones):
-    rec = train_seed(tone_config(input="both", segmented=True, epochs=6, device="cuda", amp=True),
-                     tones, seed=0, progress=False)
+    rec = train_seed(
+        tone_config(input="both", segmented=True, epochs=6, device="cuda", amp=True), tones, seed=0, progress=False
+    )
     assert train._DEVICE_STORE["tensor"].device.type == "cuda"
     assert rec.test_acc_last >= 0.6

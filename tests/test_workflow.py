@@ -28,14 +28,29 @@ from fmareport.report.results import ResultsError, load_results, read_results, v
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = "smoke"
-CELLS = sorted(p.relative_to(REPO / "params").with_suffix("").as_posix()
-               for t in ("table1", "table2") for p in (REPO / "params" / t).glob("*.yaml"))
+CELLS = sorted(
+    p.relative_to(REPO / "params").with_suffix("").as_posix()
+    for t in ("table1", "table2")
+    for p in (REPO / "params" / t).glob("*.yaml")
+)
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     """Run the repo's Snakefile in `workdir` on the smoke profile; output as text (stdout + stderr)."""
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--cores", "2", *args, "--config", f"profile={PROFILE}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        *args,
+        "--config",
+        f"profile={PROFILE}",
+    ]
     return subprocess.run(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -51,8 +66,13 @@ def grid(smoke_grid, tmp_path_factory) -> Path:
 
 def checkout_copy(dest: Path) -> Path:
     """What a fresh clone holds: the files git tracks and the untracked ones it does not ignore."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, text=True, check=True).stdout.split("\0")
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
     for rel in filter(None, listed):
         src = REPO / rel
         if src.is_file() or src.is_symlink():
@@ -75,8 +95,9 @@ def test_the_committed_notebook_is_the_text_notebook_without_outputs():
     text = jupytext.read(REPO / "book/experiment.py")
     assert ipynb.metadata["jupytext"]["formats"] == "ipynb,py:percent"
     assert ipynb.metadata["kernelspec"]["name"] == "python3"
-    assert [(c.cell_type, c.source) for c in ipynb.cells] == [(c.cell_type, c.source) for c in text.cells], \
+    assert [(c.cell_type, c.source) for c in ipynb.cells] == [(c.cell_type, c.source) for c in text.cells], (
         "book/experiment.ipynb and book/experiment.py differ: run `jupytext --sync book/experiment.py`"
+    )
     code = [c for c in ipynb.cells if c.cell_type == "code"]
     assert not any(c.outputs or c.execution_count for c in code), "commit book/experiment.ipynb without outputs"
     (params,) = [c for c in code if "parameters" in c.metadata.get("tags", [])]
@@ -85,7 +106,7 @@ def test_the_committed_notebook_is_the_text_notebook_without_outputs():
 
 
 def test_injected_names_are_read_from_papermills_cell():
-    history = ["", "profile = 'smoke'", "# Parameters\nprofile = \"demo\"\ncell = \"table1/raw_whole\"\nepochs = 3\n"]
+    history = ["", "profile = 'smoke'", '# Parameters\nprofile = "demo"\ncell = "table1/raw_whole"\nepochs = 3\n']
     assert experiment.injected_names(history) == ["profile", "cell", "epochs"]
     with pytest.raises(ConfigError, match=r"'epochs' not a parameter of this notebook.*overrides"):
         experiment.notebook_config("smoke", "table1/raw_whole", {}, history)
@@ -120,12 +141,14 @@ def test_grid_writes_every_cell(smoke_grid):
 def test_results_schema_refuses_broken_files(smoke_grid):
     obj = read_results(smoke_grid / "results" / PROFILE / "table1" / "raw_whole.json")
     validate(obj)
-    for breaks in (lambda o: o["seeds"][0].pop("confusion"),
-                   lambda o: o["summary"].update(test_acc_last_mean=o["summary"]["test_acc_last_mean"] + 0.1),
-                   lambda o: o["config"].update(epoch=3),
-                   lambda o: o["config"].update(cell="../../../tmp/x"),
-                   lambda o: o["seeds"][0].update(test_acc_last=1.5),
-                   lambda o: o.update(run_id="not hex")):
+    for breaks in (
+        lambda o: o["seeds"][0].pop("confusion"),
+        lambda o: o["summary"].update(test_acc_last_mean=o["summary"]["test_acc_last_mean"] + 0.1),
+        lambda o: o["config"].update(epoch=3),
+        lambda o: o["config"].update(cell="../../../tmp/x"),
+        lambda o: o["seeds"][0].update(test_acc_last=1.5),
+        lambda o: o.update(run_id="not hex"),
+    ):
         broken = json.loads(json.dumps(obj))
         breaks(broken)
         with pytest.raises(ResultsError):
@@ -174,8 +197,7 @@ def test_bad_params_file_fails_fast_and_keeps_the_others(grid):
     assert not log.exists() or log.stat().st_size == 0, "papermill must not start for a bad params file"
     # --keep-going: the other edited cell ran; the untouched cells' results are still there.
     assert read_results(grid / "results" / PROFILE / "table1" / "both_whole.json")["config"]["seeds"] == [2]
-    after = {c: p.stat().st_mtime_ns for c in CELLS
-             if (p := grid / "results" / PROFILE / f"{c}.json").exists()}
+    after = {c: p.stat().st_mtime_ns for c in CELLS if (p := grid / "results" / PROFILE / f"{c}.json").exists()}
     assert sorted(c for c in CELLS if after.get(c) != before[c]) == ["table1/both_whole", "table1/spectrogram_whole"]
     assert "table1/spectrogram_whole" not in after  # a failed job leaves no stale result
 
@@ -194,8 +216,7 @@ def test_readme_papermill_command_runs_as_written_in_a_fresh_checkout(tmp_path):
     match = re.search(r"results/(\w+)/(\S+)\.ipynb -p profile (\w+) -p cell (\S+)$", command)
     assert match and match[1] == match[3] == PROFILE and match[2] == match[4], command
     checkout = checkout_copy(tmp_path / "checkout")
-    env = {**os.environ, "HOME": str(tmp_path / "home"),
-           "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
     env.pop("JUPYTER_PATH", None)
     done = subprocess.run(command, shell=True, cwd=checkout, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-4000:]
@@ -210,8 +231,9 @@ def test_readme_papermill_command_runs_as_written_in_a_fresh_checkout(tmp_path):
     bad = subprocess.run(command + " -p epochs 3", shell=True, cwd=checkout, env=env, capture_output=True, text=True)
     assert bad.returncode != 0
     assert "'epochs' not a parameter of this notebook" in bad.stderr
-    bad = subprocess.run(command + " -y 'overrides: {dropout: 1.5}'", shell=True, cwd=checkout, env=env,
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        command + " -y 'overrides: {dropout: 1.5}'", shell=True, cwd=checkout, env=env, capture_output=True, text=True
+    )
     assert bad.returncode != 0
     assert "overrides: key 'dropout': must be in [0, 1), got 1.5" in bad.stderr
 
@@ -219,8 +241,15 @@ def test_readme_papermill_command_runs_as_written_in_a_fresh_checkout(tmp_path):
 @pytest.mark.slow
 def test_run_cell_without_jupyter(tiny_config, tiny_store, tmp_path):
     """The cell's whole run is a library call: store, seeds, results file, checkpoints removed."""
-    cfg = tiny_config.replace(cell="table1/raw_segmented", input="raw", segmented=True, epochs=1, seeds=[0, 1],
-                              results_dir=str(tmp_path / "results"), build_dir=str(tmp_path / "build"))
+    cfg = tiny_config.replace(
+        cell="table1/raw_segmented",
+        input="raw",
+        segmented=True,
+        epochs=1,
+        seeds=[0, 1],
+        results_dir=str(tmp_path / "results"),
+        build_dir=str(tmp_path / "build"),
+    )
     results = experiment.run_cell(cfg, progress=False)
     assert [s.seed for s in results.seeds] == [0, 1] and results.summary.n_seeds == 2
     on_disk = read_results(tmp_path / "results" / "tiny" / "table1" / "raw_segmented.json")

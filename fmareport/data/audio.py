@@ -24,9 +24,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-DECODE_VERSION = 1                  # bump when the decode rule above changes: old stores are not reused
-INT16_SCALE = 32768                 # float = int16 / 32768, in [-1, 1)
-SILENCE_PEAK = 10 ** (-60 / 20)     # -60 dBFS: a clip of music always peaks above this
+DECODE_VERSION = 1  # bump when the decode rule above changes: old stores are not reused
+INT16_SCALE = 32768  # float = int16 / 32768, in [-1, 1)
+SILENCE_PEAK = 10 ** (-60 / 20)  # -60 dBFS: a clip of music always peaks above this
 
 
 class Skip(Exception):
@@ -48,8 +48,9 @@ def decoder_versions() -> dict[str, str]:
     return {"soundfile": sf.__version__, "libsndfile": sf.__libsndfile_version__, "soxr": soxr.__version__}
 
 
-def decode_clip(path: str | Path, sample_rate: int, clip_samples: int, clip_rule: str = "start",
-                min_clip_fraction: float = 0.5) -> np.ndarray:
+def decode_clip(
+    path: str | Path, sample_rate: int, clip_samples: int, clip_rule: str = "start", min_clip_fraction: float = 0.5
+) -> np.ndarray:
     """Decode one mp3 into a clip by the rule in this module's docstring: (clip_samples,) int16.
 
     Raises Skip("missing" | "undecodable" | "too short" | "silent", detail).
@@ -58,20 +59,23 @@ def decode_clip(path: str | Path, sample_rate: int, clip_samples: int, clip_rule
     if not path.is_file():
         raise Skip("missing", f"no file {path}")
     try:
-        x, rate = sf.read(path, dtype="float32", always_2d=True)           # (n, channels)
-    except Exception as err:                   # whatever a broken file makes the decoder raise
+        x, rate = sf.read(path, dtype="float32", always_2d=True)  # (n, channels)
+    except Exception as err:  # whatever a broken file makes the decoder raise
         raise Skip("undecodable", f"{path.stat().st_size} bytes; {type(err).__name__}: {err}") from None
-    x = x.mean(axis=1)                                                      # (n,) mono
+    x = x.mean(axis=1)  # (n,) mono
     if rate != sample_rate:
         x = soxr.resample(x, rate, sample_rate, quality="HQ")
     need = math.ceil(min_clip_fraction * clip_samples)
     if len(x) < need:
-        raise Skip("too short", f"{len(x) / sample_rate:.3f} s = {len(x)} samples at {sample_rate} Hz "
-                                f"< {min_clip_fraction} x clip = {need} samples")
+        raise Skip(
+            "too short",
+            f"{len(x) / sample_rate:.3f} s = {len(x)} samples at {sample_rate} Hz "
+            f"< {min_clip_fraction} x clip = {need} samples",
+        )
     start = (len(x) - clip_samples) // 2 if clip_rule == "center" and len(x) > clip_samples else 0
     clip = np.zeros(clip_samples, np.float32)
-    piece = x[start:start + clip_samples]
-    clip[:len(piece)] = piece
+    piece = x[start : start + clip_samples]
+    clip[: len(piece)] = piece
     peak = float(np.abs(clip).max())
     if peak < SILENCE_PEAK:
         raise Skip("silent", f"peak {peak:.2e} < {SILENCE_PEAK:.0e} (-60 dBFS)")

@@ -29,9 +29,9 @@ from .fma import ARCHIVES, BASE_URL
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1 << 20          # bytes per read: 1 MiB
-RETRIES = 5              # resumes after a dropped connection, waiting 0, 2, 4, ... s before each
-TIMEOUT = 60             # s without data before a connection counts as dropped
+CHUNK = 1 << 20  # bytes per read: 1 MiB
+RETRIES = 5  # resumes after a dropped connection, waiting 0, 2, 4, ... s before each
+TIMEOUT = 60  # s without data before a connection counts as dropped
 
 
 class FetchError(RuntimeError):
@@ -61,22 +61,26 @@ def download(url: str, dest: Path, sha1: str, progress: bool = True) -> Path:
             _get(url, part, have, progress)
             break
         except HTTPError as err:
-            if err.code == 416 and have:      # Range not satisfiable: the .part is already whole
+            if err.code == 416 and have:  # Range not satisfiable: the .part is already whole
                 break
             raise FetchError(f"{url}: HTTP {err.code} {err.reason}") from None
-        except (URLError, OSError, http.client.HTTPException) as err:   # dropped, timed out, refused...
+        except (URLError, OSError, http.client.HTTPException) as err:  # dropped, timed out, refused...
             if attempt == RETRIES:
-                raise FetchError(f"{url}: download failed after {RETRIES + 1} tries ({err}); "
-                                 f"run `fmareport fetch` again to resume from {part}") from None
+                raise FetchError(
+                    f"{url}: download failed after {RETRIES + 1} tries ({err}); "
+                    f"run `fmareport fetch` again to resume from {part}"
+                ) from None
             log.info("%s: %s at %d bytes; resuming", url, err, part.stat().st_size if part.is_file() else 0)
             time.sleep(2 * attempt)
     got = file_sha1(part)
     if got != sha1:
         size = part.stat().st_size
         part.unlink()
-        raise FetchError(f"{dest.name}: SHA1 mismatch: expected {sha1}, got {got} ({size} bytes from {url}). "
-                         "The download was deleted; run `fmareport fetch` again (if this repeats, the server "
-                         "does not send the official file)")
+        raise FetchError(
+            f"{dest.name}: SHA1 mismatch: expected {sha1}, got {got} ({size} bytes from {url}). "
+            "The download was deleted; run `fmareport fetch` again (if this repeats, the server "
+            "does not send the official file)"
+        )
     part.rename(dest)
     return dest
 
@@ -88,13 +92,24 @@ def _get(url: str, part: Path, have: int, progress: bool) -> None:
         if have and response.status != 206:  # the server ignored Range: start over
             have = 0
         elif have and not response.headers.get("Content-Range", "").startswith(f"bytes {have}-"):
-            raise FetchError(f"{url}: asked for bytes {have}- and got Content-Range "
-                             f"{response.headers.get('Content-Range')!r}; delete {part} and fetch again")
+            raise FetchError(
+                f"{url}: asked for bytes {have}- and got Content-Range "
+                f"{response.headers.get('Content-Range')!r}; delete {part} and fetch again"
+            )
         length = response.headers.get("Content-Length")
         total = have + int(length) if length is not None else None
-        with open(part, "ab" if have else "wb") as f, \
-                tqdm(total=total, initial=have, desc=part.name.removesuffix(".part"), unit="B", unit_scale=True,
-                     unit_divisor=1024, disable=not progress) as bar:
+        with (
+            open(part, "ab" if have else "wb") as f,
+            tqdm(
+                total=total,
+                initial=have,
+                desc=part.name.removesuffix(".part"),
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                disable=not progress,
+            ) as bar,
+        ):
             for block in iter(lambda: response.read(CHUNK), b""):
                 f.write(block)
                 bar.update(len(block))
@@ -131,8 +146,11 @@ def verify_checksums(folder: Path) -> int:
         elif file_sha1(path) != sha1:
             bad.append(f"{rel} (SHA1 {file_sha1(path)}, expected {sha1})")
     if bad:
-        raise FetchError(f"{listing}: {len(bad)} of {len(lines)} files do not match: " + ", ".join(bad[:5])
-                         + (" ..." if len(bad) > 5 else ""))
+        raise FetchError(
+            f"{listing}: {len(bad)} of {len(lines)} files do not match: "
+            + ", ".join(bad[:5])
+            + (" ..." if len(bad) > 5 else "")
+        )
     return len(lines)
 
 
@@ -148,19 +166,25 @@ def extract(zip_path: Path, data_dir: Path, progress: bool = True) -> Path:
     try:
         with zipfile.ZipFile(zip_path) as zf:
             infos = zf.infolist()
-            for info in infos:                 # refuse the whole archive before writing anything
+            for info in infos:  # refuse the whole archive before writing anything
                 problem = _entry_problem(info.filename, top)
                 if problem:
                     raise FetchError(f"{zip_path.name}: refusing entry {info.filename!r}: {problem}")
-            with tqdm(total=sum(i.file_size for i in infos), desc=f"extract {zip_path.name}", unit="B",
-                      unit_scale=True, unit_divisor=1024, disable=not progress) as bar:
+            with tqdm(
+                total=sum(i.file_size for i in infos),
+                desc=f"extract {zip_path.name}",
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                disable=not progress,
+            ) as bar:
                 for info in infos:
                     target = tmp / info.filename
                     if info.is_dir():
                         target.mkdir(parents=True, exist_ok=True)
                         continue
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    with zf.open(info) as src, open(target, "wb") as dst:   # zipfile checks each CRC
+                    with zf.open(info) as src, open(target, "wb") as dst:  # zipfile checks each CRC
                         shutil.copyfileobj(src, dst, CHUNK)
                     bar.update(info.file_size)
         n = verify_checksums(tmp / top)
@@ -173,8 +197,13 @@ def extract(zip_path: Path, data_dir: Path, progress: bool = True) -> Path:
     return final
 
 
-def fetch(data_dir: str | Path, base_url: str = BASE_URL, only: str | None = None,
-          sha1s: dict[str, str] | None = None, progress: bool = True) -> Path:
+def fetch(
+    data_dir: str | Path,
+    base_url: str = BASE_URL,
+    only: str | None = None,
+    sha1s: dict[str, str] | None = None,
+    progress: bool = True,
+) -> Path:
     """Download, check and extract FMA into data_dir; return it.
 
     only: "metadata" or "small" (default: both). sha1s: archive name -> expected SHA1

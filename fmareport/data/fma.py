@@ -17,42 +17,102 @@ GENRES = ("Electronic", "Experimental", "Folk", "Hip-Hop", "Instrumental", "Inte
 
 # genre_id of each top-level genre in the official genres.csv (all have parent 0).
 GENRE_IDS = {
-    "Electronic": 15, "Experimental": 38, "Folk": 17, "Hip-Hop": 21,
-    "Instrumental": 1235, "International": 2, "Pop": 10, "Rock": 12,
+    "Electronic": 15,
+    "Experimental": 38,
+    "Folk": 17,
+    "Hip-Hop": 21,
+    "Instrumental": 1235,
+    "International": 2,
+    "Pop": 10,
+    "Rock": 12,
 }
 
-SUBSETS = ("small", "medium", "large")           # nested: small ⊂ medium ⊂ large
-SPLITS = ("training", "validation", "test")      # values of ('set', 'split')
+SUBSETS = ("small", "medium", "large")  # nested: small ⊂ medium ⊂ large
+SPLITS = ("training", "validation", "test")  # values of ('set', 'split')
 FMA_SMALL_SPLITS = {"training": 6400, "validation": 800, "test": 800}  # 8000 tracks: 800/100/100 per genre
 
 # The 52 columns of tracks.csv, in file order, under their top-level name.
 TRACKS_COLUMNS = {
-    "album": ("comments", "date_created", "date_released", "engineer", "favorites", "id",
-              "information", "listens", "producer", "tags", "title", "tracks", "type"),
-    "artist": ("active_year_begin", "active_year_end", "associated_labels", "bio", "comments",
-               "date_created", "favorites", "id", "latitude", "location", "longitude", "members",
-               "name", "related_projects", "tags", "website", "wikipedia_page"),
+    "album": (
+        "comments",
+        "date_created",
+        "date_released",
+        "engineer",
+        "favorites",
+        "id",
+        "information",
+        "listens",
+        "producer",
+        "tags",
+        "title",
+        "tracks",
+        "type",
+    ),
+    "artist": (
+        "active_year_begin",
+        "active_year_end",
+        "associated_labels",
+        "bio",
+        "comments",
+        "date_created",
+        "favorites",
+        "id",
+        "latitude",
+        "location",
+        "longitude",
+        "members",
+        "name",
+        "related_projects",
+        "tags",
+        "website",
+        "wikipedia_page",
+    ),
     "set": ("split", "subset"),
-    "track": ("bit_rate", "comments", "composer", "date_created", "date_recorded", "duration",
-              "favorites", "genre_top", "genres", "genres_all", "information", "interest",
-              "language_code", "license", "listens", "lyricist", "number", "publisher", "tags", "title"),
+    "track": (
+        "bit_rate",
+        "comments",
+        "composer",
+        "date_created",
+        "date_recorded",
+        "duration",
+        "favorites",
+        "genre_top",
+        "genres",
+        "genres_all",
+        "information",
+        "interest",
+        "language_code",
+        "license",
+        "listens",
+        "lyricist",
+        "number",
+        "publisher",
+        "tags",
+        "title",
+    ),
 }
 COLUMNS = [(top, name) for top, names in TRACKS_COLUMNS.items() for name in names]  # 13 + 17 + 2 + 20 = 52
 LIST_COLUMNS = [("album", "tags"), ("artist", "tags"), ("track", "genres"), ("track", "genres_all"), ("track", "tags")]
-DATE_COLUMNS = [("album", "date_created"), ("album", "date_released"), ("artist", "date_created"),
-                ("artist", "active_year_begin"), ("artist", "active_year_end"),
-                ("track", "date_created"), ("track", "date_recorded")]
-GENRES_COLUMNS = ("#tracks", "parent", "title", "top_level")   # genres.csv, index genre_id
+DATE_COLUMNS = [
+    ("album", "date_created"),
+    ("album", "date_released"),
+    ("artist", "date_created"),
+    ("artist", "active_year_begin"),
+    ("artist", "active_year_end"),
+    ("track", "date_created"),
+    ("track", "date_recorded"),
+]
+GENRES_COLUMNS = ("#tracks", "parent", "title", "top_level")  # genres.csv, index genre_id
 
 # Tracks of fma_small that are broken in the official zip (mdeff/fma issues and wiki):
-SHORT_TRACKS = (98565, 98567, 98569)             # decode, but much shorter than 30 s
-NO_AUDIO_TRACKS = (99134, 108925, 133297)        # no audio at all: decoders fail on them
+SHORT_TRACKS = (98565, 98567, 98569)  # decode, but much shorter than 30 s
+NO_AUDIO_TRACKS = (99134, 108925, 133297)  # no audio at all: decoders fail on them
 
 # Official downloads (https://github.com/mdeff/fma): archive name -> SHA1 of the zip.
 BASE_URL = "https://os.unil.cloud.switch.ch/fma/"
 ARCHIVES = {
-    "fma_metadata.zip": "f0df49ffe5f2a6008d7dc83c6915b31835dfe733",   # 342 MiB
-    "fma_small.zip": "ade154f733639d52e35e32f5593efe5be76c6d70",      # 7.2 GiB
+    "fma_metadata.zip": "f0df49ffe5f2a6008d7dc83c6915b31835dfe733",  # 342 MiB
+    "fma_small.zip": "ade154f733639d52e35e32f5593efe5be76c6d70",  # 7.2 GiB
 }
 
 
@@ -77,11 +137,11 @@ def load_tracks(path: str | Path) -> pd.DataFrame:
     if got != COLUMNS:
         missing = [c for c in COLUMNS if c not in got]
         extra = [c for c in got if c not in COLUMNS]
-        raise ValueError(f"{path}: not FMA's tracks.csv format (52 two-level columns); "
-                         f"missing {missing}, unexpected {extra}")
+        raise ValueError(
+            f"{path}: not FMA's tracks.csv format (52 two-level columns); missing {missing}, unexpected {extra}"
+        )
     if tracks.index.name != "track_id":
-        raise ValueError(f"{path}: the index (third header row) should be named 'track_id', "
-                         f"got {tracks.index.name!r}")
+        raise ValueError(f"{path}: the index (third header row) should be named 'track_id', got {tracks.index.name!r}")
     for column in LIST_COLUMNS:
         tracks[column] = tracks[column].map(ast.literal_eval)
     for column in DATE_COLUMNS:
@@ -97,6 +157,8 @@ def load_genres(path: str | Path) -> pd.DataFrame:
         raise FileNotFoundError(f"{path}: no genres.csv here (it comes with fma_metadata.zip)")
     genres = pd.read_csv(path, index_col=0)
     if genres.index.name != "genre_id" or tuple(genres.columns) != GENRES_COLUMNS:
-        raise ValueError(f"{path}: not FMA's genres.csv format; expected index 'genre_id' and columns "
-                         f"{list(GENRES_COLUMNS)}, got {genres.index.name!r} and {list(genres.columns)}")
+        raise ValueError(
+            f"{path}: not FMA's genres.csv format; expected index 'genre_id' and columns "
+            f"{list(GENRES_COLUMNS)}, got {genres.index.name!r} and {list(genres.columns)}"
+        )
     return genres

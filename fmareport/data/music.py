@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-BORROW_P = 0.35               # chance that a track plays one part of another genre's style
+BORROW_P = 0.35  # chance that a track plays one part of another genre's style
 
 
 # ----------------------------------------------------------------------------
 # Sound: every signal is float64, mono (n,) unless said, in [-1, 1]-ish units.
+
 
 def hz(midi: float | np.ndarray) -> float | np.ndarray:
     """Frequency (Hz) of a MIDI note number (69 = A4 = 440 Hz)."""
@@ -48,21 +49,21 @@ def bandpass(x: np.ndarray, sr: int, lo: float = 0.0, hi: float = 0.0, order: in
 class Voice:
     """An additive instrument: partial k (1-based) at k*f, amplitude amps[k-1], phase 0."""
 
-    amps: tuple[float, ...]           # relative amplitude of each partial
-    attack: float = 0.005             # s, linear rise
-    decay: float = 0.0                # s, exponential decay time of the body (0: sustained)
-    darken: float = 0.0               # 1/s, extra decay rate per partial above the first (plucks)
-    release: float = 0.05             # s, exponential fade after the note's end
-    vibrato: tuple[float, float] = (0.0, 0.0)   # (rate Hz, depth as a fraction of f)
-    tremolo: tuple[float, float] = (0.0, 0.0)   # (rate Hz, depth as a fraction of the amplitude)
-    slide: tuple[float, float] = (0.0, 0.0)     # start at f*(1+a), reach f with time constant tau s
+    amps: tuple[float, ...]  # relative amplitude of each partial
+    attack: float = 0.005  # s, linear rise
+    decay: float = 0.0  # s, exponential decay time of the body (0: sustained)
+    darken: float = 0.0  # 1/s, extra decay rate per partial above the first (plucks)
+    release: float = 0.05  # s, exponential fade after the note's end
+    vibrato: tuple[float, float] = (0.0, 0.0)  # (rate Hz, depth as a fraction of f)
+    tremolo: tuple[float, float] = (0.0, 0.0)  # (rate Hz, depth as a fraction of the amplitude)
+    slide: tuple[float, float] = (0.0, 0.0)  # start at f*(1+a), reach f with time constant tau s
 
 
 def note(v: Voice, f: float, dur: float, sr: int) -> np.ndarray:
     """One note of voice v: f Hz held for dur s, then released; (samples,) float64."""
     t = np.arange(int((dur + 4 * v.release) * sr)) / sr
     (vr, vd), (sa, st) = v.vibrato, v.slide
-    cycles = f * t                                                    # phase in cycles of f
+    cycles = f * t  # phase in cycles of f
     if vd:
         cycles += f * vd * (1 - np.cos(2 * np.pi * vr * t)) / (2 * np.pi * vr)
     if sa:
@@ -71,14 +72,14 @@ def note(v: Voice, f: float, dur: float, sr: int) -> np.ndarray:
     sin_prev, sin_k, two_cos = np.zeros_like(t), np.sin(theta), 2 * np.cos(theta)
     dark = np.exp(-v.darken * t) if v.darken else None
     damp, out = 1.0, np.zeros_like(t)
-    for k, a in enumerate(v.amps, start=1):                          # sin(k theta) by Chebyshev's recurrence
-        if k * f * (1 + abs(sa)) >= sr / 2:                           # no partial above Nyquist
+    for k, a in enumerate(v.amps, start=1):  # sin(k theta) by Chebyshev's recurrence
+        if k * f * (1 + abs(sa)) >= sr / 2:  # no partial above Nyquist
             break
         if a:
             out += a * damp * sin_k
         sin_prev, sin_k = sin_k, two_cos * sin_k - sin_prev
         if dark is not None:
-            damp = damp * dark                                        # partial k decays darken*(k-1) faster
+            damp = damp * dark  # partial k decays darken*(k-1) faster
     env = np.minimum(t / v.attack, 1.0)
     if v.decay:
         env *= np.exp(-t / v.decay)
@@ -88,15 +89,16 @@ def note(v: Voice, f: float, dur: float, sr: int) -> np.ndarray:
     return out * env
 
 
-def place(n: int, sr: int, times: np.ndarray, sounds: list[np.ndarray] | np.ndarray,
-          gains: np.ndarray | None = None) -> np.ndarray:
+def place(
+    n: int, sr: int, times: np.ndarray, sounds: list[np.ndarray] | np.ndarray, gains: np.ndarray | None = None
+) -> np.ndarray:
     """Sum sounds (one per time, or one for all) starting at times (s) into an (n,) stem."""
     stem = np.zeros(n)
     for i, t in enumerate(times):
         s = sounds if isinstance(sounds, np.ndarray) else sounds[i]
         start = int(t * sr)
         if 0 <= start < n:
-            stem[start:start + len(s)] += (1.0 if gains is None else gains[i]) * s[:n - start]
+            stem[start : start + len(s)] += (1.0 if gains is None else gains[i]) * s[: n - start]
     return stem
 
 
@@ -135,9 +137,15 @@ def hand_drum(sr: int, rng: np.random.Generator, f: float) -> np.ndarray:
 # Songs: the time grid, harmony and the mixer a style writes its parts into.
 
 SCALES = {
-    "major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10), "dorian": (0, 2, 3, 5, 7, 9, 10),
-    "mixolydian": (0, 2, 4, 5, 7, 9, 10), "hijaz": (0, 1, 4, 5, 7, 8, 10), "bhairav": (0, 1, 4, 5, 7, 8, 11),
-    "pentatonic": (0, 2, 4, 7, 9), "minor_pentatonic": (0, 3, 5, 7, 10), "whole_tone": (0, 2, 4, 6, 8, 10),
+    "major": (0, 2, 4, 5, 7, 9, 11),
+    "minor": (0, 2, 3, 5, 7, 8, 10),
+    "dorian": (0, 2, 3, 5, 7, 9, 10),
+    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
+    "hijaz": (0, 1, 4, 5, 7, 8, 10),
+    "bhairav": (0, 1, 4, 5, 7, 8, 11),
+    "pentatonic": (0, 2, 4, 7, 9),
+    "minor_pentatonic": (0, 3, 5, 7, 10),
+    "whole_tone": (0, 2, 4, 6, 8, 10),
 }
 
 
@@ -147,13 +155,13 @@ class Song:
 
     rng: np.random.Generator
     sr: int
-    n: int                               # samples
+    n: int  # samples
     bpm: float
-    meter: int                           # beats per bar
-    key: int                             # MIDI note of the tonic (the style's register)
+    meter: int  # beats per bar
+    key: int  # MIDI note of the tonic (the style's register)
     scale: tuple[int, ...]
-    progression: tuple[int, ...]         # scale degree (0-based) of each bar's chord, cycled
-    swing: float = 0.0                   # delay of every other step, as a fraction of a step
+    progression: tuple[int, ...]  # scale degree (0-based) of each bar's chord, cycled
+    swing: float = 0.0  # delay of every other step, as a fraction of a step
     mix: np.ndarray = field(init=False)  # (n, 2) float64
 
     def __post_init__(self) -> None:
@@ -186,13 +194,14 @@ class Song:
         """Mix a mono stem in at `db` dB (+-4 dB per track) and pan in [-1, 1] (+-0.3 per track)."""
         g = 10 ** ((db + self.rng.uniform(-4, 4)) / 20)
         p = np.clip(pan + self.rng.uniform(-0.3, 0.3), -1, 1)
-        angle = (p + 1) * np.pi / 4                                    # constant-power pan
+        angle = (p + 1) * np.pi / 4  # constant-power pan
         self.mix[:, 0] += g * np.cos(angle) * stem
         self.mix[:, 1] += g * np.sin(angle) * stem
 
 
-def rhythm(s: Song, pattern: str, per_beat: int, mutate: float = 0.08,
-           jitter: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def rhythm(
+    s: Song, pattern: str, per_beat: int, mutate: float = 0.08, jitter: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Times (s) and velocities of a one-bar pattern ('x' accent, 'o' soft, '.' rest), repeated.
 
     Each step flips (hit <-> rest) with probability `mutate`; timing is humanized by
@@ -207,11 +216,18 @@ def rhythm(s: Song, pattern: str, per_beat: int, mutate: float = 0.08,
     return times[keep], vel[keep]
 
 
-def play(s: Song, v: Voice, times: np.ndarray, midis: list[int] | np.ndarray, durs: np.ndarray | float,
-         vels: np.ndarray | None = None, hi: float = 0.0) -> np.ndarray:
+def play(
+    s: Song,
+    v: Voice,
+    times: np.ndarray,
+    midis: list[int] | np.ndarray,
+    durs: np.ndarray | float,
+    vels: np.ndarray | None = None,
+    hi: float = 0.0,
+) -> np.ndarray:
     """A stem of voice v playing MIDI notes `midis` at `times` (s) for `durs` (s), low-passed at hi Hz."""
     durs = np.broadcast_to(durs, len(times))
-    cache: dict[tuple[int, float], np.ndarray] = {}                   # a riff repeats its notes
+    cache: dict[tuple[int, float], np.ndarray] = {}  # a riff repeats its notes
     for m, d in zip(midis, durs):
         if (m, d) not in cache:
             cache[m, d] = note(v, hz(m), d, s.sr)
@@ -239,8 +255,10 @@ SUB = Voice(amps=(1, 0.15), attack=0.01, release=0.1)
 # ----------------------------------------------------------------------------
 # Parts: each writes one instrument's stem into the song. Styles pick among them.
 
-def hits(s: Song, pattern: str, per_beat: int, sound: np.ndarray, mutate: float = 0.08,
-         jitter: float = 0.0) -> np.ndarray:
+
+def hits(
+    s: Song, pattern: str, per_beat: int, sound: np.ndarray, mutate: float = 0.08, jitter: float = 0.0
+) -> np.ndarray:
     """A stem of `sound` played on a rhythm pattern (see `rhythm`)."""
     t, v = rhythm(s, pattern, per_beat, mutate, jitter)
     return place(s.n, s.sr, t, sound, v)
@@ -265,7 +283,7 @@ def rock_kit(s: Song) -> None:
     s.add(hits(s, "....x.......x...", 4, snare(s.sr, s.rng), 0.04, 0.004), -3, 0)
     s.add(hits(s, "x.x.x.x.x.x.x.x.", 4, hat(s.sr, s.rng, s.rng.uniform(0.04, 0.2)), 0.05, 0.004), -12, 0.35)
     bars = np.arange(0, s.n / s.sr, s.meter * s.beat * 2)
-    s.add(place(s.n, s.sr, bars, hat(s.sr, s.rng, 0.8)), -14, -0.4)       # a crash every two bars
+    s.add(place(s.n, s.sr, bars, hat(s.sr, s.rng, 0.8)), -14, -0.4)  # a crash every two bars
 
 
 def pop_kit(s: Song) -> None:
@@ -284,7 +302,7 @@ def hand_drums(s: Song) -> None:
 
 def shaker(s: Song) -> None:
     s.add(hits(s, "xooxooxoo", 3 if s.meter == 3 else 4, hat(s.sr, s.rng, 0.07), 0.1, 0.008), -22, 0.5)
-    s.add(hits(s, "x...", 4, kick(s.sr, s.rng, 70), 0.1, 0.01), -20, 0)          # foot stomp
+    s.add(hits(s, "x...", 4, kick(s.sr, s.rng, 70), 0.1, 0.01), -20, 0)  # foot stomp
 
 
 def sub_bass(s: Song) -> None:
@@ -316,7 +334,7 @@ def saw_pad(s: Song) -> None:
     bars = np.arange(0, s.n / s.sr, s.meter * s.beat)
     pad = dataclasses.replace(SAW, attack=0.3, release=0.3, vibrato=(0.3, 0.004))
     stem = sum(play(s, pad, bars, [s.chord(t)[i] for t in bars], s.meter * s.beat, hi=2500) for i in range(3))
-    pump = 1 - 0.6 * np.exp(-(np.arange(s.n) / s.sr % s.beat) / 0.08)         # side-chained to the kick
+    pump = 1 - 0.6 * np.exp(-(np.arange(s.n) / s.sr % s.beat) / 0.08)  # side-chained to the kick
     s.add(stem * pump, -14, 0)
 
 
@@ -325,7 +343,7 @@ def power_chords(s: Song) -> None:
     t, v = rhythm(s, "xoxoxoxo", 2, 0.08, 0.004)
     x = np.arange(int(0.5 * s.beat * s.sr)) / s.sr
     drive, tone = s.rng.uniform(4, 15), s.rng.uniform(2500, 5000)
-    sounds = {}                                                          # one per chord root
+    sounds = {}  # one per chord root
     for root in {s.chord(at)[0] - 12 for at in t}:
         saws = sum(2 * ((hz(root) * ratio * x + s.rng.random()) % 1) - 1 for ratio in (1, 1.5, 2))
         sounds[root] = bandpass(np.tanh(drive * saws) / 2, s.sr, lo=90, hi=tone)
@@ -343,8 +361,9 @@ def rhodes_loop(s: Song) -> None:
     bars = np.arange(0, s.n / s.sr, s.meter * s.beat / 2)
     ep = Voice(amps=(1, 0.3, 0.1), attack=0.005, decay=1.5, release=0.2, tremolo=(5.0, 0.4))
     hi = s.rng.uniform(1200, 2500)
-    stem = sum(play(s, ep, bars, [s.chord(t, 4, octave=-1)[i] for t in bars], s.meter * s.beat / 2, hi=hi)
-               for i in range(4))
+    stem = sum(
+        play(s, ep, bars, [s.chord(t, 4, octave=-1)[i] for t in bars], s.meter * s.beat / 2, hi=hi) for i in range(4)
+    )
     s.add(stem, -10, 0)
 
 
@@ -357,7 +376,7 @@ def piano_melody(s: Song) -> None:
 def strum(s: Song) -> None:
     t, v = rhythm(s, s.rng.choice(["x.x.oxox", "x..x..x.", "x.oxo.ox"]), 2, 0.1, 0.01)
     stem = np.zeros(s.n)
-    for i in range(4):                                                   # strings 15-30 ms apart
+    for i in range(4):  # strings 15-30 ms apart
         midis = [s.chord(x, 4, octave=-1)[i] for x in t]
         stem += play(s, PLUCK, t + i * s.rng.uniform(0.012, 0.03), midis, 0.45 * s.beat, v)
     s.add(stem, -10, s.rng.uniform(-0.5, 0.5))
@@ -390,8 +409,12 @@ def modal_lead(s: Song) -> None:
     """A sitar/oud-like line: bright plucks that slide into their notes."""
     times = s.grid(s.rng.choice([2, 4]))
     keep = s.rng.random(len(times)) < 0.65
-    v = dataclasses.replace(PLUCK, amps=(1, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.25, 0.2),
-                            slide=(s.rng.uniform(-0.06, 0.06), 0.04), decay=0.8)
+    v = dataclasses.replace(
+        PLUCK,
+        amps=(1, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.25, 0.2),
+        slide=(s.rng.uniform(-0.06, 0.06), 0.04),
+        decay=0.8,
+    )
     s.add(play(s, v, times[keep], [s.pitch(d, 1) for d in walk(s, keep.sum())], 0.4 * s.beat), -9, 0.3)
 
 
@@ -424,8 +447,10 @@ def noise_bursts(s: Song) -> None:
     for _ in range(count):
         length, centre = s.rng.uniform(0.1, 1.2), s.rng.uniform(200, 8000)
         t = np.arange(int(length * s.sr)) / s.sr
-        sounds.append(bandpass(s.rng.standard_normal(len(t)), s.sr, lo=centre / 1.5, hi=centre * 1.5)
-                      * np.sin(np.pi * t / length) ** 2)
+        sounds.append(
+            bandpass(s.rng.standard_normal(len(t)), s.sr, lo=centre / 1.5, hi=centre * 1.5)
+            * np.sin(np.pi * t / length) ** 2
+        )
     s.add(place(s.n, s.sr, times, sounds), -12, s.rng.uniform(-0.7, 0.7))
 
 
@@ -435,15 +460,17 @@ def bells(s: Song) -> None:
     times = s.rng.uniform(0, s.n / s.sr, count)
     ratios = s.rng.uniform(1.0, 4.5, 5)
     t = np.arange(int(1.5 * s.sr)) / s.sr
-    sounds = [sum(np.sin(2 * np.pi * f0 * r * t) * np.exp(-t * (1 + 2 * r)) for r in ratios) / 3
-              for f0 in s.rng.uniform(150, 900, count)]
+    sounds = [
+        sum(np.sin(2 * np.pi * f0 * r * t) * np.exp(-t * (1 + 2 * r)) for r in ratios) / 3
+        for f0 in s.rng.uniform(150, 900, count)
+    ]
     s.add(place(s.n, s.sr, times, sounds), -12, s.rng.uniform(-0.6, 0.6))
 
 
 def vinyl(s: Song) -> None:
     """Record crackle and hiss."""
     clicks = (s.rng.random(s.n) < 30 / s.sr) * s.rng.standard_normal(s.n)
-    hiss = np.diff(s.rng.standard_normal(s.n + 1))                       # differenced: tilted to the highs
+    hiss = np.diff(s.rng.standard_normal(s.n + 1))  # differenced: tilted to the highs
     s.add(clicks + 0.02 * hiss, -20, 0)
 
 
@@ -451,58 +478,104 @@ def vinyl(s: Song) -> None:
 class Style:
     """A genre as a recipe: tempo, metre, harmony and register ranges, and the parts it plays."""
 
-    bpm: tuple[float, float]                 # tempo range (beats per minute)
-    meters: tuple[int, ...]                  # beats per bar, one drawn per track
-    scales: tuple[str, ...]                  # names in SCALES
+    bpm: tuple[float, float]  # tempo range (beats per minute)
+    meters: tuple[int, ...]  # beats per bar, one drawn per track
+    scales: tuple[str, ...]  # names in SCALES
     progressions: tuple[tuple[int, ...], ...]  # chord roots (scale degrees), one bar each
-    core: tuple                              # parts always played
-    optional: tuple = ()                     # (part, probability of playing it)
+    core: tuple  # parts always played
+    optional: tuple = ()  # (part, probability of playing it)
     swing: tuple[float, float] = (0.0, 0.0)  # range of Song.swing
-    key: tuple[int, int] = (60, 71)          # MIDI range of the tonic (register)
+    key: tuple[int, int] = (60, 71)  # MIDI range of the tonic (register)
 
 
 STYLES = {
     "Electronic": Style(
-        bpm=(118, 136), meters=(4,), scales=("minor", "dorian"), progressions=((0, 0, 5, 3), (0, 5, 3, 4), (0, 3)),
-        core=(four_on_the_floor, arpeggio), optional=((synth_bass, 0.8), (saw_pad, 0.6), (vinyl, 0.1))),
+        bpm=(118, 136),
+        meters=(4,),
+        scales=("minor", "dorian"),
+        progressions=((0, 0, 5, 3), (0, 5, 3, 4), (0, 3)),
+        core=(four_on_the_floor, arpeggio),
+        optional=((synth_bass, 0.8), (saw_pad, 0.6), (vinyl, 0.1)),
+    ),
     "Experimental": Style(
-        bpm=(60, 140), meters=(4, 5, 7), scales=("whole_tone", "hijaz", "minor"), progressions=((0,), (0, 1)),
-        core=(glissandi, noise_bursts), optional=((bells, 0.7), (drone, 0.3), (saw_pad, 0.2), (piano_melody, 0.2))),
+        bpm=(60, 140),
+        meters=(4, 5, 7),
+        scales=("whole_tone", "hijaz", "minor"),
+        progressions=((0,), (0, 1)),
+        core=(glissandi, noise_bursts),
+        optional=((bells, 0.7), (drone, 0.3), (saw_pad, 0.2), (piano_melody, 0.2)),
+    ),
     "Folk": Style(
-        bpm=(80, 125), meters=(3, 4), scales=("major", "mixolydian"),
-        progressions=((0, 3, 4, 0), (0, 4, 5, 3), (0, 3, 0, 4)), core=(strum,),
-        optional=((fingerpick, 0.5), (fiddle, 0.4), (sung_lead, 0.4), (shaker, 0.4), (picked_bass, 0.3))),
+        bpm=(80, 125),
+        meters=(3, 4),
+        scales=("major", "mixolydian"),
+        progressions=((0, 3, 4, 0), (0, 4, 5, 3), (0, 3, 0, 4)),
+        core=(strum,),
+        optional=((fingerpick, 0.5), (fiddle, 0.4), (sung_lead, 0.4), (shaker, 0.4), (picked_bass, 0.3)),
+    ),
     "Hip-Hop": Style(
-        bpm=(78, 100), meters=(4,), scales=("minor", "dorian", "minor_pentatonic"),
-        progressions=((0, 5), (0, 3, 5, 4), (0,)), core=(boom_bap, sub_bass),
-        optional=((rhodes_loop, 0.7), (vinyl, 0.5), (piano_chords, 0.2)), swing=(0.1, 0.3), key=(55, 66)),
+        bpm=(78, 100),
+        meters=(4,),
+        scales=("minor", "dorian", "minor_pentatonic"),
+        progressions=((0, 5), (0, 3, 5, 4), (0,)),
+        core=(boom_bap, sub_bass),
+        optional=((rhodes_loop, 0.7), (vinyl, 0.5), (piano_chords, 0.2)),
+        swing=(0.1, 0.3),
+        key=(55, 66),
+    ),
     "Instrumental": Style(
-        bpm=(60, 100), meters=(3, 4), scales=("major", "minor"),
-        progressions=((0, 5, 3, 4), (0, 3, 4, 0), (0, 4, 5, 3)), core=(piano_melody,),
-        optional=((piano_chords, 0.6), (string_pad, 0.6), (fingerpick, 0.3))),
+        bpm=(60, 100),
+        meters=(3, 4),
+        scales=("major", "minor"),
+        progressions=((0, 5, 3, 4), (0, 3, 4, 0), (0, 4, 5, 3)),
+        core=(piano_melody,),
+        optional=((piano_chords, 0.6), (string_pad, 0.6), (fingerpick, 0.3)),
+    ),
     "International": Style(
-        bpm=(90, 135), meters=(5, 6, 7), scales=("hijaz", "bhairav", "pentatonic"),
-        progressions=((0,), (0, 6), (0, 1)), core=(hand_drums, modal_lead),
-        optional=((drone, 0.7), (sung_lead, 0.3), (strum, 0.2))),
+        bpm=(90, 135),
+        meters=(5, 6, 7),
+        scales=("hijaz", "bhairav", "pentatonic"),
+        progressions=((0,), (0, 6), (0, 1)),
+        core=(hand_drums, modal_lead),
+        optional=((drone, 0.7), (sung_lead, 0.3), (strum, 0.2)),
+    ),
     "Pop": Style(
-        bpm=(95, 128), meters=(4,), scales=("major", "pentatonic"),
-        progressions=((0, 4, 5, 3), (5, 3, 0, 4), (0, 5, 3, 4)), core=(pop_kit, sung_lead),
-        optional=((piano_chords, 0.6), (picked_bass, 0.7), (arpeggio, 0.3), (strum, 0.2))),
+        bpm=(95, 128),
+        meters=(4,),
+        scales=("major", "pentatonic"),
+        progressions=((0, 4, 5, 3), (5, 3, 0, 4), (0, 5, 3, 4)),
+        core=(pop_kit, sung_lead),
+        optional=((piano_chords, 0.6), (picked_bass, 0.7), (arpeggio, 0.3), (strum, 0.2)),
+    ),
     "Rock": Style(
-        bpm=(100, 160), meters=(4,), scales=("minor", "mixolydian", "minor_pentatonic"),
-        progressions=((0, 6, 5, 6), (0, 3, 4, 3), (0, 5)), core=(rock_kit, power_chords),
-        optional=((picked_bass, 0.8), (sung_lead, 0.3), (fiddle, 0.05)), key=(52, 64)),
+        bpm=(100, 160),
+        meters=(4,),
+        scales=("minor", "mixolydian", "minor_pentatonic"),
+        progressions=((0, 6, 5, 6), (0, 3, 4, 3), (0, 5)),
+        core=(rock_kit, power_chords),
+        optional=((picked_bass, 0.8), (sung_lead, 0.3), (fiddle, 0.05)),
+        key=(52, 64),
+    ),
 }
-ALL_PARTS = sorted({p for st in STYLES.values() for p in (*st.core, *(q for q, _ in st.optional))},
-                   key=lambda p: p.__name__)
+ALL_PARTS = sorted(
+    {p for st in STYLES.values() for p in (*st.core, *(q for q, _ in st.optional))}, key=lambda p: p.__name__
+)
 
 
 def render(genre: str, seconds: float, sr: int, rng: np.random.Generator) -> np.ndarray:
     """A track of `genre`'s style: (round(seconds*sr), 2) float32 in [-1, 1]."""
     st = STYLES[genre]
-    s = Song(rng=rng, sr=sr, n=int(round(seconds * sr)), bpm=rng.uniform(*st.bpm), meter=int(rng.choice(st.meters)),
-             key=int(rng.integers(st.key[0], st.key[1] + 1)), scale=SCALES[rng.choice(st.scales)],
-             progression=st.progressions[rng.integers(len(st.progressions))], swing=rng.uniform(*st.swing))
+    s = Song(
+        rng=rng,
+        sr=sr,
+        n=int(round(seconds * sr)),
+        bpm=rng.uniform(*st.bpm),
+        meter=int(rng.choice(st.meters)),
+        key=int(rng.integers(st.key[0], st.key[1] + 1)),
+        scale=SCALES[rng.choice(st.scales)],
+        progression=st.progressions[rng.integers(len(st.progressions))],
+        swing=rng.uniform(*st.swing),
+    )
     parts = list(st.core) + [p for p, prob in st.optional if rng.random() < prob]
     if rng.random() < BORROW_P:
         others = [p for p in ALL_PARTS if p not in parts]
@@ -510,11 +583,11 @@ def render(genre: str, seconds: float, sr: int, rng: np.random.Generator) -> np.
     for part in parts:
         part(s)
     f = np.fft.rfftfreq(s.n, 1 / sr)
-    gain = (np.maximum(f, 50) / 1000) ** (rng.uniform(-3, 3) / 6.02)       # a tilt of +-3 dB per octave
-    if rng.random() < 0.3:                                                  # a dull recording
+    gain = (np.maximum(f, 50) / 1000) ** (rng.uniform(-3, 3) / 6.02)  # a tilt of +-3 dB per octave
+    if rng.random() < 0.3:  # a dull recording
         gain /= np.sqrt(1 + (f / rng.uniform(3000, 9000)) ** 4)
     x = np.fft.irfft(np.fft.rfft(s.mix.T.astype(np.float32)) * gain.astype(np.float32), s.n)  # (2, n)
-    rms = np.sqrt(np.mean(x ** 2)) + 1e-9
+    rms = np.sqrt(np.mean(x**2)) + 1e-9
     x += rms * 10 ** (rng.uniform(-45, -20) / 20) * rng.standard_normal(x.shape, np.float32)  # noise floor
     peak = np.abs(x).max() + 1e-9
     return np.ascontiguousarray(x.T * np.float32(10 ** (rng.uniform(-12, -1) / 20) / peak))

@@ -13,17 +13,20 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 def _exit_with(parent_pid: int) -> None:
     """Worker initializer: exit as soon as the parent is gone (a killed run must leave no orphans)."""
+
     def watch() -> None:
         while os.getppid() == parent_pid:
             time.sleep(0.2)
         os._exit(1)
+
     threading.Thread(target=watch, daemon=True).start()
 
 
 def process_pool(workers: int) -> ProcessPoolExecutor:
     """`workers` spawned processes (safe beside torch's threads) that die with this one."""
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_exit_with, initargs=(os.getpid(),))
+    return ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_exit_with, initargs=(os.getpid(),)
+    )
 
 
 def usable_cpus() -> int:

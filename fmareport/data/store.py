@@ -66,8 +66,8 @@ class ClipStore:
 
     path: Path
     manifest: dict
-    audio: np.ndarray          # (n_tracks, clip_samples) int16, memmap
-    index: pd.DataFrame        # track_id, genre, label, split; row i describes audio[i]
+    audio: np.ndarray  # (n_tracks, clip_samples) int16, memmap
+    index: pd.DataFrame  # track_id, genre, label, split; row i describes audio[i]
 
     @property
     def fingerprint(self) -> str:
@@ -101,16 +101,18 @@ def open_store(path: str | Path) -> ClipStore:
     path = Path(path)
     manifest_path = path / "manifest.json"
     if not manifest_path.is_file():
-        raise FileNotFoundError(f"{path}: not a complete clip store (no manifest.json); "
-                                "run `fmareport prepare` to build or finish it")
+        raise FileNotFoundError(
+            f"{path}: not a complete clip store (no manifest.json); run `fmareport prepare` to build or finish it"
+        )
     manifest = json.loads(manifest_path.read_text())
     audio = np.load(path / "audio.npy", mmap_mode="r")
-    index = pd.read_csv(path / "index.csv", dtype={"track_id": np.int64, "genre": str, "label": np.int64,
-                                                    "split": str})
+    index = pd.read_csv(path / "index.csv", dtype={"track_id": np.int64, "genre": str, "label": np.int64, "split": str})
     expected = (manifest["n_tracks"], manifest["clip_samples"])
     if audio.shape != expected or audio.dtype != np.int16 or len(index) != expected[0]:
-        raise ValueError(f"{path}: audio.npy is {audio.dtype} {audio.shape} and index.csv has {len(index)} rows, "
-                         f"the manifest says int16 {expected}; the store is damaged: delete it and prepare again")
+        raise ValueError(
+            f"{path}: audio.npy is {audio.dtype} {audio.shape} and index.csv has {len(index)} rows, "
+            f"the manifest says int16 {expected}; the store is damaged: delete it and prepare again"
+        )
     return ClipStore(path, manifest, audio, index)
 
 
@@ -123,15 +125,21 @@ def select_tracks(tracks: pd.DataFrame, subset: str) -> tuple[pd.DataFrame, dict
     in_subset = tracks["set", "subset"] <= subset
     genre = tracks["track", "genre_top"]
     known = genre.isin(GENRES)
-    plan = pd.DataFrame({"track_id": tracks.index[in_subset & known].astype(np.int64),
-                         "genre": genre[in_subset & known].astype(str).to_numpy(),
-                         "split": tracks["set", "split"][in_subset & known].astype(str).to_numpy()})
+    plan = pd.DataFrame(
+        {
+            "track_id": tracks.index[in_subset & known].astype(np.int64),
+            "genre": genre[in_subset & known].astype(str).to_numpy(),
+            "split": tracks["set", "split"][in_subset & known].astype(str).to_numpy(),
+        }
+    )
     plan["label"] = plan["genre"].map(GENRES.index).astype(np.int64)
     plan = plan[["track_id", "genre", "label", "split"]].sort_values("track_id", ignore_index=True)
     bad_split = ~plan["split"].isin(SPLITS)
     if bad_split.any():
-        raise ValueError(f"tracks.csv: ('set', 'split') must be one of {SPLITS}; track "
-                         f"{plan.track_id[bad_split].iloc[0]} has {plan.split[bad_split].iloc[0]!r}")
+        raise ValueError(
+            f"tracks.csv: ('set', 'split') must be one of {SPLITS}; track "
+            f"{plan.track_id[bad_split].iloc[0]} has {plan.split[bad_split].iloc[0]!r}"
+        )
     left_out = {"not_in_subset": int((~in_subset).sum()), "genre_top_not_in_genres": int((in_subset & ~known).sum())}
     return plan, left_out
 
@@ -169,14 +177,25 @@ def ensure_data(cfg: Config, progress: bool = True) -> Path:
     if tracks_csv.is_file():
         return data_dir
     if cfg.data_source == "fma":
-        raise FileNotFoundError(f"{tracks_csv} not found: FMA is not in {data_dir}. Run "
-                                f"`fmareport fetch {data_dir}` (7.6 GB download) or set data_dir to your FMA copy")
+        raise FileNotFoundError(
+            f"{tracks_csv} not found: FMA is not in {data_dir}. Run "
+            f"`fmareport fetch {data_dir}` (7.6 GB download) or set data_dir to your FMA copy"
+        )
     from .synth import synthesize
+
     with _locked(data_dir.with_name(data_dir.name + ".lock")):
-        if not tracks_csv.is_file():        # another process may have made it while we waited
+        if not tracks_csv.is_file():  # another process may have made it while we waited
             log.info("synthesizing %s", data_dir)
-            synthesize(data_dir, cfg.synth_tracks_per_genre, cfg.synth_seconds, cfg.synth_sample_rate,
-                       cfg.synth_seed, cfg.synth_bad_cases, progress=progress, workers=cfg.prepare_workers)
+            synthesize(
+                data_dir,
+                cfg.synth_tracks_per_genre,
+                cfg.synth_seconds,
+                cfg.synth_sample_rate,
+                cfg.synth_seed,
+                cfg.synth_bad_cases,
+                progress=progress,
+                workers=cfg.prepare_workers,
+            )
     return data_dir
 
 
@@ -185,14 +204,22 @@ def prepare(cfg: Config, progress: bool = True) -> ClipStore:
     data_dir = ensure_data(cfg, progress)
     audio_dir = data_dir / f"fma_{cfg.subset}"
     if not audio_dir.is_dir():
-        raise FileNotFoundError(f"{audio_dir} not found: the audio of subset {cfg.subset!r} is not in {data_dir}"
-                                + (" (`fmareport fetch` gets fma_small)" if cfg.data_source == "fma" else ""))
+        raise FileNotFoundError(
+            f"{audio_dir} not found: the audio of subset {cfg.subset!r} is not in {data_dir}"
+            + (" (`fmareport fetch` gets fma_small)" if cfg.data_source == "fma" else "")
+        )
     plan, left_out = select_tracks(load_tracks(data_dir / "fma_metadata" / "tracks.csv"), cfg.subset)
     if plan.empty:
         raise ValueError(f"{data_dir}: tracks.csv has no track of subset {cfg.subset!r} with a genre in {GENRES}")
-    settings = {"subset": cfg.subset, "sample_rate": cfg.sample_rate, "clip_samples": cfg.clip_samples,
-                "clip_rule": cfg.clip_rule, "min_clip_fraction": cfg.min_clip_fraction,
-                "decode_version": DECODE_VERSION, "decoders": decoder_versions()}
+    settings = {
+        "subset": cfg.subset,
+        "sample_rate": cfg.sample_rate,
+        "clip_samples": cfg.clip_samples,
+        "clip_rule": cfg.clip_rule,
+        "min_clip_fraction": cfg.min_clip_fraction,
+        "decode_version": DECODE_VERSION,
+        "decoders": decoder_versions(),
+    }
     source = source_fingerprint(data_dir, cfg.subset, plan.track_id.to_numpy())
     fingerprint = hashlib.sha1(json.dumps({"source": source, **settings}, sort_keys=True).encode()).hexdigest()
     name = f"{cfg.subset}-{cfg.sample_rate}hz-{cfg.clip_samples}-{cfg.clip_rule}-{fingerprint[:12]}"
@@ -203,7 +230,7 @@ def prepare(cfg: Config, progress: bool = True) -> ClipStore:
             log.info("reusing complete store %s", final)
             return open_store(final)
         partial = root / f"{name}.partial"
-        if (partial / "manifest.json").is_file():     # finished, but killed before the rename
+        if (partial / "manifest.json").is_file():  # finished, but killed before the rename
             _finish(partial, final)
             return open_store(final)
         log.info("decoding %d tracks into %s", len(plan), final)
@@ -213,19 +240,31 @@ def prepare(cfg: Config, progress: bool = True) -> ClipStore:
         _compact(partial, ok)
         kept = plan[ok].reset_index(drop=True)
         kept.to_csv(partial / "index.csv", index=False)
-        skipped = [{"track_id": int(plan.track_id[row]), "reason": results[row][0], "detail": results[row][1]}
-                   for row in range(len(plan)) if not ok[row]]
+        skipped = [
+            {"track_id": int(plan.track_id[row]), "reason": results[row][0], "detail": results[row][1]}
+            for row in range(len(plan))
+            if not ok[row]
+        ]
         counts = {g: {s: int(((kept.genre == g) & (kept.split == s)).sum()) for s in SPLITS} for g in GENRES}
         manifest = {
-            "format": "fmareport clip store", "fingerprint": fingerprint, "name": name,
+            "format": "fmareport clip store",
+            "fingerprint": fingerprint,
+            "name": name,
             **{k: v for k, v in settings.items() if k != "decoders"},
-            "int16_scale": INT16_SCALE, "silence_peak": SILENCE_PEAK, "decoders": settings["decoders"],
-            "data_dir": str(data_dir.resolve()), "data_source": cfg.data_source, "source_fingerprint": source,
+            "int16_scale": INT16_SCALE,
+            "silence_peak": SILENCE_PEAK,
+            "decoders": settings["decoders"],
+            "data_dir": str(data_dir.resolve()),
+            "data_source": cfg.data_source,
+            "source_fingerprint": source,
             "source_fingerprint_rule": "sha1 of tracks.csv, fma_<subset>/checksums and every selected "
-                                       "track's (track_id, file size in bytes)",
-            "n_tracks": len(kept), "n_selected": len(plan),
-            "split_counts": {s: int((kept.split == s).sum()) for s in SPLITS}, "counts": counts,
-            "skipped": skipped, "left_out": left_out,
+            "track's (track_id, file size in bytes)",
+            "n_tracks": len(kept),
+            "n_selected": len(plan),
+            "split_counts": {s: int((kept.split == s).sum()) for s in SPLITS},
+            "counts": counts,
+            "skipped": skipped,
+            "left_out": left_out,
         }
         tmp = partial / "manifest.json.tmp"
         tmp.write_text(json.dumps(manifest, indent=1) + "\n")
@@ -239,13 +278,14 @@ def _finish(partial: Path, final: Path) -> None:
     """Drop the work files of a finished partial store and rename it to its final name."""
     for leftover in ("plan.json", "journal.jsonl", "rows.npy", "audio.npy.tmp"):
         (partial / leftover).unlink(missing_ok=True)
-    if final.exists():                          # an incomplete folder (no manifest) left by hand
+    if final.exists():  # an incomplete folder (no manifest) left by hand
         shutil.rmtree(final)
     partial.rename(final)
 
 
-def _decode_all(partial: Path, plan: pd.DataFrame, paths: list[str], settings: dict, workers: int,
-                progress: bool) -> dict[int, tuple[str, str]]:
+def _decode_all(
+    partial: Path, plan: pd.DataFrame, paths: list[str], settings: dict, workers: int, progress: bool
+) -> dict[int, tuple[str, str]]:
     """Decode paths[row] for every row of plan into partial/rows.npy, resuming from the journal.
 
     Returns row -> (status, detail), status "ok" or a skip reason.
@@ -262,7 +302,7 @@ def _decode_all(partial: Path, plan: pd.DataFrame, paths: list[str], settings: d
         partial.mkdir(parents=True)
         (partial / "plan.json").write_text(plan_json)
     text = journal_path.read_text() if journal_path.is_file() else ""
-    lines = text.splitlines()[:None if text.endswith("\n") else -1]   # a line torn by a kill is dropped
+    lines = text.splitlines()[: None if text.endswith("\n") else -1]  # a line torn by a kill is dropped
     journal_path.write_text("".join(line + "\n" for line in lines))
     results: dict[int, tuple[str, str]] = {}
     for entry in map(json.loads, lines):
@@ -271,8 +311,12 @@ def _decode_all(partial: Path, plan: pd.DataFrame, paths: list[str], settings: d
     if not todo:
         return results
     shape = (len(plan), settings["clip_samples"])
-    rows = np.lib.format.open_memmap(rows_path, mode="r+" if rows_path.is_file() else "w+", dtype=np.int16,
-                                     shape=None if rows_path.is_file() else shape)
+    rows = np.lib.format.open_memmap(
+        rows_path,
+        mode="r+" if rows_path.is_file() else "w+",
+        dtype=np.int16,
+        shape=None if rows_path.is_file() else shape,
+    )
     args = (settings["sample_rate"], settings["clip_samples"], settings["clip_rule"], settings["min_clip_fraction"])
     jobs = [(row, paths[row], *args) for row in todo]
     bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="prepare", unit="track", disable=not progress)
@@ -280,8 +324,9 @@ def _decode_all(partial: Path, plan: pd.DataFrame, paths: list[str], settings: d
         for row, clip, status, detail in imap_unordered(_decode_job, jobs, workers, len(jobs)):
             if clip is not None:
                 rows[row] = clip
-            journal.write(json.dumps({"row": row, "track_id": int(plan.track_id[row]), "status": status,
-                                      "detail": detail}) + "\n")
+            journal.write(
+                json.dumps({"row": row, "track_id": int(plan.track_id[row]), "status": status, "detail": detail}) + "\n"
+            )
             journal.flush()
             results[row] = (status, detail)
             bar.update(1)
@@ -294,7 +339,7 @@ def _decode_all(partial: Path, plan: pd.DataFrame, paths: list[str], settings: d
 def _compact(partial: Path, ok: np.ndarray) -> None:
     """partial/rows.npy -> partial/audio.npy holding only the rows marked ok, in order."""
     out = partial / "audio.npy"
-    if out.is_file():                           # done before a kill
+    if out.is_file():  # done before a kill
         return
     rows_path = partial / "rows.npy"
     if ok.all():
@@ -304,8 +349,8 @@ def _compact(partial: Path, ok: np.ndarray) -> None:
     tmp = partial / "audio.npy.tmp"
     audio = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int16, shape=(int(ok.sum()), rows.shape[1]))
     kept = np.flatnonzero(ok)
-    for start in range(0, len(kept), 256):      # 256 rows: 512 MB at the paper's 10**6 samples
-        audio[start:start + 256] = rows[kept[start:start + 256]]
+    for start in range(0, len(kept), 256):  # 256 rows: 512 MB at the paper's 10**6 samples
+        audio[start : start + 256] = rows[kept[start : start + 256]]
     audio.flush()
     del audio, rows
     tmp.rename(out)

@@ -35,13 +35,13 @@ from .fma import COLUMNS, GENRE_IDS, GENRES, NO_AUDIO_TRACKS, SHORT_TRACKS, audi
 from .music import render
 from .pool import imap_unordered
 
-VALIDATION_FRACTION = 0.1     # FMA's split is 80/10/10 per genre; the rest is training
+VALIDATION_FRACTION = 0.1  # FMA's split is 80/10/10 per genre; the rest is training
 TEST_FRACTION = 0.1
-EXTRA_FRACTION = 0.1          # per genre, medium and large tracks each: 10 % of the small ones (>= 1)
-SHORT_SECONDS = 0.25          # the short bad case: under half a clip of every profile (smoke: 2.05 s)
-MAX_TRACK_ID = 155_999        # FMA's audio folders are 000-155
+EXTRA_FRACTION = 0.1  # per genre, medium and large tracks each: 10 % of the small ones (>= 1)
+SHORT_SECONDS = 0.25  # the short bad case: under half a clip of every profile (smoke: 2.05 s)
+MAX_TRACK_ID = 155_999  # FMA's audio folders are 000-155
 MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)  # MPEG-1/2/2.5 layer III
-BAD_CASES = {                 # FMA's broken ids (fma.SHORT_TRACKS, fma.NO_AUDIO_TRACKS) -> what we write
+BAD_CASES = {  # FMA's broken ids (fma.SHORT_TRACKS, fma.NO_AUDIO_TRACKS) -> what we write
     SHORT_TRACKS[0]: "short",
     SHORT_TRACKS[1]: "silent",
     NO_AUDIO_TRACKS[0]: "empty",
@@ -55,18 +55,19 @@ MARKER = ".fmareport-synth.json"  # in every set synth writes: what it is and ho
 # ----------------------------------------------------------------------------
 # Metadata: tracks.csv and genres.csv in FMA's format.
 
+
 @dataclass
 class TrackMeta:
     """What tracks.csv says about one track; every other column is filled with plausible values."""
 
     track_id: int
-    subset: str                          # small | medium | large
-    split: str                           # training | validation | test
-    genre_top: str | None                # None: no single top genre (FMA leaves it empty)
-    genres: list[int]                    # genre ids, as in genres.csv
+    subset: str  # small | medium | large
+    split: str  # training | validation | test
+    genre_top: str | None  # None: no single top genre (FMA leaves it empty)
+    genres: list[int]  # genre ids, as in genres.csv
     genres_all: list[int] | None = None  # genres and their ancestors; None: same as genres
-    duration: int = 30                   # s
-    bit_rate: int = 128_000              # bit/s
+    duration: int = 30  # s
+    bit_rate: int = 128_000  # bit/s
     title: str = ""
 
 
@@ -81,31 +82,57 @@ def tracks_table(rows: list[TrackMeta], seed: int = 0) -> pd.DataFrame:
     nan = [np.nan] * n
     empty_lists = [[] for _ in range(n)]
     columns = {
-        ("album", "comments"): [0] * n, ("album", "date_created"): created,
-        ("album", "date_released"): created.normalize(), ("album", "engineer"): nan,
-        ("album", "favorites"): rng.integers(0, 10, n), ("album", "id"): album,
-        ("album", "information"): nan, ("album", "listens"): rng.integers(50, 50_000, n),
-        ("album", "producer"): nan, ("album", "tags"): empty_lists,
+        ("album", "comments"): [0] * n,
+        ("album", "date_created"): created,
+        ("album", "date_released"): created.normalize(),
+        ("album", "engineer"): nan,
+        ("album", "favorites"): rng.integers(0, 10, n),
+        ("album", "id"): album,
+        ("album", "information"): nan,
+        ("album", "listens"): rng.integers(50, 50_000, n),
+        ("album", "producer"): nan,
+        ("album", "tags"): empty_lists,
         ("album", "title"): [f"Synthetic Album {a}" for a in album],
-        ("album", "tracks"): rng.integers(1, 20, n), ("album", "type"): ["Album"] * n,
-        ("artist", "active_year_begin"): nan, ("artist", "active_year_end"): nan,
-        ("artist", "associated_labels"): nan, ("artist", "bio"): nan, ("artist", "comments"): [0] * n,
-        ("artist", "date_created"): created - pd.Timedelta(days=30), ("artist", "favorites"): rng.integers(0, 50, n),
-        ("artist", "id"): artist, ("artist", "latitude"): rng.uniform(-50, 60, n).round(4),
-        ("artist", "location"): ["Synthesizer City"] * n, ("artist", "longitude"): rng.uniform(-120, 140, n).round(4),
-        ("artist", "members"): nan, ("artist", "name"): [f"Synthetic Artist {a}" for a in artist],
-        ("artist", "related_projects"): nan, ("artist", "tags"): empty_lists, ("artist", "website"): nan,
+        ("album", "tracks"): rng.integers(1, 20, n),
+        ("album", "type"): ["Album"] * n,
+        ("artist", "active_year_begin"): nan,
+        ("artist", "active_year_end"): nan,
+        ("artist", "associated_labels"): nan,
+        ("artist", "bio"): nan,
+        ("artist", "comments"): [0] * n,
+        ("artist", "date_created"): created - pd.Timedelta(days=30),
+        ("artist", "favorites"): rng.integers(0, 50, n),
+        ("artist", "id"): artist,
+        ("artist", "latitude"): rng.uniform(-50, 60, n).round(4),
+        ("artist", "location"): ["Synthesizer City"] * n,
+        ("artist", "longitude"): rng.uniform(-120, 140, n).round(4),
+        ("artist", "members"): nan,
+        ("artist", "name"): [f"Synthetic Artist {a}" for a in artist],
+        ("artist", "related_projects"): nan,
+        ("artist", "tags"): empty_lists,
+        ("artist", "website"): nan,
         ("artist", "wikipedia_page"): nan,
-        ("set", "split"): [r.split for r in rows], ("set", "subset"): [r.subset for r in rows],
-        ("track", "bit_rate"): [r.bit_rate for r in rows], ("track", "comments"): [0] * n,
-        ("track", "composer"): nan, ("track", "date_created"): created, ("track", "date_recorded"): nan,
-        ("track", "duration"): [r.duration for r in rows], ("track", "favorites"): rng.integers(0, 5, n),
-        ("track", "genre_top"): [r.genre_top for r in rows], ("track", "genres"): [list(r.genres) for r in rows],
+        ("set", "split"): [r.split for r in rows],
+        ("set", "subset"): [r.subset for r in rows],
+        ("track", "bit_rate"): [r.bit_rate for r in rows],
+        ("track", "comments"): [0] * n,
+        ("track", "composer"): nan,
+        ("track", "date_created"): created,
+        ("track", "date_recorded"): nan,
+        ("track", "duration"): [r.duration for r in rows],
+        ("track", "favorites"): rng.integers(0, 5, n),
+        ("track", "genre_top"): [r.genre_top for r in rows],
+        ("track", "genres"): [list(r.genres) for r in rows],
         ("track", "genres_all"): [list(r.genres if r.genres_all is None else r.genres_all) for r in rows],
-        ("track", "information"): nan, ("track", "interest"): rng.integers(100, 20_000, n),
-        ("track", "language_code"): ["en"] * n, ("track", "license"): [LICENSE] * n,
-        ("track", "listens"): rng.integers(50, 15_000, n), ("track", "lyricist"): nan,
-        ("track", "number"): rng.integers(1, 12, n), ("track", "publisher"): nan, ("track", "tags"): empty_lists,
+        ("track", "information"): nan,
+        ("track", "interest"): rng.integers(100, 20_000, n),
+        ("track", "language_code"): ["en"] * n,
+        ("track", "license"): [LICENSE] * n,
+        ("track", "listens"): rng.integers(50, 15_000, n),
+        ("track", "lyricist"): nan,
+        ("track", "number"): rng.integers(1, 12, n),
+        ("track", "publisher"): nan,
+        ("track", "tags"): empty_lists,
         ("track", "title"): [r.title or f"Synthetic track {r.track_id}" for r in rows],
     }
     assert list(columns) == COLUMNS, "tracks_table's columns drifted from fma.COLUMNS"
@@ -119,9 +146,15 @@ def genres_table(tracks: pd.DataFrame) -> pd.DataFrame:
     counts = pd.Series([g for gs in tracks["track", "genres_all"] for g in gs]).value_counts()
     ids = sorted(GENRE_IDS.values())
     title = {i: g for g, i in GENRE_IDS.items()}
-    return pd.DataFrame({"#tracks": [int(counts.get(i, 0)) for i in ids], "parent": [0] * len(ids),
-                         "title": [title[i] for i in ids], "top_level": ids},
-                        index=pd.Index(ids, name="genre_id"))
+    return pd.DataFrame(
+        {
+            "#tracks": [int(counts.get(i, 0)) for i in ids],
+            "parent": [0] * len(ids),
+            "title": [title[i] for i in ids],
+            "top_level": ids,
+        },
+        index=pd.Index(ids, name="genre_id"),
+    )
 
 
 def split_sizes(tracks_per_genre: int) -> list[dict[str, int]]:
@@ -130,8 +163,10 @@ def split_sizes(tracks_per_genre: int) -> list[dict[str, int]]:
     Validation and test counts are rounded cumulatively over genres: with 5 tracks a
     genre, genres alternate 1 and 0 validation tracks, and the totals are 32/4/4.
     """
+
     def cumulative(fraction: float, g: int) -> int:
         return math.floor(fraction * tracks_per_genre * g + 0.5)
+
     sizes = []
     for g in range(len(GENRES)):
         val = cumulative(VALIDATION_FRACTION, g + 1) - cumulative(VALIDATION_FRACTION, g)
@@ -163,10 +198,9 @@ def write_track(job: Job) -> tuple[int, str | None, int]:
     if job.kind == "empty":
         path.write_bytes(b"")
     elif job.kind == "garbage":
-        path.write_bytes(rng.bytes(int(16_000 * job.seconds)))          # ~128 kbit/s worth of noise bytes
+        path.write_bytes(rng.bytes(int(16_000 * job.seconds)))  # ~128 kbit/s worth of noise bytes
     elif job.kind == "silent":
-        sf.write(path, np.zeros((round(job.seconds * job.sample_rate), 2), np.float32), job.sample_rate,
-                 format="MP3")
+        sf.write(path, np.zeros((round(job.seconds * job.sample_rate), 2), np.float32), job.sample_rate, format="MP3")
     else:
         seconds = SHORT_SECONDS if job.kind == "short" else job.seconds
         sf.write(path, render(job.genre, seconds, job.sample_rate, rng), job.sample_rate, format="MP3")
@@ -198,14 +232,24 @@ def remove_synthetic_set(path: str | Path) -> None:
     """Delete a set that `synthesize` wrote; refuse any other folder (nothing else is ever deleted)."""
     path = Path(path)
     if path.is_symlink() or not is_synthetic_set(path):
-        raise FileExistsError(f"{path} is not a synthetic set written by `fmareport synth` (no {MARKER} in it): "
-                              "refusing to delete it; remove it yourself or choose another folder")
+        raise FileExistsError(
+            f"{path} is not a synthetic set written by `fmareport synth` (no {MARKER} in it): "
+            "refusing to delete it; remove it yourself or choose another folder"
+        )
     shutil.rmtree(path)
 
 
-def synthesize(out_dir: str | Path, tracks_per_genre: int, seconds: float, sample_rate: int = 44100,
-               seed: int = 0, bad_cases: bool = False, progress: bool = True, workers: int = 0,
-               force: bool = False) -> Path:
+def synthesize(
+    out_dir: str | Path,
+    tracks_per_genre: int,
+    seconds: float,
+    sample_rate: int = 44100,
+    seed: int = 0,
+    bad_cases: bool = False,
+    progress: bool = True,
+    workers: int = 0,
+    force: bool = False,
+) -> Path:
     """Write a synthetic FMA-format data set to out_dir; return it.
 
     out_dir must be absent or empty; with `force`, a set synth wrote before (its marker
@@ -219,19 +263,26 @@ def synthesize(out_dir: str | Path, tracks_per_genre: int, seconds: float, sampl
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"{out_dir} exists and is not a folder")
     if out_dir.is_dir() and _holds_files(out_dir) and not (force and is_synthetic_set(out_dir)):
-        why = (f"it is not a set written by `fmareport synth` (no {MARKER}), so --force does not replace it"
-               if force else "remove it, choose another folder, or pass --force to replace a synthetic set")
+        why = (
+            f"it is not a set written by `fmareport synth` (no {MARKER}), so --force does not replace it"
+            if force
+            else "remove it, choose another folder, or pass --force to replace a synthetic set"
+        )
         raise FileExistsError(f"{out_dir} exists and is not empty: {why}")
     tmp = out_dir.with_name(out_dir.name + ".partial")
-    if tmp.exists():                # a killed run's leftovers: ours if it carries the partial marker
+    if tmp.exists():  # a killed run's leftovers: ours if it carries the partial marker
         if not (tmp / MARKER).is_file():
             raise FileExistsError(f"{tmp} exists and was not left by `fmareport synth`: move it away")
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    settings = {"tracks_per_genre": tracks_per_genre, "seconds": seconds, "sample_rate": sample_rate,
-                "seed": seed, "bad_cases": bad_cases}
-    (tmp / MARKER).write_text(json.dumps({"format": "fmareport synthetic FMA-format set", **settings},
-                                         indent=1) + "\n")
+    settings = {
+        "tracks_per_genre": tracks_per_genre,
+        "seconds": seconds,
+        "sample_rate": sample_rate,
+        "seed": seed,
+        "bad_cases": bad_cases,
+    }
+    (tmp / MARKER).write_text(json.dumps({"format": "fmareport synthetic FMA-format set", **settings}, indent=1) + "\n")
 
     # Track ids and metadata: genre g's small tracks, then medium and large extras.
     rng = np.random.default_rng([seed, 0])
@@ -242,7 +293,7 @@ def synthesize(out_dir: str | Path, tracks_per_genre: int, seconds: float, sampl
     rows, jobs = [], []
     for g, (genre, sizes) in enumerate(zip(GENRES, split_sizes(tracks_per_genre))):
         splits = [split for split, k in sizes.items() for _ in range(k)]
-        for tid, split in zip(ids[g * tracks_per_genre:(g + 1) * tracks_per_genre], splits):
+        for tid, split in zip(ids[g * tracks_per_genre : (g + 1) * tracks_per_genre], splits):
             rows.append(TrackMeta(tid, "small", split, genre, [GENRE_IDS[genre]], duration=round(seconds)))
             jobs.append(Job(tid, genre, "music", seconds, sample_rate, seed, str(tmp)))
     extras = ids[n_small:]
@@ -251,9 +302,10 @@ def synthesize(out_dir: str | Path, tracks_per_genre: int, seconds: float, sampl
         split = ("training", "validation", "test")[k % 3]
         if k < len(extras) // 2:
             rows.append(TrackMeta(tid, "medium", split, genre, [GENRE_IDS[genre]], duration=round(seconds)))
-        else:    # a large-subset track under two top genres: FMA then leaves genre_top empty
-            rows.append(TrackMeta(tid, "large", split, None, [GENRE_IDS[genre], GENRE_IDS[other]],
-                                  duration=round(seconds)))
+        else:  # a large-subset track under two top genres: FMA then leaves genre_top empty
+            rows.append(
+                TrackMeta(tid, "large", split, None, [GENRE_IDS[genre], GENRE_IDS[other]], duration=round(seconds))
+            )
     if bad_cases:
         for k, (tid, kind) in enumerate(BAD_CASES.items()):
             genre = GENRES[k % len(GENRES)]
@@ -262,18 +314,28 @@ def synthesize(out_dir: str | Path, tracks_per_genre: int, seconds: float, sampl
             jobs.append(Job(tid, genre, kind, seconds, sample_rate, seed, str(tmp)))
 
     # Audio, in parallel: each track's bytes depend only on (seed, track_id).
-    written = list(tqdm(imap_unordered(write_track, jobs, workers, len(jobs)), total=len(jobs),
-                        desc=f"synth {out_dir.name}", unit="track", disable=not progress))
+    written = list(
+        tqdm(
+            imap_unordered(write_track, jobs, workers, len(jobs)),
+            total=len(jobs),
+            desc=f"synth {out_dir.name}",
+            unit="track",
+            disable=not progress,
+        )
+    )
 
     # Checksums, genres.csv, tracks.csv (bit_rate measured from each file), then the rename.
     size = {tid: n_bytes for tid, sha, n_bytes in written if sha is not None}
-    lines = sorted(f"{sha}  {audio_path('', tid).relative_to('fma_small').as_posix()}"
-                   for tid, sha, _ in written if sha is not None)
+    lines = sorted(
+        f"{sha}  {audio_path('', tid).relative_to('fma_small').as_posix()}"
+        for tid, sha, _ in written
+        if sha is not None
+    )
     (tmp / "fma_small" / "checksums").write_text("".join(line + "\n" for line in lines))
     length = {j.track_id: SHORT_SECONDS if j.kind == "short" else j.seconds for j in jobs}
     for r in rows:
         if size.get(r.track_id):
-            r.bit_rate = int(round(8 * size[r.track_id] / length[r.track_id], -3))   # average bit/s
+            r.bit_rate = int(round(8 * size[r.track_id] / length[r.track_id], -3))  # average bit/s
     tracks = tracks_table(rows, seed)
     meta = tmp / "fma_metadata"
     meta.mkdir(parents=True)
@@ -281,8 +343,8 @@ def synthesize(out_dir: str | Path, tracks_per_genre: int, seconds: float, sampl
     tracks.to_csv(meta / "tracks.csv")
     if out_dir.exists():
         if _holds_files(out_dir):
-            remove_synthetic_set(out_dir)       # checked above: --force on a set of ours
-        else:                                   # empty folders only (a workflow makes them for its outputs)
+            remove_synthetic_set(out_dir)  # checked above: --force on a set of ours
+        else:  # empty folders only (a workflow makes them for its outputs)
             for folder in sorted(out_dir.rglob("*"), key=lambda p: len(p.parts), reverse=True):
                 folder.rmdir()
             out_dir.rmdir()

@@ -70,22 +70,33 @@ def banner(results: dict[str, dict]) -> str:
         raise BookError(f"profile {profile!r} mixes data sources {sorted(sources)}")
     seeds = sorted({s["seed"] for r in results.values() for s in r["seeds"]})
     t = data["tracks"]
-    size = (f"{t['training']:,} training / {t['validation']:,} validation / {t['test']:,} test tracks, "
-            f"{data['skipped']} skipped")
+    size = (
+        f"{t['training']:,} training / {t['validation']:,} validation / {t['test']:,} test tracks, "
+        f"{data['skipped']} skipped"
+    )
     runs = f"{len(results)} cells, seeds {', '.join(map(str, seeds))}"
-    how = ("To get FMA results, run the `paper` profile on a GPU machine: `fmareport fetch data/fma`, then "
-           "`make report PROFILE=paper` (see {doc}`/generated/reproducibility`).")
+    how = (
+        "To get FMA results, run the `paper` profile on a GPU machine: `fmareport fetch data/fma`, then "
+        "`make report PROFILE=paper` (see {doc}`/generated/reproducibility`)."
+    )
     if data["source"] == "synth":
-        return (f":::{{admonition}} These are NOT FMA results\n:class: warning\n"
-                f"Every number on this page comes from the **`{profile}`** profile run on a **synthetic data "
-                f"set** in FMA's on-disk format (`{data['data_dir']}`: {size}; {runs}). Its eight "
-                f"\"genres\" are generated sounds named after FMA-small's, made to exercise the pipeline: these "
-                f"numbers say nothing about the paper's claims on real music. {how}\n:::\n")
-    scale = "" if profile == "paper" else (
-        " This profile is not the paper's scale (see the profile table in {doc}`/generated/methods`).")
-    return (f":::{{admonition}} FMA-small, profile `{profile}`\n:class: note\n"
-            f"Every number on this page comes from the **`{profile}`** profile on **FMA-small** "
-            f"(`{data['data_dir']}`: {size}; {runs}).{scale}\n:::\n")
+        return (
+            f":::{{admonition}} These are NOT FMA results\n:class: warning\n"
+            f"Every number on this page comes from the **`{profile}`** profile run on a **synthetic data "
+            f"set** in FMA's on-disk format (`{data['data_dir']}`: {size}; {runs}). Its eight "
+            f'"genres" are generated sounds named after FMA-small\'s, made to exercise the pipeline: these '
+            f"numbers say nothing about the paper's claims on real music. {how}\n:::\n"
+        )
+    scale = (
+        ""
+        if profile == "paper"
+        else (" This profile is not the paper's scale (see the profile table in {doc}`/generated/methods`).")
+    )
+    return (
+        f":::{{admonition}} FMA-small, profile `{profile}`\n:class: note\n"
+        f"Every number on this page comes from the **`{profile}`** profile on **FMA-small** "
+        f"(`{data['data_dir']}`: {size}; {runs}).{scale}\n:::\n"
+    )
 
 
 @dataclass
@@ -93,9 +104,9 @@ class Page:
     """What every page of the book starts from: one profile's results, validated."""
 
     profile: str
-    results: dict[str, dict]          # cell -> results (as read from its JSON)
-    runs: dict                        # setting -> results (tables.index_runs)
-    cfg: Config                       # the config of the first cell: the profile's data and scale
+    results: dict[str, dict]  # cell -> results (as read from its JSON)
+    runs: dict  # setting -> results (tables.index_runs)
+    cfg: Config  # the config of the first cell: the profile's data and scale
 
     def banner(self):
         """The honesty banner as a notebook output (Markdown)."""
@@ -133,9 +144,11 @@ def store_path(result: dict, results_dir: str | Path) -> Path:
     for candidate in tried:
         if (candidate / "manifest.json").is_file():
             return candidate
-    raise BookError(f"the clip store {path} of cell {result['cell']!r} is in none of "
-                    f"{', '.join(map(str, tried))}: run the workflow (or `fmareport prepare`) for "
-                    f"profile {result['profile']!r} on this machine")
+    raise BookError(
+        f"the clip store {path} of cell {result['cell']!r} is in none of "
+        f"{', '.join(map(str, tried))}: run the workflow (or `fmareport prepare`) for "
+        f"profile {result['profile']!r} on this machine"
+    )
 
 
 def results_dir_for(profile: str, results_dir: str | None) -> Path:
@@ -156,12 +169,18 @@ def _execute_page(name: str, root: Path, profile: str, results_dir: Path) -> Pat
         raise BookError(f"page source {source} is missing")
     out = root / GENERATED_DIR / f"{name}.ipynb"
     try:
-        papermill.execute_notebook(jupytext.read(source), str(out), kernel_name="python3",
-                                   parameters=dict(profile=profile, results_dir=str(results_dir)),
-                                   cwd=str(out.parent), progress_bar=False)
+        papermill.execute_notebook(
+            jupytext.read(source),
+            str(out),
+            kernel_name="python3",
+            parameters=dict(profile=profile, results_dir=str(results_dir)),
+            cwd=str(out.parent),
+            progress_bar=False,
+        )
     except papermill.PapermillExecutionError as err:
-        raise BookError(f"page {source} failed (its output with the traceback: {out}):\n"
-                        f"{err.ename}: {err.evalue}") from None
+        raise BookError(
+            f"page {source} failed (its output with the traceback: {out}):\n{err.ename}: {err.evalue}"
+        ) from None
     hide_injected_cell(out)
     return out
 
@@ -172,17 +191,23 @@ def _stage_experiment(cell: str, result: dict, results_dir: Path, dest_root: Pat
 
     source = results_dir / result["profile"] / f"{cell}.ipynb"
     if not source.is_file():
-        raise BookError(f"{source} is missing: the workflow writes it beside {cell}.json "
-                        "(rerun the cell, or the whole workflow)")
+        raise BookError(
+            f"{source} is missing: the workflow writes it beside {cell}.json (rerun the cell, or the whole workflow)"
+        )
     nb = nbformat.read(source, as_version=4)
-    new = [nbformat.v4.new_markdown_cell(f"# {cell}: {setting_label(setting_of(result))}"),
-           nbformat.v4.new_markdown_cell(top_banner)]
+    new = [
+        nbformat.v4.new_markdown_cell(f"# {cell}: {setting_label(setting_of(result))}"),
+        nbformat.v4.new_markdown_cell(top_banner),
+    ]
     mismatch = notebook_mismatch(nb, result)
     if mismatch:
-        new.append(nbformat.v4.new_markdown_cell(
-            f":::{{admonition}} This notebook is not the run behind the numbers\n:class: danger\n"
-            f"{mismatch} The tables use `{cell}.json` (run `{result['run_id']}`); rerun the cell to "
-            "get its notebook back.\n:::\n"))
+        new.append(
+            nbformat.v4.new_markdown_cell(
+                f":::{{admonition}} This notebook is not the run behind the numbers\n:class: danger\n"
+                f"{mismatch} The tables use `{cell}.json` (run `{result['run_id']}`); rerun the cell to "
+                "get its notebook back.\n:::\n"
+            )
+        )
     head = nb.cells[0] if nb.cells else None
     if head is not None and head.cell_type == "markdown" and head.source.startswith("# "):
         # The notebook's own title gives way to the cell's; the text under it stays.
@@ -216,13 +241,16 @@ def stage(profile: str, results_dir: Path, root: Path = REPO_ROOT, progress: boo
     """Stage the book for `profile` into root/book/generated (wiped first); return the results used."""
     results = load_results(results_dir, profile)
     if not results:
-        raise BookError(f"no results in {results_dir / profile}: run the workflow first "
-                        f"(snakemake --cores 2 --config profile={profile}, or `make report PROFILE={profile}`)")
+        raise BookError(
+            f"no results in {results_dir / profile}: run the workflow first "
+            f"(snakemake --cores 2 --config profile={profile}, or `make report PROFILE={profile}`)"
+        )
     generated = root / GENERATED_DIR
-    if generated.exists():                    # only a folder this function staged is ever deleted
+    if generated.exists():  # only a folder this function staged is ever deleted
         if generated.is_symlink() or not (generated / STAGED_MARKER).is_file():
-            raise BookError(f"{generated} exists and was not staged by `fmareport book` (no {STAGED_MARKER}): "
-                            "move it away")
+            raise BookError(
+                f"{generated} exists and was not staged by `fmareport book` (no {STAGED_MARKER}): move it away"
+            )
         shutil.rmtree(generated)
     generated.mkdir(parents=True)
     (generated / STAGED_MARKER).touch()

@@ -32,9 +32,11 @@ from ..model import LayerRow, Spectrogram, layer_table
 from .tables import INPUT_LABELS, setting_label, setting_of
 
 # Fig. 1's grouping of layers into the paper's three blocks (§III), by layer kind.
-BLOCKS = (("Residual CNN block", ("first", "conv1d")),
-          ("Max and average pooling", ("pool",)),
-          ("Fully connected block", ("dense", "linear")))
+BLOCKS = (
+    ("Residual CNN block", ("first", "conv1d")),
+    ("Max and average pooling", ("pool",)),
+    ("Fully connected block", ("dense", "linear")),
+)
 BLOCK_COLORS = ("#dbe9f6", "#fdebd0", "#e2f0d9")
 PART_COLORS = {"stft": "#f4f4f4", "conv1d": "#dbe9f6", "conv2d": "#dbe9f6"}
 PART_NAMES = {"stft": "|STFT| (Hann, centered)", "conv1d": "Conv1d", "conv2d": "Conv2d"}
@@ -72,19 +74,44 @@ def conv_label(row: LayerRow, sep: str = " ") -> str:
 
 def _box(ax, x: float, y: float, w: float, h: float, text: str, color: str, fontsize: float = 9) -> None:
     """A rounded box centred on (x, y) with centred text."""
-    ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.01,rounding_size=0.02",
-                                facecolor=color, edgecolor="#333333", linewidth=1.0))
+    ax.add_patch(
+        FancyBboxPatch(
+            (x - w / 2, y - h / 2),
+            w,
+            h,
+            boxstyle="round,pad=0.01,rounding_size=0.02",
+            facecolor=color,
+            edgecolor="#333333",
+            linewidth=1.0,
+        )
+    )
     ax.text(x, y, text, ha="center", va="center", fontsize=fontsize)
 
 
-def _arrow(ax, xy_from: tuple[float, float], xy_to: tuple[float, float], text: str = "",
-           connection: str = "arc3", fontsize: float = 8) -> None:
-    ax.annotate("", xy=xy_to, xytext=xy_from,
-                arrowprops=dict(arrowstyle="-|>", color="#333333", lw=1.0, connectionstyle=connection,
-                                shrinkA=0, shrinkB=0))
+def _arrow(
+    ax,
+    xy_from: tuple[float, float],
+    xy_to: tuple[float, float],
+    text: str = "",
+    connection: str = "arc3",
+    fontsize: float = 8,
+) -> None:
+    ax.annotate(
+        "",
+        xy=xy_to,
+        xytext=xy_from,
+        arrowprops=dict(arrowstyle="-|>", color="#333333", lw=1.0, connectionstyle=connection, shrinkA=0, shrinkB=0),
+    )
     if text:
-        ax.text((xy_from[0] + xy_to[0]) / 2 + 0.01, (xy_from[1] + xy_to[1]) / 2, text,
-                ha="left", va="center", fontsize=fontsize, color="#444444")
+        ax.text(
+            (xy_from[0] + xy_to[0]) / 2 + 0.01,
+            (xy_from[1] + xy_to[1]) / 2,
+            text,
+            ha="left",
+            va="center",
+            fontsize=fontsize,
+            color="#444444",
+        )
 
 
 def _block_of(row: LayerRow) -> int:
@@ -130,10 +157,25 @@ def architecture(cfg: Config, n_samples: int | None = None) -> plt.Figure:
         members = [xs[r.name] for r in rows if _block_of(r) == b]
         if members:
             left, right = min(members) - w / 2 - 0.06, max(members) + w / 2 + 0.06
-            ax.add_patch(FancyBboxPatch((left, 0.16), right - left, 0.7, boxstyle="round,pad=0,rounding_size=0.05",
-                                        facecolor=BLOCK_COLORS[b], edgecolor="none"))
-            ax.text((left + right) / 2, 0.78, title.replace(" and ", " and\n") if len(members) == 1 else title,
-                    ha="center", va="center", fontsize=9, fontweight="bold")
+            ax.add_patch(
+                FancyBboxPatch(
+                    (left, 0.16),
+                    right - left,
+                    0.7,
+                    boxstyle="round,pad=0,rounding_size=0.05",
+                    facecolor=BLOCK_COLORS[b],
+                    edgecolor="none",
+                )
+            )
+            ax.text(
+                (left + right) / 2,
+                0.78,
+                title.replace(" and ", " and\n") if len(members) == 1 else title,
+                ha="center",
+                va="center",
+                fontsize=9,
+                fontweight="bold",
+            )
     _box(ax, 0.35, y, 0.5, 0.22, f"input\nwaveform\n{_shape((n,))}", "white", fontsize=8)
     prev_x = 0.35 + 0.25
     for r in rows:
@@ -143,16 +185,25 @@ def architecture(cfg: Config, n_samples: int | None = None) -> plt.Figure:
         prev_x = x + w / 2
         source = _shortcut_source(r)
         if source in xs:
-            ax.annotate("", xy=(x, y - h / 2), xytext=(xs[source], y - h / 2),
-                        arrowprops=dict(arrowstyle="-|>", color="#b03a2e", lw=1.3,
-                                        connectionstyle="arc3,rad=0.4", shrinkA=0, shrinkB=0))
-            ax.text((x + xs[source]) / 2, 0.03, f"residual: + {source} output", ha="center",
-                    fontsize=8, color="#b03a2e")
+            ax.annotate(
+                "",
+                xy=(x, y - h / 2),
+                xytext=(xs[source], y - h / 2),
+                arrowprops=dict(
+                    arrowstyle="-|>", color="#b03a2e", lw=1.3, connectionstyle="arc3,rad=0.4", shrinkA=0, shrinkB=0
+                ),
+            )
+            ax.text(
+                (x + xs[source]) / 2, 0.03, f"residual: + {source} output", ha="center", fontsize=8, color="#b03a2e"
+            )
     _box(ax, k + 0.95, y, 0.4, 0.22, f"{rows[-1].features}\ngenres", "white", fontsize=8)
     _arrow(ax, (prev_x, y), (k + 0.75, y))
     total = sum(r.params for r in rows)
-    ax.set_title(f"Fig. 1 — the network, {cfg.input} input, {n:,}-sample window "
-                 f"({total:,} parameters); each box: layer, operation, output shape", fontsize=10)
+    ax.set_title(
+        f"Fig. 1 — the network, {cfg.input} input, {n:,}-sample window "
+        f"({total:,} parameters); each box: layer, operation, output shape",
+        fontsize=10,
+    )
     return fig
 
 
@@ -194,28 +245,51 @@ def first_layers(cfg: Config, n_samples: int | None = None) -> plt.Figure:
             prev_y = top - 0.035
             for j, part in enumerate(branch):
                 yj = top - (j + 1) * step
-                _arrow(ax, (0.5 if j == 0 else x, prev_y), (x, yj + 0.06),
-                       _shape(part.in_shape) if j else "")
+                _arrow(ax, (0.5 if j == 0 else x, prev_y), (x, yj + 0.06), _shape(part.in_shape) if j else "")
                 text = f"{part.name}: {PART_NAMES.get(part.kind, part.kind)}\n{conv_label(part)}"
-                _box(ax, x, yj, bw * 0.95, 0.12, text, PART_COLORS.get(part.kind, "white"),
-                     fontsize=8.5 if len(branches) == 1 else 7.5)
+                _box(
+                    ax,
+                    x,
+                    yj,
+                    bw * 0.95,
+                    0.12,
+                    text,
+                    PART_COLORS.get(part.kind, "white"),
+                    fontsize=8.5 if len(branches) == 1 else 7.5,
+                )
                 prev_y = yj - 0.06
             _arrow(ax, (x, prev_y), (0.5, bottom + 0.05), _shape(branch[-1].out_shape))
         merge = "concatenate channels, " if len(branches) > 1 else ""
         squeeze = " (height 1 squeezed)" if any(len(s) == 3 for s in (b[-1].out_shape for b in branches)) else ""
-        _box(ax, 0.5, bottom, 0.9, 0.09,
-             f"{first.name}: {merge}BN, ELU{squeeze}\n→ {_shape(first.out_shape)}; "
-             f"{first.params:,} parameters", "#fff2cc", fontsize=8.5)
-    fig.suptitle(f"Fig. 2 — the three first layers, {{features, (kernel), stride, padding}}, "
-                 f"for a {n:,}-sample input (n_fft {cfg.n_fft}, hop {cfg.hop}); "
-                 f"all land on T = N // hop − 2 = {cfg.steps(n)} steps", fontsize=10)
+        _box(
+            ax,
+            0.5,
+            bottom,
+            0.9,
+            0.09,
+            f"{first.name}: {merge}BN, ELU{squeeze}\n→ {_shape(first.out_shape)}; {first.params:,} parameters",
+            "#fff2cc",
+            fontsize=8.5,
+        )
+    fig.suptitle(
+        f"Fig. 2 — the three first layers, {{features, (kernel), stride, padding}}, "
+        f"for a {n:,}-sample input (n_fft {cfg.n_fft}, hop {cfg.hop}); "
+        f"all land on T = N // hop − 2 = {cfg.steps(n)} steps",
+        fontsize=10,
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig
 
 
 def _ordered(results: list[dict]) -> list[dict]:
-    return sorted(results, key=lambda r: (r["config"]["segmented"], r["config"]["dropout"],
-                                          list(INPUT_LABELS).index(r["config"]["input"])))
+    return sorted(
+        results,
+        key=lambda r: (
+            r["config"]["segmented"],
+            r["config"]["dropout"],
+            list(INPUT_LABELS).index(r["config"]["input"]),
+        ),
+    )
 
 
 def history_frame(results: list[dict]) -> pd.DataFrame:
@@ -233,8 +307,12 @@ def training_curves(results: list[dict]) -> plt.Figure:
     df = history_frame(results)
     epochs = sorted(df["epoch"].unique())
     fig, axes = plt.subplots(2, 2, figsize=(12, 7.5), sharex=True)
-    panels = [("train_loss", "training loss"), ("val_loss", "validation loss (per track)"),
-              ("train_acc", "training accuracy"), ("val_acc", "validation accuracy (per track)")]
+    panels = [
+        ("train_loss", "training loss"),
+        ("val_loss", "validation loss (per track)"),
+        ("train_acc", "training accuracy"),
+        ("val_acc", "validation accuracy (per track)"),
+    ]
     for ax, (col, title) in zip(axes.flat, panels):
         sns.lineplot(data=df, x="epoch", y=col, hue="setting", errorbar=("pi", 100), marker="o", ax=ax)
         ax.set(title=title, ylabel="", xlabel="epoch")
@@ -255,14 +333,25 @@ def confusion_matrices(results: list[dict]) -> plt.Figure:
     ncol = min(4, len(ordered))
     nrow = math.ceil(len(ordered) / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 4.0 * nrow), squeeze=False)
-    for ax in axes.flat[len(ordered):]:
+    for ax in axes.flat[len(ordered) :]:
         ax.axis("off")
     for i, (ax, r) in enumerate(zip(axes.flat, ordered)):
         counts = np.sum([np.array(s["confusion"]) for s in r["seeds"]], axis=0)
         share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-        sns.heatmap(share, vmin=0, vmax=1, cmap="Blues", annot=counts, fmt="d", cbar=False, square=True,
-                    annot_kws=dict(fontsize=7), ax=ax, xticklabels=genres if i // ncol == nrow - 1 else False,
-                    yticklabels=genres if i % ncol == 0 else False)
+        sns.heatmap(
+            share,
+            vmin=0,
+            vmax=1,
+            cmap="Blues",
+            annot=counts,
+            fmt="d",
+            cbar=False,
+            square=True,
+            annot_kws=dict(fontsize=7),
+            ax=ax,
+            xticklabels=genres if i // ncol == nrow - 1 else False,
+            yticklabels=genres if i % ncol == 0 else False,
+        )
         ax.set_title(f"{setting_label(setting_of(r))}\n({r['summary']['n_seeds']} seed(s) summed)", fontsize=9)
         ax.tick_params(labelsize=7)
     fig.supxlabel("predicted genre")
@@ -286,8 +375,9 @@ def per_genre_accuracy(results: list[dict]) -> plt.Figure:
     """Test accuracy per genre (recall), one bar per run, mean over seeds (whiskers: min–max)."""
     df = per_genre_frame(results)
     fig, ax = plt.subplots(figsize=(14, 4.8))
-    sns.barplot(data=df, x="genre", y="acc", hue="setting", errorbar=("pi", 100), ax=ax,
-                order=_ordered(results)[0]["genres"])
+    sns.barplot(
+        data=df, x="genre", y="acc", hue="setting", errorbar=("pi", 100), ax=ax, order=_ordered(results)[0]["genres"]
+    )
     ax.axhline(1 / 8, color="#888888", lw=1, ls="--", label="chance (1/8)")
     ax.set(ylabel="test accuracy (recall)", xlabel="", ylim=(0, 1))
     ax.legend(fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.08), frameon=False)
@@ -305,8 +395,9 @@ def genre_examples(clips: dict[str, tuple[int, np.ndarray]], cfg: Config) -> plt
     import torch
 
     stft = Spectrogram(cfg.n_fft, cfg.hop)
-    fig, axes = plt.subplots(len(clips), 2, figsize=(12, 1.7 * len(clips)), squeeze=False,
-                             gridspec_kw=dict(width_ratios=[1, 1.3]))
+    fig, axes = plt.subplots(
+        len(clips), 2, figsize=(12, 1.7 * len(clips)), squeeze=False, gridspec_kw=dict(width_ratios=[1, 1.3])
+    )
     for (ax_w, ax_s), (genre, (track_id, clip)) in zip(axes, clips.items()):
         x = to_float(clip)
         seconds = len(x) / cfg.sample_rate
@@ -319,8 +410,13 @@ def genre_examples(clips: dict[str, tuple[int, np.ndarray]], cfg: Config) -> plt
         with torch.no_grad():
             spec = stft(torch.from_numpy(x)[None])[0].numpy()
         db = 20 * np.log10(np.maximum(spec, 1e-5 * max(spec.max(), 1e-12)))
-        ax_s.imshow(db, origin="lower", aspect="auto", cmap="magma",
-                    extent=(0, len(x) / cfg.sample_rate, 0, cfg.sample_rate / 2000))
+        ax_s.imshow(
+            db,
+            origin="lower",
+            aspect="auto",
+            cmap="magma",
+            extent=(0, len(x) / cfg.sample_rate, 0, cfg.sample_rate / 2000),
+        )
         ax_s.set(ylabel="kHz")
         ax_w.text(0.995, 0.95, f"track {track_id}", transform=ax_w.transAxes, ha="right", va="top", fontsize=7)
     axes[0, 0].set_title("waveform (clip as stored)")

@@ -19,8 +19,7 @@ from typing import Any
 from ..config import REPO_ROOT
 
 # Distributions whose versions decide the numbers (the names pip knows them by).
-PACKAGES = ("fmareport", "torch", "torchaudio", "numpy", "pandas", "soundfile", "soxr",
-            "papermill", "jupytext")
+PACKAGES = ("fmareport", "torch", "torchaudio", "numpy", "pandas", "soundfile", "soxr", "papermill", "jupytext")
 
 
 def now() -> dt.datetime:
@@ -38,6 +37,7 @@ def versions() -> dict[str, str | None]:
             out[name] = None
     try:
         import soundfile
+
         out["libsndfile"] = soundfile.__libsndfile_version__
     except (ImportError, OSError, AttributeError):
         out["libsndfile"] = None
@@ -104,8 +104,9 @@ def hardware() -> dict[str, Any]:
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             p = torch.cuda.get_device_properties(i)
-            hw["gpus"].append({"name": p.name, "memory_gib": round(p.total_memory / 2**30, 1),
-                               "capability": f"{p.major}.{p.minor}"})
+            hw["gpus"].append(
+                {"name": p.name, "memory_gib": round(p.total_memory / 2**30, 1), "capability": f"{p.major}.{p.minor}"}
+            )
     return hw
 
 

@@ -52,11 +52,12 @@ class SeedResult(_Model):
 
     seed: int
     history: Annotated[list[Epoch], Field(min_length=1)]
-    test_acc_last: Accuracy           # test accuracy after the last epoch (what the tables show)
-    test_acc_best: Accuracy           # at the epoch with the best validation accuracy
+    test_acc_last: Accuracy  # test accuracy after the last epoch (what the tables show)
+    test_acc_best: Accuracy  # at the epoch with the best validation accuracy
     best_epoch: Annotated[int, Field(ge=1)]
-    confusion: Annotated[list[Annotated[list[Count], Field(min_length=_K, max_length=_K)]],
-                         Field(min_length=_K, max_length=_K)]  # rows: true genre, columns: predicted
+    confusion: Annotated[
+        list[Annotated[list[Count], Field(min_length=_K, max_length=_K)]], Field(min_length=_K, max_length=_K)
+    ]  # rows: true genre, columns: predicted
     per_genre_acc: dict[str, Accuracy | None]  # recall; None: no test track of that genre
     n_params: Annotated[int, Field(ge=1)]
     seconds: Seconds
@@ -74,7 +75,7 @@ class DataInfo(_Model):
 
     source: Literal["synth", "fma"]
     data_dir: str
-    store: str                        # the clip store's folder
+    store: str  # the clip store's folder
     store_fingerprint: Annotated[str, Field(min_length=1)]
     tracks: Tracks
     skipped: Count
@@ -95,13 +96,13 @@ class Provenance(_Model):
 
     versions: dict[str, str | None]
     python: str
-    git_commit: str | None            # None outside a git checkout (e.g. an sdist)
+    git_commit: str | None  # None outside a git checkout (e.g. an sdist)
     git_dirty: bool | None
     device: str
     hardware: dict[str, Any]
     started: dt.datetime
     finished: dt.datetime
-    entry: str                        # what ran the cell: the notebook, or a Python call
+    entry: str  # what ran the cell: the notebook, or a Python call
 
 
 class CellResults(_Model):
@@ -141,8 +142,13 @@ def summarize(seeds: list[SeedResult]) -> Summary:
         raise ResultsError("summarize: no seed records")
     last = mean_std([s.test_acc_last for s in seeds])
     best = mean_std([s.test_acc_best for s in seeds])
-    return Summary(n_seeds=len(seeds), test_acc_last_mean=last[0], test_acc_last_std=last[1],
-                   test_acc_best_mean=best[0], test_acc_best_std=best[1])
+    return Summary(
+        n_seeds=len(seeds),
+        test_acc_last_mean=last[0],
+        test_acc_last_std=last[1],
+        test_acc_best_mean=best[0],
+        test_acc_best_std=best[1],
+    )
 
 
 def schema() -> dict[str, Any]:
@@ -188,7 +194,7 @@ def validate(obj: Any) -> CellResults:
     """Parse a results dict (as read from JSON) into CellResults; ResultsError says where it is wrong."""
     try:
         return CellResults.model_validate_json(json.dumps(obj, allow_nan=False))
-    except ValueError as err:        # ValidationError, or NaN/inf that JSON cannot hold
+    except ValueError as err:  # ValidationError, or NaN/inf that JSON cannot hold
         raise ResultsError(_errors(err) if isinstance(err, ValidationError) else str(err)) from None
 
 
@@ -213,8 +219,10 @@ def load_results(results_dir: str | Path, profile: str) -> dict[str, dict[str, A
         cell = path.relative_to(root).with_suffix("").as_posix()
         obj = read_results(path)
         if (obj["profile"], obj["cell"]) != (profile, cell):
-            raise ResultsError(f"{path}: holds profile {obj['profile']!r} cell {obj['cell']!r}, "
-                               f"but its path says profile {profile!r} cell {cell!r}")
+            raise ResultsError(
+                f"{path}: holds profile {obj['profile']!r} cell {obj['cell']!r}, "
+                f"but its path says profile {profile!r} cell {cell!r}"
+            )
         out[cell] = obj
     return out
 

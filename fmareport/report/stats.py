@@ -29,7 +29,7 @@ def welch_interval(a: list[float], b: list[float], confidence: float = CONFIDENC
     if len(a) < 2 or len(b) < 2:
         raise ValueError(f"an interval over seeds needs >= 2 seeds per side, got {len(a)} and {len(b)}")
     diff = float(np.mean(a) - np.mean(b))
-    if np.var(a) == 0.0 and np.var(b) == 0.0:   # identical values on both sides: no spread
+    if np.var(a) == 0.0 and np.var(b) == 0.0:  # identical values on both sides: no spread
         return diff, math.nan, math.nan
     ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(confidence)
     return diff, float(ci.low), float(ci.high)

@@ -32,13 +32,19 @@ INPUT_LABELS = {"raw": "1D", "spectrogram": "2D", "both": "1D+2D"}
 # dropout 0.2; the paper prints 0.00 for 1D+2D and never explains it).
 PAPER: dict[str, dict[Setting, float]] = {
     "Table 1": {
-        ("raw", False, 0.0): 0.264, ("spectrogram", False, 0.0): 0.395, ("both", False, 0.0): 0.376,
-        ("raw", True, 0.0): 0.314, ("spectrogram", True, 0.0): 0.429, ("both", True, 0.0): 0.428,
+        ("raw", False, 0.0): 0.264,
+        ("spectrogram", False, 0.0): 0.395,
+        ("both", False, 0.0): 0.376,
+        ("raw", True, 0.0): 0.314,
+        ("spectrogram", True, 0.0): 0.429,
+        ("both", True, 0.0): 0.428,
     },
     "Table 2": {("spectrogram", True, 0.2): 0.378, ("both", True, 0.2): 0.369},
     "Table 3": {
-        ("spectrogram", True, 0.0): 0.469, ("both", True, 0.0): 0.00,
-        ("spectrogram", True, 0.2): 0.423, ("both", True, 0.2): 0.00,
+        ("spectrogram", True, 0.0): 0.469,
+        ("both", True, 0.0): 0.00,
+        ("spectrogram", True, 0.2): 0.423,
+        ("both", True, 0.2): 0.00,
     },
 }
 
@@ -50,7 +56,7 @@ CAPTIONS = {
     "Table 1": "Test accuracy for the three inputs, whole clips and segmented, no dropout.",
     "Table 2": "Test accuracy, segmented, with 0.2 dropout.",
     "Table 3": "Test accuracy, segmented, without and with 0.2 dropout (the paper's replicate; "
-               "our runs are those of Tables 1 and 2; the paper's unexplained 0.00 gets no difference).",
+    "our runs are those of Tables 1 and 2; the paper's unexplained 0.00 gets no difference).",
 }
 
 # An effect smaller than this many accuracy points counts as "no advantage" when
@@ -82,8 +88,10 @@ def index_runs(results: list[dict]) -> dict[Setting, dict]:
     for r in results:
         s = setting_of(r)
         if s in runs:
-            raise ValueError(f"cells {runs[s]['cell']!r} and {r['cell']!r} are the same setting "
-                             f"({setting_label(s)}): the tables need one run per setting")
+            raise ValueError(
+                f"cells {runs[s]['cell']!r} and {r['cell']!r} are the same setting "
+                f"({setting_label(s)}): the tables need one run per setting"
+            )
         runs[s] = r
     return runs
 
@@ -110,22 +118,34 @@ def paper_table(name: str, runs: dict[Setting, dict]) -> pd.DataFrame:
             acc = accuracies(run)  # the same numbers as the results file's summary
             (mean, std), n = mean_std(acc), len(acc)
         diff = math.nan if (name, setting) in UNEXPLAINED else mean - paper
-        rows.append(dict(setting=setting_label(setting), cell=run["cell"] if run else None,
-                         paper=paper, mean=mean, std=std, n_seeds=n, diff=diff))
+        rows.append(
+            dict(
+                setting=setting_label(setting),
+                cell=run["cell"] if run else None,
+                paper=paper,
+                mean=mean,
+                std=std,
+                n_seeds=n,
+                diff=diff,
+            )
+        )
     return pd.DataFrame(rows)
 
 
 def show_table(table: pd.DataFrame) -> pd.DataFrame:
     """The display form of `paper_table`: 'Paper', 'Ours (mean ± std)', 'Seeds', 'Ours − paper'."""
+
     def ours(r):
         return "not run" if r.n_seeds == 0 else f"{r['mean']:.3f} ± {r['std']:.3f}"
 
-    out = pd.DataFrame({
-        "Paper": table["paper"].map(lambda v: f"{v:.3f}"),
-        "Ours (mean ± std)": table.apply(ours, axis=1),
-        "Seeds": table["n_seeds"].astype(str),
-        "Ours − paper": table["diff"].map(lambda v: "—" if math.isnan(v) else f"{v:+.3f}"),
-    })
+    out = pd.DataFrame(
+        {
+            "Paper": table["paper"].map(lambda v: f"{v:.3f}"),
+            "Ours (mean ± std)": table.apply(ours, axis=1),
+            "Seeds": table["n_seeds"].astype(str),
+            "Ours − paper": table["diff"].map(lambda v: "—" if math.isnan(v) else f"{v:+.3f}"),
+        }
+    )
     out.index = pd.Index(table["setting"], name="Setting")
     return out
 
@@ -153,17 +173,30 @@ _SPEC = {seg: ("spectrogram", seg, 0.0) for seg in (False, True)}
 _BOTH = {seg: ("both", seg, 0.0) for seg in (False, True)}
 
 CLAIMS = (
-    Claim("2D beats 1D", "positive", _pairs(_SPEC, _RAW),
-          "Abstract and §VI: 'the spectrogram yields better results'; '1D input gives a lower accuracy in any case'."),
-    Claim("1D+2D adds nothing over 2D", "no_gain",
-          _pairs(_BOTH, _SPEC) + ((("both", True, 0.2), ("spectrogram", True, 0.2)),),
-          "Abstract: 'the combination does not provide any advantages'."),
-    Claim("Segmenting helps", "positive",
-          tuple(((k, True, 0.0), (k, False, 0.0)) for k in ("raw", "spectrogram", "both")),
-          "Abstract and §VI: 'segmenting data into smaller pieces makes the network perform better'."),
-    Claim("Dropout hurts", "negative",
-          tuple(((k, True, 0.2), (k, True, 0.0)) for k in ("spectrogram", "both")),
-          "§VI, Table 2: 'it deteriorates them. It should not be used in our case.'"),
+    Claim(
+        "2D beats 1D",
+        "positive",
+        _pairs(_SPEC, _RAW),
+        "Abstract and §VI: 'the spectrogram yields better results'; '1D input gives a lower accuracy in any case'.",
+    ),
+    Claim(
+        "1D+2D adds nothing over 2D",
+        "no_gain",
+        _pairs(_BOTH, _SPEC) + ((("both", True, 0.2), ("spectrogram", True, 0.2)),),
+        "Abstract: 'the combination does not provide any advantages'.",
+    ),
+    Claim(
+        "Segmenting helps",
+        "positive",
+        tuple(((k, True, 0.0), (k, False, 0.0)) for k in ("raw", "spectrogram", "both")),
+        "Abstract and §VI: 'segmenting data into smaller pieces makes the network perform better'.",
+    ),
+    Claim(
+        "Dropout hurts",
+        "negative",
+        tuple(((k, True, 0.2), (k, True, 0.0)) for k in ("spectrogram", "both")),
+        "§VI, Table 2: 'it deteriorates them. It should not be used in our case.'",
+    ),
 )
 
 
@@ -196,9 +229,16 @@ def claims(runs: dict[Setting, dict]) -> pd.DataFrame:
     rows = []
     for claim in CLAIMS:
         for a, b in claim.comparisons:
-            row = dict(claim=claim.name, comparison=f"{setting_label(a)} − {setting_label(b)}",
-                       paper_diff=paper_value(a) - paper_value(b),
-                       diff=math.nan, low=math.nan, high=math.nan, seeds="", verdict="")
+            row = dict(
+                claim=claim.name,
+                comparison=f"{setting_label(a)} − {setting_label(b)}",
+                paper_diff=paper_value(a) - paper_value(b),
+                diff=math.nan,
+                low=math.nan,
+                high=math.nan,
+                seeds="",
+                verdict="",
+            )
             if a not in runs or b not in runs:
                 missing = setting_label(a if a not in runs else b)
                 row.update(verdict=f"inconclusive (not run: {missing})")
@@ -211,8 +251,11 @@ def claims(runs: dict[Setting, dict]) -> pd.DataFrame:
                 row["verdict"] = "inconclusive (1 seed)"
             else:
                 _, row["low"], row["high"] = welch_interval(acc_a, acc_b)
-                row["verdict"] = ("inconclusive (no spread over seeds)" if math.isnan(row["low"])
-                                  else verdict(claim.direction, row["low"], row["high"]))
+                row["verdict"] = (
+                    "inconclusive (no spread over seeds)"
+                    if math.isnan(row["low"])
+                    else verdict(claim.direction, row["low"], row["high"])
+                )
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -230,26 +273,28 @@ def claim_summary(judged: pd.DataFrame) -> pd.DataFrame:
         if len(verdicts) == 1:
             overall = verdicts[0]
         else:
-            overall = "; ".join(
-                f"{v} for " + ", ".join(part.loc[part["verdict"] == v, "comparison"]) for v in verdicts)
+            overall = "; ".join(f"{v} for " + ", ".join(part.loc[part["verdict"] == v, "comparison"]) for v in verdicts)
         rows.append(dict(claim=claim.name, source=claim.source, verdict=overall))
     return pd.DataFrame(rows)
 
 
 def show_claims(judged: pd.DataFrame) -> pd.DataFrame:
     """The display form of `claims`."""
+
     def interval(r):
         return "—" if math.isnan(r["low"]) else f"[{r['low']:+.3f}, {r['high']:+.3f}]"
 
-    out = pd.DataFrame({
-        "Claim": judged["claim"],
-        "Comparison (a − b)": judged["comparison"],
-        "Paper a − b": judged["paper_diff"].map(lambda v: f"{v:+.3f}"),
-        "Ours a − b": judged["diff"].map(lambda v: "—" if math.isnan(v) else f"{v:+.3f}"),
-        f"{CONFIDENCE:.0%} CI over seeds": judged.apply(interval, axis=1),
-        "Seeds (a / b)": judged["seeds"],
-        "Verdict": judged["verdict"],
-    })
+    out = pd.DataFrame(
+        {
+            "Claim": judged["claim"],
+            "Comparison (a − b)": judged["comparison"],
+            "Paper a − b": judged["paper_diff"].map(lambda v: f"{v:+.3f}"),
+            "Ours a − b": judged["diff"].map(lambda v: "—" if math.isnan(v) else f"{v:+.3f}"),
+            f"{CONFIDENCE:.0%} CI over seeds": judged.apply(interval, axis=1),
+            "Seeds (a / b)": judged["seeds"],
+            "Verdict": judged["verdict"],
+        }
+    )
     return out.set_index(["Claim", "Comparison (a − b)"])
 
 
@@ -258,24 +303,28 @@ def cell_summary(results: list[dict]) -> pd.DataFrame:
     rows = []
     for r in sorted(results, key=lambda r: r["cell"]):
         s = r["summary"]
-        rows.append({
-            "Cell": r["cell"],
-            "Setting": setting_label(setting_of(r)),
-            "Seeds": s["n_seeds"],
-            "Test acc., last epoch": f"{s['test_acc_last_mean']:.3f} ± {s['test_acc_last_std']:.3f}",
-            "Test acc., best val. epoch": f"{s['test_acc_best_mean']:.3f} ± {s['test_acc_best_std']:.3f}",
-            "Parameters": f"{r['seeds'][0]['n_params']:,}",
-            "Minutes (all seeds)": f"{sum(x['seconds'] for x in r['seeds']) / 60:.1f}",
-        })
+        rows.append(
+            {
+                "Cell": r["cell"],
+                "Setting": setting_label(setting_of(r)),
+                "Seeds": s["n_seeds"],
+                "Test acc., last epoch": f"{s['test_acc_last_mean']:.3f} ± {s['test_acc_last_std']:.3f}",
+                "Test acc., best val. epoch": f"{s['test_acc_best_mean']:.3f} ± {s['test_acc_best_std']:.3f}",
+                "Parameters": f"{r['seeds'][0]['n_params']:,}",
+                "Minutes (all seeds)": f"{sum(x['seconds'] for x in r['seeds']) / 60:.1f}",
+            }
+        )
     return pd.DataFrame(rows).set_index("Cell")
 
 
 def config_markdown(cfg) -> str:
     """One line saying what a cell's run is: profile, cell, setting, protocol, data, device."""
     setting = setting_label((cfg.input, cfg.segmented, cfg.dropout))
-    return (f"**{cfg.profile} / {cfg.cell}**: {setting}; {len(cfg.seeds)} seed(s) × {cfg.epochs} epoch(s), "
-            f"batch {cfg.batch_size}, lr {cfg.lr:g}; {cfg.sample_rate:,} Hz clips of {cfg.clip_samples:,} samples; "
-            f"data `{cfg.data_dir}` ({cfg.data_source}); device `{cfg.device}`.")
+    return (
+        f"**{cfg.profile} / {cfg.cell}**: {setting}; {len(cfg.seeds)} seed(s) × {cfg.epochs} epoch(s), "
+        f"batch {cfg.batch_size}, lr {cfg.lr:g}; {cfg.sample_rate:,} Hz clips of {cfg.clip_samples:,} samples; "
+        f"data `{cfg.data_dir}` ({cfg.data_source}); device `{cfg.device}`."
+    )
 
 
 def seed_table(result: dict) -> pd.DataFrame:
