@@ -204,9 +204,14 @@ def _allowed_range(key: str, kind: str, ctx: dict) -> str:
     low = ("(", bounds["gt"]) if "gt" in bounds else ("[", bounds["ge"]) if "ge" in bounds else None
     high = (")", bounds["lt"]) if "lt" in bounds else ("]", bounds["le"]) if "le" in bounds else None
     if low and high:
-        return f"in {low[0]}{low[1]:g}, {high[1]:g}{high[0]}"
+        return f"in {low[0]}{_num(low[1])}, {_num(high[1])}{high[0]}"
     (limit,) = ctx.values()
-    return f"{_BOUNDS[kind]} {limit:g}"
+    return f"{_BOUNDS[kind]} {_num(limit)}"
+
+
+def _num(v: float) -> str:
+    """2**24 as 16777216, 0.5 as 0.5: a bound as the user would write it."""
+    return str(int(v)) if float(v).is_integer() else f"{v:g}"
 
 
 def _message(e: dict) -> str:
@@ -343,7 +348,7 @@ def load_cell(profile: str, cell: str | None, overrides: dict[str, Any] | str | 
         overrides = parse_yaml(overrides, "overrides") or {}
     if overrides is not None and not isinstance(overrides, dict):
         raise ConfigError(f"overrides: expected a mapping of keys to values, got {type(overrides).__name__}")
-    paths = [profile_path(profile)] + ([cell_path(cell)] if cell else [])
+    paths = [profile_path(profile)] + ([cell_path(cell)] if cell is not None else [])
     cfg = load_config(*paths, overrides=overrides)
     for key, asked in (("profile", profile), ("cell", cell)):
         if asked and Path(str(asked)).suffix not in (".yaml", ".yml") and getattr(cfg, key) != asked:

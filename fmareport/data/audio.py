@@ -17,7 +17,12 @@ A missing file is skipped as "missing", one that fails to decode as "undecodable
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +53,27 @@ def decoder_versions() -> dict[str, str]:
     return {"soundfile": sf.__version__, "libsndfile": sf.__libsndfile_version__, "soxr": soxr.__version__}
 
 
+@contextlib.contextmanager
+def decoder_notes() -> Iterator[list[str]]:
+    """Capture what the C decoders print on file descriptor 2 during the block (mpg123's
+    "Note: Trying to resync..." for a damaged mp3) into the yielded list, one string per
+    block, so the caller can report it with the file's name instead of bare on stderr."""
+    notes: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield notes
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode("utf-8", errors="replace").strip()
+            if text:
+                notes.append(" ".join(text.split()))
+
+
 def decode_clip(
     path: str | Path, sample_rate: int, clip_samples: int, clip_rule: str = "start", min_clip_fraction: float = 0.5
 ) -> np.ndarray:
@@ -58,10 +84,16 @@ def decode_clip(
     path = Path(path)
     if not path.is_file():
         raise Skip("missing", f"no file {path}")
+    size = path.stat().st_size
+    if size == 0:
+        raise Skip("undecodable", "the file is empty (0 bytes)")
     try:
         x, rate = sf.read(path, dtype="float32", always_2d=True)  # (n, channels)
     except Exception as err:  # whatever a broken file makes the decoder raise
-        raise Skip("undecodable", f"{path.stat().st_size} bytes; {type(err).__name__}: {err}") from None
+        why = str(err)
+        if "does not exist or is not a regular file" in why:  # libsndfile's words for "unknown format"
+            why = "not in a format libsndfile recognises as audio"
+        raise Skip("undecodable", f"{size:,} bytes, {why} ({type(err).__name__})") from None
     x = x.mean(axis=1)  # (n,) mono
     if rate != sample_rate:
         x = soxr.resample(x, rate, sample_rate, quality="HQ")

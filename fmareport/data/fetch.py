@@ -18,6 +18,7 @@ import hashlib
 import http.client
 import logging
 import shutil
+import stat
 import time
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -29,6 +30,7 @@ from .fma import ARCHIVES, BASE_URL
 
 log = logging.getLogger(__name__)
 
+EXTRACTING_MARKER = ".fmareport-extracting"  # inside the temporary extraction folder fetch makes
 CHUNK = 1 << 20  # bytes per read: 1 MiB
 RETRIES = 5  # resumes after a dropped connection, waiting 0, 2, 4, ... s before each
 TIMEOUT = 60  # s without data before a connection counts as dropped
@@ -130,6 +132,29 @@ def _entry_problem(name: str, top: str) -> str | None:
     return None
 
 
+def _entry_kind_problem(info: zipfile.ZipInfo) -> str | None:
+    """Why an entry's kind is refused: only files and folders are extracted (no links, devices...)."""
+    kind = stat.S_IFMT(info.external_attr >> 16)  # 0: no Unix file type recorded (a plain entry)
+    if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
+        return "not a plain file or folder (a symbolic link or a device)"
+    return None
+
+
+def _entry_clash(infos: list[zipfile.ZipInfo]) -> str | None:
+    """Two entries that cannot both be extracted: the same path twice, or a file that another
+    entry needs as a folder (a/b as a file and a/b/c)."""
+    files, folders = set(), set()
+    for info in infos:
+        parts = PurePosixPath(info.filename.replace("\\", "/")).parts
+        path = "/".join(parts)
+        if path in files or (not info.is_dir() and path in folders):
+            return f"{path!r} appears twice, or as both a file and a folder"
+        (folders if info.is_dir() else files).add(path)
+        folders.update("/".join(parts[:k]) for k in range(1, len(parts)))
+    both = files & folders
+    return f"{sorted(both)[0]!r} is a file in the archive and also a folder of another entry" if both else None
+
+
 def verify_checksums(folder: Path) -> int:
     """Check every `<sha1>  <path>` line of folder/checksums (paths relative to folder); return the count."""
     listing = folder / "checksums"
@@ -161,15 +186,22 @@ def extract(zip_path: Path, data_dir: Path, progress: bool = True) -> Path:
     if final.exists():
         raise FetchError(f"{final} already exists; move it away to extract {zip_path.name} again")
     tmp = data_dir / f".{top}.extracting"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    if tmp.exists():  # a killed extraction's leftovers: ours only with our marker inside
+        if tmp.is_symlink() or not (tmp / EXTRACTING_MARKER).is_file():
+            raise FetchError(f"{tmp} exists and was not left by `fmareport fetch`: move it away")
+        shutil.rmtree(tmp)
     try:
         with zipfile.ZipFile(zip_path) as zf:
             infos = zf.infolist()
             for info in infos:  # refuse the whole archive before writing anything
-                problem = _entry_problem(info.filename, top)
+                problem = _entry_problem(info.filename, top) or _entry_kind_problem(info)
                 if problem:
                     raise FetchError(f"{zip_path.name}: refusing entry {info.filename!r}: {problem}")
+            clash = _entry_clash(infos)
+            if clash:
+                raise FetchError(f"{zip_path.name}: refusing the archive: {clash}; nothing was extracted")
+            tmp.mkdir(parents=True)
+            (tmp / EXTRACTING_MARKER).touch()
             with tqdm(
                 total=sum(i.file_size for i in infos),
                 desc=f"extract {zip_path.name}",
@@ -192,8 +224,11 @@ def extract(zip_path: Path, data_dir: Path, progress: bool = True) -> Path:
         (tmp / top).rename(final)
     except zipfile.BadZipFile as err:
         raise FetchError(f"{zip_path}: not a valid zip ({err}); delete it and fetch again") from None
+    except OSError as err:  # a full disk, a permission: nothing half-extracted is left behind
+        raise FetchError(f"{zip_path.name}: extraction into {data_dir} failed: {err}") from None
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if (tmp / EXTRACTING_MARKER).is_file():
+            shutil.rmtree(tmp)
     return final
 
 
@@ -210,6 +245,9 @@ def fetch(
     (default: fma.ARCHIVES, the published values; tests serve their own zips).
     """
     data_dir = Path(data_dir)
+    blocked = next((p for p in (data_dir, *data_dir.parents) if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise FetchError(f"{data_dir}: cannot be a folder, {blocked} is a file: choose another folder")
     sha1s = ARCHIVES if sha1s is None else sha1s
     names = [f"fma_{only}.zip"] if only else list(ARCHIVES)
     for name in names:

@@ -8,6 +8,7 @@ repository and its usage notebook); nothing depends on our own pipeline.
 from __future__ import annotations
 
 import ast
+import io
 from pathlib import Path
 
 import pandas as pd
@@ -122,31 +123,94 @@ def audio_path(root: str | Path, track_id: int, subset: str = "small") -> Path:
     return Path(root) / f"fma_{subset}" / name[:3] / f"{name}.mp3"
 
 
+class TracksError(ValueError):
+    """tracks.csv holds something we cannot read; the message names the file, the row and the column."""
+
+
+def _row(tracks: pd.DataFrame, i: int) -> str:
+    """'data row 5 (track_id 123)': where a value is, counted as a reader of the file would."""
+    return f"data row {i + 1} (track_id {tracks.index[i]})"
+
+
 def load_tracks(path: str | Path) -> pd.DataFrame:
     """Read tracks.csv: index track_id, the 52 two-level columns, parsed as FMA's own utils.py does.
 
-    List columns (genres, tags) become Python lists, dates become datetimes, and
-    ('set', 'subset') an ordered categorical small < medium < large, so that
-    `tracks['set', 'subset'] <= 'medium'` selects the medium subset (small included).
+    List columns (genres, tags) become Python lists (literals only: `ast.literal_eval`, never
+    code), dates become datetimes, and ('set', 'subset') an ordered categorical small < medium
+    < large, so that `tracks['set', 'subset'] <= 'medium'` selects the medium subset (small
+    included). Anything else raises TracksError naming the file, the data row (and its
+    track_id) and the column: a file that is not UTF-8 or not CSV, a track_id that is not a
+    positive integer or appears twice, a list or a date that does not parse.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no tracks.csv here (it comes with fma_metadata.zip)")
-    tracks = pd.read_csv(path, index_col=0, header=[0, 1], low_memory=False)
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise TracksError(f"{path}: not UTF-8 text: byte {raw[err.start]:#04x} on line {line}") from None
+    try:
+        tracks = pd.read_csv(io.BytesIO(raw), index_col=0, header=[0, 1], low_memory=False, encoding="utf-8")
+    except pd.errors.EmptyDataError:
+        raise TracksError(
+            f"{path}: the file is empty (FMA's tracks.csv has 3 header rows and one row a track)"
+        ) from None
+    except (pd.errors.ParserError, ValueError, IndexError) as err:
+        raise TracksError(f"{path}: not a CSV file pandas can read with FMA's 3 header rows: {err}") from None
     got = list(tracks.columns)
     if got != COLUMNS:
         missing = [c for c in COLUMNS if c not in got]
         extra = [c for c in got if c not in COLUMNS]
-        raise ValueError(
+        raise TracksError(
             f"{path}: not FMA's tracks.csv format (52 two-level columns); missing {missing}, unexpected {extra}"
         )
     if tracks.index.name != "track_id":
-        raise ValueError(f"{path}: the index (third header row) should be named 'track_id', got {tracks.index.name!r}")
+        raise TracksError(f"{path}: the index (third header row) should be named 'track_id', got {tracks.index.name!r}")
+    ids = pd.to_numeric(pd.Series(tracks.index), errors="coerce")
+    bad = ids.isna() | (ids <= 0) | (ids % 1 != 0)
+    if bad.any():
+        i = int(bad.to_numpy().nonzero()[0][0])
+        raise TracksError(f"{path}: data row {i + 1}: track_id {tracks.index[i]!r} is not a positive integer")
+    tracks.index = pd.Index(ids.astype("int64").to_numpy(), name="track_id")
+    twice = tracks.index.duplicated(keep=False)
+    if twice.any():
+        tid = int(tracks.index[twice][0])
+        rows = [str(int(i) + 1) for i in twice.nonzero()[0] if tracks.index[i] == tid]
+        raise TracksError(
+            f"{path}: track_id {tid} is listed on data rows {', '.join(rows)}; FMA lists every track once "
+            f"({int(twice.sum())} rows share an id): fix the file or fetch it again"
+        )
     for column in LIST_COLUMNS:
-        tracks[column] = tracks[column].map(ast.literal_eval)
+        values = []
+        for i, text in enumerate(tracks[column]):
+            try:
+                value = ast.literal_eval(text) if isinstance(text, str) else None
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                value = None
+            if not isinstance(value, list):
+                raise TracksError(
+                    f"{path}: {_row(tracks, i)}, column {column}: {str(text)[:80]!r} is not a list literal such as [21]"
+                )
+            values.append(value)
+        tracks[column] = values
     for column in DATE_COLUMNS:
-        tracks[column] = pd.to_datetime(tracks[column])
-    tracks["set", "subset"] = tracks["set", "subset"].astype(pd.CategoricalDtype(SUBSETS, ordered=True))
+        parsed = pd.to_datetime(tracks[column], errors="coerce", format="ISO8601")
+        bad = parsed.isna() & tracks[column].notna()
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            raise TracksError(
+                f"{path}: {_row(tracks, i)}, column {column}: {tracks[column].iloc[i]!r} is not a date "
+                "(FMA writes e.g. 2008-11-26 01:48:12)"
+            )
+        tracks[column] = parsed
+    raw_subset = tracks["set", "subset"]
+    known_subset = raw_subset.where(raw_subset.isin(SUBSETS))
+    tracks["set", "subset"] = known_subset.astype(pd.CategoricalDtype(SUBSETS, ordered=True))
+    unknown = tracks["set", "subset"].isna()
+    # A subset FMA does not have makes the track belong to none: kept here for select_tracks to report.
+    tracks.attrs["unknown_subset"] = {int(t): str(v) for t, v in raw_subset[unknown].items()}
     return tracks
 
 

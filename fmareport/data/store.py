@@ -44,20 +44,23 @@ import pandas as pd
 
 from ..config import Config
 from ..progress import tqdm
-from .audio import DECODE_VERSION, INT16_SCALE, SILENCE_PEAK, Skip, decode_clip, decoder_versions
-from .fma import GENRES, SPLITS, audio_path, load_tracks
+from .audio import DECODE_VERSION, INT16_SCALE, SILENCE_PEAK, Skip, decode_clip, decoder_notes, decoder_versions
+from .fma import GENRES, SPLITS, SUBSETS, audio_path, load_tracks
 from .pool import imap_unordered
 
 log = logging.getLogger(__name__)
 
 
-def _decode_job(job: tuple[int, str, int, int, str, float]) -> tuple[int, np.ndarray | None, str, str]:
-    """Worker: (row, path, settings...) -> (row, clip or None, status "ok" or skip reason, detail)."""
+def _decode_job(job: tuple[int, str, int, int, str, float]) -> tuple[int, np.ndarray | None, str, str, str]:
+    """Worker: (row, path, settings...) -> (row, clip or None, status "ok" or skip reason, detail,
+    what the decoder printed about this file, "" if nothing)."""
     row, path, *settings = job
-    try:
-        return row, decode_clip(path, *settings), "ok", ""
-    except Skip as skip:
-        return row, None, *skip.args
+    with decoder_notes() as notes:
+        try:
+            clip, status, detail = decode_clip(path, *settings), "ok", ""
+        except Skip as skip:
+            clip, (status, detail) = None, skip.args
+    return row, clip, status, detail, " ".join(notes)
 
 
 @dataclass
@@ -116,11 +119,13 @@ def open_store(path: str | Path) -> ClipStore:
     return ClipStore(path, manifest, audio, index)
 
 
-def select_tracks(tracks: pd.DataFrame, subset: str) -> tuple[pd.DataFrame, dict[str, int]]:
+def select_tracks(tracks: pd.DataFrame, subset: str) -> tuple[pd.DataFrame, dict[str, int], list[dict]]:
     """The tracks a store holds: those of `subset` (small ⊂ medium ⊂ large) with a genre_top in GENRES.
 
-    Returns (plan, left_out): plan has columns track_id, genre, label, split, sorted by
-    track_id; left_out counts the tracks not taken, by why.
+    Returns (plan, left_out, dropped): plan has columns track_id, genre, label, split, sorted
+    by track_id; left_out counts the tracks not taken, by why; dropped lists, with their
+    reason, the tracks that tracks.csv puts in no known subset, or in this subset under a
+    genre_top that is not one of the 8 genres (none in FMA-small).
     """
     in_subset = tracks["set", "subset"] <= subset
     genre = tracks["track", "genre_top"]
@@ -140,8 +145,21 @@ def select_tracks(tracks: pd.DataFrame, subset: str) -> tuple[pd.DataFrame, dict
             f"tracks.csv: ('set', 'split') must be one of {SPLITS}; track "
             f"{plan.track_id[bad_split].iloc[0]} has {plan.split[bad_split].iloc[0]!r}"
         )
-    left_out = {"not_in_subset": int((~in_subset).sum()), "genre_top_not_in_genres": int((in_subset & ~known).sum())}
-    return plan, left_out
+    unknown_subset = tracks.attrs.get("unknown_subset", {})
+    dropped = [
+        {"track_id": tid, "reason": "unknown subset", "detail": f"('set', 'subset') is {value!r}, not one of {SUBSETS}"}
+        for tid, value in unknown_subset.items()
+    ] + [
+        {"track_id": int(tid), "reason": "genre not in the 8", "detail": f"genre_top is {value!r}"}
+        for tid, value in genre[in_subset & ~known].items()
+    ]
+    dropped.sort(key=lambda d: d["track_id"])
+    left_out = {
+        "not_in_subset": int((~in_subset).sum() - len(unknown_subset)),
+        "unknown_subset": len(unknown_subset),
+        "genre_top_not_in_genres": int((in_subset & ~known).sum()),
+    }
+    return plan, left_out, dropped
 
 
 def source_fingerprint(data_dir: Path, subset: str, track_ids: np.ndarray) -> str:
@@ -208,7 +226,7 @@ def prepare(cfg: Config, progress: bool = True) -> ClipStore:
             f"{audio_dir} not found: the audio of subset {cfg.subset!r} is not in {data_dir}"
             + (" (`fmareport fetch` gets fma_small)" if cfg.data_source == "fma" else "")
         )
-    plan, left_out = select_tracks(load_tracks(data_dir / "fma_metadata" / "tracks.csv"), cfg.subset)
+    plan, left_out, dropped = select_tracks(load_tracks(data_dir / "fma_metadata" / "tracks.csv"), cfg.subset)
     if plan.empty:
         raise ValueError(f"{data_dir}: tracks.csv has no track of subset {cfg.subset!r} with a genre in {GENRES}")
     settings = {
@@ -264,6 +282,12 @@ def prepare(cfg: Config, progress: bool = True) -> ClipStore:
             "split_counts": {s: int((kept.split == s).sum()) for s in SPLITS},
             "counts": counts,
             "skipped": skipped,
+            "dropped": dropped,
+            "decoder_notes": [
+                {"track_id": int(plan.track_id[row]), "note": results[row][2]}
+                for row in range(len(plan))
+                if results[row][2]
+            ],
             "left_out": left_out,
         }
         tmp = partial / "manifest.json.tmp"
@@ -278,17 +302,33 @@ def _finish(partial: Path, final: Path) -> None:
     """Drop the work files of a finished partial store and rename it to its final name."""
     for leftover in ("plan.json", "journal.jsonl", "rows.npy", "audio.npy.tmp"):
         (partial / leftover).unlink(missing_ok=True)
-    if final.exists():  # an incomplete folder (no manifest) left by hand
-        shutil.rmtree(final)
+    if final.exists():  # never ours: a complete store would have been reused; nothing is deleted
+        raise FileExistsError(
+            f"{final} exists but is not a complete clip store (no manifest.json); it was not made by prepare "
+            "(or was damaged by hand): move it away and run prepare again"
+        )
     partial.rename(final)
+
+
+def _check_space(folder: Path, store_bytes: int) -> None:
+    """Refuse before writing when `folder`'s disk cannot hold the store twice (rows, then the
+    compacted audio.npy) with 1 GiB to spare."""
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    need = 2 * store_bytes + (1 << 30)
+    if need > free:
+        raise ValueError(
+            f"{folder}: the clip store needs {need / 2**30:,.1f} GiB of disk (twice its {store_bytes / 2**30:,.1f} GiB, "
+            f"plus 1 GiB), only {free / 2**30:,.1f} GiB are free: lower clip_samples or set store_root elsewhere"
+        )
 
 
 def _decode_all(
     partial: Path, plan: pd.DataFrame, paths: list[str], settings: dict, workers: int, progress: bool
-) -> dict[int, tuple[str, str]]:
+) -> dict[int, tuple[str, str, str]]:
     """Decode paths[row] for every row of plan into partial/rows.npy, resuming from the journal.
 
-    Returns row -> (status, detail), status "ok" or a skip reason.
+    Returns row -> (status, detail, decoder notes), status "ok" or a skip reason.
 
     rows.npy is (n_selected, clip_samples) int16; the journal gets one JSON line per
     track, appended after its row is written. audio.npy in `partial` means this step
@@ -298,15 +338,19 @@ def _decode_all(
     journal_path, rows_path = partial / "journal.jsonl", partial / "rows.npy"
     resumable = (partial / "plan.json").is_file() and (partial / "plan.json").read_text() == plan_json
     if not resumable or not (rows_path.is_file() or (partial / "audio.npy").is_file()):
-        shutil.rmtree(partial, ignore_errors=True)
+        if partial.exists():  # ours only if it holds a plan (prepare writes it first); else refuse
+            if partial.is_symlink() or not (partial / "plan.json").is_file() and any(partial.iterdir()):
+                raise FileExistsError(f"{partial} exists and was not left by prepare (no plan.json): move it away")
+            shutil.rmtree(partial)
+        _check_space(partial.parent, len(plan) * settings["clip_samples"] * 2)
         partial.mkdir(parents=True)
         (partial / "plan.json").write_text(plan_json)
     text = journal_path.read_text() if journal_path.is_file() else ""
     lines = text.splitlines()[: None if text.endswith("\n") else -1]  # a line torn by a kill is dropped
     journal_path.write_text("".join(line + "\n" for line in lines))
-    results: dict[int, tuple[str, str]] = {}
+    results: dict[int, tuple[str, str, str]] = {}
     for entry in map(json.loads, lines):
-        results[entry["row"]] = (entry["status"], entry["detail"])
+        results[entry["row"]] = (entry["status"], entry["detail"], entry.get("notes", ""))
     todo = [row for row in range(len(plan)) if row not in results]
     if not todo:
         return results
@@ -321,14 +365,15 @@ def _decode_all(
     jobs = [(row, paths[row], *args) for row in todo]
     bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="prepare", unit="track", disable=not progress)
     with open(journal_path, "a") as journal:
-        for row, clip, status, detail in imap_unordered(_decode_job, jobs, workers, len(jobs)):
+        for row, clip, status, detail, notes in imap_unordered(_decode_job, jobs, workers, len(jobs)):
             if clip is not None:
                 rows[row] = clip
-            journal.write(
-                json.dumps({"row": row, "track_id": int(plan.track_id[row]), "status": status, "detail": detail}) + "\n"
-            )
+            if notes:  # the decoder's own words about a damaged file, with the file's name
+                log.warning("%s: the decoder said: %s", paths[row], notes)
+            entry = {"row": row, "track_id": int(plan.track_id[row]), "status": status, "detail": detail}
+            journal.write(json.dumps({**entry, "notes": notes}) + "\n")
             journal.flush()
-            results[row] = (status, detail)
+            results[row] = (status, detail, notes)
             bar.update(1)
     bar.close()
     rows.flush()

@@ -1,0 +1,450 @@
+"""The fault corpus: careless or hostile input never loses data and never lies.
+
+Each test is one case of the corpus: the input, the exit status or exception, the
+message (it names the file, the key or row, and what to do), and that nothing outside the
+run's own folders changed. Numbers in the test names follow the list in docs/faults.md.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import warnings
+import zipfile
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from fmareport import experiment
+from fmareport.cli import main
+from fmareport.config import ConfigError, load_cell, load_config, profile_path
+from fmareport.data.audio import Skip, decode_clip
+from fmareport.data.fetch import FetchError, extract, fetch
+from fmareport.data.fma import TracksError, load_tracks
+from fmareport.data.store import _decode_job, prepare, select_tracks
+from fmareport.data.synth import MARKER, TrackMeta, synthesize, tracks_table
+from fmareport.report import book
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def state(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under `folder` with its size and mtime: what 'nothing changed' compares."""
+    return {
+        p.relative_to(folder).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def victim(tmp_path) -> Path:
+    """A folder of the user's that no run may touch."""
+    folder = tmp_path / "victim"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "precious.txt").write_text("keep me")
+    (folder / "sub" / "data.bin").write_bytes(b"\0" * 100)
+    return folder
+
+
+# --- 1. names are never paths -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cell", ["../../../../tmp/evil", "/tmp/x/victim", "table1/../x", "", "a/b/c", "Table1/X"])
+def test_01_a_cell_name_is_not_a_path(tmp_path, cell):
+    path = tmp_path / "cell.yaml"
+    path.write_text(f"cell: {cell!r}\n")
+    with pytest.raises(ConfigError, match=r"cell\.yaml: key 'cell': .* is not a cell"):
+        load_config(profile_path("smoke"), path)
+    with pytest.raises(ConfigError, match=r"not a cell name"):
+        experiment.notebook_config("smoke", cell, {})
+
+
+@pytest.mark.parametrize("profile", ["../profiles/smoke", "/etc/passwd", "", "smoke/../../x"])
+def test_01_a_profile_name_is_not_a_path(profile):
+    with pytest.raises(ConfigError, match=r"not a profile name"):
+        load_cell(profile, "table1/raw_whole")
+
+
+def test_01_fmareport_config_refuses_a_cell_that_climbs_out(tmp_path, capsys):
+    path = tmp_path / "cell.yaml"
+    path.write_text("cell: ../../../../tmp/evil\n")
+    assert main(["config", "smoke", str(path)]) == 2
+    assert "key 'cell': '../../../../tmp/evil' is not a cell" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_01_papermill_with_a_path_as_cell_touches_nothing(tmp_path, victim):
+    before = state(victim)
+    out = tmp_path / "out.ipynb"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "papermill",
+            str(REPO / "book/experiment.ipynb"),
+            str(out),
+            "-p",
+            "profile",
+            "smoke",
+            "-p",
+            "cell",
+            str(victim),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0
+    assert "not a cell name" in done.stderr
+    assert state(victim) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ipynb", "victim"]  # no data, results, build
+
+
+# --- 2. synth checks before it touches anything; --force replaces only its own sets ---------------
+
+
+@pytest.fixture
+def synth_set(tmp_path) -> Path:
+    return synthesize(tmp_path / "set", 1, 0.5, 8000, progress=False, workers=1)
+
+
+@pytest.mark.parametrize("bad", [["--sample-rate", "12345"], ["--tracks-per-genre", "0"], ["--seconds", "-1"]])
+def test_02_synth_force_with_a_bad_argument_deletes_nothing(synth_set, bad, capsys):
+    before = state(synth_set)
+    assert main(["synth", str(synth_set), "--force", *bad]) == 2
+    assert state(synth_set) == before
+    assert "fmareport synth:" in capsys.readouterr().err
+
+
+def test_02_synth_force_refuses_a_folder_it_did_not_write(victim, capsys):
+    before = state(victim)
+    assert main(["synth", str(victim), "--force", "--tracks-per-genre", "1", "--seconds", "0.5"]) == 2
+    assert f"no {MARKER}" in capsys.readouterr().err
+    assert state(victim) == before
+
+
+def test_02_synth_force_replaces_its_own_set(synth_set):
+    again = synthesize(synth_set, 1, 0.5, 8000, seed=1, progress=False, workers=1, force=True)
+    assert again == synth_set and (synth_set / MARKER).is_file()
+    assert '"seed": 1' in (synth_set / MARKER).read_text()
+
+
+# --- 3. a notebook that is not its JSON's run is flagged; one run per cell at a time -------------
+
+
+def test_03_the_book_flags_a_notebook_of_another_run():
+    run_id = "0123456789abcdef0123456789abcdef"
+    result = {"run_id": run_id}
+    good = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                outputs=[nbformat.v4.new_output("stream", name="stdout", text=f"run {run_id}: wrote x.json\n")]
+            )
+        ]
+    )
+    assert book.notebook_mismatch(good, result) is None
+    other = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                outputs=[
+                    nbformat.v4.new_output(
+                        "stream", name="stdout", text="run ffffffffffffffffffffffffffffffff: wrote x\n"
+                    )
+                ]
+            )
+        ]
+    )
+    assert "another (or an unfinished) run" in book.notebook_mismatch(other, result)
+    failed = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                outputs=[nbformat.v4.new_output("error", ename="KeyboardInterrupt", evalue="", traceback=[])]
+            )
+        ]
+    )
+    assert "stopped with an error" in book.notebook_mismatch(failed, result)
+
+
+def test_03_a_second_run_of_the_same_cell_is_refused(tiny_config, tiny_store, tmp_path):
+    cfg = tiny_config.replace(results_dir=str(tmp_path / "results"), build_dir=str(tmp_path / "build"))
+    paths = experiment.CellPaths.of(cfg)
+    with experiment.cell_lock(paths):  # the first run holds it
+        with pytest.raises(experiment.CellBusyError, match="is already running"):
+            experiment.run_cell(cfg, progress=False)
+    assert not paths.results.exists() and not paths.checkpoints.exists()
+
+
+def test_03_checkpoints_are_deleted_only_with_their_marker(victim):
+    before = state(victim)
+    experiment._remove_checkpoint_dir(victim)
+    assert state(victim) == before
+
+
+# --- 4. relative paths are relative to the working directory ------------------------------------
+
+
+def test_04_book_results_dir_is_relative_to_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert book.results_dir_for("smoke", "some/results") == tmp_path / "some" / "results"
+
+
+# --- 5. config refuses what cannot run or would fake results --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("n_fft: 255\n", r"key 'n_fft': must be even"),
+        ("n_fft: 8192\n", r"key 'n_fft': the window of 8192 samples is longer than a 4096-sample segment"),
+        ("seeds: [0, 0]\n", r"key 'seeds': each seed once .* \[0\] repeated"),
+        ("clip_samples: 1000000000000\n", r"key 'clip_samples': must be in \(0, 16777216\], got 1000000000000"),
+        ("profile: ''\n", r"key 'profile': '' is not a name"),
+        ("epochs: '3'\n", r"key 'epochs': got '3' \(str\), expected an integer"),
+    ],
+)
+def test_05_config_refuses(tmp_path, text, message):
+    path = tmp_path / "cell.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(profile_path("smoke"), path)
+
+
+def test_05_numbers_as_yaml_1_2_reads_them(tmp_path):
+    path = tmp_path / "cell.yaml"
+    path.write_text("lr: 1e-3\n")
+    assert load_config(profile_path("smoke"), path).lr == 1e-3
+
+
+def test_05_the_documented_override_forms_work():
+    assert load_cell("smoke", "table1/raw_whole", "seeds: [0, 1, 2, 3, 4]").seeds == [0, 1, 2, 3, 4]
+    assert load_cell("smoke", "table1/raw_whole", {"seeds": [0, 1, 2, 3, 4]}).seeds == [0, 1, 2, 3, 4]
+
+
+def test_05_a_params_file_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "cell.yaml"
+    path.write_bytes(b"epochs: 2\n# caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"cell\.yaml: not UTF-8 text \(byte \d+: 0xe9\)"):
+        load_config(profile_path("smoke"), path)
+
+
+# --- 6. tracks.csv -------------------------------------------------------------------------------
+
+
+def tracks_csv(tmp_path: Path, edit=None) -> Path:
+    """A small valid tracks.csv (written as FMA's is), as text for `edit` to break."""
+    rows = [TrackMeta(tid, "small", "training", "Rock", [12]) for tid in (2, 5, 10)]
+    path = tmp_path / "fma_metadata" / "tracks.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tracks_table(rows).to_csv(path)
+    if edit:
+        path.write_bytes(edit(path.read_bytes()))
+    return path
+
+
+def test_06_a_valid_tracks_csv_reads(tmp_path):
+    tracks = load_tracks(tracks_csv(tmp_path))
+    assert list(tracks.index) == [2, 5, 10] and tracks["track", "genres"].iloc[0] == [12]
+
+
+def replace_in_row(k: int, old: bytes | None, new: bytes):
+    """An edit that replaces the first `old` (None: the first date) in data row k (1-based; 3 header lines first)."""
+
+    def edit(data: bytes) -> bytes:
+        lines = data.split(b"\n")
+        if old is None:
+            lines[2 + k] = re.sub(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", new, lines[2 + k], count=1)
+        else:
+            lines[2 + k] = lines[2 + k].replace(old, new, 1)
+        return b"\n".join(lines)
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: b"", r"the file is empty"),
+        (replace_in_row(2, b"5,", b"abc,"), r"data row 2: track_id 'abc' is not a positive integer"),
+        (replace_in_row(3, b"10,", b"5,"), r"track_id 5 is listed on data rows 2, 3"),
+        (
+            replace_in_row(1, None, b"yesterday"),
+            r"data row 1 \(track_id 2\), column \('album', 'date_created'\): "
+            r"'yesterday' is not a date",
+        ),
+        (
+            replace_in_row(2, b"[12]", b"\"__import__('os').system('touch PWNED')\""),
+            r"data row 2 \(track_id 5\), column \('track', 'genres'\): .* is not a list literal",
+        ),
+        (replace_in_row(3, b"Rock", b"R\xffck"), r"not UTF-8 text: byte 0xff on line 6"),
+    ],
+    ids=["empty", "track_id", "duplicate", "date", "code", "utf8"],
+)
+def test_06_a_broken_tracks_csv_names_file_row_and_column(tmp_path, edit, message):
+    path = tracks_csv(tmp_path, edit)
+    with pytest.raises(TracksError, match=message) as err:
+        load_tracks(path)
+    assert str(path) in str(err.value)
+    assert not (tmp_path / "PWNED").exists() and not Path("PWNED").exists()
+
+
+def test_06_prepare_on_a_broken_tracks_csv_exits_1_naming_it(tmp_path, capsys):
+    data = tmp_path / "fma"
+    tracks_csv(data, replace_in_row(2, b"5,", b"abc,"))
+    (data / "fma_small").mkdir()
+    profile = tmp_path / "p.yaml"
+    profile.write_text(f"profile: p\ndata_source: fma\ndata_dir: {data}\nstore_root: {tmp_path / 'stores'}\n")
+    assert main(["prepare", "--profile", str(profile)]) == 1
+    assert "tracks.csv: data row 2: track_id 'abc'" in capsys.readouterr().err
+    assert not (tmp_path / "stores").exists() or not any((tmp_path / "stores").glob("*/manifest.json"))
+
+
+def test_06_tracks_of_an_unknown_genre_or_subset_are_dropped_with_their_reason(tmp_path):
+    rows = [
+        TrackMeta(2, "small", "training", "Rock", [12]),
+        TrackMeta(3, "small", "test", "Blues", [3]),
+        TrackMeta(5, "small", "training", "Pop", [10]),
+    ]
+    table = tracks_table(rows)
+    table.loc[5, ("set", "subset")] = "tiny"
+    path = tmp_path / "tracks.csv"
+    table.to_csv(path)
+    plan, left_out, dropped = select_tracks(load_tracks(path), "small")
+    assert plan.track_id.tolist() == [2]
+    assert dropped == [
+        {"track_id": 3, "reason": "genre not in the 8", "detail": "genre_top is 'Blues'"},
+        {
+            "track_id": 5,
+            "reason": "unknown subset",
+            "detail": "('set', 'subset') is 'tiny', not one of ('small', 'medium', 'large')",
+        },
+    ]
+    assert left_out["unknown_subset"] == 1 and left_out["genre_top_not_in_genres"] == 1
+
+
+def test_06_prepare_never_synthesises_into_a_folder_it_did_not_make(tmp_path, victim):
+    before = state(victim)
+    for source in ("synth", "fma"):
+        cfg = load_cell(
+            "smoke", None, {"data_source": source, "data_dir": str(victim), "store_root": str(tmp_path / "stores")}
+        )
+        with pytest.raises((FileExistsError, FileNotFoundError), match="not empty|fmareport fetch"):
+            prepare(cfg, progress=False)
+    assert state(victim) == before
+
+
+# --- 7. decoder messages name what is wrong, and the file ----------------------------------------
+
+
+def test_07_empty_and_garbage_mp3s_are_named_for_what_they_are(tmp_path):
+    empty, garbage = tmp_path / "empty.mp3", tmp_path / "garbage.mp3"
+    empty.write_bytes(b"")
+    garbage.write_bytes(np.random.default_rng(0).bytes(5000))
+    with pytest.raises(Skip) as err:
+        decode_clip(empty, 8000, 4096)
+    assert err.value.args == ("undecodable", "the file is empty (0 bytes)")
+    with pytest.raises(Skip) as err:
+        decode_clip(garbage, 8000, 4096)
+    assert "5,000 bytes, not in a format libsndfile recognises as audio" in err.value.args[1]
+    assert "does not exist" not in err.value.args[1]
+
+
+def test_07_a_damaged_mp3s_decoder_notes_name_the_file(tiny_data, tiny_store, tmp_path, caplog):
+    source = sorted((tiny_data / "fma_small").rglob("*.mp3"), key=lambda p: p.stat().st_size)[-1]
+    data = bytearray(source.read_bytes())
+    data[len(data) // 3 : len(data) // 3 + 600] = bytes(600)  # a hole of zeros mid-stream: mpg123 resyncs
+    damaged = tmp_path / "damaged.mp3"
+    damaged.write_bytes(bytes(data))
+    row, clip, status, detail, notes = _decode_job((0, str(damaged), 8000, 8192, "start", 0.5))
+    assert status == "ok" and clip is not None
+    assert "resync" in notes.lower() or "illegal" in notes.lower(), notes
+
+
+# --- 9. fetch refuses archives it cannot extract whole ---------------------------------------------
+
+
+def zip_of(path: Path, entries: list[tuple[str, bytes | None, int]]) -> Path:
+    """A zip with (name, data or None for a folder, unix mode) entries."""
+    with zipfile.ZipFile(path, "w") as zf, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns on a duplicate name: writing one is the point
+        for name, data, mode in entries:
+            info = zipfile.ZipInfo(name, (2017, 4, 1, 0, 0, 0))
+            info.external_attr = mode << 16
+            zf.writestr(info, data or b"")
+    return path
+
+
+@pytest.mark.parametrize(
+    "entries, message",
+    [
+        (
+            [("fma_metadata/x", b"file", stat.S_IFREG | 0o644), ("fma_metadata/x/y", b"under", stat.S_IFREG | 0o644)],
+            r"'fma_metadata/x' is a file in the archive and also a folder",
+        ),
+        (
+            [("fma_metadata/link", b"/etc", stat.S_IFLNK | 0o777), ("fma_metadata/link/passwd", b"x", stat.S_IFREG)],
+            r"refusing entry 'fma_metadata/link': not a plain file or folder",
+        ),
+        (
+            [("fma_metadata/a.csv", b"1", stat.S_IFREG | 0o644), ("fma_metadata/a.csv", b"2", stat.S_IFREG | 0o644)],
+            r"'fma_metadata/a.csv' appears twice",
+        ),
+    ],
+    ids=["file-and-folder", "symlink", "twice"],
+)
+def test_09_an_extraction_conflict_is_refused_with_nothing_left(tmp_path, entries, message):
+    data = tmp_path / "data"
+    data.mkdir()
+    archive = zip_of(tmp_path / "fma_metadata.zip", entries)
+    with pytest.raises(FetchError, match=message):
+        extract(archive, data, progress=False)
+    assert list(data.iterdir()) == []
+
+
+def test_09_a_data_folder_under_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FetchError, match=r"is a file: choose another folder"):
+        fetch(tmp_path / "file" / "sub", base_url="http://127.0.0.1:9/", progress=False)
+    assert main(["fetch", str(tmp_path / "file" / "sub"), "--base-url", "http://127.0.0.1:9/"]) == 1
+    assert "cannot be a folder" in capsys.readouterr().err
+    assert (tmp_path / "file").read_text() == "x"
+
+
+# --- 10. the workflow quotes paths it puts into shell commands --------------------------------------
+
+
+@pytest.mark.slow
+def test_10_the_snakefile_quotes_the_data_dir(tmp_path):
+    shutil.copytree(REPO / "params", tmp_path / "params")
+    profile = tmp_path / "params" / "profiles" / "smoke.yaml"
+    evil = "data/my set; touch PWNED"
+    profile.write_text(profile.read_text().replace("data_dir: data/synth-smoke", f"data_dir: '{evil}'"))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--cores",
+            "1",
+            "--dry-run",
+            "--printshellcmds",
+            "--config",
+            "profile=smoke",
+            "--",
+            "results",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"synth '{evil}'" in done.stdout
+    assert not (tmp_path / "PWNED").exists()
