@@ -32,6 +32,8 @@ Config (--config KEY=VALUE):
 import sys
 from pathlib import Path
 
+import yaml
+
 from snakemake.exceptions import WorkflowError
 
 from fmareport.config import ConfigError, load_profile
@@ -59,14 +61,26 @@ NOTEBOOK = REPO / "book/experiment.ipynb"
 # partial downloads, so it gets a marker of its own that Snakemake may delete.
 DATA = Path(CFG.data_dir) / "fma_metadata" / "tracks.csv" if CFG.data_source == "synth" else BUILD / "fetched"
 # A cell is the path of its YAML under params/ without the suffix, e.g. table1/raw_whole.
+# The ablations (params/ablations/) are cells too: each names its table cell (`base`) and the one
+# thing it changes; a change to the base cell's file re-runs them as well.
+TABLES = ("table1", "table2", "ablations")
 CELLS = sorted(p.relative_to(PARAMS).with_suffix("").as_posix()
-               for table in ("table1", "table2") for p in (PARAMS / table).glob("*.yaml"))
+               for table in TABLES for p in (PARAMS / table).glob("*.yaml"))
 if not CELLS:
     raise WorkflowError(f"no cell YAMLs under {PARAMS}/table1 or {PARAMS}/table2 (run from the repo root, "
                         "or give --directory)")
+BASELINE = RESULTS / "baselines" / "mfcc.json"
+
+
+def cell_inputs(wildcards):
+    """A cell's params file, and its base cell's for an ablation (its settings come first)."""
+    own = PARAMS / f"{wildcards.cell}.yaml"
+    base = yaml.safe_load(own.read_text()).get("base") if own.is_file() else None
+    return [own] + ([PARAMS / f"{base}.yaml"] if base else [])
+
 
 wildcard_constraints:
-    cell=r"table[12]/[^/]+",
+    cell=r"(table[12]|ablations)/[^/]+",
 
 localrules: all, results
 
@@ -79,6 +93,19 @@ rule all:
 rule results:
     input:
         expand(RESULTS / "{cell}.json", cell=CELLS),
+        BASELINE,
+
+
+rule baseline:
+    input:
+        profile=PROFILE_YAML,
+        store=BUILD / "store.txt",
+    output:
+        BASELINE,
+    log:
+        BUILD / "logs/baseline.log",
+    shell:
+        "{PY} -m fmareport.cli baseline --profile {PROFILE:q} > {log:q} 2>&1"
 
 
 if CFG.data_source == "synth":
@@ -125,6 +152,7 @@ rule cell:
         notebook=NOTEBOOK,
         profile=PROFILE_YAML,
         params=PARAMS / "{cell}.yaml",
+        bases=lambda wildcards: cell_inputs(wildcards)[1:],
         store=BUILD / "store.txt",
     output:
         json=RESULTS / "{cell}.json",
@@ -161,6 +189,7 @@ rule cell:
 rule book:
     input:
         expand(RESULTS / "{cell}.{ext}", cell=CELLS, ext=("json", "ipynb")),
+        BASELINE,
         REPO / "_config.yml",
         REPO / "_toc.yml",
         sorted((REPO / "book/pages").glob("*.md")),

@@ -232,6 +232,27 @@ def _run(sub) -> None:
     p.set_defaults(run=run)
 
 
+def _baseline(sub) -> None:
+    p = sub.add_parser(
+        "baseline",
+        help="fit the MFCC + logistic regression baseline on a profile's store",
+        description="20 MFCCs per clip (mean and std over frames), a logistic regression on the training "
+        "split, scored per track on the test split: results/<profile>/baselines/mfcc.json.",
+    )
+    p.add_argument("--profile", required=True, help="profile name (smoke, demo, paper)")
+
+    def run(args) -> int:
+        from .baseline import baseline_path, run_baseline
+        from .config import load_cell
+
+        cfg = load_cell(args.profile, None)
+        results = run_baseline(cfg)
+        print(f"{args.profile} baseline: test accuracy {results.test_acc:.3f}; wrote {baseline_path(cfg)}")
+        return 0
+
+    p.set_defaults(run=run)
+
+
 def _book(sub) -> None:
     p = sub.add_parser(
         "book",
@@ -286,7 +307,7 @@ def _schema(sub) -> None:
     p.set_defaults(run=run)
 
 
-COMMANDS = (_synth, _fetch, _prepare, _config, _summary, _run, _book, _schema)
+COMMANDS = (_synth, _fetch, _prepare, _config, _summary, _run, _baseline, _book, _schema)
 
 
 def main(argv: list[str] | None = None) -> int:

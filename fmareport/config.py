@@ -55,6 +55,7 @@ class Config(BaseModel):
     # --- identity ---
     profile: ProfileName = "smoke"  # profile name: smoke | demo | paper (or your own)
     cell: CellName = "adhoc"  # experiment cell, e.g. "table1/spectrogram_segmented"
+    base: CellName | None = None  # an ablation's table cell: its settings come first, then the ablation's
 
     # --- data: where the FMA-format data set is and how it is made ---
     # The defaults are the smoke profile's (params/profiles/smoke.yaml), so a run with no
@@ -83,6 +84,7 @@ class Config(BaseModel):
     channels: Positive = 32  # feature maps of the residual block (paper: 256), even
     dense: Annotated[list[Positive], Field(min_length=1)] = [300, 150]  # hidden dense widths (Zhang et al.)
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0  # after every layer but the last dense (0 or 0.2)
+    spectrogram_scale: Literal["linear", "log"] = "linear"  # 2D input: |STFT| (the paper's) or log1p(|STFT|)
 
     # --- segments (the paper's "~3 s with 50 % overlap") ---
     segmented: bool = False
@@ -93,6 +95,9 @@ class Config(BaseModel):
     seeds: Annotated[list[int], Field(min_length=1)] = [0]
     epochs: Positive = 1
     batch_size: Positive = 16  # clips per step (paper: 50); segmented: all segments of these clips
+    batch_unit: Literal["clips", "segments"] = "clips"  # a batch: the segments of batch_size clips, or
+    #                                                     batch_size segments drawn across all clips
+    train_fraction: Annotated[float, Field(gt=0, le=1)] = 1.0  # a stratified share of the training split
     lr: Annotated[float, Field(gt=0)] = 5e-4  # Adam learning rate
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
@@ -327,7 +332,14 @@ def load_config(*paths: str | Path, overrides: dict[str, Any] | None = None) -> 
     """
     values: dict[str, Any] = {}
     for path in paths:
-        values = from_dict(read_yaml(path), source=str(path), base=values).to_dict()
+        raw = read_yaml(path)
+        if raw.get("base") is not None:  # an ablation: its table cell first, then what it changes
+            base = cell_path(raw["base"])
+            base_raw = read_yaml(base)
+            if base_raw.get("base") is not None:
+                raise ConfigError(f"{path}: key 'base': {raw['base']!r} is itself an ablation; name a table cell")
+            values = from_dict(base_raw, source=str(base), base=values).to_dict()
+        values = from_dict(raw, source=str(path), base=values).to_dict()
     if overrides:
         values = from_dict(overrides, source="overrides", base=values).to_dict()
     return Config.model_validate(values)

@@ -59,11 +59,17 @@ class Spectrogram(nn.Module):
     centered, giving (1025, 977) for 10**6 samples. Equal to
     torchaudio.transforms.Spectrogram(n_fft, hop_length=hop, power=1).
     (B, N) -> (B, n_fft // 2 + 1, N // hop + 1), linear magnitude (no log).
+
+    scale "log" (an ablation, not the paper's) returns log1p(|STFT|) instead: no floor and
+    no per-batch reference (unlike decibels), silence (zero padding) stays 0, and it is
+    smooth near 0; the batch norm after the first layer takes care of its scale.
     """
 
-    def __init__(self, n_fft: int, hop: int):
+    def __init__(self, n_fft: int, hop: int, scale: str = "linear"):
         super().__init__()
-        self.n_fft, self.hop = n_fft, hop
+        if scale not in ("linear", "log"):
+            raise ValueError(f"spectrogram scale {scale!r}: expected 'linear' or 'log'")
+        self.n_fft, self.hop, self.scale = n_fft, hop, scale
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -76,7 +82,7 @@ class Spectrogram(nn.Module):
         spec = torch.stft(
             x, self.n_fft, self.hop, window=self.window, center=True, pad_mode="reflect", return_complex=True
         )  # (B, F, frames) complex
-        return spec.abs()  # (B, F, frames)
+        return spec.abs().log1p() if self.scale == "log" else spec.abs()  # (B, F, frames)
 
     def describe(self) -> dict:
         return dict(
@@ -106,7 +112,7 @@ class FirstLayer(nn.Module):
         c = cfg.channels // 2 if cfg.input == "both" else cfg.channels
         raw, spec = cfg.input in ("raw", "both"), cfg.input in ("spectrogram", "both")
         self.raw = nn.Conv1d(1, c, RAW_HOPS * cfg.hop, stride=cfg.hop, bias=False) if raw else None
-        self.stft = Spectrogram(cfg.n_fft, cfg.hop) if spec else None
+        self.stft = Spectrogram(cfg.n_fft, cfg.hop, cfg.spectrogram_scale) if spec else None
         self.spec = nn.Conv2d(1, c, (cfg.n_bins, SPEC_FRAMES), bias=False) if spec else None
         self.bn = nn.BatchNorm1d(cfg.channels)
         self.hop = cfg.hop

@@ -125,24 +125,29 @@ def test_tables_hold_the_papers_values_and_ours_from_the_results_json(built, tab
         r, cells = by_label[row_label], rows[row_label]
         s = r["summary"]
         diff = "—" if (name, setting) in UNEXPLAINED else f"{s['test_acc_last_mean'] - paper:+.3f}"
-        assert cells == [
+        assert [cells[i] for i in (0, 1, 2, 4)] == [
             f"{paper:.3f}",
             f"{s['test_acc_last_mean']:.3f} ± {s['test_acc_last_std']:.3f}",
             str(s["n_seeds"]),
             diff,
         ], row_label
+        low, high = map(float, re.fullmatch(r"\[(\S+), (\S+)\]", cells[3]).groups())  # the bootstrap interval
+        assert low <= round(s["test_acc_last_mean"], 3) <= high, (row_label, cells[3])
 
 
-def test_claims_are_judged_and_say_inconclusive_with_one_seed(built):
-    root, _, _ = built
-    table = html(root, "generated/results.html").find("table", id="claims-summary")
-    verdicts = {
-        tr.th.get_text(strip=True): tr.find_all("td")[-1].get_text(strip=True) for tr in table.tbody.find_all("tr")
-    }
-    assert verdicts == {
-        c: "inconclusive (1 seed)"
-        for c in ("2D beats 1D", "1D+2D adds nothing over 2D", "Segmenting helps", "Dropout hurts")
-    }
+def test_claims_are_judged_by_the_paired_bootstrap_on_the_test_tracks(built):
+    """One seed per smoke cell: the intervals come from the bootstrap over the 4 test tracks."""
+    root, _, results = built
+    page = html(root, "generated/results.html")
+    summary = page.find("table", id="claims-summary")
+    verdicts = {tr.th.get_text(strip=True): tr.find_all("td")[-1].get_text(strip=True) for tr in summary.tbody("tr")}
+    assert set(verdicts) == {"2D beats 1D", "1D+2D adds nothing over 2D", "Segmenting helps", "Dropout hurts"}
+    assert all(re.match(r"(holds|does not hold|inconclusive)", v) for v in verdicts.values()), verdicts
+    n_test = next(iter(results.values()))["data"]["tracks"]["test"]
+    claims = page.find("table", id="claims")
+    headers = [th.get_text(strip=True) for th in claims.thead.tr("th")]  # 2 index columns, then the data
+    method = [tr("td")[headers.index("Interval from") - 2].get_text(strip=True) for tr in claims.tbody("tr")]
+    assert set(method) == {f"paired bootstrap, {n_test} tracks × seeds"}, method
 
 
 def test_architecture_figures_are_drawn_files_in_the_methods_page(built):

@@ -122,3 +122,14 @@ def test_both_splits_channels_evenly():
     cfg = load_profile("smoke").replace(input="both")
     net = Net(cfg)
     assert net.conv1.raw.out_channels == net.conv1.spec.out_channels == cfg.channels // 2
+
+
+def test_log_spectrogram_is_log1p_of_the_linear_magnitude():
+    x = torch.randn(3, 4096)
+    linear, log = Spectrogram(256, 128)(x), Spectrogram(256, 128, "log")(x)
+    torch.testing.assert_close(log, torch.log1p(linear))
+    assert torch.equal(Spectrogram(256, 128, "log")(torch.zeros(1, 4096)), torch.zeros(1, 129, 33))  # silence stays 0
+    with pytest.raises(ValueError, match="scale 'db'"):
+        Spectrogram(256, 128, "db")
+    cfg = load_profile("smoke").replace(spectrogram_scale="log", input="both")
+    assert Net(cfg).conv1.stft.scale == "log"

@@ -6,6 +6,7 @@ test (test_book.py) checks the same tables on real smoke results.
 
 import math
 
+import numpy as np
 import pytest
 from scipy import stats
 
@@ -62,7 +63,7 @@ def test_paper_table_mean_std_diff_and_missing_cells():
     assert missing["n_seeds"] == 0 and math.isnan(missing["mean"])
 
     shown = tables.show_table(tables.paper_table("Table 3", runs))
-    assert shown.loc["2D input, segmented"].tolist() == ["0.469", "0.440 ± 0.040", "3", "-0.029"]
+    assert shown.loc["2D input, segmented"].tolist() == ["0.469", "0.440 ± 0.040", "3", "—", "-0.029"]
     assert shown.loc["1D+2D input, segmented, dropout 0.2", "Ours (mean ± std)"] == "not run"
 
 
@@ -92,7 +93,8 @@ def test_welch_interval_matches_scipy():
         ("negative", 0.01, 0.05, "does not hold"),
         ("negative", -0.05, 0.01, "inconclusive"),
         ("no_gain", -0.03, 0.015, "holds"),
-        ("no_gain", 0.005, 0.015, "does not hold"),  # a small but clear gain is a gain
+        ("no_gain", 0.005, 0.015, "holds"),  # a clear gain smaller than the margin is no gain (equivalence)
+        ("no_gain", 0.025, 0.06, "does not hold"),  # a gain surely larger than the margin
         ("no_gain", -0.01, 0.03, "inconclusive"),
     ],
 )
@@ -161,7 +163,7 @@ def test_no_spread_over_seeds_gives_no_interval_and_no_verdict():
     )
     judged = tables.claims(runs).set_index("comparison")
     row = judged.loc["1D+2D input, segmented − 2D input, segmented"]
-    assert row["verdict"] == "inconclusive (no spread over seeds)"
+    assert row["verdict"] == "inconclusive (no spread)"
 
 
 def test_table_3_gives_no_difference_against_the_papers_unexplained_zero():
@@ -172,3 +174,76 @@ def test_table_3_gives_no_difference_against_the_papers_unexplained_zero():
     assert tables.show_table(tables.paper_table("Table 3", runs)).loc["1D+2D input, segmented", "Ours − paper"] == "—"
     t1 = tables.paper_table("Table 1", runs).set_index("setting")
     assert t1.loc["1D+2D input, segmented", "diff"] == pytest.approx(0.42 - 0.428)
+
+
+# --- the bootstrap over test tracks and seeds ----------------------------------------------------
+
+
+def test_bootstrap_of_one_seed_matches_the_binomial_interval():
+    """One seed, 400 tracks, 300 right: the bootstrap interval is the normal binomial one,
+    0.75 +- 1.96 sqrt(0.75 * 0.25 / 400) = [0.708, 0.792], to the bootstrap's resolution."""
+    correct = np.zeros((1, 400), bool)
+    correct[0, :300] = True
+    mean, low, high = stats_.bootstrap_accuracy(correct)
+    half = 1.96 * math.sqrt(0.75 * 0.25 / 400)
+    assert mean == 0.75
+    assert low == pytest.approx(0.75 - half, abs=0.006) and high == pytest.approx(0.75 + half, abs=0.006)
+
+
+def test_bootstrap_adds_the_spread_over_seeds():
+    """Seeds that disagree widen the interval beyond the test-set error alone."""
+    rng = np.random.default_rng(0)
+    same = np.tile(rng.random(400) < 0.6, (4, 1))  # 4 seeds, identical predictions
+    spread = np.stack([rng.random(400) < p for p in (0.45, 0.55, 0.65, 0.75)])
+    width = [np.subtract(*stats_.bootstrap_accuracy(c)[2:0:-1]) for c in (same, spread)]
+    assert width[1] > 1.3 * width[0]
+
+
+def test_a_paired_difference_is_tighter_than_an_unpaired_one():
+    """b is a with 10 of 500 tracks flipped to right (every seed agrees): pairing sees +0.02 with a
+    narrow interval around it (the shared tracks cancel; sd sqrt(10)/500), which excludes 0,
+    while each accuracy alone is uncertain by +-0.04."""
+    rng = np.random.default_rng(1)
+    a = np.tile(rng.random(500) < 0.5, (3, 1))
+    b = a.copy()
+    b[:, np.flatnonzero(~a[0])[:10]] = True
+    diff, low, high, se = stats_.paired_bootstrap_difference(b, a)
+    assert diff == pytest.approx(0.02)
+    assert 0 < low < diff < high < 0.04
+    alone = stats_.bootstrap_accuracy(a)
+    assert alone[2] - alone[1] > 2 * (high - low)
+    assert stats_.detectable_difference(se) == pytest.approx(2.80 * se, rel=0.01)
+    with pytest.raises(ValueError, match="same test tracks"):
+        stats_.paired_bootstrap_difference(a, b[:, :-1])
+
+
+def with_predictions(res, correct, n_tracks=200):
+    """Give a result dict test predictions: seed s right on track n iff correct[s][n]."""
+    labels = np.arange(n_tracks) % 8
+    for seed, right in zip(res["seeds"], correct):
+        probs = np.full((n_tracks, 8), 0.01)
+        guess = np.where(right, labels, (labels + 1) % 8)
+        probs[np.arange(n_tracks), guess] = 0.93
+        seed.update(test_track_ids=list(range(n_tracks)), test_labels=labels.tolist(), test_probs=probs.tolist())
+        seed["test_acc_last"] = float(np.mean(right))
+    return res
+
+
+def test_claims_use_the_paired_bootstrap_when_predictions_are_kept():
+    rng = np.random.default_rng(2)
+    spec = np.tile(rng.random(1000) < 0.7, (3, 1))
+    both = spec.copy()  # 1D+2D: the same predictions, plus 10 of 1000 tracks right
+    both[:, np.flatnonzero(~spec[0])[:10]] = True
+    runs = tables.index_runs(
+        [
+            with_predictions(result("spectrogram", True, 0.0, [0, 0, 0]), spec, 1000),
+            with_predictions(result("both", True, 0.0, [0, 0, 0]), both, 1000),
+        ]
+    )
+    row = tables.claims(runs).set_index("comparison").loc["1D+2D input, segmented − 2D input, segmented"]
+    assert row["method"] == "paired bootstrap, 1000 tracks × seeds"
+    assert row["diff"] == pytest.approx(10 / 1000)
+    assert 0 < row["low"] and row["high"] < tables.NO_GAIN_MARGIN
+    assert row["verdict"] == "holds"  # a real gain of 0.01, smaller than the claim's 0.02 margin
+    assert row["detectable"] > 0
+    assert tables.accuracy_interval(runs[("both", True, 0.0)])[0] == pytest.approx(both.mean())

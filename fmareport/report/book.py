@@ -21,6 +21,8 @@ It prints the path of the results page, `_build/html/generated/results.html`.
 
 from __future__ import annotations
 
+import base64
+import io
 import shutil
 import subprocess
 import sys
@@ -28,11 +30,13 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
+import numpy as np
+
 from ..config import REPO_ROOT, Config, from_dict, load_profile
 from .results import hide_injected_cell, load_results
 from .tables import index_runs, setting_label, setting_of
 
-PAGES = ("intro", "data", "methods", "results", "experiments", "reproducibility")
+PAGES = ("intro", "data", "methods", "results", "beyond", "experiments", "reproducibility")
 SOURCE_DIR = Path("book/pages")
 GENERATED_DIR = Path("book/generated")
 STAGED_MARKER = ".fmareport-staged"
@@ -123,6 +127,27 @@ def open_page(profile: str, results_dir: str | Path) -> Page:
     first = next(iter(results.values()))
     cfg = from_dict(first["config"], source=f"results of {first['cell']}")
     return Page(profile, results, index_runs(list(results.values())), cfg)
+
+
+PLAYER_SECONDS = 5.0  # of each clip in the page: 5 s of 44.1 kHz int16 WAV is 430 kB, 590 kB as base64
+
+
+def audio_players(clips: dict[str, tuple[int, np.ndarray]], sample_rate: int, seconds: float = PLAYER_SECONDS) -> str:
+    """An HTML table, one row per genre: its name, the track and an audio player whose sound is
+    embedded (a WAV data URI of the clip's first `seconds`), so the page plays offline.
+    clips: {genre: (track_id, int16 clip)}."""
+    import soundfile as sf
+
+    rows = []
+    for genre, (track_id, clip) in clips.items():
+        buffer = io.BytesIO()
+        sf.write(buffer, np.asarray(clip[: int(seconds * sample_rate)]), sample_rate, format="WAV", subtype="PCM_16")
+        uri = "data:audio/wav;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+        rows.append(
+            f"<tr><th>{escape(genre)}</th><td>track {track_id:06d}</td>"
+            f'<td><audio controls preload="none" src="{uri}"></audio></td></tr>'
+        )
+    return '<table id="audio-players" class="fmareport-table"><tbody>' + "".join(rows) + "</tbody></table>"
 
 
 def html_table(df, table_id: str, caption: str) -> str:

@@ -22,7 +22,7 @@ from ..config import Config
 from ..data.fma import GENRES
 from .stats import mean_std
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Accuracy = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
@@ -62,6 +62,27 @@ class SeedResult(_Model):
     n_params: Annotated[int, Field(ge=1)]
     seconds: Seconds
     segments_per_second: NonNegative
+    # The test predictions after the last epoch, one row per test track (ascending track_id):
+    # the book's bootstrap intervals and paired comparisons are computed from them.
+    test_track_ids: list[int] | None = None
+    test_labels: list[Annotated[int, Field(ge=0, lt=_K)]] | None = None
+    test_probs: (
+        list[Annotated[list[Annotated[float, Field(ge=0, le=1)]], Field(min_length=_K, max_length=_K)]] | None
+    ) = None
+
+    @model_validator(mode="after")
+    def _predictions(self) -> SeedResult:
+        if self.test_track_ids is None:
+            return self
+        n = len(self.test_track_ids)
+        if not (len(self.test_labels) == len(self.test_probs) == n):
+            raise ValueError(
+                f"test predictions: {n} track ids, {len(self.test_labels)} labels, {len(self.test_probs)} rows"
+            )
+        right = sum(max(range(_K), key=row.__getitem__) == y for row, y in zip(self.test_probs, self.test_labels))
+        if n and abs(right / n - self.test_acc_last) > 1e-9:
+            raise ValueError(f"test_acc_last {self.test_acc_last} is not the accuracy of test_probs ({right / n})")
+        return self
 
 
 class Tracks(_Model):
@@ -108,7 +129,7 @@ class Provenance(_Model):
 class CellResults(_Model):
     """Everything one run of one cell produced; the book reads nothing else."""
 
-    schema_version: Literal[2] = SCHEMA_VERSION
+    schema_version: Literal[2, 3] = SCHEMA_VERSION
     run_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]  # also printed by the cell's notebook
     profile: str
     cell: str
@@ -211,11 +232,12 @@ def load_results(results_dir: str | Path, profile: str) -> dict[str, dict[str, A
     """Every cell's results of a profile, validated: {'table1/raw_whole': obj, ...}, sorted by cell.
 
     A file's place must match its content (results/<profile>/<cell>.json); an empty or
-    missing folder gives {} so the caller can say which runs are missing.
+    missing folder gives {} so the caller can say which runs are missing. Baselines
+    (results/<profile>/baselines/) are not cells: `load_baseline` reads them.
     """
     root = Path(results_dir) / profile
     out = {}
-    for path in sorted(root.rglob("*.json")):
+    for path in sorted(p for p in root.rglob("*.json") if p.relative_to(root).parts[0] != "baselines"):
         cell = path.relative_to(root).with_suffix("").as_posix()
         obj = read_results(path)
         if (obj["profile"], obj["cell"]) != (profile, cell):
@@ -246,3 +268,16 @@ def hide_injected_cell(notebook: str | Path) -> bool:
                 tags.append("remove-cell")
     write_atomic(notebook, nbformat.writes(nb))
     return found
+
+
+def load_baseline(results_dir: str | Path, profile: str) -> dict[str, Any] | None:
+    """The profile's MFCC baseline (results/<profile>/baselines/mfcc.json), validated; None if not run."""
+    from ..baseline import BaselineResults
+
+    path = Path(results_dir) / profile / "baselines" / "mfcc.json"
+    if not path.is_file():
+        return None
+    try:
+        return BaselineResults.model_validate_json(path.read_text(encoding="utf-8")).model_dump(mode="json")
+    except (ValueError, OSError) as err:
+        raise ResultsError(f"{path}: {err}") from None

@@ -33,3 +33,67 @@ def welch_interval(a: list[float], b: list[float], confidence: float = CONFIDENC
         return diff, math.nan, math.nan
     ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(confidence)
     return diff, float(ci.low), float(ci.high)
+
+
+# --- the bootstrap over test tracks and seeds ------------------------------------------------------
+#
+# A cell's accuracy varies with the seed (initialisation, batch order) and with which tracks
+# happen to be in the test split. Both enter its interval: each bootstrap replicate draws the
+# test tracks with replacement (the same draw for every seed, and for both cells of a
+# comparison: the comparison is paired on the same tracks) and the seeds with replacement.
+
+N_BOOT = 10_000
+BOOT_SEED = 0  # the bootstrap's own generator: the same results give the same intervals
+
+
+def _track_weights(n_tracks: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """How often each test track is drawn in each replicate: (n_boot, n_tracks) counts summing to n_tracks."""
+    return rng.multinomial(n_tracks, np.full(n_tracks, 1.0 / n_tracks), size=n_boot)
+
+
+def _replicates(correct: np.ndarray, weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Accuracy of each replicate: tracks weighted by `weights`, seeds drawn with replacement.
+    correct (S, N) 0/1, weights (B, N) -> (B,)."""
+    per_seed = weights @ correct.T / correct.shape[1]  # (B, S): each seed's accuracy on the drawn tracks
+    seeds = rng.integers(0, correct.shape[0], size=per_seed.shape)  # (B, S) seeds drawn with replacement
+    return np.take_along_axis(per_seed, seeds, axis=1).mean(axis=1)  # (B,)
+
+
+def bootstrap_accuracy(
+    correct: np.ndarray, confidence: float = CONFIDENCE, n_boot: int = N_BOOT
+) -> tuple[float, float, float]:
+    """Accuracy and its percentile bootstrap interval over test tracks and seeds: (mean, low, high).
+
+    correct: (S, N) booleans, seed s right on test track n (every seed on the same N tracks).
+    """
+    correct = np.asarray(correct, dtype=np.float64)
+    rng = np.random.default_rng(BOOT_SEED)
+    reps = _replicates(correct, _track_weights(correct.shape[1], n_boot, rng), rng)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(reps, [tail, 100 - tail])
+    return float(correct.mean()), float(low), float(high)
+
+
+def paired_bootstrap_difference(
+    correct_a: np.ndarray, correct_b: np.ndarray, confidence: float = CONFIDENCE, n_boot: int = N_BOOT
+) -> tuple[float, float, float, float]:
+    """Accuracy of a minus b, paired on the same test tracks: (diff, low, high, standard error).
+
+    correct_a (Sa, N), correct_b (Sb, N): the same N test tracks, in the same order, on both
+    sides. Each replicate draws one set of tracks for both and each side's seeds on its own.
+    """
+    a, b = (np.asarray(c, dtype=np.float64) for c in (correct_a, correct_b))
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"a paired comparison needs the same test tracks: {a.shape[1]} and {b.shape[1]} tracks")
+    rng = np.random.default_rng(BOOT_SEED)
+    weights = _track_weights(a.shape[1], n_boot, rng)
+    reps = _replicates(a, weights, rng) - _replicates(b, weights, rng)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(reps, [tail, 100 - tail])
+    return float(a.mean() - b.mean()), float(low), float(high), float(reps.std(ddof=1))
+
+
+def detectable_difference(standard_error: float, confidence: float = CONFIDENCE, power: float = 0.8) -> float:
+    """The smallest true difference a comparison with this standard error detects with `power`
+    (0.8) at the two-sided level 1 - confidence: (z_{1-alpha/2} + z_power) * se (2.80 se)."""
+    return float((stats.norm.ppf(0.5 + confidence / 2) + stats.norm.ppf(power)) * standard_error)

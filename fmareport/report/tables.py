@@ -18,9 +18,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-from .stats import CONFIDENCE, mean_std, welch_interval
+from .stats import (
+    CONFIDENCE,
+    bootstrap_accuracy,
+    detectable_difference,
+    mean_std,
+    paired_bootstrap_difference,
+    welch_interval,
+)
 
 # A run's setting: (input kind, segmented, dropout), as in its config.
 Setting = tuple[str, bool, float]
@@ -79,13 +87,21 @@ def setting_label(setting: Setting) -> str:
     return ", ".join(parts)
 
 
+def is_ablation(result: dict) -> bool:
+    """An ablation cell (params/ablations/): it names the table cell it changes (`base`)."""
+    return result["config"].get("base") is not None
+
+
 def index_runs(results: list[dict]) -> dict[Setting, dict]:
-    """Key each result by its setting; refuse mixed profiles and two runs of one setting."""
+    """Key each table cell's result by its setting (ablations are left out); refuse mixed profiles
+    and two runs of one setting."""
     profiles = sorted({r["profile"] for r in results})
     if len(profiles) > 1:
         raise ValueError(f"results from several profiles {profiles}: the tables show one profile")
     runs: dict[Setting, dict] = {}
     for r in results:
+        if is_ablation(r):
+            continue
         s = setting_of(r)
         if s in runs:
             raise ValueError(
@@ -105,18 +121,23 @@ def paper_table(name: str, runs: dict[Setting, dict]) -> pd.DataFrame:
     """One of the paper's tables with ours beside it, one row per cell, numbers only.
 
     Columns: setting, cell (our run, or None when it is missing), paper, mean, std,
-    n_seeds, diff (mean - paper). mean/std/diff are NaN for a missing run; diff is NaN
-    against the paper's unexplained 0.00 (UNEXPLAINED).
+    n_seeds, low, high (the 95 % bootstrap interval over test tracks and seeds; NaN without
+    the run's test predictions), diff (mean - paper). mean/std/diff are NaN for a missing
+    run; diff is NaN against the paper's unexplained 0.00 (UNEXPLAINED).
     """
     rows = []
     for setting, paper in PAPER[name].items():
         run = runs.get(setting)
+        low = high = math.nan
         if run is None:
             mean = std = math.nan
             n = 0
         else:
             acc = accuracies(run)  # the same numbers as the results file's summary
             (mean, std), n = mean_std(acc), len(acc)
+            interval = accuracy_interval(run)
+            if interval is not None:
+                low, high = interval[1:]
         diff = math.nan if (name, setting) in UNEXPLAINED else mean - paper
         rows.append(
             dict(
@@ -126,6 +147,8 @@ def paper_table(name: str, runs: dict[Setting, dict]) -> pd.DataFrame:
                 mean=mean,
                 std=std,
                 n_seeds=n,
+                low=low,
+                high=high,
                 diff=diff,
             )
         )
@@ -133,7 +156,8 @@ def paper_table(name: str, runs: dict[Setting, dict]) -> pd.DataFrame:
 
 
 def show_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The display form of `paper_table`: 'Paper', 'Ours (mean ± std)', 'Seeds', 'Ours − paper'."""
+    """The display form of `paper_table`: 'Paper', 'Ours (mean ± std)', 'Seeds', '95 % interval',
+    'Ours − paper'."""
 
     def ours(r):
         return "not run" if r.n_seeds == 0 else f"{r['mean']:.3f} ± {r['std']:.3f}"
@@ -143,6 +167,9 @@ def show_table(table: pd.DataFrame) -> pd.DataFrame:
             "Paper": table["paper"].map(lambda v: f"{v:.3f}"),
             "Ours (mean ± std)": table.apply(ours, axis=1),
             "Seeds": table["n_seeds"].astype(str),
+            f"{CONFIDENCE:.0%} interval": table.apply(
+                lambda r: "—" if math.isnan(r["low"]) else f"[{r['low']:.3f}, {r['high']:.3f}]", axis=1
+            ),
             "Ours − paper": table["diff"].map(lambda v: "—" if math.isnan(v) else f"{v:+.3f}"),
         }
     )
@@ -209,22 +236,77 @@ def paper_value(setting: Setting) -> float:
 
 
 def verdict(direction: str, low: float, high: float) -> str:
-    """'holds', 'does not hold' or 'inconclusive' from a confidence interval of a - b."""
+    """'holds', 'does not hold' or 'inconclusive' from a confidence interval of a - b.
+
+    "no_gain" is an equivalence test against its margin: it holds when the whole interval lies
+    below a gain of NO_GAIN_MARGIN, and does not hold only when the whole interval lies above
+    it (a gain at least as large as the margin); a gain smaller than the margin is no gain.
+    """
     if direction == "positive":
         return "holds" if low > 0 else "does not hold" if high < 0 else "inconclusive"
     if direction == "negative":
         return "holds" if high < 0 else "does not hold" if low > 0 else "inconclusive"
     if direction == "no_gain":
-        return "does not hold" if low > 0 else "holds" if high < NO_GAIN_MARGIN else "inconclusive"
+        return "holds" if high < NO_GAIN_MARGIN else "does not hold" if low > NO_GAIN_MARGIN else "inconclusive"
     raise ValueError(f"unknown claim direction {direction!r}")
+
+
+def has_predictions(result: dict) -> bool:
+    """Whether every seed of a result kept its test predictions (test_track_ids, test_probs)."""
+    return all(s.get("test_probs") is not None for s in result["seeds"])
+
+
+def correct_matrix(result: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(track_ids (N,), correct (S, N) bool): each seed right or wrong on each test track."""
+    ids = np.asarray(result["seeds"][0]["test_track_ids"])
+    rows = []
+    for s in result["seeds"]:
+        if not np.array_equal(s["test_track_ids"], ids):
+            raise ValueError(f"cell {result['cell']}: seeds were tested on different tracks")
+        rows.append(np.argmax(np.asarray(s["test_probs"]), axis=1) == np.asarray(s["test_labels"]))
+    return ids, np.stack(rows)
+
+
+def accuracy_interval(result: dict) -> tuple[float, float, float] | None:
+    """A cell's accuracy and its 95 % bootstrap interval over test tracks and seeds (None without
+    its test predictions)."""
+    return bootstrap_accuracy(correct_matrix(result)[1]) if has_predictions(result) else None
+
+
+def compare(a: dict, b: dict) -> dict:
+    """a - b in test accuracy: diff, low, high (95 %), se, detectable (the smallest difference found
+    with 80 % power), method. Paired bootstrap on the same test tracks when both cells kept their
+    predictions; else a Welch t-interval over seeds (NaN with fewer than 2 seeds a side)."""
+    acc_a, acc_b = accuracies(a), accuracies(b)
+    out = dict(
+        diff=float(np.mean(acc_a) - np.mean(acc_b)),
+        low=math.nan,
+        high=math.nan,
+        se=math.nan,
+        detectable=math.nan,
+        seeds=f"{len(acc_a)} / {len(acc_b)}",
+        method="",
+    )
+    if has_predictions(a) and has_predictions(b):
+        ids_a, ca = correct_matrix(a)
+        ids_b, cb = correct_matrix(b)
+        if not np.array_equal(ids_a, ids_b):
+            raise ValueError(f"cells {a['cell']} and {b['cell']} were tested on different tracks: no paired comparison")
+        out["diff"], out["low"], out["high"], out["se"] = paired_bootstrap_difference(ca, cb)
+        out["detectable"] = detectable_difference(out["se"])
+        out["method"] = f"paired bootstrap, {len(ids_a)} tracks × seeds"
+    elif min(len(acc_a), len(acc_b)) >= 2:
+        _, out["low"], out["high"] = welch_interval(acc_a, acc_b)
+        out["method"] = "Welch t over seeds"
+    return out
 
 
 def claims(runs: dict[Setting, dict]) -> pd.DataFrame:
     """Each claim's comparisons judged from our runs, one row per comparison.
 
-    Columns: claim, comparison, paper_diff, diff (our difference of means), low, high
-    (its 95 % Welch t-interval over seeds; NaN when a side has < 2 seeds), seeds
-    ("na / nb"), verdict.
+    Columns: claim, comparison, paper_diff, diff (our difference), low, high (its 95 % interval:
+    paired bootstrap over test tracks and seeds, see `compare`), detectable (the smallest
+    difference the comparison finds with 80 % power), seeds ("na / nb"), method, verdict.
     """
     rows = []
     for claim in CLAIMS:
@@ -236,7 +318,9 @@ def claims(runs: dict[Setting, dict]) -> pd.DataFrame:
                 diff=math.nan,
                 low=math.nan,
                 high=math.nan,
+                detectable=math.nan,
                 seeds="",
+                method="",
                 verdict="",
             )
             if a not in runs or b not in runs:
@@ -244,18 +328,13 @@ def claims(runs: dict[Setting, dict]) -> pd.DataFrame:
                 row.update(verdict=f"inconclusive (not run: {missing})")
                 rows.append(row)
                 continue
-            acc_a, acc_b = accuracies(runs[a]), accuracies(runs[b])
-            row["seeds"] = f"{len(acc_a)} / {len(acc_b)}"
-            row["diff"] = sum(acc_a) / len(acc_a) - sum(acc_b) / len(acc_b)
-            if min(len(acc_a), len(acc_b)) < 2:
+            row.update({k: v for k, v in compare(runs[a], runs[b]).items() if k != "se"})
+            if not row["method"]:
                 row["verdict"] = "inconclusive (1 seed)"
+            elif math.isnan(row["low"]) or row["low"] == row["high"]:
+                row["verdict"] = "inconclusive (no spread)"
             else:
-                _, row["low"], row["high"] = welch_interval(acc_a, acc_b)
-                row["verdict"] = (
-                    "inconclusive (no spread over seeds)"
-                    if math.isnan(row["low"])
-                    else verdict(claim.direction, row["low"], row["high"])
-                )
+                row["verdict"] = verdict(claim.direction, row["low"], row["high"])
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -290,8 +369,10 @@ def show_claims(judged: pd.DataFrame) -> pd.DataFrame:
             "Comparison (a − b)": judged["comparison"],
             "Paper a − b": judged["paper_diff"].map(lambda v: f"{v:+.3f}"),
             "Ours a − b": judged["diff"].map(lambda v: "—" if math.isnan(v) else f"{v:+.3f}"),
-            f"{CONFIDENCE:.0%} CI over seeds": judged.apply(interval, axis=1),
+            f"{CONFIDENCE:.0%} interval": judged.apply(interval, axis=1),
+            "Detectable": judged["detectable"].map(lambda v: "—" if math.isnan(v) else f"{v:.3f}"),
             "Seeds (a / b)": judged["seeds"],
+            "Interval from": judged["method"],
             "Verdict": judged["verdict"],
         }
     )
@@ -332,3 +413,107 @@ def seed_table(result: dict) -> pd.DataFrame:
     keys = ["test_acc_last", "test_acc_best", "best_epoch", "seconds", "segments_per_second"]
     table = pd.DataFrame([{k: s[k] for k in ["seed", *keys]} for s in result["seeds"]]).set_index("seed")
     return table.round(3)
+
+
+# --- beyond the paper: the ablations and the baseline ----------------------------------------------
+
+# What each ablation key tests, for the one line of reading under its result.
+ABLATION_QUESTIONS = {
+    "spectrogram_scale": "Does a log-compressed spectrogram (what most music CNNs use) help?",
+    "batch_unit": "Does the reading of 'mini-batches of 50' (50 clips' segments vs 50 segments) matter?",
+    "train_fraction": "How much does the amount of training data matter (the paper's own suspicion)?",
+}
+_NOT_SETTINGS = {"cell", "base"}
+
+
+def changed_keys(result: dict, base: dict) -> dict[str, tuple]:
+    """The config keys an ablation changes against its base cell's run: {key: (base value, ablation value)}."""
+    a, b = result["config"], base["config"]
+    return {k: (b.get(k), v) for k, v in a.items() if k not in _NOT_SETTINGS and b.get(k) != v}
+
+
+def _interval_text(acc: tuple[float, float, float] | None, result: dict) -> str:
+    if acc is None:
+        mean, std = mean_std(accuracies(result))
+        return f"{mean:.3f} ± {std:.3f} (sd)"
+    return f"{acc[0]:.3f} [{acc[1]:.3f}, {acc[2]:.3f}]"
+
+
+def reading(diff: float, low: float, high: float, detectable: float) -> str:
+    """One line saying what a difference and its interval mean."""
+    if math.isnan(low):
+        return "no interval (one seed, or no spread): no conclusion"
+    if low > 0:
+        return f"helps: +{diff:.3f}, the whole interval above zero"
+    if high < 0:
+        return f"hurts: {diff:.3f}, the whole interval below zero"
+    small = f"; a true effect under {detectable:.3f} could be missed" if not math.isnan(detectable) else ""
+    return f"no clear effect: the interval [{low:+.3f}, {high:+.3f}] holds zero{small}"
+
+
+def ablation_table(results: dict[str, dict]) -> pd.DataFrame:
+    """Each ablation beside its base cell: what it changes, both accuracies with their 95 % intervals,
+    the paired difference with its interval and the smallest detectable difference, one line of reading."""
+    rows = []
+    for cell, r in sorted(results.items()):
+        if not is_ablation(r):
+            continue
+        base = results.get(r["config"]["base"])
+        changes = ", ".join(f"{k}: {b} → {a}" for k, (b, a) in (changed_keys(r, base) if base else {}).items())
+        row = {"Ablation": cell, "Base cell": r["config"]["base"], "Changes": changes or "—"}
+        if base is None:
+            row.update({"Reading": f"base cell {r['config']['base']} not run: no comparison"})
+            rows.append(row)
+            continue
+        c = compare(r, base)
+        interval = "—" if math.isnan(c["low"]) else f"[{c['low']:+.3f}, {c['high']:+.3f}]"
+        question = next((q for k, q in ABLATION_QUESTIONS.items() if k in changed_keys(r, base)), "")
+        row.update(
+            {
+                "Base accuracy": _interval_text(accuracy_interval(base), base),
+                "Ablation accuracy": _interval_text(accuracy_interval(r), r),
+                "Difference": f"{c['diff']:+.3f}",
+                f"{CONFIDENCE:.0%} interval": interval,
+                "Detectable": "—" if math.isnan(c["detectable"]) else f"{c['detectable']:.3f}",
+                "Reading": (question + " " if question else "")
+                + reading(c["diff"], c["low"], c["high"], c["detectable"]),
+            }
+        )
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("Ablation") if rows else pd.DataFrame()
+
+
+def baseline_as_result(baseline: dict) -> dict:
+    """The baseline in the shape of a one-seed cell result, so `compare` pairs it with a cell."""
+    seed = {
+        "seed": 0,
+        "test_acc_last": baseline["test_acc"],
+        "test_track_ids": baseline["test_track_ids"],
+        "test_labels": baseline["test_labels"],
+        "test_probs": baseline["test_probs"],
+    }
+    return {"cell": "baselines/mfcc", "profile": baseline["profile"], "config": {}, "seeds": [seed]}
+
+
+def baseline_table(results: dict[str, dict], baseline: dict) -> pd.DataFrame:
+    """The baseline's test accuracy (bootstrap over test tracks) and each table cell against it, paired."""
+    b = baseline_as_result(baseline)
+    rows = [
+        {
+            "Model": baseline["name"],
+            "Test accuracy": _interval_text(accuracy_interval(b), b),
+            "CNN − baseline": "—",
+            f"{CONFIDENCE:.0%} interval": "—",
+        }
+    ]
+    for setting, r in sorted(index_runs(list(results.values())).items(), key=lambda kv: kv[1]["cell"]):
+        c = compare(r, b)
+        rows.append(
+            {
+                "Model": f"CNN, {setting_label(setting)}",
+                "Test accuracy": _interval_text(accuracy_interval(r), r),
+                "CNN − baseline": f"{c['diff']:+.3f}",
+                f"{CONFIDENCE:.0%} interval": "—" if math.isnan(c["low"]) else f"[{c['low']:+.3f}, {c['high']:+.3f}]",
+            }
+        )
+    return pd.DataFrame(rows).set_index("Model")
