@@ -286,7 +286,56 @@ def _schema(sub) -> None:
     p.set_defaults(run=run)
 
 
-COMMANDS = (_synth, _fetch, _prepare, _config, _summary, _run, _book, _schema)
+def _gpus(sub) -> None:
+    p = sub.add_parser(
+        "gpus",
+        help="list the GPUs this process may use (CUDA_VISIBLE_DEVICES, else nvidia-smi)",
+        description="The GPUs a job may use, as CUDA_VISIBLE_DEVICES entries: that variable's list "
+        "when set, else every GPU `nvidia-smi -L` lists. No torch, no CUDA start. The Makefile "
+        "and the Snakefile count them to run one cell per GPU.",
+    )
+    p.add_argument("--count", action="store_true", help="print only how many")
+
+    def run(args) -> int:
+        from .gpus import machine_gpus, visible_gpus
+
+        visible = visible_gpus()
+        if args.count:
+            print(len(visible))
+            return 0
+        names = {g["index"]: f"{g['name']} ({g['uuid']}, driver {g['driver']})" for g in machine_gpus()}
+        for entry in visible:
+            print(f"{entry}\t{names.get(entry, '')}".rstrip())
+        return 0
+
+    p.set_defaults(run=run)
+
+
+def _on_gpu(sub) -> None:
+    p = sub.add_parser(
+        "on-gpu",
+        help="run a command on a GPU of its own (what the workflow runs each cell job through)",
+        description="Claim the first GPU no other job holds (a lock per GPU UUID, held until the "
+        "command exits; wait while every GPU is held), set CUDA_VISIBLE_DEVICES to it, and run "
+        "COMMAND in this process's place. Without a GPU, COMMAND runs as it is.",
+    )
+    p.add_argument("--lock-dir", type=Path, default=None, help="where the GPU locks live (default: a folder in /tmp)")
+    p.add_argument("--poll", type=float, default=5.0, metavar="S", help="seconds between tries while all are held")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
+
+    def run(args) -> int:
+        from .gpus import exec_on_gpu
+
+        command = args.command[1:] if args.command[:1] == ["--"] else args.command
+        if not command:
+            raise ConfigError("on-gpu: no command given (fmareport on-gpu -- CMD ...)")
+        exec_on_gpu(command, args.lock_dir, args.poll)
+        return 1  # not reached: exec replaces this process
+
+    p.set_defaults(run=run)
+
+
+COMMANDS = (_synth, _fetch, _prepare, _config, _summary, _run, _book, _schema, _gpus, _on_gpu)
 
 
 def main(argv: list[str] | None = None) -> int:
