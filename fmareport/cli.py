@@ -177,18 +177,35 @@ def _config(sub) -> None:
 def _summary(sub) -> None:
     p = sub.add_parser(
         "summary",
-        help="print the network's layer table for each input kind",
+        help="print the network's layer table for each input kind and what training it costs",
         description="Every layer's output shape and parameters for each input and window, "
-        "traced from the model on the meta device (no data, no memory).",
+        "traced from the model on the meta device (no data, no memory); then, per input and window, "
+        "the FLOPs of one training epoch (FlopCounterMode, forward + backward) and the peak memory "
+        "and time of one real training step on this CPU at the profile's batch.",
     )
     p.add_argument("--profile", default="paper", help="profile name (smoke, demo, paper) or a profile YAML")
     p.add_argument("cells", nargs="*", help="experiment cell YAMLs applied on top (later wins)")
+    p.add_argument(
+        "--tracks",
+        type=int,
+        default=6400,
+        metavar="N",
+        help="training tracks of an epoch, for its cost (default: 6400, FMA-small's training split)",
+    )
+    p.add_argument(
+        "--no-memory",
+        action="store_true",
+        help="skip the real training step per input and window that measures peak memory and time "
+        "(a minute or two at the paper's scale on a CPU); the FLOP counts stay",
+    )
 
     def run(args) -> int:
         from .config import load_config, profile_path
-        from .summary import summary_text
+        from .summary import cost_text, summary_text
 
-        print(summary_text(load_config(profile_path(args.profile), *args.cells)))
+        cfg = load_config(profile_path(args.profile), *args.cells)
+        print(summary_text(cfg), flush=True)
+        print(cost_text(cfg, tracks=args.tracks, memory=not args.no_memory))
         return 0
 
     p.set_defaults(run=run)
