@@ -4,6 +4,9 @@
 #                 and print the path of the HTML report
 PROFILE ?= demo
 CORES ?= $(shell nproc 2>/dev/null || echo 2)
+# GPUs the cells may use: CUDA_VISIBLE_DEVICES, else those nvidia-smi -L lists; 0 without.
+# Evaluated when the report recipe runs (after install). One cell job per GPU at a time.
+GPUS ?= $(shell $(PY) -m fmareport.cli gpus --count 2>/dev/null || echo 0)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -15,7 +18,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m pip install --quiet -e '.[test,bench,cluster]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -28,7 +31,8 @@ test: install
 
 # --keep-going: a failing cell does not stop the others; a rerun does only what is missing.
 report: install
-	$(VENV)/bin/snakemake --cores $(CORES) --keep-going --show-failed-logs --config profile=$(PROFILE)
+	$(VENV)/bin/snakemake --cores $(CORES) --keep-going --show-failed-logs --resources gpu=$(GPUS) \
+		--config profile=$(PROFILE) gpus=$(GPUS)
 	@echo "HTML report: $(CURDIR)/_build/html/index.html"
 	@echo "Results page: $(CURDIR)/_build/html/generated/results.html"
 

@@ -24,9 +24,17 @@ Config (--config KEY=VALUE):
   profile       params/profiles/<profile>.yaml (default: demo)
   cell_threads  CPU threads per cell job (default: 1; on 2 cores two cells at a time is
                 faster than one cell on two threads, see docs/running.md)
-  gpu           GPUs per cell job, as the resource `gpu` (default: 0). On a GPU machine:
-                --config gpu=1 --resources gpu=1 runs one cell at a time on the GPU;
-                with --executor slurm it asks SLURM for a GPU per cell job.
+  gpus          GPUs of this machine (default: counted, `fmareport gpus --count`:
+                CUDA_VISIBLE_DEVICES, else nvidia-smi -L; 0 without)
+  gpu           GPUs per cell job, as the resource `gpu` (default: 1 when this machine has
+                GPUs and the profile's device is not cpu, else 0). With --executor slurm
+                it asks SLURM for a GPU per cell job: say gpu=1 there (the submitting
+                host usually has no GPU to count).
+
+One cell per GPU: a cell job with gpu=1 runs through `fmareport on-gpu`, which locks a GPU
+no other job holds, sets CUDA_VISIBLE_DEVICES to it, and waits while every GPU is held;
+`--resources gpu=N` (what `make report` passes) keeps Snakemake from starting more cell
+jobs than GPUs in the first place.
 """
 
 import sys
@@ -37,12 +45,13 @@ import yaml
 from snakemake.exceptions import WorkflowError
 
 from fmareport.config import ConfigError, load_profile
+from fmareport.gpus import visible_gpus
 
 PY = sys.executable  # the environment Snakemake runs in runs every step (no PATH needed)
 REPO = Path(workflow.basedir)
 PROFILE = str(config.get("profile", "demo"))
 CELL_THREADS = int(config.get("cell_threads", 1))
-GPU = int(config.get("gpu", 0))
+GPUS = int(config["gpus"]) if "gpus" in config else len(visible_gpus())
 
 PARAMS = Path("params")
 PROFILE_YAML = PARAMS / "profiles" / f"{PROFILE}.yaml"
@@ -52,6 +61,9 @@ except ConfigError as err:
     raise WorkflowError(f"profile {PROFILE!r}: {err}") from None
 if CFG.profile != PROFILE:
     raise WorkflowError(f"{PROFILE_YAML} says 'profile: {CFG.profile}': it must be '{PROFILE}' (its file name)")
+GPU = int(config.get("gpu", 1 if GPUS and CFG.device != "cpu" else 0))  # GPUs per cell job
+# A cell job on a GPU runs on one of its own (a lock per GPU, CUDA_VISIBLE_DEVICES set).
+ON_GPU = f"{PY} -m fmareport.cli on-gpu --" if GPU else ""
 
 RESULTS_ROOT = Path(CFG.results_dir).resolve()  # for the book, which may run elsewhere
 RESULTS = Path(CFG.results_dir) / PROFILE
@@ -176,7 +188,7 @@ rule cell:
         }}
         export TQDM_MININTERVAL=30
         for attempt in 1 2 3; do
-            if {PY} -m papermill {input.notebook:q} {output.notebook:q} -p profile {PROFILE:q} -p cell {wildcards.cell:q} \\
+            if {ON_GPU} {PY} -m papermill {input.notebook:q} {output.notebook:q} -p profile {PROFILE:q} -p cell {wildcards.cell:q} \\
                     --no-progress-bar --log-output 2> {log.papermill:q}; then
                 break
             fi

@@ -1,6 +1,7 @@
-"""Training throughput of our data path against a naive one, and the FLOP rate it reaches.
+"""Training throughput of our data path against a naive one, and the FLOP rate it reaches,
+for the three inputs in one run.
 
-    python benchmarks/bench_train.py                       # paper shapes, 2D input, CPU or GPU
+    python benchmarks/bench_train.py                       # paper shapes, all three inputs, CPU or GPU
     python benchmarks/bench_train.py --input raw --steps 10
     python benchmarks/bench_train.py --clips 50            # the paper's real step (700 segments)
 
@@ -8,16 +9,21 @@ Both paths train the same network (fmareport.model.Net, the profile's shapes) on
 synthetic int16 clip store (random noise, a memmap on disk, as the real store) with the
 same number of segments per step; only the way a batch is made differs:
 
-* ours (fmareport.train): one sorted fancy index into the store, int16 -> float32 on the
+* ours: what fmareport.train runs, under the run's device policy (fmareport.device): on a
+  GPU the store resident in device memory, indexed there, bf16 autocast when the profile
+  says amp; on a CPU one sorted fancy index into the memmap; int16 -> float32 on the
   device, segments as `unfold` views, the STFT batched on the device inside the model;
 * naive: a per-item torch Dataset (an item is one segment: slice, convert to float, STFT
   on the CPU), a DataLoader that collates the items, then a copy to the device; the
   model's first layer takes the items' spectrograms (Net's own 2D conv and batch norm).
+  (No naive path for the 1D+2D input, whose items would be both.)
 
 It also counts the FLOPs of one training step (forward + backward, with
 torch.utils.flop_counter: convolutions and matmuls; the STFT is not counted) and divides
-the achieved rate by this machine's fp32 matmul rate, measured in the same run (and the
-bf16 rate when the step runs under bf16 autocast on CUDA).
+the achieved rate by this machine's matmul rate, measured in the same run: fp32 with the
+TF32 setting the convolutions run with (on CUDA, cuDNN's fp32 convolutions use TF32 by
+default while matmuls do not: the peak is measured as the convolutions run), and bf16 when
+the step runs under bf16 autocast.
 """
 
 from __future__ import annotations
@@ -35,8 +41,11 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
 from fmareport.config import load_profile
+from fmareport.device import DevicePolicy, device_policy
 from fmareport.model import Net, Spectrogram
-from fmareport.train import INT16_SCALE, load_clips, pick_device, seed_everything, windows
+from fmareport.train import INT16_SCALE, clip_source, load_clips, seed_everything, windows
+
+INPUTS = ("raw", "spectrogram", "both")
 
 
 class SegmentDataset(Dataset):
@@ -90,29 +99,120 @@ def matmul_rate(device: torch.device, dtype: torch.dtype, n: int, reps: int = 5)
     return 2 * n**3 / best
 
 
-def step(model, opt, x, y, device, amp) -> None:
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-        logits = model(x)  # (B * S, K)
-    loss = F.cross_entropy(logits.float(), y)
+def step(model, opt, x, y, policy: DevicePolicy) -> None:
+    with policy.autocast():
+        logits = model(x)  # (B * S, K) float32
+    loss = F.cross_entropy(logits, y)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
 
 
-def timed(batches, model, opt, device, amp, steps: int) -> float:
+def timed(batches, model, opt, policy: DevicePolicy, steps: int) -> float:
     """Seconds for `steps` training steps; `batches` yields (x, y) on the device."""
-    sync(device)
+    sync(policy.device)
     t0 = time.perf_counter()
     for _ in range(steps):
-        step(model, opt, *next(batches), device, amp)
-    sync(device)
+        step(model, opt, *next(batches), policy)
+    sync(policy.device)
     return time.perf_counter() - t0
+
+
+def conv_tf32() -> bool:
+    """Whether cuDNN runs fp32 convolutions in TF32 (PyTorch's default: yes)."""
+    return torch.backends.cudnn.conv.fp32_precision == "tf32"
+
+
+def fp32_matmul_rate(device: torch.device, n: int) -> float:
+    """The fp32 matmul rate with the convolutions' TF32 setting (on CUDA), restored afterwards."""
+    if device.type != "cuda":
+        return matmul_rate(device, torch.float32, n)
+    old = torch.backends.cuda.matmul.fp32_precision
+    torch.backends.cuda.matmul.fp32_precision = "tf32" if conv_tf32() else "ieee"
+    try:
+        return matmul_rate(device, torch.float32, n)
+    finally:
+        torch.backends.cuda.matmul.fp32_precision = old
+
+
+def bench_input(kind: str, args, audio: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> dict:
+    """Time ours and (raw, spectrogram) the naive path for one input; -> the numbers of one table row."""
+    overrides = {"input": kind, "segmented": not args.whole, "cpu_fallback": True}
+    if args.device:
+        overrides["device"] = args.device
+    cfg = load_profile(args.profile, overrides=overrides)
+    if args.amp != "config":
+        cfg = cfg.replace(amp=args.amp == "on")
+    elif cfg.device != "cuda":
+        cfg = cfg.replace(amp=cfg.amp and torch.cuda.is_available())  # CPU: fp32 unless --amp on
+    policy = device_policy(cfg, audio.nbytes)
+    device = policy.device
+    seed_everything(0)
+    s = cfg.n_segments if cfg.segmented else 1
+    per_step = args.clips * s
+    n_clips = len(audio)
+    source = clip_source(audio, policy, progress=False)  # resident on a GPU, as in training
+    labels_dev = policy.to_device(torch.from_numpy(labels))
+
+    def ours():
+        while True:
+            order = rng.permutation(n_clips)
+            for a in range(0, n_clips, args.clips):
+                rows = np.sort(order[a : a + args.clips])
+                idx = policy.to_device(torch.from_numpy(rows))
+                x = windows(load_clips(source, rows, policy, idx), cfg)  # (B * S, W)
+                yield x, labels_dev[idx].repeat_interleave(s)
+
+    paths = {"ours": (ours(), Net(cfg).to(device))}
+    if cfg.input != "both":
+        spec = cfg.input == "spectrogram"
+        loader = DataLoader(
+            SegmentDataset(audio, labels, cfg, spectrogram=spec), batch_size=per_step, shuffle=True, drop_last=True
+        )
+
+        def naive():
+            while True:
+                for xb, yb in loader:
+                    yield xb.to(device), yb.to(device)
+
+        net = Net(cfg).to(device)
+        if spec:
+            net.conv1 = SpectrogramFirstLayer(net.conv1)  # items are spectrograms already
+        paths["naive"] = (naive(), net)
+    opts = {k: torch.optim.Adam(m.parameters(), lr=cfg.lr) for k, (_, m) in paths.items()}
+
+    x, y = next(paths["ours"][0])
+    with FlopCounterMode(display=False) as counter:  # also the warm-up step of ours
+        step(paths["ours"][1], opts["ours"], x, y, policy)
+    flops = counter.get_total_flops()
+    for k, (batches, model) in paths.items():
+        if k != "ours":
+            timed(batches, model, opts[k], policy, 1)  # warm-up
+    # Alternate the paths and keep each one's best round: load from other processes then
+    # slows all alike instead of whichever happened to run at the time.
+    best = {k: float("inf") for k in paths}
+    for _ in range(args.rounds):
+        for k, (batches, model) in paths.items():
+            best[k] = min(best[k], timed(batches, model, opts[k], policy, args.steps))
+    row = {
+        "input": kind,
+        "policy": policy.describe(),
+        "per_step": per_step,
+        "ours": per_step * args.steps / best["ours"],
+        "ms": best["ours"] / args.steps * 1e3,
+        "naive": per_step * args.steps / best["naive"] if "naive" in best else None,
+        "gflop": flops / 1e9,
+        "achieved": flops * args.steps / best["ours"],
+        "amp": policy.amp,
+        "device": policy.device,
+    }
+    return row
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--profile", default="paper")
-    p.add_argument("--input", default="spectrogram", choices=["raw", "spectrogram", "both"])
+    p.add_argument("--input", default="all", choices=["all", *INPUTS])
     p.add_argument("--whole", action="store_true", help="whole clips instead of segments")
     p.add_argument(
         "--clips",
@@ -123,90 +223,54 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=4, help="timed steps per path and round (after one warm-up)")
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds; each path's best counts")
     p.add_argument("--matmul", type=int, default=0, help="matmul size for the peak (0: 2048 on CPU, 8192 on GPU)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: the policy's (auto)")
+    p.add_argument(
+        "--amp",
+        choices=["config", "on", "off"],
+        default="config",
+        help="bf16 autocast: the profile's on a GPU and fp32 on a CPU (config), or forced",
+    )
     args = p.parse_args()
 
-    cfg = load_profile(args.profile, overrides={"input": args.input, "segmented": not args.whole})
-    device = pick_device(cfg)
-    amp = cfg.amp and device.type == "cuda"
-    seed_everything(0)
-    s = cfg.n_segments if cfg.segmented else 1
-    per_step = args.clips * s
-    n_clips = args.clips * 8
-    print(
-        f"profile {cfg.profile}, input {cfg.input}, {'segments' if cfg.segmented else 'whole clips'} of "
-        f"{cfg.window_samples} samples, {per_step} per step ({args.clips} clips), device {device}, "
-        f"bf16 autocast {amp}, torch threads {torch.get_num_threads()}"
-    )
-
+    inputs = INPUTS if args.input == "all" else (args.input,)
+    base = load_profile(args.profile)
+    rng = np.random.default_rng(0)
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        n_clips = args.clips * 8
         audio = np.lib.format.open_memmap(
-            Path(tmp) / "audio.npy", mode="w+", dtype=np.int16, shape=(n_clips, cfg.clip_samples)
+            Path(tmp) / "audio.npy", mode="w+", dtype=np.int16, shape=(n_clips, base.clip_samples)
         )
-        rng = np.random.default_rng(0)
         for i in range(n_clips):
-            audio[i] = rng.normal(0, 3000, cfg.clip_samples).clip(-32768, 32767).astype(np.int16)
+            audio[i] = rng.normal(0, 3000, base.clip_samples).clip(-32768, 32767).astype(np.int16)
+        audio.flush()
+        audio = np.load(Path(tmp) / "audio.npy", mmap_mode="r")  # read-only, as the real store
         labels = rng.integers(0, 8, n_clips)
-        labels_dev = torch.from_numpy(labels).to(device)
+        for kind in inputs:
+            rows.append(bench_input(kind, args, audio, labels, rng))
+            print(f"{kind}: {rows[-1]['policy']}", flush=True)
+    device = rows[0]["device"]
+    n = args.matmul or (8192 if device.type == "cuda" else 2048)
+    peak32 = max(fp32_matmul_rate(device, n) for _ in range(args.rounds))
+    amp = any(r["amp"] for r in rows)
+    peak16 = matmul_rate(device, torch.bfloat16, n) if amp else None
+    tf32 = f", TF32 {'on' if conv_tf32() else 'off'} as the convolutions" if device.type == "cuda" else ""
 
-        def ours():
-            while True:
-                order = rng.permutation(n_clips)
-                for a in range(0, n_clips, args.clips):
-                    rows = np.sort(order[a : a + args.clips])
-                    x = windows(load_clips(audio, rows, device), cfg)  # (B * S, W)
-                    yield x, labels_dev[torch.from_numpy(rows).to(device)].repeat_interleave(s)
-
-        paths = {"ours": (ours(), Net(cfg).to(device))}
-        if cfg.input != "both":  # the 1D+2D input would need the waveform and the spectrogram per item
-            spec = cfg.input == "spectrogram"
-            loader = DataLoader(
-                SegmentDataset(audio, labels, cfg, spectrogram=spec), batch_size=per_step, shuffle=True, drop_last=True
-            )
-
-            def naive():
-                while True:
-                    for xb, yb in loader:
-                        yield xb.to(device), yb.to(device)
-
-            net = Net(cfg).to(device)
-            if spec:
-                net.conv1 = SpectrogramFirstLayer(net.conv1)  # items are spectrograms already
-            paths["naive"] = (naive(), net)
-        opts = {k: torch.optim.Adam(m.parameters(), lr=cfg.lr) for k, (_, m) in paths.items()}
-
-        x, y = next(paths["ours"][0])
-        with FlopCounterMode(display=False) as counter:  # also the warm-up step of ours
-            step(paths["ours"][1], opts["ours"], x, y, device, amp)
-        flops = counter.get_total_flops()
-        for k, (batches, model) in paths.items():
-            if k != "ours":
-                timed(batches, model, opts[k], device, amp, 1)  # warm-up
-        # Alternate the paths (and the matmul) and keep each one's best round: load from other
-        # processes then slows all alike instead of whichever happened to run at the time.
-        n = args.matmul or (8192 if device.type == "cuda" else 2048)
-        best = {k: float("inf") for k in paths}
-        peak32 = 0.0
-        for _ in range(args.rounds):
-            for k, (batches, model) in paths.items():
-                best[k] = min(best[k], timed(batches, model, opts[k], device, amp, args.steps))
-            peak32 = max(peak32, matmul_rate(device, torch.float32, n))
-
-    t_ours, t_naive = best["ours"], best.get("naive")
-    rate_ours = per_step * args.steps / t_ours
-    achieved = flops * args.steps / t_ours
-    print(f"\nours : {rate_ours:8.1f} segments/s  ({t_ours / args.steps * 1e3:.0f} ms/step)")
-    if t_naive is not None:
-        rate_naive = per_step * args.steps / t_naive
-        print(f"naive: {rate_naive:8.1f} segments/s  ({t_naive / args.steps * 1e3:.0f} ms/step)")
-        print(f"ours / naive = {rate_ours / rate_naive:.2f}x")
-    else:
-        print("naive: n/a for the 1D+2D input")
-    print(f"\nFLOPs per training step (fwd + bwd): {flops / 1e9:.1f} GFLOP ({flops / per_step / 1e9:.2f} per segment)")
-    print(f"achieved: {achieved / 1e9:.1f} GFLOP/s")
-    print(f"fp32 matmul ({n}x{n}): {peak32 / 1e9:.1f} GFLOP/s -> achieved / fp32 matmul = {achieved / peak32:.1%}")
-    if amp:
-        peak16 = matmul_rate(device, torch.bfloat16, n)
-        print(f"bf16 matmul ({n}x{n}): {peak16 / 1e9:.1f} GFLOP/s -> achieved / bf16 matmul = {achieved / peak16:.1%}")
+    window = "whole clips" if args.whole else "segments"
+    print(
+        f"\nprofile {args.profile}, {window}, {rows[0]['per_step']} per step ({args.clips} clips), torch threads "
+        f"{torch.get_num_threads()}; best of {args.rounds} rounds of {args.steps} steps"
+    )
+    print(f"fp32 matmul ({n}x{n}{tf32}): {peak32 / 1e9:.1f} GFLOP/s" + (f"; bf16: {peak16 / 1e9:.1f}" if amp else ""))
+    print(f"{'input':<13}{window + '/s':>12}{'ms/step':>9}{'naive/s':>9}{'ours/naive':>11}{'GFLOP/step':>11}", end="")
+    print(f"{'GFLOP/s':>9}{'of fp32 peak':>13}" + (f"{'of bf16 peak':>13}" if amp else ""))
+    for r in rows:
+        naive = f"{r['naive']:>9.1f}{r['ours'] / r['naive']:>10.2f}x" if r["naive"] else f"{'n/a':>9}{'':>11}"
+        line = f"{r['input']:<13}{r['ours']:>12.1f}{r['ms']:>9.0f}{naive}{r['gflop']:>11.1f}"
+        line += f"{r['achieved'] / 1e9:>9.1f}{r['achieved'] / peak32:>13.1%}"
+        if amp:
+            line += f"{r['achieved'] / peak16:>13.1%}"
+        print(line)
 
 
 if __name__ == "__main__":

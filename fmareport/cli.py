@@ -177,18 +177,35 @@ def _config(sub) -> None:
 def _summary(sub) -> None:
     p = sub.add_parser(
         "summary",
-        help="print the network's layer table for each input kind",
+        help="print the network's layer table for each input kind and what training it costs",
         description="Every layer's output shape and parameters for each input and window, "
-        "traced from the model on the meta device (no data, no memory).",
+        "traced from the model on the meta device (no data, no memory); then, per input and window, "
+        "the FLOPs of one training epoch (FlopCounterMode, forward + backward) and the peak memory "
+        "and time of one real training step on this CPU at the profile's batch.",
     )
     p.add_argument("--profile", default="paper", help="profile name (smoke, demo, paper) or a profile YAML")
     p.add_argument("cells", nargs="*", help="experiment cell YAMLs applied on top (later wins)")
+    p.add_argument(
+        "--tracks",
+        type=int,
+        default=6400,
+        metavar="N",
+        help="training tracks of an epoch, for its cost (default: 6400, FMA-small's training split)",
+    )
+    p.add_argument(
+        "--no-memory",
+        action="store_true",
+        help="skip the real training step per input and window that measures peak memory and time "
+        "(a minute or two at the paper's scale on a CPU); the FLOP counts stay",
+    )
 
     def run(args) -> int:
         from .config import load_config, profile_path
-        from .summary import summary_text
+        from .summary import cost_text, summary_text
 
-        print(summary_text(load_config(profile_path(args.profile), *args.cells)))
+        cfg = load_config(profile_path(args.profile), *args.cells)
+        print(summary_text(cfg), flush=True)
+        print(cost_text(cfg, tracks=args.tracks, memory=not args.no_memory))
         return 0
 
     p.set_defaults(run=run)
@@ -307,7 +324,56 @@ def _schema(sub) -> None:
     p.set_defaults(run=run)
 
 
-COMMANDS = (_synth, _fetch, _prepare, _config, _summary, _run, _baseline, _book, _schema)
+def _gpus(sub) -> None:
+    p = sub.add_parser(
+        "gpus",
+        help="list the GPUs this process may use (CUDA_VISIBLE_DEVICES, else nvidia-smi)",
+        description="The GPUs a job may use, as CUDA_VISIBLE_DEVICES entries: that variable's list "
+        "when set, else every GPU `nvidia-smi -L` lists. No torch, no CUDA start. The Makefile "
+        "and the Snakefile count them to run one cell per GPU.",
+    )
+    p.add_argument("--count", action="store_true", help="print only how many")
+
+    def run(args) -> int:
+        from .gpus import machine_gpus, visible_gpus
+
+        visible = visible_gpus()
+        if args.count:
+            print(len(visible))
+            return 0
+        names = {g["index"]: f"{g['name']} ({g['uuid']}, driver {g['driver']})" for g in machine_gpus()}
+        for entry in visible:
+            print(f"{entry}\t{names.get(entry, '')}".rstrip())
+        return 0
+
+    p.set_defaults(run=run)
+
+
+def _on_gpu(sub) -> None:
+    p = sub.add_parser(
+        "on-gpu",
+        help="run a command on a GPU of its own (what the workflow runs each cell job through)",
+        description="Claim the first GPU no other job holds (a lock per GPU UUID, held until the "
+        "command exits; wait while every GPU is held), set CUDA_VISIBLE_DEVICES to it, and run "
+        "COMMAND in this process's place. Without a GPU, COMMAND runs as it is.",
+    )
+    p.add_argument("--lock-dir", type=Path, default=None, help="where the GPU locks live (default: a folder in /tmp)")
+    p.add_argument("--poll", type=float, default=5.0, metavar="S", help="seconds between tries while all are held")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
+
+    def run(args) -> int:
+        from .gpus import exec_on_gpu
+
+        command = args.command[1:] if args.command[:1] == ["--"] else args.command
+        if not command:
+            raise ConfigError("on-gpu: no command given (fmareport on-gpu -- CMD ...)")
+        exec_on_gpu(command, args.lock_dir, args.poll)
+        return 1  # not reached: exec replaces this process
+
+    p.set_defaults(run=run)
+
+
+COMMANDS = (_synth, _fetch, _prepare, _config, _summary, _run, _baseline, _book, _schema, _gpus, _on_gpu)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -99,8 +99,11 @@ class Config(BaseModel):
     #                                                     batch_size segments drawn across all clips
     train_fraction: Annotated[float, Field(gt=0, le=1)] = 1.0  # a stratified share of the training split
     lr: Annotated[float, Field(gt=0)] = 5e-4  # Adam learning rate
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    # --- where it runs (fmareport/device.py: the device policy) ---
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when usable, else see cpu_fallback
+    cpu_fallback: bool = True  # device auto without a usable GPU: run on the CPU (false: stop at once)
+    amp: bool = False  # bf16 autocast where the device really has bf16: CPU, CUDA compute capability >= 8.0
+    store_on_device: Literal["auto", "always", "never"] = "auto"  # clip store as a tensor on the device
     deterministic: bool = False  # torch deterministic algorithms (slower)
     results_dir: str = "results"  # results/<profile>/<cell>.json and .ipynb
     build_dir: str = "build"  # scratch: checkpoints and locks, build/<profile>/<cell>/

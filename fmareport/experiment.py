@@ -4,7 +4,9 @@ A cell is a profile plus one params file (`params/<table>/<cell>.yaml`); its run
 
 1. takes the cell's lock (`build/<profile>/<cell>/lock`): a second run of the same cell at
    the same time is refused, so two runs never share checkpoints;
-2. makes sure the clip store exists (`fmareport.data.store.prepare`);
+2. checks that the machine has the device the config asks for (device.pick_device: a GPU
+   profile without a usable GPU stops here, at once), then makes sure the clip store
+   exists (`fmareport.data.store.prepare`);
 3. trains each seed with a checkpoint after every epoch, in a folder derived from the
    checked names and a hash of the settings that change numbers
    (`build/<profile>/<cell>/checkpoints/<hash>/seed<N>.pt`), so a killed run resumes and
@@ -33,9 +35,10 @@ from typing import Any
 from .config import Config, ConfigError, load_cell
 from .data.fma import GENRES, SPLITS
 from .data.store import prepare
+from .device import pick_device
 from .report import provenance
 from .report.results import CellResults, DataInfo, Provenance, Tracks, results_path, summarize, write_results
-from .train import RESUME_FREE_KEYS, pick_device, train_seed
+from .train import RESUME_FREE_KEYS, train_seed
 
 # The notebook's parameters: what a user passes to papermill with -p (or -y for overrides).
 PARAMETERS = ("profile", "cell", "overrides")
@@ -106,8 +109,8 @@ def run_cell(cfg: Config, progress: bool = True, entry: str = "fmareport.experim
     paths = CellPaths.of(cfg)
     with cell_lock(paths):
         started = provenance.now()
+        device = pick_device(cfg)  # a GPU profile without a usable GPU stops here, before the store
         store = prepare(cfg, progress)
-        device = pick_device(cfg)
         checkpoints = _make_checkpoint_dir(paths.checkpoints)
         seeds = [train_seed(cfg, store, seed, checkpoint_dir=checkpoints, progress=progress) for seed in cfg.seeds]
         results = CellResults(

@@ -28,6 +28,9 @@ Choices the paper leaves open, and ours (the report states them):
   last dense one: conv1, conv2, the block output, dense 1 and dense 2.
 * The 1D first layer is Conv1d(1, C, 3*hop, stride=hop) (Fig. 2 is lost): it spans the
   samples of four STFT frames' hops and lands on the same T as the 2D one.
+* Under bf16 autocast (cfg.amp) the output layer still runs in fp32 and the logits are
+  float32: bf16 keeps 8 bits of mantissa, and rounding the logits to it makes ties, which
+  argmax gives to the lowest class.
 
 The model takes float waveforms; the data path (train.py) converts the int16 clip store
 with x / 32768 on the device.
@@ -35,6 +38,7 @@ with x / 32768 on the device.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -214,7 +218,15 @@ class Net(nn.Module):
         z = self.pool(h3)  # (B, 2C)
         for layer in self.dense:
             z = self.drop(F.elu(layer(z)))  # (B, D)
-        return self.out(z)  # (B, n_classes)
+        with _no_autocast(z.device.type):
+            return self.out(z.float())  # (B, n_classes) float32, also under bf16 autocast
+
+
+def _no_autocast(device_type: str):
+    """Autocast switched off for a block (a no-op on devices without autocast, e.g. meta)."""
+    if torch.amp.is_autocast_available(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 @dataclass

@@ -1,14 +1,31 @@
-"""The network's layer table for each input (`fmareport summary --profile P [CELL.yaml ...]`).
+"""The network's layer table for each input, and what training it costs
+(`fmareport summary --profile P [CELL.yaml ...]`).
 
 For each input kind (raw, spectrogram, both) and each window (a whole clip, a segment)
 it prints every layer's output shape (batch dim dropped) and parameter count, traced
-from the model itself on the meta device: no data set, no memory.
+from the model itself on the meta device: no data set, no memory. Then, per input and
+window, the FLOPs of one training epoch (counted on the meta device) and the peak memory
+and time of one real training step on this CPU at the profile's batch, so that a GPU
+run can be sized before it starts.
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
 from .config import Config
-from .model import layer_table
+from .data.audio import INT16_SCALE
+from .data.fma import FMA_SMALL_SPLITS, GENRES
+from .model import Net, layer_table
+from .train import windows
 
 INPUTS = ("raw", "spectrogram", "both")
 
@@ -43,4 +60,106 @@ def summary_text(base: Config) -> str:
                 f"\ninput {kind}, {label}: {n:,} samples ({n / sr:.2f} s){extra}, T = N // hop - 2 = {cfg.steps(n)}"
             )
             out.append(format_table(cfg, n))
+    return "\n".join(out)
+
+
+# --- what a training run costs -----------------------------------------------------------
+
+
+def training_flops(cfg: Config, clips: int) -> int:
+    """FLOPs of one training step on `clips` clips (clips x n_segments windows when segmented):
+    forward, cross-entropy and backward, counted by torch.utils.flop_counter.FlopCounterMode on
+    the meta device (no memory, no time). It counts convolutions and matrix products, 2 FLOPs
+    per multiply-add; not the STFT, batch norm, activations, pooling or Adam's update."""
+    s = cfg.n_segments if cfg.segmented else 1
+    with torch.device("meta"):
+        net = Net(cfg)
+        x = torch.zeros(clips * s, cfg.window_samples)  # (B * S, W)
+        y = torch.zeros(clips * s, dtype=torch.long)  # (B * S,)
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(net(x), y).backward()
+    return int(counter.get_total_flops())
+
+
+def _proc_status_bytes(key: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024  # kB
+    raise KeyError(key)
+
+
+def _release_free_memory() -> None:
+    """Hand memory that is free but still mapped back to the OS, so it does not hide a new peak."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc
+
+
+def step_peak_memory(cfg: Config, clips: int) -> tuple[int, float] | None:
+    """Memory and time of one real training step on this CPU, at `clips` clips per step.
+
+    -> (bytes, seconds): how far the process's resident memory rose above what it held before
+    the step (Linux's peak RSS, VmHWM, reset through /proc/self/clear_refs), i.e. the float32
+    batch, its STFT, the activations kept for backward, the gradients, Adam's first moments and
+    the kernels' scratch; not the weights or the int16 clips, which are there before. fp32, as
+    the CPU runs; None where /proc/self/clear_refs cannot be written (not Linux)."""
+    torch.manual_seed(0)
+    net = Net(cfg)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    s = cfg.n_segments if cfg.segmented else 1
+    clips16 = torch.randint(-3000, 3000, (clips, cfg.clip_samples), dtype=torch.int16)  # (B, N), the store's rows
+    y = torch.randint(0, len(GENRES), (clips * s,))
+    _release_free_memory()
+    try:
+        before = _proc_status_bytes("VmRSS")
+        Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+    except OSError:
+        return None
+    t0 = time.perf_counter()
+    x = windows(clips16.float().div_(INT16_SCALE), cfg)  # (B * S, W)
+    loss = F.cross_entropy(net(x), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    seconds = time.perf_counter() - t0
+    peak = _proc_status_bytes("VmHWM") - before
+    del x, loss, opt, net
+    _release_free_memory()
+    return peak, seconds
+
+
+def cost_text(base: Config, tracks: int = FMA_SMALL_SPLITS["training"], memory: bool = True) -> str:
+    """Per input and window: FLOPs of one training step and epoch, and (memory=True) the peak
+    memory and time of one real training step on this CPU, at the profile's batch."""
+    steps = math.ceil(tracks / base.batch_size)
+    out = [
+        f"\ncost of one training epoch on {tracks:,} training tracks (FMA-small's training split): "
+        f"{steps} steps of {base.batch_size} clips",
+        "  FLOPs: torch.utils.flop_counter.FlopCounterMode over one forward + backward of one batch on the "
+        f"meta device, x {tracks:,} / {base.batch_size} batches; it counts convolutions and matrix products "
+        "(2 per multiply-add), not the STFT, batch norm, activations, pooling or Adam's update",
+    ]
+    if memory:
+        out.append(
+            "  memory: one real fp32 training step at this batch on this CPU (random audio): how far the "
+            "process's resident memory (Linux VmHWM) rose above what it held before the step: the float32 "
+            "batch, STFT, activations kept for backward, gradients, Adam's state and kernel scratch (not "
+            f"the weights or the int16 clips); torch threads {torch.get_num_threads()}. Under bf16 autocast "
+            "on a GPU the convolutions' activations take half, and cuDNN adds its workspace"
+        )
+    head = f"  {'input':<13}{'window':<12}{'windows/step':>13}{'GFLOP/step':>12}{'TFLOP/epoch':>13}"
+    out.append(head + (f"{'peak memory':>13}{'CPU s/step':>12}" if memory else ""))
+    for kind in INPUTS:
+        for label, segmented in (("whole clip", False), ("segments", True)):
+            cfg = base.replace(input=kind, segmented=segmented)
+            s = cfg.n_segments if segmented else 1
+            flops = training_flops(cfg, cfg.batch_size)
+            line = f"  {kind:<13}{label:<12}{cfg.batch_size * s:>13}{flops / 1e9:>12.1f}"
+            line += f"{flops * tracks / cfg.batch_size / 1e12:>13.2f}"
+            if memory:
+                measured = step_peak_memory(cfg, cfg.batch_size)
+                line += f"{measured[0] / 1e9:>10.2f} GB{measured[1]:>12.2f}" if measured else f"{'n/a':>13}"
+            out.append(line)
     return "\n".join(out)

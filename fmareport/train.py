@@ -25,9 +25,14 @@ does not fill a last segment is not used). Our readings, which the report states
 
 Fast data path: no per-item Dataset. A batch is one fancy index (sorted rows, for
 memmap locality) into the int16 clip store; it is converted with x / 32768 to float32
-on the device; the STFT runs batched on the device inside the model. On CUDA the whole
-store is copied to device memory when it takes at most half the free memory (FMA-small:
-8000 x 10**6 int16 = 16 GB), and bf16 autocast is on when cfg.amp.
+on the device; the STFT runs batched on the device inside the model. Where the store
+lives, autocast, pinned copies and the device are the device policy's (device.py): on a
+GPU the whole store sits in device memory when it fits (FMA-small: 8000 x 10**6 int16 =
+16 GB), and the same resident-store code runs on the CPU with store_on_device: always.
+
+The loop waits for the device only once per SYNC_EVERY steps and at the end of an epoch:
+the loss and correct counts add up on the device, index copies are non_blocking, and the
+NaN check reads the running loss sum at those points (DivergedError names the steps).
 """
 
 from __future__ import annotations
@@ -47,12 +52,26 @@ import torch.nn.functional as F
 from .config import Config
 from .data.audio import INT16_SCALE
 from .data.fma import GENRES
+from .device import DevicePolicy, device_policy
 from .model import Net, n_params
 from .progress import tqdm
 from .report.results import Epoch, SeedResult
 
 # Config keys that may change between a run and its resume (they do not change the numbers).
-RESUME_FREE_KEYS = ("epochs", "seeds", "results_dir", "build_dir", "data_dir", "store_root", "prepare_workers")
+RESUME_FREE_KEYS = (
+    "epochs",
+    "seeds",
+    "results_dir",
+    "build_dir",
+    "data_dir",
+    "store_root",
+    "prepare_workers",
+    "store_on_device",
+    "cpu_fallback",
+)
+# Training steps between the loop's waits for the device (loss, accuracy, NaN check, progress
+# bar): 8 per epoch of the paper profile's 128 steps, plus one at the end of every epoch.
+SYNC_EVERY = 16
 
 
 class DivergedError(RuntimeError):
@@ -83,48 +102,53 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
-def pick_device(cfg: Config) -> torch.device:
-    """cfg.device "auto": CUDA when present, else CPU. "cuda" without CUDA is an error."""
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("config asks for device 'cuda' but torch sees no CUDA device; use device: auto or cpu")
-    if cfg.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(cfg.device)
-
-
 # --- the data path -----------------------------------------------------------------------
 
-_DEVICE_STORE: dict[str, Any] = {}  # the last store copied to a GPU: reused by later seeds
+_RESIDENT: dict[str, Any] = {}  # the last store made resident: reused by the cell's later seeds
+COPY_CHUNK_BYTES = 256 << 20  # the store goes to the device 256 MB at a time
 
 
-def clip_source(audio: np.ndarray, device: torch.device, progress: bool = True) -> np.ndarray | torch.Tensor:
-    """Where batches are read from: the int16 store itself (CPU, or a GPU it does not fit),
-    or a copy of it in device memory when it takes at most half the free GPU memory."""
-    if device.type != "cuda":
-        return audio
-    if _DEVICE_STORE.get("audio") is audio and _DEVICE_STORE.get("device") == device:
-        return _DEVICE_STORE["tensor"]
-    _DEVICE_STORE.clear()
-    free, _ = torch.cuda.mem_get_info(device)
-    if audio.nbytes > free // 2:
-        return audio
-    on_device = torch.empty(audio.shape, dtype=torch.int16, device=device)
-    rows = max(1, (256 << 20) // max(1, audio[0].nbytes))  # copy 256 MB at a time
-    for a in tqdm(range(0, len(audio), rows), desc="store -> GPU", unit="chunk", disable=not progress):
-        on_device[a : a + rows].copy_(torch.from_numpy(np.ascontiguousarray(audio[a : a + rows])))
-    _DEVICE_STORE.update(audio=audio, device=device, tensor=on_device)
-    return on_device
+def resident_store(audio: np.ndarray, device: torch.device, progress: bool = True) -> torch.Tensor:
+    """The whole int16 store as one tensor on `device`, copied in chunks through one writable
+    (on CUDA pinned) host buffer: the memmap is read-only, and torch.from_numpy of a read-only
+    array warns. (n_tracks, clip_samples) int16 -> the same shape on `device`."""
+    if _RESIDENT.get("audio") is audio and _RESIDENT.get("device") == device:
+        return _RESIDENT["tensor"]
+    _RESIDENT.clear()
+    out = torch.empty(audio.shape, dtype=torch.int16, device=device)  # (n, N)
+    rows = max(1, COPY_CHUNK_BYTES // max(1, audio[0].nbytes))
+    buf = torch.empty((min(rows, len(audio)), audio.shape[1]), dtype=torch.int16)  # (rows, N), writable
+    if device.type == "cuda":
+        buf = buf.pin_memory()
+    for a in tqdm(range(0, len(audio), rows), desc=f"store -> {device.type}", unit="chunk", disable=not progress):
+        k = min(rows, len(audio) - a)
+        np.copyto(buf.numpy()[:k], audio[a : a + k])  # memmap -> host buffer
+        out[a : a + k].copy_(buf[:k])  # host buffer -> device (waits: the buffer is reused)
+    _RESIDENT.update(audio=audio, device=device, tensor=out)
+    return out
 
 
-def load_clips(source: np.ndarray | torch.Tensor, rows: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Clips `rows` (sorted int64) as float32 in [-1, 1) on `device`. -> (B, clip_samples)"""
+def clip_source(audio: np.ndarray, policy: DevicePolicy, progress: bool = True) -> np.ndarray | torch.Tensor:
+    """Where batches are read from: the resident copy of the store, or the memmap itself."""
+    return resident_store(audio, policy.device, progress) if policy.resident_store else audio
+
+
+def load_clips(
+    source: np.ndarray | torch.Tensor,
+    rows: np.ndarray,
+    policy: DevicePolicy,
+    rows_on_device: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Clips `rows` (sorted int64) as float32 in [-1, 1) on the policy's device. -> (B, clip_samples)
+
+    A resident store is indexed on the device (by `rows_on_device`, or a non_blocking copy of
+    `rows`); a memmap by one fancy index on the host, then copied (pinned, non_blocking on CUDA)."""
     if isinstance(source, torch.Tensor):
-        x = source[torch.from_numpy(rows).to(source.device)]  # (B, N) int16, on the device
+        idx = rows_on_device if rows_on_device is not None else policy.to_device(torch.from_numpy(rows))
+        x = source[idx]  # (B, N) int16, on the device
     else:
-        x = torch.from_numpy(source[rows])  # (B, N) int16: one fancy index into the memmap
-        if device.type == "cuda":
-            x = x.pin_memory().to(device, non_blocking=True)
-    return x.to(device=device, dtype=torch.float32).div_(INT16_SCALE)  # (B, N), a new tensor
+        x = policy.to_device(torch.from_numpy(source[rows]))  # (B, N) int16: one fancy index into the memmap
+    return x.to(dtype=torch.float32).div_(INT16_SCALE)  # (B, N), a new tensor
 
 
 def windows(x: torch.Tensor, cfg: Config) -> torch.Tensor:
@@ -153,56 +177,68 @@ def batches(rows: np.ndarray, batch_size: int) -> list[np.ndarray]:
 
 @torch.no_grad()
 def evaluate(
-    model: Net, source, labels: torch.Tensor, rows: np.ndarray, cfg: Config, device: torch.device, amp: bool
+    model: Net, source, labels: torch.Tensor, rows: np.ndarray, cfg: Config, policy: DevicePolicy
 ) -> tuple[float, float, np.ndarray]:
-    """Per-track loss, accuracy and predictions on `rows`, in eval mode, batched.
-    -> (mean NLL of the track probabilities, accuracy, (n,) predicted labels in sorted-row order)"""
+    """Per-track loss, accuracy and predictions on `rows`, in eval mode, batched; one wait for
+    the device, at the end. -> (mean NLL of the track probabilities, accuracy, (n,) predicted
+    labels in sorted-row order)"""
     model.eval()
     s = cfg.n_segments if cfg.segmented else 1
-    loss, preds = 0.0, []
-    for b in batches(np.sort(rows), cfg.batch_size):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            logits = model(windows(load_clips(source, b, device), cfg))  # (B * S, K)
+    rows = np.sort(rows)
+    rows_dev = policy.to_device(torch.from_numpy(rows))  # (n,)
+    loss = torch.zeros((), dtype=torch.float64, device=policy.device)
+    preds = []
+    a = 0
+    for b in batches(rows, cfg.batch_size):
+        idx = rows_dev[a : a + len(b)]  # (B,), the rows of b, already on the device
+        a += len(b)
+        with policy.autocast():
+            logits = model(windows(load_clips(source, b, policy, idx), cfg))  # (B * S, K) float32
         logp = track_log_probs(logits, s)  # (B, K)
-        y = labels[torch.from_numpy(b).to(device)]  # (B,)
-        loss += F.nll_loss(logp, y, reduction="sum").item()
-        preds.append(logp.argmax(-1).cpu().numpy())
+        loss += F.nll_loss(logp, labels[idx], reduction="sum").double()
+        preds.append(logp.argmax(-1))  # (B,)
     model.train()
-    pred = np.concatenate(preds)
-    acc = float((pred == labels.cpu().numpy()[np.sort(rows)]).mean())
-    return loss / len(rows), acc, pred
+    pred = torch.cat(preds).cpu().numpy()  # (n,): the one wait
+    acc = float((pred == labels.cpu().numpy()[rows]).mean())
+    return loss.item() / len(rows), acc, pred
 
 
 # --- checkpoints -------------------------------------------------------------------------
 
 
 def _rng_state() -> dict:
-    """Every generator's state as tensors and plain data (what torch.load(weights_only=True) reads)."""
+    """Every generator's state as plain data (lists of ints): what torch.load(weights_only=True)
+    reads, and what no map_location can move to a device (torch.set_rng_state and
+    torch.cuda.set_rng_state_all take CPU ByteTensors only)."""
     kind, key, pos, has_gauss, gauss = np.random.get_state()
     version, py_state, py_gauss = random.getstate()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
     return {
         "python": [version, list(py_state), py_gauss],
-        "numpy": {
-            "kind": kind,
-            "key": torch.from_numpy(key.astype(np.int64)),
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "gauss": float(gauss),
-        },
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"kind": kind, "key": key.tolist(), "pos": int(pos), "has_gauss": int(has_gauss), "gauss": gauss},
+        "torch": torch.get_rng_state().tolist(),  # 5056 bytes as ints
+        "cuda": [s.tolist() for s in cuda],  # one state per CUDA device
     }
 
 
+def _bytes(state) -> torch.Tensor:
+    """A generator state as the CPU ByteTensor torch's setters take: from a list of ints, or
+    from a tensor wherever it lies (checkpoints before plain-data states held tensors)."""
+    if isinstance(state, torch.Tensor):
+        return state.to("cpu", torch.uint8)
+    return torch.tensor(state, dtype=torch.uint8)
+
+
 def _set_rng_state(state: dict) -> None:
-    """Restore `_rng_state()`; generator states are ByteTensors on the CPU, wherever they were saved."""
+    """Restore `_rng_state()`: Python's, numpy's, torch's CPU generator and every CUDA device's."""
     version, py_state, py_gauss = state["python"]
     random.setstate((version, tuple(py_state), py_gauss))
     n = state["numpy"]
-    np.random.set_state((n["kind"], n["key"].cpu().numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
-    torch.set_rng_state(state["torch"].cpu())
+    key = n["key"].cpu().numpy() if isinstance(n["key"], torch.Tensor) else np.asarray(n["key"])
+    np.random.set_state((n["kind"], key.astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    torch.set_rng_state(_bytes(state["torch"]))
     if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+        torch.cuda.set_rng_state_all([_bytes(s) for s in state["cuda"]])
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -264,9 +300,9 @@ def train_seed(
             f"says clip_samples = {cfg.clip_samples}: prepare the store with this config"
         )
     seed_everything(seed, cfg.deterministic)
-    device = pick_device(cfg)
-    amp = cfg.amp and device.type == "cuda"
-    source = clip_source(store.audio, device, progress)
+    policy = device_policy(cfg, store.audio.nbytes)
+    device, amp = policy.device, policy.amp
+    source = clip_source(store.audio, policy, progress)
     labels = torch.tensor(np.asarray(store.labels, dtype=np.int64), device=device)  # (n_tracks,), a copy
     train_rows, val_rows, test_rows = (
         np.asarray(store.split_indices(s), dtype=np.int64) for s in ("training", "validation", "test")
@@ -283,20 +319,22 @@ def train_seed(
     ckpt = load_checkpoint(ckpt_path) if ckpt_path is not None and ckpt_path.exists() else None
     if ckpt is not None:
         _check_resumable(ckpt, cfg, fingerprint, ckpt_path)
+        # Loaded to the CPU; load_state_dict copies the weights onto the model's device, and Adam
+        # puts its moments there and keeps its step counters on the CPU (no sync per step).
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         history, train_seconds, best = ckpt["history"], ckpt["train_seconds"], ckpt["best"]
-        if best["state"] is not None:
-            best["state"] = {k: v.to(device) for k, v in best["state"].items()}
         _set_rng_state(ckpt["rng"])
 
     for epoch in range(len(history) + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
         order = np.random.default_rng([seed, epoch]).permutation(train_rows)
         steps = batches(order, cfg.batch_size)
-        loss_sum, correct = 0.0, 0
-        # One bar per epoch, left on screen; the postfix is drawn only at tqdm's own
-        # interval (TQDM_MININTERVAL in papermill logs), and at the end with the validation.
+        rows_dev = policy.to_device(torch.from_numpy(np.concatenate(steps)))  # (n_train,): one copy per epoch
+        # Sums over the epoch, on the device: [loss x clips, correct tracks]; read every SYNC_EVERY steps.
+        sums = torch.zeros(2, dtype=torch.float64, device=device)
+        loss_sum, correct, checked = 0.0, 0, 0  # the sums as last read, and the steps they cover
+        # One bar per epoch, left on screen; the postfix shows the running loss as of the last read.
         bar = tqdm(
             total=len(steps),
             desc=f"seed {seed} epoch {epoch}/{cfg.epochs}",
@@ -304,29 +342,36 @@ def train_seed(
             disable=not progress,
             leave=True,
         )
+        a = 0
         for step, b in enumerate(steps, start=1):
-            y = labels[torch.from_numpy(b).to(device)]  # (B,)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                logits = model(windows(load_clips(source, b, device), cfg))  # (B * S, K)
-            loss = F.cross_entropy(logits.float(), y.repeat_interleave(s))  # mean over segments
-            value = loss.item()
-            if not math.isfinite(value):
-                saved = ckpt_path is not None and ckpt_path.exists()
-                raise DivergedError(
-                    f"seed {seed}: the training loss is {value} at epoch {epoch}, step {step}/{len(steps)} "
-                    f"(input {cfg.input}, lr {cfg.lr}, bf16 autocast {amp}). The run diverged: try a smaller lr"
-                    f"{' or amp: false' if amp else ''}, and check the clip store for broken audio."
-                    + (f" The last good state is in {ckpt_path}." if saved else "")
-                )
+            idx = rows_dev[a : a + len(b)]  # (B,), on the device
+            a += len(b)
+            y = labels[idx]  # (B,)
+            with policy.autocast():
+                logits = model(windows(load_clips(source, b, policy, idx), cfg))  # (B * S, K) float32
+            loss = F.cross_entropy(logits, y.repeat_interleave(s))  # mean over segments
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            loss_sum += value * len(b)
-            correct += int((track_log_probs(logits.detach(), s).argmax(-1) == y).sum())
-            bar.set_postfix(loss=f"{value:.3f}", refresh=False)
+            hits = (track_log_probs(logits.detach(), s).argmax(-1) == y).sum()
+            sums += torch.stack([loss.detach().double() * len(b), hits.double()])
+            if step % SYNC_EVERY == 0 or step == len(steps):
+                loss_sum, correct = sums.tolist()  # the wait for the device
+                if not math.isfinite(loss_sum):
+                    saved = ckpt_path is not None and ckpt_path.exists()
+                    raise DivergedError(
+                        f"seed {seed}: the training loss became {loss_sum} at epoch {epoch}, between steps "
+                        f"{checked + 1} and {step} of {len(steps)} (input {cfg.input}, lr {cfg.lr}, bf16 autocast "
+                        f"{amp}). The run diverged: try a smaller lr{' or amp: false' if amp else ''}, and check "
+                        "the clip store for broken audio."
+                        + (f" The last good state is in {ckpt_path}." if saved else "")
+                    )
+                checked = step
+                bar.set_postfix(loss=f"{loss_sum / a:.3f}", refresh=False)
             bar.update()
+        correct = int(correct)
         train_seconds.append(time.perf_counter() - t0)
-        val_loss, val_acc, _ = evaluate(model, source, labels, val_rows, cfg, device, amp)
+        val_loss, val_acc, _ = evaluate(model, source, labels, val_rows, cfg, policy)
         row = {
             "epoch": epoch,
             "train_loss": loss_sum / len(train_rows),
@@ -369,7 +414,7 @@ def train_seed(
             )
 
     t_test = time.perf_counter()
-    _, test_acc, pred = evaluate(model, source, labels, test_rows, cfg, device, amp)
+    _, test_acc, pred = evaluate(model, source, labels, test_rows, cfg, policy)
     y_test = labels.cpu().numpy()[np.sort(test_rows)]
     k = len(GENRES)
     confusion = np.zeros((k, k), dtype=np.int64)
@@ -377,7 +422,7 @@ def train_seed(
     test_acc_best = test_acc
     if best["epoch"] != len(history):
         model.load_state_dict(best["state"])
-        test_acc_best = evaluate(model, source, labels, test_rows, cfg, device, amp)[1]
+        test_acc_best = evaluate(model, source, labels, test_rows, cfg, policy)[1]
     # Seconds of this seed's work: its epochs (also those before a resume) and the test.
     seconds = sum(h["seconds"] for h in history) + time.perf_counter() - t_test
     return SeedResult(

@@ -1,10 +1,12 @@
 """The network's shapes, traced on the meta device (no data), and its wiring on small inputs."""
 
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from fmareport import cli, model
+from fmareport import cli, model, summary
 from fmareport.config import load_profile
 from fmareport.model import Net, Spectrogram, layer_table, n_params
 
@@ -104,7 +106,7 @@ def test_layer_table_counts_every_parameter(kind):
 
 
 def test_summary_prints_the_paper_shapes(capsys):
-    assert cli.main(["summary", "--profile", "paper"]) == 0
+    assert cli.main(["summary", "--profile", "paper", "--no-memory"]) == 0
     out = capsys.readouterr().out
     conv1 = [line.split() for line in out.splitlines() if line.split()[:1] == ["conv1"]]
     assert len(conv1) == 6  # 3 inputs x (whole clip, segment)
@@ -133,3 +135,47 @@ def test_log_spectrogram_is_log1p_of_the_linear_magnitude():
         Spectrogram(256, 128, "db")
     cfg = load_profile("smoke").replace(spectrogram_scale="log", input="both")
     assert Net(cfg).conv1.stft.scale == "log"
+
+
+@pytest.mark.parametrize("segmented", [False, True], ids=["whole", "segmented"])
+@pytest.mark.parametrize("kind", INPUTS)
+def test_training_flops_equal_the_hand_count(kind, segmented):
+    """FlopCounterMode's count of a training step against multiply-adds counted by hand (2 FLOPs
+    each): a layer costs its forward once more for the weight gradient and once more for the
+    input gradient, except the first layer, whose input (audio, spectrogram) needs none."""
+    cfg = load_profile("smoke", overrides={"input": kind, "segmented": segmented, "channels": 8, "dense": [12, 6]})
+    clips = 3
+    windows = clips * (cfg.n_segments if segmented else 1)
+    c, t = cfg.channels, cfg.steps(cfg.window_samples)  # 8 maps, T = 126 (whole) or 30 (segment)
+    half = c // 2 if kind == "both" else c
+    first = 0  # multiply-adds of the first layer, per window
+    if kind != "spectrogram":
+        first += half * t * (3 * cfg.hop)  # Conv1d(1, C, 3 hop, stride hop): T outputs per map
+    if kind != "raw":
+        first += half * t * (cfg.n_bins * 4)  # Conv2d(1, C, (bins, 4)): T outputs per map
+    block = 2 * c * t * (c * 4)  # conv2, conv3: Conv1d(C, C, 4), T outputs per map
+    dense = 2 * c * 12 + 12 * 6 + 6 * 8  # 2C -> 12 -> 6 -> 8 genres
+    expected = 2 * windows * (2 * first + 3 * (block + dense))
+    assert summary.training_flops(cfg, clips) == expected
+
+
+def test_summary_cost_lines_on_the_smoke_profile(capsys):
+    """FLOPs per step and epoch for the 6 runs, and a real step's memory on this CPU."""
+    assert cli.main(["summary", "--profile", "smoke", "--tracks", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "cost of one training epoch on 64 training tracks" in out and "FlopCounterMode" in out
+    assert "VmHWM" in out
+    row = re.compile(
+        r"^  (raw|spectrogram|both) +(whole clip|segments) +(\d+) +([\d.]+) +([\d.]+) +(?:([\d.]+) GB +([\d.]+)|n/a)$"
+    )
+    rows = [m.groups() for line in out.splitlines() if (m := row.match(line))]
+    assert len(rows) == 6
+    base = load_profile("smoke")
+    for kind, window, n, gflop, tflop, gb, seconds in rows:
+        cfg = base.replace(input=kind, segmented=window == "segments")
+        per_step = summary.training_flops(cfg, cfg.batch_size)
+        assert int(n) == cfg.batch_size * (cfg.n_segments if cfg.segmented else 1)
+        assert float(gflop) == pytest.approx(per_step / 1e9, abs=0.05)
+        assert float(tflop) == pytest.approx(per_step * 64 / cfg.batch_size / 1e12, abs=0.005)
+        if gb is not None:  # measured (Linux)
+            assert float(gb) > 0 and float(seconds) > 0

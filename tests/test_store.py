@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import signal
 import subprocess
@@ -20,6 +21,7 @@ import yaml
 from fmareport.config import Config
 from fmareport.data.audio import decode_clip
 from fmareport.data.fma import GENRES, SPLITS, audio_path, load_tracks
+from fmareport.data.pool import THREAD_ENV, imap_unordered
 from fmareport.data.store import open_store, prepare, select_tracks, source_fingerprint
 from fmareport.data.synth import BAD_CASES, TrackMeta, tracks_table
 
@@ -224,3 +226,23 @@ def test_open_store_refuses_an_incomplete_folder(tmp_path, tiny_store):
         open_store(tmp_path)
     with pytest.raises(ValueError, match="expected one of"):
         tiny_store.split_indices("train")
+
+
+def _worker_threads(_job) -> dict:
+    """Run in a decode worker: its thread variables and the threads numpy's BLAS really starts."""
+    import numpy  # noqa: F401  (loads BLAS with this process's settings)
+    from threadpoolctl import threadpool_info
+
+    blas = sorted({p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"})
+    return {"env": {k: os.environ.get(k) for k in THREAD_ENV}, "blas": blas}
+
+
+def test_decode_workers_run_one_blas_thread_each(monkeypatch):
+    """Snakemake sets OPENBLAS_NUM_THREADS etc. to a job's threads (all cores for prepare); each of
+    prepare's one-per-CPU workers must not start that many BLAS threads of its own."""
+    pytest.importorskip("threadpoolctl")
+    for name in THREAD_ENV:
+        monkeypatch.setenv(name, str(os.cpu_count()))
+    seen = list(imap_unordered(_worker_threads, range(2), workers=2, n_jobs=2))
+    assert [s["env"] for s in seen] == [dict.fromkeys(THREAD_ENV, "1")] * 2
+    assert all(s["blas"] in ([1], []) for s in seen), seen

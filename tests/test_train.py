@@ -2,6 +2,9 @@
 
 import math
 import os
+import random
+import re
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +15,8 @@ import torch.nn.functional as F
 from fmareport import train
 from fmareport.config import load_profile
 from fmareport.data.fma import GENRES
+from fmareport.device import DeviceError, device_policy, pick_device
+from fmareport.experiment import run_cell
 from fmareport.model import Net
 from fmareport.report.results import SeedResult
 from fmareport.train import DivergedError, batches, load_clips, seed_everything, track_log_probs, train_seed, windows
@@ -133,7 +138,7 @@ def test_windows_are_each_clips_segments_in_order():
 
 def test_load_clips_scales_int16_to_unit_range():
     audio = np.array([[-32768, 0, 16384, 32767], [1, 2, 3, 4]], dtype=np.int16)
-    x = load_clips(audio, np.array([0]), torch.device("cpu"))
+    x = load_clips(audio, np.array([0]), device_policy(tone_config()))
     assert x.dtype == torch.float32
     assert x.tolist() == [[-1.0, 0.0, 0.5, 32767 / 32768]]
 
@@ -155,7 +160,7 @@ def test_one_training_step_moves_every_parameter(kind, tones):
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     before = [p.detach().clone() for p in model.parameters()]
     rows = np.arange(16)
-    x = windows(load_clips(tones.audio, rows, torch.device("cpu")), cfg)  # (16 * S, W)
+    x = windows(load_clips(tones.audio, rows, device_policy(cfg)), cfg)  # (16 * S, W)
     y = torch.from_numpy(tones.labels[rows]).repeat_interleave(cfg.n_segments)
     loss = F.cross_entropy(model(x), y)
     assert math.isfinite(loss.item())
@@ -164,6 +169,84 @@ def test_one_training_step_moves_every_parameter(kind, tones):
     names = [n for n, _ in model.named_parameters()]
     unmoved = [n for n, p, b in zip(names, model.parameters(), before) if torch.equal(p, b)]
     assert not unmoved, f"no update for {unmoved}"
+
+
+@pytest.mark.parametrize("kind", INPUTS)
+def test_a_bf16_autocast_step_on_the_cpu_gives_float32_logits_and_every_gradient(kind, tones):
+    """What `amp: true` runs on a GPU, run by CPU autocast: the same code, no GPU needed."""
+    cfg = tone_config(input=kind, segmented=True, amp=True)
+    policy = device_policy(cfg)
+    assert policy.amp_dtype == torch.bfloat16 and policy.device.type == "cpu"
+    seed_everything(0)
+    model = Net(cfg)
+    rows = np.arange(16)
+    seen = {}
+    model.conv2.conv.register_forward_hook(lambda m, a, out: seen.update(conv2=out.dtype))
+    with policy.autocast():
+        logits = model(windows(load_clips(tones.audio, rows, policy), cfg))  # (16 * S, 8)
+    assert seen["conv2"] == torch.bfloat16, "autocast did not run the convolutions in bf16"
+    assert logits.dtype == torch.float32, "the output layer must run in fp32 (no bf16 argmax ties)"
+    loss = F.cross_entropy(logits, torch.from_numpy(tones.labels[rows]).repeat_interleave(cfg.n_segments))
+    assert math.isfinite(loss.item())
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, f"no gradient for {missing}"
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_the_resident_store_gives_the_numbers_of_the_memmap(tones, tmp_path):
+    """store_on_device: always (an int16 tensor, indexed on the device: the GPU's code) against
+    never (the memmap, indexed on the host): fp32, deterministic, the same numbers."""
+    audio = np.lib.format.open_memmap(tmp_path / "audio.npy", mode="w+", dtype=np.int16, shape=tones.audio.shape)
+    audio[:] = tones.audio
+    audio.flush()
+    store = ArrayStore(np.load(tmp_path / "audio.npy", mmap_mode="r"), tones.labels, tones.split)  # read-only
+    cfg = tone_config(input="both", segmented=True, epochs=2, deterministic=True, dropout=0.2)
+    memmap = train_seed(cfg.replace(store_on_device="never"), store, seed=3, progress=False)
+    resident = train_seed(cfg.replace(store_on_device="always"), store, seed=3, progress=False)
+    assert isinstance(train._RESIDENT["tensor"], torch.Tensor) and train._RESIDENT["audio"] is store.audio
+    assert without_seconds(resident.history) == without_seconds(memmap.history)
+    for key in ("test_acc_last", "test_acc_best", "best_epoch", "confusion"):
+        assert getattr(resident, key) == getattr(memmap, key)
+
+
+def test_generators_restore_from_a_checkpoint_whose_tensors_were_put_off_the_cpu(tmp_path):
+    """A checkpoint loaded with map_location=<a GPU> put the generator states there, and
+    torch.set_rng_state refuses them. `meta` stands in for the GPU here (it keeps no data at all):
+    the states are plain data, so they come back whatever the tensors' device."""
+    seed_everything(7)
+    train.save_checkpoint(tmp_path / "seed7.pt", {"rng": train._rng_state(), "weight": torch.ones(3)})
+
+    def draws():
+        return random.random(), np.random.rand(), torch.rand(3).tolist()
+
+    expected = draws()
+    seed_everything(123)  # other states
+    ckpt = torch.load(tmp_path / "seed7.pt", map_location="meta", weights_only=True)
+    assert ckpt["weight"].device.type == "meta"
+    train._set_rng_state(ckpt["rng"])
+    assert draws() == expected
+
+
+def test_a_resident_store_run_cell_warns_nothing(tiny_config, tiny_store, tmp_path):
+    """The GPU path's store copy (a read-only memmap into a tensor) once warned 'The given NumPy
+    array is not writable' into every notebook; the same copy runs here on the CPU."""
+    cfg = tiny_config.replace(
+        cell="table1/raw_whole",
+        input="raw",
+        epochs=1,
+        store_on_device="always",
+        results_dir=str(tmp_path / "results"),
+        build_dir=str(tmp_path / "build"),
+    )
+    assert not tiny_store.audio.flags.writeable
+    train._RESIDENT.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_cell(cfg, progress=False)
+    resident = train._RESIDENT["tensor"]  # the resident path ran: the store as a tensor
+    assert resident.dtype == torch.int16 and np.array_equal(resident.numpy(), tiny_store.audio)
+    assert [f"{w.category.__name__}: {w.message}" for w in caught] == []
 
 
 # --- training runs -----------------------------------------------------------------------
@@ -219,7 +302,9 @@ def test_resume_refuses_other_settings(tones, tmp_path):
 
 
 def test_nan_loss_stops_with_a_clear_message(tones):
-    with pytest.raises(DivergedError, match=r"loss is (nan|inf) at epoch 1, step \d+/6.*smaller lr"):
+    with pytest.raises(
+        DivergedError, match=r"loss became (nan|inf) at epoch 1, between steps 1 and 6 of 6.*smaller lr"
+    ):
         train_seed(tone_config(lr=1e30, epochs=2), tones, seed=0, progress=False)
 
 
@@ -265,11 +350,16 @@ def test_a_checkpoint_that_would_run_code_is_refused(tones, tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
-def test_cuda_device_without_cuda_is_an_error():
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
-    with pytest.raises(RuntimeError, match="no CUDA"):
-        train.pick_device(tone_config(device="cuda"))
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a usable CUDA device")
+def test_without_a_usable_gpu_cuda_and_the_paper_profile_stop_naming_the_wheel():
+    wheel = re.escape(f"torch {torch.__version__} is built for CUDA {torch.version.cuda}, which needs an NVIDIA driver")
+    with pytest.raises(DeviceError, match=f"CUDA is not usable: {wheel}"):
+        pick_device(tone_config(device="cuda"))
+    paper = load_profile("paper")  # device auto, cpu_fallback false: days on a CPU
+    with pytest.raises(DeviceError, match=f"no usable CUDA device \\({wheel}.*device: cpu"):
+        pick_device(paper)
+    assert pick_device(paper.replace(device="cpu")).type == "cpu"  # asked for: allowed
+    assert pick_device(tone_config(device="auto")).type == "cpu"  # cpu_fallback (default true)
 
 
 @pytest.mark.gpu
@@ -278,5 +368,5 @@ def test_gpu_bf16_run_learns_with_the_store_on_the_device(tones):
     rec = train_seed(
         tone_config(input="both", segmented=True, epochs=6, device="cuda", amp=True), tones, seed=0, progress=False
     )
-    assert train._DEVICE_STORE["tensor"].device.type == "cuda"
+    assert train._RESIDENT["tensor"].device.type == "cuda"
     assert rec.test_acc_last >= 0.6

@@ -10,9 +10,17 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+# Thread pools of the numeric libraries a worker may load. Each worker is one of
+# usable_cpus() processes, so one thread each; under Snakemake, OPENBLAS_NUM_THREADS and
+# friends are set to the job's threads (all cores for prepare) and would multiply.
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
-def _exit_with(parent_pid: int) -> None:
-    """Worker initializer: exit as soon as the parent is gone (a killed run must leave no orphans)."""
+
+def _init_worker(parent_pid: int) -> None:
+    """Worker initializer: one thread per numeric library (before the job's function imports
+    numpy and friends), and exit as soon as the parent is gone (a killed run must leave no orphans)."""
+    for name in THREAD_ENV:
+        os.environ[name] = "1"
 
     def watch() -> None:
         while os.getppid() == parent_pid:
@@ -25,7 +33,7 @@ def _exit_with(parent_pid: int) -> None:
 def process_pool(workers: int) -> ProcessPoolExecutor:
     """`workers` spawned processes (safe beside torch's threads) that die with this one."""
     return ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_exit_with, initargs=(os.getpid(),)
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(os.getpid(),)
     )
 
 

@@ -1,0 +1,139 @@
+"""The GPU and cluster plan, without a GPU or a cluster: what `make report` passes to Snakemake,
+what the paper profile's workflow plans (dry runs, locally with a GPU count and with the SLURM
+executor), and that `fmareport on-gpu` gives each job a GPU of its own."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PAPER_CELLS = sorted(p.stem for t in ("table1", "table2") for p in (REPO / "params" / t).glob("*.yaml"))
+
+
+def dry_run(workdir: Path, *args: str) -> dict[str, list[dict]]:
+    """`snakemake --dry-run --printshellcmds` of the repo's Snakefile in `workdir` (a copy of params/),
+    no data needed; -> the planned jobs by rule: [{"resources": {...}, "shell": "..."}]."""
+    if not (workdir / "params").exists():
+        shutil.copytree(REPO / "params", workdir / "params")
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir)]
+    done = subprocess.run(
+        [*cmd, "--dry-run", "--printshellcmds", *args], cwd=workdir, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    jobs: dict[str, list[dict]] = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", done.stdout):
+        head = re.match(r"(?:local)?rule (\w+):", block)
+        if not head:
+            continue
+        res = re.search(r"^\s+resources: (.*)$", block, re.M)
+        resources = dict(kv.split("=", 1) for kv in res[1].split(", ")) if res else {}
+        shell = block.split("Shell command:", 1)[1] if "Shell command:" in block else ""
+        jobs.setdefault(head[1], []).append({"resources": resources, "shell": shell})
+    return jobs
+
+
+def test_make_report_runs_one_cell_job_per_gpu():
+    """`make report PROFILE=paper` on a machine with 2 GPUs: Snakemake gets the GPU count as the
+    `gpu` resource limit (so it starts at most 2 cell jobs of gpu=1) and as the config."""
+    out = subprocess.run(
+        ["make", "-n", "report", "PROFILE=paper", "GPUS=2"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+    command = " ".join(line.rstrip("\\") for line in out.splitlines() if "snakemake" in line or "--config" in line)
+    assert "--resources gpu=2" in command and "profile=paper gpus=2" in command, out
+
+
+def test_paper_dry_run_with_two_gpus_plans_one_gpu_per_cell_job(tmp_path):
+    jobs = dry_run(tmp_path, "--resources", "gpu=2", "--config", "profile=paper", "gpus=2")
+    cells = jobs["cell"]
+    assert len(cells) == len(PAPER_CELLS) == 8
+    # Each cell job takes one unit of `gpu`, of which there are 2: at most 2 cells at a time.
+    assert [c["resources"].get("gpu") for c in cells] == ["1"] * 8
+    assert all("-m fmareport.cli on-gpu -- " in c["shell"] for c in cells)  # and on a GPU of its own
+    for rule in ("fetch", "prepare", "book"):
+        assert all(j["resources"].get("gpu") in (None, "0") for j in jobs[rule]), rule
+    # A machine without GPUs: no gpu resource is asked for and cells run as they are.
+    cpu = dry_run(tmp_path, "--config", "profile=paper", "gpus=0")["cell"]
+    assert [c["resources"].get("gpu", "0") for c in cpu] == ["0"] * 8
+    assert not any("on-gpu" in c["shell"] for c in cpu)
+
+
+def _probe(lock_dir: Path, hold: float, out: Path) -> subprocess.Popen:
+    """`fmareport on-gpu` with CUDA_VISIBLE_DEVICES=3,5 running a command that writes the GPU it got
+    and the time it started, then holds the GPU for `hold` seconds."""
+    script = (
+        "import os, sys, time; "
+        "open(sys.argv[1], 'w').write(f\"{os.environ['CUDA_VISIBLE_DEVICES']} {time.time()}\"); "
+        "time.sleep(float(sys.argv[2]))"
+    )
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "3,5"}
+    cmd = [sys.executable, "-m", "fmareport.cli", "on-gpu", "--lock-dir", str(lock_dir), "--poll", "0.1"]
+    return subprocess.Popen([*cmd, "--", sys.executable, "-c", script, str(out), str(hold)], env=env, cwd=REPO)
+
+
+def test_on_gpu_gives_each_job_its_own_gpu_and_a_third_waits(tmp_path):
+    t0 = time.time()
+    first = [_probe(tmp_path / "locks", 3.0, tmp_path / f"job{i}") for i in range(2)]
+    while not all((tmp_path / f"job{i}").exists() for i in range(2)):
+        assert time.time() - t0 < 60, "the first two jobs did not start"
+        time.sleep(0.05)
+    third = _probe(tmp_path / "locks", 0.0, tmp_path / "job2")
+    assert all(p.wait(60) == 0 for p in [*first, third])
+    got = [(tmp_path / f"job{i}").read_text().split() for i in range(3)]
+    assert sorted(g[0] for g in got[:2]) == ["3", "5"], got  # two jobs, two GPUs
+    ended = min(float(g[1]) for g in got[:2]) + 3.0
+    assert got[2][0] in ("3", "5") and float(got[2][1]) >= ended - 0.2, "the third job did not wait for a GPU"
+
+
+SLURM_PLUGIN = importlib.util.find_spec("snakemake_executor_plugin_slurm") is not None
+
+
+@pytest.mark.skipif(
+    not SLURM_PLUGIN, reason="snakemake-executor-plugin-slurm not installed (pip install -e .[cluster])"
+)
+def test_slurm_dry_run_of_the_paper_profile(tmp_path):
+    """The committed workflow profile, as docs/running.md shows it: one SLURM job per cell with one
+    GPU and the cell resources it states; the download runs where Snakemake runs (a local rule)."""
+    profile = REPO / "profiles" / "slurm" / "config.yaml"
+    settings = yaml.safe_load(profile.read_text())
+    docs = (REPO / "docs" / "running.md").read_text()
+    assert profile.read_text().split("executor: slurm", 1)[1] in docs, "docs/running.md must quote the profile"
+    assert settings["executor"] == "slurm"
+
+    jobs = dry_run(tmp_path, "--workflow-profile", str(profile.parent))
+    cell_res = settings["set-resources"]["cell"]
+    assert len(jobs["cell"]) == 8
+    for job in jobs["cell"]:
+        r = job["resources"]
+        assert r["gpu"] == "1" and r["slurm_partition"] == cell_res["slurm_partition"]
+        assert (int(r["mem_mb"]), int(r["runtime"])) == (cell_res["mem_mb"], cell_res["runtime"])
+        assert "on-gpu" in job["shell"]
+    for rule in ("fetch", "prepare"):
+        (job,) = jobs[rule]
+        assert "gpu" not in job["resources"] and job["resources"]["slurm_partition"] == "<cpu partition>"
+
+    # Which rules run on the submitting host, as the SLURM executor reads them from the workflow.
+    script = (
+        "import sys; from pathlib import Path; from snakemake.api import SnakemakeApi; "
+        "from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings\n"
+        "with SnakemakeApi(OutputSettings()) as api:\n"
+        "    wf = api.workflow(resource_settings=ResourceSettings(cores=1), "
+        "config_settings=ConfigSettings(config={'profile': 'paper', 'gpu': 1}), "
+        "snakefile=Path(sys.argv[1]), workdir=Path(sys.argv[2]))._workflow\n"
+        "    print(sorted(r.name for r in wf.rules if r.name in wf._localrules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(REPO / "Snakefile"), str(tmp_path)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    local = yaml.safe_load(done.stdout.strip().splitlines()[-1])
+    assert "fetch" in local and not {"prepare", "cell", "book"} & set(local), local
