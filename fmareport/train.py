@@ -178,10 +178,10 @@ def batches(rows: np.ndarray, batch_size: int) -> list[np.ndarray]:
 @torch.no_grad()
 def evaluate(
     model: Net, source, labels: torch.Tensor, rows: np.ndarray, cfg: Config, policy: DevicePolicy
-) -> tuple[float, float, np.ndarray]:
+) -> tuple[float, float, np.ndarray, np.ndarray]:
     """Per-track loss, accuracy and predictions on `rows`, in eval mode, batched; one wait for
     the device, at the end. -> (mean NLL of the track probabilities, accuracy, (n,) predicted
-    labels in sorted-row order)"""
+    labels and (n, K) track probabilities, both in sorted-row order)"""
     model.eval()
     s = cfg.n_segments if cfg.segmented else 1
     rows = np.sort(rows)
@@ -196,11 +196,12 @@ def evaluate(
             logits = model(windows(load_clips(source, b, policy, idx), cfg))  # (B * S, K) float32
         logp = track_log_probs(logits, s)  # (B, K)
         loss += F.nll_loss(logp, labels[idx], reduction="sum").double()
-        preds.append(logp.argmax(-1))  # (B,)
+        preds.append(logp.exp())  # (B, K) probabilities
     model.train()
-    pred = torch.cat(preds).cpu().numpy()  # (n,): the one wait
+    probs = torch.cat(preds).cpu().numpy()  # (n, K): the one wait
+    pred = probs.argmax(-1)  # (n,)
     acc = float((pred == labels.cpu().numpy()[rows]).mean())
-    return loss.item() / len(rows), acc, pred
+    return loss.item() / len(rows), acc, pred, probs
 
 
 # --- checkpoints -------------------------------------------------------------------------
@@ -283,6 +284,51 @@ def _check_resumable(ckpt: dict, cfg: Config, fingerprint: str | None, path: Pat
 # --- one seed ----------------------------------------------------------------------------
 
 
+TRAIN_SUBSET_STREAM = 7919  # the generator of a seed's training subset: (seed, this), apart from batch orders
+
+
+def stratified_subset(rows: np.ndarray, labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """`fraction` of `rows`, the same share of every genre (at least one track each), sorted.
+
+    rows (n,) int64 store rows, labels (n_tracks,) int64. Drawn per seed, so the intervals over
+    seeds include which tracks were kept. fraction 1 returns `rows` itself.
+    """
+    if fraction >= 1:
+        return rows
+    rng = np.random.default_rng([seed, TRAIN_SUBSET_STREAM])
+    kept = []
+    for label in np.unique(labels[rows]):
+        of_label = rows[labels[rows] == label]
+        kept.append(rng.choice(of_label, max(1, round(fraction * len(of_label))), replace=False))
+    return np.sort(np.concatenate(kept))
+
+
+def epoch_steps(
+    train_rows: np.ndarray, cfg: Config, seed: int, epoch: int
+) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """One epoch's batches, a function of (seed, epoch) only: [(sorted clip rows, pick)].
+
+    batch_unit "clips" (and every whole-clip run): batch_size clips each, all their segments;
+    pick is None. batch_unit "segments" (segmented runs): batch_size segments each, drawn
+    across all clips; pick indexes the segments of the batch's clips, (B * S) windows, clip-major.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    if not (cfg.segmented and cfg.batch_unit == "segments"):
+        return [(b, None) for b in batches(rng.permutation(train_rows), cfg.batch_size)]
+    s = cfg.n_segments
+    steps = []
+    for w in batches(rng.permutation(len(train_rows) * s), cfg.batch_size):  # window ids, clip-major
+        clips, where = np.unique(train_rows[w // s], return_inverse=True)
+        steps.append((clips, (where * s + w % s).astype(np.int64)))
+    return steps
+
+
+def track_ids(store) -> np.ndarray:
+    """The store's track ids in row order (row numbers for a store without an index)."""
+    index = getattr(store, "index", None)
+    return index["track_id"].to_numpy() if index is not None else np.arange(len(store.labels))
+
+
 def train_seed(
     cfg: Config, store, seed: int, checkpoint_dir: str | Path | None = None, progress: bool = True
 ) -> SeedResult:
@@ -307,7 +353,10 @@ def train_seed(
     train_rows, val_rows, test_rows = (
         np.asarray(store.split_indices(s), dtype=np.int64) for s in ("training", "validation", "test")
     )
+    train_rows = stratified_subset(train_rows, np.asarray(store.labels), cfg.train_fraction, seed)
     s = cfg.n_segments if cfg.segmented else 1
+    per_segment = cfg.segmented and cfg.batch_unit == "segments"  # a batch: segments across all clips
+    n_items = len(train_rows) * (s if per_segment else 1)  # what the training loss and accuracy average over
 
     model = Net(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -328,9 +377,8 @@ def train_seed(
 
     for epoch in range(len(history) + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
-        order = np.random.default_rng([seed, epoch]).permutation(train_rows)
-        steps = batches(order, cfg.batch_size)
-        rows_dev = policy.to_device(torch.from_numpy(np.concatenate(steps)))  # (n_train,): one copy per epoch
+        steps = epoch_steps(train_rows, cfg, seed, epoch)  # [(clip rows, picked windows or None)]
+        rows_dev = policy.to_device(torch.from_numpy(np.concatenate([b for b, _ in steps])))  # one copy per epoch
         # Sums over the epoch, on the device: [loss x clips, correct tracks]; read every SYNC_EVERY steps.
         sums = torch.zeros(2, dtype=torch.float64, device=device)
         loss_sum, correct, checked = 0.0, 0, 0  # the sums as last read, and the steps they cover
@@ -343,18 +391,28 @@ def train_seed(
             leave=True,
         )
         a = 0
-        for step, b in enumerate(steps, start=1):
+        done = 0  # items (clips, or segments in per-segment batches) so far this epoch
+        for step, (b, pick) in enumerate(steps, start=1):
             idx = rows_dev[a : a + len(b)]  # (B,), on the device
             a += len(b)
             y = labels[idx]  # (B,)
+            x = windows(load_clips(source, b, policy, idx), cfg)  # (B * S, W)
+            y_win = y.repeat_interleave(s)  # (B * S,)
+            if pick is not None:  # per-segment batch: the drawn windows of these clips
+                pick_dev = policy.to_device(torch.from_numpy(pick))
+                x, y_win = x[pick_dev], y_win[pick_dev]  # (P, W), (P,)
             with policy.autocast():
-                logits = model(windows(load_clips(source, b, policy, idx), cfg))  # (B * S, K) float32
-            loss = F.cross_entropy(logits, y.repeat_interleave(s))  # mean over segments
+                logits = model(x)  # (B * S, K) or (P, K), float32
+            loss = F.cross_entropy(logits, y_win)  # mean over segments
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            hits = (track_log_probs(logits.detach(), s).argmax(-1) == y).sum()
-            sums += torch.stack([loss.detach().double() * len(b), hits.double()])
+            if pick is None:  # per track: a track's segments' summed probabilities
+                hits, items = (track_log_probs(logits.detach(), s).argmax(-1) == y).sum(), len(b)
+            else:  # per segment (a batch does not hold every segment of its tracks)
+                hits, items = (logits.detach().argmax(-1) == y_win).sum(), len(pick)
+            done += items
+            sums += torch.stack([loss.detach().double() * items, hits.double()])
             if step % SYNC_EVERY == 0 or step == len(steps):
                 loss_sum, correct = sums.tolist()  # the wait for the device
                 if not math.isfinite(loss_sum):
@@ -367,15 +425,15 @@ def train_seed(
                         + (f" The last good state is in {ckpt_path}." if saved else "")
                     )
                 checked = step
-                bar.set_postfix(loss=f"{loss_sum / a:.3f}", refresh=False)
+                bar.set_postfix(loss=f"{loss_sum / done:.3f}", refresh=False)
             bar.update()
         correct = int(correct)
         train_seconds.append(time.perf_counter() - t0)
-        val_loss, val_acc, _ = evaluate(model, source, labels, val_rows, cfg, policy)
+        val_loss, val_acc, _, _ = evaluate(model, source, labels, val_rows, cfg, policy)
         row = {
             "epoch": epoch,
-            "train_loss": loss_sum / len(train_rows),
-            "train_acc": correct / len(train_rows),
+            "train_loss": loss_sum / n_items,
+            "train_acc": correct / n_items,
             "val_loss": val_loss,
             "val_acc": val_acc,
             "seconds": time.perf_counter() - t0,
@@ -414,7 +472,7 @@ def train_seed(
             )
 
     t_test = time.perf_counter()
-    _, test_acc, pred = evaluate(model, source, labels, test_rows, cfg, policy)
+    _, test_acc, pred, probs = evaluate(model, source, labels, test_rows, cfg, policy)
     y_test = labels.cpu().numpy()[np.sort(test_rows)]
     k = len(GENRES)
     confusion = np.zeros((k, k), dtype=np.int64)
@@ -440,4 +498,7 @@ def train_seed(
         n_params=n_params(model),
         seconds=seconds,
         segments_per_second=len(history) * len(train_rows) * s / sum(train_seconds),
+        test_track_ids=np.asarray(track_ids(store))[np.sort(test_rows)].tolist(),
+        test_labels=y_test.tolist(),
+        test_probs=probs.astype(np.float64).tolist(),
     )

@@ -71,9 +71,10 @@ def built(smoke_results, tmp_path_factory) -> tuple[Path, str, dict[str, dict]]:
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, f"book build failed:\n{output[-6000:]}"
-    results = {
+    results = {  # every cell's results file (the baseline, in baselines/, is not a cell)
         str(p.relative_to(smoke_results / "smoke").with_suffix("")): json.loads(p.read_text())
         for p in sorted((smoke_results / "smoke").rglob("*.json"))
+        if "baselines" not in p.parts
     }
     return root, output, results
 
@@ -116,7 +117,7 @@ def test_tables_hold_the_papers_values_and_ours_from_the_results_json(built, tab
         tr.th.get_text(strip=True): [td.get_text(strip=True) for td in tr.find_all("td")]
         for tr in table.tbody.find_all("tr")
     }
-    by_label = {label(r): r for r in results.values()}
+    by_label = {label(r): r for r in results.values() if r["config"]["base"] is None}  # table cells
     expected = PAPER[name]
     assert len(rows) == len(expected)
     for setting, paper in expected.items():
@@ -363,3 +364,25 @@ def test_no_page_logs_a_console_error_in_headless_chromium(built, tmp_path):
     for page in pages:
         logged = _probe(browser, tmp_path / "profile", page, "<head>", "<head>" + CONSOLE_PROBE, "fmareport-console")
         assert not logged, f"{page.relative_to(site)} logs: {logged[:3]}"
+
+
+def test_beyond_the_paper_shows_each_ablation_and_the_results_page_the_baseline(built):
+    root, _, results = built
+    ablations = sorted(c for c in results if c.startswith("ablations/"))
+    assert len(ablations) == 5
+    table = html(root, "generated/beyond.html").find("table", id="ablations")
+    rows = {tr.th.get_text(strip=True): [td.get_text(strip=True) for td in tr("td")] for tr in table.tbody("tr")}
+    assert sorted(rows) == ablations
+    for cell in ablations:
+        base = results[cell]["config"]["base"]
+        assert rows[cell][0] == base and rows[cell][-1], cell  # its base cell, and a line of reading
+    baseline = html(root, "generated/results.html").find("table", id="baseline")
+    models = [tr.th.get_text(strip=True) for tr in baseline.tbody("tr")]
+    assert models[0].startswith("MFCC (20) mean and std") and len(models) == 1 + 8  # the baseline, 8 table cells
+
+
+def test_the_data_page_plays_each_genre_offline(built):
+    root, _, _ = built
+    players = html(root, "generated/data.html").find("table", id="audio-players")
+    sources = [a["src"] for a in players("audio")]
+    assert len(sources) == 8 and all(s.startswith("data:audio/wav;base64,") for s in sources)

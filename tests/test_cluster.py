@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-PAPER_CELLS = sorted(p.stem for t in ("table1", "table2") for p in (REPO / "params" / t).glob("*.yaml"))
+PAPER_CELLS = sorted(p.stem for t in ("table1", "table2", "ablations") for p in (REPO / "params" / t).glob("*.yaml"))
 
 
 def dry_run(workdir: Path, *args: str) -> dict[str, list[dict]]:
@@ -55,15 +55,15 @@ def test_make_report_runs_one_cell_job_per_gpu():
 def test_paper_dry_run_with_two_gpus_plans_one_gpu_per_cell_job(tmp_path):
     jobs = dry_run(tmp_path, "--resources", "gpu=2", "--config", "profile=paper", "gpus=2")
     cells = jobs["cell"]
-    assert len(cells) == len(PAPER_CELLS) == 8
+    assert len(cells) == len(PAPER_CELLS) == 13  # 8 table cells, 5 ablations
     # Each cell job takes one unit of `gpu`, of which there are 2: at most 2 cells at a time.
-    assert [c["resources"].get("gpu") for c in cells] == ["1"] * 8
+    assert [c["resources"].get("gpu") for c in cells] == ["1"] * 13
     assert all("-m fmareport.cli on-gpu -- " in c["shell"] for c in cells)  # and on a GPU of its own
     for rule in ("fetch", "prepare", "book"):
         assert all(j["resources"].get("gpu") in (None, "0") for j in jobs[rule]), rule
     # A machine without GPUs: no gpu resource is asked for and cells run as they are.
     cpu = dry_run(tmp_path, "--config", "profile=paper", "gpus=0")["cell"]
-    assert [c["resources"].get("gpu", "0") for c in cpu] == ["0"] * 8
+    assert [c["resources"].get("gpu", "0") for c in cpu] == ["0"] * len(PAPER_CELLS)
     assert not any("on-gpu" in c["shell"] for c in cpu)
 
 
@@ -111,7 +111,7 @@ def test_slurm_dry_run_of_the_paper_profile(tmp_path):
 
     jobs = dry_run(tmp_path, "--workflow-profile", str(profile.parent))
     cell_res = settings["set-resources"]["cell"]
-    assert len(jobs["cell"]) == 8
+    assert len(jobs["cell"]) == len(PAPER_CELLS)
     for job in jobs["cell"]:
         r = job["resources"]
         assert r["gpu"] == "1" and r["slurm_partition"] == cell_res["slurm_partition"]

@@ -122,3 +122,31 @@ def test_cli_prints_config_and_fails_with_exit_2(tmp_path):
     bad = subprocess.run(cli + ["demo", str(write(tmp_path, "epoch: 3\n"))], capture_output=True, text=True)
     assert bad.returncode == 2
     assert "unknown key 'epoch'. Did you mean 'epochs'?" in bad.stderr
+
+
+ABLATIONS = sorted(PARAMS_DIR.glob("ablations/*.yaml"))
+
+
+@pytest.mark.parametrize("path", ABLATIONS, ids=lambda p: p.stem)
+def test_each_ablation_names_its_table_cell_and_changes_one_thing(path):
+    from fmareport.config import cell_path, read_yaml
+
+    raw = read_yaml(path)
+    assert raw["cell"] == path.relative_to(PARAMS_DIR).with_suffix("").as_posix()
+    assert raw["base"].startswith("table") and set(raw) - {"cell", "base"} and len(set(raw) - {"cell", "base"}) == 1
+    ablation = load_config(profile_path("demo"), path)
+    base = load_config(profile_path("demo"), cell_path(raw["base"]))
+    changed = {k for k, v in ablation.to_dict().items() if base.to_dict()[k] != v} - {"cell", "base"}
+    assert changed == set(raw) - {"cell", "base"}
+
+
+def test_the_ablations_cover_the_issue(tmp_path):
+    changes = {p.stem: {k: v for k, v in load_config(profile_path("smoke"), p).to_dict().items()} for p in ABLATIONS}
+    assert {c["base"] for c in changes.values()} == {"table1/spectrogram_segmented", "table1/both_segmented"}
+    assert sorted(c["train_fraction"] for c in changes.values() if c["train_fraction"] < 1) == [0.25, 0.5]
+    assert sum(c["spectrogram_scale"] == "log" for c in changes.values()) == 2
+    assert sum(c["batch_unit"] == "segments" for c in changes.values()) == 1
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("cell: ablations/nested\nbase: ablations/train_fraction_25\n")
+    with pytest.raises(ConfigError, match="is itself an ablation"):
+        load_config(profile_path("smoke"), nested)

@@ -370,3 +370,48 @@ def test_gpu_bf16_run_learns_with_the_store_on_the_device(tones):
     )
     assert train._RESIDENT["tensor"].device.type == "cuda"
     assert rec.test_acc_last >= 0.6
+
+
+# --- beyond the paper: training data share and segment batches -----------------------------------
+
+
+def test_a_training_fraction_is_stratified_and_per_seed():
+    labels = np.repeat(np.arange(8), 10)  # 80 tracks, 10 per genre
+    rows = np.arange(80, dtype=np.int64)
+    quarter = train.stratified_subset(rows, labels, 0.25, seed=0)
+    assert len(quarter) == 8 * 2 or len(quarter) == 8 * 3  # round(2.5) per genre: banker's rounding gives 2
+    assert np.bincount(labels[quarter], minlength=8).tolist() == [round(2.5)] * 8
+    assert (np.diff(quarter) > 0).all() and set(quarter) <= set(rows)
+    assert not np.array_equal(quarter, train.stratified_subset(rows, labels, 0.25, seed=1))
+    assert np.array_equal(quarter, train.stratified_subset(rows, labels, 0.25, seed=0))
+    assert train.stratified_subset(rows, labels, 1.0, seed=0) is rows
+    assert np.bincount(labels[train.stratified_subset(rows, labels, 0.01, 0)]).tolist() == [1] * 8  # >= 1 each
+
+
+def test_segment_batches_draw_batch_size_segments_across_all_clips():
+    cfg = tone_config(segmented=True, batch_unit="segments", batch_size=16)  # 7 segments per clip
+    rows = np.arange(10, 20, dtype=np.int64)
+    steps = train.epoch_steps(rows, cfg, seed=0, epoch=1)
+    s = cfg.n_segments
+    assert [len(p) for _, p in steps] == [14, 14, 14, 14, 14]  # 70 windows in ceil(70 / 16) = 5 batches
+    drawn = sorted((int(b[p // s]), int(p % s)) for b, ps in steps for p in ps)
+    assert drawn == [(r, k) for r in range(10, 20) for k in range(s)]  # every segment of every clip once
+    assert any(len(b) > 3 for b, _ in steps)  # a batch mixes segments of many clips
+    clip_steps = train.epoch_steps(rows, cfg.replace(batch_unit="clips"), seed=0, epoch=1)
+    assert all(p is None for _, p in clip_steps) and sum(len(b) for b, _ in clip_steps) == 10
+
+
+@pytest.mark.parametrize("change", [{"batch_unit": "segments"}, {"train_fraction": 0.5}, {"spectrogram_scale": "log"}])
+def test_the_ablation_options_train_and_learn(tones, change):
+    rec = train_seed(tone_config(segmented=True, epochs=4, **change), tones, seed=0, progress=False)
+    assert rec.history[0].train_loss > rec.history[-1].train_loss
+    assert rec.test_acc_last > 1 / 8 + 0.2  # well above chance on the tones
+
+
+def test_a_seed_keeps_its_test_predictions(tones):
+    rec = train_seed(tone_config(epochs=1), tones, seed=0, progress=False)
+    test = np.sort(tones.split_indices("test"))
+    assert rec.test_track_ids == test.tolist() and rec.test_labels == tones.labels[test].tolist()
+    probs = np.asarray(rec.test_probs)
+    assert probs.shape == (len(test), 8) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert rec.test_acc_last == pytest.approx((probs.argmax(1) == tones.labels[test]).mean())

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 PROFILE = "smoke"
 CELLS = sorted(
     p.relative_to(REPO / "params").with_suffix("").as_posix()
-    for t in ("table1", "table2")
+    for t in ("table1", "table2", "ablations")
     for p in (REPO / "params" / t).glob("*.yaml")
 )
 

@@ -64,16 +64,12 @@ class SeedResult(_Model):
     segments_per_second: NonNegative
     # The test predictions after the last epoch, one row per test track (ascending track_id):
     # the book's bootstrap intervals and paired comparisons are computed from them.
-    test_track_ids: list[int] | None = None
-    test_labels: list[Annotated[int, Field(ge=0, lt=_K)]] | None = None
-    test_probs: (
-        list[Annotated[list[Annotated[float, Field(ge=0, le=1)]], Field(min_length=_K, max_length=_K)]] | None
-    ) = None
+    test_track_ids: list[int]
+    test_labels: list[Annotated[int, Field(ge=0, lt=_K)]]
+    test_probs: list[Annotated[list[Annotated[float, Field(ge=0, le=1)]], Field(min_length=_K, max_length=_K)]]
 
     @model_validator(mode="after")
     def _predictions(self) -> SeedResult:
-        if self.test_track_ids is None:
-            return self
         n = len(self.test_track_ids)
         if not (len(self.test_labels) == len(self.test_probs) == n):
             raise ValueError(
@@ -129,7 +125,7 @@ class Provenance(_Model):
 class CellResults(_Model):
     """Everything one run of one cell produced; the book reads nothing else."""
 
-    schema_version: Literal[2, 3] = SCHEMA_VERSION
+    schema_version: Literal[3] = SCHEMA_VERSION
     run_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]  # also printed by the cell's notebook
     profile: str
     cell: str
