@@ -24,7 +24,7 @@ from .data.fma import GENRES
 from .data.store import ClipStore, prepare
 from .progress import tqdm
 from .report import provenance
-from .report.results import Accuracy, DataInfo, Provenance, Tracks, _Model, write_atomic
+from .report.results import Accuracy, DataInfo, Provenance, _Model, write_atomic
 
 N_MFCC = 20  # the classic MFCC baseline's coefficients (as in FMA's own baselines)
 CHUNK = 64  # clips per librosa call: bounds memory at the paper's 10**6-sample clips
@@ -93,14 +93,7 @@ def run_baseline(cfg: Config, progress: bool = True) -> BaselineResults:
         name=NAME,
         features=f"{N_MFCC} MFCCs (librosa defaults) per clip, mean and std over frames",
         classifier="standardised, then multinomial logistic regression (scikit-learn, L2, C=1)",
-        data=DataInfo(
-            source=cfg.data_source,
-            data_dir=cfg.data_dir,
-            store=str(store.path.resolve()),
-            store_fingerprint=store.fingerprint,
-            skipped=len(store.manifest["skipped"]),
-            tracks=Tracks(**{s: int(len(r)) for s, r in rows.items()}),
-        ),
+        data=DataInfo.of(cfg, store),
         train_acc=accuracy("training"),
         val_acc=accuracy("validation"),
         test_acc=float((probs.argmax(axis=1) == labels[rows["test"]]).mean()),

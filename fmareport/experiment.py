@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, ConfigError, load_cell
-from .data.fma import GENRES, SPLITS
+from .data.fma import GENRES
 from .data.store import prepare
 from .device import pick_device
 from .report import provenance
-from .report.results import CellResults, DataInfo, Provenance, Tracks, results_path, summarize, write_results
+from .report.results import CellResults, DataInfo, Provenance, results_path, summarize, write_results
 from .train import RESUME_FREE_KEYS, train_seed
 
 # The notebook's parameters: what a user passes to papermill with -p (or -y for overrides).
@@ -119,14 +119,7 @@ def run_cell(cfg: Config, progress: bool = True, entry: str = "fmareport.experim
             cell=cfg.cell,
             config=cfg,
             genres=list(GENRES),
-            data=DataInfo(
-                source=cfg.data_source,
-                data_dir=cfg.data_dir,
-                store=str(store.path.resolve()),
-                store_fingerprint=store.fingerprint,
-                skipped=len(store.manifest["skipped"]),
-                tracks=Tracks(**{s: int(len(store.split_indices(s))) for s in SPLITS}),
-            ),
+            data=DataInfo.of(cfg, store),
             seeds=seeds,
             summary=summarize(seeds),
             provenance=Provenance(

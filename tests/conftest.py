@@ -6,6 +6,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,35 +75,21 @@ def one_torch_thread():
     torch.set_num_threads(n)
 
 
+def run_snakemake(workdir: Path, *args: str, profile: str = "smoke") -> subprocess.CompletedProcess:
+    """The repo's Snakefile run in `workdir` (its own params/ copy) on `profile`; stdout and stderr
+    together as text. `args` (options, then targets such as "results") go before --config."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--cores", "2", *args, "--config", f"profile={profile}"]  # fmt: skip
+    return subprocess.run(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
 @pytest.fixture(scope="session")
 def smoke_grid(tmp_path_factory) -> Path:
     """The smoke profile's whole grid, run once per session through the real Snakefile (target
     `results`) in a scratch working directory with its own copy of params/: the working
     directory holding data/, build/, results/. The book and workflow tests share it."""
-    import shutil
-    import subprocess
-    import sys
-
     work = tmp_path_factory.mktemp("smoke-grid")
     shutil.copytree(REPO / "params", work / "params")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(REPO / "Snakefile"),
-            "--directory",
-            str(work),
-            "--cores",
-            "2",
-            "--config",
-            "profile=smoke",
-            "--",
-            "results",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, f"smoke workflow failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    done = run_snakemake(work, "results")
+    assert done.returncode == 0, f"smoke workflow failed:\n{done.stdout[-8000:]}"
     return work

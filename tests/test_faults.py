@@ -19,6 +19,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
+from conftest import run_snakemake
 
 from fmareport import experiment
 from fmareport.cli import main
@@ -424,27 +425,7 @@ def test_10_the_snakefile_quotes_the_data_dir(tmp_path):
     profile = tmp_path / "params" / "profiles" / "smoke.yaml"
     evil = "data/my set; touch PWNED"
     profile.write_text(profile.read_text().replace("data_dir: data/synth-smoke", f"data_dir: '{evil}'"))
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(REPO / "Snakefile"),
-            "--directory",
-            str(tmp_path),
-            "--cores",
-            "1",
-            "--dry-run",
-            "--printshellcmds",
-            "--config",
-            "profile=smoke",
-            "--",
-            "results",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = run_snakemake(tmp_path, "--dry-run", "--printshellcmds", "results")
+    assert done.returncode == 0, done.stdout[-3000:]
     assert f"synth '{evil}'" in done.stdout
     assert not (tmp_path / "PWNED").exists()

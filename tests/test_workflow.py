@@ -21,6 +21,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
+from conftest import run_snakemake
 
 from fmareport import experiment
 from fmareport.config import ConfigError, load_cell, load_config
@@ -37,21 +38,7 @@ CELLS = sorted(
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     """Run the repo's Snakefile in `workdir` on the smoke profile; output as text (stdout + stderr)."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--cores",
-        "2",
-        *args,
-        "--config",
-        f"profile={PROFILE}",
-    ]
-    return subprocess.run(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return run_snakemake(workdir, *args, profile=PROFILE)
 
 
 def result_mtimes(workdir: Path) -> dict[str, int]:

@@ -97,6 +97,18 @@ class DataInfo(_Model):
     tracks: Tracks
     skipped: Count
 
+    @classmethod
+    def of(cls, cfg: Config, store) -> DataInfo:
+        """The data block of a run of `cfg` on the clip store `store` (fmareport.data.store.ClipStore)."""
+        return cls(
+            source=cfg.data_source,
+            data_dir=cfg.data_dir,
+            store=str(store.path.resolve()),
+            store_fingerprint=store.fingerprint,
+            skipped=len(store.manifest["skipped"]),
+            tracks=Tracks(**{s: int(len(store.split_indices(s))) for s in ("training", "validation", "test")}),
+        )
+
 
 class Summary(_Model):
     """Mean and sample std over seeds of the test accuracies (0 std for one seed)."""
