@@ -37,6 +37,7 @@ no other job holds, sets CUDA_VISIBLE_DEVICES to it, and waits while every GPU i
 jobs than GPUs in the first place.
 """
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -45,6 +46,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 
 from fmareport.config import ConfigError, load_profile
+from fmareport.data.store import synth_arguments
 from fmareport.gpus import visible_gpus
 
 PY = sys.executable  # the environment Snakemake runs in runs every step (no PATH needed)
@@ -128,9 +130,7 @@ if CFG.data_source == "synth":
         params:
             data_dir=CFG.data_dir,
             # Changed settings re-make the set (Snakemake's params trigger).
-            settings=f"--tracks-per-genre {CFG.synth_tracks_per_genre} --seconds {CFG.synth_seconds} "
-                     f"--sample-rate {CFG.synth_sample_rate} --seed {CFG.synth_seed}"
-                     + (" --bad-cases" if CFG.synth_bad_cases else ""),
+            settings=shlex.join(synth_arguments(CFG)),
         threads: workflow.cores
         shell:
             "{PY} -m fmareport.cli synth {params.data_dir:q} {params.settings} --workers {threads} --force"

@@ -28,7 +28,8 @@ def _synth(sub) -> None:
         help="write a synthetic data set in FMA's exact on-disk format",
         description="Write a synthetic data set in FMA's exact on-disk format: DIR/fma_metadata/"
         "tracks.csv and genres.csv, DIR/fma_small/NNN/NNNNNN.mp3 and DIR/fma_small/"
-        "checksums. Eight genres of synthetic music, split 80/10/10 per genre, plus "
+        "checksums. Eight genres of synthetic music, split 80/10/10 per genre as FMA is (or as "
+        "--validation-fraction and --test-fraction say), plus "
         "medium/large tracks listed in tracks.csv only (prepare leaves them out).",
     )
     p.add_argument("dir", type=Path, metavar="DIR", help="output folder (must not exist, or be empty)")
@@ -38,6 +39,12 @@ def _synth(sub) -> None:
     p.add_argument("--seconds", type=float, default=5.0, metavar="S", help="length of each track in s (default: 5)")
     p.add_argument("--sample-rate", type=int, default=44100, metavar="HZ", help="Hz of the mp3s (default: 44100)")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="same seed -> identical files (default: 0)")
+    p.add_argument(
+        "--validation-fraction", type=float, default=0.1, metavar="F", help="each genre's validation share (0.1)"
+    )
+    p.add_argument(
+        "--test-fraction", type=float, default=0.1, metavar="F", help="each genre's test share (default: 0.1, FMA's)"
+    )
     p.add_argument(
         "--bad-cases",
         action="store_true",
@@ -65,6 +72,8 @@ def _synth(sub) -> None:
                 progress=True,
                 workers=args.workers,
                 force=args.force,
+                validation_fraction=args.validation_fraction,
+                test_fraction=args.test_fraction,
             )
         except (FileExistsError, ValueError) as err:
             raise ConfigError(str(err)) from None

@@ -68,6 +68,10 @@ class Config(BaseModel):
     synth_seconds: Annotated[float, Field(gt=0, le=600)] = 2.5  # synth only: length of each track (s)
     synth_sample_rate: Positive = 22050  # synth only: rate of the synthetic mp3s (Hz)
     synth_seed: int = 0  # synth only: same seed -> same bytes
+    # synth only: shares of each genre's tracks in the validation and test splits (FMA's 80/10/10);
+    # the rest is training. The demo makes its test split large: its intervals narrow with it.
+    synth_validation_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    synth_test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
     synth_bad_cases: bool = True  # synth only: add FMA's real failure cases
 
     # --- clips: decoded once into the store ---
@@ -112,6 +116,11 @@ class Config(BaseModel):
     def _consistent(self) -> Config:
         """Checks across keys; every message names its key."""
         e = []
+        if self.synth_validation_fraction + self.synth_test_fraction >= 1:
+            e.append(
+                f"keys 'synth_validation_fraction' + 'synth_test_fraction': {self.synth_validation_fraction:g} + "
+                f"{self.synth_test_fraction:g} leave no training tracks; their sum must be below 1"
+            )
         if self.n_fft % 2:
             e.append(f"key 'n_fft': must be even (n_fft // 2 + 1 frequency bins), got {self.n_fft}")
         if self.channels % 2:

@@ -115,12 +115,24 @@ def synth_set(tmp_path) -> Path:
     return synthesize(tmp_path / "set", 1, 0.5, 8000, progress=False, workers=1)
 
 
-@pytest.mark.parametrize("bad", [["--sample-rate", "12345"], ["--tracks-per-genre", "0"], ["--seconds", "-1"]])
-def test_02_synth_force_with_a_bad_argument_deletes_nothing(synth_set, bad, capsys):
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (["--sample-rate", "12345"], "mp3 supports only"),
+        (["--tracks-per-genre", "0"], "integer >= 1"),
+        (["--seconds", "-1"], "seconds must be"),
+        (["--test-fraction", "0.9", "--validation-fraction", "0.1"], "leave no training tracks"),
+        (["--test-fraction", "0"], "test fraction must be a number in (0, 1)"),
+        (["--validation-fraction", "nan"], "validation fraction must be a number in (0, 1)"),
+        (["--tracks-per-genre", "1", "--test-fraction", "0.01"], "give no test track at all"),  # 0.08 test tracks
+    ],
+)
+def test_02_synth_force_with_a_bad_argument_deletes_nothing(synth_set, bad, message, capsys):
     before = state(synth_set)
     assert main(["synth", str(synth_set), "--force", *bad]) == 2
     assert state(synth_set) == before
-    assert "fmareport synth:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "fmareport synth:" in err and message in err
 
 
 def test_02_synth_force_refuses_a_folder_it_did_not_write(victim, capsys):
@@ -134,6 +146,24 @@ def test_02_synth_force_replaces_its_own_set(synth_set):
     again = synthesize(synth_set, 1, 0.5, 8000, seed=1, progress=False, workers=1, force=True)
     assert again == synth_set and (synth_set / MARKER).is_file()
     assert '"seed": 1' in (synth_set / MARKER).read_text()
+
+
+def test_02_a_cell_never_trains_on_a_synthetic_set_made_with_other_settings(synth_set, tmp_path):
+    """The profile changed its set (here: the test share) but an older set is in data_dir: the run
+    stops naming the key, both values and the command that re-makes it; the old set is untouched."""
+    before = state(synth_set)
+    cfg = load_config(profile_path("smoke")).replace(
+        data_dir=str(synth_set), store_root=str(tmp_path / "stores"), synth_tracks_per_genre=1, synth_seconds=0.5,
+        synth_sample_rate=8000, synth_bad_cases=False, synth_test_fraction=0.5, clip_samples=4096,
+    )  # fmt: skip
+    with pytest.raises(ConfigError) as err:
+        prepare(cfg, progress=False)
+    assert "synth_test_fraction: the set has 0.1, the config 0.5" in str(err.value)
+    assert f"fmareport synth {synth_set} --tracks-per-genre 1" in str(err.value)
+    assert "--test-fraction 0.5" in str(err.value) and "--force" in str(err.value)
+    assert state(synth_set) == before and not (tmp_path / "stores").exists()
+    # the same settings as the set's: it is used as it is
+    assert len(prepare(cfg.replace(synth_test_fraction=0.1), progress=False).index) == 8
 
 
 # --- 3. a notebook that is not its JSON's run is flagged; one run per cell at a time -------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -20,6 +21,23 @@ def test_split_sizes():
     totals = [sum(s[split] for s in split_sizes(5)) for split in SPLITS]
     assert totals == [32, 4, 4]  # the smoke profile's 40 tracks
     assert all(sum(s.values()) == 5 for s in split_sizes(5))
+
+
+def test_split_sizes_at_other_fractions():
+    """The demo's split: 160 tracks a genre, 10 % validation, half test -> 64 / 16 / 80 per genre."""
+    assert all(tuple(s.values()) == (64, 16, 80) for s in split_sizes(160, 0.1, 0.5))
+    sizes = split_sizes(7, 0.2, 0.3)  # 1.4 and 2.1 a genre: rounded cumulatively, the totals hold
+    assert [sum(s[k] for s in sizes) for k in SPLITS] == [56 - 11 - 17, 11, 17]
+    assert all(sum(s.values()) == 7 and min(s.values()) >= 1 for s in sizes)
+
+
+def test_a_set_at_other_fractions(tmp_path):
+    root = synthesize(tmp_path / "s", 4, 0.5, 8000, progress=False, workers=1, test_fraction=0.5)
+    tracks = load_tracks(root / "fma_metadata" / "tracks.csv")
+    small = tracks[tracks["set", "subset"] == "small"]
+    assert small["set", "split"].value_counts().to_dict() == {"test": 16, "training": 13, "validation": 3}
+    marker = json.loads((root / MARKER).read_text())
+    assert (marker["validation_fraction"], marker["test_fraction"]) == (0.1, 0.5)
 
 
 def test_layout_and_metadata(tiny_data):
@@ -121,5 +139,6 @@ def test_cli_help(capsys):
         main(["synth", "--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--tracks-per-genre", "--seconds", "--sample-rate", "--seed", "--bad-cases", "--workers"):
+    for option in ("--tracks-per-genre", "--seconds", "--sample-rate", "--seed", "--bad-cases", "--workers",
+                   "--validation-fraction", "--test-fraction"):  # fmt: skip
         assert option in out

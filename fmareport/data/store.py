@@ -35,6 +35,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import shlex
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import Config
+from ..config import Config, ConfigError
 from ..progress import tqdm
 from .audio import DECODE_VERSION, INT16_SCALE, SILENCE_PEAK, Skip, decode_clip, decoder_notes, decoder_versions
 from .fma import GENRES, SPLITS, SUBSETS, audio_path, load_tracks
@@ -188,11 +189,55 @@ def _locked(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+# The config keys of a synthetic set and their names in synth's marker.
+SYNTH_KEYS = {
+    "synth_tracks_per_genre": "tracks_per_genre",
+    "synth_seconds": "seconds",
+    "synth_sample_rate": "sample_rate",
+    "synth_seed": "seed",
+    "synth_bad_cases": "bad_cases",
+    "synth_validation_fraction": "validation_fraction",
+    "synth_test_fraction": "test_fraction",
+}
+
+
+def check_synthetic_set(data_dir: Path, cfg: Config) -> None:
+    """ConfigError unless the synthetic set in data_dir was made with cfg's synth settings: a
+    profile whose set changed must not train on the old one. (A set without synth's marker is
+    not ours to judge and passes.)"""
+    from .synth import made_with
+
+    made = made_with(data_dir)
+    if made is None:
+        return
+    differ = {k: (made.get(m), getattr(cfg, k)) for k, m in SYNTH_KEYS.items() if made.get(m) != getattr(cfg, k)}
+    if differ:
+        what = ", ".join(f"{k}: the set has {a!r}, the config {b!r}" for k, (a, b) in differ.items())
+        redo = shlex.join(["fmareport", "synth", str(data_dir), *synth_arguments(cfg), "--force"])
+        raise ConfigError(
+            f"{data_dir} is a synthetic set made with other settings ({what}). Re-make it with "
+            f"`{redo}` (make report does), or point data_dir elsewhere"
+        )
+
+
+def synth_arguments(cfg: Config) -> list[str]:
+    """The `fmareport synth` options that make cfg's synthetic set (the Snakefile's synth job uses them)."""
+    return [
+        *("--tracks-per-genre", str(cfg.synth_tracks_per_genre), "--seconds", repr(cfg.synth_seconds)),
+        *("--sample-rate", str(cfg.synth_sample_rate), "--seed", str(cfg.synth_seed)),
+        *("--validation-fraction", repr(cfg.synth_validation_fraction)),
+        *("--test-fraction", repr(cfg.synth_test_fraction)),
+        *(["--bad-cases"] if cfg.synth_bad_cases else []),
+    ]
+
+
 def ensure_data(cfg: Config, progress: bool = True) -> Path:
     """The data set's root; a synthetic one is made first if it is missing."""
     data_dir = Path(cfg.data_dir)
     tracks_csv = data_dir / "fma_metadata" / "tracks.csv"
     if tracks_csv.is_file():
+        if cfg.data_source == "synth":
+            check_synthetic_set(data_dir, cfg)
         return data_dir
     if cfg.data_source == "fma":
         raise FileNotFoundError(
@@ -213,6 +258,8 @@ def ensure_data(cfg: Config, progress: bool = True) -> Path:
                 cfg.synth_bad_cases,
                 progress=progress,
                 workers=cfg.prepare_workers,
+                validation_fraction=cfg.synth_validation_fraction,
+                test_fraction=cfg.synth_test_fraction,
             )
     return data_dir
 

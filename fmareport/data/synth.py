@@ -31,12 +31,12 @@ import pandas as pd
 import soundfile as sf
 
 from ..progress import tqdm
-from .fma import COLUMNS, GENRE_IDS, GENRES, NO_AUDIO_TRACKS, SHORT_TRACKS, audio_path
+from .fma import COLUMNS, GENRE_IDS, GENRES, NO_AUDIO_TRACKS, SHORT_TRACKS, SPLITS, audio_path
 from .music import render
 from .pool import imap_unordered
 
 VALIDATION_FRACTION = 0.1  # FMA's split is 80/10/10 per genre; the rest is training
-TEST_FRACTION = 0.1
+TEST_FRACTION = 0.1  # (a set of our own may take another share: the demo's test split is half)
 EXTRA_FRACTION = 0.1  # per genre, medium and large tracks each: 10 % of the small ones (>= 1)
 SHORT_SECONDS = 0.25  # the short bad case: under half a clip of every profile (smoke: 2.05 s)
 MAX_TRACK_ID = 155_999  # FMA's audio folders are 000-155
@@ -157,8 +157,11 @@ def genres_table(tracks: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def split_sizes(tracks_per_genre: int) -> list[dict[str, int]]:
-    """Tracks per split for each genre (label order): 80/10/10, rounded so the totals are too.
+def split_sizes(
+    tracks_per_genre: int, validation_fraction: float = VALIDATION_FRACTION, test_fraction: float = TEST_FRACTION
+) -> list[dict[str, int]]:
+    """Tracks per split for each genre (label order): FMA's 80/10/10 by default, rounded so the
+    totals are too; the rest of each genre after validation and test is training.
 
     Validation and test counts are rounded cumulatively over genres: with 5 tracks a
     genre, genres alternate 1 and 0 validation tracks, and the totals are 32/4/4.
@@ -169,8 +172,8 @@ def split_sizes(tracks_per_genre: int) -> list[dict[str, int]]:
 
     sizes = []
     for g in range(len(GENRES)):
-        val = cumulative(VALIDATION_FRACTION, g + 1) - cumulative(VALIDATION_FRACTION, g)
-        test = cumulative(TEST_FRACTION, g + 1) - cumulative(TEST_FRACTION, g)
+        val = cumulative(validation_fraction, g + 1) - cumulative(validation_fraction, g)
+        test = cumulative(test_fraction, g + 1) - cumulative(test_fraction, g)
         sizes.append({"training": tracks_per_genre - val - test, "validation": val, "test": test})
     return sizes
 
@@ -208,7 +211,13 @@ def write_track(job: Job) -> tuple[int, str | None, int]:
     return job.track_id, hashlib.sha1(data).hexdigest(), len(data)
 
 
-def check_arguments(tracks_per_genre: int, seconds: float, sample_rate: int) -> None:
+def check_arguments(
+    tracks_per_genre: int,
+    seconds: float,
+    sample_rate: int,
+    validation_fraction: float = VALIDATION_FRACTION,
+    test_fraction: float = TEST_FRACTION,
+) -> None:
     """Raise ValueError unless a set can be made with these settings (checked before anything is touched)."""
     if sample_rate not in MP3_RATES:
         raise ValueError(f"sample rate {sample_rate} Hz: mp3 supports only {', '.join(map(str, MP3_RATES))} Hz")
@@ -216,6 +225,22 @@ def check_arguments(tracks_per_genre: int, seconds: float, sample_rate: int) -> 
         raise ValueError(f"tracks per genre must be an integer >= 1, got {tracks_per_genre}")
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"seconds must be a number > 0, got {seconds}")
+    for name, f in (("validation", validation_fraction), ("test", test_fraction)):
+        if not (isinstance(f, float | int) and math.isfinite(f) and 0 < f < 1):
+            raise ValueError(f"the {name} fraction must be a number in (0, 1), got {f}")
+    if validation_fraction + test_fraction >= 1:
+        raise ValueError(
+            f"validation fraction {validation_fraction:g} + test fraction {test_fraction:g} leave no training "
+            "tracks: their sum must be below 1"
+        )
+    sizes = split_sizes(tracks_per_genre, validation_fraction, test_fraction)
+    empty = [split for split in SPLITS if sum(s[split] for s in sizes) < 1]
+    if empty:
+        raise ValueError(
+            f"{tracks_per_genre} track(s) per genre at validation fraction {validation_fraction:g} and test "
+            f"fraction {test_fraction:g} give no {' and no '.join(empty)} track at all: add tracks or change "
+            "the fractions"
+        )
 
 
 def _holds_files(folder: Path) -> bool:
@@ -226,6 +251,18 @@ def _holds_files(folder: Path) -> bool:
 def is_synthetic_set(path: str | Path) -> bool:
     """Whether `path` is a folder that `synthesize` wrote (it holds synth's marker file)."""
     return (Path(path) / MARKER).is_file()
+
+
+def made_with(path: str | Path) -> dict | None:
+    """The settings a synthetic set was written with, from its marker (None: no marker). Sets
+    written before the split became a setting were split 80/10/10."""
+    marker = Path(path) / MARKER
+    if not marker.is_file():
+        return None
+    made = json.loads(marker.read_text())
+    made.setdefault("validation_fraction", VALIDATION_FRACTION)
+    made.setdefault("test_fraction", TEST_FRACTION)
+    return made
 
 
 def remove_synthetic_set(path: str | Path) -> None:
@@ -249,6 +286,8 @@ def synthesize(
     progress: bool = True,
     workers: int = 0,
     force: bool = False,
+    validation_fraction: float = VALIDATION_FRACTION,
+    test_fraction: float = TEST_FRACTION,
 ) -> Path:
     """Write a synthetic FMA-format data set to out_dir; return it.
 
@@ -256,10 +295,11 @@ def synthesize(
     inside) is replaced, and any other folder is refused. Every argument is checked
     before anything is touched. The set is written to `out_dir.partial` and renamed at
     the end, so a killed run never leaves a folder that looks complete.
-    workers: processes (0: one per usable CPU).
+    workers: processes (0: one per usable CPU). validation_fraction, test_fraction: each genre's
+    shares of those splits (`split_sizes`).
     """
     out_dir = Path(out_dir)
-    check_arguments(tracks_per_genre, seconds, sample_rate)
+    check_arguments(tracks_per_genre, seconds, sample_rate, validation_fraction, test_fraction)
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"{out_dir} exists and is not a folder")
     if out_dir.is_dir() and _holds_files(out_dir) and not (force and is_synthetic_set(out_dir)):
@@ -281,6 +321,8 @@ def synthesize(
         "sample_rate": sample_rate,
         "seed": seed,
         "bad_cases": bad_cases,
+        "validation_fraction": validation_fraction,
+        "test_fraction": test_fraction,
     }
     (tmp / MARKER).write_text(json.dumps({"format": "fmareport synthetic FMA-format set", **settings}, indent=1) + "\n")
 
@@ -291,7 +333,7 @@ def synthesize(
     candidates = np.setdiff1d(np.arange(2, MAX_TRACK_ID + 1), list(BAD_CASES))
     ids = [int(i) for i in rng.choice(candidates, n_small + 2 * len(GENRES) * n_extra, replace=False)]
     rows, jobs = [], []
-    for g, (genre, sizes) in enumerate(zip(GENRES, split_sizes(tracks_per_genre))):
+    for g, (genre, sizes) in enumerate(zip(GENRES, split_sizes(tracks_per_genre, validation_fraction, test_fraction))):
         splits = [split for split, k in sizes.items() for _ in range(k)]
         for tid, split in zip(ids[g * tracks_per_genre : (g + 1) * tracks_per_genre], splits):
             rows.append(TrackMeta(tid, "small", split, genre, [GENRE_IDS[genre]], duration=round(seconds)))
