@@ -23,7 +23,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from fmareport.report import book
-from fmareport.report.tables import PAPER, UNEXPLAINED
+from fmareport.report.tables import CONFIDENCE, PAPER, UNEXPLAINED
 
 REPO = Path(__file__).resolve().parents[1]
 INPUT = {"raw": "1D", "spectrogram": "2D", "both": "1D+2D"}
@@ -149,6 +149,42 @@ def test_claims_are_judged_by_the_paired_bootstrap_on_the_test_tracks(built):
     headers = [th.get_text(strip=True) for th in claims.thead.tr("th")]  # 2 index columns, then the data
     method = [tr("td")[headers.index("Interval from") - 2].get_text(strip=True) for tr in claims.tbody("tr")]
     assert set(method) == {f"paired bootstrap, {n_test} tracks × seeds"}, method
+
+
+def _widths(table, headers) -> list[tuple[float, float, float]]:
+    """(low, high, width) of each row of a claims or ablations table that has an interval."""
+    out = []
+    for tr in table.tbody("tr"):
+        cells = [td.get_text(strip=True) for td in tr("td")]
+        interval, width = cells[headers.index(f"{CONFIDENCE:.0%} interval")], cells[headers.index("Width")]
+        if interval != "—":
+            low, high = map(float, interval.strip("[]").split(","))
+            if high > low:  # a zero-width interval (no spread) is left out of the sentence
+                out.append((low, high, float(width)))
+    return out
+
+
+def test_the_book_states_the_widths_its_intervals_achieved(built):
+    """Results and Beyond: a Width column that is each interval's high - low, and a sentence giving
+    the range of widths and how many are narrower than their effects, over the test tracks named."""
+    root, _, results = built
+    n_test = next(iter(results.values()))["data"]["tracks"]["test"]
+    for page_name, table_id, skip in (("results", "claims", 2), ("beyond", "ablations", 1)):  # index columns
+        page = html(root, f"generated/{page_name}.html")
+        table = page.find("table", id=table_id)
+        headers = [th.get_text(strip=True) for th in table.thead.tr("th")][skip:]
+        rows = _widths(table, headers)
+        assert rows, page_name
+        for low, high, width in rows:
+            assert width == pytest.approx(high - low, abs=0.0015), (page_name, low, high, width)
+        text = page.get_text(" ", strip=True)
+        said = re.search(r"With (\d+) test tracks and seeds [\d, ]+, these (\d+) intervals are ([\d.]+) to ([\d.]+) "
+                         r"wide; (\d+) of \2 are narrower", text)  # fmt: skip
+        assert said, page_name
+        assert int(said[1]) == n_test and int(said[2]) == len(rows)
+        widths = [w for _, _, w in rows]
+        assert float(said[3]) == pytest.approx(min(widths), abs=0.0015)
+        assert float(said[4]) == pytest.approx(max(widths), abs=0.0015)
 
 
 def test_architecture_figures_are_drawn_files_in_the_methods_page(built):

@@ -144,6 +144,26 @@ def test_a_wrong_sha1_is_refused(tmp_path, archives, serve):
     assert leftovers(tmp_path) == []
 
 
+def test_an_archive_with_a_wrong_sha1_already_there_is_kept_aside_not_deleted(tmp_path, tiny_data, archives, serve):
+    """A fma_metadata.zip in the data folder that is not the official file may be the user's: it is
+    renamed to .sha1-mismatch (same bytes), the official one is downloaded; a second one is refused."""
+    mine = b"my own zip, not FMA's"
+    (tmp_path / "fma_metadata.zip").write_bytes(mine)
+    server = serve(archives)
+    fetch(tmp_path, server.url, only="metadata", sha1s=sha1s(archives), progress=False)
+    assert (tmp_path / "fma_metadata.zip.sha1-mismatch").read_bytes() == mine
+    assert (tmp_path / "fma_metadata.zip").read_bytes() == archives["fma_metadata.zip"]
+    assert files_of(tmp_path / "fma_metadata") == files_of(tiny_data / "fma_metadata")
+
+    (tmp_path / "fma_small.zip").write_bytes(mine)
+    (tmp_path / "fma_small.zip.sha1-mismatch").write_bytes(b"older")
+    with pytest.raises(FetchError, match=r"fma_small.zip: SHA1 \w+ is not the official \w+, and fma_small.zip."
+                       r"sha1-mismatch is already there: move one of them away"):  # fmt: skip
+        fetch(tmp_path, server.url, only="small", sha1s=sha1s(archives), progress=False)
+    assert (tmp_path / "fma_small.zip").read_bytes() == mine
+    assert (tmp_path / "fma_small.zip.sha1-mismatch").read_bytes() == b"older"
+
+
 @pytest.mark.parametrize("evil", ["../x", "fma_small/../../x", "/x", "fma_metadata/x"])
 def test_an_entry_outside_the_folder_is_refused(tmp_path, serve, evil):
     data_dir = tmp_path / "data"

@@ -93,6 +93,7 @@ def test_welch_interval_matches_scipy():
         ("negative", 0.01, 0.05, "does not hold"),
         ("negative", -0.05, 0.01, "inconclusive"),
         ("no_gain", -0.03, 0.015, "holds"),
+        ("no_gain", -0.08, -0.02, "holds, and more: a loss (the whole interval below zero, not only below +0.02)"),
         ("no_gain", 0.005, 0.015, "holds"),  # a clear gain smaller than the margin is no gain (equivalence)
         ("no_gain", 0.025, 0.06, "does not hold"),  # a gain surely larger than the margin
         ("no_gain", -0.01, 0.03, "inconclusive"),
@@ -247,3 +248,41 @@ def test_claims_use_the_paired_bootstrap_when_predictions_are_kept():
     assert row["verdict"] == "holds"  # a real gain of 0.01, smaller than the claim's 0.02 margin
     assert row["detectable"] > 0
     assert tables.accuracy_interval(runs[("both", True, 0.0)])[0] == pytest.approx(both.mean())
+
+
+def test_widths_say_which_intervals_are_narrower_than_their_effects():
+    rows = [
+        dict(name="2D − 1D", diff=0.30, low=0.20, high=0.40),  # width 0.20 < 0.30: narrower
+        dict(name="log − linear", diff=0.06, low=-0.01, high=0.13),  # width 0.14 > 0.06
+        dict(name="one seed", diff=0.10, low=math.nan, high=math.nan),  # no interval: left out
+        dict(name="no spread", diff=0.0, low=0.0, high=0.0),  # nor a zero-width one
+    ]
+    text = tables.widths_markdown(rows, 640, "0, 1, 2")
+    assert text.startswith("With 640 test tracks and seeds 0, 1, 2, these 2 intervals are 0.140 to 0.200 wide; 1 of 2")
+    assert "2D − 1D: width 0.200 against an effect of 0.300 (narrower)" in text
+    assert "log − linear: width 0.140 against an effect of 0.060;" in text or text.endswith("0.060.")
+    assert "one seed" not in text and "no spread" not in text
+    assert tables.sharper_than_effect(-0.3, -0.4, -0.2) and not tables.sharper_than_effect(0.1, -0.1, 0.3)
+    assert tables.widths_markdown(rows[2:], 64, "0").startswith("No comparison here has an interval")
+
+
+def test_ablations_are_compared_with_their_base_cell_as_numbers():
+    rng = np.random.default_rng(3)
+    base_right = np.tile(rng.random(400) < 0.6, (2, 1))
+    abl_right = base_right.copy()
+    abl_right[:, np.flatnonzero(~base_right[0])[:40]] = True  # +0.10 on the same tracks
+    base = with_predictions(result("spectrogram", True, 0.0, [0, 0], cell="table1/s"), base_right, 400)
+    abl = with_predictions(result("spectrogram", True, 0.0, [0, 0], cell="ablations/log"), abl_right, 400)
+    abl["config"].update(base="table1/s", spectrogram_scale="log")
+    orphan = result("spectrogram", True, 0.0, [0.5, 0.5], cell="ablations/orphan")
+    orphan["config"]["base"] = "table1/missing"
+    rows = tables.ablation_comparisons({"table1/s": base, "ablations/log": abl, "ablations/orphan": orphan})
+    log, lone = rows
+    assert (log["ablation"], log["base"], log["changes"]) == (
+        "ablations/log",
+        "table1/s",
+        {"spectrogram_scale": (None, "log")},
+    )
+    assert log["diff"] == pytest.approx(0.10) and log["width"] == pytest.approx(log["high"] - log["low"])
+    assert tables.sharper_than_effect(log["diff"], log["low"], log["high"])  # sd sqrt(40)/400 = 0.016
+    assert lone["base_run"] is None and math.isnan(lone["width"])

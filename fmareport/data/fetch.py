@@ -40,6 +40,9 @@ class FetchError(RuntimeError):
     """A download or an archive we refuse; the message says which file and why."""
 
 
+MISMATCH_SUFFIX = ".sha1-mismatch"  # where an archive already in the data folder goes when its SHA1 is wrong
+
+
 def file_sha1(path: Path) -> str:
     h = hashlib.sha1()
     with open(path, "rb") as f:
@@ -51,10 +54,25 @@ def file_sha1(path: Path) -> str:
 def download(url: str, dest: Path, sha1: str, progress: bool = True) -> Path:
     """Download url to dest (via dest.part, resumable) and check its SHA1; return dest."""
     if dest.is_file():
-        if file_sha1(dest) == sha1:
+        got = file_sha1(dest)
+        if got == sha1:
             return dest
-        log.info("%s: SHA1 does not match, downloading it again", dest)
-        dest.unlink()
+        # Not necessarily ours (a copy put there by hand, another version): kept, never deleted.
+        aside = dest.with_name(dest.name + MISMATCH_SUFFIX)
+        if aside.exists():
+            raise FetchError(
+                f"{dest}: SHA1 {got} is not the official {sha1}, and {aside.name} is already there: "
+                f"move one of them away (fetch deletes neither), then run `fmareport fetch` again"
+            )
+        dest.rename(aside)
+        log.warning(
+            "%s: SHA1 %s is not the official %s: moved to %s (delete it yourself when you no longer need it); "
+            "downloading it again",
+            dest,
+            got,
+            sha1,
+            aside.name,
+        )
     part = dest.with_name(dest.name + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(RETRIES + 1):

@@ -118,6 +118,17 @@ class Page:
 
         return Markdown(banner(self.results))
 
+    def widths(self, rows: list[dict]):
+        """`tables.widths_markdown` of these comparisons over this profile's test tracks and seeds
+        (every cell of a profile is tested on the same tracks), as a notebook output."""
+        from IPython.display import Markdown
+
+        from .tables import widths_markdown
+
+        seeds = sorted({s["seed"] for r in self.results.values() for s in r["seeds"]})
+        n_test = next(iter(self.results.values()))["data"]["tracks"]["test"]
+        return Markdown(widths_markdown(rows, n_test, ", ".join(map(str, seeds))))
+
 
 def open_page(profile: str, results_dir: str | Path) -> Page:
     """The shared preamble of the book's pages: load and index one profile's results."""

@@ -240,13 +240,16 @@ def verdict(direction: str, low: float, high: float) -> str:
 
     "no_gain" is an equivalence test against its margin: it holds when the whole interval lies
     below a gain of NO_GAIN_MARGIN, and does not hold only when the whole interval lies above
-    it (a gain at least as large as the margin); a gain smaller than the margin is no gain.
+    it (a gain at least as large as the margin); a gain smaller than the margin is no gain. An
+    interval wholly below zero holds too, and the verdict says that a is worse.
     """
     if direction == "positive":
         return "holds" if low > 0 else "does not hold" if high < 0 else "inconclusive"
     if direction == "negative":
         return "holds" if high < 0 else "does not hold" if low > 0 else "inconclusive"
     if direction == "no_gain":
+        if high < 0:  # no gain, and more: a does worse than b (say so, "similar" would mislead)
+            return f"holds, and more: a loss (the whole interval below zero, not only below +{NO_GAIN_MARGIN:g})"
         return "holds" if high < NO_GAIN_MARGIN else "does not hold" if low > NO_GAIN_MARGIN else "inconclusive"
     raise ValueError(f"unknown claim direction {direction!r}")
 
@@ -298,6 +301,7 @@ def compare(a: dict, b: dict) -> dict:
     elif min(len(acc_a), len(acc_b)) >= 2:
         _, out["low"], out["high"] = welch_interval(acc_a, acc_b)
         out["method"] = "Welch t over seeds"
+    out["width"] = out["high"] - out["low"]  # NaN without an interval
     return out
 
 
@@ -319,6 +323,7 @@ def claims(runs: dict[Setting, dict]) -> pd.DataFrame:
                 low=math.nan,
                 high=math.nan,
                 detectable=math.nan,
+                width=math.nan,
                 seeds="",
                 method="",
                 verdict="",
@@ -370,6 +375,7 @@ def show_claims(judged: pd.DataFrame) -> pd.DataFrame:
             "Paper a − b": judged["paper_diff"].map(lambda v: f"{v:+.3f}"),
             "Ours a − b": judged["diff"].map(lambda v: "—" if math.isnan(v) else f"{v:+.3f}"),
             f"{CONFIDENCE:.0%} interval": judged.apply(interval, axis=1),
+            "Width": judged["width"].map(lambda v: "—" if math.isnan(v) else f"{v:.3f}"),
             "Detectable": judged["detectable"].map(lambda v: "—" if math.isnan(v) else f"{v:.3f}"),
             "Seeds (a / b)": judged["seeds"],
             "Interval from": judged["method"],
@@ -451,29 +457,44 @@ def reading(diff: float, low: float, high: float, detectable: float) -> str:
     return f"no clear effect: the interval [{low:+.3f}, {high:+.3f}] holds zero{small}"
 
 
-def ablation_table(results: dict[str, dict]) -> pd.DataFrame:
-    """Each ablation beside its base cell: what it changes, both accuracies with their 95 % intervals,
-    the paired difference with its interval and the smallest detectable difference, one line of reading."""
+def ablation_comparisons(results: dict[str, dict]) -> list[dict]:
+    """Each ablation against its base cell, as numbers: ablation, base, changes ({key: (base
+    value, ablation value)}), and `compare`'s diff, low, high, width, se, detectable, method (all
+    NaN / empty when the base cell was not run: then `base_run` is None)."""
     rows = []
     for cell, r in sorted(results.items()):
         if not is_ablation(r):
             continue
         base = results.get(r["config"]["base"])
-        changes = ", ".join(f"{k}: {b} → {a}" for k, (b, a) in (changed_keys(r, base) if base else {}).items())
-        row = {"Ablation": cell, "Base cell": r["config"]["base"], "Changes": changes or "—"}
+        row = dict(ablation=cell, base=r["config"]["base"], run=r, base_run=base)
+        row["changes"] = changed_keys(r, base) if base else {}
+        row.update(compare(r, base) if base else dict(diff=math.nan, low=math.nan, high=math.nan, width=math.nan))
+        rows.append(row)
+    return rows
+
+
+def ablation_table(results: dict[str, dict]) -> pd.DataFrame:
+    """Each ablation beside its base cell: what it changes, both accuracies with their 95 % intervals,
+    the paired difference with its interval, its width and the smallest detectable difference, one
+    line of reading."""
+    rows = []
+    for c in ablation_comparisons(results):
+        r, base = c["run"], c["base_run"]
+        changes = ", ".join(f"{k}: {b} → {a}" for k, (b, a) in c["changes"].items())
+        row = {"Ablation": c["ablation"], "Base cell": c["base"], "Changes": changes or "—"}
         if base is None:
-            row.update({"Reading": f"base cell {r['config']['base']} not run: no comparison"})
+            row.update({"Reading": f"base cell {c['base']} not run: no comparison"})
             rows.append(row)
             continue
-        c = compare(r, base)
         interval = "—" if math.isnan(c["low"]) else f"[{c['low']:+.3f}, {c['high']:+.3f}]"
-        question = next((q for k, q in ABLATION_QUESTIONS.items() if k in changed_keys(r, base)), "")
+        question = next((q for k, q in ABLATION_QUESTIONS.items() if k in c["changes"]), "")
         row.update(
             {
                 "Base accuracy": _interval_text(accuracy_interval(base), base),
                 "Ablation accuracy": _interval_text(accuracy_interval(r), r),
                 "Difference": f"{c['diff']:+.3f}",
                 f"{CONFIDENCE:.0%} interval": interval,
+                "Width": "—" if math.isnan(c["width"]) else f"{c['width']:.3f}",
                 "Detectable": "—" if math.isnan(c["detectable"]) else f"{c['detectable']:.3f}",
                 "Reading": (question + " " if question else "")
                 + reading(c["diff"], c["low"], c["high"], c["detectable"]),
@@ -481,6 +502,34 @@ def ablation_table(results: dict[str, dict]) -> pd.DataFrame:
         )
         rows.append(row)
     return pd.DataFrame(rows).set_index("Ablation") if rows else pd.DataFrame()
+
+
+def sharper_than_effect(diff: float, low: float, high: float) -> bool:
+    """Whether an interval is narrower than the effect it measures (width < |diff|): then it lies
+    wholly on one side of zero with room to spare, and the effect's size is known to within itself."""
+    return not math.isnan(low) and high - low < abs(diff)
+
+
+def widths_markdown(rows: list[dict], n_tracks: int, seeds: str) -> str:
+    """What the intervals of these comparisons achieved, in words: their widths, and which are
+    narrower than their effects. rows: dicts with name, diff, low, high; those without an interval
+    or with a zero-width one (no spread: no verdict either, see `claims`) are left out."""
+    rows = [r for r in rows if not math.isnan(r["low"]) and r["high"] > r["low"]]  # no interval or no spread: out
+    if not rows:
+        return "No comparison here has an interval with any spread (one seed, no predictions kept, or no spread)."
+    widths = [r["high"] - r["low"] for r in rows]
+    sharp = [r for r in rows if sharper_than_effect(r["diff"], r["low"], r["high"])]
+    each = "; ".join(
+        f"{r['name']}: width {r['high'] - r['low']:.3f} against an effect of {abs(r['diff']):.3f}"
+        + (" (narrower)" if r in sharp else "")
+        for r in rows
+    )
+    return (
+        f"With {n_tracks:,} test tracks and seeds {seeds}, these {len(rows)} intervals are "
+        f"{min(widths):.3f} to {max(widths):.3f} wide; {len(sharp)} of {len(rows)} are narrower than the "
+        f"effect they measure (width below |a − b|: the sign and rough size of the effect are settled). "
+        f"{each}."
+    )
 
 
 def baseline_as_result(baseline: dict) -> dict:
