@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Annotated
 
 import numpy as np
-from pydantic import Field
 
 from .config import Config
 from .data.audio import to_float
@@ -24,29 +22,11 @@ from .data.fma import GENRES
 from .data.store import ClipStore, prepare
 from .progress import tqdm
 from .report import provenance
-from .report.results import Accuracy, DataInfo, Provenance, _Model, write_atomic
+from .report.results import BaselineResults, DataInfo, Provenance, write_atomic
 
 N_MFCC = 20  # the classic MFCC baseline's coefficients (as in FMA's own baselines)
 CHUNK = 64  # clips per librosa call: bounds memory at the paper's 10**6-sample clips
 NAME = "MFCC (20) mean and std + logistic regression"
-
-
-class BaselineResults(_Model):
-    """One baseline's run on a profile's store: its accuracies and its test predictions."""
-
-    run_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
-    profile: str
-    name: str
-    features: str
-    classifier: str
-    data: DataInfo
-    train_acc: Accuracy
-    val_acc: Accuracy
-    test_acc: Accuracy
-    test_track_ids: list[int]
-    test_labels: list[int]
-    test_probs: list[list[float]]  # (n_test, 8) class probabilities, label order
-    provenance: Provenance
 
 
 def mfcc_features(store: ClipStore, progress: bool = True) -> np.ndarray:

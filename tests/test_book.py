@@ -148,7 +148,7 @@ def test_claims_are_judged_by_the_paired_bootstrap_on_the_test_tracks(built):
     claims = page.find("table", id="claims")
     headers = [th.get_text(strip=True) for th in claims.thead.tr("th")]  # 2 index columns, then the data
     method = [tr("td")[headers.index("Interval from") - 2].get_text(strip=True) for tr in claims.tbody("tr")]
-    assert set(method) == {f"paired bootstrap, {n_test} tracks × seeds"}, method
+    assert set(method) == {f"paired bootstrap, {n_test} tracks × seeds (paired by seed)"}, method
 
 
 def _widths(table, headers) -> list[tuple[float, float, float]]:

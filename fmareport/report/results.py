@@ -161,6 +161,24 @@ class CellResults(_Model):
         return self
 
 
+class BaselineResults(_Model):
+    """One baseline's run on a profile's store: its accuracies and its test predictions."""
+
+    run_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    profile: str
+    name: str
+    features: str
+    classifier: str
+    data: DataInfo
+    train_acc: Accuracy
+    val_acc: Accuracy
+    test_acc: Accuracy
+    test_track_ids: list[int]
+    test_labels: list[int]
+    test_probs: list[list[float]]  # (n_test, 8) class probabilities, label order
+    provenance: Provenance
+
+
 class ResultsError(ValueError):
     """A results JSON that does not follow the schema (the message says where)."""
 
@@ -280,8 +298,6 @@ def hide_injected_cell(notebook: str | Path) -> bool:
 
 def load_baseline(results_dir: str | Path, profile: str) -> dict[str, Any] | None:
     """The profile's MFCC baseline (results/<profile>/baselines/mfcc.json), validated; None if not run."""
-    from ..baseline import BaselineResults
-
     path = Path(results_dir) / profile / "baselines" / "mfcc.json"
     if not path.is_file():
         return None

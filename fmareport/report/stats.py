@@ -44,6 +44,10 @@ def welch_interval(a: list[float], b: list[float], confidence: float = CONFIDENC
 # happen to be in the test split. Both enter its interval: each bootstrap replicate draws the
 # test tracks with replacement (the same draw for every seed, and for both cells of a
 # comparison: the comparison is paired on the same tracks) and the seeds with replacement.
+# Two cells that ran the same seeds are paired by seed as well: seed s starts both from the
+# same initial weights (where their layers agree) and the same batch order, so a replicate
+# draws the seeds once for both, and what a seed does to both cancels as a track's difficulty
+# does. Cells with other seeds draw theirs each on their own.
 
 N_BOOT = 10_000
 BOOT_SEED = 0  # the bootstrap's own generator: the same results give the same intervals
@@ -54,11 +58,15 @@ def _track_weights(n_tracks: int, n_boot: int, rng: np.random.Generator) -> np.n
     return rng.multinomial(n_tracks, np.full(n_tracks, 1.0 / n_tracks), size=n_boot)
 
 
-def _replicates(correct: np.ndarray, weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Accuracy of each replicate: tracks weighted by `weights`, seeds drawn with replacement.
-    correct (S, N) 0/1, weights (B, N) -> (B,)."""
+def _seed_draws(n_seeds: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Which seeds each replicate takes, with replacement: (n_boot, n_seeds) indices."""
+    return rng.integers(0, n_seeds, size=(n_boot, n_seeds))
+
+
+def _replicates(correct: np.ndarray, weights: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """Accuracy of each replicate: tracks weighted by `weights`, the seeds `seeds` drew.
+    correct (S, N) 0/1, weights (B, N), seeds (B, S) indices -> (B,)."""
     per_seed = weights @ correct.T / correct.shape[1]  # (B, S): each seed's accuracy on the drawn tracks
-    seeds = rng.integers(0, correct.shape[0], size=per_seed.shape)  # (B, S) seeds drawn with replacement
     return np.take_along_axis(per_seed, seeds, axis=1).mean(axis=1)  # (B,)
 
 
@@ -71,26 +79,37 @@ def bootstrap_accuracy(
     """
     correct = np.asarray(correct, dtype=np.float64)
     rng = np.random.default_rng(BOOT_SEED)
-    reps = _replicates(correct, _track_weights(correct.shape[1], n_boot, rng), rng)
+    weights = _track_weights(correct.shape[1], n_boot, rng)
+    reps = _replicates(correct, weights, _seed_draws(correct.shape[0], n_boot, rng))
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(reps, [tail, 100 - tail])
     return float(correct.mean()), float(low), float(high)
 
 
 def paired_bootstrap_difference(
-    correct_a: np.ndarray, correct_b: np.ndarray, confidence: float = CONFIDENCE, n_boot: int = N_BOOT
+    correct_a: np.ndarray,
+    correct_b: np.ndarray,
+    confidence: float = CONFIDENCE,
+    n_boot: int = N_BOOT,
+    same_seeds: bool = False,
 ) -> tuple[float, float, float, float]:
     """Accuracy of a minus b, paired on the same test tracks: (diff, low, high, standard error).
 
     correct_a (Sa, N), correct_b (Sb, N): the same N test tracks, in the same order, on both
-    sides. Each replicate draws one set of tracks for both and each side's seeds on its own.
+    sides. Each replicate draws one set of tracks for both. same_seeds: row s of both sides
+    ran the same seed, so the seeds are drawn once for both (paired by seed); otherwise each
+    side draws its own.
     """
     a, b = (np.asarray(c, dtype=np.float64) for c in (correct_a, correct_b))
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"a paired comparison needs the same test tracks: {a.shape[1]} and {b.shape[1]} tracks")
+    if same_seeds and a.shape[0] != b.shape[0]:
+        raise ValueError(f"pairing by seed needs the same seeds on both sides: {a.shape[0]} and {b.shape[0]} seeds")
     rng = np.random.default_rng(BOOT_SEED)
     weights = _track_weights(a.shape[1], n_boot, rng)
-    reps = _replicates(a, weights, rng) - _replicates(b, weights, rng)
+    seeds_a = _seed_draws(a.shape[0], n_boot, rng)
+    seeds_b = seeds_a if same_seeds else _seed_draws(b.shape[0], n_boot, rng)
+    reps = _replicates(a, weights, seeds_a) - _replicates(b, weights, seeds_b)
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(reps, [tail, 100 - tail])
     return float(a.mean() - b.mean()), float(low), float(high), float(reps.std(ddof=1))

@@ -270,6 +270,11 @@ def correct_matrix(result: dict) -> tuple[np.ndarray, np.ndarray]:
     return ids, np.stack(rows)
 
 
+def seed_list(result: dict) -> list[int]:
+    """The seeds a result ran, in its order."""
+    return [s["seed"] for s in result["seeds"]]
+
+
 def accuracy_interval(result: dict) -> tuple[float, float, float] | None:
     """A cell's accuracy and its 95 % bootstrap interval over test tracks and seeds (None without
     its test predictions)."""
@@ -277,9 +282,10 @@ def accuracy_interval(result: dict) -> tuple[float, float, float] | None:
 
 
 def compare(a: dict, b: dict) -> dict:
-    """a - b in test accuracy: diff, low, high (95 %), se, detectable (the smallest difference found
-    with 80 % power), method. Paired bootstrap on the same test tracks when both cells kept their
-    predictions; else a Welch t-interval over seeds (NaN with fewer than 2 seeds a side)."""
+    """a - b in test accuracy: diff, low, high (95 %), width, se, detectable (the smallest difference
+    found with 80 % power), method. Paired bootstrap on the same test tracks when both cells kept
+    their predictions, paired by seed too when both ran the same seeds; else a Welch t-interval
+    over seeds (NaN with fewer than 2 seeds a side)."""
     acc_a, acc_b = accuracies(a), accuracies(b)
     out = dict(
         diff=float(np.mean(acc_a) - np.mean(acc_b)),
@@ -295,9 +301,11 @@ def compare(a: dict, b: dict) -> dict:
         ids_b, cb = correct_matrix(b)
         if not np.array_equal(ids_a, ids_b):
             raise ValueError(f"cells {a['cell']} and {b['cell']} were tested on different tracks: no paired comparison")
-        out["diff"], out["low"], out["high"], out["se"] = paired_bootstrap_difference(ca, cb)
+        same_seeds = seed_list(a) == seed_list(b)  # seed s of both: the same start and batch order
+        out["diff"], out["low"], out["high"], out["se"] = paired_bootstrap_difference(ca, cb, same_seeds=same_seeds)
         out["detectable"] = detectable_difference(out["se"])
-        out["method"] = f"paired bootstrap, {len(ids_a)} tracks × seeds"
+        pairing = "paired by seed" if same_seeds else "seeds unpaired"
+        out["method"] = f"paired bootstrap, {len(ids_a)} tracks × seeds ({pairing})"
     elif min(len(acc_a), len(acc_b)) >= 2:
         _, out["low"], out["high"] = welch_interval(acc_a, acc_b)
         out["method"] = "Welch t over seeds"
