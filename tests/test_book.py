@@ -43,6 +43,7 @@ def _book_root(tmp_path_factory, name: str) -> Path:
     for f in ("_config.yml", "_toc.yml"):
         shutil.copy(REPO / f, root / f)
     shutil.copytree(REPO / "book" / "pages", root / "book" / "pages")
+    shutil.copytree(REPO / "book" / "_static", root / "book" / "_static")
     (root / "book" / "_toc.yml").symlink_to("../_toc.yml")  # as in the repo
     return root
 
@@ -147,16 +148,18 @@ def test_claims_are_judged_by_the_paired_bootstrap_on_the_test_tracks(built):
     n_test = next(iter(results.values()))["data"]["tracks"]["test"]
     claims = page.find("table", id="claims")
     headers = [th.get_text(strip=True) for th in claims.thead.tr("th")]  # 2 index columns, then the data
-    method = [tr("td")[headers.index("Interval from") - 2].get_text(strip=True) for tr in claims.tbody("tr")]
-    assert set(method) == {f"paired bootstrap, {n_test} tracks × seeds (paired by seed)"}, method
+    assert "Interval from" not in headers  # one method for every row: said once, in the caption
+    caption = claims.caption.get_text(" ", strip=True)
+    assert f"Interval from: paired bootstrap, {n_test} tracks × seeds (paired by seed)." in caption, caption
 
 
 def _widths(table, headers) -> list[tuple[float, float, float]]:
     """(low, high, width) of each row of a claims or ablations table that has an interval."""
     out = []
+    column = next(i for i, h in enumerate(headers) if h.endswith(f"{CONFIDENCE:.0%} interval"))
     for tr in table.tbody("tr"):
         cells = [td.get_text(strip=True) for td in tr("td")]
-        interval, width = cells[headers.index(f"{CONFIDENCE:.0%} interval")], cells[headers.index("Width")]
+        interval, width = re.search(r"\[.*\]|—", cells[column])[0], cells[headers.index("Width")]
         if interval != "—":
             low, high = map(float, interval.strip("[]").split(","))
             if high > low:  # a zero-width interval (no spread) is left out of the sentence
@@ -321,13 +324,13 @@ def _chromium(browser: str, profile_dir: Path, *args: str) -> subprocess.Complet
     )
 
 
-def _probe(browser: str, profile_dir: Path, page: Path, anchor: str, replacement: str, pre_id: str):
-    """Load a copy of `page` with a probe script put in place of `anchor`; return the JSON the probe
-    writes into `<pre id=pre_id>` once the page has loaded."""
+def _probe(browser: str, profile_dir: Path, page: Path, anchor: str, replacement: str, pre_id: str, *args: str):
+    """Load a copy of `page` with a probe script put in place of `anchor` (and chromium's `args`);
+    return the JSON the probe writes into `<pre id=pre_id>` once the page has loaded."""
     probe = page.with_name(page.stem + "-probe.html")
     probe.write_text(page.read_text().replace(anchor, replacement, 1))
     try:
-        dom = _chromium(browser, profile_dir, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()).stdout
+        dom = _chromium(browser, profile_dir, *args, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()).stdout
     finally:
         probe.unlink()
     match = re.search(rf'<pre id="{pre_id}"[^>]*>(.*?)</pre>', dom, re.S)
@@ -335,14 +338,16 @@ def _probe(browser: str, profile_dir: Path, page: Path, anchor: str, replacement
     return json.loads(html_lib.unescape(match.group(1)))
 
 
-# Appended to a copy of the results page: after load, record each table's rendered box and style.
+# Appended to a copy of a page: after load, record each table's rendered box and style, and whether
+# its box scrolls (some column is out of sight).
 VISIBILITY_PROBE = """<script>
 window.addEventListener("load", () => {
   const out = {};
   for (const t of document.querySelectorAll("table[id]")) {
-    const r = t.getBoundingClientRect(), s = getComputedStyle(t);
+    const r = t.getBoundingClientRect(), s = getComputedStyle(t), box = t.parentElement;
     out[t.id] = {width: r.width, height: r.height, display: s.display, visibility: s.visibility,
-                 text: t.innerText.length};
+                 text: t.innerText.length, right: r.right, viewport: document.documentElement.clientWidth,
+                 cut: box.scrollWidth > box.clientWidth + 1};
   }
   const pre = document.createElement("pre");
   pre.id = "fmareport-visibility";
@@ -370,6 +375,21 @@ def test_results_page_renders_in_headless_chromium(built, tmp_path):
         box = boxes[table_id]
         assert box["display"] != "none" and box["visibility"] == "visible", (table_id, box)
         assert box["width"] > 300 and box["height"] > 50 and box["text"] > 50, (table_id, box)
+
+
+def test_the_widest_tables_fit_a_1280_pixel_window(built, tmp_path):
+    """The claims and the ablations tables show every column at 1280 px: no column cut off or
+    scrolled out of sight."""
+    browser = _browser()
+    root, _, _ = built
+    for name, table_id in (("results", "claims"), ("beyond", "ablations")):
+        page = root / "_build/html/generated" / f"{name}.html"
+        probe = VISIBILITY_PROBE + "</body>"
+        boxes = _probe(browser, tmp_path / "profile", page, "</body>", probe, "fmareport-visibility",
+                       "--window-size=1280,2400")  # fmt: skip
+        box = boxes[table_id]
+        assert box["viewport"] > 1200, box  # the window size took
+        assert not box["cut"] and box["right"] <= box["viewport"], (name, box)
 
 
 # Put first in <head> of a copy of a page: records every uncaught error and every console.error /
@@ -409,9 +429,11 @@ def test_beyond_the_paper_shows_each_ablation_and_the_results_page_the_baseline(
     table = html(root, "generated/beyond.html").find("table", id="ablations")
     rows = {tr.th.get_text(strip=True): [td.get_text(strip=True) for td in tr("td")] for tr in table.tbody("tr")}
     assert sorted(rows) == ablations
+    text = html(root, "generated/beyond.html").get_text(" ", strip=True)
     for cell in ablations:
         base = results[cell]["config"]["base"]
-        assert rows[cell][0] == base and rows[cell][-1], cell  # its base cell, and a line of reading
+        assert rows[cell][0].endswith(f"(from {base})"), cell  # what it changes, from its base cell
+        assert re.search(rf"{cell} \(against {base}\): .+?(helps|hurts|no clear effect)", text), cell  # a reading
     baseline = html(root, "generated/results.html").find("table", id="baseline")
     models = [tr.th.get_text(strip=True) for tr in baseline.tbody("tr")]
     assert models[0].startswith("MFCC (20) mean and std") and len(models) == 1 + 8  # the baseline, 8 table cells

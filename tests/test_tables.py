@@ -7,6 +7,7 @@ test (test_book.py) checks the same tables on real smoke results.
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -318,3 +319,28 @@ def test_ablations_are_compared_with_their_base_cell_as_numbers():
     assert log["diff"] == pytest.approx(0.10) and log["width"] == pytest.approx(log["high"] - log["low"])
     assert tables.sharper_than_effect(log["diff"], log["low"], log["high"])  # sd sqrt(40)/400 = 0.016
     assert lone["base_run"] is None and math.isnan(lone["width"])
+
+
+def test_uniform_columns_move_out_of_a_table():
+    df = pd.DataFrame({"a": [1, 2], "same": ["x", "x"], "other": ["y", "z"]})
+    table, same = tables.split_uniform(df, ["same", "other", "missing"])
+    assert list(table.columns) == ["a", "other"] and same == {"same": "x"}
+
+
+def test_each_ablation_gets_a_line_of_reading():
+    right = np.tile(np.arange(400) % 2 == 0, (2, 1))
+    better = right.copy()
+    better[:, 1:81:2] = True  # +0.10 on the same tracks and seeds
+    base = with_predictions(result("spectrogram", True, 0.0, [0, 0], cell="table1/s"), right, 400)
+    abl = with_predictions(result("spectrogram", True, 0.0, [0, 0], cell="ablations/log"), better, 400)
+    abl["config"].update(base="table1/s", spectrogram_scale="log")
+    orphan = result("spectrogram", True, 0.0, [0.5, 0.5], cell="ablations/orphan")
+    orphan["config"]["base"] = "table1/missing"
+    results = {"table1/s": base, "ablations/log": abl, "ablations/orphan": orphan}
+    log, lone = tables.ablation_readings(results)
+    assert log.startswith("**ablations/log** (against table1/s): Does a log-compressed spectrogram")
+    assert "helps: +0.100, the whole interval above zero" in log
+    assert lone == "**ablations/orphan**: base cell table1/missing not run: no comparison."
+    table = tables.ablation_table(results)
+    assert table.loc["ablations/log", "Changes"] == "spectrogram_scale: None → log (from table1/s)"
+    assert table.loc["ablations/orphan", "Width"] == "—"

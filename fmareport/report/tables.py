@@ -393,6 +393,13 @@ def show_claims(judged: pd.DataFrame) -> pd.DataFrame:
     return out.set_index(["Claim", "Comparison (a − b)"])
 
 
+def split_uniform(table: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Move those of `columns` that hold one value in every row out of the table: (the table
+    without them, {column: its value}). A caption then says it once, and a wide table narrows."""
+    same = {c: str(table[c].iloc[0]) for c in columns if c in table and table[c].nunique() == 1}
+    return table.drop(columns=list(same)), same
+
+
 def cell_summary(results: list[dict]) -> pd.DataFrame:
     """One row per run: cell, setting, seeds, last/best test accuracy (mean ± std), time."""
     rows = []
@@ -482,34 +489,40 @@ def ablation_comparisons(results: dict[str, dict]) -> list[dict]:
 
 
 def ablation_table(results: dict[str, dict]) -> pd.DataFrame:
-    """Each ablation beside its base cell: what it changes, both accuracies with their 95 % intervals,
-    the paired difference with its interval, its width and the smallest detectable difference, one
-    line of reading."""
+    """Each ablation beside its base cell: what it changes from which cell, both accuracies with
+    their 95 % intervals, the paired difference with its interval, the interval's width and the
+    smallest detectable difference (the reading of each is `ablation_readings`)."""
     rows = []
     for c in ablation_comparisons(results):
         r, base = c["run"], c["base_run"]
         changes = ", ".join(f"{k}: {b} → {a}" for k, (b, a) in c["changes"].items())
-        row = {"Ablation": c["ablation"], "Base cell": c["base"], "Changes": changes or "—"}
-        if base is None:
-            row.update({"Reading": f"base cell {c['base']} not run: no comparison"})
-            rows.append(row)
-            continue
-        interval = "—" if math.isnan(c["low"]) else f"[{c['low']:+.3f}, {c['high']:+.3f}]"
-        question = next((q for k, q in ABLATION_QUESTIONS.items() if k in c["changes"]), "")
-        row.update(
-            {
-                "Base accuracy": _interval_text(accuracy_interval(base), base),
-                "Ablation accuracy": _interval_text(accuracy_interval(r), r),
-                "Difference": f"{c['diff']:+.3f}",
-                f"{CONFIDENCE:.0%} interval": interval,
-                "Width": "—" if math.isnan(c["width"]) else f"{c['width']:.3f}",
-                "Detectable": "—" if math.isnan(c["detectable"]) else f"{c['detectable']:.3f}",
-                "Reading": (question + " " if question else "")
-                + reading(c["diff"], c["low"], c["high"], c["detectable"]),
-            }
-        )
+        row = {"Ablation": c["ablation"], "Changes": f"{changes or '—'} (from {c['base']})"}
+        if base is not None:
+            interval = "" if math.isnan(c["low"]) else f" [{c['low']:+.3f}, {c['high']:+.3f}]"
+            row.update(
+                {
+                    "Base accuracy": _interval_text(accuracy_interval(base), base),
+                    "Ablation accuracy": _interval_text(accuracy_interval(r), r),
+                    f"Difference, {CONFIDENCE:.0%} interval": f"{c['diff']:+.3f}{interval}",
+                    "Width": "—" if math.isnan(c["width"]) else f"{c['width']:.3f}",
+                    "Detectable": "—" if math.isnan(c["detectable"]) else f"{c['detectable']:.3f}",
+                }
+            )
         rows.append(row)
-    return pd.DataFrame(rows).set_index("Ablation") if rows else pd.DataFrame()
+    return pd.DataFrame(rows).set_index("Ablation").fillna("—") if rows else pd.DataFrame()
+
+
+def ablation_readings(results: dict[str, dict]) -> list[str]:
+    """One line of reading per ablation (Markdown): its question, and what its interval says."""
+    lines = []
+    for c in ablation_comparisons(results):
+        if c["base_run"] is None:
+            lines.append(f"**{c['ablation']}**: base cell {c['base']} not run: no comparison.")
+            continue
+        question = next((q for k, q in ABLATION_QUESTIONS.items() if k in c["changes"]), "")
+        said = reading(c["diff"], c["low"], c["high"], c["detectable"])
+        lines.append(f"**{c['ablation']}** (against {c['base']}): {question + ' ' if question else ''}{said}.")
+    return lines
 
 
 def sharper_than_effect(diff: float, low: float, high: float) -> bool:
