@@ -102,6 +102,7 @@ localrules: all, results
 rule all:
     input:
         REPO / "_build/html/generated/results.html",
+        BUILD / "book.done",
 
 
 rule results:
@@ -207,5 +208,9 @@ rule book:
         sorted((REPO / "book/pages").glob("*.md")),
     output:
         REPO / "_build/html/generated/results.html",
+        # The HTML is the repo's, whichever profile or working directory built it last; this stamp
+        # is this working directory's and profile's, so an HTML built elsewhere never stands in
+        # for a book of this profile that was never built (with no .snakemake records to say so).
+        touch(BUILD / "book.done"),
     shell:
         "{PY} -m fmareport.cli book --profile {PROFILE:q} --results-dir {RESULTS_ROOT:q}"

@@ -42,6 +42,29 @@ def dry_run(workdir: Path, *args: str) -> dict[str, list[dict]]:
     return jobs
 
 
+def test_a_book_built_in_the_repo_does_not_hide_the_plan_of_another_working_directory(tmp_path):
+    """`make report` in the checkout leaves _build/html/generated/results.html there; a workflow run
+    in another folder (with no records of that build) must still plan its cells and its book."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for f in ("Snakefile", "_config.yml", "_toc.yml"):
+        shutil.copy(REPO / f, repo / f)
+    shutil.copytree(REPO / "book" / "pages", repo / "book" / "pages")
+    shutil.copy(REPO / "book" / "experiment.ipynb", repo / "book" / "experiment.ipynb")
+    built = repo / "_build" / "html" / "generated" / "results.html"
+    built.parent.mkdir(parents=True)
+    built.write_text("<html>a book built before</html>")
+    work = tmp_path / "work"
+    shutil.copytree(REPO / "params", work / "params")
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory", str(work), "--dry-run"]
+    done = subprocess.run([*cmd, "--config", "profile=smoke"], cwd=work, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Nothing to be done" not in done.stdout
+    planned = dict(re.findall(r"^(\w+)\s+(\d+)$", done.stdout.split("Job stats:", 1)[1], re.M))
+    assert planned["cell"] == str(len(PAPER_CELLS)) and planned["book"] == "1", planned
+    assert built.read_text() == "<html>a book built before</html>"  # a dry run: nothing written
+
+
 def test_make_report_runs_one_cell_job_per_gpu():
     """`make report PROFILE=paper` on a machine with 2 GPUs: Snakemake gets the GPU count as the
     `gpu` resource limit (so it starts at most 2 cell jobs of gpu=1) and as the config."""
