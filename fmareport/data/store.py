@@ -189,16 +189,22 @@ def _locked(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-# The config keys of a synthetic set and their names in synth's marker.
+# The config keys of a synthetic set, by the names synth uses for them: its marker's keys,
+# `synthesize`'s arguments and (with '-' for '_') `fmareport synth`'s options.
 SYNTH_KEYS = {
     "synth_tracks_per_genre": "tracks_per_genre",
     "synth_seconds": "seconds",
     "synth_sample_rate": "sample_rate",
     "synth_seed": "seed",
-    "synth_bad_cases": "bad_cases",
     "synth_validation_fraction": "validation_fraction",
     "synth_test_fraction": "test_fraction",
+    "synth_bad_cases": "bad_cases",
 }
+
+
+def synth_settings(cfg: Config) -> dict:
+    """cfg's synthetic set as synth names it: {"tracks_per_genre": 5, ..., "bad_cases": True}."""
+    return {name: getattr(cfg, key) for key, name in SYNTH_KEYS.items()}
 
 
 def check_synthetic_set(data_dir: Path, cfg: Config) -> None:
@@ -210,7 +216,8 @@ def check_synthetic_set(data_dir: Path, cfg: Config) -> None:
     made = made_with(data_dir)
     if made is None:
         return
-    differ = {k: (made.get(m), getattr(cfg, k)) for k, m in SYNTH_KEYS.items() if made.get(m) != getattr(cfg, k)}
+    want = synth_settings(cfg)
+    differ = {key: (made.get(name), want[name]) for key, name in SYNTH_KEYS.items() if made.get(name) != want[name]}
     if differ:
         what = ", ".join(f"{k}: the set has {a!r}, the config {b!r}" for k, (a, b) in differ.items())
         redo = shlex.join(["fmareport", "synth", str(data_dir), *synth_arguments(cfg), "--force"])
@@ -222,13 +229,11 @@ def check_synthetic_set(data_dir: Path, cfg: Config) -> None:
 
 def synth_arguments(cfg: Config) -> list[str]:
     """The `fmareport synth` options that make cfg's synthetic set (the Snakefile's synth job uses them)."""
-    return [
-        *("--tracks-per-genre", str(cfg.synth_tracks_per_genre), "--seconds", repr(cfg.synth_seconds)),
-        *("--sample-rate", str(cfg.synth_sample_rate), "--seed", str(cfg.synth_seed)),
-        *("--validation-fraction", repr(cfg.synth_validation_fraction)),
-        *("--test-fraction", repr(cfg.synth_test_fraction)),
-        *(["--bad-cases"] if cfg.synth_bad_cases else []),
-    ]
+    out = []
+    for name, value in synth_settings(cfg).items():
+        option = "--" + name.replace("_", "-")
+        out += ([option] if value else []) if isinstance(value, bool) else [option, str(value)]
+    return out
 
 
 def ensure_data(cfg: Config, progress: bool = True) -> Path:
@@ -249,18 +254,7 @@ def ensure_data(cfg: Config, progress: bool = True) -> Path:
     with _locked(data_dir.with_name(data_dir.name + ".lock")):
         if not tracks_csv.is_file():  # another process may have made it while we waited
             log.info("synthesizing %s", data_dir)
-            synthesize(
-                data_dir,
-                cfg.synth_tracks_per_genre,
-                cfg.synth_seconds,
-                cfg.synth_sample_rate,
-                cfg.synth_seed,
-                cfg.synth_bad_cases,
-                progress=progress,
-                workers=cfg.prepare_workers,
-                validation_fraction=cfg.synth_validation_fraction,
-                test_fraction=cfg.synth_test_fraction,
-            )
+            synthesize(data_dir, **synth_settings(cfg), progress=progress, workers=cfg.prepare_workers)
     return data_dir
 
 

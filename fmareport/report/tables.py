@@ -539,15 +539,14 @@ def widths_markdown(rows: list[dict], n_tracks: int, seeds: str) -> str:
     if not rows:
         return "No comparison here has an interval with any spread (one seed, no predictions kept, or no spread)."
     widths = [r["high"] - r["low"] for r in rows]
-    sharp = [r for r in rows if sharper_than_effect(r["diff"], r["low"], r["high"])]
+    sharp = [sharper_than_effect(r["diff"], r["low"], r["high"]) for r in rows]
     each = "; ".join(
-        f"{r['name']}: width {r['high'] - r['low']:.3f} against an effect of {abs(r['diff']):.3f}"
-        + (" (narrower)" if r in sharp else "")
-        for r in rows
+        f"{r['name']}: width {w:.3f} against an effect of {abs(r['diff']):.3f}" + (" (narrower)" if narrower else "")
+        for r, w, narrower in zip(rows, widths, sharp)
     )
     return (
         f"With {n_tracks:,} test tracks and seeds {seeds}, these {len(rows)} intervals are "
-        f"{min(widths):.3f} to {max(widths):.3f} wide; {len(sharp)} of {len(rows)} are narrower than the "
+        f"{min(widths):.3f} to {max(widths):.3f} wide; {sum(sharp)} of {len(rows)} are narrower than the "
         f"effect they measure (width below |a − b|: the sign and rough size of the effect are settled). "
         f"{each}."
     )
