@@ -12,7 +12,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test report clean
+.PHONY: install test report workflow clean
 
 # Re-installs only when pyproject.toml changes: a second `make` is fast.
 $(STAMP): pyproject.toml
@@ -29,12 +29,27 @@ test: install
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
 
-# --keep-going: a failing cell does not stop the others; a rerun does only what is missing.
+# One `make report` at a time per checkout: build/report.lock, held with flock(1) for the run and
+# released by the kernel however the run ends (kill -9 too). A second one is refused at once.
+REPORT_LOCK ?= build/report.lock
+# Extra Snakemake arguments, before the options (tests use them: a target such as `results`, --directory DIR).
+WORKFLOW_ARGS ?=
+SNAKEMAKE := $(VENV)/bin/snakemake
+
 report: install
-	$(VENV)/bin/snakemake --cores $(CORES) --keep-going --show-failed-logs --resources gpu=$(GPUS) \
-		--config profile=$(PROFILE) gpus=$(GPUS)
+	@mkdir -p $(dir $(REPORT_LOCK)) && flock --nonblock --conflict-exit-code 75 $(REPORT_LOCK) $(MAKE) --no-print-directory workflow || { \
+		status=$$?; [ $$status -ne 75 ] || echo "make report: another make report is running here ($(REPORT_LOCK) is held): wait for it to finish" >&2; \
+		exit $$status; }
 	@echo "HTML report: $(CURDIR)/_build/html/index.html"
 	@echo "Results page: $(CURDIR)/_build/html/generated/results.html"
+
+# Under the report lock no other make report runs here, so a Snakemake lock left by a killed run
+# is stale: release it. --rerun-incomplete runs again the jobs a kill left half done.
+# --keep-going: a failing cell does not stop the others; a rerun does only what is missing.
+workflow:
+	$(SNAKEMAKE) $(WORKFLOW_ARGS) --unlock --config profile=$(PROFILE) > /dev/null
+	$(SNAKEMAKE) $(WORKFLOW_ARGS) --cores $(CORES) --keep-going --rerun-incomplete --show-failed-logs \
+		--resources gpu=$(GPUS) --config profile=$(PROFILE) gpus=$(GPUS)
 
 clean:
 	rm -rf _build build .snakemake book/generated

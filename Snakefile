@@ -12,12 +12,15 @@ Jobs (docs/running.md has the details and the measured times):
   cell            the README's command: papermill book/experiment.ipynb
                   results/<profile>/<cell>.ipynb -p profile <profile> -p cell <cell>,
                   which writes results/<profile>/<cell>.json beside the executed notebook
-  book            fmareport book: the HTML report of the profile's results
+  book            fmareport book --complete: the HTML report of the profile's results, refused
+                  unless every cell has a current run
 
-The cells are the YAML files under params/table1/ and params/table2/ (Table 3 reuses the
-segmented cells' runs). A cell job's inputs are the notebook, the profile and the cell
-YAML, so editing one cell's file re-runs that cell only; editing the profile re-runs
-them all. Paths are relative to the working directory (the repo root, or --directory,
+The cells are the YAML files under params/table1/, params/table2/ and params/ablations/
+(Table 3 reuses the segmented cells' runs). A cell job's inputs are the notebook, the
+profile, the cell YAML and its settings stamp (build/<profile>/settings/<cell>.yaml, the
+resolved config), so editing one cell's file re-runs that cell only; editing the profile
+re-runs them all; a result written with other settings is run again. Every cell's result is
+a target: a deleted or failed one runs again even when the book is still there. Paths are relative to the working directory (the repo root, or --directory,
 whose params/ then holds the profiles and cells).
 
 Config (--config KEY=VALUE):
@@ -48,6 +51,7 @@ from snakemake.exceptions import WorkflowError
 from fmareport.config import ConfigError, load_profile
 from fmareport.data.store import synth_arguments
 from fmareport.gpus import visible_gpus
+from fmareport.report.runs import CELL_FOLDERS, expected_cells, settings_stamp
 
 PY = sys.executable  # the environment Snakemake runs in runs every step (no PATH needed)
 REPO = Path(workflow.basedir)
@@ -77,13 +81,16 @@ DATA = Path(CFG.data_dir) / "fma_metadata" / "tracks.csv" if CFG.data_source == 
 # A cell is the path of its YAML under params/ without the suffix, e.g. table1/raw_whole.
 # The ablations (params/ablations/) are cells too: each names its table cell (`base`) and the one
 # thing it changes; a change to the base cell's file re-runs them as well.
-TABLES = ("table1", "table2", "ablations")
-CELLS = sorted(p.relative_to(PARAMS).with_suffix("").as_posix()
-               for table in TABLES for p in (PARAMS / table).glob("*.yaml"))
+CELLS = expected_cells(PARAMS)
 if not CELLS:
-    raise WorkflowError(f"no cell YAMLs under {PARAMS}/table1 or {PARAMS}/table2 (run from the repo root, "
-                        "or give --directory)")
+    raise WorkflowError(f"no cell YAMLs under {', '.join(f'{PARAMS}/{f}' for f in CELL_FOLDERS)} (run from the "
+                        "repo root, or give --directory)")
 BASELINE = RESULTS / "baselines" / "mfcc.json"
+# Each cell's settings stamp: the config its profile and params files give today. Written here,
+# at every start, when it changes, and made newer than the cell's result when that result ran
+# with other settings (say `fmareport run --set epochs=3`): either way the cell runs again.
+for _cell in CELLS:
+    settings_stamp(BUILD / "settings" / f"{_cell}.yaml", PROFILE, _cell, RESULTS / f"{_cell}.json")
 
 
 def cell_inputs(wildcards):
@@ -99,8 +106,12 @@ wildcard_constraints:
 localrules: all, results
 
 
+# Every cell's result is a target of its own: a deleted or failed cell runs again even when the
+# book built from it is still there (an intermediate file alone would not be remade).
 rule all:
     input:
+        expand(RESULTS / "{cell}.json", cell=CELLS),
+        BASELINE,
         REPO / "_build/html/generated/results.html",
         BUILD / "book.done",
 
@@ -166,6 +177,7 @@ rule cell:
         profile=PROFILE_YAML,
         params=PARAMS / "{cell}.yaml",
         bases=lambda wildcards: cell_inputs(wildcards)[1:],
+        settings=BUILD / "settings/{cell}.yaml",
         store=BUILD / "store.txt",
     output:
         json=RESULTS / "{cell}.json",
@@ -213,4 +225,5 @@ rule book:
         # for a book of this profile that was never built (with no .snakemake records to say so).
         touch(BUILD / "book.done"),
     shell:
-        "{PY} -m fmareport.cli book --profile {PROFILE:q} --results-dir {RESULTS_ROOT:q}"
+        # --complete: every cell of the profile has a current run, or the book fails naming the others.
+        "{PY} -m fmareport.cli book --profile {PROFILE:q} --results-dir {RESULTS_ROOT:q} --complete"

@@ -283,8 +283,8 @@ def _book(sub) -> None:
     p = sub.add_parser(
         "book",
         help="build the HTML report (Jupyter Book) of one profile's results",
-        description="Stage the book's pages for one profile's results into book/generated/, "
-        "then run `jupyter-book build book/` in the repo root.",
+        description="Run `jupyter-book build book/` in the repo root for one profile's results: the build "
+        "stages the pages into book/generated/ and builds the HTML of exactly the runs on disk.",
     )
     p.add_argument("--profile", default="demo", help="whose results to show: results/<profile>/ (default demo)")
     p.add_argument(
@@ -299,20 +299,31 @@ def _book(sub) -> None:
         help="the book's root: holds _config.yml, _toc.yml and book/pages/ (default: this repo)",
     )
     p.add_argument("--no-build", action="store_true", help="only stage book/generated/, do not run jupyter-book")
+    p.add_argument(
+        "--complete",
+        action="store_true",
+        help="refuse to build unless every cell of the profile has a current run (what the workflow asks)",
+    )
 
     def run(args) -> int:
         from .config import REPO_ROOT
-        from .report.book import BUILD_COMMAND, GENERATED_DIR, BookError, build, results_dir_for, stage
+        from .report.book import BUILD_COMMAND, GENERATED_DIR, BookError, build, incomplete, results_dir_for, stage
         from .report.results import ResultsError
 
         try:
             results_dir = results_dir_for(args.profile, args.results_dir)
             root = (args.root or REPO_ROOT).resolve()
-            stage(args.profile, results_dir, root)
+            if args.complete and (missing := incomplete(args.profile, results_dir)):
+                raise BookError(
+                    f"profile {args.profile!r} lacks {len(missing)} current cell run(s) in {results_dir}: "
+                    + "; ".join(f"{s.cell} ({s.label})" for s in missing)
+                    + ". Run them (make report reruns them), then build again"
+                )
             if args.no_build:
+                stage(args.profile, results_dir, root)
                 print(f"fmareport book: staged {root / GENERATED_DIR}; build with: cd {root} && {BUILD_COMMAND}")
                 return 0
-            page = build(root)
+            page = build(args.profile, results_dir, root)
         except (BookError, ResultsError) as err:
             raise CommandError(str(err)) from None
         print(f"fmareport book: results page {page}")

@@ -98,6 +98,8 @@ def test_the_book_is_built_by_the_documented_command(built):
     assert f"\n{book.BUILD_COMMAND}\n" in readme or f"`{book.BUILD_COMMAND}`" in readme
     _, output, _ = built
     assert f"fmareport book: {book.BUILD_COMMAND}" in output
+    # The build stages its own pages (the book's Sphinx extension): no step of fmareport's before it.
+    assert "fmareport book: profile 'smoke' from " in output and "fmareport book: executing page results" in output
 
 
 def test_build_has_zero_warnings_and_prints_the_results_page(built):
@@ -260,7 +262,7 @@ def test_no_broken_image_or_link(built):
                 assert unquote(url.fragment) in ids, f"{page.relative_to(site)}: broken anchor {a['href']}"
 
 
-def test_a_warning_fails_the_build(built, tmp_path):
+def test_a_warning_fails_the_build(built, smoke_results, tmp_path):
     root, _, _ = built
     copy = tmp_path / "book"
     shutil.copytree(root, copy, ignore=shutil.ignore_patterns("_build"))
@@ -268,12 +270,13 @@ def test_a_warning_fails_the_build(built, tmp_path):
     nb = nbformat.read(page, as_version=4)
     nb.cells.append(nbformat.v4.new_markdown_cell("```{figure} figures/no_such_figure.png\nmissing\n```"))
     nbformat.write(nb, page)
+    # The build keeps the staged pages (same results, page sources and code) and so reads the edit.
     with pytest.raises(book.BookError, match="jupyter-book build failed"):
-        book.build(copy)
+        book.build("smoke", smoke_results, copy)
 
 
 def test_no_results_is_a_clear_error(tmp_path):
-    with pytest.raises(book.BookError, match="no results in .*run the workflow first"):
+    with pytest.raises(book.BookError, match="no results in .*run a cell first"):
         book.stage("smoke", tmp_path, root=tmp_path)
 
 

@@ -65,11 +65,15 @@ def test_a_book_built_in_the_repo_does_not_hide_the_plan_of_another_working_dire
     assert built.read_text() == "<html>a book built before</html>"  # a dry run: nothing written
 
 
-def test_make_report_runs_one_cell_job_per_gpu():
+def test_make_report_runs_one_cell_job_per_gpu(tmp_path):
     """`make report PROFILE=paper` on a machine with 2 GPUs: Snakemake gets the GPU count as the
     `gpu` resource limit (so it starts at most 2 cell jobs of gpu=1) and as the config."""
     out = subprocess.run(
-        ["make", "-n", "report", "PROFILE=paper", "GPUS=2"], cwd=REPO, capture_output=True, text=True, check=True
+        ["make", "-n", "report", "PROFILE=paper", "GPUS=2", f"REPORT_LOCK={tmp_path}/report.lock"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     command = " ".join(line.rstrip("\\") for line in out.splitlines() if "snakemake" in line or "--config" in line)
     assert "--resources gpu=2" in command and "profile=paper gpus=2" in command, out

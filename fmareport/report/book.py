@@ -1,28 +1,35 @@
-"""`fmareport book --profile P`: the HTML report of one profile's results (Jupyter Book 1).
+"""The HTML report of one profile's results (Jupyter Book 1): `jupyter-book build book/`.
 
 The book's sources are `_config.yml` and `_toc.yml` at the repo root (`book/_toc.yml`
 links to the root's) and the pages in `book/pages/` (MyST notebooks, jupytext). The toc
-lists the *executed* pages, which this command stages into `book/generated/`
-(gitignored) before building:
+lists the *executed* pages, which every build stages into `book/generated/` (gitignored)
+first: the book's Sphinx extension (`fmareport.report.sphinx_checks`) calls
+`stage_for_build` when Sphinx starts, so the plain documented command, after papermill has
+run any cells, builds the report of exactly those runs. Staging:
 
-1. reads and validates `results/<P>/**.json` (`fmareport.report.results.load_results`);
-2. executes each page with papermill (`-p profile P -p results_dir ...`) into
+1. picks the profile and results folder (`runs.build_choice`: $FMAREPORT_PROFILE, else the
+   profile whose cell result was written last) and reads and validates
+   `results/<P>/**.json` (`fmareport.report.results.load_results`);
+2. judges every expected cell (`runs.run_statuses`): current, not run, other settings;
+   only current runs reach the tables, and every page names the others;
+3. executes each page with papermill (`-p profile P -p results_dir ...`) into
    `book/generated/<page>.ipynb`; the pages save their figures under
    `book/generated/figures/` and include them as files;
-3. copies each cell's executed notebook `results/<P>/<cell>.ipynb` to
-   `book/generated/experiments/<cell>.ipynb`, titled with its cell and given the
-   honesty banner;
-4. runs `jupyter-book build book/` in the repo root (BUILD_COMMAND): Jupyter Book finds
-   `_config.yml` in the root and writes `_build/html` there; the book is not re-executed
-   (`execute_notebooks: 'off'`), and any Sphinx warning fails it (`fmareport.report.sphinx_checks`).
+4. copies each cell's executed notebook `results/<P>/<cell>.ipynb` to
+   `book/generated/experiments/<cell>.ipynb`, titled with its cell, with the honesty banner
+   and a red box when it is not the run behind the numbers.
 
-It prints the path of the results page, `_build/html/generated/results.html`.
+Jupyter Book finds `_config.yml` in the root and writes `_build/html` there; it does not
+execute the staged notebooks (`execute_notebooks: 'off'`), and any Sphinx warning fails the
+build. `fmareport book --profile P` runs the same command with P named (`build`).
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -34,6 +41,7 @@ import numpy as np
 
 from ..config import REPO_ROOT, Config, from_dict, load_profile
 from .results import hide_injected_cell, load_results
+from .runs import PROFILE_ENV, RESULTS_ENV, RunStatus, build_choice, run_statuses
 from .tables import index_runs, setting_label, setting_of
 
 PAGES = ("intro", "data", "methods", "results", "beyond", "experiments", "reproducibility")
@@ -105,18 +113,38 @@ def banner(results: dict[str, dict]) -> str:
 
 @dataclass
 class Page:
-    """What every page of the book starts from: one profile's results, validated."""
+    """What every page of the book starts from: one profile's results, validated, and the status
+    of every cell the profile expects (fmareport.report.runs)."""
 
     profile: str
-    results: dict[str, dict]  # cell -> results (as read from its JSON)
+    results: dict[str, dict]  # cell -> results (as read from its JSON): the current runs only
     runs: dict  # setting -> results (tables.index_runs)
     cfg: Config  # the config of the first cell: the profile's data and scale
+    statuses: list[RunStatus]  # every expected cell: current, not run, other settings, other store
 
     def banner(self):
-        """The honesty banner as a notebook output (Markdown)."""
+        """The honesty banner as a notebook output (Markdown): the data, and which cells are missing."""
         from IPython.display import Markdown
 
-        return Markdown(banner(self.results))
+        return Markdown(banner(self.results) + runs_note(self.statuses))
+
+    def status_table(self):
+        """Every expected cell and what the book makes of it, as an HTML table (id `runs`)."""
+        import pandas as pd
+        from IPython.display import HTML
+
+        rows = [
+            dict(Cell=s.cell, Run=(self.results[s.cell]["run_id"][:12] if s.shown else "—"), Status=s.label)
+            for s in self.statuses
+        ]
+        return HTML(
+            html_table(
+                pd.DataFrame(rows).set_index("Cell"),
+                "runs",
+                f"Every cell of profile {self.profile}: the run its numbers come from (the first 12 digits of "
+                "its run id, printed by its notebook), or why it has none in the tables.",
+            )
+        )
 
     def widths(self, rows: list[dict]):
         """`tables.widths_markdown` of these comparisons over this profile's test tracks and seeds
@@ -130,14 +158,38 @@ class Page:
         return Markdown(widths_markdown(rows, n_test, ", ".join(map(str, seeds))))
 
 
+def runs_note(statuses: list[RunStatus]) -> str:
+    """A warning (MyST) naming the expected cells the tables lack or flag; '' when all are current."""
+    missing = [s for s in statuses if not s.shown]
+    flagged = [s for s in statuses if s.shown and s.diverged]
+    if not missing and not flagged:
+        return ""
+    lines = [f"* `{s.cell}`: {s.label}" for s in missing + flagged]
+    shown = sum(s.shown for s in statuses)
+    return (
+        f"\n:::{{admonition}} {shown} of {len(statuses)} cells are in the tables\n:class: warning\n"
+        "These cells are not in the tables, or are flagged beside their numbers (a diverged run: its last "
+        "training loss is far above where it started):\n\n" + "\n".join(lines) + "\n\nRun a missing cell with "
+        "its papermill command (or `make report`), then build the book again.\n:::\n"
+    )
+
+
 def open_page(profile: str, results_dir: str | Path) -> Page:
-    """The shared preamble of the book's pages: load and index one profile's results."""
-    results = load_results(results_dir, profile)
+    """The shared preamble of the book's pages: load one profile's results, keep the current runs
+    (those whose config is what the profile and the params files give: fmareport.report.runs),
+    and index them. The params files are those of the folder holding `results_dir` (the runs'
+    working directory), else the repository's."""
+    all_results = load_results(results_dir, profile)
+    statuses = run_statuses(profile, all_results, Path(results_dir).resolve().parent)
+    results = {s.cell: all_results[s.cell] for s in statuses if s.shown}
     if not results:
-        raise BookError(f"no results in {Path(results_dir) / profile}")
+        raise BookError(
+            f"no current results in {Path(results_dir) / profile}: "
+            + ("; ".join(f"{s.cell}: {s.label}" for s in statuses if s.state != "not run") or "no cell was run")
+        )
     first = next(iter(results.values()))
     cfg = from_dict(first["config"], source=f"results of {first['cell']}")
-    return Page(profile, results, index_runs(list(results.values())), cfg)
+    return Page(profile, results, index_runs(list(results.values())), cfg, statuses)
 
 
 PLAYER_SECONDS = 5.0  # of each clip in the page: 5 s of 44.1 kHz int16 WAV is 430 kB, 590 kB as base64
@@ -221,36 +273,51 @@ def _execute_page(name: str, root: Path, profile: str, results_dir: Path) -> Pat
     return out
 
 
-def _stage_experiment(cell: str, result: dict, results_dir: Path, dest_root: Path, top_banner: str) -> Path:
-    """Copy a cell's executed notebook into the book, titled with its cell, with the banner."""
+def _danger(title: str, text: str) -> str:
+    return f":::{{admonition}} {title}\n:class: danger\n{text}\n:::\n"
+
+
+def _stage_experiment(
+    cell: str, result: dict, status: RunStatus, results_dir: Path, dest_root: Path, top_banner: str
+) -> Path:
+    """Copy a cell's executed notebook into the book, titled with its cell, with the banner, and a
+    red box when it is not the run behind the tables' numbers (or when it cannot be read)."""
     import nbformat
 
     source = results_dir / result["profile"] / f"{cell}.ipynb"
-    if not source.is_file():
-        raise BookError(
-            f"{source} is missing: the workflow writes it beside {cell}.json (rerun the cell, or the whole workflow)"
-        )
-    nb = nbformat.read(source, as_version=4)
-    new = [
-        nbformat.v4.new_markdown_cell(f"# {cell}: {setting_label(setting_of(result))}"),
-        nbformat.v4.new_markdown_cell(top_banner),
-    ]
-    mismatch = notebook_mismatch(nb, result)
-    if mismatch:
-        new.append(
+    title = nbformat.v4.new_markdown_cell(f"# {cell}: {setting_label(setting_of(result))}")
+    boxes = [nbformat.v4.new_markdown_cell(top_banner)]
+    if not status.shown:
+        boxes.append(
             nbformat.v4.new_markdown_cell(
-                f":::{{admonition}} This notebook is not the run behind the numbers\n:class: danger\n"
-                f"{mismatch} The tables use `{cell}.json` (run `{result['run_id']}`); rerun the cell to "
-                "get its notebook back.\n:::\n"
+                _danger("This run is not in the tables", f"Its status: {status.label}. Rerun the cell to replace it.")
+            )
+        )
+    try:
+        nb = nbformat.read(source, as_version=4)
+    except FileNotFoundError:
+        nb, why = nbformat.v4.new_notebook(), f"Its executed notebook `{source}` is missing."
+    except (OSError, ValueError) as err:  # nbformat's NotJSONError and validation errors are ValueErrors
+        nb, why = nbformat.v4.new_notebook(), f"Its executed notebook `{source}` cannot be read ({type(err).__name__})."
+    else:
+        why = notebook_mismatch(nb, result)
+    if why:
+        boxes.append(
+            nbformat.v4.new_markdown_cell(
+                _danger(
+                    "This notebook is not the run behind the numbers",
+                    f"{why} The tables use `{cell}.json` (run `{result['run_id']}`); rerun the cell to get its "
+                    "notebook back.",
+                )
             )
         )
     head = nb.cells[0] if nb.cells else None
     if head is not None and head.cell_type == "markdown" and head.source.startswith("# "):
         # The notebook's own title gives way to the cell's; the text under it stays.
         rest = head.source.partition("\n")[2].strip()
-        nb.cells[:1] = new + ([nbformat.v4.new_markdown_cell(rest)] if rest else [])
+        nb.cells[:1] = [title, *boxes] + ([nbformat.v4.new_markdown_cell(rest)] if rest else [])
     else:
-        nb.cells[:0] = new
+        nb.cells[:0] = [title, *boxes]
     dest = dest_root / f"{cell}.ipynb"
     dest.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, dest)
@@ -273,14 +340,45 @@ def notebook_mismatch(nb, result: dict) -> str | None:
     return None
 
 
+def staging_inputs(profile: str, results_dir: Path, root: Path) -> str:
+    """A digest of everything staging reads: the profile's result files and the clip store's
+    manifest (size and mtime), the page sources, the params files and fmareport's own code
+    (content). Staged pages with the same digest are what staging would make again."""
+    import hashlib
+
+    h = hashlib.sha1(f"{profile}\0{results_dir.resolve()}".encode())
+    for path in sorted((results_dir / profile).rglob("*")):
+        if path.is_file():
+            st = path.stat()
+            h.update(f"{path.relative_to(results_dir)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    params = (
+        results_dir.parent / "params" if (results_dir.parent / "params" / "profiles").is_dir() else REPO_ROOT / "params"
+    )
+    code = Path(__file__).resolve().parents[1]
+    for folder, pattern in ((root / SOURCE_DIR, "*.md"), (params, "*.yaml"), (code, "*.py")):
+        for path in sorted(folder.rglob(pattern)):
+            h.update(f"{path.relative_to(folder)}\0".encode() + path.read_bytes())
+    for result_path in sorted((results_dir / profile).glob("**/*.json"))[:1]:  # every cell shares the store
+        store = Path(json.loads(result_path.read_text(encoding="utf-8")).get("data", {}).get("store", ""))
+        manifest = store / "manifest.json"
+        if store.is_absolute() and manifest.is_file():
+            h.update(f"{manifest.stat().st_size}\0{manifest.stat().st_mtime_ns}".encode())
+    return h.hexdigest()
+
+
 def stage(profile: str, results_dir: Path, root: Path = REPO_ROOT, progress: bool = True) -> dict[str, dict]:
-    """Stage the book for `profile` into root/book/generated (wiped first); return the results used."""
+    """Stage the book for `profile` into root/book/generated (wiped first); return the results staged.
+
+    The staged folder's marker holds the digest of its inputs (`staging_inputs`), written last:
+    a folder whose staging was cut short has none, and is staged again."""
+    digest = staging_inputs(profile, results_dir, root)
     results = load_results(results_dir, profile)
     if not results:
         raise BookError(
-            f"no results in {results_dir / profile}: run the workflow first "
-            f"(snakemake --cores 2 --config profile={profile}, or `make report PROFILE={profile}`)"
+            f"no results in {results_dir / profile}: run a cell first (the README's papermill command), or "
+            f"the whole workflow (`make report PROFILE={profile}`)"
         )
+    statuses = {s.cell: s for s in run_statuses(profile, results, results_dir.parent)}
     generated = root / GENERATED_DIR
     if generated.exists():  # only a folder this function staged is ever deleted
         if generated.is_symlink() or not (generated / STAGED_MARKER).is_file():
@@ -290,21 +388,64 @@ def stage(profile: str, results_dir: Path, root: Path = REPO_ROOT, progress: boo
         shutil.rmtree(generated)
     generated.mkdir(parents=True)
     (generated / STAGED_MARKER).touch()
-    top_banner = banner(results)
+    top_banner = banner({c: r for c, r in results.items() if statuses[c].shown} or results)
     for cell, result in results.items():
-        _stage_experiment(cell, result, results_dir, generated / "experiments", top_banner)
+        _stage_experiment(cell, result, statuses[cell], results_dir, generated / "experiments", top_banner)
     for name in PAGES:
         if progress:
             print(f"fmareport book: executing page {name}", flush=True)
         _execute_page(name, root, profile, results_dir)
+    (generated / STAGED_MARKER).write_text(digest + "\n")
     return results
 
 
-def build(root: Path = REPO_ROOT) -> Path:
-    """Run Jupyter Book in `root`; return the results page. Any warning fails (BookError)."""
+def is_staged(profile: str, results_dir: Path, root: Path) -> bool:
+    """Whether root/book/generated holds the staged pages of exactly these inputs."""
+    marker = root / GENERATED_DIR / STAGED_MARKER
+    return marker.is_file() and marker.read_text().strip() == staging_inputs(profile, results_dir, root)
+
+
+def stage_for_build(srcdir: str | Path) -> None:
+    """What `jupyter-book build book/` does first (fmareport.report.sphinx_checks): stage the pages
+    of the profile `runs.build_choice` names, from its results, into `<srcdir>/generated`."""
+    profile, results_dir = build_choice()
+    if profile is None:
+        raise BookError(
+            f"no results under {results_dir}: run a cell first, e.g. `papermill book/experiment.ipynb "
+            "results/smoke/table1/raw_whole.ipynb -p profile smoke -p cell table1/raw_whole`"
+        )
+    others = sorted(
+        p.name
+        for p in results_dir.iterdir()
+        if p.is_dir() and p.name != profile and any(j.parent.name != "baselines" for j in p.rglob("*.json"))
+    )
+    print(
+        f"fmareport book: profile {profile!r} from {results_dir}"
+        + (f" (results of {', '.join(others)} too: set FMAREPORT_PROFILE to choose)" if others else ""),
+        flush=True,
+    )
+    root = Path(srcdir).resolve().parent
+    if is_staged(profile, results_dir, root):
+        print("fmareport book: the staged pages are of these results, params and code: kept", flush=True)
+        return
+    stage(profile, results_dir, root)
+
+
+def incomplete(profile: str, results_dir: Path) -> list[RunStatus]:
+    """The expected cells of `profile` that have no current run in `results_dir` (the workflow's
+    book needs all of them: `fmareport book --complete`)."""
+    results = load_results(results_dir, profile)
+    return [s for s in run_statuses(profile, results, results_dir.parent) if not s.shown]
+
+
+def build(profile: str, results_dir: Path, root: Path = REPO_ROOT) -> Path:
+    """Run `jupyter-book build book/` in `root` for `profile`'s results (the environment variables of
+    `runs.build_choice` name them; the build stages its pages itself); return the results page.
+    Any warning fails (BookError)."""
     cmd = build_command()
     print(f"fmareport book: {BUILD_COMMAND}  (in {root})", flush=True)
-    done = subprocess.run(cmd, cwd=root)
+    env = {**os.environ, PROFILE_ENV: profile, RESULTS_ENV: str(Path(results_dir).resolve())}
+    done = subprocess.run(cmd, cwd=root, env=env)
     if done.returncode != 0:
         raise BookError(f"jupyter-book build failed (exit {done.returncode}); its warnings are above")
     page = root / RESULTS_PAGE

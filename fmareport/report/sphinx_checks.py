@@ -1,5 +1,9 @@
 """The book's own Sphinx extension (listed in `_config.yml`): what `jupyter-book build book/`
-must hold to, with no flags.
+does and must hold to, with no flags.
+
+* Before Sphinx looks for the pages, it stages them from the results
+  (`fmareport.report.book.stage_for_build`): the build shows exactly the runs on disk, and
+  fails with a one-line message (no results, a results file that is not valid) otherwise.
 
 * Any Sphinx warning fails the build, after all of them are reported (what `-W --keep-going`
   does on the command line): the plain documented command is as strict as our tests.
@@ -16,6 +20,20 @@ from sphinx.errors import SphinxError
 
 class WarningsFailTheBuild(SphinxError):
     category = "fmareport book"
+
+
+class StagingFailed(SphinxError):
+    category = "fmareport book"
+
+
+def _stage(app: Sphinx, config) -> None:
+    from .book import BookError, stage_for_build
+    from .results import ResultsError
+
+    try:
+        stage_for_build(app.srcdir)
+    except (BookError, ResultsError) as err:
+        raise StagingFailed(str(err)) from None
 
 
 def _one_of_each_script(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
@@ -35,6 +53,7 @@ def _fail_on_warnings(app: Sphinx, exception: Exception | None) -> None:
 
 
 def setup(app: Sphinx) -> dict:
+    app.connect("config-inited", _stage)
     app.connect("html-page-context", _one_of_each_script)
     app.connect("build-finished", _fail_on_warnings)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .runs import diverged
 from .stats import (
     CONFIDENCE,
     bootstrap_accuracy,
@@ -120,7 +121,8 @@ def accuracies(result: dict) -> list[float]:
 def paper_table(name: str, runs: dict[Setting, dict]) -> pd.DataFrame:
     """One of the paper's tables with ours beside it, one row per cell, numbers only.
 
-    Columns: setting, cell (our run, or None when it is missing), paper, mean, std,
+    Columns: setting, cell (our run, or None when it is missing), diverged (a seed's training
+    loss diverged: runs.diverged), paper, mean, std,
     n_seeds, low, high (the 95 % bootstrap interval over test tracks and seeds; NaN without
     the run's test predictions), diff (mean - paper). mean/std/diff are NaN for a missing
     run; diff is NaN against the paper's unexplained 0.00 (UNEXPLAINED).
@@ -143,6 +145,7 @@ def paper_table(name: str, runs: dict[Setting, dict]) -> pd.DataFrame:
             dict(
                 setting=setting_label(setting),
                 cell=run["cell"] if run else None,
+                diverged=bool(run and diverged(run)),
                 paper=paper,
                 mean=mean,
                 std=std,
@@ -160,7 +163,9 @@ def show_table(table: pd.DataFrame) -> pd.DataFrame:
     'Ours − paper'."""
 
     def ours(r):
-        return "not run" if r.n_seeds == 0 else f"{r['mean']:.3f} ± {r['std']:.3f}"
+        if r.n_seeds == 0:
+            return "not run"
+        return f"{r['mean']:.3f} ± {r['std']:.3f}" + (" (diverged: see Runs)" if r.diverged else "")
 
     out = pd.DataFrame(
         {

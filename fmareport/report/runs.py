@@ -1,0 +1,210 @@
+"""Which runs a book shows: the cells a profile expects, and whether each result is that cell's run.
+
+A number in the book must be the output of the run it names, of the config it names
+(docs/faults.md, case 15). For every expected cell of a profile (`expected_cells`: the
+YAML files under params/table1, params/table2 and params/ablations) a result is one of:
+
+* **current**: its config is what the profile and the params file give today (keys that
+  do not change a number, such as folders, aside), on the profile's clip store;
+* **other settings**: it ran with other values of keys that change numbers (say
+  `fmareport run --set epochs=3`, or a params file edited since): kept out of every
+  table and figure, and named with the keys that differ;
+* **other store**: it ran on another clip store than the profile's other cells;
+* **not run**: there is no result.
+
+A current run whose training loss diverged stays in the tables, flagged (`diverged`).
+
+    statuses = run_statuses("smoke", results, workdir=Path("."))
+    shown = {s.cell: results[s.cell] for s in statuses if s.shown}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import Config, ConfigError, load_cell, params_dir
+from ..data.fma import GENRES
+from .results import write_atomic
+
+# The folders of params/ that hold cells, in the order of the paper (Table 3 reuses the
+# segmented cells of Tables 1 and 2; the ablations are beyond the paper).
+CELL_FOLDERS = ("table1", "table2", "ablations")
+
+# Keys that never change a run's numbers: where files go and how many processes decode.
+# A result that differs from today's config only in these is still the cell's run.
+NUMBER_FREE_KEYS = frozenset(
+    {"results_dir", "build_dir", "data_dir", "store_root", "prepare_workers", "store_on_device", "cpu_fallback"}
+)
+
+# A run diverged when its last training loss is DIVERGED_FACTOR times above the larger of its
+# first epoch's and ln(K), the loss of a uniform guess over K = 8 genres (2.08): a network that
+# learned nothing stays near ln(K); 10 x ln(K) = 20.8 is far worse than guessing. With one epoch
+# the first and last losses are the same, and ln(K) alone sets the bar.
+DIVERGED_FACTOR = 10.0
+CHANCE_LOSS = math.log(len(GENRES))
+
+# Environment variables that choose a build's profile and results folder (docs/running.md).
+PROFILE_ENV = "FMAREPORT_PROFILE"
+RESULTS_ENV = "FMAREPORT_RESULTS_DIR"
+
+
+def expected_cells(params: str | Path | None = None) -> list[str]:
+    """Every cell of the report: 'table1/raw_whole', ..., from the YAML files under params/."""
+    root = Path(params) if params is not None else params_dir()
+    return sorted(
+        p.relative_to(root).with_suffix("").as_posix() for f in CELL_FOLDERS for p in (root / f).glob("*.yaml")
+    )
+
+
+def differing_keys(ran: Config | dict, expected: Config) -> dict[str, tuple]:
+    """{key: (value the run used, value the params give today)} over the keys that change numbers."""
+    ran = ran.to_dict() if isinstance(ran, Config) else ran
+    now = expected.to_dict()
+    keys = (set(ran) | set(now)) - NUMBER_FREE_KEYS
+    return {k: (ran.get(k), now.get(k)) for k in sorted(keys) if ran.get(k) != now.get(k)}
+
+
+def diverged(result: dict) -> list[int]:
+    """The seeds of `result` whose last training loss is far above where it started (DIVERGED_FACTOR)."""
+    out = []
+    for s in result["seeds"]:
+        losses = [e["train_loss"] for e in s["history"]]
+        if losses[-1] > DIVERGED_FACTOR * max(losses[0], CHANCE_LOSS):
+            out.append(s["seed"])
+    return out
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """What the book makes of one expected cell."""
+
+    cell: str
+    state: str  # "current" | "other settings" | "other store" | "not run"
+    detail: str = ""  # for humans: which keys differ, which seeds diverged
+    diverged: tuple[int, ...] = ()  # seeds whose training loss diverged (a current run stays shown)
+
+    @property
+    def shown(self) -> bool:
+        """Whether the run's numbers go into the tables and figures."""
+        return self.state == "current"
+
+    @property
+    def label(self) -> str:
+        """The state for a table: 'current', 'current, diverged (seed 0)', 'other settings: ...'."""
+        text = self.state + (f": {self.detail}" if self.detail else "")
+        if self.diverged:
+            text += f"; diverged (seed {', '.join(map(str, self.diverged))})"
+        return text
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def expected_config(profile: str, cell: str, workdir: str | Path) -> Config:
+    """The config the profile and the cell's params file give, looked up in `workdir`'s params/."""
+    with contextlib.chdir(workdir):
+        return load_cell(profile, cell)
+
+
+def run_statuses(profile: str, results: dict[str, dict], workdir: str | Path) -> list[RunStatus]:
+    """The status of every expected cell (and of any result of a cell that is no longer expected).
+
+    `results`: {cell: result dict}, as `load_results` reads them. `workdir`: the folder the runs
+    worked in, whose params/ (else the repository's) says what each cell must be.
+    """
+    workdir = Path(workdir)
+    params = workdir / "params" if (workdir / "params" / "profiles").is_dir() else None
+    cells = expected_cells(params)
+    stores = Counter(r["data"]["store_fingerprint"] for r in results.values())
+    usual_store = stores.most_common(1)[0][0] if stores else None
+    out = []
+    for cell in sorted(set(cells) | set(results)):
+        result = results.get(cell)
+        if result is None:
+            out.append(RunStatus(cell, "not run"))
+            continue
+        if cell not in cells:
+            out.append(RunStatus(cell, "other settings", "no params file for this cell any more"))
+            continue
+        try:
+            differ = differing_keys(result["config"], expected_config(profile, cell, workdir if params else Path.cwd()))
+        except ConfigError as err:
+            out.append(RunStatus(cell, "other settings", f"its params file does not load: {err}"))
+            continue
+        seeds = tuple(diverged(result))
+        if differ:
+            detail = ", ".join(f"{k} {_short(a)} (params: {_short(b)})" for k, (a, b) in differ.items())
+            out.append(RunStatus(cell, "other settings", detail, seeds))
+        elif result["data"]["store_fingerprint"] != usual_store:
+            out.append(
+                RunStatus(
+                    cell, "other store", f"store {result['data']['store_fingerprint'][:12]}, not {usual_store[:12]}"
+                )
+            )
+        else:
+            out.append(RunStatus(cell, "current", "", seeds))
+    return out
+
+
+def settings_stamp(stamp: str | Path, profile: str, cell: str, result: str | Path) -> Path:
+    """Keep `stamp` (the workflow's input of the cell's job) saying what the cell must run with.
+
+    It holds the resolved config of the cell (or the error that its params files give). It is
+    rewritten when that text changes, and made newer than `result` when `result` ran with other
+    settings (`differing_keys`): either way Snakemake sees a newer input and runs the cell again.
+    Relative paths are relative to the working directory, as everywhere.
+    """
+    import json
+
+    import yaml
+
+    stamp, result = Path(stamp), Path(result)
+    try:
+        cfg = load_cell(profile, cell)
+        text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    except ConfigError as err:  # the cell's job fails on it first thing, naming the file and key
+        cfg, text = None, f"# does not load: {err}\n"
+    if not stamp.is_file() or stamp.read_text(encoding="utf-8") != text:
+        write_atomic(stamp, text)
+    elif cfg is not None and result.is_file() and result.stat().st_mtime_ns >= stamp.stat().st_mtime_ns:
+        try:
+            ran = json.loads(result.read_text(encoding="utf-8"))["config"]
+        except (OSError, ValueError, KeyError, TypeError):
+            ran = None  # unreadable: the book refuses it, naming the file
+        if ran is None or differing_keys(ran, cfg):
+            os.utime(stamp, ns=(result.stat().st_atime_ns, result.stat().st_mtime_ns + 1_000_000))
+    return stamp
+
+
+def newest_profile(results_root: str | Path) -> str | None:
+    """The profile of the most recently written cell result under `results_root` (None: no result)."""
+    newest, profile = -1, None
+    root = Path(results_root)
+    if not root.is_dir():
+        return None
+    for profile_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
+        for path in profile_dir.rglob("*.json"):
+            if "baselines" in path.relative_to(profile_dir).parts:
+                continue
+            mtime = path.stat().st_mtime_ns
+            if mtime > newest:
+                newest, profile = mtime, profile_dir.name
+    return profile
+
+
+def build_choice(results_root: str | Path | None = None) -> tuple[str | None, Path]:
+    """(profile, results folder) a plain `jupyter-book build book/` shows.
+
+    The rule (docs/running.md): the results folder is $FMAREPORT_RESULTS_DIR, else `results` in
+    the working directory; the profile is $FMAREPORT_PROFILE, else the profile whose cell
+    result was written last (the runs you just made). None: no result at all.
+    """
+    root = Path(os.environ.get(RESULTS_ENV) or results_root or "results").resolve()
+    return os.environ.get(PROFILE_ENV) or newest_profile(root), root
