@@ -169,7 +169,9 @@ def runs_note(statuses: list[RunStatus]) -> str:
     return (
         f"\n:::{{admonition}} {shown} of {len(statuses)} cells are in the tables\n:class: warning\n"
         "These cells are not in the tables, or are flagged beside their numbers (a diverged run: its last "
-        "training loss is far above where it started):\n\n" + "\n".join(lines) + "\n\nRun a missing cell with "
+        "training loss is far above where it started, or above chance):\n\n"
+        + "\n".join(lines)
+        + "\n\nRun a missing cell with "
         "its papermill command (or `make report`), then build the book again.\n:::\n"
     )
 

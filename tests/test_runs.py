@@ -1,0 +1,147 @@
+"""Which runs the book shows (fmareport.report.runs): expected cells, runs of other settings,
+diverged runs, the settings stamps the workflow reruns cells by, and the profile a plain build picks.
+
+Results here are dicts shaped as a results file, with the config that `load_cell` really
+gives for a smoke cell: the comparison is against the repository's params files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fmareport.config import load_cell
+from fmareport.report import runs
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def result(cell: str, losses=(2.0, 1.5), store="f" * 40, **changes) -> dict:
+    cfg = load_cell("smoke", cell).to_dict() | changes
+    history = [{"epoch": i + 1, "train_loss": v} for i, v in enumerate(losses)]
+    return {
+        "profile": "smoke",
+        "cell": cell,
+        "run_id": "a" * 32,
+        "config": cfg,
+        "data": {"store_fingerprint": store},
+        "seeds": [{"seed": s, "history": history} for s in cfg["seeds"]],
+    }
+
+
+def test_expected_cells_are_the_params_files_of_tables_and_ablations():
+    cells = runs.expected_cells(REPO / "params")
+    on_disk = sorted(
+        p.relative_to(REPO / "params").with_suffix("").as_posix()
+        for p in (REPO / "params").glob("*/*.yaml")
+        if p.parent.name != "profiles"
+    )
+    assert cells == on_disk and "table1/raw_whole" in cells and "ablations/segment_batches" in cells
+
+
+def test_keys_that_change_no_number_are_not_differences():
+    cfg = load_cell("smoke", "table1/raw_whole")
+    moved = cfg.to_dict() | {"results_dir": "/elsewhere", "build_dir": "b", "prepare_workers": 7}
+    assert runs.differing_keys(moved, cfg) == {}
+    assert runs.differing_keys(moved | {"epochs": 3, "lr": 0.01}, cfg) == {"epochs": (3, 1), "lr": (0.01, 5e-4)}
+
+
+@pytest.mark.parametrize(
+    "losses, diverged",
+    [
+        ((2.0, 1.7e19), True),  # lr 1e9: the issue's case
+        ((2.0, 1.2), False),
+        ((2.0, 19.0), False),  # bad, but under 10 x its start (and 10 x ln 8 = 20.8)
+        ((25.0,), True),  # one epoch: above 10 x ln 8
+        ((2.1,), False),
+        ((30.0, 25.0), True),  # never below 10 x chance
+        ((1.0, 9.0), False),
+        ((1.0, 11.0), True),  # 11 x where it started
+    ],
+)
+def test_a_run_diverged_when_its_last_loss_is_far_above_its_start_and_chance(losses, diverged):
+    assert runs.CHANCE_LOSS == pytest.approx(math.log(8))
+    assert runs.diverged(result("table1/raw_whole", losses)) == ([0] if diverged else [])
+
+
+def test_statuses_name_every_expected_cell_and_keep_other_settings_out():
+    results = {
+        "table1/raw_whole": result("table1/raw_whole"),
+        "table1/both_whole": result("table1/both_whole", epochs=3, lr=0.01),
+        "table1/raw_segmented": result("table1/raw_segmented", store="e" * 40),
+        "table1/spectrogram_whole": result("table1/spectrogram_whole", losses=(2.0, 1.7e19)),
+        "table1/spectrogram_segmented": result("table1/spectrogram_segmented"),
+    }
+    statuses = {s.cell: s for s in runs.run_statuses("smoke", results, REPO)}
+    assert sorted(statuses) == runs.expected_cells(REPO / "params")
+    assert statuses["table1/raw_whole"].shown and statuses["table1/raw_whole"].label == "current"
+    other = statuses["table1/both_whole"]
+    assert not other.shown and other.label == "other settings: epochs 3 (params: 1), lr 0.01 (params: 0.0005)"
+    assert statuses["table1/raw_segmented"].state == "other store"
+    div = statuses["table1/spectrogram_whole"]
+    assert div.shown and div.diverged == (0,) and div.label == "current; diverged (seed 0)"
+    assert statuses["table2/both_segmented_dropout"].label == "not run"
+
+
+def test_a_result_of_a_cell_without_params_is_not_shown():
+    orphan = result("table1/raw_whole") | {"cell": "table1/gone"}
+    status = {s.cell: s for s in runs.run_statuses("smoke", {"table1/gone": orphan}, REPO)}["table1/gone"]
+    assert not status.shown and "no params file" in status.label
+
+
+def _age(path: Path, seconds: int) -> None:
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - seconds * 10**9))
+
+
+def test_settings_stamp_changes_only_when_the_cell_must_run_again(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(REPO / "params", tmp_path / "params")
+    stamp, out = tmp_path / "build/settings/table1/raw_whole.yaml", tmp_path / "raw_whole.json"
+    runs.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
+    assert "cell: table1/raw_whole" in stamp.read_text()
+
+    # A result of today's settings, newer than the stamp: left alone (the cell is up to date).
+    _age(stamp, 60)
+    out.write_text(json.dumps(result("table1/raw_whole")))
+    before = stamp.stat().st_mtime_ns
+    runs.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
+    assert stamp.stat().st_mtime_ns == before
+
+    # A result of other settings (`fmareport run --set lr=0.01`): the stamp becomes newer than it.
+    out.write_text(json.dumps(result("table1/raw_whole", lr=0.01)))
+    runs.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
+    assert stamp.stat().st_mtime_ns > out.stat().st_mtime_ns
+
+    # An edited params file: the stamp's text changes.
+    params = tmp_path / "params/table1/raw_whole.yaml"
+    params.write_text(params.read_text() + "seeds: [1]\n")
+    runs.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
+    assert "- 1" in stamp.read_text()
+
+    # A params file that does not load: the stamp says so (the cell's job then fails, naming it).
+    params.write_text("dropuot: 0.0\n")
+    runs.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
+    assert stamp.read_text().startswith("# does not load:") and "dropuot" in stamp.read_text()
+
+
+def test_a_plain_build_shows_the_newest_profile_unless_one_is_named(tmp_path, monkeypatch):
+    for profile, age in (("demo", 100), ("smoke", 10)):
+        path = tmp_path / profile / "table1" / "raw_whole.json"
+        path.parent.mkdir(parents=True)
+        path.write_text("{}")
+        _age(path, age)
+    baseline = tmp_path / "demo" / "baselines" / "mfcc.json"  # newer, but not a cell
+    baseline.parent.mkdir()
+    baseline.write_text("{}")
+    monkeypatch.delenv(runs.PROFILE_ENV, raising=False)
+    monkeypatch.setenv(runs.RESULTS_ENV, str(tmp_path))
+    assert runs.build_choice() == ("smoke", tmp_path.resolve())
+    monkeypatch.setenv(runs.PROFILE_ENV, "demo")
+    assert runs.build_choice() == ("demo", tmp_path.resolve())
+    assert runs.newest_profile(tmp_path / "nothing") is None
