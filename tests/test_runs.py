@@ -145,3 +145,31 @@ def test_a_plain_build_shows_the_newest_profile_unless_one_is_named(tmp_path, mo
     monkeypatch.setenv(runs.PROFILE_ENV, "demo")
     assert runs.build_choice() == ("demo", tmp_path.resolve())
     assert runs.newest_profile(tmp_path / "nothing") is None
+
+
+def test_a_truncated_cell_notebook_is_staged_under_a_red_box_naming_it(tmp_path):
+    import nbformat
+
+    from fmareport.report import book
+
+    cell = "table1/raw_whole"
+    res = result(cell)
+    source = tmp_path / "results" / "smoke" / f"{cell}.ipynb"
+    source.parent.mkdir(parents=True)
+    source.write_text('{"cells": [{"cell_type": "markdown", "sou')  # cut short mid-write
+    status = runs.RunStatus(cell, "current")
+    staged = book._stage_experiment(cell, res, status, tmp_path / "results", tmp_path / "out", "banner")
+    text = "\n".join(c.source for c in nbformat.read(staged, as_version=4).cells)
+    assert "This notebook is not the run behind the numbers" in text
+    assert f"`{source}` cannot be read (NotJSONError)" in text and res["run_id"] in text
+
+
+def test_the_workflows_book_refuses_to_build_without_every_cell(tmp_path, capsys):
+    from fmareport.cli import main
+
+    (tmp_path / "smoke").mkdir()
+    assert main(["book", "--profile", "smoke", "--results-dir", str(tmp_path), "--complete", "--no-build"]) == 1
+    err = capsys.readouterr().err
+    assert f"lacks {len(runs.expected_cells(REPO / 'params'))} current cell run(s)" in err
+    assert "table1/raw_whole (not run)" in err
+    assert list((tmp_path / "smoke").iterdir()) == []  # nothing written

@@ -14,18 +14,22 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
+from bs4 import BeautifulSoup
 from conftest import run_snakemake
 
 from fmareport import experiment
 from fmareport.config import ConfigError, load_cell, load_config
 from fmareport.report.results import ResultsError, load_results, read_results, validate
+from fmareport.report.runs import run_statuses
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = "smoke"
@@ -224,6 +228,25 @@ def test_readme_papermill_command_runs_as_written_in_a_fresh_checkout(tmp_path):
     assert bad.returncode != 0
     assert "overrides: key 'dropout': must be in [0, 1), got 1.5" in bad.stderr
 
+    # The second promised command, alone: the report of exactly the runs on disk, the others "not run".
+    build = readme_command("jupyter-book build")
+    assert build == "jupyter-book build book/"
+    env = {k: v for k, v in env.items() if not k.startswith("FMAREPORT_")}
+    done = subprocess.run(build, shell=True, cwd=checkout, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    assert f"fmareport book: profile '{PROFILE}'" in done.stdout
+    page = BeautifulSoup((checkout / "_build/html/generated/results.html").read_text(), "html.parser")
+    status = {
+        tr.th.get_text(strip=True): [td.get_text(strip=True) for td in tr.find_all("td")]
+        for tr in page.find("table", id="runs").tbody.find_all("tr")
+    }
+    assert sorted(status) == CELLS
+    assert status[match[2]] == [obj["run_id"][:12], "current"]
+    assert all(v == ["—", "not run"] for c, v in status.items() if c != match[2])
+    ours = [td.get_text(strip=True) for tr in page.find("table", id="table-1").tbody.find_all("tr") for td in tr("td")]
+    mean = sum(s["test_acc_last"] for s in obj["seeds"]) / len(obj["seeds"])
+    assert f"{mean:.3f} ± " in " ".join(ours) and ours.count("not run") == 5
+
 
 @pytest.mark.slow
 def test_run_cell_without_jupyter(tiny_config, tiny_store, tmp_path):
@@ -244,3 +267,56 @@ def test_run_cell_without_jupyter(tiny_config, tiny_store, tmp_path):
     assert on_disk["provenance"]["entry"] == "fmareport.experiment.run_cell"
     assert not list((tmp_path / "build").rglob("*.pt"))
     assert (tmp_path / "build" / "tiny" / "table1" / "raw_segmented" / "lock").is_file()
+
+
+@pytest.mark.slow
+def test_a_result_of_other_settings_is_kept_out_of_the_book_and_run_again(grid):
+    """`fmareport run --set lr=0.01` writes into the profile's results: the book keeps it out of the
+    tables, naming the key, and the workflow runs the cell again with the params' settings."""
+    cell = "table1/raw_whole"
+    done = subprocess.run(
+        [sys.executable, "-m", "fmareport.cli", "run", "--profile", PROFILE, "--cell", cell, "--set", "lr=0.01"],
+        cwd=grid,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    status = {s.cell: s for s in run_statuses(PROFILE, load_results(grid / "results", PROFILE), grid)}
+    assert status[cell].label == "other settings: lr 0.01 (params: 0.0005)"
+    assert all(s.shown for c, s in status.items() if c != cell)
+
+    plan = snakemake(grid, "results", "--dry-run")
+    assert plan.returncode == 0, plan.stdout[-3000:]
+    assert re.search(r"^cell\s+1$", plan.stdout, re.M) and f"cell={cell}" in plan.stdout, plan.stdout[-3000:]
+    assert snakemake(grid, "results").returncode == 0
+    assert read_results(grid / "results" / PROFILE / f"{cell}.json")["config"]["lr"] == 5e-4
+
+
+@pytest.mark.slow
+def test_make_report_refuses_a_second_run_and_recovers_from_a_kill(grid, tmp_path):
+    """kill -9 of `make report` mid-cell leaves Snakemake's lock and a half-done job; the next
+    `make report` releases the lock and reruns the job by itself. While one runs, another is refused."""
+    cell = "table2/spectrogram_segmented_dropout"
+    (grid / "results" / PROFILE / f"{cell}.json").unlink()
+    make = ["make", "--no-print-directory", "report", f"PROFILE={PROFILE}", "GPUS=0", "CORES=2",
+            f"REPORT_LOCK={tmp_path / 'report.lock'}", f"WORKFLOW_ARGS=results -s {REPO / 'Snakefile'} --directory {grid}"]  # fmt: skip
+    first = subprocess.Popen(
+        make, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    log = grid / "build" / PROFILE / "logs" / f"{cell}.log"
+    for _ in range(600):
+        if log.is_file() or first.poll() is not None:
+            break
+        time.sleep(0.1)
+    assert first.poll() is None and log.is_file(), "the cell job did not start"
+
+    second = subprocess.run(make, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert second.returncode != 0
+    assert "make report: another make report is running here" in second.stderr
+
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    assert list((grid / ".snakemake" / "locks").iterdir()), "a killed run leaves Snakemake's lock behind"
+    again = subprocess.run(make, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
+    assert read_results(grid / "results" / PROFILE / f"{cell}.json")["cell"] == cell
