@@ -7,6 +7,7 @@ run's own folders changed. Numbers in the test names follow the list in docs/fau
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import stat
@@ -459,3 +460,21 @@ def test_10_the_snakefile_quotes_the_data_dir(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:]
     assert f"synth '{evil}'" in done.stdout
     assert not (tmp_path / "PWNED").exists()
+
+
+# --- 11. the store and the data are what prepare wrote and read --------------------------------------
+
+
+def test_11_a_track_that_is_a_folder_is_skipped_as_not_a_file(tmp_path):
+    folder = tmp_path / "000002.mp3"
+    folder.mkdir()
+    with pytest.raises(Skip) as err:
+        decode_clip(folder, 8000, 4096)
+    assert err.value.args == ("not a file", f"{folder} is a folder, not a file")
+    fifo = tmp_path / "000005.mp3"
+    os.mkfifo(fifo)
+    with pytest.raises(Skip) as err:  # never opened: opening a FIFO would wait for a writer
+        decode_clip(fifo, 8000, 4096)
+    assert err.value.args[0] == "not a file" and "not a regular file" in err.value.args[1]
+    with pytest.raises(Skip, match="no file"):
+        decode_clip(tmp_path / "000010.mp3", 8000, 4096)
