@@ -13,6 +13,8 @@ import shutil
 import stat
 import subprocess
 import sys
+import threading
+import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -24,11 +26,11 @@ from conftest import run_snakemake
 
 from fmareport import experiment
 from fmareport.cli import main
-from fmareport.config import ConfigError, load_cell, load_config, profile_path
+from fmareport.config import Config, ConfigError, load_cell, load_config, profile_path
 from fmareport.data.audio import Skip, decode_clip
 from fmareport.data.fetch import FetchError, extract, fetch
 from fmareport.data.fma import TracksError, load_tracks
-from fmareport.data.store import _decode_job, prepare, select_tracks
+from fmareport.data.store import _decode_job, _locked, ensure_data, prepare, select_tracks, synth_settings
 from fmareport.data.synth import MARKER, TrackMeta, synthesize, tracks_table
 from fmareport.report import book
 
@@ -463,6 +465,39 @@ def test_10_the_snakefile_quotes_the_data_dir(tmp_path):
 
 
 # --- 11. the store and the data are what prepare wrote and read --------------------------------------
+
+
+def flock_waiters(lock: Path) -> int:
+    """How many flock() calls are blocked on `lock` (Linux: the '->' lines of /proc/locks)."""
+    inode = f":{lock.stat().st_ino} "
+    return sum("->" in line and inode in line for line in Path("/proc/locks").read_text().splitlines())
+
+
+def test_11_a_synthetic_set_made_while_waiting_for_the_lock_is_checked(tmp_path):
+    """Two prepares of different synth settings on one new data folder: the second, once it gets the
+    lock, finds the first one's set and must refuse it, not train on it."""
+    cfg = Config(data_dir=str(tmp_path / "set"), store_root=str(tmp_path / "stores"), prepare_workers=1,
+                 synth_tracks_per_genre=1, synth_seconds=0.5, synth_sample_rate=8000, synth_bad_cases=False)  # fmt: skip
+    lock = tmp_path / "set.lock"
+    outcome = {}
+
+    def second():
+        try:
+            outcome["data"] = ensure_data(cfg.replace(synth_test_fraction=0.5), progress=False)
+        except ConfigError as err:
+            outcome["error"] = err
+
+    with _locked(lock):  # the first prepare, making its set
+        thread = threading.Thread(target=second)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not flock_waiters(lock) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert flock_waiters(lock) == 1, "the second prepare never waited for the lock"
+        synthesize(cfg.data_dir, **synth_settings(cfg), progress=False, workers=1)
+    thread.join(30)
+    assert "synth_test_fraction: the set has 0.1, the config 0.5" in str(outcome.get("error")), outcome
+    assert not (tmp_path / "stores").exists()
 
 
 def test_11_a_track_that_is_a_folder_is_skipped_as_not_a_file(tmp_path):

@@ -237,24 +237,25 @@ def synth_arguments(cfg: Config) -> list[str]:
 
 
 def ensure_data(cfg: Config, progress: bool = True) -> Path:
-    """The data set's root; a synthetic one is made first if it is missing."""
+    """The data set's root; a synthetic one is made first if it is missing, and checked against
+    cfg's synth settings whoever made it (this process, another that held the lock, a user)."""
     data_dir = Path(cfg.data_dir)
     tracks_csv = data_dir / "fma_metadata" / "tracks.csv"
-    if tracks_csv.is_file():
-        if cfg.data_source == "synth":
-            check_synthetic_set(data_dir, cfg)
-        return data_dir
     if cfg.data_source == "fma":
-        raise FileNotFoundError(
-            f"{tracks_csv} not found: FMA is not in {data_dir}. Run "
-            f"`fmareport fetch {data_dir}` (7.6 GB download) or set data_dir to your FMA copy"
-        )
-    from .synth import synthesize
+        if not tracks_csv.is_file():
+            raise FileNotFoundError(
+                f"{tracks_csv} not found: FMA is not in {data_dir}. Run "
+                f"`fmareport fetch {data_dir}` (7.6 GB download) or set data_dir to your FMA copy"
+            )
+        return data_dir
+    if not tracks_csv.is_file():
+        from .synth import synthesize
 
-    with _locked(data_dir.with_name(data_dir.name + ".lock")):
-        if not tracks_csv.is_file():  # another process may have made it while we waited
-            log.info("synthesizing %s", data_dir)
-            synthesize(data_dir, **synth_settings(cfg), progress=progress, workers=cfg.prepare_workers)
+        with _locked(data_dir.with_name(data_dir.name + ".lock")):
+            if not tracks_csv.is_file():  # another process may have made it while we waited
+                log.info("synthesizing %s", data_dir)
+                synthesize(data_dir, **synth_settings(cfg), progress=progress, workers=cfg.prepare_workers)
+    check_synthetic_set(data_dir, cfg)  # after the lock: a set made with other settings while we waited is refused
     return data_dir
 
 
