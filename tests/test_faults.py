@@ -7,6 +7,7 @@ run's own folders changed. Numbers in the test names follow the list in docs/fau
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -21,7 +22,9 @@ from pathlib import Path
 
 import nbformat
 import numpy as np
+import pandas as pd
 import pytest
+import yaml
 from conftest import run_snakemake
 
 from fmareport import experiment
@@ -30,7 +33,7 @@ from fmareport.config import Config, ConfigError, load_cell, load_config, profil
 from fmareport.data.audio import Skip, decode_clip
 from fmareport.data.fetch import FetchError, extract, fetch
 from fmareport.data.fma import TracksError, load_tracks
-from fmareport.data.store import _decode_job, _locked, ensure_data, prepare, select_tracks, synth_settings
+from fmareport.data.store import StoreError, _decode_job, _locked, ensure_data, prepare, select_tracks, synth_settings
 from fmareport.data.synth import MARKER, TrackMeta, synthesize, tracks_table
 from fmareport.report import book
 
@@ -465,6 +468,88 @@ def test_10_the_snakefile_quotes_the_data_dir(tmp_path):
 
 
 # --- 11. the store and the data are what prepare wrote and read --------------------------------------
+
+
+def copy_of_store(store, cfg, tmp_path) -> tuple[Path, object]:
+    """A copy of the tiny store under tmp_path/stores (never damage the session's), and a config that reuses it."""
+    copy = shutil.copytree(store.path, tmp_path / "stores" / store.path.name)
+    return copy, cfg.replace(store_root=str(copy.parent))
+
+
+def overwrite_data(path: Path) -> None:
+    """audio.npy's samples replaced by random bytes of the same size; its .npy header kept."""
+    offset = path.stat().st_size - 2 * np.load(path, mmap_mode="r").size
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(np.random.default_rng(0).bytes(path.stat().st_size - offset))
+
+
+def edit_index(row: int, column: str, value) -> callable:
+    """index.csv with data row `row` (0-based) given `value` in `column`."""
+
+    def edit(path: Path) -> None:
+        index = pd.read_csv(path)
+        index.loc[row, column] = value
+        index.to_csv(path, index=False)
+
+    return edit
+
+
+def swap_index_rows(path: Path) -> None:
+    """index.csv's first two rows' track ids swapped (the same size, every label still right)."""
+    index = pd.read_csv(path)
+    index.loc[[0, 1], "track_id"] = index.track_id[[1, 0]].to_numpy()
+    index.to_csv(path, index=False)
+
+
+def drop_files_record(path: Path) -> None:
+    """manifest.json as a store made before stores recorded their files' sizes and SHA1s."""
+    manifest = json.loads(path.read_text())
+    del manifest["files"]
+    path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    "name, damage, message",
+    [
+        ("audio.npy", lambda p: p.write_bytes(np.random.default_rng(0).bytes(p.stat().st_size)), "not a readable .npy"),
+        ("audio.npy", overwrite_data, r"changed since prepare wrote it \(SHA1 [0-9a-f]{40}, the manifest says"),
+        (
+            "audio.npy",
+            lambda p: os.truncate(p, p.stat().st_size // 2),
+            r"327,744 bytes, the manifest says 655,488 bytes",
+        ),
+        ("index.csv", edit_index(3, "label", 5), r"data row 4 \(track_id \d+\) has genre '\w+', label 5"),
+        (
+            "index.csv",
+            edit_index(3, "label", 9),
+            r"label 9, split 'training'; a label is the genre's place in .* \(0-7\)",
+        ),
+        ("index.csv", swap_index_rows, "changed since prepare wrote it"),
+        ("manifest.json", drop_files_record, r"records no size and SHA1 of \('audio.npy', 'index.csv'\)"),
+    ],
+    ids=["audio-random", "audio-samples", "audio-truncated", "label", "label-out-of-range", "rows-swapped", "old"],
+)
+def test_11_a_store_changed_since_prepare_is_refused(tiny_config, tiny_store, tmp_path, name, damage, message):
+    """A cell opens its store through prepare: a damaged one stops it, naming the file and the rebuild."""
+    store, cfg = copy_of_store(tiny_store, tiny_config, tmp_path)
+    damage(store / name)
+    before = state(store)
+    with pytest.raises(StoreError, match=message) as err:
+        prepare(cfg, progress=False)
+    assert str(store / name) in str(err.value) if name != "manifest.json" else str(store) in str(err.value)
+    assert f"delete the folder {store} (prepare made it) and run `fmareport prepare --profile tiny`" in str(err.value)
+    assert "\n" not in str(err.value)
+    assert state(store) == before and sorted(store.parent.iterdir()) == [store, store.with_name(store.name + ".lock")]
+
+
+def test_11_fmareport_prepare_on_a_damaged_store_exits_1(tiny_config, tiny_store, tmp_path, capsys):
+    store, cfg = copy_of_store(tiny_store, tiny_config, tmp_path)
+    edit_index(0, "label", 7)(store / "index.csv")
+    profile = tmp_path / "tiny.yaml"
+    profile.write_text(yaml.safe_dump(cfg.to_dict()))
+    assert main(["prepare", "--profile", str(profile)]) == 1
+    assert f"{store / 'index.csv'}: data row 1" in capsys.readouterr().err
 
 
 def flock_waiters(lock: Path) -> int:
