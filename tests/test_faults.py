@@ -7,6 +7,7 @@ run's own folders changed. Numbers in the test names follow the list in docs/fau
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -583,6 +584,59 @@ def test_11_a_synthetic_set_made_while_waiting_for_the_lock_is_checked(tmp_path)
     thread.join(30)
     assert "synth_test_fraction: the set has 0.1, the config 0.5" in str(outcome.get("error")), outcome
     assert not (tmp_path / "stores").exists()
+
+
+def test_11_a_full_disk_is_an_error_naming_the_folder_not_sigbus(tiny_config, tiny_store, tmp_path, monkeypatch):
+    """posix_fallocate reserves the rows before any memmap write (a write into a sparse memmap on a
+    full disk is SIGBUS); ENOSPC there is the full disk, as the kernel reports it."""
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    cfg = tiny_config.replace(store_root=str(tmp_path / "stores"))
+    with pytest.raises(StoreError) as err:
+        prepare(cfg, progress=False)
+    partial = tmp_path / "stores" / f"{tiny_store.path.name}.partial"
+    assert str(err.value) == (
+        f"{partial}: no room on its disk for rows.npy, 737,280 bytes (No space left on device): "
+        "free space there or set store_root elsewhere, then run prepare again (it resumes)"
+    )
+    assert not (tmp_path / "stores" / tiny_store.path.name).exists()  # nothing looks complete
+    assert not (partial / "journal.jsonl").exists() or not (partial / "journal.jsonl").read_text()
+
+
+FILL_DISK_AND_PREPARE = """
+import os, sys, yaml
+from pathlib import Path
+from fmareport.config import Config
+from fmareport.data import store
+cfg = Config(**yaml.safe_load(Path(sys.argv[1]).read_text()))
+store._check_space = lambda folder, n: folder.mkdir(parents=True, exist_ok=True)  # passed: the disk filled after it
+disk = os.statvfs(cfg.store_root)
+Path(cfg.store_root, "filler").write_bytes(bytes(disk.f_bavail * disk.f_frsize - 100_000))
+store.prepare(cfg, progress=False)
+"""
+
+
+def test_11_a_really_full_disk_stops_prepare_with_the_message(tiny_config, tiny_store, tmp_path):
+    """The same on a real full file system: a 2 MiB tmpfs (skipped where this user may not mount
+    one), prepare in a process of its own. Before the reservation it died there of SIGBUS."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", disk], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        profile = tmp_path / "tiny.yaml"
+        profile.write_text(yaml.safe_dump(tiny_config.replace(store_root=str(disk / "stores")).to_dict()))
+        (disk / "stores").mkdir()
+        run = subprocess.run(
+            [sys.executable, "-c", FILL_DISK_AND_PREPARE, profile], cwd=REPO, capture_output=True, text=True
+        )
+    finally:
+        subprocess.run(["umount", disk], check=True)
+    assert run.returncode == 1, f"exit {run.returncode}: {run.stderr[-2000:]}"
+    assert ".partial: no room on its disk for rows.npy, 737,280 bytes (No space left on device)" in run.stderr
 
 
 def test_11_a_track_that_is_a_folder_is_skipped_as_not_a_file(tmp_path):

@@ -37,10 +37,12 @@ renamed. A rerun resumes from the journal and gives a byte-identical store.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
 import logging
+import os
 import shlex
 import shutil
 from dataclasses import dataclass
@@ -62,7 +64,8 @@ INDEX_COLUMNS = ("track_id", "genre", "label", "split")
 
 
 class StoreError(ValueError):
-    """A store that is not what its manifest says (damaged, truncated, edited, too old)."""
+    """A store that is not what its manifest says (damaged, truncated, edited, too old), or that
+    cannot be written (a full disk)."""
 
 
 def rebuild_hint(path: Path, profile: str | None = None) -> str:
@@ -449,6 +452,31 @@ def _check_space(folder: Path, store_bytes: int) -> None:
         )
 
 
+def _writable_memmap(path: Path, shape: tuple[int, int] | None) -> np.memmap:
+    """An int16 .npy memmap to write into: a new one of `shape`, or the one at `path` (shape None).
+
+    Its bytes are reserved on disk first (posix_fallocate): writes into a sparse memmap on a
+    full disk kill the process with SIGBUS and no message; here a full disk is a StoreError
+    naming the folder and the bytes needed.
+    """
+    try:
+        out = np.lib.format.open_memmap(path, mode="w+" if shape else "r+", dtype=np.int16, shape=shape)
+        fd = os.open(path, os.O_RDWR)
+        try:
+            os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        size = 2 * shape[0] * shape[1] if shape else path.stat().st_size
+        raise StoreError(
+            f"{path.parent}: no room on its disk for {path.name}, {size:,} bytes ({os.strerror(err.errno)}): "
+            "free space there or set store_root elsewhere, then run prepare again (it resumes)"
+        ) from None
+    return out
+
+
 def _decode_all(
     partial: Path, plan: pd.DataFrame, paths: list[str], settings: dict, workers: int, progress: bool
 ) -> dict[int, tuple[str, str, str]]:
@@ -481,12 +509,7 @@ def _decode_all(
     if not todo:
         return results
     shape = (len(plan), settings["clip_samples"])
-    rows = np.lib.format.open_memmap(
-        rows_path,
-        mode="r+" if rows_path.is_file() else "w+",
-        dtype=np.int16,
-        shape=None if rows_path.is_file() else shape,
-    )
+    rows = _writable_memmap(rows_path, None if rows_path.is_file() else shape)
     args = (settings["sample_rate"], settings["clip_samples"], settings["clip_rule"], settings["min_clip_fraction"])
     jobs = [(row, paths[row], *args) for row in todo]
     bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="prepare", unit="track", disable=not progress)
@@ -518,7 +541,7 @@ def _compact(partial: Path, ok: np.ndarray) -> None:
         return
     rows = np.load(rows_path, mmap_mode="r")
     tmp = partial / "audio.npy.tmp"
-    audio = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int16, shape=(int(ok.sum()), rows.shape[1]))
+    audio = _writable_memmap(tmp, (int(ok.sum()), rows.shape[1]))
     kept = np.flatnonzero(ok)
     for start in range(0, len(kept), 256):  # 256 rows: 512 MB at the paper's 10**6 samples
         audio[start : start + 256] = rows[kept[start : start + 256]]
