@@ -7,27 +7,34 @@ run's own folders changed. Numbers in the test names follow the list in docs/fau
 
 from __future__ import annotations
 
+import errno
+import json
+import os
 import re
 import shutil
 import stat
 import subprocess
 import sys
+import threading
+import time
 import warnings
 import zipfile
 from pathlib import Path
 
 import nbformat
 import numpy as np
+import pandas as pd
 import pytest
+import yaml
 from conftest import run_snakemake
 
 from fmareport import experiment
 from fmareport.cli import main
-from fmareport.config import ConfigError, load_cell, load_config, profile_path
+from fmareport.config import Config, ConfigError, load_cell, load_config, profile_path
 from fmareport.data.audio import Skip, decode_clip
 from fmareport.data.fetch import FetchError, extract, fetch
 from fmareport.data.fma import TracksError, load_tracks
-from fmareport.data.store import _decode_job, prepare, select_tracks
+from fmareport.data.store import StoreError, _decode_job, _locked, ensure_data, prepare, select_tracks, synth_settings
 from fmareport.data.synth import MARKER, TrackMeta, synthesize, tracks_table
 from fmareport.report import book
 
@@ -459,3 +466,189 @@ def test_10_the_snakefile_quotes_the_data_dir(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:]
     assert f"synth '{evil}'" in done.stdout
     assert not (tmp_path / "PWNED").exists()
+
+
+# --- 11. the store and the data are what prepare wrote and read --------------------------------------
+
+
+def copy_of_store(store, cfg, tmp_path) -> tuple[Path, object]:
+    """A copy of the tiny store under tmp_path/stores (never damage the session's), and a config that reuses it."""
+    copy = shutil.copytree(store.path, tmp_path / "stores" / store.path.name)
+    return copy, cfg.replace(store_root=str(copy.parent))
+
+
+def overwrite_data(path: Path) -> None:
+    """audio.npy's samples replaced by random bytes of the same size; its .npy header kept."""
+    offset = path.stat().st_size - 2 * np.load(path, mmap_mode="r").size
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(np.random.default_rng(0).bytes(path.stat().st_size - offset))
+
+
+def edit_index(row: int, column: str, value) -> callable:
+    """index.csv with data row `row` (0-based) given `value` in `column`."""
+
+    def edit(path: Path) -> None:
+        index = pd.read_csv(path)
+        index.loc[row, column] = value
+        index.to_csv(path, index=False)
+
+    return edit
+
+
+def swap_index_rows(path: Path) -> None:
+    """index.csv's first two rows' track ids swapped (the same size, every label still right)."""
+    index = pd.read_csv(path)
+    index.loc[[0, 1], "track_id"] = index.track_id[[1, 0]].to_numpy()
+    index.to_csv(path, index=False)
+
+
+def drop_files_record(path: Path) -> None:
+    """manifest.json as a store made before stores recorded their files' sizes and SHA1s."""
+    manifest = json.loads(path.read_text())
+    del manifest["files"]
+    path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    "name, damage, message",
+    [
+        ("audio.npy", lambda p: p.write_bytes(np.random.default_rng(0).bytes(p.stat().st_size)), "not a readable .npy"),
+        ("audio.npy", overwrite_data, r"changed since prepare wrote it \(SHA1 [0-9a-f]{40}, the manifest says"),
+        (
+            "audio.npy",
+            lambda p: os.truncate(p, p.stat().st_size // 2),
+            r"327,744 bytes, the manifest says 655,488 bytes",
+        ),
+        ("index.csv", edit_index(3, "label", 5), r"data row 4 \(track_id \d+\) has genre '\w+', label 5"),
+        (
+            "index.csv",
+            edit_index(3, "label", 9),
+            r"label 9, split 'training'; a label is the genre's place in .* \(0-7\)",
+        ),
+        ("index.csv", swap_index_rows, "changed since prepare wrote it"),
+        ("manifest.json", drop_files_record, r"records no size and SHA1 of \('audio.npy', 'index.csv'\)"),
+    ],
+    ids=["audio-random", "audio-samples", "audio-truncated", "label", "label-out-of-range", "rows-swapped", "old"],
+)
+def test_11_a_store_changed_since_prepare_is_refused(tiny_config, tiny_store, tmp_path, name, damage, message):
+    """A cell opens its store through prepare: a damaged one stops it, naming the file and the rebuild."""
+    store, cfg = copy_of_store(tiny_store, tiny_config, tmp_path)
+    damage(store / name)
+    before = state(store)
+    with pytest.raises(StoreError, match=message) as err:
+        prepare(cfg, progress=False)
+    assert str(store / name) in str(err.value) if name != "manifest.json" else str(store) in str(err.value)
+    assert f"delete the folder {store} (prepare made it) and run `fmareport prepare --profile tiny`" in str(err.value)
+    assert "\n" not in str(err.value)
+    assert state(store) == before and sorted(store.parent.iterdir()) == [store, store.with_name(store.name + ".lock")]
+
+
+def test_11_fmareport_prepare_on_a_damaged_store_exits_1(tiny_config, tiny_store, tmp_path, capsys):
+    store, cfg = copy_of_store(tiny_store, tiny_config, tmp_path)
+    edit_index(0, "label", 7)(store / "index.csv")
+    profile = tmp_path / "tiny.yaml"
+    profile.write_text(yaml.safe_dump(cfg.to_dict()))
+    assert main(["prepare", "--profile", str(profile)]) == 1
+    assert f"{store / 'index.csv'}: data row 1" in capsys.readouterr().err
+
+
+def flock_waiters(lock: Path) -> int:
+    """How many flock() calls are blocked on `lock` (Linux: the '->' lines of /proc/locks)."""
+    inode = f":{lock.stat().st_ino} "
+    return sum("->" in line and inode in line for line in Path("/proc/locks").read_text().splitlines())
+
+
+def test_11_a_synthetic_set_made_while_waiting_for_the_lock_is_checked(tmp_path):
+    """Two prepares of different synth settings on one new data folder: the second, once it gets the
+    lock, finds the first one's set and must refuse it, not train on it."""
+    cfg = Config(data_dir=str(tmp_path / "set"), store_root=str(tmp_path / "stores"), prepare_workers=1,
+                 synth_tracks_per_genre=1, synth_seconds=0.5, synth_sample_rate=8000, synth_bad_cases=False)  # fmt: skip
+    lock = tmp_path / "set.lock"
+    outcome = {}
+
+    def second():
+        try:
+            outcome["data"] = ensure_data(cfg.replace(synth_test_fraction=0.5), progress=False)
+        except ConfigError as err:
+            outcome["error"] = err
+
+    with _locked(lock):  # the first prepare, making its set
+        thread = threading.Thread(target=second)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not flock_waiters(lock) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert flock_waiters(lock) == 1, "the second prepare never waited for the lock"
+        synthesize(cfg.data_dir, **synth_settings(cfg), progress=False, workers=1)
+    thread.join(30)
+    assert "synth_test_fraction: the set has 0.1, the config 0.5" in str(outcome.get("error")), outcome
+    assert not (tmp_path / "stores").exists()
+
+
+def test_11_a_full_disk_is_an_error_naming_the_folder_not_sigbus(tiny_config, tiny_store, tmp_path, monkeypatch):
+    """posix_fallocate reserves the rows before any memmap write (a write into a sparse memmap on a
+    full disk is SIGBUS); ENOSPC there is the full disk, as the kernel reports it."""
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    cfg = tiny_config.replace(store_root=str(tmp_path / "stores"))
+    with pytest.raises(StoreError) as err:
+        prepare(cfg, progress=False)
+    partial = tmp_path / "stores" / f"{tiny_store.path.name}.partial"
+    assert str(err.value) == (
+        f"{partial}: no room on its disk for rows.npy, 737,280 bytes (No space left on device): "
+        "free space there or set store_root elsewhere, then run prepare again (it resumes)"
+    )
+    assert not (tmp_path / "stores" / tiny_store.path.name).exists()  # nothing looks complete
+    assert not (partial / "journal.jsonl").exists() or not (partial / "journal.jsonl").read_text()
+
+
+FILL_DISK_AND_PREPARE = """
+import os, sys, yaml
+from pathlib import Path
+from fmareport.config import Config
+from fmareport.data import store
+cfg = Config(**yaml.safe_load(Path(sys.argv[1]).read_text()))
+store._check_space = lambda folder, n: folder.mkdir(parents=True, exist_ok=True)  # passed: the disk filled after it
+disk = os.statvfs(cfg.store_root)
+Path(cfg.store_root, "filler").write_bytes(bytes(disk.f_bavail * disk.f_frsize - 100_000))
+store.prepare(cfg, progress=False)
+"""
+
+
+def test_11_a_really_full_disk_stops_prepare_with_the_message(tiny_config, tiny_store, tmp_path):
+    """The same on a real full file system: a 2 MiB tmpfs (skipped where this user may not mount
+    one), prepare in a process of its own. Before the reservation it died there of SIGBUS."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", disk], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        profile = tmp_path / "tiny.yaml"
+        profile.write_text(yaml.safe_dump(tiny_config.replace(store_root=str(disk / "stores")).to_dict()))
+        (disk / "stores").mkdir()
+        run = subprocess.run(
+            [sys.executable, "-c", FILL_DISK_AND_PREPARE, profile], cwd=REPO, capture_output=True, text=True
+        )
+    finally:
+        subprocess.run(["umount", disk], check=True)
+    assert run.returncode == 1, f"exit {run.returncode}: {run.stderr[-2000:]}"
+    assert ".partial: no room on its disk for rows.npy, 737,280 bytes (No space left on device)" in run.stderr
+
+
+def test_11_a_track_that_is_a_folder_is_skipped_as_not_a_file(tmp_path):
+    folder = tmp_path / "000002.mp3"
+    folder.mkdir()
+    with pytest.raises(Skip) as err:
+        decode_clip(folder, 8000, 4096)
+    assert err.value.args == ("not a file", f"{folder} is a folder, not a file")
+    fifo = tmp_path / "000005.mp3"
+    os.mkfifo(fifo)
+    with pytest.raises(Skip) as err:  # never opened: opening a FIFO would wait for a writer
+        decode_clip(fifo, 8000, 4096)
+    assert err.value.args[0] == "not a file" and "not a regular file" in err.value.args[1]
+    with pytest.raises(Skip, match="no file"):
+        decode_clip(tmp_path / "000010.mp3", 8000, 4096)

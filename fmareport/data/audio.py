@@ -12,7 +12,8 @@ Decode rule (DECODE_VERSION 1), per track:
      a clip whose peak is below SILENCE_PEAK is skipped as "silent";
   6. int16 = clip(round(x * 32768), -32768, 32767); read back as x / 32768 (INT16_SCALE),
      libsndfile's own int16 <-> float convention; decoded mp3s overshoot 1.0 a little.
-A missing file is skipped as "missing", one that fails to decode as "undecodable".
+A missing file is skipped as "missing", a path that is a folder (or another non-file) as
+"not a file", one that fails to decode as "undecodable".
 """
 
 from __future__ import annotations
@@ -79,9 +80,13 @@ def decode_clip(
 ) -> np.ndarray:
     """Decode one mp3 into a clip by the rule in this module's docstring: (clip_samples,) int16.
 
-    Raises Skip("missing" | "undecodable" | "too short" | "silent", detail).
+    Raises Skip("missing" | "not a file" | "undecodable" | "too short" | "silent", detail).
     """
     path = Path(path)
+    if path.is_dir():
+        raise Skip("not a file", f"{path} is a folder, not a file")
+    if path.exists() and not path.is_file():  # never opened: opening a FIFO waits for a writer
+        raise Skip("not a file", f"{path} is not a regular file (a device, FIFO or socket)")
     if not path.is_file():
         raise Skip("missing", f"no file {path}")
     size = path.stat().st_size

@@ -22,6 +22,12 @@ store without decoding; any other setting makes a new one. Decoding runs in
 cfg.prepare_workers spawned processes (0: one per core); two prepares of the same
 store take turns (a file lock), the second reusing the first's work.
 
+The manifest records each file's size and SHA1 (`files`); `open_store` checks them, and
+index.csv's labels against fma.GENRES, every time a store is opened (prepare's reuse and
+every cell): a store changed since prepare wrote it is refused, naming the file and the
+command that rebuilds it. The full hash costs about 20 s per cell at the paper's 16 GB on a
+2-core machine (docs/running.md, "What checking the store costs").
+
 A kill at any moment leaves no store that looks complete: the work goes into
 `<name>.partial/` (rows.npy, a preallocated memmap, and journal.jsonl, one line per
 track appended after its row is written), the manifest is written last and the folder
@@ -31,10 +37,12 @@ renamed. A rerun resumes from the journal and gives a byte-identical store.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
 import logging
+import os
 import shlex
 import shutil
 from dataclasses import dataclass
@@ -50,6 +58,20 @@ from .fma import GENRES, SPLITS, SUBSETS, audio_path, load_tracks
 from .pool import imap_unordered
 
 log = logging.getLogger(__name__)
+
+STORE_FILES = ("audio.npy", "index.csv")  # what the manifest's `files` records: size in bytes and SHA1
+INDEX_COLUMNS = ("track_id", "genre", "label", "split")
+
+
+class StoreError(ValueError):
+    """A store that is not what its manifest says (damaged, truncated, edited, too old), or that
+    cannot be written (a full disk)."""
+
+
+def rebuild_hint(path: Path, profile: str | None = None) -> str:
+    """How to rebuild the store at `path`: prepare made the folder, so deleting it loses nothing."""
+    command = f"fmareport prepare --profile {profile or 'P'}"
+    return f"delete the folder {path} (prepare made it) and run `{command}`" + ("" if profile else " (P: its profile)")
 
 
 def _decode_job(job: tuple[int, str, int, int, str, float]) -> tuple[int, np.ndarray | None, str, str, str]:
@@ -100,24 +122,79 @@ class ClipStore:
         return len(self.index)
 
 
-def open_store(path: str | Path) -> ClipStore:
-    """Open a complete store folder (one with manifest.json); audio is memory-mapped read-only."""
+def open_store(path: str | Path, profile: str | None = None) -> ClipStore:
+    """Open a complete store folder (one with manifest.json); audio is memory-mapped read-only.
+
+    Checks the store against its manifest first (sizes, shapes, index.csv's labels, each file's
+    SHA1) and raises StoreError naming the file and how to rebuild it (`profile`: for the command).
+    """
     path = Path(path)
     manifest_path = path / "manifest.json"
     if not manifest_path.is_file():
         raise FileNotFoundError(
             f"{path}: not a complete clip store (no manifest.json); run `fmareport prepare` to build or finish it"
         )
-    manifest = json.loads(manifest_path.read_text())
-    audio = np.load(path / "audio.npy", mmap_mode="r")
-    index = pd.read_csv(path / "index.csv", dtype={"track_id": np.int64, "genre": str, "label": np.int64, "split": str})
+    redo = rebuild_hint(path, profile)
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (ValueError, OSError) as err:
+        raise StoreError(f"{manifest_path}: not readable JSON ({err}); {redo}") from None
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(_file_record_ok(files.get(name)) for name in STORE_FILES):
+        raise StoreError(f"{manifest_path}: records no size and SHA1 of {STORE_FILES} (an older store); {redo}")
+    _check_files(path, files, redo, sha1=False)  # sizes first: a truncated file is named as one
+    try:
+        audio = np.load(path / "audio.npy", mmap_mode="r")
+    except (ValueError, OSError) as err:  # numpy's words ("mmap length is greater than file size") name no file
+        raise StoreError(f"{path / 'audio.npy'}: not a readable .npy ({err}); {redo}") from None
+    try:
+        index = pd.read_csv(
+            path / "index.csv", dtype={"track_id": np.int64, "genre": str, "label": np.int64, "split": str}
+        )
+    except (ValueError, OSError) as err:  # pandas' ParserError is a ValueError
+        raise StoreError(f"{path / 'index.csv'}: not readable ({err}); {redo}") from None
+    if list(index.columns) != list(INDEX_COLUMNS):
+        raise StoreError(f"{path / 'index.csv'}: columns {list(index.columns)}, expected {INDEX_COLUMNS}; {redo}")
     expected = (manifest["n_tracks"], manifest["clip_samples"])
     if audio.shape != expected or audio.dtype != np.int16 or len(index) != expected[0]:
-        raise ValueError(
+        raise StoreError(
             f"{path}: audio.npy is {audio.dtype} {audio.shape} and index.csv has {len(index)} rows, "
-            f"the manifest says int16 {expected}; the store is damaged: delete it and prepare again"
+            f"the manifest says int16 {expected}; {redo}"
         )
+    _check_index(index, path / "index.csv", redo)
+    _check_files(path, files, redo, sha1=True)  # the whole store read once: about 20 s at 16 GB
     return ClipStore(path, manifest, audio, index)
+
+
+def _check_files(path: Path, files: dict, redo: str, sha1: bool) -> None:
+    """StoreError unless each of STORE_FILES in `path` has the size (sha1: and the SHA1) that `files` records."""
+    for name in STORE_FILES:
+        want, file = files[name], path / name
+        size = file.stat().st_size if file.is_file() else None
+        if size != want["bytes"]:
+            what = "missing" if size is None else f"{size:,} bytes"
+            raise StoreError(f"{file}: {what}, the manifest says {want['bytes']:,} bytes; {redo}")
+        if sha1 and (digest := hash_file(file).hexdigest()) != want["sha1"]:
+            raise StoreError(
+                f"{file}: changed since prepare wrote it (SHA1 {digest}, the manifest says {want['sha1']}); {redo}"
+            )
+
+
+def _file_record_ok(record) -> bool:
+    """Whether `record` is one file's entry of the manifest's `files`: {"bytes": int, "sha1": str}."""
+    return isinstance(record, dict) and isinstance(record.get("bytes"), int) and isinstance(record.get("sha1"), str)
+
+
+def _check_index(index: pd.DataFrame, path: Path, redo: str) -> None:
+    """StoreError unless every row's genre is one of GENRES, its label GENRES.index(genre) and its split one of SPLITS."""
+    label = index["genre"].map({genre: i for i, genre in enumerate(GENRES)})
+    bad = np.flatnonzero((label != index["label"]).to_numpy() | ~index["split"].isin(SPLITS).to_numpy())
+    if len(bad):
+        row = index.iloc[bad[0]]
+        raise StoreError(
+            f"{path}: data row {bad[0] + 1} (track_id {row.track_id}) has genre {row.genre!r}, label {row.label}, "
+            f"split {row.split!r}; a label is the genre's place in {GENRES} (0-7), a split one of {SPLITS}; {redo}"
+        )
 
 
 def select_tracks(tracks: pd.DataFrame, subset: str) -> tuple[pd.DataFrame, dict[str, int], list[dict]]:
@@ -168,13 +245,18 @@ def source_fingerprint(data_dir: Path, subset: str, track_ids: np.ndarray) -> st
     h = hashlib.sha1()
     for path in (data_dir / "fma_metadata" / "tracks.csv", data_dir / f"fma_{subset}" / "checksums"):
         if path.is_file():
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
+            hash_file(path, h)
     for tid in track_ids:
         p = audio_path(data_dir, tid, subset)
         h.update(f"{tid}:{p.stat().st_size if p.is_file() else -1};".encode())
     return h.hexdigest()
+
+
+def hash_file(path: Path, h=None):
+    """Feed the file's bytes into hash object `h` (default: a new SHA1) and return it. SHA1 was the
+    fastest of the stdlib's hashes here: about 1 GiB/s of CPU (docs/running.md)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, hashlib.sha1 if h is None else lambda: h)
 
 
 @contextlib.contextmanager
@@ -237,24 +319,25 @@ def synth_arguments(cfg: Config) -> list[str]:
 
 
 def ensure_data(cfg: Config, progress: bool = True) -> Path:
-    """The data set's root; a synthetic one is made first if it is missing."""
+    """The data set's root; a synthetic one is made first if it is missing, and checked against
+    cfg's synth settings whoever made it (this process, another that held the lock, a user)."""
     data_dir = Path(cfg.data_dir)
     tracks_csv = data_dir / "fma_metadata" / "tracks.csv"
-    if tracks_csv.is_file():
-        if cfg.data_source == "synth":
-            check_synthetic_set(data_dir, cfg)
-        return data_dir
     if cfg.data_source == "fma":
-        raise FileNotFoundError(
-            f"{tracks_csv} not found: FMA is not in {data_dir}. Run "
-            f"`fmareport fetch {data_dir}` (7.6 GB download) or set data_dir to your FMA copy"
-        )
-    from .synth import synthesize
+        if not tracks_csv.is_file():
+            raise FileNotFoundError(
+                f"{tracks_csv} not found: FMA is not in {data_dir}. Run "
+                f"`fmareport fetch {data_dir}` (7.6 GB download) or set data_dir to your FMA copy"
+            )
+        return data_dir
+    if not tracks_csv.is_file():
+        from .synth import synthesize
 
-    with _locked(data_dir.with_name(data_dir.name + ".lock")):
-        if not tracks_csv.is_file():  # another process may have made it while we waited
-            log.info("synthesizing %s", data_dir)
-            synthesize(data_dir, **synth_settings(cfg), progress=progress, workers=cfg.prepare_workers)
+        with _locked(data_dir.with_name(data_dir.name + ".lock")):
+            if not tracks_csv.is_file():  # another process may have made it while we waited
+                log.info("synthesizing %s", data_dir)
+                synthesize(data_dir, **synth_settings(cfg), progress=progress, workers=cfg.prepare_workers)
+    check_synthetic_set(data_dir, cfg)  # after the lock: a set made with other settings while we waited is refused
     return data_dir
 
 
@@ -284,59 +367,64 @@ def prepare(cfg: Config, progress: bool = True) -> ClipStore:
     name = f"{cfg.subset}-{cfg.sample_rate}hz-{cfg.clip_samples}-{cfg.clip_rule}-{fingerprint[:12]}"
     root = Path(cfg.store_root)
     final = root / name
+    partial = root / f"{name}.partial"
     with _locked(root / f"{name}.lock"):
         if (final / "manifest.json").is_file():
             log.info("reusing complete store %s", final)
-            return open_store(final)
-        partial = root / f"{name}.partial"
-        if (partial / "manifest.json").is_file():  # finished, but killed before the rename
+        elif (partial / "manifest.json").is_file():  # finished, but killed before the rename
             _finish(partial, final)
-            return open_store(final)
-        log.info("decoding %d tracks into %s", len(plan), final)
-        paths = [str(audio_path(data_dir, tid, cfg.subset)) for tid in plan.track_id]
-        results = _decode_all(partial, plan, paths, settings, cfg.prepare_workers, progress)
-        ok = np.array([results[row][0] == "ok" for row in range(len(plan))])
-        _compact(partial, ok)
-        kept = plan[ok].reset_index(drop=True)
-        kept.to_csv(partial / "index.csv", index=False)
-        skipped = [
-            {"track_id": int(plan.track_id[row]), "reason": results[row][0], "detail": results[row][1]}
-            for row in range(len(plan))
-            if not ok[row]
-        ]
-        counts = {g: {s: int(((kept.genre == g) & (kept.split == s)).sum()) for s in SPLITS} for g in GENRES}
-        manifest = {
-            "format": "fmareport clip store",
-            "fingerprint": fingerprint,
-            "name": name,
-            **{k: v for k, v in settings.items() if k != "decoders"},
-            "int16_scale": INT16_SCALE,
-            "silence_peak": SILENCE_PEAK,
-            "decoders": settings["decoders"],
-            "data_dir": str(data_dir.resolve()),
-            "data_source": cfg.data_source,
-            "source_fingerprint": source,
-            "source_fingerprint_rule": "sha1 of tracks.csv, fma_<subset>/checksums and every selected "
-            "track's (track_id, file size in bytes)",
-            "n_tracks": len(kept),
-            "n_selected": len(plan),
-            "split_counts": {s: int((kept.split == s).sum()) for s in SPLITS},
-            "counts": counts,
-            "skipped": skipped,
-            "dropped": dropped,
-            "decoder_notes": [
-                {"track_id": int(plan.track_id[row]), "note": results[row][2]}
+        else:
+            log.info("decoding %d tracks into %s", len(plan), final)
+            paths = [str(audio_path(data_dir, tid, cfg.subset)) for tid in plan.track_id]
+            results = _decode_all(partial, plan, paths, settings, cfg.prepare_workers, progress)
+            ok = np.array([results[row][0] == "ok" for row in range(len(plan))])
+            _compact(partial, ok)
+            kept = plan[ok].reset_index(drop=True)
+            kept.to_csv(partial / "index.csv", index=False)
+            skipped = [
+                {"track_id": int(plan.track_id[row]), "reason": results[row][0], "detail": results[row][1]}
                 for row in range(len(plan))
-                if results[row][2]
-            ],
-            "left_out": left_out,
-        }
-        tmp = partial / "manifest.json.tmp"
-        tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-        tmp.rename(partial / "manifest.json")
-        _finish(partial, final)
-        log.info("stored %d tracks, skipped %d: %s", len(kept), len(skipped), final)
-    return open_store(final)
+                if not ok[row]
+            ]
+            counts = {g: {s: int(((kept.genre == g) & (kept.split == s)).sum()) for s in SPLITS} for g in GENRES}
+            manifest = {
+                "format": "fmareport clip store",
+                "fingerprint": fingerprint,
+                "name": name,
+                **{k: v for k, v in settings.items() if k != "decoders"},
+                "int16_scale": INT16_SCALE,
+                "silence_peak": SILENCE_PEAK,
+                "decoders": settings["decoders"],
+                "data_dir": str(data_dir.resolve()),
+                "data_source": cfg.data_source,
+                "source_fingerprint": source,
+                "source_fingerprint_rule": "sha1 of tracks.csv, fma_<subset>/checksums and every selected "
+                "track's (track_id, file size in bytes)",
+                "n_tracks": len(kept),
+                "n_selected": len(plan),
+                "split_counts": {s: int((kept.split == s).sum()) for s in SPLITS},
+                "counts": counts,
+                "skipped": skipped,
+                "dropped": dropped,
+                "decoder_notes": [
+                    {"track_id": int(plan.track_id[row]), "note": results[row][2]}
+                    for row in range(len(plan))
+                    if results[row][2]
+                ],
+                "left_out": left_out,
+                "files": _file_records(partial),  # last: audio.npy and index.csv are written
+            }
+            tmp = partial / "manifest.json.tmp"
+            tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+            tmp.rename(partial / "manifest.json")
+            _finish(partial, final)
+            log.info("stored %d tracks, skipped %d: %s", len(kept), len(skipped), final)
+    return open_store(final, cfg.profile)  # checked after the lock: cells opening one store hash it side by side
+
+
+def _file_records(folder: Path) -> dict[str, dict]:
+    """{name: {"bytes": size, "sha1": hex digest}} of the STORE_FILES in `folder`: what open_store checks."""
+    return {n: {"bytes": (folder / n).stat().st_size, "sha1": hash_file(folder / n).hexdigest()} for n in STORE_FILES}
 
 
 def _finish(partial: Path, final: Path) -> None:
@@ -362,6 +450,31 @@ def _check_space(folder: Path, store_bytes: int) -> None:
             f"{folder}: the clip store needs {need / 2**30:,.1f} GiB of disk (twice its {store_bytes / 2**30:,.1f} GiB, "
             f"plus 1 GiB), only {free / 2**30:,.1f} GiB are free: lower clip_samples or set store_root elsewhere"
         )
+
+
+def _writable_memmap(path: Path, shape: tuple[int, int] | None) -> np.memmap:
+    """An int16 .npy memmap to write into: a new one of `shape`, or the one at `path` (shape None).
+
+    Its bytes are reserved on disk first (posix_fallocate): writes into a sparse memmap on a
+    full disk kill the process with SIGBUS and no message; here a full disk is a StoreError
+    naming the folder and the bytes needed.
+    """
+    try:
+        out = np.lib.format.open_memmap(path, mode="w+" if shape else "r+", dtype=np.int16, shape=shape)
+        fd = os.open(path, os.O_RDWR)
+        try:
+            os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        size = 2 * shape[0] * shape[1] if shape else path.stat().st_size
+        raise StoreError(
+            f"{path.parent}: no room on its disk for {path.name}, {size:,} bytes ({os.strerror(err.errno)}): "
+            "free space there or set store_root elsewhere, then run prepare again (it resumes)"
+        ) from None
+    return out
 
 
 def _decode_all(
@@ -396,12 +509,7 @@ def _decode_all(
     if not todo:
         return results
     shape = (len(plan), settings["clip_samples"])
-    rows = np.lib.format.open_memmap(
-        rows_path,
-        mode="r+" if rows_path.is_file() else "w+",
-        dtype=np.int16,
-        shape=None if rows_path.is_file() else shape,
-    )
+    rows = _writable_memmap(rows_path, None if rows_path.is_file() else shape)
     args = (settings["sample_rate"], settings["clip_samples"], settings["clip_rule"], settings["min_clip_fraction"])
     jobs = [(row, paths[row], *args) for row in todo]
     bar = tqdm(total=len(plan), initial=len(plan) - len(todo), desc="prepare", unit="track", disable=not progress)
@@ -433,7 +541,7 @@ def _compact(partial: Path, ok: np.ndarray) -> None:
         return
     rows = np.load(rows_path, mmap_mode="r")
     tmp = partial / "audio.npy.tmp"
-    audio = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int16, shape=(int(ok.sum()), rows.shape[1]))
+    audio = _writable_memmap(tmp, (int(ok.sum()), rows.shape[1]))
     kept = np.flatnonzero(ok)
     for start in range(0, len(kept), 256):  # 256 rows: 512 MB at the paper's 10**6 samples
         audio[start : start + 256] = rows[kept[start : start + 256]]
