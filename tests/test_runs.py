@@ -100,29 +100,35 @@ def _age(path: Path, seconds: int) -> None:
 
 
 def test_settings_stamp_changes_only_when_the_cell_must_run_again(tmp_path, monkeypatch):
+    """Snakemake reruns a job whose small input changed in content (a touch alone is not enough)."""
     monkeypatch.chdir(tmp_path)
     shutil.copytree(REPO / "params", tmp_path / "params")
     stamp, out = tmp_path / "build/settings/table1/raw_whole.yaml", tmp_path / "raw_whole.json"
     runs.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
-    assert "cell: table1/raw_whole" in stamp.read_text()
+    first = stamp.read_text()
+    assert "cell: table1/raw_whole" in first
 
-    # A result of today's settings, newer than the stamp: left alone (the cell is up to date).
-    _age(stamp, 60)
+    # A result of today's settings: left alone (the cell is up to date).
     out.write_text(json.dumps(result("table1/raw_whole")))
-    before = stamp.stat().st_mtime_ns
     runs.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
-    assert stamp.stat().st_mtime_ns == before
+    assert stamp.read_text() == first
 
-    # A result of other settings (`fmareport run --set lr=0.01`): the stamp becomes newer than it.
-    out.write_text(json.dumps(result("table1/raw_whole", lr=0.01)))
+    # A result of other settings (`fmareport run --set lr=0.01`): the stamp names the run it replaces.
+    out.write_text(json.dumps(result("table1/raw_whole", lr=0.01) | {"run_id": "b" * 32}))
     runs.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
-    assert stamp.stat().st_mtime_ns > out.stat().st_mtime_ns
+    assert stamp.read_text() == first + runs.RERUN_MARK + "b" * 32 + "\n"
+    # ... once: a second start changes nothing, nor does the cell's own run that replaces it.
+    marked = stamp.read_text()
+    runs.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
+    out.write_text(json.dumps(result("table1/raw_whole")))
+    runs.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
+    assert stamp.read_text() == marked
 
     # An edited params file: the stamp's text changes.
     params = tmp_path / "params/table1/raw_whole.yaml"
     params.write_text(params.read_text() + "seeds: [1]\n")
     runs.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
-    assert "- 1" in stamp.read_text()
+    assert "- 1" in stamp.read_text() and runs.RERUN_MARK not in stamp.read_text()
 
     # A params file that does not load: the stamp says so (the cell's job then fails, naming it).
     params.write_text("dropuot: 0.0\n")

@@ -154,13 +154,17 @@ def run_statuses(profile: str, results: dict[str, dict], workdir: str | Path) ->
     return out
 
 
-def settings_stamp(stamp: str | Path, profile: str, cell: str, result: str | Path) -> Path:
-    """Keep `stamp` (the workflow's input of the cell's job) saying what the cell must run with.
+RERUN_MARK = "# runs again to replace run "  # a stamp line: the result it was changed for
 
-    It holds the resolved config of the cell (or the error that its params files give). It is
-    rewritten when that text changes, and made newer than `result` when `result` ran with other
-    settings (`differing_keys`): either way Snakemake sees a newer input and runs the cell again.
-    Relative paths are relative to the working directory, as everywhere.
+
+def settings_stamp(stamp: str | Path, profile: str, cell: str, result: str | Path) -> Path:
+    """Keep `stamp` (an input of the cell's workflow job) saying what the cell must run with.
+
+    It holds the resolved config of the cell (or the error its params files give), rewritten
+    when that changes. When `result` ran with other settings (`differing_keys`), a line naming
+    that run is added: the stamp's content changes (Snakemake compares small inputs by content,
+    not only by time), so the cell runs again. Once the cell's own run replaces it, the line
+    stays and nothing changes. Relative paths are relative to the working directory.
     """
     import json
 
@@ -172,15 +176,18 @@ def settings_stamp(stamp: str | Path, profile: str, cell: str, result: str | Pat
         text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
     except ConfigError as err:  # the cell's job fails on it first thing, naming the file and key
         cfg, text = None, f"# does not load: {err}\n"
-    if not stamp.is_file() or stamp.read_text(encoding="utf-8") != text:
+    old = stamp.read_text(encoding="utf-8") if stamp.is_file() else None
+    settings, _, mark = (old or "").partition(RERUN_MARK)
+    if old is None or settings != text:
         write_atomic(stamp, text)
-    elif cfg is not None and result.is_file() and result.stat().st_mtime_ns >= stamp.stat().st_mtime_ns:
+    elif cfg is not None and result.is_file():
         try:
-            ran = json.loads(result.read_text(encoding="utf-8"))["config"]
-        except (OSError, ValueError, KeyError, TypeError):
-            ran = None  # unreadable: the book refuses it, naming the file
-        if ran is None or differing_keys(ran, cfg):
-            os.utime(stamp, ns=(result.stat().st_atime_ns, result.stat().st_mtime_ns + 1_000_000))
+            ran = json.loads(result.read_text(encoding="utf-8"))
+            run_id, differ = str(ran.get("run_id")), bool(differing_keys(ran["config"], cfg))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            run_id, differ = f"unreadable {result.stat().st_mtime_ns}", True  # the book refuses it, naming it
+        if differ and mark.strip() != run_id:
+            write_atomic(stamp, text + RERUN_MARK + run_id + "\n")
     return stamp
 
 
