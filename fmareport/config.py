@@ -9,6 +9,11 @@ not 3, `true` is not 1) and bad values are refused, and cross-field checks (a wi
 longer than its clip, duplicate seeds, ...) run on every layer. `ConfigError` names
 the file, the key, what is allowed and, for a typo, the nearest known key.
 
+Params text (a file, `-p overrides`, a `--set` value) is read by one function, `parse_yaml`,
+which refuses what a config never needs and a hostile file uses: YAML anchors and aliases,
+a key given twice, deep nesting, more than 64 KiB (docs/faults.md, case 13). Messages show
+values through `shown`, at most 80 characters.
+
 Names (`profile`, `cell`) are checked against a strict pattern: they become parts of
 paths (`results/<profile>/<cell>.json`), so no name can climb out of a folder. Relative
 paths in a config (`data_dir`, `store_root`, `results_dir`, `build_dir`) are relative to
