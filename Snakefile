@@ -44,11 +44,9 @@ import shlex
 import sys
 from pathlib import Path
 
-import yaml
-
 from snakemake.exceptions import WorkflowError
 
-from fmareport.config import ConfigError, load_profile
+from fmareport.config import ConfigError, load_profile, read_yaml
 from fmareport.data.store import synth_arguments
 from fmareport.gpus import visible_gpus
 from fmareport.report.runs import CELL_FOLDERS, expected_cells, settings_stamp
@@ -94,9 +92,10 @@ for _cell in CELLS:
 
 
 def cell_inputs(wildcards):
-    """A cell's params file, and its base cell's for an ablation (its settings come first)."""
+    """A cell's params file, and its base cell's for an ablation (its settings come first).
+    Read as the config layer reads it (fmareport.config.read_yaml: no aliases, no key twice)."""
     own = PARAMS / f"{wildcards.cell}.yaml"
-    base = yaml.safe_load(own.read_text()).get("base") if own.is_file() else None
+    base = read_yaml(own).get("base") if own.is_file() else None
     return [own] + ([PARAMS / f"{base}.yaml"] if base else [])
 
 

@@ -238,16 +238,18 @@ def _run(sub) -> None:
     )
 
     def run(args) -> int:
-        from .config import load_cell, parse_yaml
-        from .experiment import run_cell
+        from .config import load_cell, parse_yaml, shown
 
         overrides = {}
-        for item in args.set:
+        for item in args.set:  # checked before torch is imported: a typo fails at once
             key, sep, value = item.partition("=")
             if not sep:
-                raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
-            overrides[key.strip()] = parse_yaml(value, f"--set {key.strip()}")
-        results = run_cell(load_cell(args.profile, args.cell, overrides))
+                raise ConfigError(f"--set {shown(item)}: expected KEY=VALUE")
+            overrides[key.strip()] = parse_yaml(value, f"--set {shown(key.strip(), text=True)}")
+        cfg = load_cell(args.profile, args.cell, overrides)
+        from .experiment import run_cell
+
+        results = run_cell(cfg)
         s = results.summary
         print(
             f"{args.profile} {args.cell}: test accuracy {s.test_acc_last_mean:.3f} ± {s.test_acc_last_std:.3f} "

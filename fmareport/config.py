@@ -9,6 +9,11 @@ not 3, `true` is not 1) and bad values are refused, and cross-field checks (a wi
 longer than its clip, duplicate seeds, ...) run on every layer. `ConfigError` names
 the file, the key, what is allowed and, for a typo, the nearest known key.
 
+Params text (a file, `-p overrides`, a `--set` value) is read by one function, `parse_yaml`,
+which refuses what a config never needs and a hostile file uses: YAML anchors and aliases,
+a key given twice, deep nesting, more than 64 KiB (docs/faults.md, case 13). Messages show
+values through `shown`, at most 80 characters.
+
 Names (`profile`, `cell`) are checked against a strict pattern: they become parts of
 paths (`results/<profile>/<cell>.json`), so no name can climb out of a folder. Relative
 paths in a config (`data_dir`, `store_root`, `results_dir`, `build_dir`) are relative to
@@ -19,6 +24,10 @@ from __future__ import annotations
 
 import difflib
 import re
+import reprlib
+import typing
+from collections import Counter
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -37,6 +46,24 @@ CELL_PATTERN = rf"{NAME_PATTERN}(/{NAME_PATTERN})?"
 ProfileName = Annotated[str, StringConstraints(pattern=rf"^{NAME_PATTERN}$")]
 CellName = Annotated[str, StringConstraints(pattern=rf"^{CELL_PATTERN}$")]
 Positive = Annotated[int, Field(gt=0)]
+
+# A seed is what numpy's legacy seeding takes (np.random.seed, in train.seed_everything):
+# 0 <= seed < 2**32. A negative seed used to pass here and fail in numpy after prepare.
+MAX_SEED = 2**32
+Seed = Annotated[int, Field(ge=0, lt=MAX_SEED)]
+
+# The largest params text we read: a file, `-p overrides` or a `--set` value. The largest real
+# file (params/profiles/demo.yaml) is 1.8 KiB; 64 KiB leaves 35 times that, and bounds the work
+# the pure-Python YAML parser and the checks do on hostile input (docs/faults.md, case 13):
+# 64 KiB of one long list parses in 0.3 to 2 s on one core (PyYAML's SafeLoader, measured).
+MAX_PARAMS_BYTES = 64 * 1024
+# How deep YAML collections may nest: a config is a mapping of scalars and flat lists (depth 2);
+# a deeper one is refused before PyYAML's recursive composer runs out of stack.
+MAX_YAML_DEPTH = 8
+# How long a value may be when a message shows it: enough to recognise it, never a 3 MB echo.
+MAX_SHOWN = 80
+# How many distinct problems one ConfigError lists (a list of 10,000 bad items is one problem).
+MAX_MESSAGES = 5
 
 # The largest clip we accept: 2**24 samples (6.3 min at 44.1 kHz, 32 MiB of int16 per track);
 # FMA's clips are 30 s. A larger value is a typo that would make prepare allocate terabytes.
@@ -67,7 +94,7 @@ class Config(BaseModel):
     synth_tracks_per_genre: Positive = 5  # synth only: tracks per genre in the small subset
     synth_seconds: Annotated[float, Field(gt=0, le=600)] = 2.5  # synth only: length of each track (s)
     synth_sample_rate: Positive = 22050  # synth only: rate of the synthetic mp3s (Hz)
-    synth_seed: int = 0  # synth only: same seed -> same bytes
+    synth_seed: Annotated[int, Field(ge=0)] = 0  # synth only: same seed -> same bytes (numpy: >= 0)
     # synth only: shares of each genre's tracks in the validation and test splits (FMA's 80/10/10);
     # the rest is training. The demo makes its test split large: its intervals narrow with it.
     synth_validation_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
@@ -96,7 +123,7 @@ class Config(BaseModel):
     segment_overlap: Annotated[float, Field(ge=0, lt=1)] = 0.5  # fraction shared with the next segment
 
     # --- protocol ---
-    seeds: Annotated[list[int], Field(min_length=1)] = [0]
+    seeds: Annotated[list[Seed], Field(min_length=1)] = [0]  # each in [0, 2**32): numpy's seed range
     epochs: Positive = 1
     batch_size: Positive = 16  # clips per step (paper: 50); segmented: all segments of these clips
     batch_unit: Literal["clips", "segments"] = "clips"  # a batch: the segments of batch_size clips, or
@@ -125,11 +152,11 @@ class Config(BaseModel):
             e.append(f"key 'n_fft': must be even (n_fft // 2 + 1 frequency bins), got {self.n_fft}")
         if self.channels % 2:
             e.append(f"key 'channels': must be even (the 'both' input gives each half), got {self.channels}")
-        if len(set(self.seeds)) != len(self.seeds):
-            twice = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
+        twice = sorted(s for s, n in Counter(self.seeds).items() if n > 1)  # linear: 300,000 seeds in ms
+        if twice:
             e.append(
                 f"key 'seeds': each seed once (a repeated seed would only repeat its run), "
-                f"got {self.seeds}; {twice} repeated"
+                f"got {shown(self.seeds)}; {shown(twice)} repeated"
             )
         if self.segment_hop < 1:
             e.append(
@@ -189,6 +216,25 @@ class Config(BaseModel):
 
 FIELDS = Config.model_fields
 
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = MAX_SHOWN
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 8
+_REPR.maxlevel = 3
+
+
+def shown(value: Any, text: bool = False) -> str:
+    """`repr(value)` (with text=True: a message's text, on one line) in at most MAX_SHOWN
+    characters. Every message the config layer builds shows values through it: a hostile value
+    (3 MB of text, a list of 300,000 seeds) is named, never echoed whole (docs/faults.md, case 13)."""
+    if text:
+        out = " ".join(str(value).split())
+    else:
+        try:
+            out = _REPR.repr(value)
+        except ValueError:  # an int past Python's 4300-digit str limit
+            out = f"<{type(value).__name__} too long to show>"
+    return out if len(out) <= MAX_SHOWN else out[: MAX_SHOWN - 3] + "..."
+
 
 def _describe(key: str) -> str:
     """What a key accepts, in words: 'one of 'raw', 'spectrogram', 'both'', 'an integer', ..."""
@@ -211,10 +257,25 @@ def _key(loc: tuple) -> str:
 _BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
 
 
-def _allowed_range(key: str, kind: str, ctx: dict) -> str:
-    """A field's bounds in words: 'in [0, 1)', '> 0', ... (the failed bound alone for list items)."""
+def _metadata(loc: tuple) -> list:
+    """The constraints on the value at `loc`: the field's, or for a list item (`seeds[1]`) its item type's."""
+    if loc[0] not in FIELDS:
+        return []
+    field = FIELDS[loc[0]]
+    if len(loc) == 1:
+        return list(field.metadata)
+    (item,) = typing.get_args(field.annotation)[:1] or (None,)  # list[Annotated[int, Field(...)]]
+    constraints = []
+    for m in getattr(item, "__metadata__", ()):
+        constraints.extend(getattr(m, "metadata", [m]))  # a Field(...) holds its bounds in .metadata
+    return constraints
+
+
+def _allowed_range(loc: tuple, kind: str, ctx: dict) -> str:
+    """The bounds of the value at `loc` in words: 'in [0, 1)', '> 0', ... (the failed bound alone
+    when the other is not known)."""
     bounds = {}
-    for m in FIELDS[key].metadata if key in FIELDS else []:
+    for m in _metadata(loc):
         for name in ("gt", "ge", "lt", "le"):
             if getattr(m, name, None) is not None:
                 bounds[name] = getattr(m, name)
@@ -232,27 +293,41 @@ def _num(v: float) -> str:
 
 
 def _message(e: dict) -> str:
-    """One pydantic error as our message: the key, what was given, what is allowed."""
-    kind, loc, value = e["type"], e["loc"], e.get("input")
+    """One pydantic error as our message: the key, what was given (shortened), what is allowed."""
+    kind, loc, value = e["type"], e["loc"], shown(e.get("input"))
     if kind == "value_error" and not loc:  # our cross-field checks: the message names its keys
         return str(e["ctx"]["error"])
-    key = _key(loc)
+    key = shown(_key(loc))
     if kind == "extra_forbidden":
-        near = difflib.get_close_matches(str(loc[0]), FIELDS, n=1, cutoff=0.6)
+        near = difflib.get_close_matches(str(loc[0])[:MAX_SHOWN], FIELDS, n=1, cutoff=0.6)
         hint = f" Did you mean {near[0]!r}?" if near else ""
-        return f"unknown key {loc[0]!r}.{hint} Known keys: {', '.join(FIELDS)}"
+        return f"unknown key {shown(loc[0])}.{hint} Known keys: {', '.join(FIELDS)}"
     if kind in _BOUNDS:
-        return f"key {key!r}: must be {_allowed_range(loc[0], kind, e['ctx'])}, got {value!r}"
+        return f"key {key}: must be {_allowed_range(loc, kind, e['ctx'])}, got {value}"
     if kind == "string_pattern_mismatch":
         what = "a cell: a name, or table/name" if loc[0] == "cell" else "a name"
         return (
-            f"key {key!r}: {value!r} is not {what} (lower-case letters, digits, '_' and '-', "
+            f"key {key}: {value} is not {what} (lower-case letters, digits, '_' and '-', "
             f"starting with a letter or digit; it becomes part of a path)"
         )
     if kind == "too_short":
-        return f"key {key!r}: needs at least {e['ctx']['min_length']} value(s), got {value!r}"
+        return f"key {key}: needs at least {e['ctx']['min_length']} value(s), got {value}"
     expected = _describe(loc[0]) if len(loc) == 1 else {"int_type": "an integer"}.get(kind, e["msg"])
-    return f"key {key!r}: got {value!r} ({type(value).__name__}), expected {expected}"
+    return f"key {key}: got {value} ({type(e.get('input')).__name__}), expected {expected}"
+
+
+def _messages(errors: list[dict]) -> str:
+    """The first MAX_MESSAGES distinct problems, '; '-joined, and how many errors are left out."""
+    messages: list[str] = []
+    seen = 0  # errors looked at: each message is built only for these
+    for e in errors:
+        seen += 1
+        if (m := _message(e)) not in messages:
+            messages.append(m)
+        if len(messages) == MAX_MESSAGES:
+            break
+    left = len(errors) - seen
+    return "; ".join(messages) + (f" (and {left} more error{'s' * (left > 1)})" if left else "")
 
 
 def from_dict(raw: dict[str, Any], source: str = "<dict>", base: dict[str, Any] | None = None) -> Config:
@@ -262,12 +337,61 @@ def from_dict(raw: dict[str, Any], source: str = "<dict>", base: dict[str, Any] 
     try:
         return Config.model_validate({**(base or {}), **raw})
     except ValidationError as err:
-        messages = list(dict.fromkeys(_message(e) for e in err.errors()))
-        raise ConfigError(f"{source}: " + "; ".join(messages)) from None
+        raise ConfigError(f"{source}: {_messages(err.errors(include_url=False))}") from None
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML as YAML 1.2 reads numbers: `1e-3` is a float (YAML 1.1, PyYAML's default, reads a string)."""
+    """PyYAML's SafeLoader, hardened for params text (docs/faults.md, case 13).
+
+    * Numbers as YAML 1.2 reads them: `1e-3` is a float (YAML 1.1, PyYAML's default, reads a string).
+    * No anchors or aliases (`&a`, `*a`): nine nested aliases expand to 9**9 values when a message
+      or a check walks them (the "billion laughs"); a config never needs one.
+    * No key twice in a mapping (PyYAML keeps the last silently) and no merge key (`<<`).
+    * Collections nested at most MAX_YAML_DEPTH deep.
+    Each refusal is a ConfigError naming the source and the line.
+    """
+
+    def __init__(self, text: str, source: str):
+        super().__init__(text)
+        self.source = source
+        self.depth = 0
+
+    def refuse(self, mark: yaml.Mark, what: str) -> ConfigError:
+        return ConfigError(f"{self.source}: line {mark.line + 1}: {what}")
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or event.anchor is not None:
+            what = "alias *" if isinstance(event, yaml.AliasEvent) else "anchor &"
+            raise self.refuse(
+                event.start_mark,
+                f"YAML {what}{shown(event.anchor, text=True)} refused (params files take no anchors or "
+                "aliases: they can expand without bound); write the value out",
+            )
+        if self.depth >= MAX_YAML_DEPTH:
+            raise self.refuse(event.start_mark, f"nested more than {MAX_YAML_DEPTH} deep; a config is flat")
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            line = key_node.start_mark.line + 1
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise self.refuse(key_node.start_mark, "merge key '<<' refused; write the keys out")
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable):
+                continue  # SafeLoader refuses it below ("found unhashable key")
+            if key in lines:
+                raise self.refuse(
+                    key_node.start_mark,
+                    f"key {shown(key)} given twice (first on line {lines[key]}); keep one",
+                )
+            lines[key] = line
+        return super().construct_mapping(node, deep)
 
 
 _Loader.add_implicit_resolver(
@@ -277,12 +401,37 @@ _Loader.add_implicit_resolver(
 )
 
 
+def _check_size(n_bytes: int, source: str) -> None:
+    """ConfigError for params text over MAX_PARAMS_BYTES (a file, `-p overrides`, a `--set` value)."""
+    if n_bytes > MAX_PARAMS_BYTES:
+        raise ConfigError(
+            f"{source}: more than {MAX_PARAMS_BYTES // 1024} KiB of YAML (the limit for params text); "
+            "a config is a few lines: check that this is the file you meant"
+        )
+
+
 def parse_yaml(text: str, source: str) -> Any:
-    """YAML text -> Python values (YAML 1.2 numbers); ConfigError naming `source` if it is not YAML."""
+    """The one reader of params YAML (files, overrides, `--set` values): text -> Python values.
+
+    Through `_Loader` (YAML 1.2 numbers; no aliases, duplicate keys or deep nesting) and
+    under MAX_PARAMS_BYTES; ConfigError naming `source` (and the line) for anything else.
+    """
+    _check_size(len(text.encode("utf-8", "surrogatepass")), source)
+    loader = _Loader(text, source)
     try:
-        return yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{source}: not valid YAML: {err}") from None
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise ConfigError(f"{source}: {where}not valid YAML: {shown(err.problem or err.context, text=True)}") from None
+    except yaml.YAMLError as err:  # no position: a control character, ...
+        raise ConfigError(f"{source}: not valid YAML: {shown(str(err), text=True)}") from None
+    except ValueError as err:  # a constructor's: an int of more than 4300 digits, a bad date
+        if isinstance(err, ConfigError):
+            raise
+        raise ConfigError(f"{source}: not a value a config holds: {shown(str(err), text=True)}") from None
+    finally:
+        loader.dispose()
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -290,8 +439,11 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such params file")
+    with open(path, "rb") as f:
+        data = f.read(MAX_PARAMS_BYTES + 1)  # never more: the file may be huge, or growing
+    _check_size(len(data), str(path))
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise ConfigError(
             f"{path}: not UTF-8 text (byte {err.start}: {err.object[err.start]:#04x}); save the file as UTF-8"
@@ -309,7 +461,7 @@ def profile_path(name_or_path: str | Path) -> Path:
         return p
     if not re.fullmatch(NAME_PATTERN, str(name_or_path)):
         raise ConfigError(
-            f"profile {str(name_or_path)!r}: not a profile name (lower-case letters, digits, '_' "
+            f"profile {shown(str(name_or_path))}: not a profile name (lower-case letters, digits, '_' "
             f"and '-') nor a .yaml file; profiles: {', '.join(profiles())}"
         )
     return params_dir() / "profiles" / f"{name_or_path}.yaml"
@@ -319,7 +471,7 @@ def cell_path(cell: str) -> Path:
     """`table1/raw_whole` -> params/table1/raw_whole.yaml; the name must match the cell pattern."""
     if not isinstance(cell, str) or not re.fullmatch(CELL_PATTERN, cell):
         raise ConfigError(
-            f"cell {cell!r}: not a cell name (e.g. table1/raw_whole: lower-case letters, digits, "
+            f"cell {shown(cell)}: not a cell name (e.g. table1/raw_whole: lower-case letters, digits, "
             "'_' and '-', one '/' at most)"
         )
     return params_dir() / f"{cell}.yaml"
@@ -349,7 +501,7 @@ def load_config(*paths: str | Path, overrides: dict[str, Any] | None = None) -> 
             base = cell_path(raw["base"])
             base_raw = read_yaml(base)
             if base_raw.get("base") is not None:
-                raise ConfigError(f"{path}: key 'base': {raw['base']!r} is itself an ablation; name a table cell")
+                raise ConfigError(f"{path}: key 'base': {shown(raw['base'])} is itself an ablation; name a table cell")
             values = from_dict(base_raw, source=str(base), base=values).to_dict()
         values = from_dict(raw, source=str(path), base=values).to_dict()
     if overrides:
@@ -377,7 +529,7 @@ def load_cell(profile: str, cell: str | None, overrides: dict[str, Any] | str | 
     for key, asked in (("profile", profile), ("cell", cell)):
         if asked and Path(str(asked)).suffix not in (".yaml", ".yml") and getattr(cfg, key) != asked:
             raise ConfigError(
-                f"{paths[-1 if key == 'cell' else 0]}: key {key!r} is {getattr(cfg, key)!r}, "
-                f"but it was loaded as {key} {asked!r}: they must be the same"
+                f"{paths[-1 if key == 'cell' else 0]}: key {key!r} is {shown(getattr(cfg, key))}, "
+                f"but it was loaded as {key} {shown(asked)}: they must be the same"
             )
     return cfg

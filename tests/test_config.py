@@ -6,7 +6,20 @@ from pathlib import Path
 
 import pytest
 
-from fmareport.config import PARAMS_DIR, Config, ConfigError, from_dict, load_config, load_profile, profile_path
+from fmareport.cli import main
+from fmareport.config import (
+    MAX_PARAMS_BYTES,
+    MAX_SHOWN,
+    PARAMS_DIR,
+    Config,
+    ConfigError,
+    from_dict,
+    load_cell,
+    load_config,
+    load_profile,
+    parse_yaml,
+    profile_path,
+)
 
 PROFILES = ["smoke", "demo", "paper"]
 CELLS = sorted(PARAMS_DIR.glob("table*/*.yaml"))
@@ -101,14 +114,79 @@ def test_unknown_key_names_file_and_nearest_key(tmp_path):
         ),
         ("synth_test_fraction: 0\n", r"key 'synth_test_fraction': must be in \(0, 1\), got 0"),
         ("- a\n- b\n", r"expected a mapping of keys to values, got list"),
-        ("epochs: [\n", r"not valid YAML"),
+        ("epochs: [\n", r"line 2: not valid YAML: expected the node content"),
+        # numpy takes seeds in [0, 2**32): a negative one used to fail in numpy after prepare
+        ("seeds: [-1]\n", r"key 'seeds\[0\]': must be in \[0, 4294967296\), got -1"),
+        ("seeds: [0, 4294967296]\n", r"key 'seeds\[1\]': must be in \[0, 4294967296\), got 4294967296"),
+        ("synth_seed: -1\n", r"key 'synth_seed': must be >= 0, got -1"),
+        # hostile YAML (docs/faults.md, case 13)
+        ("epochs: 2\ndropout: 0.0\nepochs: 3\n", r"line 3: key 'epochs' given twice \(first on line 1\); keep one"),
+        ("dense: {a: 1, a: 2}\n", r"line 1: key 'a' given twice"),
+        ("<<: {epochs: 3}\n", r"line 1: merge key '<<' refused; write the keys out"),
+        ("dense: *nothing\n", r"line 1: YAML alias \*nothing refused"),
+        ("dense: " + "[" * 9 + "1" + "]" * 9 + "\n", r"line 1: nested more than 8 deep"),
+        ("epochs: " + "1" * 5000 + "\n", r"not a value a config holds: Exceeds the limit \(4300 digits\)"),
     ],
 )
 def test_bad_values_are_refused_with_the_file_and_key(tmp_path, text, message):
     path = write(tmp_path, text)
     with pytest.raises(ConfigError, match=message) as err:
         load_config(profile_path("smoke"), path)
-    assert str(path) in str(err.value)
+    assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)
+    assert len(str(err.value)) < 400  # the 5000-digit value is not echoed
+
+
+def billion_laughs(levels: int = 9) -> str:
+    """`dense` as nine nested aliases of nine: 9**9 (387 million) ones when expanded."""
+    lines = ["dense:", "  - &l0 [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    lines += [f"  - &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def test_billion_laughs_is_refused_at_its_first_anchor(tmp_path, capsys):
+    """It used to hang `fmareport config` (the message expanded the value); now the loader
+    stops at the first anchor and the command exits 2 naming the file and line."""
+    path = write(tmp_path, billion_laughs())
+    assert main(["config", "smoke", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"fmareport config: {path}: line 2: YAML anchor &l0 refused (params files take no anchors or aliases: "
+        "they can expand without bound); write the value out\n"
+    )
+
+
+def test_300000_seeds_with_one_repeat_are_checked_at_once():
+    """The repeat check is linear (it was list.count in a loop: minutes) and its message is short."""
+    with pytest.raises(ConfigError, match=r"key 'seeds': each seed once .*, got \[0, 1, 2, .*\.\.\.\]; \[5\] repeated"):
+        from_dict({"seeds": [*range(300_000), 5]})
+    assert from_dict({"seeds": list(range(300_000))}).seeds[-1] == 299_999
+
+
+def test_params_text_over_the_size_cap_is_refused_unread(tmp_path):
+    big = write(tmp_path, "cell: '" + "x" * 3_000_000 + "'\n")
+    with pytest.raises(ConfigError, match=r"more than 64 KiB of YAML") as err:
+        load_config(profile_path("smoke"), big)
+    assert str(err.value).startswith(f"{big}: ") and len(str(err.value)) < 400
+    with pytest.raises(ConfigError, match=r"^overrides: more than 64 KiB"):
+        load_cell("smoke", None, "epochs: 2\n" + "#" * MAX_PARAMS_BYTES)
+    assert parse_yaml("epochs: 2\n#" + "." * (MAX_PARAMS_BYTES - 20), "overrides") == {"epochs": 2}
+
+
+def test_set_values_go_through_the_same_reader(capsys):
+    """`fmareport run --set` is refused (exit 2) by the params reader before anything runs."""
+    assert main(["run", "--profile", "smoke", "--cell", "table1/raw_whole", "--set", "dense=[*a]"]) == 2
+    assert capsys.readouterr().err.startswith("fmareport run: --set dense: line 1: YAML alias *a refused")
+
+
+def test_long_values_are_shortened_in_messages(tmp_path):
+    """A 40 KB value (under the size cap) is named in at most MAX_SHOWN characters."""
+    path = write(tmp_path, f"cell: '{'x' * 40_000}'\nseeds: [{', '.join(['a'] * 2000)}]\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(profile_path("smoke"), path)
+    message = str(err.value)
+    assert f"key 'cell': '{'x' * 20}" in message and "x" * (MAX_SHOWN + 1) not in message
+    assert message.count("key 'seeds[") == 4 and message.endswith("(and 1996 more errors)")
+    assert len(message) < 1000
 
 
 def test_missing_file_is_named(tmp_path):

@@ -30,6 +30,20 @@ NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Seconds = NonNegative
 Count = Annotated[int, Field(ge=0)]
 _K = len(GENRES)
+Label = Annotated[int, Field(ge=0, lt=_K)]  # an index into GENRES (label order)
+ProbRow = Annotated[list[Annotated[float, Field(ge=0, le=1)]], Field(min_length=_K, max_length=_K)]
+
+# Two numbers a file states twice (an accuracy and the predictions it comes from, a summary and
+# its seeds) are computed the same way from the same counts: they agree to float64 rounding.
+SAME = 1e-9
+# A row of test_probs sums to 1 within PROB_SUM_TOLERANCE. Training writes exp() of float32
+# log-probabilities (train.track_log_probs: log_softmax, then the logsumexp over a track's
+# segments less log S): each step rounds to float32 (relative error <= 2**-24), so each of the
+# 8 entries is off by a few 2**-24 of itself and the row's sum by ~8 * 4 * 2**-24 = 2e-6 at
+# most; measured: <= 2.6e-7 over 20,000 rows of random logits (scales 1 to 1000; 1 and 14
+# segments). 1e-5 is 40 times the measured error and still refuses any row that is not a
+# distribution. The baseline's float64 predict_proba rows are within 1e-15.
+PROB_SUM_TOLERANCE = 1e-5
 
 
 class _Model(BaseModel):
@@ -45,6 +59,56 @@ class Epoch(_Model):
     val_loss: Finite
     val_acc: Accuracy
     seconds: Seconds
+
+
+def check_predictions(ids: list[int], labels: list[int], probs: list[list[float]], acc: float, name: str) -> list[int]:
+    """The checks any set of test predictions passes (a seed's, the baseline's); returns the
+    predicted labels (the argmax of each row; the first of equal ones, as numpy's argmax).
+
+    As many ids, labels and rows; ids ascending (so each track once); each row a distribution
+    (within PROB_SUM_TOLERANCE); `acc` (the field `name`) the argmax accuracy.
+    """
+    n = len(ids)
+    if not (len(labels) == len(probs) == n):
+        raise ValueError(
+            f"test_track_ids, test_labels, test_probs: {n} track ids, {len(labels)} labels, {len(probs)} rows; "
+            "one of each per test track"
+        )
+    for i in range(1, n):
+        if ids[i] <= ids[i - 1]:
+            raise ValueError(
+                f"test_track_ids[{i}]: {ids[i]} after {ids[i - 1]}; the ids must be ascending, each track once"
+            )
+    for i, row in enumerate(probs):
+        if abs(sum(row) - 1) > PROB_SUM_TOLERANCE:
+            raise ValueError(
+                f"test_probs[{i}] sums to {sum(row):.7g}; a row of probabilities sums to 1 (within {PROB_SUM_TOLERANCE:g})"
+            )
+    pred = [max(range(_K), key=row.__getitem__) for row in probs]
+    right = sum(p == y for p, y in zip(pred, labels))
+    if abs(right / n - acc) > SAME:
+        raise ValueError(f"{name} is {acc}, but test_probs give {right} of {n} tracks right ({right / n})")
+    return pred
+
+
+def check_history(history: list[Epoch], best_epoch: int, test_acc_best: float, test_acc_last: float) -> None:
+    """Epochs 1..n in order; `best_epoch` the first with the highest validation accuracy (fmareport.train);
+    at the last epoch, `test_acc_best` is `test_acc_last` (the same weights)."""
+    for i, h in enumerate(history):
+        if h.epoch != i + 1:
+            raise ValueError(f"history[{i}].epoch is {h.epoch}; the epochs are 1 to {len(history)} in order")
+    if best_epoch > len(history):
+        raise ValueError(f"best_epoch is {best_epoch}, but the history has {len(history)} epoch(s)")
+    val = [h.val_acc for h in history]
+    if best_epoch != 1 + val.index(max(val)):
+        raise ValueError(
+            f"best_epoch is {best_epoch}, but the first epoch with the highest val_acc ({max(val)}) is "
+            f"{1 + val.index(max(val))}"
+        )
+    if best_epoch == len(history) and abs(test_acc_best - test_acc_last) > SAME:
+        raise ValueError(
+            f"test_acc_best is {test_acc_best}, but the best epoch is the last, whose test_acc_last is {test_acc_last}"
+        )
 
 
 class SeedResult(_Model):
@@ -64,20 +128,33 @@ class SeedResult(_Model):
     segments_per_second: NonNegative
     # The test predictions after the last epoch, one row per test track (ascending track_id):
     # the book's bootstrap intervals and paired comparisons are computed from them.
-    test_track_ids: list[int]
-    test_labels: list[Annotated[int, Field(ge=0, lt=_K)]]
-    test_probs: list[Annotated[list[Annotated[float, Field(ge=0, le=1)]], Field(min_length=_K, max_length=_K)]]
+    test_track_ids: Annotated[list[Count], Field(min_length=1)]
+    test_labels: list[Label]
+    test_probs: list[ProbRow]
 
     @model_validator(mode="after")
-    def _predictions(self) -> SeedResult:
-        n = len(self.test_track_ids)
-        if not (len(self.test_labels) == len(self.test_probs) == n):
-            raise ValueError(
-                f"test predictions: {n} track ids, {len(self.test_labels)} labels, {len(self.test_probs)} rows"
-            )
-        right = sum(max(range(_K), key=row.__getitem__) == y for row, y in zip(self.test_probs, self.test_labels))
-        if n and abs(right / n - self.test_acc_last) > 1e-9:
-            raise ValueError(f"test_acc_last {self.test_acc_last} is not the accuracy of test_probs ({right / n})")
+    def _consistent(self) -> SeedResult:
+        """The seed's numbers agree with its predictions and its history (docs/faults.md, case 12)."""
+        pred = check_predictions(
+            self.test_track_ids, self.test_labels, self.test_probs, self.test_acc_last, "test_acc_last"
+        )
+        confusion = [[0] * _K for _ in range(_K)]
+        for y, p in zip(self.test_labels, pred):
+            confusion[y][p] += 1
+        for i, j in ((i, j) for i in range(_K) for j in range(_K)):
+            if self.confusion[i][j] != confusion[i][j]:
+                raise ValueError(
+                    f"confusion[{i}][{j}] is {self.confusion[i][j]}, but test_labels and test_probs give "
+                    f"{confusion[i][j]} track(s) of {GENRES[i]} predicted {GENRES[j]}"
+                )
+        if set(self.per_genre_acc) != set(GENRES):
+            raise ValueError(f"per_genre_acc: its keys must be the {_K} genres {list(GENRES)}")
+        for i, genre in enumerate(GENRES):
+            n, stated = sum(confusion[i]), self.per_genre_acc[genre]
+            recall = confusion[i][i] / n if n else None
+            if (stated is None) != (recall is None) or (n and abs(stated - recall) > SAME):
+                raise ValueError(f"per_genre_acc[{genre!r}] is {stated}, but the confusion matrix gives {recall}")
+        check_history(self.history, self.best_epoch, self.test_acc_best, self.test_acc_last)
         return self
 
 
@@ -150,13 +227,33 @@ class CellResults(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> CellResults:
+        """The file agrees with itself: config, data, seeds and summary (docs/faults.md, case 12)."""
         if (self.config.profile, self.config.cell) != (self.profile, self.cell):
             raise ValueError("profile/cell differ from config.profile/config.cell")
+        if self.genres != list(GENRES):
+            raise ValueError(f"genres: {self.genres} are not the label order {list(GENRES)}")
         if [s.seed for s in self.seeds] != self.config.seeds:
             raise ValueError(f"seed records {[s.seed for s in self.seeds]} are not config.seeds {self.config.seeds}")
+        first = self.seeds[0]
+        for i, s in enumerate(self.seeds):
+            if len(s.history) != self.config.epochs:
+                raise ValueError(
+                    f"seeds/{i}/history: {len(s.history)} epoch(s), but config.epochs is {self.config.epochs}"
+                )
+            if len(s.test_track_ids) != self.data.tracks.test:
+                raise ValueError(
+                    f"seeds/{i}/test_track_ids: {len(s.test_track_ids)} test predictions, but data/tracks/test "
+                    f"says {self.data.tracks.test} test tracks"
+                )
+            for key in ("test_track_ids", "test_labels", "n_params"):
+                if getattr(s, key) != getattr(first, key):
+                    raise ValueError(
+                        f"seeds/{i}/{key} differs from seeds/0/{key}: every seed of a cell trains the same network "
+                        "and is tested on the same tracks"
+                    )
         expected = summarize(self.seeds)
         for key, value in expected.model_dump().items():
-            if abs(getattr(self.summary, key) - value) > 1e-9:
+            if abs(getattr(self.summary, key) - value) > SAME:
                 raise ValueError(f"summary/{key}: {getattr(self.summary, key)} does not match its seeds ({value})")
         return self
 
@@ -173,10 +270,21 @@ class BaselineResults(_Model):
     train_acc: Accuracy
     val_acc: Accuracy
     test_acc: Accuracy
-    test_track_ids: list[int]
-    test_labels: list[int]
-    test_probs: list[list[float]]  # (n_test, 8) class probabilities, label order
+    test_track_ids: Annotated[list[Count], Field(min_length=1)]  # ascending
+    test_labels: list[Label]
+    test_probs: list[ProbRow]  # (n_test, 8) class probabilities, label order
     provenance: Provenance
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BaselineResults:
+        """Predictions as a seed's (check_predictions), one per test track of its data (docs/faults.md, case 12)."""
+        check_predictions(self.test_track_ids, self.test_labels, self.test_probs, self.test_acc, "test_acc")
+        if len(self.test_track_ids) != self.data.tracks.test:
+            raise ValueError(
+                f"test_track_ids: {len(self.test_track_ids)} test predictions, but data/tracks/test says "
+                f"{self.data.tracks.test} test tracks"
+            )
+        return self
 
 
 class ResultsError(ValueError):
@@ -231,10 +339,12 @@ def write_results(path: str | Path, results: CellResults) -> Path:
 
 
 def _errors(err: ValidationError) -> str:
+    """The first error in one line: where (a path such as seeds/0) and what; our checks' own words."""
     e = err.errors()[0]
     where = "/".join(str(p) for p in e["loc"]) or "(top level)"
     more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
-    return f"results JSON invalid at {where}: {e['msg']}{more}"
+    what = str(e["ctx"]["error"]) if e["type"] == "value_error" else e["msg"]
+    return f"results JSON invalid at {where}: {what}{more}"
 
 
 def validate(obj: Any) -> CellResults:
@@ -303,5 +413,7 @@ def load_baseline(results_dir: str | Path, profile: str) -> dict[str, Any] | Non
         return None
     try:
         return BaselineResults.model_validate_json(path.read_text(encoding="utf-8")).model_dump(mode="json")
+    except ValidationError as err:
+        raise ResultsError(f"{path}: {_errors(err)}") from None
     except (ValueError, OSError) as err:
         raise ResultsError(f"{path}: {err}") from None
