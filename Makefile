@@ -47,7 +47,7 @@ report: install
 # is stale: release it. --rerun-incomplete runs again the jobs a kill left half done.
 # --keep-going: a failing cell does not stop the others; a rerun does only what is missing.
 workflow:
-	$(SNAKEMAKE) $(WORKFLOW_ARGS) --unlock --config profile=$(PROFILE) > /dev/null
+	$(SNAKEMAKE) $(WORKFLOW_ARGS) --unlock --cores 1 --config profile=$(PROFILE) > /dev/null
 	$(SNAKEMAKE) $(WORKFLOW_ARGS) --cores $(CORES) --keep-going --rerun-incomplete --show-failed-logs \
 		--resources gpu=$(GPUS) --config profile=$(PROFILE) gpus=$(GPUS)
 

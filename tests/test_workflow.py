@@ -300,10 +300,11 @@ def test_make_report_refuses_a_second_run_and_recovers_from_a_kill(grid, tmp_pat
     (grid / "results" / PROFILE / f"{cell}.json").unlink()
     make = ["make", "--no-print-directory", "report", f"PROFILE={PROFILE}", "GPUS=0", "CORES=2",
             f"REPORT_LOCK={tmp_path / 'report.lock'}", f"WORKFLOW_ARGS=results -s {REPO / 'Snakefile'} --directory {grid}"]  # fmt: skip
+    log = grid / "build" / PROFILE / "logs" / f"{cell}.log"
+    log.unlink(missing_ok=True)  # the grid's own run left one: wait for this run's
     first = subprocess.Popen(
         make, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    log = grid / "build" / PROFILE / "logs" / f"{cell}.log"
     for _ in range(600):
         if log.is_file() or first.poll() is not None:
             break
