@@ -459,3 +459,41 @@ def test_10_the_snakefile_quotes_the_data_dir(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:]
     assert f"synth '{evil}'" in done.stdout
     assert not (tmp_path / "PWNED").exists()
+
+
+# --- 14. errors at the boundary: one line naming the file or key and the fix, and an exit status ------
+
+
+def test_14_on_gpu_with_a_command_that_does_not_exist_exits_127(tmp_path, capsys):
+    locks = tmp_path / "locks"
+    assert main(["on-gpu", "--lock-dir", str(locks), "--", "/nonexistent"]) == 127
+    assert capsys.readouterr().err == (
+        "fmareport on-gpu: command not found: /nonexistent (not an executable file, nor a program on PATH)\n"
+    )
+    assert not locks.exists()  # no GPU was claimed
+
+
+@pytest.mark.parametrize("base_url", ["notaurl", "ftp://example.org/fma", "/data/fma"])
+def test_14_fetch_refuses_a_base_url_that_is_not_a_url(tmp_path, base_url, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["fetch", str(tmp_path / "data"), "--base-url", base_url])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --base-url: {base_url!r} is not an http://, https:// or file:// URL" in err
+    assert not (tmp_path / "data").exists()
+
+
+def test_14_book_refuses_a_root_without_its_config(tmp_path, victim, capsys):
+    before = state(victim)
+    for root in (tmp_path / "nonexistent", victim):
+        assert main(["book", "--root", str(root), "--no-build"]) == 2
+        assert capsys.readouterr().err.startswith(f"fmareport book: --root {root}: not a book root (no _config.yml")
+    assert not (tmp_path / "nonexistent").exists() and state(victim) == before
+
+
+@pytest.mark.parametrize("tracks", ["-5", "0"])
+def test_14_summary_refuses_a_number_of_tracks_that_is_not_positive(tracks, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["summary", "--profile", "smoke", "--tracks", tracks, "--no-memory"])
+    assert done.value.code == 2
+    assert f"argument --tracks: must be above 0, got {tracks}" in capsys.readouterr().err
