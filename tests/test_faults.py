@@ -15,6 +15,7 @@ import signal
 import stat
 import subprocess
 import sys
+import textwrap
 import time
 import warnings
 import zipfile
@@ -696,3 +697,42 @@ def test_14_summary_refuses_a_number_of_tracks_that_is_not_positive(tracks, caps
         main(["summary", "--profile", "smoke", "--tracks", tracks, "--no-memory"])
     assert done.value.code == 2
     assert f"argument --tracks: must be above 0, got {tracks}" in capsys.readouterr().err
+
+
+def test_14_the_notebook_shows_an_fmareport_error_as_its_one_line():
+    """short_tracebacks (the experiment notebook's second cell) in a real IPython shell: our error is
+    one line, a bug keeps its traceback."""
+    code = textwrap.dedent(
+        """
+        from IPython.core.interactiveshell import InteractiveShell
+        from fmareport import errors
+        shell = InteractiveShell.instance(colors="NoColor")
+        errors.short_tracebacks(shell)
+        ours = shell.run_cell("from fmareport.errors import ConfigError\\nraise ConfigError('a.yaml: fix')")
+        print("=== bug")
+        bug = shell.run_cell("1 / 0")
+        print("=== failed", not ours.success, not bug.success)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    ours, bug = done.stdout.split("=== bug")
+    assert "ConfigError: a.yaml: fix" in ours and "Traceback" not in ours and "f()" not in ours
+    assert "ZeroDivisionError" in bug and "----> 1 1 / 0" in bug
+    assert "=== failed True True" in bug
+
+
+@pytest.mark.slow
+def test_14_papermill_logs_the_notebooks_error_as_its_one_line(tmp_path):
+    """What the workflow's cell log (papermill's stderr) ends with when the notebook stops."""
+    done = subprocess.run(
+        [sys.executable, "-m", "papermill", str(REPO / "book/experiment.ipynb"), str(tmp_path / "out.ipynb"),
+         "-p", "profile", "smoke", "-p", "cell", "/tmp/x/victim", "--log-output"],
+        cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 1
+    tail = done.stderr[done.stderr.index('Exception encountered at "In [') :].splitlines()
+    assert [line for line in tail[1:] if line.strip()] == [
+        "An exception has occurred, use %tb to see the full traceback.",
+        "ConfigError: cell '/tmp/x/victim': not a cell name (e.g. table1/raw_whole: lower-case letters, digits, "
+        "'_' and '-', one '/' at most)",
+    ]
