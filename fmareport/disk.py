@@ -15,8 +15,12 @@ from .errors import StorageError
 PROBE = ".fmareport-write-probe"  # the file check_writable writes and deletes: <PROBE>-<pid>
 
 
-def gib(n: float) -> str:
-    return f"{n / 2**30:,.2f} GiB"
+def human(n: float) -> str:
+    """Bytes as the messages say them: '1.5 GiB', '320.0 KiB', '17 bytes'."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):,.1f} {unit}"
+    return f"{n:,.0f} bytes"
 
 
 def free_bytes(folder: str | Path) -> int:
@@ -55,6 +59,6 @@ def check_room(folder: str | Path, need: int, what: str, key: str) -> None:
     free = free_bytes(folder)
     if need > free:
         raise StorageError(
-            f"{folder}: {what} need about {gib(need)}, its disk has {gib(free)} free: free "
-            f"{gib(need - free)} there, or set {key} to a folder on a disk with room"
+            f"{folder}: {what} need about {human(need)}, its disk has {human(free)} free: free "
+            f"{human(need - free)} there, or set {key} to a folder on a disk with room"
         )

@@ -53,7 +53,7 @@ from .config import Config
 from .data.audio import INT16_SCALE
 from .data.fma import GENRES
 from .device import DevicePolicy, device_policy
-from .disk import free_bytes, gib
+from .disk import free_bytes, human
 from .errors import ConfigError, FmareportError, Interrupted, StorageError
 from .model import Net, n_params
 from .progress import tqdm
@@ -276,7 +276,7 @@ def save_checkpoint(path: Path, state: dict) -> None:
         reason = " ".join(str(err).split())[:200]
         raise StorageError(
             f"{path}: saving the checkpoint failed ({type(err).__name__}: {reason}); a checkpoint of this model "
-            f"needs about {gib(checkpoint_bytes(state['model']))} and its disk has {gib(free_bytes(path.parent))} "
+            f"needs about {human(checkpoint_bytes(state['model']))} and its disk has {human(free_bytes(path.parent))} "
             "free: make room there (or set build_dir elsewhere) and rerun the same command, which resumes from "
             "the last saved epoch"
         ) from None
