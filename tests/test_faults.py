@@ -546,6 +546,15 @@ def test_14_ctrl_c_in_training_exits_130_naming_the_epoch_a_rerun_resumes_from(t
     assert paths.results.stat().st_size <= experiment.results_bytes(cfg, len(result["seeds"][0]["test_labels"]))
 
 
+def test_14_ctrl_c_before_training_exits_130_with_one_line(tiny_profile, monkeypatch, capsys):
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiment, "prepare", ctrl_c)  # while the store is made
+    assert run_tiny(tiny_profile) == 130
+    assert capsys.readouterr().err == f"fmareport run: {errors.INTERRUPTED}\n"
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_14_a_real_ctrl_c_exits_130_and_the_rerun_resumes_where_it_said(tiny_profile, tmp_path):
@@ -672,6 +681,14 @@ def test_14_on_gpu_with_a_command_that_does_not_exist_exits_127(tmp_path, capsys
         "fmareport on-gpu: command not found: /nonexistent (not an executable file, nor a program on PATH)\n"
     )
     assert not locks.exists()  # no GPU was claimed
+
+
+def test_14_on_gpu_refuses_a_poll_that_is_not_positive(tmp_path, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["on-gpu", "--lock-dir", str(tmp_path / "locks"), "--poll", "0", "--", "true"])
+    assert done.value.code == 2
+    assert "argument --poll: must be above 0, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "locks").exists()
 
 
 @pytest.mark.parametrize("base_url", ["notaurl", "ftp://example.org/fma", "/data/fma"])
