@@ -667,6 +667,17 @@ def test_14_a_disk_without_room_for_the_checkpoints_stops_the_run_before_trainin
     assert not list(paths.checkpoints.glob(f"{disk.PROBE}*"))
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine with a usable GPU gives the paper profile its device")
+def test_14_a_gpu_profile_without_a_gpu_exits_1_with_one_line(tmp_path, capsys):
+    sets = ["--set", f"results_dir={tmp_path / 'results'}", "--set", f"build_dir={tmp_path / 'build'}"]
+    assert main(["run", "--profile", "paper", "--cell", "table1/raw_whole", *sets]) == 1
+    assert re.fullmatch(
+        r"fmareport run: profile 'paper', device auto: no usable CUDA device \(.*--set device=cpu\)\n",
+        capsys.readouterr().err,
+    )
+    assert not (tmp_path / "results").exists()  # stopped before the store and the folders
+
+
 def test_14_check_writable_deletes_only_its_own_probe(tmp_path, victim):
     before = state(victim)
     assert disk.check_writable(victim, "results_dir") == victim
