@@ -35,8 +35,10 @@ overrides = {}  # config keys over both (a mapping, or YAML text)
 # %%
 from IPython.display import Markdown
 
-from fmareport import experiment
+from fmareport import errors, experiment
 from fmareport.report import figures, tables
+
+errors.short_tracebacks(get_ipython())  # noqa: F821 (IPython's): an fmareport error shows as its one line
 
 # A bad name, key or value stops here, before any data or training, naming what to fix.
 cfg = experiment.notebook_config(profile, cell, overrides, history=In)  # noqa: F821 (IPython's input history)

@@ -3,23 +3,62 @@
 Each subcommand is a small handler here over a library call; the library modules hold no
 argument parsing. Modules are imported only when their subcommand runs, so
 `fmareport synth --help` does not import torch. Relative paths are relative to the working
-directory. Exit status: 0 done, 1 the work failed (a download, a data set, the book),
-2 a bad argument or params file (the message names it).
+directory.
+
+Every error a user can act on ends here, in `main`, as one line on stderr, `fmareport CMD:
+what and the fix`, and an exit status (fmareport/errors.py; docs/faults.md, case 14):
+0 done; 1 the work failed (a download, a data set, the disk, a diverged run, the book);
+2 a bad argument or params file (the message names it; argparse's own refusals are 2 too);
+127 `on-gpu` was given a command that does not exist; 130 Ctrl-C (a training run says the
+epoch that a rerun of the same command resumes from). Anything else is a bug: a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from .config import ConfigError
+from .errors import CommandError, ConfigError, FmareportError, exit_status, one_line
+
+URL_SCHEMES = ("http", "https", "file")  # what `fetch --base-url` can download from (urllib)
 
 
-class CommandError(RuntimeError):
-    """A step that failed for a reason the user can act on; the message says what to do."""
+def positive(kind: type):
+    """An argparse type: a number of `kind` above 0 (argparse names the option and exits 2)."""
+
+    def parse(text: str):
+        value = kind(text)  # a ValueError: argparse says "invalid parse value"
+        if not value > 0:  # NaN too
+            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse's "invalid int value: 'x'"
+    return parse
+
+
+def url(text: str) -> str:
+    """An argparse type: an http(s):// or file:// URL."""
+    if urlsplit(text).scheme not in URL_SCHEMES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http://, https:// or file:// URL")
+    return text
+
+
+@contextlib.contextmanager
+def failures(*kinds: type[BaseException]) -> Iterator[None]:
+    """A library error of `kinds` becomes a CommandError (exit 1) with its message; the project's
+    own errors (a ConfigError is a ValueError too) pass through with their own exit status."""
+    try:
+        yield
+    except FmareportError:
+        raise
+    except kinds as err:
+        raise CommandError(str(err)) from None
 
 
 def _synth(sub) -> None:
@@ -94,20 +133,25 @@ def _fetch(sub) -> None:
         "safely (bzip2 zips; every file of fma_small/checksums verified).",
     )
     p.add_argument("dir", type=Path, metavar="DIR", help="data folder, e.g. data/fma (the paper profile's data_dir)")
-    p.add_argument("--base-url", default=BASE_URL, metavar="URL", help=f"where the zips are (default: {BASE_URL})")
+    p.add_argument(
+        "--base-url", type=url, default=BASE_URL, metavar="URL", help=f"where the zips are (default: {BASE_URL})"
+    )
     p.add_argument("--only", choices=["metadata", "small"], help="fetch one archive only")
 
     def run(args) -> int:
         from .data.fetch import FetchError, fetch
 
         logging.basicConfig(level=logging.INFO, format="fmareport fetch: %(message)s")
-        try:
+        with failures(FetchError):
             print(fetch(args.dir, args.base_url, args.only))
-        except FetchError as err:
-            raise CommandError(str(err)) from None
         return 0
 
     p.set_defaults(run=run)
+
+
+# What making a clip store raises for a data set it cannot use (a missing tracks.csv, a folder in
+# the way, a broken tracks.csv, no room for the store): messages that name the file and the fix.
+DATA_ERRORS = (FileNotFoundError, FileExistsError, ValueError)
 
 
 def _prepare(sub) -> None:
@@ -145,10 +189,8 @@ def _prepare(sub) -> None:
             if v is not None
         }
         cfg = load_profile(args.profile, overrides=overrides)
-        try:
+        with failures(*DATA_ERRORS):
             store = prepare(cfg)
-        except (FileNotFoundError, FileExistsError, ValueError) as err:
-            raise CommandError(str(err)) from None
         m = store.manifest
         counts = ", ".join(f"{s} {n}" for s, n in m["split_counts"].items())
         print(
@@ -196,7 +238,7 @@ def _summary(sub) -> None:
     p.add_argument("cells", nargs="*", help="experiment cell YAMLs applied on top (later wins)")
     p.add_argument(
         "--tracks",
-        type=int,
+        type=positive(int),
         default=6400,
         metavar="N",
         help="training tracks of an epoch, for its cost (default: 6400, FMA-small's training split)",
@@ -239,6 +281,7 @@ def _run(sub) -> None:
 
     def run(args) -> int:
         from .config import load_cell, parse_yaml, shown
+        from .data.fma import TracksError
 
         overrides = {}
         for item in args.set:  # checked before torch is imported: a typo fails at once
@@ -249,7 +292,8 @@ def _run(sub) -> None:
         cfg = load_cell(args.profile, args.cell, overrides)
         from .experiment import run_cell
 
-        results = run_cell(cfg)
+        with failures(FileNotFoundError, FileExistsError, TracksError):  # the store's data set; not any ValueError
+            results = run_cell(cfg)
         s = results.summary
         print(
             f"{args.profile} {args.cell}: test accuracy {s.test_acc_last_mean:.3f} ± {s.test_acc_last_std:.3f} "
@@ -312,9 +356,14 @@ def _book(sub) -> None:
         from .report.book import BUILD_COMMAND, GENERATED_DIR, BookError, build, incomplete, results_dir_for, stage
         from .report.results import ResultsError
 
-        try:
+        root = (args.root or REPO_ROOT).resolve()
+        if not (root / "_config.yml").is_file():
+            raise ConfigError(
+                f"--root {args.root}: not a book root (no _config.yml in {root}): give the folder that holds "
+                "_config.yml, _toc.yml and book/pages/, or leave --root out for this repo's"
+            )
+        with failures(BookError, ResultsError):
             results_dir = results_dir_for(args.profile, args.results_dir)
-            root = (args.root or REPO_ROOT).resolve()
             if args.complete and (missing := incomplete(args.profile, results_dir)):
                 raise BookError(
                     f"profile {args.profile!r} lacks {len(missing)} current cell run(s) in {results_dir}: "
@@ -326,8 +375,6 @@ def _book(sub) -> None:
                 print(f"fmareport book: staged {root / GENERATED_DIR}; build with: cd {root} && {BUILD_COMMAND}")
                 return 0
             page = build(args.profile, results_dir, root)
-        except (BookError, ResultsError) as err:
-            raise CommandError(str(err)) from None
         print(f"fmareport book: results page {page}")
         return 0
 
@@ -380,7 +427,9 @@ def _on_gpu(sub) -> None:
         "COMMAND in this process's place. Without a GPU, COMMAND runs as it is.",
     )
     p.add_argument("--lock-dir", type=Path, default=None, help="where the GPU locks live (default: a folder in /tmp)")
-    p.add_argument("--poll", type=float, default=5.0, metavar="S", help="seconds between tries while all are held")
+    p.add_argument(
+        "--poll", type=positive(float), default=5.0, metavar="S", help="seconds between tries while all are held"
+    )
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
 
     def run(args) -> int:
@@ -400,18 +449,15 @@ COMMANDS = (_synth, _fetch, _prepare, _config, _summary, _run, _baseline, _book,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fmareport", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")  # on-gpu has a `command`
     for add in COMMANDS:
         add(sub)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except ConfigError as err:
-        print(f"fmareport {args.command}: {err}", file=sys.stderr)
-        return 2
-    except CommandError as err:
-        print(f"fmareport {args.command}: {err}", file=sys.stderr)
-        return 1
+    except (FmareportError, KeyboardInterrupt) as err:  # the one boundary: a line and a status
+        print(f"fmareport {args.subcommand}: {one_line(err)}", file=sys.stderr)
+        return exit_status(err)
 
 
 if __name__ == "__main__":

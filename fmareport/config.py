@@ -34,6 +34,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
+from .errors import ConfigError  # defined with the project's other errors; imported from here too
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PARAMS_DIR = REPO_ROOT / "params"
 
@@ -68,10 +70,6 @@ MAX_MESSAGES = 5
 # The largest clip we accept: 2**24 samples (6.3 min at 44.1 kHz, 32 MiB of int16 per track);
 # FMA's clips are 30 s. A larger value is a typo that would make prepare allocate terabytes.
 MAX_CLIP_SAMPLES = 2**24
-
-
-class ConfigError(ValueError):
-    """A params file (or papermill parameter) holds a key or value we refuse."""
 
 
 class Config(BaseModel):

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from .config import Config
+from .errors import FmareportError
 from .gpus import machine_gpus
 
 # Linux driver a CUDA major version needs at least (NVIDIA's CUDA Toolkit release notes,
@@ -41,7 +42,7 @@ BF16_MIN_CAPABILITY = (8, 0)  # Ampere (A100, RTX 30xx) and later have bf16 tens
 STORE_SHARE_OF_FREE = 0.5  # store_on_device auto: at most this share of the free GPU memory
 
 
-class DeviceError(RuntimeError):
+class DeviceError(FmareportError, RuntimeError):
     """The config asks for a device this machine cannot give; the message says what to do."""
 
 

@@ -6,7 +6,9 @@ A cell is a profile plus one params file (`params/<table>/<cell>.yaml`); its run
    the same time is refused, so two runs never share checkpoints;
 2. checks that the machine has the device the config asks for (device.pick_device: a GPU
    profile without a usable GPU stops here, at once), then makes sure the clip store
-   exists (`fmareport.data.store.prepare`);
+   exists (`fmareport.data.store.prepare`), then that the build and results folders are
+   writable and their disks have room for the checkpoints and the results file
+   (`check_folders`): a read-only or full disk stops the run before its first epoch;
 3. trains each seed with a checkpoint after every epoch, in a folder derived from the
    checked names and a hash of the settings that change numbers
    (`build/<profile>/<cell>/checkpoints/<hash>/seed<N>.pt`), so a killed run resumes and
@@ -32,20 +34,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import Config, ConfigError, load_cell
+import torch
+
+from .config import Config, load_cell
 from .data.fma import GENRES
 from .data.store import prepare
 from .device import pick_device
+from .disk import check_room, check_writable
+from .errors import ConfigError, FmareportError
+from .model import Net
 from .report import provenance
 from .report.results import CellResults, DataInfo, Provenance, results_path, summarize, write_results
-from .train import RESUME_FREE_KEYS, train_seed
+from .train import RESUME_FREE_KEYS, checkpoint_bytes, train_seed
 
 # The notebook's parameters: what a user passes to papermill with -p (or -y for overrides).
 PARAMETERS = ("profile", "cell", "overrides")
 CHECKPOINT_MARKER = ".fmareport-checkpoints"  # inside every checkpoint folder run_cell makes
+# A results file's size: per seed, a test track's 8 probabilities, label and id as JSON (8 x 25
+# characters and some) and an epoch's row of the history; 64 KiB for the config and provenance.
+RESULTS_BYTES_PER_TEST_TRACK = 256
+RESULTS_BYTES_PER_EPOCH = 256
+RESULTS_BASE_BYTES = 64 << 10
 
 
-class CellBusyError(RuntimeError):
+class CellBusyError(FmareportError, RuntimeError):
     """Another process is running the same cell."""
 
 
@@ -101,16 +113,36 @@ def _remove_checkpoint_dir(path: Path) -> None:
         shutil.rmtree(path)
 
 
+def results_bytes(cfg: Config, n_test: int) -> int:
+    """The most a cell's results file takes, for `n_test` test tracks."""
+    per_seed = n_test * RESULTS_BYTES_PER_TEST_TRACK + cfg.epochs * RESULTS_BYTES_PER_EPOCH
+    return len(cfg.seeds) * per_seed + RESULTS_BASE_BYTES
+
+
+def check_folders(cfg: Config, paths: CellPaths, n_test: int) -> None:
+    """Before the first epoch: the checkpoint and results folders are writable, and their disks hold
+    every seed's checkpoint plus the one being saved, and the results file twice (the old and the new
+    one during its atomic write). StorageError naming the folder, the key and the room needed."""
+    with torch.device("meta"):  # the model's shapes, no memory
+        checkpoint = checkpoint_bytes(Net(cfg).state_dict())
+    check_writable(paths.checkpoints, "build_dir")
+    check_room(paths.checkpoints, (len(cfg.seeds) + 1) * checkpoint, "the checkpoints", "build_dir")
+    check_writable(paths.results.parent, "results_dir")
+    check_room(paths.results.parent, 2 * results_bytes(cfg, n_test), "the results file", "results_dir")
+
+
 def run_cell(cfg: Config, progress: bool = True, entry: str = "fmareport.experiment.run_cell") -> CellResults:
     """Train every seed of the cell `cfg`, write its results file, return the results.
 
     `entry` is recorded in the provenance: what ran the cell (the notebook says so).
     """
     paths = CellPaths.of(cfg)
+    check_writable(paths.build, "build_dir")  # the lock lives there
     with cell_lock(paths):
         started = provenance.now()
         device = pick_device(cfg)  # a GPU profile without a usable GPU stops here, before the store
         store = prepare(cfg, progress)
+        check_folders(cfg, paths, len(store.split_indices("test")))
         checkpoints = _make_checkpoint_dir(paths.checkpoints)
         seeds = [train_seed(cfg, store, seed, checkpoint_dir=checkpoints, progress=progress) for seed in cfg.seeds]
         results = CellResults(

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from .errors import CommandNotFound
+
 NVIDIA_SMI_TIMEOUT = 20  # s: nvidia-smi on a machine with a hung driver never answers
 
 
@@ -104,7 +106,10 @@ def exec_on_gpu(command: list[str], lock_dir: Path | None = None, poll: float = 
 
     Without a visible GPU the command runs as it is. With one, CUDA_VISIBLE_DEVICES names
     the claimed GPU alone (when the list came from nvidia-smi, CUDA_DEVICE_ORDER=PCI_BUS_ID
-    makes CUDA number the GPUs as nvidia-smi does). Never returns."""
+    makes CUDA number the GPUs as nvidia-smi does). Never returns. A command that is not an
+    executable file nor on PATH is CommandNotFound, before any GPU is claimed."""
+    if shutil.which(command[0]) is None:
+        raise CommandNotFound(f"command not found: {command[0]} (not an executable file, nor a program on PATH)")
     env = dict(os.environ)
     candidates = visible_gpus(env)
     if candidates:

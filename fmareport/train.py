@@ -53,6 +53,8 @@ from .config import Config
 from .data.audio import INT16_SCALE
 from .data.fma import GENRES
 from .device import DevicePolicy, device_policy
+from .disk import free_bytes, human
+from .errors import ConfigError, FmareportError, Interrupted, StorageError
 from .model import Net, n_params
 from .progress import tqdm
 from .report.results import Epoch, SeedResult
@@ -72,10 +74,19 @@ RESUME_FREE_KEYS = (
 # Training steps between the loop's waits for the device (loss, accuracy, NaN check, progress
 # bar): 8 per epoch of the paper profile's 128 steps, plus one at the end of every epoch.
 SYNC_EVERY = 16
+# A checkpoint holds the model's state twice (the weights and the best epoch's weights) and
+# Adam's two moments (exp_avg, exp_avg_sq, one each per parameter): at most 4 copies of the
+# state_dict's bytes; the history, the generator states and pickle framing take less than 1 MiB.
+CHECKPOINT_COPIES = 4
+CHECKPOINT_EXTRA_BYTES = 1 << 20
 
 
-class DivergedError(RuntimeError):
+class DivergedError(FmareportError, RuntimeError):
     """The training loss became NaN or infinite."""
+
+
+class CheckpointError(FmareportError, RuntimeError):
+    """A checkpoint that this run cannot resume from (other settings, another clip store)."""
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -242,12 +253,36 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all([_bytes(s) for s in state["cuda"]])
 
 
+def checkpoint_bytes(weights: dict[str, torch.Tensor]) -> int:
+    """The most a checkpoint of a model with state_dict `weights` takes on disk (meta tensors count too)."""
+    return CHECKPOINT_COPIES * sum(t.nbytes for t in weights.values()) + CHECKPOINT_EXTRA_BYTES
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
-    """torch.save to a temporary file, then an atomic rename: a kill never leaves half a file."""
+    """torch.save to a temporary file, synced, then an atomic rename: a kill or a full disk never
+    leaves half a checkpoint, and the temporary file is removed. A failed save (torch's
+    "enforce fail at inline_container.cc" on a full disk) is a StorageError naming the path and
+    the space a checkpoint needs."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except (RuntimeError, OSError) as err:
+        tmp.unlink(missing_ok=True)
+        reason = " ".join(str(err).split())[:200]
+        raise StorageError(
+            f"{path}: saving the checkpoint failed ({type(err).__name__}: {reason}); a checkpoint of this model "
+            f"needs about {human(checkpoint_bytes(state['model']))} and its disk has {human(free_bytes(path.parent))} "
+            "free: make room there (or set build_dir elsewhere) and rerun the same command, which resumes from "
+            "the last saved epoch"
+        ) from None
+    except BaseException:  # Ctrl-C: the last checkpoint stays as it was
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load_checkpoint(path: Path) -> dict | None:
@@ -271,14 +306,28 @@ def _check_resumable(ckpt: dict, cfg: Config, fingerprint: str | None, path: Pat
     old, new = ckpt["config"], cfg.to_dict()
     changed = sorted(k for k in new if k not in RESUME_FREE_KEYS and old.get(k) != new[k])
     if changed:
-        raise RuntimeError(
+        raise CheckpointError(
             f"{path}: checkpoint was written with other settings ({', '.join(changed)}); "
             "delete it to start this seed afresh"
         )
     if ckpt["store_fingerprint"] != fingerprint:
-        raise RuntimeError(f"{path}: checkpoint was written for another clip store; delete it to start afresh")
+        raise CheckpointError(f"{path}: checkpoint was written for another clip store; delete it to start afresh")
     if ckpt["epoch"] > cfg.epochs:
-        raise RuntimeError(f"{path}: checkpoint is at epoch {ckpt['epoch']}, past cfg.epochs = {cfg.epochs}")
+        raise ConfigError(
+            f"key 'epochs': {cfg.epochs}, but {path} is a checkpoint at epoch {ckpt['epoch']}: set epochs to "
+            f"{ckpt['epoch']} or more to resume it, or delete its folder {path.parent} (fmareport made it) to "
+            "train afresh"
+        )
+
+
+def interrupted(seed: int, epoch: int, saved: int, epochs: int, path: Path | None) -> Interrupted:
+    """What Ctrl-C in epoch `epoch` of `seed` says, `saved` being the last epoch in its checkpoint."""
+    where = f"interrupted at seed {seed} epoch {epoch}"
+    if path is None or saved == 0:
+        return Interrupted(f"{where}: no epoch of it was saved, so a rerun of the same command starts it again")
+    if saved >= epochs:
+        return Interrupted(f"{where}: every epoch is saved ({path}); rerun the same command to test it")
+    return Interrupted(f"{where}: rerun the same command to resume from epoch {saved + 1} (checkpoint {path})")
 
 
 # --- one seed ----------------------------------------------------------------------------
@@ -375,112 +424,121 @@ def train_seed(
         history, train_seconds, best = ckpt["history"], ckpt["train_seconds"], ckpt["best"]
         _set_rng_state(ckpt["rng"])
 
-    for epoch in range(len(history) + 1, cfg.epochs + 1):
-        t0 = time.perf_counter()
-        steps = epoch_steps(train_rows, cfg, seed, epoch)  # [(clip rows, picked windows or None)]
-        rows_dev = policy.to_device(torch.from_numpy(np.concatenate([b for b, _ in steps])))  # one copy per epoch
-        # Sums over the epoch, on the device: [loss x clips, correct tracks]; read every SYNC_EVERY steps.
-        sums = torch.zeros(2, dtype=torch.float64, device=device)
-        loss_sum, correct, checked = 0.0, 0, 0  # the sums as last read, and the steps they cover
-        # One bar per epoch, left on screen; the postfix shows the running loss as of the last read.
-        bar = tqdm(
-            total=len(steps),
-            desc=f"seed {seed} epoch {epoch}/{cfg.epochs}",
-            unit="step",
-            disable=not progress,
-            leave=True,
-        )
-        a = 0
-        done = 0  # items (clips, or segments in per-segment batches) so far this epoch
-        for step, (b, pick) in enumerate(steps, start=1):
-            idx = rows_dev[a : a + len(b)]  # (B,), on the device
-            a += len(b)
-            y = labels[idx]  # (B,)
-            x = windows(load_clips(source, b, policy, idx), cfg)  # (B * S, W)
-            y_win = y.repeat_interleave(s)  # (B * S,)
-            if pick is not None:  # per-segment batch: the drawn windows of these clips
-                pick_dev = policy.to_device(torch.from_numpy(pick))
-                x, y_win = x[pick_dev], y_win[pick_dev]  # (P, W), (P,)
-            with policy.autocast():
-                logits = model(x)  # (B * S, K) or (P, K), float32
-            loss = F.cross_entropy(logits, y_win)  # mean over segments
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if pick is None:  # per track: a track's segments' summed probabilities
-                hits, items = (track_log_probs(logits.detach(), s).argmax(-1) == y).sum(), len(b)
-            else:  # per segment (a batch does not hold every segment of its tracks)
-                hits, items = (logits.detach().argmax(-1) == y_win).sum(), len(pick)
-            done += items
-            sums += torch.stack([loss.detach().double() * items, hits.double()])
-            if step % SYNC_EVERY == 0 or step == len(steps):
-                loss_sum, correct = sums.tolist()  # the wait for the device
-                if not math.isfinite(loss_sum):
-                    saved = ckpt_path is not None and ckpt_path.exists()
-                    raise DivergedError(
-                        f"seed {seed}: the training loss became {loss_sum} at epoch {epoch}, between steps "
-                        f"{checked + 1} and {step} of {len(steps)} (input {cfg.input}, lr {cfg.lr}, bf16 autocast "
-                        f"{amp}). The run diverged: try a smaller lr{' or amp: false' if amp else ''}, and check "
-                        "the clip store for broken audio."
-                        + (f" The last good state is in {ckpt_path}." if saved else "")
-                    )
-                checked = step
-                bar.set_postfix(loss=f"{loss_sum / done:.3f}", refresh=False)
-            bar.update()
-        correct = int(correct)
-        train_seconds.append(time.perf_counter() - t0)
-        val_loss, val_acc, _, _ = evaluate(model, source, labels, val_rows, cfg, policy)
-        row = {
-            "epoch": epoch,
-            "train_loss": loss_sum / n_items,
-            "train_acc": correct / n_items,
-            "val_loss": val_loss,
-            "val_acc": val_acc,
-            "seconds": time.perf_counter() - t0,
-        }
-        history.append(row)
-        bar.set_postfix(
-            {
-                "loss": f"{row['train_loss']:.3f}",
-                "acc": f"{row['train_acc']:.3f}",
-                "val_loss": f"{val_loss:.3f}",
-                "val_acc": f"{val_acc:.3f}",
-            },
-            refresh=False,
-        )
-        bar.close()  # draws the final line once
-        if val_acc > best["val_acc"]:
-            best = {
-                "epoch": epoch,
-                "val_acc": val_acc,
-                "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
-            }
-        if ckpt_path is not None:
-            save_checkpoint(
-                ckpt_path,
-                {
-                    "epoch": epoch,
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "history": history,
-                    "train_seconds": train_seconds,
-                    "best": best,
-                    "rng": _rng_state(),
-                    "config": cfg.to_dict(),
-                    "store_fingerprint": fingerprint,
-                },
+    epoch = saved = len(history)  # the epoch running and the last one in the checkpoint: what Ctrl-C says
+    bar = None
+    try:
+        for epoch in range(len(history) + 1, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            steps = epoch_steps(train_rows, cfg, seed, epoch)  # [(clip rows, picked windows or None)]
+            rows_dev = policy.to_device(torch.from_numpy(np.concatenate([b for b, _ in steps])))  # one copy per epoch
+            # Sums over the epoch, on the device: [loss x clips, correct tracks]; read every SYNC_EVERY steps.
+            sums = torch.zeros(2, dtype=torch.float64, device=device)
+            loss_sum, correct, checked = 0.0, 0, 0  # the sums as last read, and the steps they cover
+            # One bar per epoch, left on screen; the postfix shows the running loss as of the last read.
+            bar = tqdm(
+                total=len(steps),
+                desc=f"seed {seed} epoch {epoch}/{cfg.epochs}",
+                unit="step",
+                disable=not progress,
+                leave=True,
             )
+            a = 0
+            done = 0  # items (clips, or segments in per-segment batches) so far this epoch
+            for step, (b, pick) in enumerate(steps, start=1):
+                idx = rows_dev[a : a + len(b)]  # (B,), on the device
+                a += len(b)
+                y = labels[idx]  # (B,)
+                x = windows(load_clips(source, b, policy, idx), cfg)  # (B * S, W)
+                y_win = y.repeat_interleave(s)  # (B * S,)
+                if pick is not None:  # per-segment batch: the drawn windows of these clips
+                    pick_dev = policy.to_device(torch.from_numpy(pick))
+                    x, y_win = x[pick_dev], y_win[pick_dev]  # (P, W), (P,)
+                with policy.autocast():
+                    logits = model(x)  # (B * S, K) or (P, K), float32
+                loss = F.cross_entropy(logits, y_win)  # mean over segments
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if pick is None:  # per track: a track's segments' summed probabilities
+                    hits, items = (track_log_probs(logits.detach(), s).argmax(-1) == y).sum(), len(b)
+                else:  # per segment (a batch does not hold every segment of its tracks)
+                    hits, items = (logits.detach().argmax(-1) == y_win).sum(), len(pick)
+                done += items
+                sums += torch.stack([loss.detach().double() * items, hits.double()])
+                if step % SYNC_EVERY == 0 or step == len(steps):
+                    loss_sum, correct = sums.tolist()  # the wait for the device
+                    if not math.isfinite(loss_sum):
+                        saved = ckpt_path is not None and ckpt_path.exists()
+                        raise DivergedError(
+                            f"seed {seed}: the training loss became {loss_sum} at epoch {epoch}, between steps "
+                            f"{checked + 1} and {step} of {len(steps)} (input {cfg.input}, lr {cfg.lr}, bf16 autocast "
+                            f"{amp}). The run diverged: try a smaller lr{' or amp: false' if amp else ''}, and check "
+                            "the clip store for broken audio."
+                            + (f" The last good state is in {ckpt_path}." if saved else "")
+                        )
+                    checked = step
+                    bar.set_postfix(loss=f"{loss_sum / done:.3f}", refresh=False)
+                bar.update()
+            correct = int(correct)
+            train_seconds.append(time.perf_counter() - t0)
+            val_loss, val_acc, _, _ = evaluate(model, source, labels, val_rows, cfg, policy)
+            row = {
+                "epoch": epoch,
+                "train_loss": loss_sum / n_items,
+                "train_acc": correct / n_items,
+                "val_loss": val_loss,
+                "val_acc": val_acc,
+                "seconds": time.perf_counter() - t0,
+            }
+            history.append(row)
+            bar.set_postfix(
+                {
+                    "loss": f"{row['train_loss']:.3f}",
+                    "acc": f"{row['train_acc']:.3f}",
+                    "val_loss": f"{val_loss:.3f}",
+                    "val_acc": f"{val_acc:.3f}",
+                },
+                refresh=False,
+            )
+            bar.close()  # draws the final line once
+            if val_acc > best["val_acc"]:
+                best = {
+                    "epoch": epoch,
+                    "val_acc": val_acc,
+                    "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
+                }
+            if ckpt_path is not None:
+                save_checkpoint(
+                    ckpt_path,
+                    {
+                        "epoch": epoch,
+                        "model": model.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "history": history,
+                        "train_seconds": train_seconds,
+                        "best": best,
+                        "rng": _rng_state(),
+                        "config": cfg.to_dict(),
+                        "store_fingerprint": fingerprint,
+                    },
+                )
+                saved = epoch
 
-    t_test = time.perf_counter()
-    _, test_acc, pred, probs = evaluate(model, source, labels, test_rows, cfg, policy)
-    y_test = labels.cpu().numpy()[np.sort(test_rows)]
-    k = len(GENRES)
-    confusion = np.zeros((k, k), dtype=np.int64)
-    np.add.at(confusion, (y_test, pred), 1)
-    test_acc_best = test_acc
-    if best["epoch"] != len(history):
-        model.load_state_dict(best["state"])
-        test_acc_best = evaluate(model, source, labels, test_rows, cfg, policy)[1]
+        t_test = time.perf_counter()
+        _, test_acc, pred, probs = evaluate(model, source, labels, test_rows, cfg, policy)
+        y_test = labels.cpu().numpy()[np.sort(test_rows)]
+        k = len(GENRES)
+        confusion = np.zeros((k, k), dtype=np.int64)
+        np.add.at(confusion, (y_test, pred), 1)
+        test_acc_best = test_acc
+        if best["epoch"] != len(history):
+            model.load_state_dict(best["state"])
+            test_acc_best = evaluate(model, source, labels, test_rows, cfg, policy)[1]
+    except KeyboardInterrupt:
+        raise interrupted(seed, epoch, saved, cfg.epochs, ckpt_path) from None
+    finally:
+        if bar is not None:
+            bar.close()  # now: a bar left to the garbage collector draws itself after the error's line
     # Seconds of this seed's work: its epochs (also those before a resume) and the test.
     seconds = sum(h["seconds"] for h in history) + time.perf_counter() - t_test
     return SeedResult(

@@ -12,9 +12,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 import warnings
@@ -25,10 +27,11 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from conftest import run_snakemake
 
-from fmareport import experiment
+from fmareport import disk, errors, experiment, train
 from fmareport.cli import main
 from fmareport.config import Config, ConfigError, load_cell, load_config, profile_path
 from fmareport.data.audio import Skip, decode_clip
@@ -652,3 +655,302 @@ def test_11_a_track_that_is_a_folder_is_skipped_as_not_a_file(tmp_path):
     assert err.value.args[0] == "not a file" and "not a regular file" in err.value.args[1]
     with pytest.raises(Skip, match="no file"):
         decode_clip(tmp_path / "000010.mp3", 8000, 4096)
+
+
+# --- 14. errors at the boundary: one line naming the file or key and the fix, and an exit status ------
+
+
+@pytest.fixture
+def tiny_profile(tiny_config, tiny_store, tmp_path) -> Path:
+    """A profile YAML of the tiny set (its store is reused) with a small net and its results and
+    build folders under tmp_path: `fmareport run --profile <it> --cell table1/raw_whole` trains two
+    steps per epoch."""
+    cfg = tiny_config.replace(
+        channels=8, dense=[16], results_dir=str(tmp_path / "results"), build_dir=str(tmp_path / "build")
+    )
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg.to_dict()))
+    return path
+
+
+def run_tiny(profile: Path, *overrides: str) -> int:
+    """`fmareport run` of the tiny profile's table1/raw_whole cell with `--set` overrides."""
+    sets = [a for o in overrides for a in ("--set", o)]
+    return main(["run", "--profile", str(profile), "--cell", "table1/raw_whole", *sets])
+
+
+def tiny_cell(profile: Path, **overrides) -> experiment.CellPaths:
+    return experiment.CellPaths.of(load_cell(str(profile), "table1/raw_whole", overrides))
+
+
+def last_line(err: str) -> str:
+    """What the boundary printed: the last line of stderr (the progress bars come before it)."""
+    assert "Traceback" not in err, err
+    return err.strip().splitlines()[-1]
+
+
+def test_14_each_error_has_its_exit_status():
+    cases = [
+        (errors.ConfigError("x"), 2),
+        (errors.CommandError("x"), 1),
+        (errors.StorageError("x"), 1),
+        (train.DivergedError("x"), 1),
+        (train.CheckpointError("x"), 1),
+        (experiment.CellBusyError("x"), 1),
+        (errors.CommandNotFound("x"), 127),
+        (errors.Interrupted("x"), 130),
+        (KeyboardInterrupt(), 130),
+    ]
+    assert [errors.exit_status(err) for err, _ in cases] == [status for _, status in cases]
+    assert ConfigError is errors.ConfigError and issubclass(ConfigError, ValueError)
+    assert errors.one_line(KeyboardInterrupt()) == errors.INTERRUPTED
+    assert errors.one_line(errors.CommandError("a\nb")) == "a b"
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_14_ctrl_c_in_training_exits_130_naming_the_epoch_a_rerun_resumes_from(tiny_profile, monkeypatch, capsys):
+    real = train.epoch_steps
+
+    def ctrl_c_in_epoch_2(train_rows, cfg, seed, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real(train_rows, cfg, seed, epoch)
+
+    monkeypatch.setattr(train, "epoch_steps", ctrl_c_in_epoch_2)
+    assert run_tiny(tiny_profile, "epochs=3") == 130
+    paths = tiny_cell(tiny_profile)
+    checkpoint = paths.checkpoints / "seed0.pt"
+    assert last_line(capsys.readouterr().err) == (
+        f"fmareport run: interrupted at seed 0 epoch 2: rerun the same command to resume from epoch 2 "
+        f"(checkpoint {checkpoint})"
+    )
+    assert torch.load(checkpoint, weights_only=True)["epoch"] == 1
+    assert not list(paths.checkpoints.glob("*.tmp")) and not paths.results.exists()
+
+    monkeypatch.setattr(train, "epoch_steps", real)
+    assert run_tiny(tiny_profile, "epochs=3") == 0  # resumes: epochs 2 and 3 only
+    result = json.loads(paths.results.read_text())
+    assert [h["epoch"] for h in result["seeds"][0]["history"]] == [1, 2, 3]
+    cfg = load_cell(str(tiny_profile), "table1/raw_whole", {"epochs": 3})
+    assert paths.results.stat().st_size <= experiment.results_bytes(cfg, len(result["seeds"][0]["test_labels"]))
+
+
+def test_14_ctrl_c_before_training_exits_130_with_one_line(tiny_profile, monkeypatch, capsys):
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiment, "prepare", ctrl_c)  # while the store is made
+    assert run_tiny(tiny_profile) == 130
+    assert capsys.readouterr().err == f"fmareport run: {errors.INTERRUPTED}\n"
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_torch_thread")
+def test_14_a_real_ctrl_c_exits_130_and_the_rerun_resumes_where_it_said(tiny_profile, tmp_path):
+    """SIGINT to a real `fmareport run` once its first checkpoint exists (5 to 10 s: torch's import)."""
+    command = [sys.executable, "-m", "fmareport.cli", "run", "--profile", str(tiny_profile),
+               "--cell", "table1/raw_whole", "--set", "epochs=100000"]  # fmt: skip
+    checkpoint = tiny_cell(tiny_profile).checkpoints / "seed0.pt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # A shell's background job ignores SIGINT, and a Python started so keeps ignoring it: undo that.
+    run = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 130, err[-3000:]
+    line = last_line(err)
+    epoch = int(re.search(r"resume from epoch (\d+) \(checkpoint ", line).group(1))
+    assert line.startswith("fmareport run: interrupted at seed 0 epoch ") and str(checkpoint) in line
+    assert torch.load(checkpoint, weights_only=True)["epoch"] == epoch - 1
+    assert run_tiny(tiny_profile, f"epochs={epoch}") == 0  # the one epoch it said, then the test
+    result = json.loads(tiny_cell(tiny_profile).results.read_text())
+    assert [h["epoch"] for h in result["seeds"][0]["history"]] == list(range(1, epoch + 1))
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_14_fewer_epochs_than_the_checkpoint_exits_2_naming_the_fix(tiny_profile, tiny_store, capsys):
+    paths = tiny_cell(tiny_profile)
+    cfg = load_cell(str(tiny_profile), "table1/raw_whole", {"epochs": 2})
+    checkpoints = experiment._make_checkpoint_dir(paths.checkpoints)  # as run_cell makes it
+    train.train_seed(cfg, tiny_store, 0, checkpoint_dir=checkpoints, progress=False)  # as if killed after epoch 2
+    before = state(paths.checkpoints)
+    assert run_tiny(tiny_profile, "epochs=1") == 2
+    assert last_line(capsys.readouterr().err) == (
+        f"fmareport run: key 'epochs': 1, but {paths.checkpoints / 'seed0.pt'} is a checkpoint at epoch 2: set "
+        f"epochs to 2 or more to resume it, or delete its folder {paths.checkpoints} (fmareport made it) to train "
+        "afresh"
+    )
+    assert state(paths.checkpoints)["seed0.pt"] == before["seed0.pt"] and not paths.results.exists()
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_14_a_diverged_run_exits_1_with_one_line(tiny_profile, monkeypatch, capsys):
+    real = train.F.cross_entropy
+    monkeypatch.setattr(train.F, "cross_entropy", lambda *a, **k: real(*a, **k) * float("nan"))
+    assert run_tiny(tiny_profile) == 1
+    line = last_line(capsys.readouterr().err)
+    assert line.startswith("fmareport run: seed 0: the training loss became nan at epoch 1") and "smaller lr" in line
+    assert not tiny_cell(tiny_profile).results.exists()
+
+
+def test_14_a_busy_cell_exits_1_with_one_line(tiny_profile, capsys):
+    paths = tiny_cell(tiny_profile)
+    with experiment.cell_lock(paths):  # another run holds it
+        assert run_tiny(tiny_profile) == 1
+    assert last_line(capsys.readouterr().err) == (
+        f"fmareport run: cell 'raw_whole' is already running (lock {paths.build / 'lock'} is held): "
+        "wait for that run to finish"
+    )
+    assert not paths.checkpoints.exists() and not paths.results.exists()
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_14_a_full_disk_while_saving_a_checkpoint_names_it_and_keeps_the_last_one(tiny_profile, monkeypatch, capsys):
+    real = torch.save
+
+    def disk_full_at_epoch_2(obj, f, *args, **kwargs):
+        if obj["epoch"] == 2:
+            f.write(b"half a checkpoint")
+            raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 1024 vs 960")
+        return real(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", disk_full_at_epoch_2)
+    assert run_tiny(tiny_profile, "epochs=2") == 1
+    checkpoint = tiny_cell(tiny_profile).checkpoints / "seed0.pt"
+    line = last_line(capsys.readouterr().err)
+    assert line.startswith(f"fmareport run: {checkpoint}: saving the checkpoint failed (RuntimeError: [enforce fail")
+    assert re.search(r"needs about [\d.]+ [KMG]iB and its disk has [\d,.]+ [KMG]iB free: make room there", line), line
+    saved = torch.load(checkpoint, weights_only=True)
+    assert saved["epoch"] == 1 and not list(checkpoint.parent.glob("*.tmp"))  # the last one, whole; no leftover
+    assert checkpoint.stat().st_size <= train.checkpoint_bytes(saved["model"])
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_14_an_unwritable_results_folder_stops_the_run_before_training(tiny_profile, tmp_path, monkeypatch, capsys):
+    """Any user can be root (a container), where a chmod'ed folder stays writable: a path under a file is
+    a folder no one can write."""
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setattr(experiment, "train_seed", lambda *a, **k: pytest.fail("trained before the check"))
+    assert run_tiny(tiny_profile, f"results_dir={tmp_path / 'file' / 'results'}") == 1
+    folder = tmp_path / "file" / "results" / "tiny" / "table1"
+    assert last_line(capsys.readouterr().err) == (
+        f"fmareport run: {folder}: cannot write there (Not a directory): make it writable, or set results_dir "
+        "to a folder you can write to"
+    )
+    assert (tmp_path / "file").read_text() == "x"
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_14_a_disk_without_room_for_the_checkpoints_stops_the_run_before_training(tiny_profile, monkeypatch, capsys):
+    monkeypatch.setattr(experiment, "train_seed", lambda *a, **k: pytest.fail("trained before the check"))
+    monkeypatch.setattr(disk, "free_bytes", lambda folder: 1000)
+    assert run_tiny(tiny_profile) == 1
+    paths = tiny_cell(tiny_profile)
+    line = last_line(capsys.readouterr().err)
+    assert line.startswith(f"fmareport run: {paths.checkpoints}: the checkpoints need about ")
+    assert re.search(r"its disk has 1,000 bytes free: free [\d.]+ [KMG]iB there, or set build_dir to a folder on a disk "
+                     r"with room$", line), line  # fmt: skip
+    assert not list(paths.checkpoints.glob(f"{disk.PROBE}*"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine with a usable GPU gives the paper profile its device")
+def test_14_a_gpu_profile_without_a_gpu_exits_1_with_one_line(tmp_path, capsys):
+    sets = ["--set", f"results_dir={tmp_path / 'results'}", "--set", f"build_dir={tmp_path / 'build'}"]
+    assert main(["run", "--profile", "paper", "--cell", "table1/raw_whole", *sets]) == 1
+    assert re.fullmatch(
+        r"fmareport run: profile 'paper', device auto: no usable CUDA device \(.*--set device=cpu\)\n",
+        capsys.readouterr().err,
+    )
+    assert not (tmp_path / "results").exists()  # stopped before the store and the folders
+
+
+def test_14_check_writable_deletes_only_its_own_probe(tmp_path, victim):
+    before = state(victim)
+    assert disk.check_writable(victim, "results_dir") == victim
+    assert state(victim) == before
+    assert disk.check_writable(tmp_path / "new" / "folder", "build_dir").is_dir()
+
+
+def test_14_on_gpu_with_a_command_that_does_not_exist_exits_127(tmp_path, capsys):
+    locks = tmp_path / "locks"
+    assert main(["on-gpu", "--lock-dir", str(locks), "--", "/nonexistent"]) == 127
+    assert capsys.readouterr().err == (
+        "fmareport on-gpu: command not found: /nonexistent (not an executable file, nor a program on PATH)\n"
+    )
+    assert not locks.exists()  # no GPU was claimed
+
+
+def test_14_on_gpu_refuses_a_poll_that_is_not_positive(tmp_path, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["on-gpu", "--lock-dir", str(tmp_path / "locks"), "--poll", "0", "--", "true"])
+    assert done.value.code == 2
+    assert "argument --poll: must be above 0, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "locks").exists()
+
+
+@pytest.mark.parametrize("base_url", ["notaurl", "ftp://example.org/fma", "/data/fma"])
+def test_14_fetch_refuses_a_base_url_that_is_not_a_url(tmp_path, base_url, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["fetch", str(tmp_path / "data"), "--base-url", base_url])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --base-url: {base_url!r} is not an http://, https:// or file:// URL" in err
+    assert not (tmp_path / "data").exists()
+
+
+def test_14_book_refuses_a_root_without_its_config(tmp_path, victim, capsys):
+    before = state(victim)
+    for root in (tmp_path / "nonexistent", victim):
+        assert main(["book", "--root", str(root), "--no-build"]) == 2
+        assert capsys.readouterr().err.startswith(f"fmareport book: --root {root}: not a book root (no _config.yml")
+    assert not (tmp_path / "nonexistent").exists() and state(victim) == before
+
+
+@pytest.mark.parametrize("tracks", ["-5", "0"])
+def test_14_summary_refuses_a_number_of_tracks_that_is_not_positive(tracks, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["summary", "--profile", "smoke", "--tracks", tracks, "--no-memory"])
+    assert done.value.code == 2
+    assert f"argument --tracks: must be above 0, got {tracks}" in capsys.readouterr().err
+
+
+def test_14_the_notebook_shows_an_fmareport_error_as_its_one_line():
+    """short_tracebacks (the experiment notebook's second cell) in a real IPython shell: our error is
+    one line, a bug keeps its traceback."""
+    code = textwrap.dedent(
+        """
+        from IPython.core.interactiveshell import InteractiveShell
+        from fmareport import errors
+        shell = InteractiveShell.instance(colors="NoColor")
+        errors.short_tracebacks(shell)
+        ours = shell.run_cell("from fmareport.errors import ConfigError\\nraise ConfigError('a.yaml: fix')")
+        print("=== bug")
+        bug = shell.run_cell("1 / 0")
+        print("=== failed", not ours.success, not bug.success)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    ours, bug = done.stdout.split("=== bug")
+    assert "ConfigError: a.yaml: fix" in ours and "Traceback" not in ours and "f()" not in ours
+    assert "ZeroDivisionError" in bug and "----> 1 1 / 0" in bug
+    assert "=== failed True True" in bug
+
+
+@pytest.mark.slow
+def test_14_papermill_logs_the_notebooks_error_as_its_one_line(tmp_path):
+    """What the workflow's cell log (papermill's stderr) ends with when the notebook stops."""
+    done = subprocess.run(
+        [sys.executable, "-m", "papermill", str(REPO / "book/experiment.ipynb"), str(tmp_path / "out.ipynb"),
+         "-p", "profile", "smoke", "-p", "cell", "/tmp/x/victim", "--log-output"],
+        cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 1
+    tail = done.stderr[done.stderr.index('Exception encountered at "In [') :].splitlines()
+    assert [line for line in tail[1:] if line.strip()] == [
+        "An exception has occurred, use %tb to see the full traceback.",
+        "ConfigError: cell '/tmp/x/victim': not a cell name (e.g. table1/raw_whole: lower-case letters, digits, "
+        "'_' and '-', one '/' at most)",
+    ]

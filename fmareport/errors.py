@@ -1,0 +1,83 @@
+"""The errors a user can act on, and the exit status each gives (docs/faults.md, case 14).
+
+One boundary for the command line, the notebook and the workflow: every such error is an
+`FmareportError` whose message is one line naming the file, key or option and the fix, and
+whose class says `fmareport`'s exit status (cli.main prints the line and returns it):
+
+* 2, `ConfigError`: a bad argument, params file or papermill parameter;
+* 1, any other `FmareportError`: the work failed (a download, the disk, a diverged run, ...);
+* 130, Ctrl-C (128 + SIGINT, as a shell reports it). `Interrupted` is a KeyboardInterrupt (so
+  no `except Exception` swallows it) that says the epoch a rerun resumes from;
+* 127, `CommandNotFound`: `fmareport on-gpu -- CMD` with no such CMD (the shell's and env(1)'s).
+
+The experiment notebook shows these as their one line (`short_tracebacks`), and so does its
+papermill log, which the workflow keeps. This module imports nothing of the project's, so
+every module may raise these.
+"""
+
+from __future__ import annotations
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_NOT_FOUND = 127
+EXIT_INTERRUPTED = 130  # 128 + SIGINT (2)
+
+
+class FmareportError(Exception):
+    """An error the user can act on; its message is the one line to show."""
+
+    exit_status = EXIT_FAILED
+
+
+class ConfigError(FmareportError, ValueError):
+    """A params file, papermill parameter or argument we refuse; names the file or option, the key and
+    what is allowed."""
+
+    exit_status = EXIT_BAD_INPUT
+
+
+class CommandError(FmareportError, RuntimeError):
+    """A step that failed for a reason the user can act on; the message says what to do."""
+
+
+class StorageError(FmareportError, OSError):
+    """A folder a run writes to is not writable or has no room; the message names it and the bytes needed."""
+
+
+class CommandNotFound(FmareportError):
+    """`fmareport on-gpu -- CMD`: CMD is not an executable file nor a name on PATH."""
+
+    exit_status = EXIT_NOT_FOUND
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during training; the message says where a rerun of the same command resumes."""
+
+    exit_status = EXIT_INTERRUPTED
+
+
+INTERRUPTED = "interrupted (Ctrl-C): rerun the same command to go on (training resumes from its last checkpoint)"
+
+
+def exit_status(err: BaseException) -> int:
+    """The exit status of `fmareport` for an error that reached the boundary."""
+    return EXIT_INTERRUPTED if isinstance(err, KeyboardInterrupt) else getattr(err, "exit_status", EXIT_FAILED)
+
+
+def one_line(err: BaseException) -> str:
+    """The line to show for an error at the boundary: its message (a bare Ctrl-C gets INTERRUPTED)."""
+    text = str(err).strip()
+    if isinstance(err, KeyboardInterrupt) and not text:
+        return INTERRUPTED
+    return " ".join(text.splitlines()) or type(err).__name__
+
+
+def short_tracebacks(shell) -> None:
+    """In IPython (the experiment notebook): show an FmareportError or a Ctrl-C as `Name: its line`,
+    every other error (a bug) with its full traceback. The cell still fails (IPython's own error
+    display, exception_only), so papermill stops and its log, the workflow's, carries that line."""
+
+    def show(shell, etype, value, tb, tb_offset=None) -> None:
+        shell.showtraceback((etype, value, tb), exception_only=True)
+
+    shell.set_custom_exc((FmareportError, KeyboardInterrupt), show)
