@@ -52,6 +52,8 @@ import numpy as np
 import pandas as pd
 
 from ..config import Config, ConfigError
+from ..disk import check_room
+from ..errors import FmareportError
 from ..progress import tqdm
 from .audio import DECODE_VERSION, INT16_SCALE, SILENCE_PEAK, Skip, decode_clip, decoder_notes, decoder_versions
 from .fma import GENRES, SPLITS, SUBSETS, audio_path, load_tracks
@@ -63,7 +65,7 @@ STORE_FILES = ("audio.npy", "index.csv")  # what the manifest's `files` records:
 INDEX_COLUMNS = ("track_id", "genre", "label", "split")
 
 
-class StoreError(ValueError):
+class StoreError(FmareportError, ValueError):
     """A store that is not what its manifest says (damaged, truncated, edited, too old), or that
     cannot be written (a full disk)."""
 
@@ -443,13 +445,7 @@ def _check_space(folder: Path, store_bytes: int) -> None:
     """Refuse before writing when `folder`'s disk cannot hold the store twice (rows, then the
     compacted audio.npy) with 1 GiB to spare."""
     folder.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(folder).free
-    need = 2 * store_bytes + (1 << 30)
-    if need > free:
-        raise ValueError(
-            f"{folder}: the clip store needs {need / 2**30:,.1f} GiB of disk (twice its {store_bytes / 2**30:,.1f} GiB, "
-            f"plus 1 GiB), only {free / 2**30:,.1f} GiB are free: lower clip_samples or set store_root elsewhere"
-        )
+    check_room(folder, 2 * store_bytes + (1 << 30), "the clip store (twice its size, plus 1 GiB)", "store_root")
 
 
 def _writable_memmap(path: Path, shape: tuple[int, int] | None) -> np.memmap:
