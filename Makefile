@@ -29,15 +29,16 @@ test: install
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
 
-# One `make report` at a time per checkout: build/report.lock, held with flock(1) for the run and
+# One `make report` at a time per checkout: build/report.lock, held by flock(1) for the run and
 # released by the kernel however the run ends (kill -9 too). A second one is refused at once.
+# --close: the jobs do not inherit the lock (a kernel a kill leaves behind for a moment holds none).
 REPORT_LOCK ?= build/report.lock
 # Extra Snakemake arguments, before the options (tests use them: a target such as `results`, --directory DIR).
 WORKFLOW_ARGS ?=
 SNAKEMAKE := $(VENV)/bin/snakemake
 
 report: install
-	@mkdir -p $(dir $(REPORT_LOCK)) && flock --nonblock --conflict-exit-code 75 $(REPORT_LOCK) $(MAKE) --no-print-directory workflow || { \
+	@mkdir -p $(dir $(REPORT_LOCK)) && flock --nonblock --close --conflict-exit-code 75 $(REPORT_LOCK) $(MAKE) --no-print-directory workflow || { \
 		status=$$?; [ $$status -ne 75 ] || echo "make report: another make report is running here ($(REPORT_LOCK) is held): wait for it to finish" >&2; \
 		exit $$status; }
 	@echo "HTML report: $(CURDIR)/_build/html/index.html"
