@@ -127,7 +127,7 @@ class Config(BaseModel):
     batch_unit: Literal["clips", "segments"] = "clips"  # a batch: the segments of batch_size clips, or
     #                                                     batch_size segments drawn across all clips
     train_fraction: Annotated[float, Field(gt=0, le=1)] = 1.0  # a stratified share of the training split
-    lr: Annotated[float, Field(gt=0)] = 5e-4  # Adam learning rate
+    lr: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5e-4  # Adam learning rate (finite)
     # --- where it runs (fmareport/device.py: the device policy) ---
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when usable, else see cpu_fallback
     cpu_fallback: bool = True  # device auto without a usable GPU: run on the CPU (false: stop at once)
@@ -308,6 +308,8 @@ def _message(e: dict) -> str:
             f"key {key}: {value} is not {what} (lower-case letters, digits, '_' and '-', "
             f"starting with a letter or digit; it becomes part of a path)"
         )
+    if kind == "finite_number":
+        return f"key {key}: must be a finite number, got {value}"
     if kind == "too_short":
         return f"key {key}: needs at least {e['ctx']['min_length']} value(s), got {value}"
     expected = _describe(loc[0]) if len(loc) == 1 else {"int_type": "an integer"}.get(kind, e["msg"])

@@ -119,6 +119,7 @@ def test_unknown_key_names_file_and_nearest_key(tmp_path):
         ("seeds: [-1]\n", r"key 'seeds\[0\]': must be in \[0, 4294967296\), got -1"),
         ("seeds: [0, 4294967296]\n", r"key 'seeds\[1\]': must be in \[0, 4294967296\), got 4294967296"),
         ("synth_seed: -1\n", r"key 'synth_seed': must be >= 0, got -1"),
+        ("lr: .inf\n", r"key 'lr': must be a finite number, got inf"),  # trained to a NaN loss and a failed cell before
         # hostile YAML (docs/faults.md, case 13)
         ("epochs: 2\ndropout: 0.0\nepochs: 3\n", r"line 3: key 'epochs' given twice \(first on line 1\); keep one"),
         ("dense: {a: 1, a: 2}\n", r"line 1: key 'a' given twice"),
