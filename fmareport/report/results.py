@@ -127,7 +127,7 @@ class SeedResult(_Model):
     seconds: Seconds
     segments_per_second: NonNegative
     # The test predictions after the last epoch, one row per test track (ascending track_id):
-    # the book's bootstrap intervals and paired comparisons are computed from them.
+    # the book's intervals and paired comparisons are computed from them (docs/statistics.md).
     test_track_ids: Annotated[list[Count], Field(min_length=1)]
     test_labels: list[Label]
     test_probs: list[ProbRow]

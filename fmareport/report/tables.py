@@ -24,11 +24,13 @@ import pandas as pd
 from .runs import diverged
 from .stats import (
     CONFIDENCE,
-    bootstrap_accuracy,
     detectable_difference,
     mean_std,
-    paired_bootstrap_difference,
+    paired_difference,
     welch_interval,
+)
+from .stats import (
+    accuracy_interval as _accuracy_interval,
 )
 
 # A run's setting: (input kind, segmented, dropout), as in its config.
@@ -123,7 +125,7 @@ def paper_table(name: str, runs: dict[Setting, dict]) -> pd.DataFrame:
 
     Columns: setting, cell (our run, or None when it is missing), diverged (a seed's training
     loss diverged: runs.diverged), paper, mean, std,
-    n_seeds, low, high (the 95 % bootstrap interval over test tracks and seeds; NaN without
+    n_seeds, low, high (the 95 % interval over test tracks and seeds, `stats.accuracy_interval`; NaN without
     the run's test predictions), diff (mean - paper). mean/std/diff are NaN for a missing
     run; diff is NaN against the paper's unexplained 0.00 (UNEXPLAINED).
     """
@@ -281,16 +283,28 @@ def seed_list(result: dict) -> list[int]:
 
 
 def accuracy_interval(result: dict) -> tuple[float, float, float] | None:
-    """A cell's accuracy and its 95 % bootstrap interval over test tracks and seeds (None without
-    its test predictions)."""
-    return bootstrap_accuracy(correct_matrix(result)[1]) if has_predictions(result) else None
+    """A cell's accuracy and its 95 % interval over test tracks and seeds: (mean, low, high); None
+    without its test predictions."""
+    if not has_predictions(result):
+        return None
+    i = _accuracy_interval(correct_matrix(result)[1])
+    return i.estimate, i.low, i.high
+
+
+def seeds_shared(a: dict, b: dict) -> bool:
+    """Whether seed s of `a` and of `b` start from the same initial weights and batch order: the same
+    seeds and the same input kind (the network's layers and their initialisation order are the
+    input's; segmenting, dropout and the spectrogram's scale change no weight)."""
+    kind = a["config"].get("input")
+    return seed_list(a) == seed_list(b) and kind is not None and kind == b["config"].get("input")
 
 
 def compare(a: dict, b: dict) -> dict:
     """a - b in test accuracy: diff, low, high (95 %), width, se, detectable (the smallest difference
-    found with 80 % power), method. Paired bootstrap on the same test tracks when both cells kept
-    their predictions, paired by seed too when both ran the same seeds; else a Welch t-interval
-    over seeds (NaN with fewer than 2 seeds a side)."""
+    found with 80 % power), method. Paired on the same test tracks when both cells kept their
+    predictions (`stats.paired_difference`: tracks and seeds as variance components, a t quantile),
+    paired by seed too where the seeds share their initial weights (`seeds_shared`); else a Welch
+    t-interval over seeds (NaN with fewer than 2 seeds a side)."""
     acc_a, acc_b = accuracies(a), accuracies(b)
     out = dict(
         diff=float(np.mean(acc_a) - np.mean(acc_b)),
@@ -306,11 +320,14 @@ def compare(a: dict, b: dict) -> dict:
         ids_b, cb = correct_matrix(b)
         if not np.array_equal(ids_a, ids_b):
             raise ValueError(f"cells {a['cell']} and {b['cell']} were tested on different tracks: no paired comparison")
-        same_seeds = seed_list(a) == seed_list(b)  # seed s of both: the same start and batch order
-        out["diff"], out["low"], out["high"], out["se"] = paired_bootstrap_difference(ca, cb, same_seeds=same_seeds)
+        same_seeds = seeds_shared(a, b)
+        i = paired_difference(ca, cb, same_seeds=same_seeds)
+        out["diff"], out["low"], out["high"], out["se"] = i.estimate, i.low, i.high, i.se
         out["detectable"] = detectable_difference(out["se"])
-        pairing = "paired by seed" if same_seeds else "seeds unpaired"
-        out["method"] = f"paired bootstrap, {len(ids_a)} tracks × seeds ({pairing})"
+        pairing = "paired by seed: same input and seeds" if same_seeds else "seeds unpaired"
+        if min(ca.shape[0], cb.shape[0]) < 2:
+            pairing += "; 1 seed: no seed spread"
+        out["method"] = f"t over {len(ids_a)} paired tracks and seeds ({pairing})"
     elif min(len(acc_a), len(acc_b)) >= 2:
         _, out["low"], out["high"] = welch_interval(acc_a, acc_b)
         out["method"] = "Welch t over seeds"
@@ -322,7 +339,7 @@ def claims(runs: dict[Setting, dict]) -> pd.DataFrame:
     """Each claim's comparisons judged from our runs, one row per comparison.
 
     Columns: claim, comparison, paper_diff, diff (our difference), low, high (its 95 % interval:
-    paired bootstrap over test tracks and seeds, see `compare`), detectable (the smallest
+    over test tracks and seeds, see `compare`), detectable (the smallest
     difference the comparison finds with 80 % power), seeds ("na / nb"), method, verdict.
     """
     rows = []
@@ -570,7 +587,7 @@ def baseline_as_result(baseline: dict) -> dict:
 
 
 def baseline_table(results: dict[str, dict], baseline: dict) -> pd.DataFrame:
-    """The baseline's test accuracy (bootstrap over test tracks) and each table cell against it, paired."""
+    """The baseline's test accuracy (its interval over test tracks) and each table cell against it, paired."""
     b = baseline_as_result(baseline)
     rows = [
         {
