@@ -153,12 +153,14 @@ def test_claims_are_judged_by_intervals_paired_on_the_test_tracks(built):
     n_test = next(iter(results.values()))["data"]["tracks"]["test"]
     claims = page.find("table", id="claims")
     headers = [th.get_text(strip=True) for th in claims.thead.tr("th")][2:]  # 2 index columns, then the data
-    column = headers.index("Interval from")
+    assert "Interval from" not in headers  # one method for every row: said once, in the caption
+    caption = claims.caption.get_text(" ", strip=True)
+    assert f"Interval from: t over {n_test} paired tracks and the seeds; 1 seed: no seed spread." in caption, caption
+    column = headers.index("Seeds (a / b)")
     for tr in claims.tbody("tr"):
         comparison = tr("th")[-1].get_text(strip=True)
         a, b = (side.split(" input")[0] for side in comparison.split(" − "))
-        pairing = "paired by seed: same input and seeds" if a == b else "seeds unpaired"
-        expected = f"t over {n_test} paired tracks and seeds ({pairing}; 1 seed: no seed spread)"
+        expected = "1 / 1, paired" if a == b else "1 / 1"  # the same input: the same initial weights
         assert tr("td")[column].get_text(strip=True) == expected, comparison
 
 

@@ -324,10 +324,9 @@ def compare(a: dict, b: dict) -> dict:
         i = paired_difference(ca, cb, same_seeds=same_seeds)
         out["diff"], out["low"], out["high"], out["se"] = i.estimate, i.low, i.high, i.se
         out["detectable"] = detectable_difference(out["se"])
-        pairing = "paired by seed: same input and seeds" if same_seeds else "seeds unpaired"
-        if min(ca.shape[0], cb.shape[0]) < 2:
-            pairing += "; 1 seed: no seed spread"
-        out["method"] = f"t over {len(ids_a)} paired tracks and seeds ({pairing})"
+        out["seeds"] += ", paired" if same_seeds else ""  # seed s of both: the same initial weights
+        one_seed = "; 1 seed: no seed spread" if min(ca.shape[0], cb.shape[0]) < 2 else ""
+        out["method"] = f"t over {len(ids_a)} paired tracks and the seeds{one_seed}"
     elif min(len(acc_a), len(acc_b)) >= 2:
         _, out["low"], out["high"] = welch_interval(acc_a, acc_b)
         out["method"] = "Welch t over seeds"
