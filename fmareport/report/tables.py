@@ -314,6 +314,7 @@ def compare(a: dict, b: dict) -> dict:
         detectable=math.nan,
         seeds=f"{len(acc_a)} / {len(acc_b)}",
         method="",
+        paired=False,
     )
     if has_predictions(a) and has_predictions(b):
         ids_a, ca = correct_matrix(a)
@@ -324,7 +325,7 @@ def compare(a: dict, b: dict) -> dict:
         i = paired_difference(ca, cb, same_seeds=same_seeds)
         out["diff"], out["low"], out["high"], out["se"] = i.estimate, i.low, i.high, i.se
         out["detectable"] = detectable_difference(out["se"])
-        out["seeds"] += ", paired" if same_seeds else ""  # seed s of both: the same initial weights
+        out["paired"] = same_seeds  # seed s of both: the same initial weights
         one_seed = "; 1 seed: no seed spread" if min(ca.shape[0], cb.shape[0]) < 2 else ""
         out["method"] = f"t over {len(ids_a)} paired tracks and the seeds{one_seed}"
     elif min(len(acc_a), len(acc_b)) >= 2:
@@ -355,6 +356,7 @@ def claims(runs: dict[Setting, dict]) -> pd.DataFrame:
                 width=math.nan,
                 seeds="",
                 method="",
+                paired=False,
                 verdict="",
             )
             if a not in runs or b not in runs:
@@ -391,6 +393,12 @@ def claim_summary(judged: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+PAIRED_MARK = "†"  # beside a difference whose seeds are paired (the same input and seeds: the same initial weights)
+PAIRED_NOTE = (
+    f"{PAIRED_MARK}: seeds paired (the same input and seeds, so the same initial weights); other rows' seeds are not"
+)
+
+
 def show_claims(judged: pd.DataFrame) -> pd.DataFrame:
     """The display form of `claims`."""
 
@@ -402,7 +410,10 @@ def show_claims(judged: pd.DataFrame) -> pd.DataFrame:
             "Claim": judged["claim"],
             "Comparison (a − b)": judged["comparison"],
             "Paper a − b": judged["paper_diff"].map(lambda v: f"{v:+.3f}"),
-            "Ours a − b": judged["diff"].map(lambda v: "—" if math.isnan(v) else f"{v:+.3f}"),
+            "Ours a − b": judged.apply(
+                lambda r: "—" if math.isnan(r["diff"]) else f"{r['diff']:+.3f}" + (PAIRED_MARK if r["paired"] else ""),
+                axis=1,
+            ),
             f"{CONFIDENCE:.0%} interval": judged.apply(interval, axis=1),
             "Width": judged["width"].map(lambda v: "—" if math.isnan(v) else f"{v:.3f}"),
             "Detectable": judged["detectable"].map(lambda v: "—" if math.isnan(v) else f"{v:.3f}"),
