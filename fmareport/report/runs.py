@@ -21,11 +21,14 @@ A current run whose training loss diverged stays in the tables, flagged (`diverg
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 from ..config import Config, ConfigError, load_cell, params_dir
 from ..data.fma import GENRES
@@ -166,10 +169,6 @@ def settings_stamp(stamp: str | Path, profile: str, cell: str, result: str | Pat
     not only by time), so the cell runs again. Once the cell's own run replaces it, the line
     stays and nothing changes. Relative paths are relative to the working directory.
     """
-    import json
-
-    import yaml
-
     stamp, result = Path(stamp), Path(result)
     try:
         cfg = load_cell(profile, cell)
