@@ -20,8 +20,9 @@ The cells are the YAML files under params/table1/, params/table2/ and params/abl
 profile, the cell YAML and its settings stamp (build/<profile>/settings/<cell>.yaml, the
 resolved config), so editing one cell's file re-runs that cell only; editing the profile
 re-runs them all; a result written with other settings is run again. Every cell's result is
-a target: a deleted or failed one runs again even when the book is still there. Paths are relative to the working directory (the repo root, or --directory,
-whose params/ then holds the profiles and cells).
+a target: a deleted or failed one runs again even when the book is still there. Paths are
+relative to the working directory (the repo root, or --directory, whose params/ then holds
+the profiles and cells).
 
 Config (--config KEY=VALUE):
   profile       params/profiles/<profile>.yaml (default: demo)
@@ -85,8 +86,8 @@ if not CELLS:
                         "repo root, or give --directory)")
 BASELINE = RESULTS / "baselines" / "mfcc.json"
 # Each cell's settings stamp: the config its profile and params files give today. Written here,
-# at every start, when it changes, and made newer than the cell's result when that result ran
-# with other settings (say `fmareport run --set epochs=3`): either way the cell runs again.
+# at every start, when it changes, and given a line naming the cell's result when that result
+# ran with other settings (say `fmareport run --set epochs=3`): either way the cell runs again.
 for _cell in CELLS:
     settings_stamp(BUILD / "settings" / f"{_cell}.yaml", PROFILE, _cell, RESULTS / f"{_cell}.json")
 

@@ -214,6 +214,13 @@ class Config(BaseModel):
 
 FIELDS = Config.model_fields
 
+# Keys that never change a run's numbers: where files go, how many processes decode, where the
+# store sits. A result or checkpoint that differs from a config only in these is still its run
+# (fmareport.report.runs); a checkpoint may also differ in epochs and seeds (fmareport.train).
+NUMBER_FREE_KEYS = frozenset(
+    {"results_dir", "build_dir", "data_dir", "store_root", "prepare_workers", "store_on_device", "cpu_fallback"}
+)
+
 _REPR = reprlib.Repr()
 _REPR.maxstring = _REPR.maxother = _REPR.maxlong = MAX_SHOWN
 _REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 8

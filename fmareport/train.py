@@ -49,7 +49,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import Config
+from .config import NUMBER_FREE_KEYS, Config
 from .data.audio import INT16_SCALE
 from .data.fma import GENRES
 from .device import DevicePolicy, device_policy
@@ -59,18 +59,9 @@ from .model import Net, n_params
 from .progress import tqdm
 from .report.results import Epoch, SeedResult
 
-# Config keys that may change between a run and its resume (they do not change the numbers).
-RESUME_FREE_KEYS = (
-    "epochs",
-    "seeds",
-    "results_dir",
-    "build_dir",
-    "data_dir",
-    "store_root",
-    "prepare_workers",
-    "store_on_device",
-    "cpu_fallback",
-)
+# Config keys that may change between a run and its resume: those that change no number, and
+# how many epochs and which seeds (a seed's checkpoint is its own, and more epochs go on from it).
+RESUME_FREE_KEYS = NUMBER_FREE_KEYS | {"epochs", "seeds"}
 # Training steps between the loop's waits for the device (loss, accuracy, NaN check, progress
 # bar): 8 per epoch of the paper profile's 128 steps, plus one at the end of every epoch.
 SYNC_EVERY = 16

@@ -368,12 +368,15 @@ def staging_inputs(profile: str, results_dir: Path, root: Path) -> str:
     return h.hexdigest()
 
 
-def stage(profile: str, results_dir: Path, root: Path = REPO_ROOT, progress: bool = True) -> dict[str, dict]:
+def stage(
+    profile: str, results_dir: Path, root: Path = REPO_ROOT, progress: bool = True, digest: str | None = None
+) -> dict[str, dict]:
     """Stage the book for `profile` into root/book/generated (wiped first); return the results staged.
 
-    The staged folder's marker holds the digest of its inputs (`staging_inputs`), written last:
-    a folder whose staging was cut short has none, and is staged again."""
-    digest = staging_inputs(profile, results_dir, root)
+    The staged folder's marker holds the digest of its inputs (`staging_inputs`, or `digest` when
+    the caller has it), written last: a folder whose staging was cut short has none, and is staged
+    again."""
+    digest = digest or staging_inputs(profile, results_dir, root)
     results = load_results(results_dir, profile)
     if not results:
         raise BookError(
@@ -401,12 +404,6 @@ def stage(profile: str, results_dir: Path, root: Path = REPO_ROOT, progress: boo
     return results
 
 
-def is_staged(profile: str, results_dir: Path, root: Path) -> bool:
-    """Whether root/book/generated holds the staged pages of exactly these inputs."""
-    marker = root / GENERATED_DIR / STAGED_MARKER
-    return marker.is_file() and marker.read_text().strip() == staging_inputs(profile, results_dir, root)
-
-
 def stage_for_build(srcdir: str | Path) -> None:
     """What `jupyter-book build book/` does first (fmareport.report.sphinx_checks): stage the pages
     of the profile `runs.build_choice` names, from its results, into `<srcdir>/generated`."""
@@ -427,10 +424,12 @@ def stage_for_build(srcdir: str | Path) -> None:
         flush=True,
     )
     root = Path(srcdir).resolve().parent
-    if is_staged(profile, results_dir, root):
+    digest = staging_inputs(profile, results_dir, root)
+    marker = root / GENERATED_DIR / STAGED_MARKER
+    if marker.is_file() and marker.read_text().strip() == digest:
         print("fmareport book: the staged pages are of these results, params and code: kept", flush=True)
         return
-    stage(profile, results_dir, root)
+    stage(profile, results_dir, root, digest=digest)
 
 
 def incomplete(profile: str, results_dir: Path) -> list[RunStatus]:

@@ -30,19 +30,13 @@ from pathlib import Path
 
 import yaml
 
-from ..config import Config, ConfigError, load_cell, params_dir
+from ..config import NUMBER_FREE_KEYS, Config, ConfigError, load_cell, params_dir
 from ..data.fma import GENRES
 from .results import write_atomic
 
 # The folders of params/ that hold cells, in the order of the paper (Table 3 reuses the
 # segmented cells of Tables 1 and 2; the ablations are beyond the paper).
 CELL_FOLDERS = ("table1", "table2", "ablations")
-
-# Keys that never change a run's numbers: where files go and how many processes decode.
-# A result that differs from today's config only in these is still the cell's run.
-NUMBER_FREE_KEYS = frozenset(
-    {"results_dir", "build_dir", "data_dir", "store_root", "prepare_workers", "store_on_device", "cpu_fallback"}
-)
 
 # A run diverged when its last training loss is over DIVERGED_FACTOR times the smaller of its first
 # epoch's and ln(K), the loss of a uniform guess over K = 8 genres (2.08). A network that learned
