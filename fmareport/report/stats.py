@@ -4,12 +4,12 @@ accuracy and the difference of two cells' accuracies with intervals over test tr
 
 from __future__ import annotations
 
+import functools
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 CONFIDENCE = 0.95
 
@@ -20,24 +20,6 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     if x.size == 0:
         raise ValueError("mean_std: no values")
     return float(x.mean()), float(x.std(ddof=1)) if x.size > 1 else 0.0
-
-
-def welch_interval(a: list[float], b: list[float], confidence: float = CONFIDENCE) -> tuple[float, float, float]:
-    """Difference of means mean(a) - mean(b) and its Welch t-interval: (diff, low, high).
-
-    scipy.stats.ttest_ind(a, b, equal_var=False).confidence_interval. Needs at least two
-    values on each side (the interval is over seeds). With no spread on either side there
-    is no interval: low and high are NaN.
-    """
-    if len(a) < 2 or len(b) < 2:
-        raise ValueError(f"an interval over seeds needs >= 2 seeds per side, got {len(a)} and {len(b)}")
-    diff = float(np.mean(a) - np.mean(b))
-    if np.var(a) == 0.0 and np.var(b) == 0.0:  # identical values on both sides: no spread
-        return diff, math.nan, math.nan
-    with warnings.catch_warnings():  # one side's seeds all equal: scipy warns of a zero variance, rightly 0
-        warnings.filterwarnings("ignore", "Precision loss occurred in moment calculation", RuntimeWarning)
-        ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(confidence)
-    return diff, float(ci.low), float(ci.high)
 
 
 # --- intervals over test tracks and seeds -------------------------------------------------------
@@ -64,14 +46,55 @@ def welch_interval(a: list[float], b: list[float], confidence: float = CONFIDENC
 # each side's seed component adds.
 
 
+@functools.lru_cache(maxsize=4096)
+def _t_quantile(p: float, df: float) -> float:
+    """stats.t.ppf(p, df), cached: the coverage simulation asks for the same few thousands of times."""
+    return float(stats.t.ppf(p, df))
+
+
+def _half_width(components: tuple[tuple[float, float], ...], confidence: float) -> float:
+    """sqrt(sum_k q_k^2 v_k), q_k the two-sided t quantile of component k's df at `confidence`."""
+    return math.sqrt(sum(_t_quantile(0.5 + confidence / 2, df) ** 2 * v for v, df in components))
+
+
 @dataclass(frozen=True)
 class Interval:
-    """An estimate with its two-sided interval: estimate, low, high, standard error."""
+    """An estimate with its two-sided interval at `confidence`: estimate, low, high, standard error,
+    and the variance components [(variance, df), ...] it was built from, so the same estimate gives
+    an interval at another level (`at`) and a p-value against any null (`p_value`)."""
 
     estimate: float
     low: float
     high: float
     se: float
+    components: tuple[tuple[float, float], ...] = ()
+    confidence: float = CONFIDENCE
+
+    def at(self, confidence: float) -> Interval:
+        """The interval of the same estimate at another two-sided level (0.90 is the one TOST reads)."""
+        return t_interval(self.estimate, list(self.components), confidence)
+
+    def p_value(self, null: float, alternative: str) -> float:
+        """One-sided p-value of H0: estimate's true value <= null ("greater": H1 is above the null) or
+        >= null ("less"), the test this interval inverts: p is the level 1 - c at which the one-sided
+        bound (the two-sided interval at 1 - 2p) reaches the null. No spread: 0 or 1."""
+        if alternative not in ("greater", "less"):
+            raise ValueError(f"alternative must be 'greater' or 'less', not {alternative!r}")
+        gap = (self.estimate - null) if alternative == "greater" else (null - self.estimate)
+        if self.se == 0:
+            return 0.0 if gap > 0 else 1.0
+        if gap == 0:
+            return 0.5
+
+        # the one-sided level p whose bound reaches the null: half-width sqrt(sum t.isf(p, df)^2 v) = |gap|,
+        # falling in p; solved on log p, so that p-values far below any level still come out (1e-300 at most)
+        def excess(log_p: float) -> float:
+            p = math.exp(log_p)
+            return math.sqrt(sum(float(stats.t.isf(p, df)) ** 2 * v for v, df in self.components)) - abs(gap)
+
+        lowest = math.log(1e-300)
+        one_sided = 1e-300 if excess(lowest) < 0 else math.exp(optimize.brentq(excess, lowest, math.log(0.5)))
+        return one_sided if gap > 0 else 1 - one_sided
 
 
 def t_interval(estimate: float, components: list[tuple[float, float]], confidence: float = CONFIDENCE) -> Interval:
@@ -82,12 +105,12 @@ def t_interval(estimate: float, components: list[tuple[float, float]], confidenc
     With one large component (3 seeds' luck) the interval is that component's t-interval; with
     both small it is the normal one. Welch-Satterthwaite's single df instead rises when the seed
     variance happens to come out small, and covers 91 % at 3 seeds (docs/statistics.md)."""
-    parts = [(v, df) for v, df in components if df > 0]
+    parts = tuple((float(v), float(df)) for v, df in components if df > 0)
     var = sum(v for v, _ in parts)
     if var <= 0:
-        return Interval(estimate, estimate, estimate, 0.0)
-    half = math.sqrt(sum(float(stats.t.ppf(0.5 + confidence / 2, df)) ** 2 * v for v, df in parts))
-    return Interval(estimate, estimate - half, estimate + half, math.sqrt(var))
+        return Interval(estimate, estimate, estimate, 0.0, parts, confidence)
+    half = _half_width(parts, confidence)
+    return Interval(estimate, estimate - half, estimate + half, math.sqrt(var), parts, confidence)
 
 
 def _components(track_means: np.ndarray, seed_means: list[np.ndarray]) -> list[tuple[float, float]]:
@@ -128,7 +151,12 @@ def paired_difference(
     return t_interval(float(a.mean() - b.mean()), _components(tracks, seeds), confidence)
 
 
-def detectable_difference(standard_error: float, confidence: float = CONFIDENCE, power: float = 0.8) -> float:
-    """The smallest true difference a comparison with this standard error detects with `power`
-    (0.8) at the two-sided level 1 - confidence: (z_{1-alpha/2} + z_power) * se (2.80 se)."""
-    return float((stats.norm.ppf(0.5 + confidence / 2) + stats.norm.ppf(power)) * standard_error)
+def detectable(interval: Interval, power: float = 0.8, both_bounds: bool = False) -> float:
+    """What a test that reads `interval` can show with `power`: its half-width plus z_power standard
+    errors. For a test of a - b = 0 it is the smallest true difference found (2.80 se for a normal
+    95 % interval); for a margin test (no gain, TOST) the smallest margin confirmed when a and b are
+    truly equal, and TOST, which must keep both bounds inside, takes z_((1 + power) / 2). The
+    interval's own t quantiles, a normal quantile for the power: an approximation, good to a few
+    per cent of the value."""
+    z = stats.norm.ppf((1 + power) / 2 if both_bounds else power)
+    return float((interval.high - interval.low) / 2 + z * interval.se)

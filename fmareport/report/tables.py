@@ -22,13 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .runs import diverged
-from .stats import (
-    CONFIDENCE,
-    detectable_difference,
-    mean_std,
-    paired_difference,
-    welch_interval,
-)
+from .stats import CONFIDENCE, Interval, detectable, mean_std, paired_difference
 from .stats import (
     accuracy_interval as _accuracy_interval,
 )
@@ -70,9 +64,15 @@ CAPTIONS = {
     "our runs are those of Tables 1 and 2; the paper's unexplained 0.00 gets no difference).",
 }
 
-# An effect smaller than this many accuracy points counts as "no advantage" when
-# judging "1D+2D adds nothing over 2D" (the paper calls 0.429 vs 0.428 "similar").
+# The margin of "no advantage" and "similar": the largest gap the paper itself calls similar,
+# 2D 0.395 against 1D+2D 0.376 on whole clips (Table 1, §VI: "The results gotten for the model
+# trained with 2D input are similar to those obtained for the model fed with both"), 0.019 -> 0.02.
 NO_GAIN_MARGIN = 0.02
+
+# The claims' tests form one family (`claims`): Holm's step-down keeps the chance of any wrong
+# "holds" or "does not hold" among them at or under FAMILY_ALPHA.
+FAMILY_ALPHA = 0.05
+POWER = 0.8  # the power at which `claims` states the smallest detectable difference or margin
 
 
 def setting_of(result: dict) -> Setting:
@@ -185,15 +185,65 @@ def show_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
-class Claim:
-    """A claim of the paper as differences `a - b` of test accuracy.
+class Test:
+    """How one of the paper's words is tested on a difference a - b of test accuracy.
 
-    direction: "positive" (a beats b), "negative" (a is worse than b) or "no_gain"
-    (a is not better than b by NO_GAIN_MARGIN or more).
+    kind:
+      "superiority": a beats b (or, with `sign` -1, a is worse than b): a two-sided test of
+        a - b = 0 at 5 % (the 95 % interval); it holds when the difference is significant in the
+        paper's direction and does not hold when it is significant the other way.
+      "non-superiority": a gives no advantage over b: H0 a - b >= NO_GAIN_MARGIN, one-sided at 2.5 %
+        (the 95 % interval's upper bound below the margin); it does not hold when a gain of the
+        margin or more is significant the same way (the lower bound above the margin).
+      "equivalence": a and b are similar: TOST, H0 |a - b| >= NO_GAIN_MARGIN, two one-sided tests
+        at 5 % (the 90 % interval inside the margins); it does not hold when the 90 % interval lies
+        wholly outside them (a gap of at least the margin, either way).
+    word: the paper's word the test reads.
     """
 
+    kind: str
+    word: str
+    sign: int = 1
+
+    @property
+    def confidence(self) -> float:
+        """The two-sided level of the interval the test reads."""
+        return 0.90 if self.kind == "equivalence" else CONFIDENCE
+
+    @property
+    def margin(self) -> str:
+        return {"superiority": "0", "non-superiority": f"+{NO_GAIN_MARGIN:g}"}.get(self.kind, f"±{NO_GAIN_MARGIN:g}")
+
+    def p_values(self, i: Interval) -> tuple[float, float]:
+        """(p of the test that would say "holds", p of the one that would say "does not hold"), each
+        on the scale where FAMILY_ALPHA decides: the smaller one is the comparison's p-value."""
+        d = NO_GAIN_MARGIN
+        if self.kind == "superiority":
+            up, down = i.p_value(0.0, "greater"), i.p_value(0.0, "less")
+            holds, refutes = (up, down) if self.sign > 0 else (down, up)
+            return 2 * holds, 2 * refutes  # two-sided: each side at 2.5 %
+        if self.kind == "non-superiority":
+            return 2 * i.p_value(d, "less"), 2 * i.p_value(d, "greater")
+        if self.kind == "equivalence":
+            inside = max(i.p_value(-d, "greater"), i.p_value(d, "less"))  # TOST: both one-sided tests
+            outside = min(i.p_value(d, "greater"), i.p_value(-d, "less"))  # a gap beyond one margin
+            return inside, outside
+        raise ValueError(f"unknown test kind {self.kind!r}")
+
+    def detectable(self, i: Interval) -> float:
+        """For "superiority", the smallest true difference the test finds with POWER; for the others,
+        the smallest margin it confirms with POWER when a and b are truly equal (`stats.detectable`).
+        i: the interval at the test's own level."""
+        return detectable(i, POWER, both_bounds=self.kind == "equivalence")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim of the paper: the differences a - b of test accuracy it is about, each judged by
+    every one of `tests` (a claim worded twice, "no advantage" and "similar", gets both)."""
+
     name: str
-    direction: str
+    tests: tuple[Test, ...]
     comparisons: tuple[tuple[Setting, Setting], ...]
     source: str
 
@@ -209,25 +259,25 @@ _BOTH = {seg: ("both", seg, 0.0) for seg in (False, True)}
 CLAIMS = (
     Claim(
         "2D beats 1D",
-        "positive",
+        (Test("superiority", "better results"),),
         _pairs(_SPEC, _RAW),
         "Abstract and §VI: 'the spectrogram yields better results'; '1D input gives a lower accuracy in any case'.",
     ),
     Claim(
         "1D+2D adds nothing over 2D",
-        "no_gain",
+        (Test("non-superiority", "no advantages"), Test("equivalence", "similar")),
         _pairs(_BOTH, _SPEC) + ((("both", True, 0.2), ("spectrogram", True, 0.2)),),
-        "Abstract: 'the combination does not provide any advantages'.",
+        "Abstract: 'the combination does not provide any advantages'; §VI: 'similar'.",
     ),
     Claim(
         "Segmenting helps",
-        "positive",
+        (Test("superiority", "performs better"),),
         tuple(((k, True, 0.0), (k, False, 0.0)) for k in ("raw", "spectrogram", "both")),
         "Abstract and §VI: 'segmenting data into smaller pieces makes the network perform better'.",
     ),
     Claim(
         "Dropout hurts",
-        "negative",
+        (Test("superiority", "deteriorates", sign=-1),),
         tuple(((k, True, 0.2), (k, True, 0.0)) for k in ("spectrogram", "both")),
         "§VI, Table 2: 'it deteriorates them. It should not be used in our case.'",
     ),
@@ -242,23 +292,33 @@ def paper_value(setting: Setting) -> float:
     raise KeyError(setting)
 
 
-def verdict(direction: str, low: float, high: float) -> str:
-    """'holds', 'does not hold' or 'inconclusive' from a confidence interval of a - b.
+def verdict(test: Test, interval: Interval, p_adjusted: float) -> str:
+    """'holds', 'does not hold' or 'inconclusive' from a test's family-adjusted p-value (`claims`),
+    its direction from which of the two opposite tests gave it; what was shown, in a few words."""
+    if p_adjusted >= FAMILY_ALPHA:
+        return "inconclusive"
+    holds, refutes = test.p_values(interval)
+    d = interval.estimate
+    if test.kind == "superiority":
+        return "holds" if holds <= refutes else f"does not hold: {'a gain' if d > 0 else 'a loss'}"
+    if test.kind == "non-superiority":
+        return "holds" if holds <= refutes else f"does not hold: a gain of +{NO_GAIN_MARGIN:g} or more"
+    if holds <= refutes:
+        return "holds"
+    return f"does not hold: {'a gain' if d > 0 else 'a loss'} beyond the ±{NO_GAIN_MARGIN:g} margin"
 
-    "no_gain" is an equivalence test against its margin: it holds when the whole interval lies
-    below a gain of NO_GAIN_MARGIN, and does not hold only when the whole interval lies above
-    it (a gain at least as large as the margin); a gain smaller than the margin is no gain. An
-    interval wholly below zero holds too, and the verdict says that a is worse.
-    """
-    if direction == "positive":
-        return "holds" if low > 0 else "does not hold" if high < 0 else "inconclusive"
-    if direction == "negative":
-        return "holds" if high < 0 else "does not hold" if low > 0 else "inconclusive"
-    if direction == "no_gain":
-        if high < 0:  # no gain, and more: a does worse than b (say so, "similar" would mislead)
-            return f"holds, and more: a loss (the whole interval below zero, not only below +{NO_GAIN_MARGIN:g})"
-        return "holds" if high < NO_GAIN_MARGIN else "does not hold" if low > NO_GAIN_MARGIN else "inconclusive"
-    raise ValueError(f"unknown claim direction {direction!r}")
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (Holm 1979), in the input's order: the k-th smallest of m
+    is multiplied by m - k + 1, kept from falling below the one before it, and capped at 1. An
+    adjusted p under alpha rejects with the family's error at most alpha. (statsmodels' multipletests
+    does this too; five lines do not justify the dependency.)"""
+    order = np.argsort(p_values, kind="stable")
+    m, running, out = len(p_values), 0.0, [1.0] * len(p_values)
+    for k, j in enumerate(order):
+        running = max(running, min(1.0, (m - k) * p_values[j]))
+        out[j] = running
+    return out
 
 
 def has_predictions(result: dict) -> bool:
@@ -299,12 +359,27 @@ def seeds_shared(a: dict, b: dict) -> bool:
     return seed_list(a) == seed_list(b) and kind is not None and kind == b["config"].get("input")
 
 
+def difference(a: dict, b: dict) -> tuple[Interval, str, bool] | None:
+    """a - b in test accuracy with its 95 % interval (`stats.paired_difference`: paired on the same
+    test tracks, tracks and seeds as variance components at their own t quantiles), the method in
+    words, and whether the seeds are paired (`seeds_shared`: the same initial weights). None when a
+    side kept no test predictions."""
+    if not (has_predictions(a) and has_predictions(b)):
+        return None
+    ids_a, ca = correct_matrix(a)
+    ids_b, cb = correct_matrix(b)
+    if not np.array_equal(ids_a, ids_b):
+        raise ValueError(f"cells {a['cell']} and {b['cell']} were tested on different tracks: no paired comparison")
+    same_seeds = seeds_shared(a, b)
+    one_seed = "; 1 seed: no seed spread" if min(ca.shape[0], cb.shape[0]) < 2 else ""
+    method = f"t over {len(ids_a)} paired tracks and the seeds{one_seed}"
+    return paired_difference(ca, cb, same_seeds=same_seeds), method, same_seeds
+
+
 def compare(a: dict, b: dict) -> dict:
-    """a - b in test accuracy: diff, low, high (95 %), width, se, detectable (the smallest difference
-    found with 80 % power), method. Paired on the same test tracks when both cells kept their
-    predictions (`stats.paired_difference`: tracks and seeds as variance components, a t quantile),
-    paired by seed too where the seeds share their initial weights (`seeds_shared`); else a Welch
-    t-interval over seeds (NaN with fewer than 2 seeds a side)."""
+    """a - b in test accuracy as numbers: diff, low, high (95 %), width, se, detectable (the smallest
+    difference found with 80 % power at 5 %, two-sided), seeds, method, paired (`difference`). The
+    interval's fields are NaN and the method empty when a side kept no test predictions."""
     acc_a, acc_b = accuracies(a), accuracies(b)
     out = dict(
         diff=float(np.mean(acc_a) - np.mean(acc_b)),
@@ -316,83 +391,104 @@ def compare(a: dict, b: dict) -> dict:
         method="",
         paired=False,
     )
-    if has_predictions(a) and has_predictions(b):
-        ids_a, ca = correct_matrix(a)
-        ids_b, cb = correct_matrix(b)
-        if not np.array_equal(ids_a, ids_b):
-            raise ValueError(f"cells {a['cell']} and {b['cell']} were tested on different tracks: no paired comparison")
-        same_seeds = seeds_shared(a, b)
-        i = paired_difference(ca, cb, same_seeds=same_seeds)
-        out["diff"], out["low"], out["high"], out["se"] = i.estimate, i.low, i.high, i.se
-        out["detectable"] = detectable_difference(out["se"])
-        out["paired"] = same_seeds  # seed s of both: the same initial weights
-        one_seed = "; 1 seed: no seed spread" if min(ca.shape[0], cb.shape[0]) < 2 else ""
-        out["method"] = f"t over {len(ids_a)} paired tracks and the seeds{one_seed}"
-    elif min(len(acc_a), len(acc_b)) >= 2:
-        _, out["low"], out["high"] = welch_interval(acc_a, acc_b)
-        out["method"] = "Welch t over seeds"
+    found = difference(a, b)
+    if found is not None:
+        i, out["method"], out["paired"] = found
+        out.update(diff=i.estimate, low=i.low, high=i.high, se=i.se, detectable=detectable(i, POWER))
     out["width"] = out["high"] - out["low"]  # NaN without an interval
     return out
 
 
 def claims(runs: dict[Setting, dict]) -> pd.DataFrame:
-    """Each claim's comparisons judged from our runs, one row per comparison.
+    """Each claim's tests on each of its comparisons, one row per (comparison, test); the family of
+    every test that has an interval is Holm-adjusted (`holm`).
 
-    Columns: claim, comparison, paper_diff, diff (our difference), low, high (its 95 % interval:
-    over test tracks and seeds, see `compare`), detectable (the smallest
-    difference the comparison finds with 80 % power), seeds ("na / nb"), method, verdict.
+    Columns: claim, comparison, word (the paper's), test, margin, confidence (of the interval the
+    test reads), paper_diff, diff, low, high (that interval), se, detectable (`Test.detectable`),
+    seeds ("na / nb"), method, paired, p (the smaller of the test's two p-values), p_holm, verdict.
     """
-    rows = []
+    rows, intervals = [], []
     for claim in CLAIMS:
         for a, b in claim.comparisons:
-            row = dict(
-                claim=claim.name,
-                comparison=f"{setting_label(a)} − {setting_label(b)}",
-                paper_diff=paper_value(a) - paper_value(b),
-                diff=math.nan,
-                low=math.nan,
-                high=math.nan,
-                detectable=math.nan,
-                width=math.nan,
-                seeds="",
-                method="",
-                paired=False,
-                verdict="",
-            )
-            if a not in runs or b not in runs:
-                missing = setting_label(a if a not in runs else b)
-                row.update(verdict=f"inconclusive (not run: {missing})")
+            found = difference(runs[a], runs[b]) if a in runs and b in runs else None
+            for test in claim.tests:
+                row = dict(
+                    claim=claim.name,
+                    comparison=f"{setting_label(a)} − {setting_label(b)}",
+                    word=test.word,
+                    test=test.kind,
+                    margin=test.margin,
+                    confidence=test.confidence,
+                    paper_diff=paper_value(a) - paper_value(b),
+                    diff=math.nan,
+                    low=math.nan,
+                    high=math.nan,
+                    se=math.nan,
+                    detectable=math.nan,
+                    seeds="",
+                    method="",
+                    paired=False,
+                    p=math.nan,
+                    p_holm=math.nan,
+                    verdict="",
+                )
+                if a not in runs or b not in runs:
+                    row["verdict"] = f"inconclusive (not run: {setting_label(a if a not in runs else b)})"
+                elif found is None:
+                    row["verdict"] = "inconclusive (no test predictions kept)"
+                else:
+                    i, row["method"], row["paired"] = found
+                    shown = i.at(test.confidence)
+                    row.update(
+                        diff=i.estimate, low=shown.low, high=shown.high, se=i.se, detectable=test.detectable(shown)
+                    )
+                    row["seeds"] = f"{len(runs[a]['seeds'])} / {len(runs[b]['seeds'])}"
+                    if min(len(runs[a]["seeds"]), len(runs[b]["seeds"])) < 2:
+                        row["verdict"] = "inconclusive (1 seed)"
+                    elif i.se == 0:
+                        row["verdict"] = "inconclusive (no spread)"
+                    else:
+                        row["p"] = min(test.p_values(i))
+                        intervals.append((len(rows), test, i))
                 rows.append(row)
-                continue
-            row.update({k: v for k, v in compare(runs[a], runs[b]).items() if k != "se"})
-            if not row["method"]:
-                row["verdict"] = "inconclusive (1 seed)"
-            elif math.isnan(row["low"]) or row["low"] == row["high"]:
-                row["verdict"] = "inconclusive (no spread)"
-            else:
-                row["verdict"] = verdict(claim.direction, row["low"], row["high"])
-            rows.append(row)
+    for (k, test, i), p_holm in zip(intervals, holm([rows[k]["p"] for k, _, _ in intervals])):
+        rows[k]["p_holm"] = p_holm
+        rows[k]["verdict"] = verdict(test, i, p_holm)
     return pd.DataFrame(rows)
 
 
+def family_size(judged: pd.DataFrame) -> int:
+    """How many tests the Holm family of `claims` holds (those with an interval)."""
+    return int(judged["p_holm"].notna().sum())
+
+
 def claim_summary(judged: pd.DataFrame) -> pd.DataFrame:
-    """One line per claim: its verdict over all its comparisons.
+    """One line per claim and word of the paper: its verdict over all its comparisons.
 
     The verdict is the comparisons' common verdict when they agree, else each verdict
     with the comparisons it covers ("holds for 2D input, ...; inconclusive for ...").
     """
     rows = []
     for claim in CLAIMS:
-        part = judged[judged["claim"] == claim.name]
-        verdicts = list(dict.fromkeys(part["verdict"]))
-        if len(verdicts) == 1:
-            overall = verdicts[0]
-        else:
-            overall = "; ".join(f"{v} for " + ", ".join(part.loc[part["verdict"] == v, "comparison"]) for v in verdicts)
-        rows.append(dict(claim=claim.name, source=claim.source, verdict=overall))
+        for test in claim.tests:
+            part = judged[(judged["claim"] == claim.name) & (judged["word"] == test.word)]
+            verdicts = list(dict.fromkeys(part["verdict"]))
+            if len(verdicts) == 1:
+                overall = verdicts[0]
+            else:
+                overall = "; ".join(
+                    f"{v} for " + ", ".join(part.loc[part["verdict"] == v, "comparison"]) for v in verdicts
+                )
+            name = claim.name if len(claim.tests) == 1 else f"{claim.name} ('{test.word}')"
+            rows.append(dict(claim=name, source=claim.source, verdict=overall))
     return pd.DataFrame(rows)
 
 
+TEST_LABELS = {
+    "superiority": "difference ≠ 0",
+    "non-superiority": "no gain ≥ margin",
+    "equivalence": "TOST, within ± margin",
+}
 PAIRED_MARK = "†"  # beside a difference whose seeds are paired (the same input and seeds: the same initial weights)
 PAIRED_NOTE = (
     f"{PAIRED_MARK}: seeds paired (the same input and seeds, so the same initial weights); other rows' seeds are not"
@@ -403,20 +499,27 @@ def show_claims(judged: pd.DataFrame) -> pd.DataFrame:
     """The display form of `claims`."""
 
     def interval(r):
-        return "—" if math.isnan(r["low"]) else f"[{r['low']:+.3f}, {r['high']:+.3f}]"
+        return "—" if math.isnan(r["low"]) else f"{r['confidence']:.0%}: [{r['low']:+.3f}, {r['high']:+.3f}]"
+
+    def number(fmt):
+        return lambda v: "—" if math.isnan(v) else format(v, fmt)
 
     out = pd.DataFrame(
         {
             "Claim": judged["claim"],
             "Comparison (a − b)": judged["comparison"],
-            "Paper a − b": judged["paper_diff"].map(lambda v: f"{v:+.3f}"),
+            "Paper's word": judged["word"].map(lambda w: f"'{w}'"),
+            "Test (margin)": judged.apply(lambda r: f"{TEST_LABELS[r['test']]} ({r['margin']})", axis=1),
+            "Paper a − b": judged["paper_diff"].map(number("+.3f")),
             "Ours a − b": judged.apply(
                 lambda r: "—" if math.isnan(r["diff"]) else f"{r['diff']:+.3f}" + (PAIRED_MARK if r["paired"] else ""),
                 axis=1,
             ),
-            f"{CONFIDENCE:.0%} interval": judged.apply(interval, axis=1),
-            "Width": judged["width"].map(lambda v: "—" if math.isnan(v) else f"{v:.3f}"),
-            "Detectable": judged["detectable"].map(lambda v: "—" if math.isnan(v) else f"{v:.3f}"),
+            "Interval": judged.apply(interval, axis=1),
+            "Detectable": judged["detectable"].map(number(".3f")),
+            "p (Holm)": judged["p_holm"].map(
+                lambda v: "—" if math.isnan(v) else "< 0.001" if v < 0.001 else f"{v:.3f}"
+            ),
             "Seeds (a / b)": judged["seeds"],
             "Interval from": judged["method"],
             "Verdict": judged["verdict"],
