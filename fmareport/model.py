@@ -64,9 +64,10 @@ class Spectrogram(nn.Module):
     torchaudio.transforms.Spectrogram(n_fft, hop_length=hop, power=1).
     (B, N) -> (B, n_fft // 2 + 1, N // hop + 1), linear magnitude (no log).
 
-    scale "log" (an ablation, not the paper's) returns log1p(|STFT|) instead: no floor and
-    no per-batch reference (unlike decibels), silence (zero padding) stays 0, and it is
-    smooth near 0; the batch norm after the first layer takes care of its scale.
+    scale "log" (an ablation, not the paper's) returns log1p(|STFT|) instead: a log with a
+    floor at |X| ~ 1 (nearly linear below, log above, so where it bends depends on the STFT's
+    scale), silence (zero padding) stays 0, and no per-batch reference; the batch norm after
+    the first layer takes care of its scale (book, "Beyond the paper").
     """
 
     def __init__(self, n_fft: int, hop: int, scale: str = "linear"):

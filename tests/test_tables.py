@@ -471,3 +471,24 @@ def test_each_ablation_gets_a_line_of_reading():
     table = tables.ablation_table(results)
     assert table.loc["ablations/log", "Changes"] == "spectrogram_scale: None → log (from table1/s)"
     assert table.loc["ablations/orphan", "Width"] == "—"
+
+
+def test_a_synthetic_task_sets_no_number_beside_the_papers():
+    runs = predicted_grid({("raw", True, 0.0): [0.50, 0.52, 0.54]})
+    table = tables.paper_table("Table 1", runs)
+    assert "Ours − paper" in tables.show_table(table) and "Ours − paper" not in tables.show_table(table, False)
+    judged = tables.claims(runs)
+    assert "Paper a − b" in tables.show_claims(judged)
+    assert "Paper a − b" not in tables.show_claims(judged, against_paper=False)
+
+
+def test_widths_say_whether_seeds_or_tracks_make_them_wide():
+    rows = [
+        dict(name="2D − 1D", diff=0.30, low=0.20, high=0.40, seed_share=0.9),
+        dict(name="seg − whole", diff=0.02, low=-0.01, high=0.05, seed_share=0.2),
+    ]
+    text = tables.widths_markdown(rows, 640, "0, 1, 2")
+    assert "In 1 of 2 the seeds give more than half of the variance (from 20% to 90% over all 2)" in text
+    d = stats_.paired_difference(graded([0.5, 0.6, 0.7], 600), graded([0.5, 0.5, 0.5], 600, seed=1))
+    assert stats_.seed_share(d) == pytest.approx(1 - d.components[0][0] / d.se**2)
+    assert 0 < stats_.seed_share(d) < 1

@@ -122,6 +122,16 @@ class Page:
     cfg: Config  # the config of the first cell: the profile's data and scale
     statuses: list[RunStatus]  # every expected cell: current, not run, other settings, other store
 
+    @property
+    def synthetic(self) -> bool:
+        """Whether the profile ran on the synthetic data set (then no number is set against the paper's)."""
+        return self.cfg.data_source == "synth"
+
+    @property
+    def task(self) -> str:
+        """What the verdicts are about, for captions: 'on the synthetic task' or 'on FMA-small'."""
+        return "on the synthetic task" if self.synthetic else "on FMA-small"
+
     def banner(self):
         """The honesty banner as a notebook output (Markdown): the data, and which cells are missing."""
         from IPython.display import Markdown

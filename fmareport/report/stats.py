@@ -151,6 +151,14 @@ def paired_difference(
     return t_interval(float(a.mean() - b.mean()), _components(tracks, seeds), confidence)
 
 
+def seed_share(interval: Interval) -> float:
+    """The share of an interval's variance that comes from the seeds (every component after the
+    first, which `_components` makes the tracks'): above one half, more seeds narrow the interval
+    more than more test tracks would. NaN without spread."""
+    total = sum(v for v, _ in interval.components)
+    return (total - interval.components[0][0]) / total if total > 0 else math.nan
+
+
 def detectable(interval: Interval, power: float = 0.8, both_bounds: bool = False) -> float:
     """What a test that reads `interval` can show with `power`: its half-width plus z_power standard
     errors. For a test of a - b = 0 it is the smallest true difference found (2.80 se for a normal

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .runs import diverged
-from .stats import CONFIDENCE, Interval, detectable, mean_std, paired_difference
+from .stats import CONFIDENCE, Interval, detectable, mean_std, paired_difference, seed_share
 from .stats import (
     accuracy_interval as _accuracy_interval,
 )
@@ -160,9 +160,10 @@ def paper_table(name: str, runs: dict[Setting, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def show_table(table: pd.DataFrame) -> pd.DataFrame:
+def show_table(table: pd.DataFrame, against_paper: bool = True) -> pd.DataFrame:
     """The display form of `paper_table`: 'Paper', 'Ours (mean ± std)', 'Seeds', '95 % interval',
-    'Ours − paper'."""
+    'Ours − paper'. against_paper False (a synthetic task, whose accuracies say nothing of the
+    paper's) leaves the last column out."""
 
     def ours(r):
         if r.n_seeds == 0:
@@ -181,7 +182,7 @@ def show_table(table: pd.DataFrame) -> pd.DataFrame:
         }
     )
     out.index = pd.Index(table["setting"], name="Setting")
-    return out
+    return out if against_paper else out.drop(columns="Ours − paper")
 
 
 @dataclass(frozen=True)
@@ -377,8 +378,8 @@ def difference(a: dict, b: dict) -> tuple[Interval, str, bool] | None:
 
 
 def compare(a: dict, b: dict) -> dict:
-    """a - b in test accuracy as numbers: diff, low, high (95 %), width, se, detectable (the smallest
-    difference found with 80 % power at 5 %, two-sided), seeds, method, paired (`difference`). The
+    """a - b in test accuracy as numbers: diff, low, high (95 %), width, se, seed_share, detectable (the
+    smallest difference found with 80 % power at 5 %, two-sided), seeds, method, paired (`difference`). The
     interval's fields are NaN and the method empty when a side kept no test predictions."""
     acc_a, acc_b = accuracies(a), accuracies(b)
     out = dict(
@@ -390,11 +391,13 @@ def compare(a: dict, b: dict) -> dict:
         seeds=f"{len(acc_a)} / {len(acc_b)}",
         method="",
         paired=False,
+        seed_share=math.nan,
     )
     found = difference(a, b)
     if found is not None:
         i, out["method"], out["paired"] = found
         out.update(diff=i.estimate, low=i.low, high=i.high, se=i.se, detectable=detectable(i, POWER))
+        out["seed_share"] = seed_share(i)
     out["width"] = out["high"] - out["low"]  # NaN without an interval
     return out
 
@@ -404,7 +407,8 @@ def claims(runs: dict[Setting, dict]) -> pd.DataFrame:
     every test that has an interval is Holm-adjusted (`holm`).
 
     Columns: claim, comparison, word (the paper's), test, margin, confidence (of the interval the
-    test reads), paper_diff, diff, low, high (that interval), se, detectable (`Test.detectable`),
+    test reads), paper_diff, diff, low, high (that interval), se, seed_share (`stats.seed_share`),
+    detectable (`Test.detectable`),
     seeds ("na / nb"), method, paired, p (the smaller of the test's two p-values), p_holm, verdict.
     """
     rows, intervals = [], []
@@ -424,6 +428,7 @@ def claims(runs: dict[Setting, dict]) -> pd.DataFrame:
                     low=math.nan,
                     high=math.nan,
                     se=math.nan,
+                    seed_share=math.nan,
                     detectable=math.nan,
                     seeds="",
                     method="",
@@ -440,7 +445,12 @@ def claims(runs: dict[Setting, dict]) -> pd.DataFrame:
                     i, row["method"], row["paired"] = found
                     shown = i.at(test.confidence)
                     row.update(
-                        diff=i.estimate, low=shown.low, high=shown.high, se=i.se, detectable=test.detectable(shown)
+                        diff=i.estimate,
+                        low=shown.low,
+                        high=shown.high,
+                        se=i.se,
+                        seed_share=seed_share(i),
+                        detectable=test.detectable(shown),
                     )
                     row["seeds"] = f"{len(runs[a]['seeds'])} / {len(runs[b]['seeds'])}"
                     if min(len(runs[a]["seeds"]), len(runs[b]["seeds"])) < 2:
@@ -495,8 +505,9 @@ PAIRED_NOTE = (
 )
 
 
-def show_claims(judged: pd.DataFrame) -> pd.DataFrame:
-    """The display form of `claims`."""
+def show_claims(judged: pd.DataFrame, against_paper: bool = True) -> pd.DataFrame:
+    """The display form of `claims`; against_paper False (a synthetic task) leaves the paper's own
+    differences out, so no synthetic number stands beside one of the paper's."""
 
     def interval(r):
         return "—" if math.isnan(r["low"]) else f"{r['confidence']:.0%}: [{r['low']:+.3f}, {r['high']:+.3f}]"
@@ -525,7 +536,8 @@ def show_claims(judged: pd.DataFrame) -> pd.DataFrame:
             "Verdict": judged["verdict"],
         }
     )
-    return out.set_index(["Claim", "Comparison (a − b)"])
+    out = out.set_index(["Claim", "Comparison (a − b)"])
+    return out if against_paper else out.drop(columns="Paper a − b")
 
 
 def split_uniform(table: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -667,8 +679,9 @@ def sharper_than_effect(diff: float, low: float, high: float) -> bool:
 
 
 def widths_markdown(rows: list[dict], n_tracks: int, seeds: str) -> str:
-    """What the intervals of these comparisons achieved, in words: their widths, and which are
-    narrower than their effects. rows: dicts with name, diff, low, high; those without an interval
+    """What the intervals of these comparisons achieved, in words: their widths, which are narrower
+    than their effects, and whether seeds or test tracks make them wide. rows: dicts with name,
+    diff, low, high and seed_share (`stats.seed_share`, NaN when unknown); those without an interval
     or with a zero-width one (no spread: no verdict either, see `claims`) are left out."""
     rows = [r for r in rows if not math.isnan(r["low"]) and r["high"] > r["low"]]  # no interval or no spread: out
     if not rows:
@@ -679,10 +692,21 @@ def widths_markdown(rows: list[dict], n_tracks: int, seeds: str) -> str:
         f"{r['name']}: width {w:.3f} against an effect of {abs(r['diff']):.3f}" + (" (narrower)" if narrower else "")
         for r, w, narrower in zip(rows, widths, sharp)
     )
+    shares = [r.get("seed_share", math.nan) for r in rows]
+    known = [x for x in shares if not math.isnan(x)]
+    by_seeds = sum(x > 0.5 for x in known)
+    sources = (
+        f" In {by_seeds} of {len(known)} the seeds give more than half of the variance (from "
+        f"{min(known):.0%} to {max(known):.0%} over all {len(known)}): there more seeds would narrow the interval, "
+        "and more test tracks would barely do; where the tracks give most, the interval narrows as one over "
+        "the square root of their number."
+        if known
+        else ""
+    )
     return (
         f"With {n_tracks:,} test tracks and seeds {seeds}, these {len(rows)} intervals are "
         f"{min(widths):.3f} to {max(widths):.3f} wide; {sum(sharp)} of {len(rows)} are narrower than the "
-        f"effect they measure (width below |a − b|: the sign and rough size of the effect are settled). "
+        f"effect they measure (width below |a − b|: the sign and rough size of the effect are settled).{sources} "
         f"{each}."
     )
 
