@@ -494,10 +494,10 @@ def claim_summary(judged: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-TEST_LABELS = {
-    "superiority": "difference ≠ 0",
-    "non-superiority": "no gain ≥ margin",
-    "equivalence": "TOST, within ± margin",
+TEST_LABELS = {  # the test, its margin and the interval it reads, in few words (the Results page explains)
+    "superiority": "≠ 0, 95 %",
+    "non-superiority": f"gain < +{NO_GAIN_MARGIN:g}, 95 %",
+    "equivalence": f"TOST ±{NO_GAIN_MARGIN:g}, 90 %",
 }
 PAIRED_MARK = "†"  # beside a difference whose seeds are paired (the same input and seeds: the same initial weights)
 PAIRED_NOTE = (
@@ -509,8 +509,11 @@ def show_claims(judged: pd.DataFrame, against_paper: bool = True) -> pd.DataFram
     """The display form of `claims`; against_paper False (a synthetic task) leaves the paper's own
     differences out, so no synthetic number stands beside one of the paper's."""
 
-    def interval(r):
-        return "—" if math.isnan(r["low"]) else f"{r['confidence']:.0%}: [{r['low']:+.3f}, {r['high']:+.3f}]"
+    def ours(r):
+        if math.isnan(r["diff"]):
+            return "—"
+        mark = PAIRED_MARK if r["paired"] else ""
+        return f"{r['diff']:+.3f}{mark}" + ("" if math.isnan(r["low"]) else f" [{r['low']:+.3f}, {r['high']:+.3f}]")
 
     def number(fmt):
         return lambda v: "—" if math.isnan(v) else format(v, fmt)
@@ -519,14 +522,9 @@ def show_claims(judged: pd.DataFrame, against_paper: bool = True) -> pd.DataFram
         {
             "Claim": judged["claim"],
             "Comparison (a − b)": judged["comparison"],
-            "Paper's word": judged["word"].map(lambda w: f"'{w}'"),
-            "Test (margin)": judged.apply(lambda r: f"{TEST_LABELS[r['test']]} ({r['margin']})", axis=1),
+            "Paper's word: test": judged.apply(lambda r: f"'{r['word']}': {TEST_LABELS[r['test']]}", axis=1),
             "Paper a − b": judged["paper_diff"].map(number("+.3f")),
-            "Ours a − b": judged.apply(
-                lambda r: "—" if math.isnan(r["diff"]) else f"{r['diff']:+.3f}" + (PAIRED_MARK if r["paired"] else ""),
-                axis=1,
-            ),
-            "Interval": judged.apply(interval, axis=1),
+            "Ours a − b, interval": judged.apply(ours, axis=1),
             "Detectable": judged["detectable"].map(number(".3f")),
             "p (Holm)": judged["p_holm"].map(
                 lambda v: "—" if math.isnan(v) else "< 0.001" if v < 0.001 else f"{v:.3f}"
