@@ -34,8 +34,8 @@ def test_tiny_store_contents(tiny_store, tiny_data):
     assert sorted(p.name for p in s.path.iterdir()) == STORE_FILES
     assert isinstance(s.audio, np.memmap) and s.audio.dtype == np.int16 and s.audio.shape == (40, 8192)
     assert (s.sample_rate, s.clip_samples, s.fingerprint) == (8000, 8192, s.manifest["fingerprint"])
-    assert list(s.index.columns) == ["track_id", "genre", "label", "split"]
-    assert s.labels.dtype == np.int64
+    assert list(s.index.columns) == ["track_id", "genre", "label", "split", "artist_id"]
+    assert s.labels.dtype == np.int64 and s.artists.dtype == np.int64
     assert (s.labels == [GENRES.index(g) for g in s.index.genre]).all()
     assert s.index.track_id.is_monotonic_increasing
 
@@ -43,6 +43,7 @@ def test_tiny_store_contents(tiny_store, tiny_data):
     good = tracks[(tracks["set", "subset"] == "small") & ~tracks.index.isin(list(BAD_CASES))]
     assert set(s.index.track_id) == set(good.index)  # no bad case, no medium/large track
     assert dict(zip(s.index.track_id, s.index.split)) == good["set", "split"].astype(str).to_dict()
+    assert dict(zip(s.index.track_id, s.artists)) == good["artist", "id"].to_dict()  # tracks.csv's artists
     assert [len(s.split_indices(split)) for split in SPLITS] == [32, 4, 4]
     assert sorted(np.concatenate([s.split_indices(split) for split in SPLITS])) == list(range(40))
     for genre, row in s.manifest["counts"].items():
