@@ -18,12 +18,12 @@ import soundfile as sf
 import soxr
 import yaml
 
-from fmareport.config import Config
+from fmareport.config import Config, ConfigError
 from fmareport.data.audio import decode_clip
 from fmareport.data.fma import GENRES, SPLITS, audio_path, load_tracks
 from fmareport.data.pool import THREAD_ENV, imap_unordered
 from fmareport.data.store import open_store, prepare, select_tracks, source_fingerprint
-from fmareport.data.synth import BAD_CASES, TrackMeta, tracks_table
+from fmareport.data.synth import ARTIST_TRACKS, BAD_CASES, MARKER, TrackMeta, synthesize, tracks_table
 
 REPO = Path(__file__).resolve().parents[1]
 STORE_FILES = ["audio.npy", "index.csv", "manifest.json"]
@@ -134,6 +134,27 @@ def test_new_settings_make_a_new_store(tiny_config, tiny_store, tiny_data):
     path = audio_path(tiny_data, center.index.track_id[3])
     assert np.array_equal(center.audio[3], decode_clip(path, 8000, 8192, "center"))
     assert not np.array_equal(center.audio[3], tiny_store.audio[3])
+
+
+def test_a_synthetic_set_made_before_it_had_artists_is_refused(tiny_config, tmp_path):
+    """Its tracks are artists of one track each (random ids): prepare stops, saying so and how to
+    re-make it, rather than report intervals over artists it does not have."""
+    cfg = tiny_config.replace(
+        data_dir=str(tmp_path / "synth"), store_root=str(tmp_path / "stores"), synth_tracks_per_genre=1,
+        synth_seconds=0.5, synth_sample_rate=8000, synth_bad_cases=False, clip_samples=2048, segment_samples=1024,
+    )  # fmt: skip
+    root = synthesize(cfg.data_dir, 1, 0.5, 8000, progress=False, workers=1)
+    marker = json.loads((root / MARKER).read_text())
+    assert marker["artist_tracks"] == ARTIST_TRACKS
+    (root / MARKER).write_text(json.dumps({k: v for k, v in marker.items() if k != "artist_tracks"}))
+    with pytest.raises(
+        ConfigError,
+        match=r"artists of 4 tracks, the set has none \(made before synthetic sets had artists\)\)\. Re-make it with `fmareport synth .* --force`",
+    ):
+        prepare(cfg, progress=False)
+    assert not (tmp_path / "stores").exists()
+    (root / MARKER).write_text(json.dumps(marker))
+    assert len(prepare(cfg, progress=False).index) == 8
 
 
 def test_source_fingerprint_follows_the_data_not_its_path(tiny_data, tmp_path):

@@ -299,18 +299,22 @@ def synth_settings(cfg: Config) -> dict:
 
 
 def check_synthetic_set(data_dir: Path, cfg: Config) -> None:
-    """ConfigError unless the synthetic set in data_dir was made with cfg's synth settings: a
-    profile whose set changed must not train on the old one. (A set without synth's marker is
-    not ours to judge and passes.)"""
-    from .synth import made_with
+    """ConfigError unless the synthetic set in data_dir was made with cfg's synth settings, and with
+    the artists synth makes now (synth.ARTIST_TRACKS): a profile whose set changed must not train on
+    the old one. (A set without synth's marker is not ours to judge and passes.)"""
+    from .synth import ARTIST_TRACKS, made_with
 
     made = made_with(data_dir)
     if made is None:
         return
     want = synth_settings(cfg)
     differ = {key: (made.get(name), want[name]) for key, name in SYNTH_KEYS.items() if made.get(name) != want[name]}
-    if differ:
-        what = ", ".join(f"{k}: the set has {a!r}, the config {b!r}" for k, (a, b) in differ.items())
+    reasons = [f"{k}: the set has {a!r}, the config {b!r}" for k, (a, b) in differ.items()]
+    if (had := made.get("artist_tracks")) != ARTIST_TRACKS:  # not a config key: how synth cuts a set now
+        had_text = "none (made before synthetic sets had artists)" if had is None else f"artists of {had}"
+        reasons.append(f"artists of {ARTIST_TRACKS} tracks, the set has {had_text}")
+    if reasons:
+        what = ", ".join(reasons)
         redo = shlex.join(["fmareport", "synth", str(data_dir), *synth_arguments(cfg), "--force"])
         raise ConfigError(
             f"{data_dir} is a synthetic set made with other settings ({what}). Re-make it with "

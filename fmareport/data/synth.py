@@ -355,6 +355,7 @@ def synthesize(
         "bad_cases": bad_cases,
         "validation_fraction": validation_fraction,
         "test_fraction": test_fraction,
+        "artist_tracks": ARTIST_TRACKS,  # absent in sets made before they had artists: store.check_synthetic_set
     }
     (tmp / MARKER).write_text(json.dumps({"format": "fmareport synthetic FMA-format set", **settings}, indent=1) + "\n")
 
