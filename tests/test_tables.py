@@ -356,6 +356,70 @@ def with_predictions(res, correct, n_tracks=200):
     return res
 
 
+def with_artists(res, artists):
+    """Give every seed of a result dict its test tracks' artists, as results record them now; None:
+    none, as in a file written before."""
+    if artists is not None:
+        for seed in res["seeds"]:
+            seed["test_artist_ids"] = [int(a) for a in artists]
+    return res
+
+
+def test_comparisons_resample_artists_when_the_results_record_them():
+    """50 artists of 4 tracks; b differs from a on whole artists (a third of them flipped), so the
+    per-track differences come in artists: the interval is stats' over artists, and says so; a side
+    written before artists were recorded takes the other's (the same tracks); neither side: the
+    interval over tracks, as before."""
+    rng = np.random.default_rng(9)
+    artists = np.repeat(rng.permutation(50) * 3 + 1, 4)  # (200,)
+    right = np.repeat(rng.random(50) < 0.6, 4)  # (200,) by artist
+    a_right = np.stack([right ^ (rng.random(200) < 0.02) for _ in range(3)])  # (3, 200)
+    b_right = a_right ^ np.repeat(rng.random(50) < 0.3, 4)  # a's answers flipped on whole artists
+
+    def cells(artists_a, artists_b):
+        a = with_predictions(result("spectrogram", True, 0.0, [0, 0, 0], cell="a"), a_right)
+        b = with_predictions(result("both", True, 0.0, [0, 0, 0], cell="b"), b_right)
+        return with_artists(a, artists_a), with_artists(b, artists_b)
+
+    by_artist = stats_.paired_difference(a_right, b_right, clusters=artists)
+    by_track = stats_.paired_difference(a_right, b_right)
+    for artists_a, artists_b in ((artists, artists), (None, artists), (artists, None)):
+        c = tables.compare(*cells(artists_a, artists_b))
+        assert (c["low"], c["high"], c["se"]) == (by_artist.low, by_artist.high, by_artist.se)
+        assert c["method"] == "t over 50 artists (200 paired tracks) and the seeds"
+    c = tables.compare(*cells(None, None))
+    assert (c["low"], c["high"]) == (by_track.low, by_track.high)
+    assert c["method"] == "t over 200 paired tracks and the seeds"
+    assert by_artist.se > 1.3 * by_track.se
+    with pytest.raises(ValueError, match="cells a and b give their test tracks different artists"):
+        tables.compare(*cells(artists, artists[::-1]))
+
+    for artists_a, clusters in ((artists, artists), (None, None)):  # a cell alone: over its artists, or its tracks
+        i = stats_.accuracy_interval(a_right, clusters=clusters)
+        assert tables.accuracy_interval(cells(artists_a, None)[0]) == (i.estimate, i.low, i.high)
+
+
+def test_the_baseline_brings_its_test_tracks_artists():
+    """A baseline file with artists compares with a cell over artists; one without, over tracks."""
+    labels = np.arange(200) % 8
+    probs = np.full((200, 8), 0.01)
+    probs[np.arange(200), np.where(np.arange(200) % 3 > 0, labels, (labels + 1) % 8)] = 0.93
+    base = dict(
+        profile="p",
+        test_acc=float(np.mean(np.arange(200) % 3 > 0)),
+        test_track_ids=list(range(200)),
+        test_labels=labels.tolist(),
+        test_probs=probs.tolist(),
+    )
+    cell = with_predictions(result("spectrogram", True, 0.0, [0, 0], cell="a"), np.tile(np.arange(200) % 2 > 0, (2, 1)))
+    artists = (np.arange(200) // 5 + 1).tolist()
+    assert tables.baseline_as_result({**base, "test_artist_ids": artists})["seeds"][0]["test_artist_ids"] == artists
+    assert tables.compare(cell, tables.baseline_as_result({**base, "test_artist_ids": artists}))["method"].startswith(
+        "t over 40 artists (200 paired tracks)"
+    )
+    assert tables.compare(cell, tables.baseline_as_result(base))["method"].startswith("t over 200 paired tracks")
+
+
 def test_claims_use_the_paired_interval_when_predictions_are_kept():
     rng = np.random.default_rng(2)
     spec = np.tile(rng.random(1000) < 0.7, (3, 1))

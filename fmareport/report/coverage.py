@@ -46,8 +46,8 @@ SIM_SEED = 0  # the simulation's own generator: the same table every time
 
 # FMA-small's test split: 800 tracks (fma.FMA_SMALL_SPLITS), 100 a genre, assigned artist by artist,
 # largest first (FMA's creation notebook). FMA publishes no count of them; FMA as a whole has 6.5
-# tracks an artist (106,574 / 16,341). We assume 4 on average in the test split, sizes skewed as
-# 1 + geometric (about 200 artists; the largest about 20 tracks); a run on FMA prints its own count.
+# tracks an artist (106,574 / 16,341). We assume 4 on average in the test split, with skewed,
+# geometric sizes 1, 2, 3, ... (192 artists, the largest 30 tracks); a run on FMA prints its own count.
 FMA_ARTIST_TRACKS = 4.0
 LAYOUT_SEED = 1  # the generator of that layout: one fixed layout, whatever the number of runs
 

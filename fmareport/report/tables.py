@@ -277,17 +277,24 @@ def correct_matrix(result: dict) -> tuple[np.ndarray, np.ndarray]:
     return ids, np.stack(rows)
 
 
+def artists_of(result: dict) -> np.ndarray | None:
+    """(N,) int64: the artist of each test track, in `correct_matrix`'s track order (every seed's
+    are the same: results.py checks); None for results written before artists were recorded."""
+    artists = result["seeds"][0].get("test_artist_ids")
+    return None if artists is None else np.asarray(artists, dtype=np.int64)
+
+
 def seed_list(result: dict) -> list[int]:
     """The seeds a result ran, in its order."""
     return [s["seed"] for s in result["seeds"]]
 
 
 def accuracy_interval(result: dict) -> tuple[float, float, float] | None:
-    """A cell's accuracy and its 95 % interval over test tracks and seeds: (mean, low, high); None
-    without its test predictions."""
+    """A cell's accuracy and its 95 % interval over test tracks (their artists, where the result
+    records them) and seeds: (mean, low, high); None without its test predictions."""
     if not has_predictions(result):
         return None
-    i = _accuracy_interval(correct_matrix(result)[1])
+    i = _accuracy_interval(correct_matrix(result)[1], clusters=artists_of(result))
     return i.estimate, i.low, i.high
 
 
@@ -303,8 +310,9 @@ def compare(a: dict, b: dict) -> dict:
     """a - b in test accuracy: diff, low, high (95 %), width, se, detectable (the smallest difference
     found with 80 % power), method. Paired on the same test tracks when both cells kept their
     predictions (`stats.paired_difference`: tracks and seeds as variance components, a t quantile),
-    paired by seed too where the seeds share their initial weights (`seeds_shared`); else a Welch
-    t-interval over seeds (NaN with fewer than 2 seeds a side)."""
+    the tracks resampled by artist where a side records their artists (`artists_of`; both sides
+    must give the same), paired by seed too where the seeds share their initial weights
+    (`seeds_shared`); else a Welch t-interval over seeds (NaN with fewer than 2 seeds a side)."""
     acc_a, acc_b = accuracies(a), accuracies(b)
     out = dict(
         diff=float(np.mean(acc_a) - np.mean(acc_b)),
@@ -321,13 +329,21 @@ def compare(a: dict, b: dict) -> dict:
         ids_b, cb = correct_matrix(b)
         if not np.array_equal(ids_a, ids_b):
             raise ValueError(f"cells {a['cell']} and {b['cell']} were tested on different tracks: no paired comparison")
+        artists_a, artists_b = artists_of(a), artists_of(b)
+        if artists_a is not None and artists_b is not None and not np.array_equal(artists_a, artists_b):
+            raise ValueError(
+                f"cells {a['cell']} and {b['cell']} give their test tracks different artists: not the same data"
+            )
+        artists = artists_a if artists_a is not None else artists_b  # the same tracks: one side's are both's
         same_seeds = seeds_shared(a, b)
-        i = paired_difference(ca, cb, same_seeds=same_seeds)
+        i = paired_difference(ca, cb, same_seeds=same_seeds, clusters=artists)
         out["diff"], out["low"], out["high"], out["se"] = i.estimate, i.low, i.high, i.se
         out["detectable"] = detectable_difference(out["se"])
         out["paired"] = same_seeds  # seed s of both: the same initial weights
         one_seed = "; 1 seed: no seed spread" if min(ca.shape[0], cb.shape[0]) < 2 else ""
-        out["method"] = f"t over {len(ids_a)} paired tracks and the seeds{one_seed}"
+        paired_tracks = f"{len(ids_a)} paired tracks"
+        unit = paired_tracks if artists is None else f"{len(np.unique(artists))} artists ({paired_tracks})"
+        out["method"] = f"t over {unit} and the seeds{one_seed}"
     elif min(len(acc_a), len(acc_b)) >= 2:
         _, out["low"], out["high"] = welch_interval(acc_a, acc_b)
         out["method"] = "Welch t over seeds"
@@ -592,6 +608,7 @@ def baseline_as_result(baseline: dict) -> dict:
         "test_track_ids": baseline["test_track_ids"],
         "test_labels": baseline["test_labels"],
         "test_probs": baseline["test_probs"],
+        "test_artist_ids": baseline.get("test_artist_ids"),
     }
     return {"cell": "baselines/mfcc", "profile": baseline["profile"], "config": {}, "seeds": [seed]}
 
