@@ -49,6 +49,7 @@ from snakemake.exceptions import WorkflowError
 
 from fmareport.config import ConfigError, load_profile, read_yaml
 from fmareport.data.store import synth_arguments
+from fmareport.data.synth import ARTIST_TRACKS
 from fmareport.gpus import visible_gpus
 from fmareport.report.runs import CELL_FOLDERS, expected_cells, settings_stamp
 
@@ -141,8 +142,10 @@ if CFG.data_source == "synth":
             DATA,
         params:
             data_dir=CFG.data_dir,
-            # Changed settings re-make the set (Snakemake's params trigger).
+            # Changed settings re-make the set (Snakemake's params trigger), and so does a change in
+            # how synth cuts it into artists (a set made before it had artists is refused by prepare).
             settings=shlex.join(synth_arguments(CFG)),
+            artist_tracks=ARTIST_TRACKS,
         threads: workflow.cores
         shell:
             "{PY} -m fmareport.cli synth {params.data_dir:q} {params.settings} --workers {threads} --force"

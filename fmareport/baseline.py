@@ -80,6 +80,7 @@ def run_baseline(cfg: Config, progress: bool = True) -> BaselineResults:
         test_track_ids=store.index["track_id"].to_numpy()[rows["test"]].tolist(),
         test_labels=labels[rows["test"]].tolist(),
         test_probs=probs.tolist(),
+        test_artist_ids=store.artists[rows["test"]].tolist(),
         provenance=Provenance(
             **provenance.collect("cpu"), started=started, finished=provenance.now(), entry="fmareport baseline"
         ),

@@ -369,6 +369,12 @@ def track_ids(store) -> np.ndarray:
     return index["track_id"].to_numpy() if index is not None else np.arange(len(store.labels))
 
 
+def artist_ids(store) -> np.ndarray | None:
+    """The store's artist ids in row order (None for a store that records none)."""
+    index = getattr(store, "index", None)
+    return index["artist_id"].to_numpy() if index is not None and "artist_id" in index else None
+
+
 def train_seed(
     cfg: Config, store, seed: int, checkpoint_dir: str | Path | None = None, progress: bool = True
 ) -> SeedResult:
@@ -550,4 +556,5 @@ def train_seed(
         test_track_ids=np.asarray(track_ids(store))[np.sort(test_rows)].tolist(),
         test_labels=y_test.tolist(),
         test_probs=probs.astype(np.float64).tolist(),
+        test_artist_ids=None if (artists := artist_ids(store)) is None else artists[np.sort(test_rows)].tolist(),
     )

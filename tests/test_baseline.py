@@ -25,6 +25,7 @@ def test_baseline_learns_and_keeps_its_test_predictions(tiny_config, tiny_store,
     assert baseline_path(cfg).is_file() and load_baseline(cfg.results_dir, cfg.profile) == res.model_dump(mode="json")
     test = tiny_store.split_indices("test")
     assert res.test_track_ids == tiny_store.index["track_id"].to_numpy()[test].tolist()
+    assert res.test_artist_ids == tiny_store.artists[test].tolist()
     probs = np.asarray(res.test_probs)
     assert probs.shape == (len(test), len(GENRES)) and np.allclose(probs.sum(axis=1), 1)
     assert res.test_acc == pytest.approx((probs.argmax(1) == np.asarray(res.test_labels)).mean())

@@ -141,8 +141,8 @@ def test_tables_hold_the_papers_values_and_ours_from_the_results_json(built, tab
 
 
 def test_claims_are_judged_by_intervals_paired_on_the_test_tracks(built):
-    """One seed per smoke cell: the intervals are over the 4 test tracks alone, paired by seed only
-    between settings of the same input (the same initial weights)."""
+    """One seed per smoke cell: the intervals are over the 4 test tracks' artists alone, paired by seed
+    only between settings of the same input (the same initial weights)."""
     root, _, results = built
     page = html(root, "generated/results.html")
     summary = page.find("table", id="claims-summary")
@@ -156,14 +156,16 @@ def test_claims_are_judged_by_intervals_paired_on_the_test_tracks(built):
     }
     assert all(re.match(r"(holds|does not hold|inconclusive)", v) for v in verdicts.values()), verdicts
     assert "tested on the synthetic task" in summary.caption.get_text(" ", strip=True)
-    n_test = next(iter(results.values()))["data"]["tracks"]["test"]
+    first = next(iter(results.values()))
+    n_test, n_artists = first["data"]["tracks"]["test"], len(set(first["seeds"][0]["test_artist_ids"]))
     claims = page.find("table", id="claims")
     headers = [th.get_text(strip=True) for th in claims.thead.tr("th")][2:]  # 2 index columns, then the data
     assert "Interval from" not in headers  # one method for every row: said once, in the caption
     assert {"Paper's word: test", "Ours a − b, interval", "Detectable", "p (Holm)", "Verdict"} <= set(headers)
     assert "Paper a − b" not in headers  # synthetic: the paper's differences are not set beside ours
     caption = claims.caption.get_text(" ", strip=True)
-    assert f"Interval from: t over {n_test} paired tracks and the seeds; 1 seed: no seed spread." in caption, caption
+    unit = f"{n_artists} artists ({n_test} paired tracks)"  # the tracks resampled by artist, FMA's unit
+    assert f"Interval from: t over {unit} and the seeds; 1 seed: no seed spread." in caption, caption
     assert "†: seeds paired (the same input and seeds" in caption
     column = headers.index("Ours a − b, interval")
     for tr in claims.tbody("tr"):

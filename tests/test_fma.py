@@ -7,16 +7,27 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from fmareport.data.fma import COLUMNS, GENRE_IDS, GENRES, audio_path, load_genres, load_tracks
+from fmareport.data.fma import COLUMNS, GENRE_IDS, GENRES, TracksError, audio_path, load_genres, load_tracks
 from fmareport.data.synth import TrackMeta, tracks_table
 
-# Rows printed by the FMA authors' usage notebook (shared/data/fma_real/README.md).
+# Rows printed by the FMA authors' usage notebook (shared/data/fma_real/README.md); the artist ids
+# as their creation notebook prints raw_tracks.csv: AWOL 1 (tracks 2, 3, 5), Nicky Cook 4, Kurt Vile 6.
 REAL_ROWS = [
-    TrackMeta(2, "small", "training", "Hip-Hop", [21], duration=168, bit_rate=256000),
-    TrackMeta(3, "medium", "training", "Hip-Hop", [21], duration=237, bit_rate=256000),
-    TrackMeta(5, "small", "training", "Hip-Hop", [21], duration=206, bit_rate=256000),
-    TrackMeta(10, "small", "training", "Pop", [10], duration=161, bit_rate=192000),
-    TrackMeta(20, "large", "training", None, [76, 103], genres_all=[17, 10, 76, 103], duration=311, bit_rate=256000),
+    TrackMeta(2, "small", "training", "Hip-Hop", [21], artist_id=1, duration=168, bit_rate=256000),
+    TrackMeta(3, "medium", "training", "Hip-Hop", [21], artist_id=1, duration=237, bit_rate=256000),
+    TrackMeta(5, "small", "training", "Hip-Hop", [21], artist_id=1, duration=206, bit_rate=256000),
+    TrackMeta(10, "small", "training", "Pop", [10], artist_id=6, duration=161, bit_rate=192000),
+    TrackMeta(
+        20,
+        "large",
+        "training",
+        None,
+        [76, 103],
+        genres_all=[17, 10, 76, 103],
+        artist_id=4,
+        duration=311,
+        bit_rate=256000,
+    ),
 ]
 
 
@@ -67,6 +78,8 @@ def test_tracks_csv_real_format(tmp_path):
     assert pd.isna(tracks.loc[20, ("track", "genre_top")])
     assert tracks.loc[10, ("track", "bit_rate")] == 192000
     assert pd.api.types.is_datetime64_any_dtype(tracks["track", "date_created"])
+    assert tracks["artist", "id"].dtype == np.int64
+    assert tracks["artist", "id"].to_dict() == {2: 1, 3: 1, 5: 1, 10: 6, 20: 4}  # AWOL's three tracks: one artist
 
     subset = tracks["set", "subset"]
     assert subset.cat.ordered and list(subset.cat.categories) == ["small", "medium", "large"]
@@ -75,6 +88,20 @@ def test_tracks_csv_real_format(tmp_path):
     assert medium == {2, 3, 5, 10}
     assert large == {2, 3, 5, 10, 20}
     assert small < medium < large
+
+
+@pytest.mark.parametrize("value", [np.nan, "AWOL", 1.5, 0])
+def test_a_track_without_an_artist_id_is_refused_naming_row_and_column(tmp_path, value):
+    """The unit the report resamples on FMA is the artist: a track with no artist id cannot be placed."""
+    table = tracks_table(REAL_ROWS)
+    table[("artist", "id")] = table[("artist", "id")].astype(object)
+    table.loc[10, ("artist", "id")] = value
+    path = tmp_path / "tracks.csv"
+    table.to_csv(path)
+    with pytest.raises(
+        TracksError, match=r"tracks.csv: data row 4 \(track_id 10\), column \('artist', 'id'\): .* is not an artist id"
+    ):
+        load_tracks(path)
 
 
 def test_tracks_csv_wrong_format_is_refused(tmp_path):

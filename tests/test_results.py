@@ -249,6 +249,45 @@ def test_labels_that_differ_between_seeds_are_refused(tmp_path):
     assert "(top level): seeds/1/test_labels differs from seeds/0/test_labels" in refused(tmp_path, obj)
 
 
+ARTIST_IDS = [1, 1, 6, 4, 4, 4]  # the six test tracks' artists: three artists
+
+
+def test_files_with_and_without_the_test_tracks_artists_read_back(tmp_path):
+    """A file written before artists were recorded reads back with none (its intervals resample tracks);
+    one with them keeps them, in test_track_ids' order."""
+    path = tmp_path / "raw_whole.json"
+    old = cell_results()
+    assert "test_artist_ids" not in old["seeds"][0]
+    path.write_text(json.dumps(old))
+    assert [s["test_artist_ids"] for s in read_results(path)["seeds"]] == [None, None]
+    new = cell_results()
+    for seed in new["seeds"]:
+        seed["test_artist_ids"] = ARTIST_IDS
+    path.write_text(json.dumps(new))
+    assert [s["test_artist_ids"] for s in read_results(path)["seeds"]] == [ARTIST_IDS, ARTIST_IDS]
+
+
+@pytest.mark.parametrize(
+    "artists, message",
+    [
+        ([ARTIST_IDS[:5]] * 2, r"seeds/0: test_artist_ids: 5 artist ids for 6 test tracks; one per test track"),
+        (
+            [ARTIST_IDS, ARTIST_IDS[::-1]],
+            r"\(top level\): seeds/1/test_artist_ids differs from seeds/0/test_artist_ids",
+        ),
+        ([ARTIST_IDS, None], r"\(top level\): seeds/1/test_artist_ids differs from seeds/0/test_artist_ids"),
+        ([[1, 1, None, 4, 4, 4]] * 2, r"seeds/0/test_artist_ids/2: Input should be a valid integer"),
+        ([[1, 1, "AWOL", 4, 4, 4]] * 2, r"seeds/0/test_artist_ids/2: Input should be a valid integer"),
+    ],
+    ids=["5 artists for 6 tracks", "other artists per seed", "artists in one seed only", "null", "a name"],
+)
+def test_test_tracks_artists_that_do_not_fit_are_refused(tmp_path, artists, message):
+    obj = cell_results()
+    for seed, a in zip(obj["seeds"], artists):
+        seed["test_artist_ids"] = a
+    assert re.search(message, refused(tmp_path, obj))
+
+
 def test_the_row_sum_tolerance_holds_float32_rounding():
     """A float32 softmax of 8 classes sums to 1 within a few float32 steps, far inside the tolerance."""
     rng = np.random.default_rng(0)
@@ -312,3 +351,11 @@ def test_a_baseline_that_contradicts_itself_is_refused(tmp_path, breaks, message
     path = write_baseline(tmp_path, obj)
     with pytest.raises(ResultsError, match=f"^{path}: results JSON invalid at {message}"):
         load_baseline(tmp_path, "p")
+
+
+def test_a_baselines_artists_are_read_back_and_checked(tmp_path):
+    write_baseline(tmp_path, {**baseline(), "test_artist_ids": ARTIST_IDS})
+    assert load_baseline(tmp_path, "p")["test_artist_ids"] == ARTIST_IDS
+    path = write_baseline(tmp_path / "short", {**baseline(), "test_artist_ids": ARTIST_IDS[:5]})
+    with pytest.raises(ResultsError, match=f"^{path}: .*test_artist_ids: 5 artist ids for 6 test tracks"):
+        load_baseline(tmp_path / "short", "p")

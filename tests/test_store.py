@@ -18,12 +18,12 @@ import soundfile as sf
 import soxr
 import yaml
 
-from fmareport.config import Config
+from fmareport.config import Config, ConfigError
 from fmareport.data.audio import decode_clip
 from fmareport.data.fma import GENRES, SPLITS, audio_path, load_tracks
 from fmareport.data.pool import THREAD_ENV, imap_unordered
 from fmareport.data.store import open_store, prepare, select_tracks, source_fingerprint
-from fmareport.data.synth import BAD_CASES, TrackMeta, tracks_table
+from fmareport.data.synth import ARTIST_TRACKS, BAD_CASES, MARKER, TrackMeta, synthesize, tracks_table
 
 REPO = Path(__file__).resolve().parents[1]
 STORE_FILES = ["audio.npy", "index.csv", "manifest.json"]
@@ -34,8 +34,8 @@ def test_tiny_store_contents(tiny_store, tiny_data):
     assert sorted(p.name for p in s.path.iterdir()) == STORE_FILES
     assert isinstance(s.audio, np.memmap) and s.audio.dtype == np.int16 and s.audio.shape == (40, 8192)
     assert (s.sample_rate, s.clip_samples, s.fingerprint) == (8000, 8192, s.manifest["fingerprint"])
-    assert list(s.index.columns) == ["track_id", "genre", "label", "split"]
-    assert s.labels.dtype == np.int64
+    assert list(s.index.columns) == ["track_id", "genre", "label", "split", "artist_id"]
+    assert s.labels.dtype == np.int64 and s.artists.dtype == np.int64
     assert (s.labels == [GENRES.index(g) for g in s.index.genre]).all()
     assert s.index.track_id.is_monotonic_increasing
 
@@ -43,6 +43,7 @@ def test_tiny_store_contents(tiny_store, tiny_data):
     good = tracks[(tracks["set", "subset"] == "small") & ~tracks.index.isin(list(BAD_CASES))]
     assert set(s.index.track_id) == set(good.index)  # no bad case, no medium/large track
     assert dict(zip(s.index.track_id, s.index.split)) == good["set", "split"].astype(str).to_dict()
+    assert dict(zip(s.index.track_id, s.artists)) == good["artist", "id"].to_dict()  # tracks.csv's artists
     assert [len(s.split_indices(split)) for split in SPLITS] == [32, 4, 4]
     assert sorted(np.concatenate([s.split_indices(split) for split in SPLITS])) == list(range(40))
     for genre, row in s.manifest["counts"].items():
@@ -133,6 +134,27 @@ def test_new_settings_make_a_new_store(tiny_config, tiny_store, tiny_data):
     path = audio_path(tiny_data, center.index.track_id[3])
     assert np.array_equal(center.audio[3], decode_clip(path, 8000, 8192, "center"))
     assert not np.array_equal(center.audio[3], tiny_store.audio[3])
+
+
+def test_a_synthetic_set_made_before_it_had_artists_is_refused(tiny_config, tmp_path):
+    """Its tracks are artists of one track each (random ids): prepare stops, saying so and how to
+    re-make it, rather than report intervals over artists it does not have."""
+    cfg = tiny_config.replace(
+        data_dir=str(tmp_path / "synth"), store_root=str(tmp_path / "stores"), synth_tracks_per_genre=1,
+        synth_seconds=0.5, synth_sample_rate=8000, synth_bad_cases=False, clip_samples=2048, segment_samples=1024,
+    )  # fmt: skip
+    root = synthesize(cfg.data_dir, 1, 0.5, 8000, progress=False, workers=1)
+    marker = json.loads((root / MARKER).read_text())
+    assert marker["artist_tracks"] == ARTIST_TRACKS
+    (root / MARKER).write_text(json.dumps({k: v for k, v in marker.items() if k != "artist_tracks"}))
+    with pytest.raises(
+        ConfigError,
+        match=r"artists of 4 tracks, the set has none \(made before synthetic sets had artists\)\)\. Re-make it with `fmareport synth .* --force`",
+    ):
+        prepare(cfg, progress=False)
+    assert not (tmp_path / "stores").exists()
+    (root / MARKER).write_text(json.dumps(marker))
+    assert len(prepare(cfg, progress=False).index) == 8
 
 
 def test_source_fingerprint_follows_the_data_not_its_path(tiny_data, tmp_path):

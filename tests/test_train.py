@@ -325,6 +325,8 @@ def test_record_on_the_tiny_store_follows_the_contract(tiny_store, tiny_config):
     assert list(rec.per_genre_acc) == list(GENRES)
     assert 1 <= rec.best_epoch <= cfg.epochs
     assert rec.n_params > 0 and rec.seconds > 0 and rec.segments_per_second > 0
+    test = np.sort(tiny_store.split_indices("test"))
+    assert rec.test_artist_ids == tiny_store.artists[test].tolist()  # the store's artists, in track order
 
 
 def test_a_corrupt_checkpoint_is_set_aside_and_the_seed_restarts(tones, tmp_path):
@@ -415,3 +417,4 @@ def test_a_seed_keeps_its_test_predictions(tones):
     probs = np.asarray(rec.test_probs)
     assert probs.shape == (len(test), 8) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
     assert rec.test_acc_last == pytest.approx((probs.argmax(1) == tones.labels[test]).mean())
+    assert rec.test_artist_ids is None  # a store with no index records no artists

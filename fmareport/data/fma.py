@@ -136,11 +136,13 @@ def load_tracks(path: str | Path) -> pd.DataFrame:
     """Read tracks.csv: index track_id, the 52 two-level columns, parsed as FMA's own utils.py does.
 
     List columns (genres, tags) become Python lists (literals only: `ast.literal_eval`, never
-    code), dates become datetimes, and ('set', 'subset') an ordered categorical small < medium
-    < large, so that `tracks['set', 'subset'] <= 'medium'` selects the medium subset (small
-    included). Anything else raises TracksError naming the file, the data row (and its
-    track_id) and the column: a file that is not UTF-8 or not CSV, a track_id that is not a
-    positive integer or appears twice, a list or a date that does not parse.
+    code), dates become datetimes, ('artist', 'id') int64 (FMA gives every track its artist's id:
+    the official split keeps each artist in one split), and ('set', 'subset') an ordered
+    categorical small < medium < large, so that `tracks['set', 'subset'] <= 'medium'` selects the
+    medium subset (small included). Anything else raises TracksError naming the file, the data row
+    (and its track_id) and the column: a file that is not UTF-8 or not CSV, a track_id that is not
+    a positive integer or appears twice, an artist id that is missing or not a positive integer, a
+    list or a date that does not parse.
     """
     path = Path(path)
     if not path.is_file():
@@ -182,6 +184,15 @@ def load_tracks(path: str | Path) -> pd.DataFrame:
             f"{path}: track_id {tid} is listed on data rows {', '.join(rows)}; FMA lists every track once "
             f"({int(twice.sum())} rows share an id): fix the file or fetch it again"
         )
+    artist = pd.to_numeric(tracks["artist", "id"], errors="coerce")
+    bad = artist.isna() | (artist <= 0) | (artist % 1 != 0)
+    if bad.any():
+        i = int(bad.to_numpy().nonzero()[0][0])
+        raise TracksError(
+            f"{path}: {_row(tracks, i)}, column ('artist', 'id'): {tracks['artist', 'id'].iloc[i]!r} is not an "
+            "artist id (a positive integer; FMA gives every track its artist's)"
+        )
+    tracks["artist", "id"] = artist.astype("int64")
     for column in LIST_COLUMNS:
         values = []
         for i, text in enumerate(tracks[column]):

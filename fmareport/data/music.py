@@ -6,13 +6,17 @@ drums and a sub bass for Hip-Hop, distorted power chords for Rock, strummed and
 finger-picked strings for Folk, hand drums, drones and modal lines for International,
 piano and bowed strings without drums for Instrumental, a sung lead over a backbeat
 for Pop, glissandi, noise and inharmonic bells without a pulse for Experimental).
-Neighbouring styles share instruments and tempi, and every track draws its own tempo,
-key, gains, pans and optional parts, borrows one part of another genre's style with
-probability BORROW_P, and goes through a random recording chain (low-pass, spectral
-tilt, noise floor, level). So the task is learnable, but not trivially.
+Neighbouring styles share instruments and tempi. An artist (`Artist`, drawn once by
+`draw_artist`) has its own tempo, metre, key, scale, swing and optional parts, borrows one
+part of another genre's style with probability BORROW_P, and records through its own chain
+(spectral tilt, low-pass, noise floor). Each of its tracks varies that a little (tempo,
+key, chords, a part more or less, the chain) and draws its own notes, patterns, gains,
+pans and level. So the task is learnable, but not trivially, and one artist's tracks are
+alike, as on FMA.
 
-`render(genre, seconds, sr, rng)` returns one stereo track; everything it draws comes
-from `rng`, so a track depends only on the generator's seed.
+`render(genre, seconds, sr, rng, artist)` returns one stereo track; everything it draws
+comes from `rng` (and the artist from its own generator), so a track depends only on the
+generators' seeds.
 """
 
 from __future__ import annotations
@@ -22,7 +26,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-BORROW_P = 0.35  # chance that a track plays one part of another genre's style
+BORROW_P = 0.35  # chance that an artist plays one part of another genre's style
+# How far a track strays from its artist (`render`). A track's own key (3 tracks in 10) and its
+# own choice of each optional part (1 in 5) are drawn as an artist's are, so that a track taken
+# alone is drawn as it was before artists (the task is as hard); tempo within +-4 % of the
+# artist's (115-125 bpm for a 120 bpm artist), the chain's tilt within +-0.5 dB/octave (the
+# artists' spread is +-3) and its noise floor within +-3 dB (the artists' spread is 25 dB).
+OWN_KEY_P = 0.3
+OWN_PART_P = 0.2
+TEMPO_JITTER = 0.04
+TILT_JITTER = 0.5  # dB per octave
+NOISE_JITTER = 3.0  # dB
 
 
 # ----------------------------------------------------------------------------
@@ -562,32 +576,79 @@ ALL_PARTS = sorted(
 )
 
 
-def render(genre: str, seconds: float, sr: int, rng: np.random.Generator) -> np.ndarray:
-    """A track of `genre`'s style: (round(seconds*sr), 2) float32 in [-1, 1]."""
+@dataclass(frozen=True)
+class Artist:
+    """What one artist's tracks share: a place in its genre's style and a recording chain."""
+
+    genre: str
+    bpm: float
+    meter: int
+    key: int  # MIDI note of the tonic
+    scale: str  # a name in SCALES
+    swing: float
+    parts: tuple  # the style's optional parts it plays
+    borrowed: tuple  # () or one part of another genre's style
+    tilt: float  # dB per octave about 1 kHz
+    dull: float  # Hz: a low-pass on everything it records; 0.0: none
+    noise_db: float  # noise floor, dB against the track's RMS
+
+
+def draw_artist(genre: str, rng: np.random.Generator) -> Artist:
+    """An artist of `genre`'s style, every choice drawn from `rng`."""
     st = STYLES[genre]
+    parts = tuple(p for p, prob in st.optional if rng.random() < prob)
+    borrowed = ()
+    if rng.random() < BORROW_P:
+        others = [p for p in ALL_PARTS if p not in st.core and p not in parts]
+        borrowed = (others[rng.integers(len(others))],)
+    return Artist(
+        genre=genre,
+        bpm=float(rng.uniform(*st.bpm)),
+        meter=int(rng.choice(st.meters)),
+        key=int(rng.integers(st.key[0], st.key[1] + 1)),
+        scale=str(rng.choice(st.scales)),
+        swing=float(rng.uniform(*st.swing)),
+        parts=parts,
+        borrowed=borrowed,
+        tilt=float(rng.uniform(-3, 3)),  # +-3 dB per octave
+        dull=float(rng.uniform(3000, 9000)) if rng.random() < 0.3 else 0.0,  # 3 artists in 10
+        noise_db=float(rng.uniform(-45, -20)),
+    )
+
+
+def render(genre: str, seconds: float, sr: int, rng: np.random.Generator, artist: Artist | None = None) -> np.ndarray:
+    """A track of `genre`'s style by `artist` (None: an artist of its own, drawn from `rng`):
+    (round(seconds*sr), 2) float32 in [-1, 1]."""
+    st = STYLES[genre]
+    a = draw_artist(genre, rng) if artist is None else artist
+    if a.genre != genre:
+        raise ValueError(f"an artist of {a.genre} cannot play a {genre} track: an artist is in one genre")
+    key = int(rng.integers(st.key[0], st.key[1] + 1)) if rng.random() < OWN_KEY_P else a.key
     s = Song(
         rng=rng,
         sr=sr,
         n=int(round(seconds * sr)),
-        bpm=rng.uniform(*st.bpm),
-        meter=int(rng.choice(st.meters)),
-        key=int(rng.integers(st.key[0], st.key[1] + 1)),
-        scale=SCALES[rng.choice(st.scales)],
-        progression=st.progressions[rng.integers(len(st.progressions))],
-        swing=rng.uniform(*st.swing),
+        bpm=a.bpm * rng.uniform(1 - TEMPO_JITTER, 1 + TEMPO_JITTER),
+        meter=a.meter,
+        key=key,
+        scale=SCALES[a.scale],
+        progression=st.progressions[rng.integers(len(st.progressions))],  # each song its chords
+        swing=a.swing,
     )
-    parts = list(st.core) + [p for p, prob in st.optional if rng.random() < prob]
-    if rng.random() < BORROW_P:
-        others = [p for p in ALL_PARTS if p not in parts]
-        parts.append(others[rng.integers(len(others))])
-    for part in parts:
+    own = rng.random((len(st.optional), 2))  # (parts, 2): whether the track chooses for itself, and its choice
+    optional = [
+        p for (p, prob), (mine, r) in zip(st.optional, own) if (r < prob if mine < OWN_PART_P else p in a.parts)
+    ]
+    for part in dict.fromkeys([*st.core, *optional, *a.borrowed]):  # a borrowed part the track also chose: once
         part(s)
     f = np.fft.rfftfreq(s.n, 1 / sr)
-    gain = (np.maximum(f, 50) / 1000) ** (rng.uniform(-3, 3) / 6.02)  # a tilt of +-3 dB per octave
-    if rng.random() < 0.3:  # a dull recording
-        gain /= np.sqrt(1 + (f / rng.uniform(3000, 9000)) ** 4)
+    tilt = a.tilt + rng.uniform(-TILT_JITTER, TILT_JITTER)
+    gain = (np.maximum(f, 50) / 1000) ** (tilt / 6.02)  # dB per octave
+    if a.dull:
+        gain /= np.sqrt(1 + (f / a.dull) ** 4)
     x = np.fft.irfft(np.fft.rfft(s.mix.T.astype(np.float32)) * gain.astype(np.float32), s.n)  # (2, n)
     rms = np.sqrt(np.mean(x**2)) + 1e-9
-    x += rms * 10 ** (rng.uniform(-45, -20) / 20) * rng.standard_normal(x.shape, np.float32)  # noise floor
+    noise_db = a.noise_db + rng.uniform(-NOISE_JITTER, NOISE_JITTER)
+    x += rms * 10 ** (noise_db / 20) * rng.standard_normal(x.shape, np.float32)  # noise floor
     peak = np.abs(x).max() + 1e-9
     return np.ascontiguousarray(x.T * np.float32(10 ** (rng.uniform(-12, -1) / 20) / peak))

@@ -3,7 +3,7 @@
 A store is a folder anyone can open:
 
     audio.npy      int16 (n_tracks, clip_samples); np.load(path, mmap_mode="r")
-    index.csv      track_id, genre, label, split: one row per row of audio.npy
+    index.csv      track_id, genre, label, split, artist_id: one row per row of audio.npy
     manifest.json  settings, source fingerprint, counts per genre and split, skipped tracks
 
 It holds the tracks of cfg.subset (small ⊂ medium ⊂ large; audio under fma_<subset>/)
@@ -12,8 +12,8 @@ whose genre_top is one of fma.GENRES, in track_id order, less the skipped ones.
 Each track is decoded by the rule in `fmareport.data.audio` (DECODE_VERSION).
 
 The store's folder is named after a fingerprint of its source and settings (subset,
-sample_rate, clip_samples, clip_rule, min_clip_fraction, the decode rule's version and
-the decoders' versions). The source fingerprint is the SHA1 of tracks.csv, of
+sample_rate, clip_samples, clip_rule, min_clip_fraction, the decode rule's version, the
+decoders' versions and index.csv's columns). The source fingerprint is the SHA1 of tracks.csv, of
 fma_<subset>/checksums when there is one, and of the (track_id, size in bytes) of
 every selected audio file: no mtimes and no absolute paths, so it is the same on
 every machine for the same data (an mp3 rewritten in place at the same size, with
@@ -62,7 +62,7 @@ from .pool import imap_unordered
 log = logging.getLogger(__name__)
 
 STORE_FILES = ("audio.npy", "index.csv")  # what the manifest's `files` records: size in bytes and SHA1
-INDEX_COLUMNS = ("track_id", "genre", "label", "split")
+INDEX_COLUMNS = ("track_id", "genre", "label", "split", "artist_id")  # artist_id: tracks.csv's ('artist', 'id')
 
 
 class StoreError(FmareportError, ValueError):
@@ -95,7 +95,7 @@ class ClipStore:
     path: Path
     manifest: dict
     audio: np.ndarray  # (n_tracks, clip_samples) int16, memmap
-    index: pd.DataFrame  # track_id, genre, label, split; row i describes audio[i]
+    index: pd.DataFrame  # track_id, genre, label, split, artist_id; row i describes audio[i]
 
     @property
     def fingerprint(self) -> str:
@@ -113,6 +113,11 @@ class ClipStore:
     def labels(self) -> np.ndarray:
         """(n_tracks,) int64: index into fma.GENRES."""
         return self.index["label"].to_numpy(np.int64)
+
+    @property
+    def artists(self) -> np.ndarray:
+        """(n_tracks,) int64: each track's artist (tracks.csv's ('artist', 'id'))."""
+        return self.index["artist_id"].to_numpy(np.int64)
 
     def split_indices(self, split: str) -> np.ndarray:
         """Rows of `split` (training | validation | test): (n,) int64, ascending."""
@@ -151,7 +156,8 @@ def open_store(path: str | Path, profile: str | None = None) -> ClipStore:
         raise StoreError(f"{path / 'audio.npy'}: not a readable .npy ({err}); {redo}") from None
     try:
         index = pd.read_csv(
-            path / "index.csv", dtype={"track_id": np.int64, "genre": str, "label": np.int64, "split": str}
+            path / "index.csv",
+            dtype={"track_id": np.int64, "genre": str, "label": np.int64, "split": str, "artist_id": np.int64},
         )
     except (ValueError, OSError) as err:  # pandas' ParserError is a ValueError
         raise StoreError(f"{path / 'index.csv'}: not readable ({err}); {redo}") from None
@@ -202,8 +208,8 @@ def _check_index(index: pd.DataFrame, path: Path, redo: str) -> None:
 def select_tracks(tracks: pd.DataFrame, subset: str) -> tuple[pd.DataFrame, dict[str, int], list[dict]]:
     """The tracks a store holds: those of `subset` (small ⊂ medium ⊂ large) with a genre_top in GENRES.
 
-    Returns (plan, left_out, dropped): plan has columns track_id, genre, label, split, sorted
-    by track_id; left_out counts the tracks not taken, by why; dropped lists, with their
+    Returns (plan, left_out, dropped): plan has columns track_id, genre, label, split, artist_id,
+    sorted by track_id; left_out counts the tracks not taken, by why; dropped lists, with their
     reason, the tracks that tracks.csv puts in no known subset, or in this subset under a
     genre_top that is not one of the 8 genres (none in FMA-small).
     """
@@ -215,10 +221,11 @@ def select_tracks(tracks: pd.DataFrame, subset: str) -> tuple[pd.DataFrame, dict
             "track_id": tracks.index[in_subset & known].astype(np.int64),
             "genre": genre[in_subset & known].astype(str).to_numpy(),
             "split": tracks["set", "split"][in_subset & known].astype(str).to_numpy(),
+            "artist_id": tracks["artist", "id"][in_subset & known].astype(np.int64).to_numpy(),
         }
     )
     plan["label"] = plan["genre"].map(GENRES.index).astype(np.int64)
-    plan = plan[["track_id", "genre", "label", "split"]].sort_values("track_id", ignore_index=True)
+    plan = plan[list(INDEX_COLUMNS)].sort_values("track_id", ignore_index=True)
     bad_split = ~plan["split"].isin(SPLITS)
     if bad_split.any():
         raise ValueError(
@@ -292,18 +299,22 @@ def synth_settings(cfg: Config) -> dict:
 
 
 def check_synthetic_set(data_dir: Path, cfg: Config) -> None:
-    """ConfigError unless the synthetic set in data_dir was made with cfg's synth settings: a
-    profile whose set changed must not train on the old one. (A set without synth's marker is
-    not ours to judge and passes.)"""
-    from .synth import made_with
+    """ConfigError unless the synthetic set in data_dir was made with cfg's synth settings, and with
+    the artists synth makes now (synth.ARTIST_TRACKS): a profile whose set changed must not train on
+    the old one. (A set without synth's marker is not ours to judge and passes.)"""
+    from .synth import ARTIST_TRACKS, made_with
 
     made = made_with(data_dir)
     if made is None:
         return
     want = synth_settings(cfg)
     differ = {key: (made.get(name), want[name]) for key, name in SYNTH_KEYS.items() if made.get(name) != want[name]}
-    if differ:
-        what = ", ".join(f"{k}: the set has {a!r}, the config {b!r}" for k, (a, b) in differ.items())
+    reasons = [f"{k}: the set has {a!r}, the config {b!r}" for k, (a, b) in differ.items()]
+    if (had := made.get("artist_tracks")) != ARTIST_TRACKS:  # not a config key: how synth cuts a set now
+        had_text = "none (made before synthetic sets had artists)" if had is None else f"artists of {had}"
+        reasons.append(f"artists of {ARTIST_TRACKS} tracks, the set has {had_text}")
+    if reasons:
+        what = ", ".join(reasons)
         redo = shlex.join(["fmareport", "synth", str(data_dir), *synth_arguments(cfg), "--force"])
         raise ConfigError(
             f"{data_dir} is a synthetic set made with other settings ({what}). Re-make it with "
@@ -362,6 +373,7 @@ def prepare(cfg: Config, progress: bool = True) -> ClipStore:
         "clip_rule": cfg.clip_rule,
         "min_clip_fraction": cfg.min_clip_fraction,
         "decode_version": DECODE_VERSION,
+        "index_columns": list(INDEX_COLUMNS),  # a store of another index is another store
         "decoders": decoder_versions(),
     }
     source = source_fingerprint(data_dir, cfg.subset, plan.track_id.to_numpy())

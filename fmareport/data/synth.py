@@ -13,8 +13,13 @@ tracks under the ids of FMA's own broken tracks are added to the small subset:
 a track much shorter than a clip, a silent one, an empty (0-byte) mp3, an mp3 of
 random bytes, and a track listed in tracks.csv whose file is missing.
 
-A track's audio depends only on (seed, track_id): the same seed gives the same bytes,
-whatever the number of worker processes.
+Each split of each genre is cut into artists of ARTIST_TRACKS tracks: an artist is in one
+genre and one split, as in FMA, and its tracks share its sound (`music.Artist`), so they
+are alike, as one FMA artist's are. Medium, large and bad-case tracks are each an artist
+of their own.
+
+A track's audio depends only on (seed, artist_id, track_id): the same seed gives the same
+bytes, whatever the number of worker processes.
 """
 
 from __future__ import annotations
@@ -32,11 +37,17 @@ import soundfile as sf
 
 from ..progress import tqdm
 from .fma import COLUMNS, GENRE_IDS, GENRES, NO_AUDIO_TRACKS, SHORT_TRACKS, SPLITS, audio_path
-from .music import render
+from .music import draw_artist, render
 from .pool import imap_unordered
 
 VALIDATION_FRACTION = 0.1  # FMA's split is 80/10/10 per genre; the rest is training
 TEST_FRACTION = 0.1  # (a set of our own may take another share: the demo's test split is half)
+# Tracks per artist: each split of a genre is cut into artists of ARTIST_TRACKS tracks (the last
+# of a split may have fewer), so an artist is in one genre and one split, as in FMA. 4 is our
+# estimate of FMA-small's test split (fmareport.report.coverage.FMA_ARTIST_TRACKS), and it leaves
+# the demo's 80 test tracks a genre 20 artists (160 in all: the intervals over artists have 159 df).
+ARTIST_TRACKS = 4
+ARTIST_STREAM = 7  # third word of an artist's seed (`artist_rng`)
 EXTRA_FRACTION = 0.1  # per genre, medium and large tracks each: 10 % of the small ones (>= 1)
 SHORT_SECONDS = 0.25  # the short bad case: under half a clip of every profile (smoke: 2.05 s)
 MAX_TRACK_ID = 155_999  # FMA's audio folders are 000-155
@@ -66,6 +77,7 @@ class TrackMeta:
     genre_top: str | None  # None: no single top genre (FMA leaves it empty)
     genres: list[int]  # genre ids, as in genres.csv
     genres_all: list[int] | None = None  # genres and their ancestors; None: same as genres
+    artist_id: int | None = None  # ('artist', 'id'); None: an artist of its own, whose id is the track's
     duration: int = 30  # s
     bit_rate: int = 128_000  # bit/s
     title: str = ""
@@ -76,7 +88,7 @@ def tracks_table(rows: list[TrackMeta], seed: int = 0) -> pd.DataFrame:
     rows = sorted(rows, key=lambda r: r.track_id)
     rng = np.random.default_rng([seed, 1])
     n = len(rows)
-    artist = rng.integers(1, 25_000, n)
+    artist = [r.track_id if r.artist_id is None else r.artist_id for r in rows]
     album = rng.integers(1, 20_000, n)
     created = pd.Timestamp("2008-11-25 17:49:06") + pd.to_timedelta(rng.integers(0, 8 * 365 * 86400, n), unit="s")
     nan = [np.nan] * n
@@ -178,6 +190,18 @@ def split_sizes(
     return sizes
 
 
+def artist_runs(sizes: dict[str, int], first_id: int) -> list[int]:
+    """The artist of each of a genre's tracks, in split order (`split_sizes`): each split's tracks
+    in runs of ARTIST_TRACKS, the last run of a split shorter when they do not divide, numbered
+    from first_id. So no artist spans two splits."""
+    out, artist = [], first_id
+    for k in sizes.values():
+        for start in range(0, k, ARTIST_TRACKS):
+            out += [artist] * min(ARTIST_TRACKS, k - start)
+            artist += 1
+    return out
+
+
 @dataclass
 class Job:
     """One file to write: `kind` is music, or a bad case (short, silent, empty, garbage, missing)."""
@@ -189,6 +213,13 @@ class Job:
     sample_rate: int
     seed: int
     root: str
+    artist_id: int  # the artist's sound comes from (seed, artist_id): `artist_rng`
+
+
+def artist_rng(seed: int, artist_id: int) -> np.random.Generator:
+    """The generator an artist is drawn from (`music.draw_artist`); its third word, never 0, keeps
+    it apart from the tracks' own generators, seeded (seed, track_id)."""
+    return np.random.default_rng([seed, artist_id, ARTIST_STREAM])
 
 
 def write_track(job: Job) -> tuple[int, str | None, int]:
@@ -206,7 +237,8 @@ def write_track(job: Job) -> tuple[int, str | None, int]:
         sf.write(path, np.zeros((round(job.seconds * job.sample_rate), 2), np.float32), job.sample_rate, format="MP3")
     else:
         seconds = SHORT_SECONDS if job.kind == "short" else job.seconds
-        sf.write(path, render(job.genre, seconds, job.sample_rate, rng), job.sample_rate, format="MP3")
+        artist = draw_artist(job.genre, artist_rng(job.seed, job.artist_id))
+        sf.write(path, render(job.genre, seconds, job.sample_rate, rng, artist), job.sample_rate, format="MP3")
     data = path.read_bytes()
     return job.track_id, hashlib.sha1(data).hexdigest(), len(data)
 
@@ -323,39 +355,48 @@ def synthesize(
         "bad_cases": bad_cases,
         "validation_fraction": validation_fraction,
         "test_fraction": test_fraction,
+        "artist_tracks": ARTIST_TRACKS,  # absent in sets made before they had artists: store.check_synthetic_set
     }
     (tmp / MARKER).write_text(json.dumps({"format": "fmareport synthetic FMA-format set", **settings}, indent=1) + "\n")
 
-    # Track ids and metadata: genre g's small tracks, then medium and large extras.
+    # Track ids and metadata: genre g's small tracks (each split cut into artists), then medium and large extras.
     rng = np.random.default_rng([seed, 0])
     n_extra = max(1, round(EXTRA_FRACTION * tracks_per_genre))
     n_small = len(GENRES) * tracks_per_genre
     candidates = np.setdiff1d(np.arange(2, MAX_TRACK_ID + 1), list(BAD_CASES))
     ids = [int(i) for i in rng.choice(candidates, n_small + 2 * len(GENRES) * n_extra, replace=False)]
     rows, jobs = [], []
+    artist = 1  # artist ids 1, 2, ...: the small tracks' artists, then one per other track
     for g, (genre, sizes) in enumerate(zip(GENRES, split_sizes(tracks_per_genre, validation_fraction, test_fraction))):
         splits = [split for split, k in sizes.items() for _ in range(k)]
-        for tid, split in zip(ids[g * tracks_per_genre : (g + 1) * tracks_per_genre], splits):
-            rows.append(TrackMeta(tid, "small", split, genre, [GENRE_IDS[genre]], duration=round(seconds)))
-            jobs.append(Job(tid, genre, "music", seconds, sample_rate, seed, str(tmp)))
+        artists = artist_runs(sizes, artist)
+        artist = artists[-1] + 1
+        for tid, split, aid in zip(ids[g * tracks_per_genre : (g + 1) * tracks_per_genre], splits, artists):
+            rows.append(
+                TrackMeta(tid, "small", split, genre, [GENRE_IDS[genre]], artist_id=aid, duration=round(seconds))
+            )
+            jobs.append(Job(tid, genre, "music", seconds, sample_rate, seed, str(tmp), aid))
     extras = ids[n_small:]
     for k, tid in enumerate(extras):
         genre, other = GENRES[k % len(GENRES)], GENRES[(k + 3) % len(GENRES)]
         split = ("training", "validation", "test")[k % 3]
         if k < len(extras) // 2:
-            rows.append(TrackMeta(tid, "medium", split, genre, [GENRE_IDS[genre]], duration=round(seconds)))
+            subset, top, genre_ids = "medium", genre, [GENRE_IDS[genre]]
         else:  # a large-subset track under two top genres: FMA then leaves genre_top empty
-            rows.append(
-                TrackMeta(tid, "large", split, None, [GENRE_IDS[genre], GENRE_IDS[other]], duration=round(seconds))
-            )
+            subset, top, genre_ids = "large", None, [GENRE_IDS[genre], GENRE_IDS[other]]
+        rows.append(TrackMeta(tid, subset, split, top, genre_ids, artist_id=artist, duration=round(seconds)))
+        artist += 1
     if bad_cases:
         for k, (tid, kind) in enumerate(BAD_CASES.items()):
             genre = GENRES[k % len(GENRES)]
             duration = round(SHORT_SECONDS if kind == "short" else seconds)
-            rows.append(TrackMeta(tid, "small", "training", genre, [GENRE_IDS[genre]], duration=duration))
-            jobs.append(Job(tid, genre, kind, seconds, sample_rate, seed, str(tmp)))
+            rows.append(
+                TrackMeta(tid, "small", "training", genre, [GENRE_IDS[genre]], artist_id=artist, duration=duration)
+            )
+            jobs.append(Job(tid, genre, kind, seconds, sample_rate, seed, str(tmp), artist))
+            artist += 1
 
-    # Audio, in parallel: each track's bytes depend only on (seed, track_id).
+    # Audio, in parallel: each track's bytes depend only on (seed, artist_id, track_id).
     written = list(
         tqdm(
             imap_unordered(write_track, jobs, workers, len(jobs)),

@@ -91,6 +91,15 @@ def check_predictions(ids: list[int], labels: list[int], probs: list[list[float]
     return pred
 
 
+def check_artists(ids: list[int], artists: list[int] | None) -> None:
+    """The test tracks' artists, when a file records them: one per test track, in test_track_ids' order."""
+    if artists is not None and len(artists) != len(ids):
+        raise ValueError(
+            f"test_artist_ids: {len(artists)} artist ids for {len(ids)} test tracks; one per test track, "
+            "in test_track_ids' order"
+        )
+
+
 def check_history(history: list[Epoch], best_epoch: int, test_acc_best: float, test_acc_last: float) -> None:
     """Epochs 1..n in order; `best_epoch` the first with the highest validation accuracy (fmareport.train);
     at the last epoch, `test_acc_best` is `test_acc_last` (the same weights)."""
@@ -131,6 +140,10 @@ class SeedResult(_Model):
     test_track_ids: Annotated[list[Count], Field(min_length=1)]
     test_labels: list[Label]
     test_probs: list[ProbRow]
+    # Each test track's artist (tracks.csv's ('artist', 'id')), in test_track_ids' order: the
+    # intervals resample artists (docs/statistics.md). None in files written before artists were
+    # recorded: their intervals resample tracks.
+    test_artist_ids: list[Count] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> SeedResult:
@@ -154,6 +167,7 @@ class SeedResult(_Model):
             recall = confusion[i][i] / n if n else None
             if (stated is None) != (recall is None) or (n and abs(stated - recall) > SAME):
                 raise ValueError(f"per_genre_acc[{genre!r}] is {stated}, but the confusion matrix gives {recall}")
+        check_artists(self.test_track_ids, self.test_artist_ids)
         check_history(self.history, self.best_epoch, self.test_acc_best, self.test_acc_last)
         return self
 
@@ -245,7 +259,7 @@ class CellResults(_Model):
                     f"seeds/{i}/test_track_ids: {len(s.test_track_ids)} test predictions, but data/tracks/test "
                     f"says {self.data.tracks.test} test tracks"
                 )
-            for key in ("test_track_ids", "test_labels", "n_params"):
+            for key in ("test_track_ids", "test_labels", "test_artist_ids", "n_params"):
                 if getattr(s, key) != getattr(first, key):
                     raise ValueError(
                         f"seeds/{i}/{key} differs from seeds/0/{key}: every seed of a cell trains the same network "
@@ -273,12 +287,14 @@ class BaselineResults(_Model):
     test_track_ids: Annotated[list[Count], Field(min_length=1)]  # ascending
     test_labels: list[Label]
     test_probs: list[ProbRow]  # (n_test, 8) class probabilities, label order
+    test_artist_ids: list[Count] | None = None  # as a seed's (SeedResult); None in files written before
     provenance: Provenance
 
     @model_validator(mode="after")
     def _consistent(self) -> BaselineResults:
         """Predictions as a seed's (check_predictions), one per test track of its data (docs/faults.md, case 12)."""
         check_predictions(self.test_track_ids, self.test_labels, self.test_probs, self.test_acc, "test_acc")
+        check_artists(self.test_track_ids, self.test_artist_ids)
         if len(self.test_track_ids) != self.data.tracks.test:
             raise ValueError(
                 f"test_track_ids: {len(self.test_track_ids)} test predictions, but data/tracks/test says "

@@ -338,17 +338,24 @@ def correct_matrix(result: dict) -> tuple[np.ndarray, np.ndarray]:
     return ids, np.stack(rows)
 
 
+def artists_of(result: dict) -> np.ndarray | None:
+    """(N,) int64: the artist of each test track, in `correct_matrix`'s track order (every seed's
+    are the same: results.py checks); None for results written before artists were recorded."""
+    artists = result["seeds"][0].get("test_artist_ids")
+    return None if artists is None else np.asarray(artists, dtype=np.int64)
+
+
 def seed_list(result: dict) -> list[int]:
     """The seeds a result ran, in its order."""
     return [s["seed"] for s in result["seeds"]]
 
 
 def accuracy_interval(result: dict) -> tuple[float, float, float] | None:
-    """A cell's accuracy and its 95 % interval over test tracks and seeds: (mean, low, high); None
-    without its test predictions."""
+    """A cell's accuracy and its 95 % interval over test tracks (their artists, where the result
+    records them) and seeds: (mean, low, high); None without its test predictions."""
     if not has_predictions(result):
         return None
-    i = _accuracy_interval(correct_matrix(result)[1])
+    i = _accuracy_interval(correct_matrix(result)[1], clusters=artists_of(result))
     return i.estimate, i.low, i.high
 
 
@@ -362,7 +369,8 @@ def seeds_shared(a: dict, b: dict) -> bool:
 
 def difference(a: dict, b: dict) -> tuple[Interval, str, bool] | None:
     """a - b in test accuracy with its 95 % interval (`stats.paired_difference`: paired on the same
-    test tracks, tracks and seeds as variance components at their own t quantiles), the method in
+    test tracks, tracks and seeds as variance components at their own t quantiles; the tracks
+    resampled by artist where a side records their artists, `artists_of`, both sides the same), the method in
     words, and whether the seeds are paired (`seeds_shared`: the same initial weights). None when a
     side kept no test predictions."""
     if not (has_predictions(a) and has_predictions(b)):
@@ -371,10 +379,18 @@ def difference(a: dict, b: dict) -> tuple[Interval, str, bool] | None:
     ids_b, cb = correct_matrix(b)
     if not np.array_equal(ids_a, ids_b):
         raise ValueError(f"cells {a['cell']} and {b['cell']} were tested on different tracks: no paired comparison")
+    artists_a, artists_b = artists_of(a), artists_of(b)
+    if artists_a is not None and artists_b is not None and not np.array_equal(artists_a, artists_b):
+        raise ValueError(
+            f"cells {a['cell']} and {b['cell']} give their test tracks different artists: not the same data"
+        )
+    artists = artists_a if artists_a is not None else artists_b  # the same tracks: one side's are both's
     same_seeds = seeds_shared(a, b)
     one_seed = "; 1 seed: no seed spread" if min(ca.shape[0], cb.shape[0]) < 2 else ""
-    method = f"t over {len(ids_a)} paired tracks and the seeds{one_seed}"
-    return paired_difference(ca, cb, same_seeds=same_seeds), method, same_seeds
+    paired_tracks = f"{len(ids_a)} paired tracks"
+    unit = paired_tracks if artists is None else f"{len(np.unique(artists))} artists ({paired_tracks})"
+    method = f"t over {unit} and the seeds{one_seed}"
+    return paired_difference(ca, cb, same_seeds=same_seeds, clusters=artists), method, same_seeds
 
 
 def compare(a: dict, b: dict) -> dict:
@@ -696,8 +712,8 @@ def widths_markdown(rows: list[dict], n_tracks: int, seeds: str) -> str:
     sources = (
         f" In {by_seeds} of {len(known)} the seeds give more than half of the variance (from "
         f"{min(known):.0%} to {max(known):.0%} over all {len(known)}): there more seeds would narrow the interval, "
-        "and more test tracks would barely do; where the tracks give most, the interval narrows as one over "
-        "the square root of their number."
+        "and more test tracks would barely do; where the tracks give most, more test tracks (more artists, "
+        "where the tracks are resampled by artist) would."
         if known
         else ""
     )
@@ -717,6 +733,7 @@ def baseline_as_result(baseline: dict) -> dict:
         "test_track_ids": baseline["test_track_ids"],
         "test_labels": baseline["test_labels"],
         "test_probs": baseline["test_probs"],
+        "test_artist_ids": baseline.get("test_artist_ids"),
     }
     return {"cell": "baselines/mfcc", "profile": baseline["profile"], "config": {}, "seeds": [seed]}
 
