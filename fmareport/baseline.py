@@ -280,7 +280,13 @@ def run_baselines(cfg: Config, names: list[str] | None = None, progress: bool = 
     if unknown:
         raise ValueError(f"unknown baseline(s) {unknown}: one of {list(VARIANTS)}")
     store = prepare(cfg, progress)
-    out, clip_features, table, table_file = [], None, None, None
+    table = table_file = clip_features = None
+    # features.csv is read first: a bad file fails at once, not after the MFCCs' minutes.
+    if any(VARIANTS[n].source == "features.csv" for n in names):
+        path = features_csv(cfg)
+        table = load_features(path, store.index["track_id"].to_numpy()).to_numpy()  # (n_tracks, 518), store order
+        table_file = SourceFile(path=str(path.resolve()), sha1=sha1_file(path))
+    out = []
     for name in names:
         started, variant = provenance.now(), VARIANTS[name]
         if variant.source == "clips":
@@ -288,10 +294,6 @@ def run_baselines(cfg: Config, names: list[str] | None = None, progress: bool = 
                 clip_features = mfcc_features(store, progress)  # (n_tracks, 140)
             features, source = clip_features, None
         else:
-            if table is None:
-                path = features_csv(cfg)
-                table = load_features(path, store.index["track_id"].to_numpy()).to_numpy()  # (n_tracks, 518)
-                table_file = SourceFile(path=str(path.resolve()), sha1=sha1_file(path))
             features, source = table[:, block_columns(variant.block)], table_file  # (n_tracks, 140 or 518)
         out.append(fit_baseline(cfg, store, name, features, source, started))
     return out

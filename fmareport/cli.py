@@ -328,11 +328,14 @@ def _baseline(sub) -> None:
     def run(args) -> int:
         from .baseline import baseline_path, run_baselines
         from .config import load_cell
+        from .data.fma import FeaturesError, TracksError
 
         cfg = load_cell(args.profile, None)
-        for r in run_baselines(cfg, args.only):
+        with failures(FileNotFoundError, FileExistsError, TracksError, FeaturesError):  # the data set's files
+            done = run_baselines(cfg, args.only)
+        for r in done:
             print(
-                f"{args.profile} baseline {r.variant}: C {r.tuning.chosen:g} (validation {r.val_acc:.3f}), "
+                f"{cfg.profile} baseline {r.variant}: C {r.tuning.chosen:g} (validation {r.val_acc:.3f}), "
                 f"test accuracy {r.test_acc:.3f}; wrote {baseline_path(cfg, r.variant)}"
             )
         return 0

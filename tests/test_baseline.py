@@ -8,6 +8,7 @@ import warnings
 import librosa
 import numpy as np
 import pytest
+import yaml
 from scipy import stats
 
 from fmareport.baseline import (
@@ -23,6 +24,7 @@ from fmareport.baseline import (
     run_baselines,
     sha1_file,
 )
+from fmareport.cli import main
 from fmareport.data.audio import to_float
 from fmareport.data.fma import FEATURE_STATISTICS, GENRES
 from fmareport.report.results import load_baselines
@@ -138,3 +140,22 @@ def test_the_features_csv_baselines_say_which_file_is_missing(tiny_config, tmp_p
 def test_an_unknown_baseline_is_refused(tiny_config):
     with pytest.raises(ValueError, match=r"unknown baseline\(s\) \['mfcc_svm'\]: one of \['mfcc', 'fma_mfcc_lr'"):
         run_baselines(tiny_config, ["mfcc_svm"], progress=False)
+
+
+def test_fmareport_baseline_runs_the_profiles_baselines_or_exits_1_naming_the_missing_file(
+    tiny_config, tiny_store, tmp_path, monkeypatch, capsys
+):
+    profile = tmp_path / "tiny.yaml"
+    profile.write_text(yaml.safe_dump(tiny_config.replace(results_dir=str(tmp_path / "results")).to_dict()))
+    assert main(["baseline", "--profile", str(profile)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("tiny baseline mfcc: C ") and out.strip().endswith("baselines/mfcc.json")
+    assert list(load_baselines(tmp_path / "results", "tiny")) == ["mfcc"]
+
+    missing = tmp_path / "fma_metadata" / "features.csv"
+    monkeypatch.setattr("fmareport.baseline.features_csv", lambda cfg: missing)
+    assert main(["baseline", "--profile", str(profile), "--only", "fma_mfcc_svm"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].endswith(f"{missing}: no features.csv here "
+           "(it comes with fma_metadata.zip: `fmareport fetch DIR`; a synthetic set made before synth wrote it: "
+           "make it again with `fmareport synth ... --force`)")  # fmt: skip

@@ -139,6 +139,23 @@ FEATURES_COLUMNS = [
     for stat in FEATURE_STATISTICS
     for i in range(1, size + 1)
 ]  # 74 x 7 = 518, in file order
+# The FMA authors' published baselines on these features: test accuracy in %, (notebook, paper).
+# On fma_medium: 25,000 tracks of 16 top genres, split 19,922 / 2,505 / 2,573 - not FMA-small's 8
+# genres, so another task. Each classifier at scikit-learn's 2017 defaults (C = 1, not tuned;
+# logistic regression one-vs-rest; SVC's RBF gamma 1 / n_features), on features standardised on
+# the training split and trained on it. Read, 2026-12-02, in:
+# * the baselines notebook as run: mdeff/fma, branch `outputs`, baselines.ipynb (last changed in
+#   commit 4ea3725, 2017-04-25), section 1.2 "Single genre", rows mfcc and all_non-echonest,
+#   columns LR and SVCrbf (two decimals);
+# * the paper: Defferrard, Benzi, Vandergheynst, Bresson, "FMA: A Dataset for Music Analysis",
+#   ISMIR 2017 (arXiv:1612.01840), the table "Test set accuracies of various features and classifiers
+#   for top genre recognition on the medium subset" (LaTeX: mdeff/paper-fma-ismir2017, fma.tex),
+#   rows "3 MFCC" and "1 to 9" (rounded).
+PUBLISHED_BASELINES = {  # (features.csv block, columns) -> classifier -> (notebook %, paper %)
+    ("mfcc", 140): {"LR": (57.83, 58), "SVM": (60.98, 61)},
+    ("all", 518): {"LR": (61.10, 61), "SVM": (62.88, 63)},
+}
+PUBLISHED_TASK = {"subset": "medium", "genres": 16, "training": 19_922, "validation": 2_505, "test": 2_573}
 FEATURES_CHUNK = 10_000  # rows per pandas chunk: the real file's 106,574 rows x 518 columns are ~1 GB of text
 
 # Tracks of fma_small that are broken in the official zip (mdeff/fma issues and wiki):
