@@ -56,10 +56,10 @@ def main() -> None:
     for _ in range(args.repeats):
         for name, moments_only in zip(runs, (True, False)):
             runs[name].append(timed(lambda m=moments_only: mfcc_features(store, progress=False, moments_only=m)))
-    print(f"{'features':16s} {'wall s (each run)':>28s} {'CPU s (median)':>15s}")
+    print(f"{'features':16s} {'CPU s (median)':>15s}   wall s (each run)")
     for name, times in runs.items():
         walls = ", ".join(f"{w:.2f}" for w, _ in times)
-        print(f"{name:16s} {walls:>28s} {statistics.median(c for _, c in times):15.2f}")
+        print(f"{name:16s} {statistics.median(c for _, c in times):15.2f}   {walls}")
     wall = [statistics.median(w for w, _ in t) for t in runs.values()]
     cpu = [statistics.median(c for _, c in t) for t in runs.values()]
     print(f"ratio 140 / 40: wall {wall[1] / wall[0]:.3f}, CPU {cpu[1] / cpu[0]:.3f}")
