@@ -12,6 +12,8 @@ Jobs (docs/running.md has the details and the measured times):
   cell            the README's command: papermill book/experiment.ipynb
                   results/<profile>/<cell>.ipynb -p profile <profile> -p cell <cell>,
                   which writes results/<profile>/<cell>.json beside the executed notebook
+  baseline        fmareport baseline: the baselines of the profile (fmareport.baseline),
+                  results/<profile>/baselines/<name>.json
   book            fmareport book --complete: the HTML report of the profile's results, refused
                   unless every cell has a current run
 
@@ -47,10 +49,12 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from fmareport.baseline import baselines_for
 from fmareport.config import ConfigError, load_profile, read_yaml
 from fmareport.data.store import synth_arguments
 from fmareport.data.synth import ARTIST_TRACKS
 from fmareport.gpus import visible_gpus
+from fmareport.report.results import BASELINE_SCHEMA_VERSION
 from fmareport.report.runs import CELL_FOLDERS, expected_cells, settings_stamp
 
 PY = sys.executable  # the environment Snakemake runs in runs every step (no PATH needed)
@@ -85,7 +89,9 @@ CELLS = expected_cells(PARAMS)
 if not CELLS:
     raise WorkflowError(f"no cell YAMLs under {', '.join(f'{PARAMS}/{f}' for f in CELL_FOLDERS)} (run from the "
                         "repo root, or give --directory)")
-BASELINE = RESULTS / "baselines" / "mfcc.json"
+# The baselines that apply to the profile (fmareport.baseline.baselines_for): the MFCC one on its
+# clips always, FMA's features.csv ones on FMA data.
+BASELINES = [RESULTS / "baselines" / f"{name}.json" for name in baselines_for(CFG)]
 # Each cell's settings stamp: the config its profile and params files give today. Written here,
 # at every start, when it changes, and given a line naming the cell's result when that result
 # ran with other settings (say `fmareport run --set epochs=3`): either way the cell runs again.
@@ -112,7 +118,7 @@ localrules: all, results
 rule all:
     input:
         expand(RESULTS / "{cell}.json", cell=CELLS),
-        BASELINE,
+        BASELINES,
         REPO / "_build/html/generated/results.html",
         BUILD / "book.done",
 
@@ -120,15 +126,19 @@ rule all:
 rule results:
     input:
         expand(RESULTS / "{cell}.json", cell=CELLS),
-        BASELINE,
+        BASELINES,
 
 
 rule baseline:
     input:
         profile=PROFILE_YAML,
-        store=BUILD / "store.txt",
+        store=BUILD / "store.txt",  # on FMA data, fetch (before prepare) brought features.csv too
     output:
-        BASELINE,
+        BASELINES,
+    params:
+        # A new results schema re-runs the baselines (Snakemake's params trigger): no stale file
+        # of an older one is left for the book to refuse.
+        schema=BASELINE_SCHEMA_VERSION,
     log:
         BUILD / "logs/baseline.log",
     shell:
@@ -217,7 +227,7 @@ rule cell:
 rule book:
     input:
         expand(RESULTS / "{cell}.{ext}", cell=CELLS, ext=("json", "ipynb")),
-        BASELINE,
+        BASELINES,
         REPO / "_config.yml",
         REPO / "_toc.yml",
         sorted((REPO / "book/pages").glob("*.md")),

@@ -463,9 +463,35 @@ def test_beyond_the_paper_shows_each_ablation_and_the_results_page_the_baseline(
         base = results[cell]["config"]["base"]
         assert rows[cell][0].endswith(f"(from {base})"), cell  # what it changes, from its base cell
         assert re.search(rf"{cell} \(against {base}\): .+?(helps|hurts|no clear effect)", text), cell  # a reading
-    baseline = html(root, "generated/results.html").find("table", id="baseline")
-    models = [tr.th.get_text(strip=True) for tr in baseline.tbody("tr")]
-    assert models[0].startswith("MFCC (20) mean and std") and len(models) == 1 + 8  # the baseline, 8 table cells
+
+
+def test_the_results_page_shows_the_tuned_baseline_against_each_cell_and_fmas_figures_as_context(built, smoke_results):
+    root, _, _ = built
+    page = html(root, "generated/results.html")
+    baseline = json.loads((smoke_results / "smoke" / "baselines" / "mfcc.json").read_text())
+    summary = page.find("table", id="baselines")
+    assert [tr.th.get_text(strip=True) for tr in summary.tbody("tr")] == ["Our clips: MFCC (140) + LR"]  # synthetic
+    tuning = page.find("table", id="baseline-tuning")
+    cs = [tr.th.get_text(strip=True) for tr in tuning.tbody("tr")]
+    assert cs == ["0.001", "0.01", "0.1", "1", "10", "100"]
+    marks = [td.get_text(strip=True) for tr in tuning.tbody("tr") for td in tr("td")]
+    assert sum(m.endswith("●") for m in marks) == 1  # the C it kept
+    assert cs[[m.endswith("●") for m in marks].index(True)] == f"{baseline['tuning']['chosen']:g}"
+    cells = [td.get_text(strip=True) for td in summary.tbody.tr("td")]
+    assert cells[:3] == ["140", f"{baseline['tuning']['chosen']:g}", f"{baseline['val_acc']:.3f}"]
+    assert cells[3].startswith(f"{baseline['test_acc']:.3f} [")
+    paired = page.find("table", id="baseline")
+    models = [tr.th.get_text(strip=True) for tr in paired.tbody("tr")]
+    assert len(models) == 8 and all(m.startswith("CNN, ") for m in models)  # the 8 table cells
+    heads = [th.get_text(strip=True) for th in paired.thead("th")]
+    assert "CNN − Our clips: MFCC (140) + LR" in heads
+    assert all(re.fullmatch(r"[+-]\d\.\d{3} (\[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]|\[—\])", tr("td")[1].get_text(strip=True))
+               for tr in paired.tbody("tr"))  # fmt: skip
+    published = page.find("table", id="fma-published").get_text(" ", strip=True)
+    assert "57.83 % (58)" in published and "60.98 % (61)" in published  # MFCC + LR, + SVM on fma_medium
+    text = page.get_text(" ", strip=True)
+    assert "These baselines ran on the synthetic task" in text and "This is not the same task." in text
+    assert "arXiv:1612.01840" in text and "16 top genres" in text
 
 
 def test_the_data_page_plays_each_genre_offline(built):

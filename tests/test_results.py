@@ -20,7 +20,7 @@ from fmareport.report.results import (
     PROB_SUM_TOLERANCE,
     ResultsError,
     SeedResult,
-    load_baseline,
+    load_baselines,
     read_results,
     summarize,
 )
@@ -297,16 +297,21 @@ def test_the_row_sum_tolerance_holds_float32_rounding():
     assert np.abs(p.astype(np.float64).sum(1) - 1).max() < PROB_SUM_TOLERANCE / 10
 
 
-# --- the baseline's file -------------------------------------------------------------------------
+# --- the baselines' files -----------------------------------------------------------------------
 
 
 def baseline() -> dict:
     return {
+        "schema_version": 2,
         "run_id": "1" * 32,
         "profile": "p",
-        "name": "mfcc",
-        "features": "20 MFCCs",
+        "variant": "mfcc",
+        "name": "Our clips: MFCC (140) + LR",
+        "features": "20 MFCCs, 7 statistics",
+        "n_features": 140,
+        "features_file": None,
         "classifier": "logistic regression",
+        "tuning": {"grid": [0.01, 1.0, 100.0], "val_acc": [0.25, 0.5, 0.5], "chosen": 1.0},
         "data": DATA,
         "train_acc": 0.9,
         "val_acc": 0.5,
@@ -318,16 +323,26 @@ def baseline() -> dict:
     }
 
 
-def write_baseline(tmp_path, obj: dict):
-    path = tmp_path / "p" / "baselines" / "mfcc.json"
-    path.parent.mkdir(parents=True)
+def write_baseline(tmp_path, obj: dict, name: str = "mfcc"):
+    path = tmp_path / "p" / "baselines" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj))
     return path
 
 
-def test_a_consistent_baseline_is_read_back(tmp_path):
+def test_consistent_baselines_are_read_back_in_the_books_order(tmp_path):
+    assert load_baselines(tmp_path, "p") == {}  # none run
+    svm = {**baseline(), "variant": "fma_all_svm", "n_features": 518}
+    svm["features_file"] = {"path": "/data/fma/fma_metadata/features.csv", "sha1": "a" * 40}
+    write_baseline(tmp_path, svm, "fma_all_svm")
     write_baseline(tmp_path, baseline())
-    assert load_baseline(tmp_path, "p")["test_acc"] == 5 / 6
+    read = load_baselines(tmp_path, "p")
+    assert list(read) == ["mfcc", "fma_all_svm"] and read["mfcc"]["test_acc"] == 5 / 6
+    assert read["fma_all_svm"]["features_file"]["sha1"] == "a" * 40
+
+
+def tuning(**changes):
+    return lambda o: o.update(tuning={**o["tuning"], **changes})
 
 
 @pytest.mark.parametrize(
@@ -342,20 +357,50 @@ def test_a_consistent_baseline_is_read_back(tmp_path):
             lambda o: o.update(data={**DATA, "tracks": {**DATA["tracks"], "test": 999}}),
             r"\(top level\): test_track_ids: 6 test predictions, but data/tracks/test says 999 test tracks",
         ),
+        (tuning(val_acc=[0.5, 0.5]), r"tuning: 3 values of C in grid but 2 validation accuracies"),
+        (tuning(grid=[1.0, 0.01, 100.0]), r"tuning: grid \[1\.0, 0\.01, 100\.0\] is not ascending"),
+        (tuning(chosen=100.0), r"tuning: chosen is 100, but the first C with the highest validation accuracy "
+         r"\(0\.5\) is 1"),
+        (tuning(grid=[0.0, 1.0, 100.0]), r"tuning/grid/0: Input should be greater than 0"),
+        (lambda o: o.update(val_acc=0.25), r"\(top level\): val_acc is 0\.25, but the tuning gives 0\.5 at the "
+         r"chosen C \(1\)"),
+        (lambda o: o.update(variant="svm"), r"variant: Input should be 'mfcc', 'fma_mfcc_lr'"),
+        (lambda o: o.update(schema_version=1), r"schema_version: Input should be 2"),
     ],
-    ids=["7 classes", "label 8", "5 labels for 6 tracks", "accuracy not the predictions", "row of 1.45", "999 tracks"],
-)
+    ids=["7 classes", "label 8", "5 labels for 6 tracks", "accuracy not the predictions", "row of 1.45", "999 tracks",
+         "2 accuracies for 3 Cs", "grid not ascending", "chosen not the best", "C of 0", "val_acc not the best",
+         "unknown variant", "schema 1"],
+)  # fmt: skip
 def test_a_baseline_that_contradicts_itself_is_refused(tmp_path, breaks, message):
     obj = baseline()
     breaks(obj)
     path = write_baseline(tmp_path, obj)
     with pytest.raises(ResultsError, match=f"^{path}: results JSON invalid at {message}"):
-        load_baseline(tmp_path, "p")
+        load_baselines(tmp_path, "p")
+
+
+def test_a_baseline_of_the_first_format_says_how_to_make_it_again(tmp_path):
+    """The first baseline files (mfcc.json: 40 MFCC statistics, C fixed at 1) have no schema_version."""
+    old = {k: v for k, v in baseline().items() if k not in ("schema_version", "variant", "n_features", "tuning")}
+    path = write_baseline(tmp_path, {**old, "features_file": None})
+    with pytest.raises(ResultsError, match=rf"^{path}: a baseline of the first format .* run `fmareport baseline "
+                       r"--profile p` again \(`make report` does\)$"):  # fmt: skip
+        load_baselines(tmp_path, "p")
+
+
+def test_a_baseline_file_must_be_named_as_its_variant(tmp_path):
+    path = write_baseline(tmp_path, baseline(), "fma_mfcc_lr")
+    with pytest.raises(ResultsError, match=rf"^{path}: holds baseline 'mfcc', but its name says 'fma_mfcc_lr'$"):
+        load_baselines(tmp_path, "p")
+    path.unlink()
+    path = write_baseline(tmp_path, baseline(), "mfcc_svm")
+    with pytest.raises(ResultsError, match=rf"^{path}: not a baseline's file; they are mfcc.json, fma_mfcc_lr.json"):
+        load_baselines(tmp_path, "p")
 
 
 def test_a_baselines_artists_are_read_back_and_checked(tmp_path):
     write_baseline(tmp_path, {**baseline(), "test_artist_ids": ARTIST_IDS})
-    assert load_baseline(tmp_path, "p")["test_artist_ids"] == ARTIST_IDS
+    assert load_baselines(tmp_path, "p")["mfcc"]["test_artist_ids"] == ARTIST_IDS
     path = write_baseline(tmp_path / "short", {**baseline(), "test_artist_ids": ARTIST_IDS[:5]})
     with pytest.raises(ResultsError, match=f"^{path}: .*test_artist_ids: 5 artist ids for 6 test tracks"):
-        load_baseline(tmp_path / "short", "p")
+        load_baselines(tmp_path / "short", "p")

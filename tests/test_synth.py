@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from fmareport.cli import main
-from fmareport.data.fma import GENRE_IDS, GENRES, SPLITS, audio_path, load_genres, load_tracks
+from fmareport.data.fma import GENRE_IDS, GENRES, SPLITS, audio_path, load_features, load_genres, load_tracks
 from fmareport.data.music import draw_artist, render
 from fmareport.data.synth import ARTIST_TRACKS, BAD_CASES, MARKER, SHORT_SECONDS, split_sizes, synthesize
 
@@ -117,6 +117,15 @@ def test_an_artists_tracks_are_alike():
         render("Folk", 0.1, 8000, np.random.default_rng(0), draw_artist("Rock", np.random.default_rng(1)))
 
 
+def test_features_csv_has_a_row_per_track_of_tracks_csv(tiny_data):
+    """As FMA's: every track of tracks.csv (bad cases, medium and large ones too), FMA's 518 columns."""
+    tracks = load_tracks(tiny_data / "fma_metadata" / "tracks.csv")
+    features = load_features(tiny_data / "fma_metadata" / "features.csv")
+    assert list(features.index) == list(tracks.index) and features.shape[1] == 518
+    spread = features.std().to_numpy()  # columns differ by orders of magnitude, as FMA's do
+    assert spread.max() / spread.min() > 100
+
+
 def test_checksums_and_bad_cases(tiny_data):
     small = tiny_data / "fma_small"
     lines = (small / "checksums").read_text().splitlines()
@@ -144,8 +153,10 @@ def test_same_seed_same_bytes(tmp_path):
     b = tree(synthesize(tmp_path / "b", 2, 1.0, 16000, seed=3, bad_cases=True, progress=False, workers=2))
     assert a == b
     c = tree(synthesize(tmp_path / "c", 2, 1.0, 16000, seed=4, bad_cases=False, progress=False, workers=1))
-    assert set(a) & set(c) <= {"fma_small/checksums", "fma_metadata/tracks.csv", "fma_metadata/genres.csv", MARKER}
+    metadata = {f"fma_metadata/{name}.csv" for name in ("tracks", "genres", "features")}
+    assert set(a) & set(c) <= {"fma_small/checksums", *metadata, MARKER}
     assert a["fma_metadata/tracks.csv"] != c["fma_metadata/tracks.csv"]
+    assert a["fma_metadata/features.csv"] != c["fma_metadata/features.csv"]
 
 
 def features(x: np.ndarray, sr: int) -> np.ndarray:

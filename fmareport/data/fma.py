@@ -8,9 +8,12 @@ repository and its usage notebook); nothing depends on our own pipeline.
 from __future__ import annotations
 
 import ast
+import csv
 import io
+import itertools
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 # The 8 genres of FMA-small in label order (alphabetical): label i is GENRES[i].
@@ -104,6 +107,56 @@ DATE_COLUMNS = [
     ("track", "date_recorded"),
 ]
 GENRES_COLUMNS = ("#tracks", "parent", "title", "top_level")  # genres.csv, index genre_id
+
+# features.csv (in fma_metadata.zip): FMA's own audio features of every track, computed by
+# features.py in mdeff/fma with librosa from each whole mp3 (frames of 2048 samples, hop 512;
+# zcr's frame_length 2048, hop 512 too). Each feature is a (size, frames) array; 7 statistics
+# over frames make its columns. The file's columns are sorted (feature, statistics, number):
+# 11 features x 7 statistics, 74 rows in all x 7 = 518 columns; index track_id (every track of
+# tracks.csv). Written by pandas with float_format '%.10e' under 3 named header rows and a row
+# naming the index: feature,chroma_cens,... / statistics,kurtosis,... / number,01,... / track_id,,...
+FEATURE_SIZES = {  # rows of each librosa feature (sorted by name, as the file's columns)
+    "chroma_cens": 12,
+    "chroma_cqt": 12,
+    "chroma_stft": 12,
+    "mfcc": 20,
+    "rmse": 1,
+    "spectral_bandwidth": 1,
+    "spectral_centroid": 1,
+    "spectral_contrast": 7,  # 6 bands + the residual
+    "spectral_rolloff": 1,
+    "tonnetz": 6,
+    "zcr": 1,
+}
+# The 7 statistics over frames, sorted as the file's columns. FMA's definitions (features.py):
+# np.mean, np.std (ddof 0), scipy.stats.skew and scipy.stats.kurtosis at their defaults (biased;
+# kurtosis is Fisher's, the excess over a normal's 3), np.median, np.min, np.max.
+FEATURE_STATISTICS = ("kurtosis", "max", "mean", "median", "min", "skew", "std")
+FEATURES_HEADER = ("feature", "statistics", "number")  # the names of the 3 column levels
+FEATURES_COLUMNS = [
+    (feature, stat, f"{i:02d}")
+    for feature, size in FEATURE_SIZES.items()
+    for stat in FEATURE_STATISTICS
+    for i in range(1, size + 1)
+]  # 74 x 7 = 518, in file order
+# The FMA authors' published baselines on these features: test accuracy in %, (notebook, paper).
+# On fma_medium: 25,000 tracks of 16 top genres, split 19,922 / 2,505 / 2,573 - not FMA-small's 8
+# genres, so another task. Each classifier at scikit-learn's 2017 defaults (C = 1, not tuned;
+# logistic regression one-vs-rest; SVC's RBF gamma 1 / n_features), on features standardised on
+# the training split and trained on it. Read, 2026-12-02, in:
+# * the baselines notebook as run: mdeff/fma, branch `outputs`, baselines.ipynb (last changed in
+#   commit 4ea3725, 2017-04-25), section 1.2 "Single genre", rows mfcc and all_non-echonest,
+#   columns LR and SVCrbf (two decimals);
+# * the paper: Defferrard, Benzi, Vandergheynst, Bresson, "FMA: A Dataset for Music Analysis",
+#   ISMIR 2017 (arXiv:1612.01840), the table "Test set accuracies of various features and classifiers
+#   for top genre recognition on the medium subset" (LaTeX: mdeff/paper-fma-ismir2017, fma.tex),
+#   rows "3 MFCC" and "1 to 9" (rounded).
+PUBLISHED_BASELINES = {  # (features.csv block, columns) -> classifier -> (notebook %, paper %)
+    ("mfcc", 140): {"LR": (57.83, 58), "SVM": (60.98, 61)},
+    ("all", 518): {"LR": (61.10, 61), "SVM": (62.88, 63)},
+}
+PUBLISHED_TASK = {"subset": "medium", "genres": 16, "training": 19_922, "validation": 2_505, "test": 2_573}
+FEATURES_CHUNK = 10_000  # rows per pandas chunk: the real file's 106,574 rows x 518 columns are ~1 GB of text
 
 # Tracks of fma_small that are broken in the official zip (mdeff/fma issues and wiki):
 SHORT_TRACKS = (98565, 98567, 98569)  # decode, but much shorter than 30 s
@@ -237,3 +290,120 @@ def load_genres(path: str | Path) -> pd.DataFrame:
             f"{list(GENRES_COLUMNS)}, got {genres.index.name!r} and {list(genres.columns)}"
         )
     return genres
+
+
+class FeaturesError(ValueError):
+    """features.csv holds something we cannot use; the message names the file, the line or track, and
+    the column."""
+
+
+def _check_features_header(path: Path, head: list[list[str]]) -> None:
+    """The 4 lines before the data are FMA's: 3 header rows naming the column levels, then track_id."""
+    expected = [[level, *(c[k] for c in FEATURES_COLUMNS)] for k, level in enumerate(FEATURES_HEADER)]
+    expected.append(["track_id", *[""] * len(FEATURES_COLUMNS)])
+    fix = "FMA's features.csv (fma_metadata.zip: `fmareport fetch DIR`) or one `fmareport synth` writes"
+    if len(head) < len(expected):
+        raise FeaturesError(
+            f"{path}: {len(head)} line(s); FMA's features.csv has 4 header lines (feature, statistics, number, "
+            f"track_id) before one line per track: use {fix}"
+        )
+    for line, (got, want) in enumerate(zip(head, expected), start=1):
+        if len(got) != len(want):
+            raise FeaturesError(
+                f"{path}: header line {line} ({want[0]!r}) has {len(got) - 1} columns after the first, FMA's has "
+                f"{len(want) - 1} (11 features x 7 statistics): use {fix}"
+            )
+        for column, (g, w) in enumerate(zip(got, want)):
+            if g != w:
+                where = (
+                    "its first field" if column == 0 else f"column {column} ({'/'.join(FEATURES_COLUMNS[column - 1])})"
+                )
+                raise FeaturesError(
+                    f"{path}: header line {line}, {where}: {g!r} where FMA's features.csv has {w!r}: use {fix}"
+                )
+
+
+def load_features(path: str | Path, track_ids=None) -> pd.DataFrame:
+    """Read features.csv: float64 (n_tracks, 518), index track_id, columns (feature, statistics, number).
+
+    track_ids: the tracks to keep, in this order; each must have a row, and a number in each of its
+    518 columns. None: every track, in file order. The file is read in chunks of FEATURES_CHUNK rows,
+    so FMA's (106,574 rows, ~1 GB) needs memory for the kept rows only. Anything else raises
+    FeaturesError naming the file and the line, track or column: header lines that are not FMA's
+    (`_check_features_header`), a track_id that is not a positive integer or is listed twice, a row
+    pandas cannot split, a kept track missing, a value that is not a number or is empty.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no features.csv here (it comes with fma_metadata.zip: `fmareport fetch DIR`; a synthetic "
+            "set made before synth wrote it: make it again with `fmareport synth ... --force`)"
+        )
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            head = list(itertools.islice(csv.reader(f), 4))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise FeaturesError(f"{path}: its header lines are not CSV text: {err}") from None
+    _check_features_header(path, head)
+    wanted = None if track_ids is None else pd.Index(np.asarray(track_ids, dtype=np.int64), name="track_id")
+    kept, ids, line = [], [], 4  # line: the file's lines before the chunk (4 header lines)
+    try:
+        for chunk in pd.read_csv(path, header=None, skiprows=4, index_col=0, chunksize=FEATURES_CHUNK):
+            index = pd.to_numeric(pd.Series(chunk.index), errors="coerce")
+            bad = index.isna() | (index <= 0) | (index % 1 != 0)
+            if bad.any():
+                i = int(bad.to_numpy().nonzero()[0][0])
+                raise FeaturesError(
+                    f"{path}: line {line + i + 1}: track_id {chunk.index[i]!r} is not a positive integer"
+                )
+            chunk.index = pd.Index(index.astype("int64").to_numpy(), name="track_id")
+            ids.append(chunk.index.to_numpy())
+            kept.append(chunk if wanted is None else chunk[chunk.index.isin(wanted)])
+            line += len(chunk)
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise FeaturesError(f"{path}: not a CSV file pandas can read: {err}") from None
+    all_ids = pd.Index(np.concatenate(ids) if ids else np.array([], np.int64))
+    twice = all_ids[all_ids.duplicated()]
+    if len(twice):
+        lines = [str(5 + int(i)) for i in (all_ids == twice[0]).nonzero()[0]]
+        raise FeaturesError(
+            f"{path}: track_id {twice[0]} is on lines {', '.join(lines)}; FMA lists every track once: fetch it again"
+        )
+    if wanted is not None:
+        missing = wanted.difference(all_ids)
+        if len(missing):
+            shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+            raise FeaturesError(
+                f"{path}: no row for {len(missing)} of the {len(wanted)} tracks asked for (track_id {shown}); "
+                "features.csv must come from the same fma_metadata.zip (or synthetic set) as tracks.csv"
+            )
+    values = []
+    for chunk in kept:
+        for k, column in enumerate(chunk.columns):
+            if pd.api.types.is_numeric_dtype(chunk[column]):
+                continue
+            number = pd.to_numeric(chunk[column], errors="coerce")
+            bad = number.isna() & chunk[column].notna()
+            if bad.any():
+                i = int(bad.to_numpy().nonzero()[0][0])
+                raise FeaturesError(
+                    f"{path}: track_id {chunk.index[i]}, column {'/'.join(FEATURES_COLUMNS[k])}: "
+                    f"{str(chunk[column].iloc[i])[:40]!r} is not a number"
+                )
+        values.append(chunk.apply(pd.to_numeric).to_numpy(np.float64))  # (rows, 518)
+    table = pd.DataFrame(
+        np.concatenate(values) if values else np.empty((0, len(FEATURES_COLUMNS))),
+        index=pd.Index(np.concatenate([c.index for c in kept]) if kept else [], dtype="int64", name="track_id"),
+        columns=pd.MultiIndex.from_tuples(FEATURES_COLUMNS, names=FEATURES_HEADER),
+    )
+    if wanted is not None:
+        table = table.loc[wanted]
+    empty = ~np.isfinite(table.to_numpy())
+    if empty.any():
+        i, k = (int(a[0]) for a in empty.nonzero())
+        raise FeaturesError(
+            f"{path}: track_id {table.index[i]}, column {'/'.join(FEATURES_COLUMNS[k])}: "
+            f"{table.iat[i, k]} (empty or not finite; FMA's features.py leaves a track's fields empty when it "
+            "cannot compute its features)"
+        )
+    return table

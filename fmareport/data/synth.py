@@ -2,6 +2,8 @@
 
     DIR/fma_metadata/tracks.csv    the 52 two-level columns, written by pandas as FMA's is
     DIR/fma_metadata/genres.csv    the official columns, rows of the 8 top-level genres
+    DIR/fma_metadata/features.csv  FMA's 518 columns under its 3 header rows, a row per track (values:
+                                   noise around a genre's centre, not features of the audio)
     DIR/fma_small/NNN/NNNNNN.mp3   stereo mp3 (libsndfile's LAME, VBR), one per small track
     DIR/fma_small/checksums        `<sha1>  000/000002.mp3` lines, as in fma_small.zip
 
@@ -36,7 +38,17 @@ import pandas as pd
 import soundfile as sf
 
 from ..progress import tqdm
-from .fma import COLUMNS, GENRE_IDS, GENRES, NO_AUDIO_TRACKS, SHORT_TRACKS, SPLITS, audio_path
+from .fma import (
+    COLUMNS,
+    FEATURES_COLUMNS,
+    FEATURES_HEADER,
+    GENRE_IDS,
+    GENRES,
+    NO_AUDIO_TRACKS,
+    SHORT_TRACKS,
+    SPLITS,
+    audio_path,
+)
 from .music import draw_artist, render
 from .pool import imap_unordered
 
@@ -59,6 +71,12 @@ BAD_CASES = {  # FMA's broken ids (fma.SHORT_TRACKS, fma.NO_AUDIO_TRACKS) -> wha
     NO_AUDIO_TRACKS[1]: "garbage",
     NO_AUDIO_TRACKS[2]: "missing",
 }
+# features.csv: each track's row is its genre's centre plus unit noise, in units of each column's
+# own scale. Centres are N(0, 1) per column, times FEATURES_SEPARATION: at 1, two genres' centres
+# lie sqrt(2 * 518) = 32 noise SDs apart, so a classifier given each track's own row learns the
+# genres from 4 training tracks each (the tiny test set), and one given other tracks' rows learns
+# nothing: tests/test_baseline.py tells a features.csv joined to the right tracks from a wrong join.
+FEATURES_SEPARATION = 1.0
 LICENSE = "Attribution-NonCommercial-ShareAlike 3.0 International"
 MARKER = ".fmareport-synth.json"  # in every set synth writes: what it is and how it was made
 
@@ -166,6 +184,31 @@ def genres_table(tracks: pd.DataFrame) -> pd.DataFrame:
             "top_level": ids,
         },
         index=pd.Index(ids, name="genre_id"),
+    )
+
+
+def features_table(tracks: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """features.csv's DataFrame for the tracks of tracks.csv: (n_tracks, 518) float64, FMA's columns
+    (fma.FEATURES_COLUMNS, named by FEATURES_HEADER), index track_id in tracks.csv's order.
+
+    The values have FMA's structure only: per column an offset and a scale (10**-1 to 10**3, as FMA's
+    columns differ by orders of magnitude, so the baselines must standardise); per track its genre's
+    centre (see FEATURES_SEPARATION; a track without genre_top: none) plus unit noise that depends
+    only on (seed, track_id). They say nothing about the track's audio.
+    """
+    rng = np.random.default_rng([seed, 2])
+    n = len(FEATURES_COLUMNS)
+    scale = 10.0 ** rng.uniform(-1, 3, n)  # (518,)
+    offset = scale * rng.standard_normal(n)  # (518,)
+    centre = {genre: FEATURES_SEPARATION * rng.standard_normal(n) for genre in GENRES}  # genre -> (518,)
+    rows = []
+    for tid, genre in zip(tracks.index, tracks["track", "genre_top"]):
+        noise = np.random.default_rng([seed, 3, int(tid)]).standard_normal(n)
+        rows.append(offset + scale * (centre.get(genre, 0.0) + noise))
+    return pd.DataFrame(
+        np.array(rows).reshape(len(rows), n),  # (n_tracks, 518)
+        index=pd.Index(tracks.index, name="track_id"),
+        columns=pd.MultiIndex.from_tuples(FEATURES_COLUMNS, names=FEATURES_HEADER),
     )
 
 
@@ -423,6 +466,7 @@ def synthesize(
     meta = tmp / "fma_metadata"
     meta.mkdir(parents=True)
     genres_table(tracks).to_csv(meta / "genres.csv")
+    features_table(tracks, seed).to_csv(meta / "features.csv", float_format="%.10e")  # FMA's save(): 10 digits
     tracks.to_csv(meta / "tracks.csv")
     if out_dir.exists():
         if _holds_files(out_dir):

@@ -272,33 +272,82 @@ class CellResults(_Model):
         return self
 
 
-class BaselineResults(_Model):
-    """One baseline's run on a profile's store: its accuracies and its test predictions."""
+# The baselines (fmareport.baseline.VARIANTS), in the book's order: results/<profile>/baselines/<name>.json.
+BASELINES = ("mfcc", "fma_mfcc_lr", "fma_mfcc_svm", "fma_all_lr", "fma_all_svm")
+# 2: C tuned on validation (`tuning`), FMA's 7 statistics, the variants. 1 (files with no
+# schema_version): mfcc.json alone, 40 MFCC statistics, C fixed at 1; `load_baselines` refuses it.
+BASELINE_SCHEMA_VERSION = 2
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
+
+class Tuning(_Model):
+    """A baseline's C, chosen on the validation split: one fit on the training split per C of `grid`."""
+
+    grid: Annotated[list[Positive], Field(min_length=1)]  # ascending
+    val_acc: list[Accuracy]  # one per C of grid
+    chosen: Positive  # the first C of grid with the highest val_acc (the smallest: the most regularised)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Tuning:
+        if len(self.val_acc) != len(self.grid):
+            raise ValueError(f"{len(self.grid)} values of C in grid but {len(self.val_acc)} validation accuracies")
+        if any(b <= a for a, b in zip(self.grid, self.grid[1:])):
+            raise ValueError(f"grid {self.grid} is not ascending")
+        best = self.grid[self.val_acc.index(max(self.val_acc))]
+        if self.chosen != best:
+            raise ValueError(
+                f"chosen is {self.chosen:g}, but the first C with the highest validation accuracy "
+                f"({max(self.val_acc)}) is {best:g}"
+            )
+        return self
+
+
+class SourceFile(_Model):
+    """A file a baseline read its features from (FMA's features.csv), and its SHA1 when read."""
+
+    path: str
+    sha1: Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")]
+
+
+class BaselineResults(_Model):
+    """One baseline's run on a profile's store: its features, its tuning, its accuracies and its test
+    predictions (fmareport.baseline)."""
+
+    schema_version: Literal[2]
     run_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
     profile: str
-    name: str
+    variant: Literal[BASELINES]  # the file's name: results/<profile>/baselines/<variant>.json
+    name: str  # the book's label
     features: str
+    n_features: Annotated[int, Field(ge=1)]
+    features_file: SourceFile | None  # features.csv; None: computed from the store's clips (data.store_fingerprint)
     classifier: str
+    tuning: Tuning
     data: DataInfo
-    train_acc: Accuracy
-    val_acc: Accuracy
+    train_acc: Accuracy  # at the chosen C
+    val_acc: Accuracy  # at the chosen C: the tuning's best
     test_acc: Accuracy
     test_track_ids: Annotated[list[Count], Field(min_length=1)]  # ascending
     test_labels: list[Label]
-    test_probs: list[ProbRow]  # (n_test, 8) class probabilities, label order
+    test_probs: list[ProbRow]  # (n_test, 8) class probabilities, label order (an SVM: the one-hot of its decision)
     test_artist_ids: list[Count] | None = None  # as a seed's (SeedResult); None in files written before
     provenance: Provenance
 
     @model_validator(mode="after")
     def _consistent(self) -> BaselineResults:
-        """Predictions as a seed's (check_predictions), one per test track of its data (docs/faults.md, case 12)."""
+        """Predictions as a seed's (check_predictions), one per test track of its data; the validation
+        accuracy the tuning's best (docs/faults.md, case 12)."""
         check_predictions(self.test_track_ids, self.test_labels, self.test_probs, self.test_acc, "test_acc")
         check_artists(self.test_track_ids, self.test_artist_ids)
         if len(self.test_track_ids) != self.data.tracks.test:
             raise ValueError(
                 f"test_track_ids: {len(self.test_track_ids)} test predictions, but data/tracks/test says "
                 f"{self.data.tracks.test} test tracks"
+            )
+        if abs(max(self.tuning.val_acc) - self.val_acc) > SAME:
+            raise ValueError(
+                f"val_acc is {self.val_acc}, but the tuning gives {max(self.tuning.val_acc)} at the chosen C "
+                f"({self.tuning.chosen:g})"
             )
         return self
 
@@ -385,7 +434,7 @@ def load_results(results_dir: str | Path, profile: str) -> dict[str, dict[str, A
 
     A file's place must match its content (results/<profile>/<cell>.json); an empty or
     missing folder gives {} so the caller can say which runs are missing. Baselines
-    (results/<profile>/baselines/) are not cells: `load_baseline` reads them.
+    (results/<profile>/baselines/) are not cells: `load_baselines` reads them.
     """
     root = Path(results_dir) / profile
     out = {}
@@ -422,14 +471,30 @@ def hide_injected_cell(notebook: str | Path) -> bool:
     return found
 
 
-def load_baseline(results_dir: str | Path, profile: str) -> dict[str, Any] | None:
-    """The profile's MFCC baseline (results/<profile>/baselines/mfcc.json), validated; None if not run."""
-    path = Path(results_dir) / profile / "baselines" / "mfcc.json"
-    if not path.is_file():
-        return None
-    try:
-        return BaselineResults.model_validate_json(path.read_text(encoding="utf-8")).model_dump(mode="json")
-    except ValidationError as err:
-        raise ResultsError(f"{path}: {_errors(err)}") from None
-    except (ValueError, OSError) as err:
-        raise ResultsError(f"{path}: {err}") from None
+def load_baselines(results_dir: str | Path, profile: str) -> dict[str, dict[str, Any]]:
+    """The profile's baselines (results/<profile>/baselines/<name>.json), validated: {name: obj} in
+    BASELINES order; {} if none was run. A file of the first format (no schema_version: 40 MFCC
+    statistics, C fixed at 1), a name that is not a baseline's, or a file whose variant is not its
+    name raises ResultsError naming the file and the fix."""
+    folder = Path(results_dir) / profile / "baselines"
+    rerun = f"run `fmareport baseline --profile {profile}` again (`make report` does)"
+    out = {}
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        if path.stem not in BASELINES:
+            raise ResultsError(f"{path}: not a baseline's file; they are {', '.join(f'{b}.json' for b in BASELINES)}")
+        try:
+            obj = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(obj, dict) and "schema_version" not in obj:
+                raise ResultsError(
+                    "a baseline of the first format (40 MFCC statistics, C fixed at 1, no schema_version); "
+                    f"this version reads schema {BASELINE_SCHEMA_VERSION} (C tuned on validation): {rerun}"
+                )
+            result = BaselineResults.model_validate_json(json.dumps(obj, allow_nan=False))
+        except ValidationError as err:
+            raise ResultsError(f"{path}: {_errors(err)}") from None
+        except (ValueError, OSError) as err:  # ResultsError, JSON, NaN, reading
+            raise ResultsError(f"{path}: {err}") from None
+        if result.variant != path.stem:
+            raise ResultsError(f"{path}: holds baseline {result.variant!r}, but its name says {path.stem!r}")
+        out[path.stem] = result.model_dump(mode="json")
+    return {name: out[name] for name in BASELINES if name in out}

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..data.fma import PUBLISHED_BASELINES
 from .runs import diverged
 from .stats import CONFIDENCE, Interval, detectable, mean_std, paired_difference, seed_share
 from .stats import (
@@ -726,7 +727,7 @@ def widths_markdown(rows: list[dict], n_tracks: int, seeds: str) -> str:
 
 
 def baseline_as_result(baseline: dict) -> dict:
-    """The baseline in the shape of a one-seed cell result, so `compare` pairs it with a cell."""
+    """A baseline in the shape of a one-seed cell result, so `compare` pairs it with a cell."""
     seed = {
         "seed": 0,
         "test_acc_last": baseline["test_acc"],
@@ -735,28 +736,69 @@ def baseline_as_result(baseline: dict) -> dict:
         "test_probs": baseline["test_probs"],
         "test_artist_ids": baseline.get("test_artist_ids"),
     }
-    return {"cell": "baselines/mfcc", "profile": baseline["profile"], "config": {}, "seeds": [seed]}
+    return {"cell": f"baselines/{baseline['variant']}", "profile": baseline["profile"], "config": {}, "seeds": [seed]}
 
 
-def baseline_table(results: dict[str, dict], baseline: dict) -> pd.DataFrame:
-    """The baseline's test accuracy (its interval over test tracks) and each table cell against it, paired."""
-    b = baseline_as_result(baseline)
-    rows = [
-        {
-            "Model": baseline["name"],
-            "Test accuracy": _interval_text(accuracy_interval(b), b),
-            "CNN − baseline": "—",
-            f"{CONFIDENCE:.0%} interval": "—",
-        }
-    ]
-    for setting, r in sorted(index_runs(list(results.values())).items(), key=lambda kv: kv[1]["cell"]):
-        c = compare(r, b)
+def _signed_interval(c: dict) -> str:
+    """'+0.123 [+0.050, +0.196]': a comparison's difference and its interval ('—' without one)."""
+    return f"{c['diff']:+.3f} " + ("[—]" if math.isnan(c["low"]) else f"[{c['low']:+.3f}, {c['high']:+.3f}]")
+
+
+def baselines_summary(baselines: dict[str, dict]) -> pd.DataFrame:
+    """One row per baseline (results.load_baselines): its features, the C chosen on the validation
+    split, the validation accuracy there, and the test accuracy with its interval over test tracks."""
+    rows = []
+    for b in baselines.values():
+        r = baseline_as_result(b)
         rows.append(
             {
-                "Model": f"CNN, {setting_label(setting)}",
-                "Test accuracy": _interval_text(accuracy_interval(r), r),
-                "CNN − baseline": f"{c['diff']:+.3f}",
-                f"{CONFIDENCE:.0%} interval": "—" if math.isnan(c["low"]) else f"[{c['low']:+.3f}, {c['high']:+.3f}]",
+                "Baseline": b["name"],
+                "Features": b["n_features"],
+                "C (chosen)": f"{b['tuning']['chosen']:g}",
+                "Validation accuracy": f"{b['val_acc']:.3f}",
+                f"Test accuracy [{CONFIDENCE:.0%}]": _interval_text(accuracy_interval(r), r),
             }
         )
+    return pd.DataFrame(rows).set_index("Baseline")
+
+
+CHOSEN_MARK = "●"  # beside the validation accuracy of the C a baseline kept
+
+
+def baseline_tuning_table(baselines: dict[str, dict]) -> pd.DataFrame:
+    """Validation accuracy at each C of the grid (rows) for each baseline (columns); the chosen C's
+    marked CHOSEN_MARK. A C that is not in a baseline's grid: '—'."""
+    grid = sorted({c for b in baselines.values() for c in b["tuning"]["grid"]})
+    table = {}
+    for b in baselines.values():
+        t = b["tuning"]
+        acc = dict(zip(t["grid"], t["val_acc"]))
+        table[b["name"]] = [
+            "—" if c not in acc else f"{acc[c]:.3f}" + (f" {CHOSEN_MARK}" if c == t["chosen"] else "") for c in grid
+        ]
+    return pd.DataFrame(table, index=pd.Index([f"{c:g}" for c in grid], name="C"))
+
+
+def baseline_table(results: dict[str, dict], baselines: dict[str, dict]) -> pd.DataFrame:
+    """Each table cell (rows) against each baseline (columns), paired on the same test tracks: the
+    cell's test accuracy, then 'CNN − <baseline>' as '+0.123 [+0.050, +0.196]' (`compare`)."""
+    paired = {name: baseline_as_result(b) for name, b in baselines.items()}
+    rows = []
+    for setting, r in sorted(index_runs(list(results.values())).items(), key=lambda kv: kv[1]["cell"]):
+        row = {"Model": f"CNN, {setting_label(setting)}", "Test accuracy": _interval_text(accuracy_interval(r), r)}
+        for name, b in paired.items():
+            row[f"CNN − {baselines[name]['name']}"] = _signed_interval(compare(r, b))
+        rows.append(row)
     return pd.DataFrame(rows).set_index("Model")
+
+
+def published_baselines_table() -> pd.DataFrame:
+    """The FMA authors' published baselines (fma.PUBLISHED_BASELINES): rows feature set, columns
+    classifier, '57.83 % (58)': the notebook's figure, the paper's rounded one in brackets."""
+    rows = []
+    for (block, n), scores in PUBLISHED_BASELINES.items():
+        row = {"features.csv columns": f"{'MFCC' if block == 'mfcc' else 'all'} ({n})"}
+        for clf, (notebook, paper) in scores.items():
+            row[clf] = f"{notebook:.2f} % ({paper})"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("features.csv columns")
