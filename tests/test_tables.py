@@ -503,6 +503,7 @@ def test_the_baseline_brings_its_test_tracks_artists():
     probs[np.arange(200), np.where(np.arange(200) % 3 > 0, labels, (labels + 1) % 8)] = 0.93
     base = dict(
         profile="p",
+        variant="mfcc",
         test_acc=float(np.mean(np.arange(200) % 3 > 0)),
         test_track_ids=list(range(200)),
         test_labels=labels.tolist(),
