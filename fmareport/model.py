@@ -32,6 +32,17 @@ Choices the paper leaves open, and ours (the report states them):
   float32: bf16 keeps 8 bits of mantissa, and rounding the logits to it makes ties, which
   argmax gives to the lowest class.
 
+How the convolutions run (the numbers are the same; only the speed differs): on the CPU
+every convolution (both first layers, conv2, conv3) is one matrix multiply over its unfolded
+input (`conv_matmul`, im2col) on activations kept channels-last in memory ((B, T, C), shown
+to callers as (B, C, T) views), with each batch norm over a (B * T, C) matrix; elsewhere
+(cuDNN on CUDA, the meta device of the layer table) the conv modules run their own kernels.
+PyTorch's CPU convolutions (oneDNN) reach 50-75 % of the matmul rate on these shapes, and
+its batch norm over (B, C, T) with short T is 3-4x slower than over (B * T, C): measured in
+docs/running.md ("Where a training step's time goes"). The modules, parameter names and
+shapes are the paper's either way (Conv2d(1, C, (F, 4)) for the 2D first layer), so
+checkpoints load in both forms and the figures draw the same layers.
+
 The model takes float waveforms; the data path (train.py) converts the int16 clip store
 with x / 32768 on the device.
 """
@@ -54,6 +65,40 @@ SPEC_FRAMES = 4  # 2D first layer spans 4 STFT frames -> T = (N // hop + 1) - 4 
 # magnitude of 56 paper segments then takes 42 ms instead of 90 ms (2 cores, measured).
 CPU_CHUNK_BYTES = 8 << 20
 RAW_HOPS = 3  # 1D first layer kernel = 3 * hop, stride hop -> T = N // hop - 3 + 1
+# Devices whose convolutions run as im2col matrix multiplies (conv_matmul) on channels-last
+# activations. The CPU: there the matmul form took 0.55-0.85x the time of PyTorch's convolution
+# for every layer at the demo's and the paper's shapes, forward + backward (docs/running.md).
+# Not CUDA: cuDNN picks its algorithm per shape (cudnn.benchmark), implicit-GEMM among them,
+# without the im2col copy (1.4 GB for the paper's 2D segments at 700 per step in fp32).
+MATMUL_DEVICES = ("cpu",)
+
+
+def matmul_form(x: torch.Tensor) -> bool:
+    """Whether the layers take the matmul form (conv_matmul, channels-last) for input x."""
+    return x.device.type in MATMUL_DEVICES
+
+
+def conv_matmul(x: torch.Tensor, weight: torch.Tensor, stride: int = 1) -> torch.Tensor:
+    """A 1D convolution (cross-correlation, no padding, no bias) as one matrix multiply.
+
+    x (B, L, D) channels-last, weight (C, D, k) as nn.Conv1d keeps it -> (B, T, C),
+    T = (L - k) // stride + 1; equal to F.conv1d(x.transpose(1, 2), weight, stride=stride)
+    transposed. The windows are unfolded into a (B * T, k * D) matrix (im2col: one copy,
+    k / stride times the input, which autograd keeps for the weight gradient), so the
+    forward, the weight gradient and the input gradient are each one large GEMM.
+    """
+    b, k = x.shape[0], weight.shape[-1]
+    cols = x.unfold(1, k, stride).transpose(2, 3)  # (B, T, k, D): a view; rows of D stay contiguous
+    t = cols.shape[1]
+    cols = cols.reshape(b * t, -1)  # (B * T, k * D): the copy
+    w = weight.transpose(1, 2).reshape(weight.shape[0], -1)  # (C, k * D), the same (tap, channel) order
+    return (cols @ w.t()).view(b, t, -1)  # (B, T, C)
+
+
+def batch_norm_last(bn: nn.BatchNorm1d, y: torch.Tensor) -> torch.Tensor:
+    """bn over a channels-last (B, T, C): as a (B * T, C) matrix, the same statistics per channel
+    (over batch and time) as bn over (B, C, T). (B, T, C) -> (B, T, C)"""
+    return bn(y.reshape(-1, y.shape[-1])).view(y.shape)
 
 
 class Spectrogram(nn.Module):
@@ -62,7 +107,9 @@ class Spectrogram(nn.Module):
     The paper's spectrogram ("STFT magnitude", §IV): n_fft 2048, hop 1024, Hann window,
     centered, giving (1025, 977) for 10**6 samples. Equal to
     torchaudio.transforms.Spectrogram(n_fft, hop_length=hop, power=1).
-    (B, N) -> (B, n_fft // 2 + 1, N // hop + 1), linear magnitude (no log).
+    (B, N) -> (B, n_fft // 2 + 1, N // hop + 1), linear magnitude (no log), frames-major
+    in memory (a transposed view of (B, frames, F), as torch.stft lays it out): the 2D first
+    layer's matmul form reads it as rows of F bins without a transposing copy.
 
     scale "log" (an ablation, not the paper's) returns log1p(|STFT|) instead: a log with a
     floor at |X| ~ 1 (nearly linear below, log above, so where it bends depends on the STFT's
@@ -80,7 +127,9 @@ class Spectrogram(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         per_item = (self.n_fft // 2 + 1) * (x.shape[-1] // self.hop + 1) * 8  # complex64 bytes
         n = max(1, CPU_CHUNK_BYTES // per_item) if x.device.type == "cpu" else len(x)
-        return torch.cat([self._magnitude(chunk) for chunk in x.split(n)])  # (B, F, frames)
+        parts = [self._magnitude(chunk).transpose(1, 2) for chunk in x.split(n)]  # [(b, frames, F)]: no copy
+        out = parts[0] if len(parts) == 1 else torch.cat(parts)  # (B, frames, F)
+        return out.transpose(1, 2)  # (B, F, frames), frames-major in memory
 
     def _magnitude(self, x: torch.Tensor) -> torch.Tensor:
         # Autocast has no rule for the STFT: it runs in x's float32 also under bf16 autocast.
@@ -97,6 +146,30 @@ class Spectrogram(nn.Module):
             padding=(self.n_fft // 2, self.n_fft // 2),
             features=self.n_fft // 2 + 1,
         )
+
+
+class RawConv(nn.Conv1d):
+    """The 1D first layer, Conv1d(1, C, 3 * hop, stride=hop) on the waveform.
+    (B, 1, N) -> (B, C, T); in the matmul form a view of channels-last (B, T, C)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not matmul_form(x):
+            return super().forward(x)  # (B, C, T)
+        return conv_matmul(x.transpose(1, 2), self.weight, self.stride[0]).transpose(1, 2)  # (B, N, 1) -> (B, C, T)
+
+
+class SpectrogramConv(nn.Conv2d):
+    """The 2D first layer, Conv2d(1, C, (F, 4)) on the |STFT| (the paper's layer, and its
+    parameter of shape (C, 1, F, 4)). Its kernel spans all F bins, so it equals
+    Conv1d(F, C, 4) on the (B, F, frames) spectrogram with the weight viewed as (C, F, 4):
+    the matmul form runs that one (conv_matmul over rows of F bins, 4 frames each).
+    (B, 1, F, frames) -> (B, C, 1, T); in the matmul form a view of channels-last (B, T, C)."""
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        if not matmul_form(s):
+            return super().forward(s)  # (B, C, 1, T)
+        y = conv_matmul(s[:, 0].transpose(1, 2), self.weight[:, 0])  # (B, frames, F) -> (B, T, C)
+        return y.transpose(1, 2)[:, :, None]  # (B, C, 1, T)
 
 
 class FirstLayer(nn.Module):
@@ -116,9 +189,9 @@ class FirstLayer(nn.Module):
         super().__init__()
         c = cfg.channels // 2 if cfg.input == "both" else cfg.channels
         raw, spec = cfg.input in ("raw", "both"), cfg.input in ("spectrogram", "both")
-        self.raw = nn.Conv1d(1, c, RAW_HOPS * cfg.hop, stride=cfg.hop, bias=False) if raw else None
+        self.raw = RawConv(1, c, RAW_HOPS * cfg.hop, stride=cfg.hop, bias=False) if raw else None
         self.stft = Spectrogram(cfg.n_fft, cfg.hop, cfg.spectrogram_scale) if spec else None
-        self.spec = nn.Conv2d(1, c, (cfg.n_bins, SPEC_FRAMES), bias=False) if spec else None
+        self.spec = SpectrogramConv(1, c, (cfg.n_bins, SPEC_FRAMES), bias=False) if spec else None
         self.bn = nn.BatchNorm1d(cfg.channels)
         self.hop = cfg.hop
 
@@ -130,10 +203,13 @@ class FirstLayer(nn.Module):
         if self.spec is not None:
             s = self.stft(x)  # (B, F, frames)
             parts.append(self.spec(s[:, None]).squeeze(2))  # (B, 1, F, frames) -> (B, C2, 1, T) -> (B, C2, T)
-        h = torch.cat(parts, dim=1)  # (B, C, T)
-        if h.shape[-1] != steps:
-            raise ValueError(f"first layer gives {h.shape[-1]} steps, expected N // hop - 2 = {steps}")
-        return self.bn(h)  # (B, C, T)
+        if parts[0].shape[-1] != steps:
+            raise ValueError(f"first layer gives {parts[0].shape[-1]} steps, expected N // hop - 2 = {steps}")
+        if not matmul_form(x):
+            return self.bn(torch.cat(parts, dim=1))  # (B, C, T)
+        # Channels-last: the maps join along the last dim of (B, T, C) (one part: no copy).
+        h = torch.cat([p.transpose(1, 2) for p in parts], dim=2) if len(parts) > 1 else parts[0].transpose(1, 2)
+        return batch_norm_last(self.bn, h).transpose(1, 2)  # (B, T, C) -> (B, C, T) view
 
     def describe(self) -> dict:
         return dict(kind="first", kernel=None, stride=None, padding=None, features=self.bn.num_features)
@@ -143,7 +219,8 @@ class ConvLayer(nn.Module):
     """conv2 / conv3 of the residual block (Zhang et al. 2016): Conv1d(C, C, 4) + batch norm.
 
     Zero padding (1, 2) keeps the length T. The ELU (and for conv3 the shortcut) is
-    applied by the caller. (B, C, T) -> (B, C, T).
+    applied by the caller. (B, C, T) -> (B, C, T); in the matmul form a view of
+    channels-last (B, T, C) (any layout in).
     """
 
     def __init__(self, channels: int, kernel: int = RESIDUAL_KERNEL):
@@ -153,7 +230,10 @@ class ConvLayer(nn.Module):
         self.bn = nn.BatchNorm1d(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.conv(F.pad(x, self.pad)))  # (B, C, T)
+        if not matmul_form(x):
+            return self.bn(self.conv(F.pad(x, self.pad)))  # (B, C, T)
+        xt = F.pad(x.transpose(1, 2), (0, 0, *self.pad))  # (B, T + 3, C), contiguous
+        return batch_norm_last(self.bn, conv_matmul(xt, self.conv.weight)).transpose(1, 2)  # (B, C, T) view
 
     def describe(self) -> dict:
         return dict(
@@ -170,7 +250,10 @@ class GlobalPool(nn.Module):
     Zhang et al. 2016): the pooling kernel is the whole feature map. (B, C, T) -> (B, 2C)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([x.amax(dim=-1), x.mean(dim=-1)], dim=1)  # (B, 2C)
+        t = -1  # the time dim
+        if matmul_form(x):  # reduce channels-last (B, T, C): the gradients then come back channels-last too
+            x, t = x.transpose(1, 2), 1
+        return torch.cat([x.amax(dim=t), x.mean(dim=t)], dim=1)  # (B, 2C)
 
     def describe(self) -> dict:
         return dict(kind="pool", kernel=None, stride=None, padding=None, features=None)
@@ -285,9 +368,9 @@ def layer_table(cfg: Config, n_samples: int | None = None) -> list[LayerRow]:
                 d = module.describe()
             elif isinstance(module, nn.Linear):
                 d = dict(kind="linear", kernel=None, stride=None, padding=None, features=module.out_features)
-            else:  # nn.Conv1d / nn.Conv2d inside the first layer
+            else:  # RawConv (an nn.Conv1d) / SpectrogramConv (an nn.Conv2d) inside the first layer
                 d = dict(
-                    kind=type(module).__name__.lower(),
+                    kind="conv2d" if isinstance(module, nn.Conv2d) else "conv1d",
                     kernel=module.kernel_size,
                     stride=module.stride,
                     padding=module.padding,

@@ -5,10 +5,12 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from fmareport import cli, model, summary
 from fmareport.config import load_profile
 from fmareport.model import Net, Spectrogram, layer_table, n_params
+from fmareport.train import windows
 
 INPUTS = ["raw", "spectrogram", "both"]
 
@@ -179,3 +181,156 @@ def test_summary_cost_lines_on_the_smoke_profile(capsys):
         assert float(tflop) == pytest.approx(per_step * 64 / cfg.batch_size / 1e12, abs=0.005)
         if gb is not None:  # measured (Linux)
             assert float(gb) > 0 and float(seconds) > 0
+
+
+# --- the two forms of the convolutions (model.MATMUL_DEVICES) -------------------------------
+
+
+def _grads(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: p.grad for k, p in net.named_parameters()}
+
+
+def test_conv_matmul_equals_conv1d():
+    """conv_matmul is F.conv1d, channels-last: the same output, input and weight gradients, shapes."""
+    torch.manual_seed(0)
+    for b, length, d, c, k, stride in [(3, 37, 5, 7, 4, 1), (2, 4096, 1, 6, 384, 128), (4, 33, 513, 16, 4, 1)]:
+        x = torch.randn(b, length, d, requires_grad=True)  # (B, L, D)
+        w = torch.randn(c, d, k, requires_grad=True)  # (C, D, k)
+        ours = model.conv_matmul(x, w, stride)  # (B, T, C)
+        ref = F.conv1d(x.transpose(1, 2), w, stride=stride).transpose(1, 2)
+        assert ours.shape == ref.shape == (b, (length - k) // stride + 1, c)
+        torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-4)
+        g = torch.randn_like(ref)
+        ours_grads = torch.autograd.grad(ours, (x, w), g)
+        torch.testing.assert_close(ours_grads, torch.autograd.grad(ref, (x, w), g), rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("profile", ["demo", "paper"])
+def test_spectrogram_conv_forms_equal(profile, monkeypatch):
+    """The 2D first layer Conv2d(1, C, (F, 4)) spans every bin, so it equals Conv1d(F, C, 4) on the
+    (B, F, frames) spectrogram with the weight viewed as (C, F, 4); the matmul form runs that one.
+    All three agree (output and weight gradient) at the demo's and the paper's F, with exact shapes."""
+    cfg = load_profile(profile, overrides={"input": "spectrogram", "segmented": True})
+    torch.manual_seed(0)
+    layer = model.SpectrogramConv(1, 16, (cfg.n_bins, model.SPEC_FRAMES), bias=False)
+    s = Spectrogram(cfg.n_fft, cfg.hop)(torch.randn(3, cfg.segment_samples) * 0.1)  # (B, F, frames)
+    t = cfg.steps(cfg.segment_samples)
+    g = torch.randn(3, 16, 1, t)
+    outs = {}
+    for form, devices in [("matmul", ("cpu",)), ("conv2d", ())]:
+        monkeypatch.setattr(model, "MATMUL_DEVICES", devices)
+        y = layer(s[:, None])  # (B, C, 1, T)
+        outs[form] = (y, torch.autograd.grad(y, layer.weight, g)[0])
+    y1 = F.conv1d(s, layer.weight.view(16, cfg.n_bins, model.SPEC_FRAMES))[:, :, None]  # Conv1d(F, C, 4)
+    outs["conv1d"] = (y1, torch.autograd.grad(y1, layer.weight, g)[0])
+    for form, (y, grad) in outs.items():
+        assert y.shape == (3, 16, 1, t) and grad.shape == layer.weight.shape == (16, 1, cfg.n_bins, 4), form
+        torch.testing.assert_close(y, outs["conv2d"][0], rtol=1e-5, atol=1e-4)
+        torch.testing.assert_close(grad, outs["conv2d"][1], rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("segmented", [False, True], ids=["whole", "segmented"])
+@pytest.mark.parametrize("kind", INPUTS)
+def test_net_forms_equal(kind, segmented, monkeypatch):
+    """The whole network, one training step's forward and backward and then eval, in the matmul
+    form and with PyTorch's conv kernels, from the same weights: the same logits, every parameter's
+    gradient, the batch norms' running statistics, within fp32 tolerance (smoke shapes)."""
+    cfg = load_profile("smoke", overrides={"input": kind, "segmented": segmented})
+    x = torch.randn(4 * (cfg.n_segments if segmented else 1), cfg.window_samples) * 0.1
+    y = torch.arange(len(x)) % 8
+    torch.manual_seed(0)
+    nets = {"matmul": Net(cfg)}
+    nets["conv"] = Net(cfg)
+    nets["conv"].load_state_dict(nets["matmul"].state_dict())
+    got = {}
+    for form, net in nets.items():
+        monkeypatch.setattr(model, "MATMUL_DEVICES", ("cpu",) if form == "matmul" else ())
+        logits = net(x)
+        F.cross_entropy(logits, y).backward()
+        with torch.no_grad():
+            evaluated = net.eval()(x)
+        got[form] = (logits.detach(), _grads(net), evaluated, {k: v for k, v in net.state_dict().items()})
+    (l1, g1, e1, s1), (l2, g2, e2, s2) = got["matmul"], got["conv"]
+    torch.testing.assert_close(l1, l2, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(e1, e2, rtol=1e-4, atol=1e-4)
+    assert g1.keys() == g2.keys() and s1.keys() == s2.keys()
+    for k in g1:
+        # A norm-wise check: a sum over B * T with cancellation (a BN bias) differs most, 2.4e-4 at worst.
+        assert (g1[k] - g2[k]).norm() <= 1e-3 * g2[k].norm(), k
+    for k in s1:
+        torch.testing.assert_close(s1[k].float(), s2[k].float(), rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_matmul_form_keeps_the_papers_parameters():
+    """Checkpoints of either form load in the other: the modules, parameter names and shapes are
+    the paper's layers (Conv2d(1, C, (F, 4)) for the 2D first layer), as before the matmul form."""
+    cfg = load_profile("paper", overrides={"input": "both"})
+    with torch.device("meta"):
+        shapes = {k: tuple(v.shape) for k, v in Net(cfg).state_dict().items() if "running" not in k}
+    assert {k: s for k, s in shapes.items() if k.startswith(("conv", "out"))} == {
+        "conv1.raw.weight": (128, 1, 3072),
+        "conv1.spec.weight": (128, 1, 1025, 4),
+        "conv1.bn.weight": (256,),
+        "conv1.bn.bias": (256,),
+        "conv1.bn.num_batches_tracked": (),
+        "conv2.conv.weight": (256, 256, 4),
+        "conv2.bn.weight": (256,),
+        "conv2.bn.bias": (256,),
+        "conv2.bn.num_batches_tracked": (),
+        "conv3.conv.weight": (256, 256, 4),
+        "conv3.bn.weight": (256,),
+        "conv3.bn.bias": (256,),
+        "conv3.bn.num_batches_tracked": (),
+        "out.weight": (8, 150),
+        "out.bias": (8,),
+    }
+
+
+@pytest.mark.parametrize(
+    "profile,segmented",
+    [("demo", True), ("demo", False), ("paper", True), ("paper", False)],
+    ids=["demo-segment", "demo-clip", "paper-segment", "paper-clip"],
+)
+def test_the_cpu_runs_the_matmul_form_and_the_layer_table_the_convs(profile, segmented):
+    """At the demo's and the paper's shapes a CPU training step (forward and backward) runs no
+    convolution kernel, only matrix multiplies, and as many FLOPs as the convolutions (counted on the
+    meta device by summary.training_flops); the layer table (the meta device, which the figures
+    draw) traces the conv modules, so Fig. 2 shows the paper's layers."""
+    for kind in INPUTS:
+        cfg = load_profile(profile, overrides={"input": kind, "segmented": segmented})
+        clips = 1 if segmented else 2  # 1 clip: its n_segments windows
+        x = windows(torch.randn(clips, cfg.clip_samples) * 0.1, cfg)  # (B * S, W)
+        with FlopCounterMode(display=False) as counter:
+            F.cross_entropy(Net(cfg)(x), torch.arange(len(x)) % 8).backward()
+        ops = {str(op) for op in counter.get_flop_counts()["Global"]}
+        assert "aten.mm" in ops and not [op for op in ops if "conv" in op], (kind, ops)
+        assert counter.get_total_flops() == summary.training_flops(cfg, clips), kind
+        rows = {r.name: r for r in layer_table(cfg)}
+        if kind != "raw":
+            assert (rows["conv1.spec"].kind, rows["conv1.spec"].kernel) == ("conv2d", (cfg.n_bins, 4))
+        if kind != "spectrogram":
+            assert (rows["conv1.raw"].kind, rows["conv1.raw"].kernel) == ("conv1d", (3 * cfg.hop,))
+
+
+def test_matmul_form_keeps_activations_and_gradients_channels_last():
+    """In the matmul form every conv layer's (B, C, T) output is a view of channels-last memory,
+    and the gradients coming back are too (no transposing copies in the step)."""
+    cfg = load_profile("smoke", overrides={"input": "both", "segmented": True})
+    net = Net(cfg)
+    seen = []
+
+    def hook(module, args, out):
+        seen.append(out.stride(1))  # (B, C, T) with C the fastest dim: (B, T, C) in memory
+        out.register_hook(lambda grad: seen.append(grad.stride(1)))
+
+    for name in ("conv1", "conv2", "conv3"):
+        getattr(net, name).register_forward_hook(hook)
+    F.cross_entropy(net(torch.randn(6, cfg.window_samples) * 0.1), torch.arange(6) % 8).backward()
+    assert seen == [1] * 6, seen
+
+
+def test_spectrogram_is_frames_major_in_memory():
+    """|STFT| comes back as (B, F, frames) laid out (B, frames, F), as torch.stft makes it: the 2D
+    first layer's matmul form reads rows of F bins without a transposing copy."""
+    s = Spectrogram(256, 128)(torch.randn(3, 5000))  # (B, F, frames)
+    assert s.shape == (3, 129, 40) and s.transpose(1, 2).is_contiguous()
