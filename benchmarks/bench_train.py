@@ -4,8 +4,9 @@ for the three inputs in one run.
     python benchmarks/bench_train.py                       # paper shapes, all three inputs, CPU or GPU
     python benchmarks/bench_train.py --input raw --steps 10
     python benchmarks/bench_train.py --clips 50            # the paper's real step (700 segments)
+    python benchmarks/bench_train.py --profile demo --clips 50 --threads 1 --first-layer   # a demo cell's step
 
-Both paths train the same network (fmareport.model.Net, the profile's shapes) on the same
+The naive and our path train the same network (fmareport.model.Net, the profile's shapes) on the same
 synthetic int16 clip store (random noise, a memmap on disk, as the real store) with the
 same number of segments per step; only the way a batch is made differs:
 
@@ -18,6 +19,16 @@ same number of segments per step; only the way a batch is made differs:
   model's first layer takes the items' spectrograms (Net's own 2D conv and batch norm).
   (No naive path for the 1D+2D input, whose items would be both.)
 
+Before and after, in the same run: where the step takes the matmul form (fmareport.model:
+on the CPU, every convolution one im2col matmul on channels-last activations), a third path,
+"convs", trains the same network from the same batches with PyTorch's convolution kernels
+(model.MATMUL_DEVICES emptied while it runs: the form the model had before), and the table
+gives convs/ours, the step's speed-up. `--first-layer` also times the 2D first layer alone
+(forward + weight gradient) in its three equal forms, Conv2d(1, C, (F, 4)), Conv1d(F, C, 4)
+and the matmul form, at the profile's shapes: segments at this batch, 50 segments, 50 whole
+clips. The paths and forms alternate round by round and each one's best round counts, so
+load from other processes slows all alike; the ratios are the numbers to read.
+
 It also counts the FLOPs of one training step (forward + backward, with
 torch.utils.flop_counter: convolutions and matmuls; the STFT is not counted) and divides
 the achieved rate by this machine's matmul rate, measured in the same run: fp32 with the
@@ -29,6 +40,7 @@ the step runs under bf16 autocast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -40,9 +52,10 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
+from fmareport import model
 from fmareport.config import load_profile
 from fmareport.device import DevicePolicy, device_policy
-from fmareport.model import Net, Spectrogram
+from fmareport.model import Net, Spectrogram, SpectrogramConv
 from fmareport.train import INT16_SCALE, clip_source, load_clips, seed_everything, windows
 
 INPUTS = ("raw", "spectrogram", "both")
@@ -78,6 +91,18 @@ class SpectrogramFirstLayer(nn.Module):
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
         return self.bn(self.spec(s[:, None]).squeeze(2))  # (B, F, frames) -> (B, C, T)
+
+
+@contextlib.contextmanager
+def conv_kernels(on: bool = True):
+    """With on: the model runs PyTorch's convolution kernels on every device (the form before the
+    matmul form), by emptying model.MATMUL_DEVICES for the block."""
+    old = model.MATMUL_DEVICES
+    model.MATMUL_DEVICES = () if on else old
+    try:
+        yield
+    finally:
+        model.MATMUL_DEVICES = old
 
 
 def sync(device: torch.device) -> None:
@@ -164,6 +189,8 @@ def bench_input(kind: str, args, audio: np.ndarray, labels: np.ndarray, rng: np.
                 yield x, labels_dev[idx].repeat_interleave(s)
 
     paths = {"ours": (ours(), Net(cfg).to(device))}
+    if device.type in model.MATMUL_DEVICES:  # before: the same net and batches on the conv kernels
+        paths["convs"] = (ours(), Net(cfg).to(device))
     if cfg.input != "both":
         spec = cfg.input == "spectrogram"
         loader = DataLoader(
@@ -185,15 +212,17 @@ def bench_input(kind: str, args, audio: np.ndarray, labels: np.ndarray, rng: np.
     with FlopCounterMode(display=False) as counter:  # also the warm-up step of ours
         step(paths["ours"][1], opts["ours"], x, y, policy)
     flops = counter.get_total_flops()
-    for k, (batches, model) in paths.items():
+    for k, (batches, net) in paths.items():
         if k != "ours":
-            timed(batches, model, opts[k], policy, 1)  # warm-up
+            with conv_kernels(k == "convs"):
+                timed(batches, net, opts[k], policy, 1)  # warm-up
     # Alternate the paths and keep each one's best round: load from other processes then
     # slows all alike instead of whichever happened to run at the time.
     best = {k: float("inf") for k in paths}
     for _ in range(args.rounds):
-        for k, (batches, model) in paths.items():
-            best[k] = min(best[k], timed(batches, model, opts[k], policy, args.steps))
+        for k, (batches, net) in paths.items():
+            with conv_kernels(k == "convs"):
+                best[k] = min(best[k], timed(batches, net, opts[k], policy, args.steps))
     row = {
         "input": kind,
         "policy": policy.describe(),
@@ -201,12 +230,43 @@ def bench_input(kind: str, args, audio: np.ndarray, labels: np.ndarray, rng: np.
         "ours": per_step * args.steps / best["ours"],
         "ms": best["ours"] / args.steps * 1e3,
         "naive": per_step * args.steps / best["naive"] if "naive" in best else None,
+        "convs_ms": best["convs"] / args.steps * 1e3 if "convs" in best else None,
         "gflop": flops / 1e9,
         "achieved": flops * args.steps / best["ours"],
         "amp": policy.amp,
         "device": policy.device,
     }
     return row
+
+
+def first_layer_forms(cfg, batches: dict[str, int], rounds: int) -> list[dict]:
+    """Forward + weight gradient of the 2D first layer in its three equal forms, per shape:
+    Conv2d(1, C, (F, 4)) (the paper's, PyTorch's kernel), Conv1d(F, C, 4) (the weight viewed as
+    (C, F, 4)) and the matmul form (model.SpectrogramConv on the CPU). The input is the model's
+    own |STFT| of noise (frames-major, as in training) and needs no gradient, as in training.
+    -> one row per shape: {shape, windows, frames, ms per form}."""
+    torch.manual_seed(0)
+    layer = SpectrogramConv(1, cfg.channels, (cfg.n_bins, model.SPEC_FRAMES), bias=False)
+    w1d = layer.weight.view(cfg.channels, cfg.n_bins, model.SPEC_FRAMES)
+    forms = {
+        "conv2d": lambda s: torch.nn.functional.conv2d(s[:, None], layer.weight),
+        "conv1d": lambda s: torch.nn.functional.conv1d(s, w1d),
+        "matmul": lambda s: layer(s[:, None]),
+    }
+    rows = []
+    for shape, (n, samples) in batches.items():
+        s = Spectrogram(cfg.n_fft, cfg.hop)(torch.randn(n, samples) * 0.1)  # (B, F, frames)
+        best = {k: float("inf") for k in forms}
+        for r in range(rounds + 1):  # round 0 warms up
+            for k, f in forms.items():
+                t0 = time.perf_counter()
+                y = f(s)
+                y.backward(torch.ones_like(y))
+                layer.weight.grad = None
+                if r:
+                    best[k] = min(best[k], time.perf_counter() - t0)
+        rows.append({"shape": shape, "windows": n, "frames": s.shape[-1], **{k: v * 1e3 for k, v in best.items()}})
+    return rows
 
 
 def main() -> None:
@@ -224,6 +284,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds; each path's best counts")
     p.add_argument("--matmul", type=int, default=0, help="matmul size for the peak (0: 2048 on CPU, 8192 on GPU)")
     p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: the policy's (auto)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default; a demo cell runs 1)")
+    p.add_argument("--first-layer", action="store_true", help="also time the 2D first layer's three forms (CPU)")
     p.add_argument(
         "--amp",
         choices=["config", "on", "off"],
@@ -231,6 +293,8 @@ def main() -> None:
         help="bf16 autocast: the profile's on a GPU and fp32 on a CPU (config), or forced",
     )
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     inputs = INPUTS if args.input == "all" else (args.input,)
     base = load_profile(args.profile)
@@ -262,15 +326,33 @@ def main() -> None:
         f"{torch.get_num_threads()}; best of {args.rounds} rounds of {args.steps} steps"
     )
     print(f"fp32 matmul ({n}x{n}{tf32}): {peak32 / 1e9:.1f} GFLOP/s" + (f"; bf16: {peak16 / 1e9:.1f}" if amp else ""))
-    print(f"{'input':<13}{window + '/s':>12}{'ms/step':>9}{'naive/s':>9}{'ours/naive':>11}{'GFLOP/step':>11}", end="")
+    print(f"{'input':<13}{window + '/s':>12}{'ms/step':>9}{'convs ms':>9}{'convs/ours':>11}", end="")
+    print(f"{'naive/s':>9}{'ours/naive':>11}{'GFLOP/step':>11}", end="")
     print(f"{'GFLOP/s':>9}{'of fp32 peak':>13}" + (f"{'of bf16 peak':>13}" if amp else ""))
     for r in rows:
+        convs = f"{r['convs_ms']:>9.0f}{r['convs_ms'] / r['ms']:>10.2f}x" if r["convs_ms"] else f"{'n/a':>9}{'':>11}"
         naive = f"{r['naive']:>9.1f}{r['ours'] / r['naive']:>10.2f}x" if r["naive"] else f"{'n/a':>9}{'':>11}"
-        line = f"{r['input']:<13}{r['ours']:>12.1f}{r['ms']:>9.0f}{naive}{r['gflop']:>11.1f}"
+        line = f"{r['input']:<13}{r['ours']:>12.1f}{r['ms']:>9.0f}{convs}{naive}{r['gflop']:>11.1f}"
         line += f"{r['achieved'] / 1e9:>9.1f}{r['achieved'] / peak32:>13.1%}"
         if amp:
             line += f"{r['achieved'] / peak16:>13.1%}"
         print(line)
+    if args.first_layer:
+        seg, whole = base.segment_samples, base.clip_samples
+        shapes = {
+            f"{args.clips} clips' segments": (args.clips * base.n_segments, seg),
+            "50 segments": (50, seg),
+            "50 whole clips": (50, whole),
+        }
+        print(
+            f"\n2D first layer, {base.channels} maps over {base.n_bins} bins x 4 frames: forward + weight gradient, "
+            f"ms (best of {args.rounds}); the ratios are each form's time over the matmul form's"
+        )
+        print(f"{'shape':<24}{'windows':>8}{'frames':>7}{'conv2d':>8}{'conv1d':>8}{'matmul':>8}", end="")
+        print(f"{'conv2d/mm':>10}{'conv1d/mm':>10}")
+        for r in first_layer_forms(base, shapes, args.rounds):
+            print(f"{r['shape']:<24}{r['windows']:>8}{r['frames']:>7}{r['conv2d']:>8.0f}{r['conv1d']:>8.0f}", end="")
+            print(f"{r['matmul']:>8.0f}{r['conv2d'] / r['matmul']:>9.2f}x{r['conv1d'] / r['matmul']:>9.2f}x")
 
 
 if __name__ == "__main__":
