@@ -194,6 +194,21 @@ def test_a_bf16_autocast_step_on_the_cpu_gives_float32_logits_and_every_gradient
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
 
 
+def test_a_cpu_policy_keeps_freed_host_memory_for_the_next_step():
+    """On the CPU the policy makes glibc keep freed blocks (mallopt): a 64 MB tensor allocated again
+    after a free reuses the pages, where glibc by default would unmap them and fault in 16,384 new
+    ones. Skipped where the C library is not glibc."""
+    resource = pytest.importorskip("resource")
+    note = device_policy(tone_config()).describe()
+    if "not glibc" in note:
+        pytest.skip(note)
+    assert "kept for reuse" in note
+    torch.ones(1 << 24)  # 64 MB float32, made and freed
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    torch.ones(1 << 24)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < 1000  # of 16,384 pages
+
+
 def test_the_resident_store_gives_the_numbers_of_the_memmap(tones, tmp_path):
     """store_on_device: always (an int16 tensor, indexed on the device: the GPU's code) against
     never (the memmap, indexed on the host): fp32, deterministic, the same numbers."""
