@@ -37,9 +37,9 @@ every convolution (both first layers, conv2, conv3) is one matrix multiply over 
 input (`conv_matmul`, im2col) on activations kept channels-last in memory ((B, T, C), shown
 to callers as (B, C, T) views), with each batch norm over a (B * T, C) matrix; elsewhere
 (cuDNN on CUDA, the meta device of the layer table) the conv modules run their own kernels.
-PyTorch's CPU convolutions (oneDNN) reach 50-75 % of the matmul rate on these shapes, and
-its batch norm over (B, C, T) with short T is 3-4x slower than over (B * T, C): measured in
-docs/running.md ("Where a training step's time goes"). The modules, parameter names and
+On the CPU PyTorch's convolutions (oneDNN) took up to 2.2x the matmul form's time on these
+shapes, and its batch norm over (B, C, T) with short T up to 3x the time over (B * T, C):
+measured in docs/running.md ("Where a training step's time goes"). The modules, parameter names and
 shapes are the paper's either way (Conv2d(1, C, (F, 4)) for the 2D first layer), so
 checkpoints load in both forms and the figures draw the same layers.
 
@@ -66,8 +66,9 @@ SPEC_FRAMES = 4  # 2D first layer spans 4 STFT frames -> T = (N // hop + 1) - 4 
 CPU_CHUNK_BYTES = 8 << 20
 RAW_HOPS = 3  # 1D first layer kernel = 3 * hop, stride hop -> T = N // hop - 3 + 1
 # Devices whose convolutions run as im2col matrix multiplies (conv_matmul) on channels-last
-# activations. The CPU: there the matmul form took 0.55-0.85x the time of PyTorch's convolution
-# for every layer at the demo's and the paper's shapes, forward + backward (docs/running.md).
+# activations. The CPU: there the matmul form took 0.45-0.69 of the time of PyTorch's Conv2d for
+# the 2D first layer at the demo's and the paper's shapes, 0.66-0.95 for conv2 and conv3, and
+# 0.68-1.0 for the 1D first layer, forward + backward (docs/running.md).
 # Not CUDA: cuDNN picks its algorithm per shape (cudnn.benchmark), implicit-GEMM among them,
 # without the im2col copy (1.4 GB for the paper's 2D segments at 700 per step in fp32).
 MATMUL_DEVICES = ("cpu",)
