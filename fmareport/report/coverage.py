@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
+from ..config import load_profile
 from ..data.synth import ARTIST_TRACKS
 from .stats import accuracy_interval, paired_difference
 
@@ -81,8 +82,9 @@ class Design:
 
 
 DESIGNS = {
-    "demo": Design(3, (ARTIST_TRACKS,) * (640 // ARTIST_TRACKS)),  # the synthetic set: 160 artists of 4 tracks
-    "paper": Design(5, fma_like_sizes(800)),  # FMA-small's test split, as assumed above
+    # the seeds are the profiles' own (params/profiles/), so the table follows a change of them
+    "demo": Design(len(load_profile("demo").seeds), (ARTIST_TRACKS,) * (640 // ARTIST_TRACKS)),  # 160 artists of 4
+    "paper": Design(len(load_profile("paper").seeds), fma_like_sizes(800)),  # FMA-small's test split, as assumed above
 }
 
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(64)  # E f(Z), Z ~ N(0, 1) = sum(w f(x)) / sqrt(2 pi)
