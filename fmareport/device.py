@@ -18,8 +18,6 @@ It decides, once per run, and says why (`policy.notes`):
   pinned memory with non_blocking copies, so the loop never waits for a copy.
 * which GPU the job owns: cuda:0 of this process, i.e. the first entry of
   CUDA_VISIBLE_DEVICES, which the workflow sets per job (`fmareport on-gpu`, gpus.py).
-* on the CPU, host memory that a step frees is kept for the next step
-  (`keep_freed_host_memory`): glibc would hand it back to the OS and fault it in again.
 
 Checkpoints are loaded to the CPU (train.load_checkpoint); load_state_dict then places the
 weights and the optimizer state on the policy's device.
@@ -27,7 +25,6 @@ weights and the optimizer state on the policy's device.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 from dataclasses import dataclass
@@ -43,15 +40,6 @@ from .gpus import machine_gpus
 CUDA_MIN_DRIVER = {"11": "450.80.02", "12": "525.60.13", "13": "580.65.06"}
 BF16_MIN_CAPABILITY = (8, 0)  # Ampere (A100, RTX 30xx) and later have bf16 tensor cores
 STORE_SHARE_OF_FREE = 0.5  # store_on_device auto: at most this share of the free GPU memory
-# glibc's malloc serves blocks over its mmap threshold (at most 32 MB) from fresh mmaps and
-# unmaps them at free, and hands the heap's freed top back past its trim threshold: so every
-# CPU training step's large tensors (im2col copies, activations, gradients) came back as new
-# pages for the kernel to zero and fault in: 65,000 page faults and 0.15 s of system time per
-# step of the demo's 2D input at 350 segments (0.8 s), measured. Freed blocks up to this size
-# stay in the process instead (the peak stays resident; the next step reuses it): 1,850 faults.
-HOST_KEEP_BYTES = 1 << 30
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
-_HOST_MEMORY: list[str] = []  # the note of the one call per process
 
 
 class DeviceError(FmareportError, RuntimeError):
@@ -121,24 +109,6 @@ def bf16_autocast(device: torch.device) -> tuple[bool, str]:
             return True, f"compute capability {cap[0]}.{cap[1]} >= 8.0 has bf16 tensor cores"
         return False, f"compute capability {cap[0]}.{cap[1]} < 8.0 only emulates bf16 (slower than fp32)"
     return False, f"no bf16 autocast on {device.type}"
-
-
-def keep_freed_host_memory() -> str:
-    """Make glibc's malloc keep freed blocks up to HOST_KEEP_BYTES for reuse (mallopt: mmap and
-    trim thresholds), once per process; -> what was done, for the policy's notes. No-op (said so)
-    where the C library is not glibc."""
-    if not _HOST_MEMORY:
-        try:
-            libc = ctypes.CDLL("libc.so.6")
-            ok = libc.mallopt(M_MMAP_THRESHOLD, HOST_KEEP_BYTES) and libc.mallopt(M_TRIM_THRESHOLD, 2 * HOST_KEEP_BYTES)
-        except (OSError, AttributeError):
-            ok = False
-        _HOST_MEMORY.append(
-            f"host memory: freed blocks up to {HOST_KEEP_BYTES >> 30} GiB kept for reuse (glibc mallopt)"
-            if ok
-            else "host memory: the C library's own reuse (not glibc)"
-        )
-    return _HOST_MEMORY[0]
 
 
 @dataclass(frozen=True)
@@ -212,8 +182,6 @@ def device_policy(cfg: Config, store_nbytes: int = 0) -> DevicePolicy:
         notes.append(f"{'bf16 autocast' if ok else 'fp32'} (amp: true; {why})")
     else:
         notes.append("fp32 (amp: false)")
-    if device.type == "cpu":
-        notes.append(keep_freed_host_memory())
     return DevicePolicy(
         device=device,
         resident_store=resident,

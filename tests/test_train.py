@@ -194,34 +194,6 @@ def test_a_bf16_autocast_step_on_the_cpu_gives_float32_logits_and_every_gradient
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
 
 
-# Run in a fresh process, as a training cell is (its own papermill kernel): a test process that has
-# run hundreds of tests before holds arenas and fragments that decide where a large block comes from.
-KEEP_MEMORY_PROBE = """
-import resource, torch
-from fmareport.device import keep_freed_host_memory
-note = keep_freed_host_memory()
-torch.ones(1 << 24)  # 64 MB float32, made and freed
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-torch.ones(1 << 24)
-print(note, "|", resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-"""
-
-
-def test_a_cpu_policy_keeps_freed_host_memory_for_the_next_step():
-    """On the CPU the policy makes glibc keep freed blocks (mallopt): in a fresh process, a 64 MB tensor
-    allocated again after a free reuses the pages, where glibc by default would unmap them and fault in
-    16,384 new ones. Skipped where the C library is not glibc."""
-    import subprocess
-    import sys
-
-    pytest.importorskip("resource")
-    assert "kept for reuse" in device_policy(tone_config()).describe() or pytest.skip("not glibc")
-    done = subprocess.run([sys.executable, "-c", KEEP_MEMORY_PROBE], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    note, faults = done.stdout.strip().rsplit("|", 1)
-    assert "kept for reuse" in note and int(faults) < 1000, done.stdout  # of 16,384 pages
-
-
 def test_the_resident_store_gives_the_numbers_of_the_memmap(tones, tmp_path):
     """store_on_device: always (an int16 tensor, indexed on the device: the GPU's code) against
     never (the memmap, indexed on the host): fp32, deterministic, the same numbers."""
