@@ -50,7 +50,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from fmareport.baseline import baselines_for
-from fmareport.config import ConfigError, load_profile, read_yaml
+from fmareport.config import ConfigError, load_cell, load_profile, read_yaml
 from fmareport.data.store import synth_arguments
 from fmareport.data.synth import ARTIST_TRACKS
 from fmareport.gpus import visible_gpus
@@ -105,6 +105,20 @@ def cell_inputs(wildcards):
     own = PARAMS / f"{wildcards.cell}.yaml"
     base = read_yaml(own).get("base") if own.is_file() else None
     return [own] + ([PARAMS / f"{base}.yaml"] if base else [])
+
+
+def cell_priority(wildcards):
+    """Longest cell first, so that the last cells to run are short ones and no core idles long at
+    the end (longest-processing-time-first order). A cell's cost, relative: the audio samples its
+    training reads, seeds x epochs x training share x the windows of a clip (measured on the demo:
+    segmented cells cost 1.6-1.8 times their whole-clip cells, as 7 x 16384 / 65536 = 1.75 says;
+    docs/running.md). A params file that does not load gets 0: its job fails first thing anyway."""
+    try:
+        c = load_cell(PROFILE, wildcards.cell)
+    except ConfigError:
+        return 0
+    windows = c.n_segments * c.window_samples if c.segmented else c.window_samples
+    return len(c.seeds) * c.epochs * c.train_fraction * windows / 1e6
 
 
 wildcard_constraints:
@@ -199,6 +213,7 @@ rule cell:
         config=BUILD / "logs/{cell}.config.yaml",
         papermill=BUILD / "logs/{cell}.log",
     threads: CELL_THREADS
+    priority: cell_priority
     resources:
         gpu=GPU,
     shell:
