@@ -29,6 +29,9 @@ from fmareport.baseline import CHUNK, clip_mfccs, frame_statistics, mfcc_feature
 DEMO = {"clips": 1280, "samples": 2**16, "sample_rate": 16000}  # params/profiles/demo.yaml: 160 x 8 tracks
 
 
+TINY = {"repeats": 1, "clips": 64, "samples": 8192}  # --tiny's settings
+
+
 def timed(fn) -> tuple[float, float]:
     """(wall s, CPU s) of one call."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -36,18 +39,26 @@ def timed(fn) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--store", help="a prepared clip store's folder (default: int16 noise of the demo store's size)")
     p.add_argument("--repeats", type=int, default=3, help="runs of each path, alternating (default 3)")
-    args = p.parse_args()
+    p.set_defaults(clips=DEMO["clips"], samples=DEMO["samples"])  # the noise store's size (--tiny: smaller)
+    p.add_argument(
+        "--tiny",
+        action="store_true",
+        help="sizes that run in seconds (what tests/test_benchmarks.py runs): it checks the benchmark runs, the numbers mean nothing",
+    )
+    args = p.parse_args(argv)
+    if args.tiny:
+        vars(args).update(TINY)
     if args.store:
         from fmareport.data.store import open_store
 
         store = open_store(args.store)
     else:
         rng = np.random.default_rng(0)
-        audio = rng.integers(-8000, 8000, (DEMO["clips"], DEMO["samples"]), dtype=np.int16)  # (1280, 65536)
+        audio = rng.integers(-8000, 8000, (args.clips, args.samples), dtype=np.int16)  # (1280, 65536)
         store = SimpleNamespace(audio=audio, sample_rate=DEMO["sample_rate"])
     n, samples = store.audio.shape
     print(f"{n} clips of {samples} samples at {store.sample_rate} Hz, chunks of {CHUNK}; {os.cpu_count()} cores")

@@ -62,6 +62,9 @@ print(json.dumps({"epoch": sum(epochs) / len(epochs), "test": r.seconds - sum(ep
 """
 
 
+TINY = {"profile": "smoke", "cells": ["table1/raw_whole"], "epochs": 1}  # --tiny's settings
+
+
 def cells() -> list[str]:
     """Every table and ablation cell, as the workflow runs them."""
     root = REPO / "params"
@@ -82,13 +85,14 @@ def extract(rev: str, into: Path) -> Path:
 
 
 def measure(tree: Path, cell: str, args, convs: bool) -> tuple[float, float]:
-    """(seconds per epoch incl. validation, seconds of the test passes) of one seed, in a child process."""
+    """(seconds per epoch incl. validation, seconds of the test passes) of one seed, in a child process
+    working in args.workdir (whose params/ names the cells, and where the profile's data and store go)."""
     a = dict(profile=args.profile, cell=cell, epochs=args.epochs, threads=args.threads, wall=args.wall, convs=convs)
     env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": str(args.threads)}
     out = subprocess.run(
         # -P: no working directory on sys.path, so PYTHONPATH alone says which fmareport runs
         [sys.executable, "-P", "-c", CHILD, json.dumps(a)],
-        cwd=REPO,
+        cwd=args.workdir,
         env=env,
         check=True,
         capture_output=True,
@@ -100,7 +104,7 @@ def measure(tree: Path, cell: str, args, convs: bool) -> tuple[float, float]:
     return got["epoch"], got["test"]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--profile", default="demo")
     p.add_argument("--cells", nargs="*", default=None, help="default: every table and ablation cell")
@@ -108,10 +112,22 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=1, help="epochs timed per cell and form")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--wall", action="store_true", help="wall-clock seconds instead of CPU seconds")
-    args = p.parse_args()
+    p.add_argument(
+        "--tiny",
+        action="store_true",
+        help="sizes that run in seconds (what tests/test_benchmarks.py runs): it checks the benchmark runs, the numbers mean nothing",
+    )
+    args = p.parse_args(argv)
+    if args.tiny:
+        vars(args).update(TINY)
     names = args.cells or cells()
     full = load_cell(args.profile, names[0])  # the profile's seeds and epochs, for the totals
     with tempfile.TemporaryDirectory() as tmp:
+        args.workdir = REPO
+        if args.tiny:  # data and store in the temporary folder, not the repository's data/
+            args.workdir = Path(tmp) / "work"
+            args.workdir.mkdir()
+            (args.workdir / "params").symlink_to(REPO / "params")
         before = extract(args.against, Path(tmp)) if args.against else REPO
         what = f"commit {args.against}" if args.against else "our conv kernels"
         print(

@@ -33,8 +33,17 @@ import soundfile as sf
 
 from fmareport.config import Config
 from fmareport.data.fma import audio_path, load_tracks
-from fmareport.data.store import INT16_SCALE, prepare
+from fmareport.data.store import INT16_SCALE, prepare, synth_settings
 from fmareport.data.synth import synthesize
+
+TINY = {
+    "tracks_per_genre": 1,
+    "seconds": 2.0,
+    "sample_rate": 22050,
+    "clip_samples": 16384,
+    "batch_size": 4,
+    "workers": 1,
+}  # --tiny's settings
 
 
 def timed(fn):
@@ -64,7 +73,7 @@ def decode_item(path: Path, clip_samples: int) -> np.ndarray:
     return np.pad(x, (0, clip_samples - len(x)))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tracks-per-genre", type=int, default=20)
     p.add_argument("--seconds", type=float, default=30.0, help="track length in s (FMA: 30)")
@@ -75,24 +84,38 @@ def main() -> None:
     p.add_argument(
         "--data", type=Path, help="keep the synthetic set here and reuse it in later runs (default: a temporary folder)"
     )
-    args = p.parse_args()
+    p.add_argument(
+        "--tiny",
+        action="store_true",
+        help="sizes that run in seconds (what tests/test_benchmarks.py runs): it checks the benchmark runs, the numbers mean nothing",
+    )
+    args = p.parse_args(argv)
+    if args.tiny:
+        vars(args).update(TINY)
 
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or Path(tmp) / "synth"
+        # The config carries the synth settings: prepare checks a synthetic set against them (a
+        # --data set made with other settings is refused, naming them).
+        cfg = Config(
+            profile="bench",
+            data_source="synth",
+            data_dir=str(data),
+            store_root=f"{tmp}/stores",
+            synth_tracks_per_genre=args.tracks_per_genre,
+            synth_seconds=args.seconds,
+            synth_sample_rate=args.sample_rate,
+            synth_seed=0,
+            synth_bad_cases=False,
+            sample_rate=args.sample_rate,
+            clip_samples=args.clip_samples,
+            prepare_workers=args.workers,
+        )
         if (data / "fma_metadata" / "tracks.csv").is_file():
             t_synth = None
         else:
-            _, t_synth = timed(
-                lambda: synthesize(
-                    data,
-                    args.tracks_per_genre,
-                    args.seconds,
-                    args.sample_rate,
-                    seed=0,
-                    progress=True,
-                    workers=args.workers,
-                )
-            )
+            settings = synth_settings(cfg)
+            _, t_synth = timed(lambda: synthesize(data, **settings, progress=True, workers=args.workers))
         tracks = load_tracks(data / "fma_metadata" / "tracks.csv")
         paths = [audio_path(data, tid) for tid in tracks.index[tracks["set", "subset"] <= "small"]]
         n, audio_s = len(paths), sum(sf.info(path).duration for path in paths)
@@ -109,16 +132,6 @@ def main() -> None:
         _, t_warm = timed(lambda: librosa.load(paths[0], sr=args.sample_rate))
         _, t_librosa, c_librosa = measured(lambda: [librosa.load(path, sr=args.sample_rate) for path in paths])
         _, t_sf, c_sf = measured(lambda: [sf.read(path, dtype="float32") for path in paths])
-        cfg = Config(
-            profile="bench",
-            data_source="synth",
-            data_dir=str(data),
-            store_root=f"{tmp}/stores",
-            sample_rate=args.sample_rate,
-            clip_samples=args.clip_samples,
-            prepare_workers=args.workers,
-            synth_bad_cases=False,
-        )
         store, t_prepare, c_prepare = measured(lambda: prepare(cfg, progress=False))
 
         print("decode every track                   tracks/s   x realtime   prepare's speed / this   CPU ms/track")

@@ -105,6 +105,9 @@ def conv_kernels(on: bool = True):
         model.MATMUL_DEVICES = old
 
 
+TINY = {"profile": "smoke", "clips": 1, "steps": 1, "rounds": 1, "matmul": 64, "threads": 1}  # --tiny's settings
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -269,7 +272,7 @@ def first_layer_forms(cfg, batches: dict[str, int], rounds: int) -> list[dict]:
     return rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--profile", default="paper")
     p.add_argument("--input", default="all", choices=["all", *INPUTS])
@@ -292,7 +295,14 @@ def main() -> None:
         default="config",
         help="bf16 autocast: the profile's on a GPU and fp32 on a CPU (config), or forced",
     )
-    args = p.parse_args()
+    p.add_argument(
+        "--tiny",
+        action="store_true",
+        help="sizes that run in seconds (what tests/test_benchmarks.py runs): it checks the benchmark runs, the numbers mean nothing",
+    )
+    args = p.parse_args(argv)
+    if args.tiny:
+        vars(args).update(TINY)
     if args.threads:
         torch.set_num_threads(args.threads)
 
