@@ -399,6 +399,41 @@ def _book(sub) -> None:
     p.set_defaults(run=run)
 
 
+def _reference(sub) -> None:
+    p = sub.add_parser(
+        "reference",
+        help="write reference/<profile>.json, the published reference, from a finished run of a profile",
+        description="From every cell's current results and the baselines of a profile: per cell and seed "
+        "the test accuracy and a SHA-256 of the test predictions, with the versions and the machine. The "
+        "book's Reproducibility page checks a rerun against it (docs/running.md). Refused unless every "
+        "cell has a current run.",
+    )
+    p.add_argument("--profile", required=True, help="profile name (smoke, demo, paper)")
+    p.add_argument("--results-dir", default=None, help="folder holding <profile>/<cell>.json (default: the profile's)")
+
+    def run(args) -> int:
+        from .config import REPO_ROOT
+        from .report.book import BookError, incomplete, results_dir_for
+        from .report.reference import make_reference, write_reference
+        from .report.results import ResultsError, load_baselines, load_results
+
+        with failures(BookError, ResultsError):
+            results_dir = results_dir_for(args.profile, args.results_dir)
+            if missing := incomplete(args.profile, results_dir):
+                raise BookError(
+                    f"profile {args.profile!r} lacks {len(missing)} current cell run(s) in {results_dir}: "
+                    + "; ".join(f"{s.cell} ({s.label})" for s in missing)
+                    + ". A reference is a whole run: run them (make report reruns them), then write it"
+                )
+            results = load_results(results_dir, args.profile)
+            ref = make_reference(args.profile, results, load_baselines(results_dir, args.profile))
+            path = write_reference(ref, REPO_ROOT)
+        print(f"fmareport reference: wrote {path} ({len(ref.cells)} cells, {len(ref.baselines)} baselines)")
+        return 0
+
+    p.set_defaults(run=run)
+
+
 def _schema(sub) -> None:
     p = sub.add_parser("schema", help="print the JSON Schema of a results file (generated from the model)")
 
@@ -462,7 +497,7 @@ def _on_gpu(sub) -> None:
     p.set_defaults(run=run)
 
 
-COMMANDS = (_synth, _fetch, _prepare, _config, _summary, _run, _baseline, _book, _schema, _gpus, _on_gpu)
+COMMANDS = (_synth, _fetch, _prepare, _config, _summary, _run, _baseline, _book, _reference, _schema, _gpus, _on_gpu)
 
 
 def main(argv: list[str] | None = None) -> int:

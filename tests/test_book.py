@@ -499,3 +499,19 @@ def test_the_data_page_plays_each_genre_offline(built):
     players = html(root, "generated/data.html").find("table", id="audio-players")
     sources = [a["src"] for a in players("audio")]
     assert len(sources) == 8 and all(s.startswith("data:audio/wav;base64,") for s in sources)
+
+
+def test_the_reproducibility_page_sets_each_run_beside_the_published_reference(built):
+    """reference/smoke.json against the runs the book shows: a verdict per cell and baseline, and the
+    reference's machine and versions beside the runs' (fmareport.report.reference)."""
+    root, _, results = built
+    page = html(root, "generated/reproducibility.html")
+    rows = {
+        tr.th.get_text(strip=True): [td.get_text(strip=True) for td in tr.find_all("td")]
+        for tr in page.find("table", id="reference-check").tbody.find_all("tr")
+    }
+    assert sorted(r for r in rows if not r.startswith("baseline ")) == sorted(results)
+    verdicts = {"identical", "within tolerance", "differs", "other settings", "not in the reference"}
+    assert all(v[0] in verdicts for v in rows.values()), rows
+    facts = {tr.th.get_text(strip=True) for tr in page.find("table", id="reference-facts").tbody.find_all("tr")}
+    assert {"device", "cpu", "torch_threads", "torch", "numpy", "git commit"} <= facts

@@ -28,7 +28,8 @@ from conftest import run_snakemake
 
 from fmareport import experiment
 from fmareport.config import ConfigError, load_cell, load_config
-from fmareport.report.results import ResultsError, load_results, read_results, validate
+from fmareport.report.reference import compare, differences, read_reference
+from fmareport.report.results import ResultsError, load_baselines, load_results, read_results, validate
 from fmareport.report.runs import run_statuses
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,6 +127,25 @@ def test_grid_writes_every_cell(smoke_grid):
         assert not [o for o in outputs if o.output_type == "stream" and "Warning" in o.text]
         assert any(f"run {obj['run_id']}" in o.get("text", "") for o in outputs)  # the book pairs them by it
     assert not list((smoke_grid / "build").rglob("*.pt")), "checkpoints are removed after a run"
+
+
+@pytest.mark.slow
+def test_the_smoke_numbers_are_the_published_reference(smoke_grid):
+    """reference/smoke.json, checked as the book checks a rerun: a change that moves a smoke number
+    fails here, naming the cell, until the reference is written again on purpose (`fmareport
+    reference --profile smoke`, docs/running.md). Bit-identical runs are expected on the reference's
+    kind of machine only: elsewhere the test says which fact differs and skips."""
+    ref = read_reference(PROFILE, REPO)
+    assert ref is not None, "reference/smoke.json is missing: write it with `fmareport reference --profile smoke`"
+    results = load_results(smoke_grid / "results", PROFILE)
+    assert sorted(ref.cells) == CELLS
+    facts = differences(ref, next(iter(results.values()))["provenance"])
+    if facts:
+        pytest.skip(f"not the reference's kind of machine or versions ({facts}): no bit-identical run to expect")
+    rows = compare(ref, results, load_baselines(smoke_grid / "results", PROFILE))
+    assert len(rows) == len(CELLS) + len(ref.baselines)
+    moved = [f"{r['Run']}: {r['Verdict']} ({r['Detail']})" for r in rows if r["Verdict"] != "identical"]
+    assert not moved, "smoke numbers moved from reference/smoke.json:\n" + "\n".join(moved)
 
 
 @pytest.mark.slow

@@ -156,6 +156,37 @@ class Page:
             )
         )
 
+    def reference_check(self, results_dir: str | Path, root: str | Path = REPO_ROOT):
+        """These runs against the profile's published reference (fmareport.report.reference): a
+        paragraph, the machine facts side by side, and a verdict per cell and baseline (HTML)."""
+        import pandas as pd
+        from IPython.display import HTML
+
+        from . import reference as ref_mod
+        from .results import load_baselines
+
+        ref = ref_mod.read_reference(self.profile, root)
+        path = ref_mod.reference_path(self.profile)
+        if ref is None:
+            return HTML(
+                f"<p>Profile {escape(self.profile)} has no published reference ({escape(str(path))} is not in the "
+                "repository): these runs cannot be checked against one.</p>"
+            )
+        rows = ref_mod.compare(ref, self.results, load_baselines(results_dir, self.profile))
+        counts = pd.Series([r["Verdict"] for r in rows]).value_counts()
+        said = ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
+        facts = pd.DataFrame(ref_mod.fact_rows(ref, self.results)).set_index("Fact")
+        verdicts = pd.DataFrame(rows).set_index("Run")
+        intro = (
+            f"<p>{escape(str(path))}: run {escape(str(ref.git_commit or 'outside git')[:12])} of "
+            f"{ref.written:%Y-%m-%d}. Of {len(rows)} runs shown here: {escape(said)}.</p>"
+        )
+        return HTML(
+            intro
+            + html_table(facts, "reference-facts", "The reference's machine and versions beside these runs'.")
+            + html_table(verdicts, "reference-check", "Each run against the reference's (the rule is above).")
+        )
+
     def widths(self, rows: list[dict]):
         """`tables.widths_markdown` of these comparisons over this profile's test tracks and seeds
         (every cell of a profile is tested on the same tracks), as a notebook output."""
@@ -354,8 +385,8 @@ def notebook_mismatch(nb, result: dict) -> str | None:
 
 def staging_inputs(profile: str, results_dir: Path, root: Path) -> str:
     """A digest of everything staging reads: the profile's result files and the clip store's
-    manifest (size and mtime), the page sources, the params files and fmareport's own code
-    (content). Staged pages with the same digest are what staging would make again."""
+    manifest (size and mtime), the page sources, the params files, the published references and
+    fmareport's own code (content). Staged pages with the same digest are what staging would make again."""
     import hashlib
 
     h = hashlib.sha1(f"{profile}\0{results_dir.resolve()}".encode())
@@ -367,7 +398,10 @@ def staging_inputs(profile: str, results_dir: Path, root: Path) -> str:
         results_dir.parent / "params" if (results_dir.parent / "params" / "profiles").is_dir() else REPO_ROOT / "params"
     )
     code = Path(__file__).resolve().parents[1]
-    for folder, pattern in ((root / SOURCE_DIR, "*.md"), (params, "*.yaml"), (code, "*.py")):
+    from .reference import REFERENCE_DIR
+
+    inputs = ((root / SOURCE_DIR, "*.md"), (params, "*.yaml"), (code, "*.py"), (REPO_ROOT / REFERENCE_DIR, "*.json"))
+    for folder, pattern in inputs:
         for path in sorted(folder.rglob(pattern)):
             h.update(f"{path.relative_to(folder)}\0".encode() + path.read_bytes())
     for result_path in sorted((results_dir / profile).glob("**/*.json"))[:1]:  # every cell shares the store
