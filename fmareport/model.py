@@ -1,7 +1,7 @@
 """The network: one residual CNN fed raw audio (1D), its spectrogram (2D) or both.
 
 Our reconstruction of Fig. 1 and Fig. 2 of Benito Calvino & Pacheco Garcia, "Data Input
-Approaches for CNNs towards Music Genre Recognition" (DESIGN.md §4), whose network is
+Approaches for CNNs towards Music Genre Recognition" (§III and §V; the book's Methods page draws it), whose network is
 the residual model of Zhang et al., "Improved music genre classification with
 convolutional neural networks", Interspeech 2016:
 

@@ -1,4 +1,4 @@
-"""Training and evaluation of one seed, with the paper's protocol (DESIGN.md §4, §7, §8).
+"""Training and evaluation of one seed, with the paper's protocol (§V; docs/running.md for its cost).
 
 Protocol (Benito Calvino & Pacheco Garcia §V): Adam (lr cfg.lr, 5e-4), cross-entropy,
 mini-batches of cfg.batch_size (50) clips, cfg.epochs (15) epochs.

@@ -9,8 +9,8 @@ read from its config, not by its file name, so a table cell cannot pick the wron
     show_table(paper_table("Table 1", runs))    # strings: "0.412 ± 0.013", "+0.017"
     claims(runs)                                # each comparison: effect, 95 % CI, verdict
 
-Table 3 reuses the runs of the segmented cells of Tables 1 and 2 (DESIGN.md §5: we read
-it as a replicate of them, reported over seeds).
+Table 3 reuses the runs of the segmented cells of Tables 1 and 2 (we read it as a replicate
+of them, reported over seeds; the book's Methods page says why).
 """
 
 from __future__ import annotations
