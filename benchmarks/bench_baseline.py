@@ -23,6 +23,7 @@ import time
 from types import SimpleNamespace
 
 import numpy as np
+import tiny  # benchmarks/tiny.py: the --tiny option
 
 from fmareport.baseline import CHUNK, clip_mfccs, frame_statistics, mfcc_features
 
@@ -44,14 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--store", help="a prepared clip store's folder (default: int16 noise of the demo store's size)")
     p.add_argument("--repeats", type=int, default=3, help="runs of each path, alternating (default 3)")
     p.set_defaults(clips=DEMO["clips"], samples=DEMO["samples"])  # the noise store's size (--tiny: smaller)
-    p.add_argument(
-        "--tiny",
-        action="store_true",
-        help="sizes that run in seconds (what tests/test_benchmarks.py runs): it checks the benchmark runs, the numbers mean nothing",
-    )
-    args = p.parse_args(argv)
-    if args.tiny:
-        vars(args).update(TINY)
+    args = tiny.parse_args(p, argv, TINY)
     if args.store:
         from fmareport.data.store import open_store
 

@@ -35,6 +35,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+import tiny  # benchmarks/tiny.py: the --tiny option
+
 from fmareport.config import load_cell
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,14 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, default=1, help="epochs timed per cell and form")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--wall", action="store_true", help="wall-clock seconds instead of CPU seconds")
-    p.add_argument(
-        "--tiny",
-        action="store_true",
-        help="sizes that run in seconds (what tests/test_benchmarks.py runs): it checks the benchmark runs, the numbers mean nothing",
-    )
-    args = p.parse_args(argv)
-    if args.tiny:
-        vars(args).update(TINY)
+    args = tiny.parse_args(p, argv, TINY)
     names = args.cells or cells()
     full = load_cell(args.profile, names[0])  # the profile's seeds and epochs, for the totals
     with tempfile.TemporaryDirectory() as tmp:

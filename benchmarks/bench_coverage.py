@@ -15,6 +15,8 @@ import argparse
 import datetime as dt
 import platform
 
+import tiny  # benchmarks/tiny.py: the --tiny option
+
 from fmareport.report.coverage import coverage_table
 
 TINY = {"reps": 5}  # --tiny's settings
@@ -23,14 +25,7 @@ TINY = {"reps": 5}  # --tiny's settings
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=1000, help="simulated runs per row (default 1000)")
-    parser.add_argument(
-        "--tiny",
-        action="store_true",
-        help="sizes that run in seconds (what tests/test_benchmarks.py runs): it checks the benchmark runs, the numbers mean nothing",
-    )
-    args = parser.parse_args(argv)
-    if args.tiny:
-        vars(args).update(TINY)
+    args = tiny.parse_args(parser, argv, TINY)
     table = coverage_table(reps=args.reps)
     for column in ("coverage", "mean_width", "coverage_90", "coverage_by_track", "mean_width_by_track"):
         table[column] = table[column].map(lambda v: f"{v:.3f}")

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import tiny  # benchmarks/tiny.py: the --tiny option
 
 from fmareport.config import Config
 from fmareport.data.fma import audio_path, load_tracks
@@ -84,14 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--data", type=Path, help="keep the synthetic set here and reuse it in later runs (default: a temporary folder)"
     )
-    p.add_argument(
-        "--tiny",
-        action="store_true",
-        help="sizes that run in seconds (what tests/test_benchmarks.py runs): it checks the benchmark runs, the numbers mean nothing",
-    )
-    args = p.parse_args(argv)
-    if args.tiny:
-        vars(args).update(TINY)
+    args = tiny.parse_args(p, argv, TINY)
 
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or Path(tmp) / "synth"

@@ -22,6 +22,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import tiny  # benchmarks/tiny.py: the --tiny option
 
 PAPER_BYTES = 8000 * 10**6 * 2  # the paper's store: 8000 clips of 10**6 int16 samples
 
@@ -66,14 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--gib", type=float, default=1.0, help="size of the test file (GiB)")
     p.add_argument("--dir", help="folder for the test file (default: the system's temporary folder)")
     p.add_argument("--hashes", nargs="*", default=list(HASHES), choices=list(HASHES))
-    p.add_argument(
-        "--tiny",
-        action="store_true",
-        help="sizes that run in seconds (what tests/test_benchmarks.py runs): it checks the benchmark runs, the numbers mean nothing",
-    )
-    args = p.parse_args(argv)
-    if args.tiny:
-        vars(args).update(TINY)
+    args = tiny.parse_args(p, argv, TINY)
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         path = Path(tmp) / "audio.npy"
         rows = int(args.gib * 2**30) // (2 * 10**6)

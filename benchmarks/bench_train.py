@@ -46,6 +46,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import tiny  # benchmarks/tiny.py: the --tiny option
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -295,14 +296,7 @@ def main(argv: list[str] | None = None) -> None:
         default="config",
         help="bf16 autocast: the profile's on a GPU and fp32 on a CPU (config), or forced",
     )
-    p.add_argument(
-        "--tiny",
-        action="store_true",
-        help="sizes that run in seconds (what tests/test_benchmarks.py runs): it checks the benchmark runs, the numbers mean nothing",
-    )
-    args = p.parse_args(argv)
-    if args.tiny:
-        vars(args).update(TINY)
+    args = tiny.parse_args(p, argv, TINY)
     if args.threads:
         torch.set_num_threads(args.threads)
 

@@ -24,7 +24,10 @@ LAST_WORDS = {
 }
 
 
-def load(name: str):
+def load(name: str, monkeypatch):
+    """benchmarks/<name>.py as a module, imported as `python benchmarks/<name>.py` would (its folder
+    on sys.path: the benchmarks share benchmarks/tiny.py)."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
     spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -33,11 +36,12 @@ def load(name: str):
 
 def test_every_benchmark_is_listed():
     assert sorted(p.stem for p in BENCHMARKS.glob("bench_*.py")) == sorted(LAST_WORDS)
+    assert all("tiny.parse_args(" in (BENCHMARKS / f"{name}.py").read_text() for name in LAST_WORDS)
 
 
 @pytest.mark.parametrize("name", sorted(LAST_WORDS))
 def test_the_benchmark_runs_in_its_tiny_mode(name, capsys, one_torch_thread, tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # every benchmark writes into a temporary folder
-    load(name).main(["--tiny"])
+    load(name, monkeypatch).main(["--tiny"])
     out = capsys.readouterr().out
     assert LAST_WORDS[name] in out, out[-2000:]
