@@ -371,7 +371,15 @@ def _book(sub) -> None:
 
     def run(args) -> int:
         from .config import REPO_ROOT
-        from .report.book import BUILD_COMMAND, GENERATED_DIR, BookError, build, incomplete, results_dir_for, stage
+        from .report.book import (
+            BUILD_COMMAND,
+            GENERATED_DIR,
+            BookError,
+            build,
+            require_complete,
+            results_dir_for,
+            stage,
+        )
         from .report.results import ResultsError
 
         root = (args.root or REPO_ROOT).resolve()
@@ -382,12 +390,8 @@ def _book(sub) -> None:
             )
         with failures(BookError, ResultsError):
             results_dir = results_dir_for(args.profile, args.results_dir)
-            if args.complete and (missing := incomplete(args.profile, results_dir)):
-                raise BookError(
-                    f"profile {args.profile!r} lacks {len(missing)} current cell run(s) in {results_dir}: "
-                    + "; ".join(f"{s.cell} ({s.label})" for s in missing)
-                    + ". Run them (make report reruns them), then build again"
-                )
+            if args.complete:
+                require_complete(args.profile, results_dir, "Run them (make report reruns them), then build again")
             if args.no_build:
                 stage(args.profile, results_dir, root)
                 print(f"fmareport book: staged {root / GENERATED_DIR}; build with: cd {root} && {BUILD_COMMAND}")
@@ -413,19 +417,17 @@ def _reference(sub) -> None:
 
     def run(args) -> int:
         from .config import REPO_ROOT
-        from .report.book import BookError, incomplete, results_dir_for
+        from .report.book import BookError, require_complete, results_dir_for
         from .report.reference import make_reference, write_reference
-        from .report.results import ResultsError, load_baselines, load_results
+        from .report.results import ResultsError, load_baselines
 
         with failures(BookError, ResultsError):
             results_dir = results_dir_for(args.profile, args.results_dir)
-            if missing := incomplete(args.profile, results_dir):
-                raise BookError(
-                    f"profile {args.profile!r} lacks {len(missing)} current cell run(s) in {results_dir}: "
-                    + "; ".join(f"{s.cell} ({s.label})" for s in missing)
-                    + ". A reference is a whole run: run them (make report reruns them), then write it"
-                )
-            results = load_results(results_dir, args.profile)
+            results = require_complete(
+                args.profile,
+                results_dir,
+                "A reference is a whole run: run them (make report reruns them), then write it",
+            )
             ref = make_reference(args.profile, results, load_baselines(results_dir, args.profile))
             path = write_reference(ref, REPO_ROOT)
         print(f"fmareport reference: wrote {path} ({len(ref.cells)} cells, {len(ref.baselines)} baselines)")

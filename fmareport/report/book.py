@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import REPO_ROOT, Config, from_dict, load_profile
+from .reference import REFERENCE_DIR
 from .results import hide_injected_cell, load_results
 from .runs import PROFILE_ENV, RESULTS_ENV, RunStatus, build_choice, run_statuses
 from .tables import index_runs, setting_label, setting_of
@@ -398,8 +399,6 @@ def staging_inputs(profile: str, results_dir: Path, root: Path) -> str:
         results_dir.parent / "params" if (results_dir.parent / "params" / "profiles").is_dir() else REPO_ROOT / "params"
     )
     code = Path(__file__).resolve().parents[1]
-    from .reference import REFERENCE_DIR
-
     inputs = ((root / SOURCE_DIR, "*.md"), (params, "*.yaml"), (code, "*.py"), (REPO_ROOT / REFERENCE_DIR, "*.json"))
     for folder, pattern in inputs:
         for path in sorted(folder.rglob(pattern)):
@@ -476,11 +475,19 @@ def stage_for_build(srcdir: str | Path) -> None:
     stage(profile, results_dir, root, digest=digest)
 
 
-def incomplete(profile: str, results_dir: Path) -> list[RunStatus]:
-    """The expected cells of `profile` that have no current run in `results_dir` (the workflow's
-    book needs all of them: `fmareport book --complete`)."""
+def require_complete(profile: str, results_dir: Path, then: str) -> dict[str, dict]:
+    """Every result of `profile` in `results_dir` (read once), when every expected cell has a current
+    run (the workflow's book needs all of them, `fmareport book --complete`, and so does a reference);
+    else BookError naming the others and ending with `then`, what to do once they have run."""
     results = load_results(results_dir, profile)
-    return [s for s in run_statuses(profile, results, results_dir.parent) if not s.shown]
+    missing = [s for s in run_statuses(profile, results, results_dir.parent) if not s.shown]
+    if missing:
+        raise BookError(
+            f"profile {profile!r} lacks {len(missing)} current cell run(s) in {results_dir}: "
+            + "; ".join(f"{s.cell} ({s.label})" for s in missing)
+            + f". {then}"
+        )
+    return results
 
 
 def build(profile: str, results_dir: Path, root: Path = REPO_ROOT) -> Path:

@@ -21,6 +21,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import statistics
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..config import NUMBER_FREE_KEYS
 from .provenance import now
 from .results import ResultsError, write_atomic
+from .runs import differing_keys
 
 REFERENCE_DIR = Path("reference")  # in the repository root: reference/<profile>.json
 SCHEMA_VERSION = 1
@@ -101,12 +103,11 @@ def make_reference(profile: str, results: dict[str, dict], baselines: dict[str, 
         raise ResultsError(f"no results of profile {profile!r}: run it first (make report PROFILE={profile})")
     first = next(iter(results.values()))["provenance"]
     for cell, r in results.items():
-        p = r["provenance"]
-        if machine(p) != machine(first) or number_versions(p) != number_versions(first):
+        if kind(r["provenance"]) != kind(first):
             raise ResultsError(
                 f"{cell}: ran on another machine or with other versions than {next(iter(results))} "
-                f"({machine(p)} {number_versions(p)} against {machine(first)} {number_versions(first)}): a "
-                "reference is one run of the whole profile on one machine"
+                f"({kind(r['provenance'])} against {kind(first)}): a reference is one run of the whole "
+                "profile on one machine"
             )
     cells = {
         cell: CellReference(
@@ -162,13 +163,19 @@ def read_reference(profile: str, root: str | Path = ".") -> Reference | None:
     return ref
 
 
-def machine(provenance: dict[str, Any]) -> dict[str, Any]:
-    """The facts of a run's machine that decide whether it can match a reference bit for bit."""
-    return {"device": provenance["device"], **{k: provenance["hardware"].get(k) for k in MACHINE_KEYS}}
+def kind(provenance: dict[str, Any]) -> dict[str, Any]:
+    """The facts of a run (its provenance block, or a reference's) that decide whether it can match
+    another bit for bit: the device, MACHINE_KEYS and the versions of NUMBER_PACKAGES."""
+    return (
+        {"device": provenance["device"]}
+        | {k: provenance["hardware"].get(k) for k in MACHINE_KEYS}
+        | {k: provenance["versions"].get(k) for k in NUMBER_PACKAGES}
+    )
 
 
-def number_versions(provenance: dict[str, Any]) -> dict[str, str | None]:
-    return {k: provenance["versions"].get(k) for k in NUMBER_PACKAGES}
+def _provenance(reference: Reference) -> dict[str, Any]:
+    """The reference's run as a provenance block (the keys `kind` and `fact_rows` read)."""
+    return reference.model_dump(include={"device", "hardware", "versions", "python", "git_commit"})
 
 
 def tolerance(accuracies: list[float], level: float = PREDICTION_LEVEL) -> float | None:
@@ -181,21 +188,13 @@ def tolerance(accuracies: list[float], level: float = PREDICTION_LEVEL) -> float
     n = len(accuracies)
     if n < 2:
         return None
-    mean = sum(accuracies) / n
-    sd = math.sqrt(sum((a - mean) ** 2 for a in accuracies) / (n - 1))
-    return float(stats.t.ppf(1 - (1 - level) / 2, n - 1)) * sd * math.sqrt(2 / n)
+    return float(stats.t.ppf(1 - (1 - level) / 2, n - 1)) * statistics.stdev(accuracies) * math.sqrt(2 / n)
 
 
 def differences(reference: Reference, provenance: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """{fact: (reference's, this run's)} over the machine facts and number-making versions that differ."""
-    ref = {"device": reference.device, **{k: reference.hardware.get(k) for k in MACHINE_KEYS}}
-    ref |= {k: reference.versions.get(k) for k in NUMBER_PACKAGES}
-    ours = machine(provenance) | number_versions(provenance)
+    ref, ours = kind(_provenance(reference)), kind(provenance)
     return {k: (ref[k], ours[k]) for k in ref if ref[k] != ours[k]}
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
 
 
 def compare_cell(ref: CellReference | None, result: dict[str, Any], exact: bool) -> tuple[str, str]:
@@ -206,10 +205,8 @@ def compare_cell(ref: CellReference | None, result: dict[str, Any], exact: bool)
     """
     if ref is None:
         return "not in the reference", "the reference has no run of this cell"
-    ours = settings(result["config"])
-    keys = sorted(k for k in set(ours) | set(ref.settings) if ours.get(k) != ref.settings.get(k))
-    if keys:
-        return "other settings", "; ".join(f"{k} {ours.get(k)!r} (reference: {ref.settings.get(k)!r})" for k in keys)
+    if differ := differing_keys(result["config"], ref.settings):
+        return "other settings", "; ".join(f"{k} {a!r} (reference: {b!r})" for k, (a, b) in differ.items())
     seeds = {s.seed: s for s in ref.seeds}
     if [s["seed"] for s in result["seeds"]] != list(seeds):
         return "other settings", f"seeds {[s['seed'] for s in result['seeds']]} (reference: {list(seeds)})"
@@ -221,7 +218,7 @@ def compare_cell(ref: CellReference | None, result: dict[str, Any], exact: bool)
     if not moved:
         return "identical", f"{len(seeds)} seed(s): the same test predictions, bit for bit"
     ref_accs = [s.test_acc_last for s in ref.seeds]
-    delta = _mean([s["test_acc_last"] for s in result["seeds"]]) - _mean(ref_accs)
+    delta = statistics.fmean(s["test_acc_last"] for s in result["seeds"]) - statistics.fmean(ref_accs)
     detail = f"seed(s) {', '.join(map(str, moved))} predict otherwise; mean accuracy {delta:+.4f}"
     if exact:
         return "differs", detail + " on the reference's kind of machine and versions, where identical is expected"
@@ -259,21 +256,15 @@ def compare(reference: Reference, results: dict[str, dict], baselines: dict[str,
 def fact_rows(reference: Reference, results: dict[str, dict]) -> list[dict[str, str]]:
     """The facts a rerun is judged by, the reference's beside these runs' (each distinct value once):
     {'Fact': ..., 'Reference': ..., 'These runs': ..., 'Same': 'yes' | 'no'}."""
-    provenances = [r["provenance"] for r in results.values()]
+
+    def facts(p: dict[str, Any]) -> dict[str, Any]:
+        return kind(p) | {"python": p["python"], "git commit": p["git_commit"]}
+
+    ref = facts(_provenance(reference))
+    runs = [facts(r["provenance"]) for r in results.values()]
     rows = []
-    facts = [("device", lambda p: p["device"], reference.device)]
-    facts += [(k, lambda p, k=k: p["hardware"].get(k), reference.hardware.get(k)) for k in MACHINE_KEYS]
-    facts += [(k, lambda p, k=k: p["versions"].get(k), reference.versions.get(k)) for k in NUMBER_PACKAGES]
-    facts += [("python", lambda p: p["python"], reference.python)]
-    facts += [("git commit", lambda p: p["git_commit"], reference.git_commit)]
-    for name, of, ref in facts:
-        ours = list(dict.fromkeys(str(of(p)) for p in provenances))
-        rows.append(
-            {
-                "Fact": name,
-                "Reference": str(ref),
-                "These runs": ", ".join(ours),
-                "Same": "yes" if ours == [str(ref)] else "no",
-            }
-        )
+    for name, value in ref.items():
+        ours = list(dict.fromkeys(str(f[name]) for f in runs))
+        same = "yes" if ours == [str(value)] else "no"
+        rows.append({"Fact": name, "Reference": str(value), "These runs": ", ".join(ours), "Same": same})
     return rows

@@ -59,10 +59,11 @@ def expected_cells(params: str | Path | None = None) -> list[str]:
     )
 
 
-def differing_keys(ran: Config | dict, expected: Config) -> dict[str, tuple]:
-    """{key: (value the run used, value the params give today)} over the keys that change numbers."""
+def differing_keys(ran: Config | dict, expected: Config | dict) -> dict[str, tuple]:
+    """{key: (value the run used, value expected: what the params give today, or a reference's)} over
+    the keys that change numbers."""
     ran = ran.to_dict() if isinstance(ran, Config) else ran
-    now = expected.to_dict()
+    now = expected.to_dict() if isinstance(expected, Config) else expected
     keys = (set(ran) | set(now)) - NUMBER_FREE_KEYS
     return {k: (ran.get(k), now.get(k)) for k in sorted(keys) if ran.get(k) != now.get(k)}
 
