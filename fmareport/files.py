@@ -1,0 +1,113 @@
+"""The file mechanisms every part of fmareport shares, each written once:
+
+* `atomic_file` / `write_atomic`: a file appears whole or not at all (temporary file in the same
+  folder, fsync, os.replace), so a kill, Ctrl-C or a full disk never leaves half a file;
+* `take_lock` / `locked`: an exclusive flock on a lock file, so two processes never build or run
+  the same thing at once;
+* `mark_owned` / `is_owned` / `remove_owned`: a folder fmareport made carries a marker file, and
+  only such a folder, never a symbolic link, is ever deleted;
+* `file_digest`: a file's hash through hashlib.file_digest.
+
+Standard library only: gpus.py uses it before any job (and torch) starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path, mode: str = "wb") -> Iterator[IO]:
+    """A file to write `path` through: a temporary file next to it (same disk, so the rename is
+    atomic), synced and renamed onto `path` when the block ends. On any exception (Ctrl-C too) the
+    temporary file is removed and `path` is left as it was. `mode`: "w" (UTF-8 text) or "wb"."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, mode, encoding=None if "b" in mode else "utf-8") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> Path:
+    """Write `data` (str: as UTF-8) to `path` atomically (`atomic_file`); return the path."""
+    with atomic_file(path, "w" if isinstance(data, str) else "wb") as f:
+        f.write(data)
+    return Path(path)
+
+
+def take_lock(path: str | Path, wait: bool = True) -> int | None:
+    """An open descriptor of `path` (made, with its folder, if missing) holding an exclusive flock
+    on it. The lock lasts until the descriptor is closed, in this process and any that inherits
+    it (flock locks the open file, not the process). wait=False: None at once when another holds it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextlib.contextmanager
+def locked(path: str | Path, busy: Exception | None = None) -> Iterator[None]:
+    """Hold `path`'s lock (`take_lock`) for the block. Without `busy` wait for it (a second
+    process takes its turn); with `busy`, raise it at once when another process holds the lock."""
+    fd = take_lock(path, wait=busy is None)
+    if fd is None:
+        raise busy
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def mark_owned(folder: str | Path, marker: str, text: str = "") -> Path:
+    """Make `folder` (and its parents) if missing and write our `marker` file in it, holding `text`:
+    the sign that fmareport made it, which `remove_owned` asks for. Return the folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / marker).write_text(text, encoding="utf-8")
+    return folder
+
+
+def is_owned(folder: str | Path, marker: str) -> bool:
+    """Whether `folder` is a real folder (not a symbolic link to one) with our `marker` file in it."""
+    folder = Path(folder)
+    return folder.is_dir() and not folder.is_symlink() and (folder / marker).is_file()
+
+
+def remove_owned(folder: str | Path, marker: str) -> bool:
+    """Delete `folder` if it is ours (`is_owned`) and return True; anything else, a symbolic link
+    or a folder without the marker, is left as it is (False): we never delete what we did not make."""
+    if not is_owned(folder, marker):
+        return False
+    shutil.rmtree(folder)
+    return True
+
+
+def file_digest(path: str | Path, algo="sha1") -> str:
+    """The hex digest of the file at `path`, read by hashlib.file_digest (C loop; SHA1 runs at about
+    1 GiB/s of CPU, docs/running.md). `algo`: a hashlib name, or a hash object to go on feeding (one
+    digest over several files, as store.source_fingerprint makes); its digest so far is returned."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, algo if isinstance(algo, str) else lambda: algo).hexdigest()
