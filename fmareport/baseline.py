@@ -32,7 +32,6 @@ features.csv baselines run on FMA profiles only.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from .config import Config
 from .data.audio import to_float
 from .data.fma import FEATURE_STATISTICS, FEATURES_COLUMNS, GENRES, load_features
 from .data.store import ClipStore, prepare
+from .files import file_digest, write_atomic
 from .progress import tqdm
 from .report import provenance
 from .report.results import (
@@ -54,7 +54,6 @@ from .report.results import (
     Provenance,
     SourceFile,
     Tuning,
-    write_atomic,
 )
 
 N_MFCC = 20  # the classic MFCC baseline's coefficients (FMA's features.csv has 20 too)
@@ -175,11 +174,6 @@ def block_columns(block: str | None) -> np.ndarray:
     return np.array([i for i, c in enumerate(FEATURES_COLUMNS) if block is None or c[0] == block])
 
 
-def sha1_file(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha1").hexdigest()
-
-
 # ----------------------------------------------------------------------------
 # Classifiers
 
@@ -286,7 +280,7 @@ def run_baselines(cfg: Config, names: list[str] | None = None, progress: bool = 
     if any(VARIANTS[n].source == "features.csv" for n in names):
         path = features_csv(cfg)
         table = load_features(path, store.index["track_id"].to_numpy()).to_numpy()  # (n_tracks, 518), store order
-        table_file = SourceFile(path=str(path.resolve()), sha1=sha1_file(path))
+        table_file = SourceFile(path=str(path.resolve()), sha1=file_digest(path))
     out = []
     for name in names:
         started, variant = provenance.now(), VARIANTS[name]

@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import fcntl
 import hashlib
 import json
-import shutil
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -42,6 +40,7 @@ from .data.store import prepare
 from .device import pick_device
 from .disk import check_room, check_writable
 from .errors import ConfigError, FmareportError
+from .files import locked, mark_owned, remove_owned
 from .model import Net
 from .report import provenance
 from .report.results import CellResults, DataInfo, Provenance, results_path, summarize, write_results
@@ -87,31 +86,12 @@ def settings_hash(cfg: Config) -> str:
 @contextlib.contextmanager
 def cell_lock(paths: CellPaths) -> Iterator[None]:
     """Hold the cell's lock for the block; CellBusyError at once if another process holds it."""
-    paths.build.mkdir(parents=True, exist_ok=True)
-    with open(paths.build / "lock", "w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CellBusyError(
-                f"cell {paths.results.stem!r} is already running (lock {paths.build / 'lock'} is "
-                "held): wait for that run to finish"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def _make_checkpoint_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    (path / CHECKPOINT_MARKER).touch()
-    return path
-
-
-def _remove_checkpoint_dir(path: Path) -> None:
-    """Delete a checkpoint folder run_cell made (its marker inside); anything else is left alone."""
-    if path.is_dir() and not path.is_symlink() and (path / CHECKPOINT_MARKER).is_file():
-        shutil.rmtree(path)
+    lock = paths.build / "lock"
+    busy = CellBusyError(
+        f"cell {paths.results.stem!r} is already running (lock {lock} is held): wait for that run to finish"
+    )
+    with locked(lock, busy):
+        yield
 
 
 def results_bytes(cfg: Config, n_test: int) -> int:
@@ -144,7 +124,7 @@ def run_cell(cfg: Config, progress: bool = True, entry: str = "fmareport.experim
         device = pick_device(cfg)  # a GPU profile without a usable GPU stops here, before the store
         store = prepare(cfg, progress)
         check_folders(cfg, paths, len(store.split_indices("test")))
-        checkpoints = _make_checkpoint_dir(paths.checkpoints)
+        checkpoints = mark_owned(paths.checkpoints, CHECKPOINT_MARKER)  # resumed or made afresh
         seeds = [train_seed(cfg, store, seed, checkpoint_dir=checkpoints, progress=progress) for seed in cfg.seeds]
         results = CellResults(
             run_id=uuid.uuid4().hex,
@@ -160,7 +140,7 @@ def run_cell(cfg: Config, progress: bool = True, entry: str = "fmareport.experim
             ),
         )
         write_results(paths.results, results)
-        _remove_checkpoint_dir(checkpoints)
+        remove_owned(checkpoints, CHECKPOINT_MARKER)
     return results
 
 

@@ -14,7 +14,6 @@ Makefile ask this before any job starts).
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 
 from .errors import CommandNotFound
+from .files import take_lock
 
 NVIDIA_SMI_TIMEOUT = 20  # s: nvidia-smi on a machine with a hung driver never answers
 
@@ -86,18 +86,13 @@ def claim_gpu(candidates: list[str], lock_dir: Path | None = None, poll: float =
     if not candidates:
         raise ValueError("no GPU to claim")
     lock_dir = lock_dir or default_lock_dir()
-    lock_dir.mkdir(parents=True, exist_ok=True)
     gpus = machine_gpus()
     while True:
         for entry in candidates:
             key = re.sub(r"[^0-9A-Za-z_-]", "_", _lock_key(entry, gpus))
-            fd = os.open(lock_dir / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            return entry, fd
+            fd = take_lock(lock_dir / f"{key}.lock", wait=False)
+            if fd is not None:
+                return entry, fd
         time.sleep(poll)
 
 

@@ -55,6 +55,7 @@ from .data.fma import GENRES
 from .device import DevicePolicy, device_policy
 from .disk import free_bytes, human
 from .errors import ConfigError, FmareportError, Interrupted, StorageError
+from .files import atomic_file
 from .model import Net, n_params
 from .progress import tqdm
 from .report.results import Epoch, SeedResult
@@ -250,20 +251,14 @@ def checkpoint_bytes(weights: dict[str, torch.Tensor]) -> int:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """torch.save to a temporary file, synced, then an atomic rename: a kill or a full disk never
-    leaves half a checkpoint, and the temporary file is removed. A failed save (torch's
+    """torch.save through files.atomic_file (a temporary file, synced, then an atomic rename): a kill
+    or a full disk never leaves half a checkpoint, nor the temporary file. A failed save (torch's
     "enforce fail at inline_container.cc" on a full disk) is a StorageError naming the path and
     the space a checkpoint needs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as f:
+        with atomic_file(path) as f:
             torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
     except (RuntimeError, OSError) as err:
-        tmp.unlink(missing_ok=True)
         reason = " ".join(str(err).split())[:200]
         raise StorageError(
             f"{path}: saving the checkpoint failed ({type(err).__name__}: {reason}); a checkpoint of this model "
@@ -271,9 +266,6 @@ def save_checkpoint(path: Path, state: dict) -> None:
             "free: make room there (or set build_dir elsewhere) and rerun the same command, which resumes from "
             "the last saved epoch"
         ) from None
-    except BaseException:  # Ctrl-C: the last checkpoint stays as it was
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def load_checkpoint(path: Path) -> dict | None:

@@ -37,8 +37,9 @@ from fmareport.config import Config, ConfigError, load_cell, load_config, profil
 from fmareport.data.audio import Skip, decode_clip
 from fmareport.data.fetch import FetchError, extract, fetch
 from fmareport.data.fma import TracksError, load_tracks
-from fmareport.data.store import StoreError, _decode_job, _locked, ensure_data, prepare, select_tracks, synth_settings
+from fmareport.data.store import StoreError, _decode_job, ensure_data, prepare, select_tracks, synth_settings
 from fmareport.data.synth import BAD_CASES, MARKER, TrackMeta, synthesize, tracks_table
+from fmareport.files import locked, mark_owned, remove_owned
 from fmareport.report import book
 
 REPO = Path(__file__).resolve().parents[1]
@@ -223,7 +224,7 @@ def test_03_a_second_run_of_the_same_cell_is_refused(tiny_config, tiny_store, tm
 
 def test_03_checkpoints_are_deleted_only_with_their_marker(victim):
     before = state(victim)
-    experiment._remove_checkpoint_dir(victim)
+    assert not remove_owned(victim, experiment.CHECKPOINT_MARKER)
     assert state(victim) == before
 
 
@@ -577,7 +578,7 @@ def test_11_a_synthetic_set_made_while_waiting_for_the_lock_is_checked(tmp_path)
         except ConfigError as err:
             outcome["error"] = err
 
-    with _locked(lock):  # the first prepare, making its set
+    with locked(lock):  # the first prepare, making its set
         thread = threading.Thread(target=second)
         thread.start()
         deadline = time.monotonic() + 30
@@ -775,7 +776,7 @@ def test_14_a_real_ctrl_c_exits_130_and_the_rerun_resumes_where_it_said(tiny_pro
 def test_14_fewer_epochs_than_the_checkpoint_exits_2_naming_the_fix(tiny_profile, tiny_store, capsys):
     paths = tiny_cell(tiny_profile)
     cfg = load_cell(str(tiny_profile), "table1/raw_whole", {"epochs": 2})
-    checkpoints = experiment._make_checkpoint_dir(paths.checkpoints)  # as run_cell makes it
+    checkpoints = mark_owned(paths.checkpoints, experiment.CHECKPOINT_MARKER)  # as run_cell makes it
     train.train_seed(cfg, tiny_store, 0, checkpoint_dir=checkpoints, progress=False)  # as if killed after epoch 2
     before = state(paths.checkpoints)
     assert run_tiny(tiny_profile, "epochs=1") == 2

@@ -14,7 +14,6 @@ An archive whose folder is already in DIR is skipped; the zips are kept.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import shutil
@@ -25,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
 
+from ..files import file_digest, mark_owned, remove_owned
 from ..progress import tqdm
 from .fma import ARCHIVES, BASE_URL
 
@@ -43,18 +43,10 @@ class FetchError(RuntimeError):
 MISMATCH_SUFFIX = ".sha1-mismatch"  # where an archive already in the data folder goes when its SHA1 is wrong
 
 
-def file_sha1(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def download(url: str, dest: Path, sha1: str, progress: bool = True) -> Path:
     """Download url to dest (via dest.part, resumable) and check its SHA1; return dest."""
     if dest.is_file():
-        got = file_sha1(dest)
+        got = file_digest(dest)
         if got == sha1:
             return dest
         # Not necessarily ours (a copy put there by hand, another version): kept, never deleted.
@@ -92,7 +84,7 @@ def download(url: str, dest: Path, sha1: str, progress: bool = True) -> Path:
                 ) from None
             log.info("%s: %s at %d bytes; resuming", url, err, part.stat().st_size if part.is_file() else 0)
             time.sleep(2 * attempt)
-    got = file_sha1(part)
+    got = file_digest(part)
     if got != sha1:
         size = part.stat().st_size
         part.unlink()
@@ -186,8 +178,8 @@ def verify_checksums(folder: Path) -> int:
             bad.append(f"{rel} (unsafe path)")
         elif not path.is_file():
             bad.append(f"{rel} (missing)")
-        elif file_sha1(path) != sha1:
-            bad.append(f"{rel} (SHA1 {file_sha1(path)}, expected {sha1})")
+        elif (got := file_digest(path)) != sha1:
+            bad.append(f"{rel} (SHA1 {got}, expected {sha1})")
     if bad:
         raise FetchError(
             f"{listing}: {len(bad)} of {len(lines)} files do not match: "
@@ -204,10 +196,8 @@ def extract(zip_path: Path, data_dir: Path, progress: bool = True) -> Path:
     if final.exists():
         raise FetchError(f"{final} already exists; move it away to extract {zip_path.name} again")
     tmp = data_dir / f".{top}.extracting"
-    if tmp.exists():  # a killed extraction's leftovers: ours only with our marker inside
-        if tmp.is_symlink() or not (tmp / EXTRACTING_MARKER).is_file():
-            raise FetchError(f"{tmp} exists and was not left by `fmareport fetch`: move it away")
-        shutil.rmtree(tmp)
+    if tmp.exists() and not remove_owned(tmp, EXTRACTING_MARKER):  # a killed extraction's leftovers are ours
+        raise FetchError(f"{tmp} exists and was not left by `fmareport fetch`: move it away")
     try:
         with zipfile.ZipFile(zip_path) as zf:
             infos = zf.infolist()
@@ -218,8 +208,7 @@ def extract(zip_path: Path, data_dir: Path, progress: bool = True) -> Path:
             clash = _entry_clash(infos)
             if clash:
                 raise FetchError(f"{zip_path.name}: refusing the archive: {clash}; nothing was extracted")
-            tmp.mkdir(parents=True)
-            (tmp / EXTRACTING_MARKER).touch()
+            mark_owned(tmp, EXTRACTING_MARKER)
             with tqdm(
                 total=sum(i.file_size for i in infos),
                 desc=f"extract {zip_path.name}",
@@ -245,8 +234,7 @@ def extract(zip_path: Path, data_dir: Path, progress: bool = True) -> Path:
     except OSError as err:  # a full disk, a permission: nothing half-extracted is left behind
         raise FetchError(f"{zip_path.name}: extraction into {data_dir} failed: {err}") from None
     finally:
-        if (tmp / EXTRACTING_MARKER).is_file():
-            shutil.rmtree(tmp)
+        remove_owned(tmp, EXTRACTING_MARKER)
     return final
 
 

@@ -36,15 +36,12 @@ renamed. A rerun resumes from the journal and gives a byte-identical store.
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import shlex
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +51,7 @@ import pandas as pd
 from ..config import Config, ConfigError
 from ..disk import check_room
 from ..errors import FmareportError
+from ..files import file_digest, locked, mark_owned, remove_owned, write_atomic
 from ..progress import tqdm
 from .audio import DECODE_VERSION, INT16_SCALE, SILENCE_PEAK, Skip, decode_clip, decoder_notes, decoder_versions
 from .fma import GENRES, SPLITS, SUBSETS, audio_path, load_tracks
@@ -182,7 +180,7 @@ def _check_files(path: Path, files: dict, redo: str, sha1: bool) -> None:
         if size != want["bytes"]:
             what = "missing" if size is None else f"{size:,} bytes"
             raise StoreError(f"{file}: {what}, the manifest says {want['bytes']:,} bytes; {redo}")
-        if sha1 and (digest := hash_file(file).hexdigest()) != want["sha1"]:
+        if sha1 and (digest := file_digest(file)) != want["sha1"]:
             raise StoreError(
                 f"{file}: changed since prepare wrote it (SHA1 {digest}, the manifest says {want['sha1']}); {redo}"
             )
@@ -254,30 +252,11 @@ def source_fingerprint(data_dir: Path, subset: str, track_ids: np.ndarray) -> st
     h = hashlib.sha1()
     for path in (data_dir / "fma_metadata" / "tracks.csv", data_dir / f"fma_{subset}" / "checksums"):
         if path.is_file():
-            hash_file(path, h)
+            file_digest(path, h)
     for tid in track_ids:
         p = audio_path(data_dir, tid, subset)
         h.update(f"{tid}:{p.stat().st_size if p.is_file() else -1};".encode())
     return h.hexdigest()
-
-
-def hash_file(path: Path, h=None):
-    """Feed the file's bytes into hash object `h` (default: a new SHA1) and return it. SHA1 was the
-    fastest of the stdlib's hashes here: about 1 GiB/s of CPU (docs/running.md)."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, hashlib.sha1 if h is None else lambda: h)
-
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    """Hold an exclusive lock on `path` (created if needed): one builder per store at a time."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 # The config keys of a synthetic set, by the names synth uses for them: its marker's keys,
@@ -346,7 +325,7 @@ def ensure_data(cfg: Config, progress: bool = True) -> Path:
     if not tracks_csv.is_file():
         from .synth import synthesize
 
-        with _locked(data_dir.with_name(data_dir.name + ".lock")):
+        with locked(data_dir.with_name(data_dir.name + ".lock")):  # one maker at a time; the others wait
             if not tracks_csv.is_file():  # another process may have made it while we waited
                 log.info("synthesizing %s", data_dir)
                 synthesize(data_dir, **synth_settings(cfg), progress=progress, workers=cfg.prepare_workers)
@@ -382,7 +361,7 @@ def prepare(cfg: Config, progress: bool = True) -> ClipStore:
     root = Path(cfg.store_root)
     final = root / name
     partial = root / f"{name}.partial"
-    with _locked(root / f"{name}.lock"):
+    with locked(root / f"{name}.lock"):  # one builder per store at a time; the others wait, then reuse
         if (final / "manifest.json").is_file():
             log.info("reusing complete store %s", final)
         elif (partial / "manifest.json").is_file():  # finished, but killed before the rename
@@ -428,9 +407,7 @@ def prepare(cfg: Config, progress: bool = True) -> ClipStore:
                 "left_out": left_out,
                 "files": _file_records(partial),  # last: audio.npy and index.csv are written
             }
-            tmp = partial / "manifest.json.tmp"
-            tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-            tmp.rename(partial / "manifest.json")
+            write_atomic(partial / "manifest.json", json.dumps(manifest, indent=1) + "\n")
             _finish(partial, final)
             log.info("stored %d tracks, skipped %d: %s", len(kept), len(skipped), final)
     return open_store(final, cfg.profile)  # checked after the lock: cells opening one store hash it side by side
@@ -438,7 +415,7 @@ def prepare(cfg: Config, progress: bool = True) -> ClipStore:
 
 def _file_records(folder: Path) -> dict[str, dict]:
     """{name: {"bytes": size, "sha1": hex digest}} of the STORE_FILES in `folder`: what open_store checks."""
-    return {n: {"bytes": (folder / n).stat().st_size, "sha1": hash_file(folder / n).hexdigest()} for n in STORE_FILES}
+    return {n: {"bytes": (folder / n).stat().st_size, "sha1": file_digest(folder / n)} for n in STORE_FILES}
 
 
 def _finish(partial: Path, final: Path) -> None:
@@ -500,13 +477,13 @@ def _decode_all(
     journal_path, rows_path = partial / "journal.jsonl", partial / "rows.npy"
     resumable = (partial / "plan.json").is_file() and (partial / "plan.json").read_text() == plan_json
     if not resumable or not (rows_path.is_file() or (partial / "audio.npy").is_file()):
-        if partial.exists():  # ours only if it holds a plan (prepare writes it first); else refuse
-            if partial.is_symlink() or not (partial / "plan.json").is_file() and any(partial.iterdir()):
+        # Ours only if it holds a plan (prepare writes it first, as its marker) or nothing; else refused.
+        if partial.exists() and not remove_owned(partial, "plan.json"):
+            if partial.is_symlink() or any(partial.iterdir()):
                 raise FileExistsError(f"{partial} exists and was not left by prepare (no plan.json): move it away")
-            shutil.rmtree(partial)
+            partial.rmdir()
         _check_space(partial.parent, len(plan) * settings["clip_samples"] * 2)
-        partial.mkdir(parents=True)
-        (partial / "plan.json").write_text(plan_json)
+        mark_owned(partial, "plan.json", plan_json)
     text = journal_path.read_text() if journal_path.is_file() else ""
     lines = text.splitlines()[: None if text.endswith("\n") else -1]  # a line torn by a kill is dropped
     journal_path.write_text("".join(line + "\n" for line in lines))

@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +36,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from ..files import is_owned, mark_owned, remove_owned
 from ..progress import tqdm
 from .fma import (
     COLUMNS,
@@ -324,8 +324,9 @@ def _holds_files(folder: Path) -> bool:
 
 
 def is_synthetic_set(path: str | Path) -> bool:
-    """Whether `path` is a folder that `synthesize` wrote (it holds synth's marker file)."""
-    return (Path(path) / MARKER).is_file()
+    """Whether `path` is a folder that `synthesize` wrote (synth's marker file in it, not a symbolic
+    link): one that --force may replace."""
+    return is_owned(path, MARKER)
 
 
 def made_with(path: str | Path) -> dict | None:
@@ -342,13 +343,11 @@ def made_with(path: str | Path) -> dict | None:
 
 def remove_synthetic_set(path: str | Path) -> None:
     """Delete a set that `synthesize` wrote; refuse any other folder (nothing else is ever deleted)."""
-    path = Path(path)
-    if path.is_symlink() or not is_synthetic_set(path):
+    if not remove_owned(path, MARKER):
         raise FileExistsError(
             f"{path} is not a synthetic set written by `fmareport synth` (no {MARKER} in it): "
             "refusing to delete it; remove it yourself or choose another folder"
         )
-    shutil.rmtree(path)
 
 
 def synthesize(
@@ -385,11 +384,8 @@ def synthesize(
         )
         raise FileExistsError(f"{out_dir} exists and is not empty: {why}")
     tmp = out_dir.with_name(out_dir.name + ".partial")
-    if tmp.exists():  # a killed run's leftovers: ours if it carries the partial marker
-        if not (tmp / MARKER).is_file():
-            raise FileExistsError(f"{tmp} exists and was not left by `fmareport synth`: move it away")
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    if tmp.exists() and not remove_owned(tmp, MARKER):  # a killed run's leftovers carry the marker
+        raise FileExistsError(f"{tmp} exists and was not left by `fmareport synth`: move it away")
     settings = {
         "tracks_per_genre": tracks_per_genre,
         "seconds": seconds,
@@ -400,7 +396,7 @@ def synthesize(
         "test_fraction": test_fraction,
         "artist_tracks": ARTIST_TRACKS,  # absent in sets made before they had artists: store.check_synthetic_set
     }
-    (tmp / MARKER).write_text(json.dumps({"format": "fmareport synthetic FMA-format set", **settings}, indent=1) + "\n")
+    mark_owned(tmp, MARKER, json.dumps({"format": "fmareport synthetic FMA-format set", **settings}, indent=1) + "\n")
 
     # Track ids and metadata: genre g's small tracks (each split cut into artists), then medium and large extras.
     rng = np.random.default_rng([seed, 0])

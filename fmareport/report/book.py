@@ -30,7 +30,6 @@ import base64
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import REPO_ROOT, Config, from_dict, load_profile
+from ..files import mark_owned, remove_owned
 from .reference import REFERENCE_DIR
 from .results import hide_injected_cell, load_results
 from .runs import PROFILE_ENV, RESULTS_ENV, RunStatus, build_choice, run_statuses
@@ -428,14 +428,9 @@ def stage(
         )
     statuses = {s.cell: s for s in run_statuses(profile, results, results_dir.parent)}
     generated = root / GENERATED_DIR
-    if generated.exists():  # only a folder this function staged is ever deleted
-        if generated.is_symlink() or not (generated / STAGED_MARKER).is_file():
-            raise BookError(
-                f"{generated} exists and was not staged by `fmareport book` (no {STAGED_MARKER}): move it away"
-            )
-        shutil.rmtree(generated)
-    generated.mkdir(parents=True)
-    (generated / STAGED_MARKER).touch()
+    if generated.exists() and not remove_owned(generated, STAGED_MARKER):  # only a folder staged here is deleted
+        raise BookError(f"{generated} exists and was not staged by `fmareport book` (no {STAGED_MARKER}): move it away")
+    mark_owned(generated, STAGED_MARKER)  # no digest yet: a staging cut short is staged again
     top_banner = banner({c: r for c, r in results.items() if statuses[c].shown} or results)
     for cell, result in results.items():
         _stage_experiment(cell, result, statuses[cell], results_dir, generated / "experiments", top_banner)
@@ -443,7 +438,7 @@ def stage(
         if progress:
             print(f"fmareport book: executing page {name}", flush=True)
         _execute_page(name, root, profile, results_dir)
-    (generated / STAGED_MARKER).write_text(digest + "\n")
+    mark_owned(generated, STAGED_MARKER, digest + "\n")
     return results
 
 

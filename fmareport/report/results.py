@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..config import Config
 from ..data.fma import GENRES
+from ..files import write_atomic
 from .stats import mean_std
 
 SCHEMA_VERSION = 3
@@ -379,23 +379,6 @@ def schema() -> dict[str, Any]:
 def results_path(results_dir: str | Path, profile: str, cell: str) -> Path:
     """`results/<profile>/<cell>.json` (a cell such as 'table1/raw_whole' makes a subfolder)."""
     return Path(results_dir) / profile / f"{cell}.json"
-
-
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write `text` to `path` through a temporary file and a rename: a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_results(path: str | Path, results: CellResults) -> Path:

@@ -32,7 +32,7 @@ import yaml
 
 from ..config import NUMBER_FREE_KEYS, Config, ConfigError, load_cell, params_dir
 from ..data.fma import GENRES
-from .results import write_atomic
+from ..files import write_atomic
 
 # The folders of params/ that hold cells, in the order of the paper (Table 3 reuses the
 # segmented cells of Tables 1 and 2; the ablations are beyond the paper).
