@@ -54,7 +54,7 @@ from fmareport.config import ConfigError, load_cell, load_profile, read_yaml
 from fmareport.data.store import synth_arguments
 from fmareport.data.synth import ARTIST_TRACKS
 from fmareport.gpus import visible_gpus
-from fmareport.report.results import BASELINE_SCHEMA_VERSION
+from fmareport.results import BASELINE_SCHEMA_VERSION
 from fmareport.report.runs import CELL_FOLDERS, expected_cells, settings_stamp
 
 PY = sys.executable  # the environment Snakemake runs in runs every step (no PATH needed)

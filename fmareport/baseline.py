@@ -39,14 +39,14 @@ from pathlib import Path
 
 import numpy as np
 
+from . import provenance
 from .config import Config
 from .data.audio import to_float
 from .data.fma import FEATURE_STATISTICS, FEATURES_COLUMNS, GENRES, load_features
 from .data.store import ClipStore, prepare
 from .files import file_digest, write_atomic
 from .progress import tqdm
-from .report import provenance
-from .report.results import (
+from .results import (
     BASELINE_SCHEMA_VERSION,
     BASELINES,
     BaselineResults,

@@ -305,7 +305,7 @@ def _run(sub) -> None:
 
 
 def _baseline(sub) -> None:
-    from .report.results import BASELINES
+    from .results import BASELINES
 
     p = sub.add_parser(
         "baseline",
@@ -380,7 +380,7 @@ def _book(sub) -> None:
             results_dir_for,
             stage,
         )
-        from .report.results import ResultsError
+        from .results import ResultsError
 
         root = (args.root or REPO_ROOT).resolve()
         if not (root / "_config.yml").is_file():
@@ -419,7 +419,7 @@ def _reference(sub) -> None:
         from .config import REPO_ROOT
         from .report.book import BookError, require_complete, results_dir_for
         from .report.reference import make_reference, write_reference
-        from .report.results import ResultsError, load_baselines
+        from .results import ResultsError, load_baselines
 
         with failures(BookError, ResultsError):
             results_dir = results_dir_for(args.profile, args.results_dir)
@@ -440,7 +440,7 @@ def _schema(sub) -> None:
     p = sub.add_parser("schema", help="print the JSON Schema of a results file (generated from the model)")
 
     def run(args) -> int:
-        from .report.results import schema
+        from .results import schema
 
         print(json.dumps(schema(), indent=1))
         return 0

@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from . import provenance
 from .config import Config, load_cell
 from .data.fma import GENRES
 from .data.store import prepare
@@ -42,8 +43,7 @@ from .disk import check_room, check_writable
 from .errors import ConfigError, FmareportError
 from .files import locked, mark_owned, remove_owned
 from .model import Net
-from .report import provenance
-from .report.results import CellResults, DataInfo, Provenance, results_path, summarize, write_results
+from .results import CellResults, DataInfo, Provenance, results_path, summarize, write_results
 from .train import RESUME_FREE_KEYS, checkpoint_bytes, train_seed
 
 # The notebook's parameters: what a user passes to papermill with -p (or -y for overrides).

@@ -58,7 +58,7 @@ from .errors import ConfigError, FmareportError, Interrupted, StorageError
 from .files import atomic_file
 from .model import Net, n_params
 from .progress import tqdm
-from .report.results import Epoch, SeedResult
+from .results import Epoch, SeedResult
 
 # Config keys that may change between a run and its resume: those that change no number, and
 # how many epochs and which seeds (a seed's checkpoint is its own, and more epochs go on from it).

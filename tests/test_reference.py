@@ -23,7 +23,7 @@ from fmareport.report.reference import (
     tolerance,
     write_reference,
 )
-from fmareport.report.results import ResultsError
+from fmareport.results import ResultsError
 
 MACHINE = {"cpu": "Xeon X", "torch_threads": 1}
 

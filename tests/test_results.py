@@ -16,7 +16,7 @@ import pytest
 
 from fmareport.config import Config
 from fmareport.data.fma import GENRES
-from fmareport.report.results import (
+from fmareport.results import (
     PROB_SUM_TOLERANCE,
     ResultsError,
     SeedResult,

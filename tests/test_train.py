@@ -18,7 +18,7 @@ from fmareport.data.fma import GENRES
 from fmareport.device import DeviceError, device_policy, pick_device
 from fmareport.experiment import run_cell
 from fmareport.model import Net
-from fmareport.report.results import SeedResult
+from fmareport.results import SeedResult
 from fmareport.train import DivergedError, batches, load_clips, seed_everything, track_log_probs, train_seed, windows
 
 INPUTS = ["raw", "spectrogram", "both"]

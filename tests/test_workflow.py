@@ -29,8 +29,8 @@ from conftest import run_snakemake
 from fmareport import experiment
 from fmareport.config import ConfigError, load_cell, load_config
 from fmareport.report.reference import compare, differences, read_reference
-from fmareport.report.results import ResultsError, load_baselines, load_results, read_results, validate
 from fmareport.report.runs import run_statuses
+from fmareport.results import ResultsError, load_baselines, load_results, read_results, validate
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = "smoke"

@@ -1,2 +1,3 @@
-"""The report: a cell's results file (results, provenance), the statistics and tables of the
-paper's claims (stats, tables), the figures, and the book that stitches them (book)."""
+"""The report: which runs the book shows (runs), a rerun against the published reference
+(reference), the statistics and tables of the paper's claims (stats, tables), the figures, and the
+book that stitches them (book). It reads the results files the run side writes (fmareport.results)."""

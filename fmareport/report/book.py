@@ -9,7 +9,7 @@ run any cells, builds the report of exactly those runs. Staging:
 
 1. picks the profile and results folder (`runs.build_choice`: $FMAREPORT_PROFILE, else the
    profile whose cell result was written last) and reads and validates
-   `results/<P>/**.json` (`fmareport.report.results.load_results`);
+   `results/<P>/**.json` (`fmareport.results.load_results`);
 2. judges every expected cell (`runs.run_statuses`): current, not run, other settings;
    only current runs reach the tables, and every page names the others;
 3. executes each page with papermill (`-p profile P -p results_dir ...`) into
@@ -40,8 +40,8 @@ import numpy as np
 
 from ..config import REPO_ROOT, Config, from_dict, load_profile
 from ..files import mark_owned, remove_owned
+from ..results import hide_injected_cell, load_results
 from .reference import REFERENCE_DIR
-from .results import hide_injected_cell, load_results
 from .runs import PROFILE_ENV, RESULTS_ENV, RunStatus, build_choice, run_statuses
 from .tables import index_runs, setting_label, setting_of
 
@@ -163,8 +163,8 @@ class Page:
         import pandas as pd
         from IPython.display import HTML
 
+        from ..results import load_baselines
         from . import reference as ref_mod
-        from .results import load_baselines
 
         ref = ref_mod.read_reference(self.profile, root)
         path = ref_mod.reference_path(self.profile)

@@ -29,8 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..config import NUMBER_FREE_KEYS
 from ..files import write_atomic
-from .provenance import now
-from .results import ResultsError
+from ..provenance import now
+from ..results import ResultsError
 from .runs import differing_keys
 
 REFERENCE_DIR = Path("reference")  # in the repository root: reference/<profile>.json

@@ -27,8 +27,8 @@ class StagingFailed(SphinxError):
 
 
 def _stage(app: Sphinx, config) -> None:
+    from ..results import ResultsError
     from .book import BookError, stage_for_build
-    from .results import ResultsError
 
     try:
         stage_for_build(app.srcdir)

@@ -11,15 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, stats
 
+# Mean and SD over seeds: one function, the run side's (results.summarize writes them into every results file).
+from ..results import mean_std as mean_std
+
 CONFIDENCE = 0.95
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (ddof=1; 0.0 for one value)."""
-    x = np.asarray(values, dtype=np.float64)
-    if x.size == 0:
-        raise ValueError("mean_std: no values")
-    return float(x.mean()), float(x.std(ddof=1)) if x.size > 1 else 0.0
 
 
 # --- intervals over test tracks and seeds -------------------------------------------------------

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..config import REPO_ROOT
+from .config import REPO_ROOT
 
 # Distributions whose versions decide the numbers (the names pip knows them by).
 PACKAGES = ("fmareport", "torch", "torchaudio", "numpy", "pandas", "soundfile", "soxr", "papermill", "jupytext")

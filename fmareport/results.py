@@ -15,12 +15,12 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..config import Config
-from ..data.fma import GENRES
-from ..files import write_atomic
-from .stats import mean_std
+from .config import Config
+from .data.fma import GENRES
+from .files import write_atomic
 
 SCHEMA_VERSION = 3
 
@@ -212,7 +212,7 @@ class Summary(_Model):
 
 
 class Provenance(_Model):
-    """Where a result came from: code version, packages, machine, time (fmareport.report.provenance)."""
+    """Where a result came from: code version, packages, machine, time (fmareport.provenance)."""
 
     versions: dict[str, str | None]
     python: str
@@ -354,6 +354,15 @@ class BaselineResults(_Model):
 
 class ResultsError(ValueError):
     """A results JSON that does not follow the schema (the message says where)."""
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; 0.0 for one value): a summary's numbers, and the
+    report's (report.stats uses this one)."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0:
+        raise ValueError("mean_std: no values")
+    return float(x.mean()), float(x.std(ddof=1)) if x.size > 1 else 0.0
 
 
 def summarize(seeds: list[SeedResult]) -> Summary:
