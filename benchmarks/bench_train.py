@@ -56,10 +56,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from fmareport import model
 from fmareport.config import load_profile
 from fmareport.device import DevicePolicy, device_policy
+from fmareport.inputs import INPUTS
 from fmareport.model import Net, Spectrogram, SpectrogramConv
 from fmareport.train import INT16_SCALE, clip_source, load_clips, seed_everything, windows
-
-INPUTS = ("raw", "spectrogram", "both")
 
 
 class SegmentDataset(Dataset):
@@ -67,15 +66,15 @@ class SegmentDataset(Dataset):
 
     def __init__(self, audio: np.ndarray, labels: np.ndarray, cfg, spectrogram: bool):
         self.audio, self.labels, self.cfg = audio, labels, cfg
-        self.s = cfg.n_segments if cfg.segmented else 1
-        self.stft = Spectrogram(cfg.n_fft, cfg.hop) if spectrogram else None
+        self.s = cfg.n_segments if cfg.model.segmented else 1
+        self.stft = Spectrogram(cfg.model.n_fft, cfg.model.hop) if spectrogram else None
 
     def __len__(self) -> int:
         return len(self.audio) * self.s
 
     def __getitem__(self, i: int):
         clip, seg = divmod(i, self.s)
-        start = seg * self.cfg.segment_hop
+        start = seg * self.cfg.model.segment_hop
         x = torch.from_numpy(np.array(self.audio[clip, start : start + self.cfg.window_samples]))
         x = x.float() / INT16_SCALE  # (W,)
         if self.stft is not None:
@@ -172,12 +171,12 @@ def bench_input(kind: str, args, audio: np.ndarray, labels: np.ndarray, rng: np.
     cfg = load_profile(args.profile, overrides=overrides)
     if args.amp != "config":
         cfg = cfg.replace(amp=args.amp == "on")
-    elif cfg.device != "cuda":
-        cfg = cfg.replace(amp=cfg.amp and torch.cuda.is_available())  # CPU: fp32 unless --amp on
+    elif cfg.compute.device != "cuda":
+        cfg = cfg.replace(amp=cfg.compute.amp and torch.cuda.is_available())  # CPU: fp32 unless --amp on
     policy = device_policy(cfg, audio.nbytes)
     device = policy.device
     seed_everything(0)
-    s = cfg.n_segments if cfg.segmented else 1
+    s = cfg.n_segments if cfg.model.segmented else 1
     per_step = args.clips * s
     n_clips = len(audio)
     source = clip_source(audio, policy, progress=False)  # resident on a GPU, as in training
@@ -192,11 +191,11 @@ def bench_input(kind: str, args, audio: np.ndarray, labels: np.ndarray, rng: np.
                 x = windows(load_clips(source, rows, policy, idx), cfg)  # (B * S, W)
                 yield x, labels_dev[idx].repeat_interleave(s)
 
-    paths = {"ours": (ours(), Net(cfg).to(device))}
+    paths = {"ours": (ours(), Net(cfg.model).to(device))}
     if device.type in model.MATMUL_DEVICES:  # before: the same net and batches on the conv kernels
-        paths["convs"] = (ours(), Net(cfg).to(device))
-    if cfg.input != "both":
-        spec = cfg.input == "spectrogram"
+        paths["convs"] = (ours(), Net(cfg.model).to(device))
+    if len(branches := INPUTS[cfg.model.input].branches) == 1:  # one branch: a naive path exists
+        spec = branches == ("spectrogram",)
         loader = DataLoader(
             SegmentDataset(audio, labels, cfg, spectrogram=spec), batch_size=per_step, shuffle=True, drop_last=True
         )
@@ -206,11 +205,11 @@ def bench_input(kind: str, args, audio: np.ndarray, labels: np.ndarray, rng: np.
                 for xb, yb in loader:
                     yield xb.to(device), yb.to(device)
 
-        net = Net(cfg).to(device)
+        net = Net(cfg.model).to(device)
         if spec:
             net.conv1 = SpectrogramFirstLayer(net.conv1)  # items are spectrograms already
         paths["naive"] = (naive(), net)
-    opts = {k: torch.optim.Adam(m.parameters(), lr=cfg.lr) for k, (_, m) in paths.items()}
+    opts = {k: torch.optim.Adam(m.parameters(), lr=cfg.train.lr) for k, (_, m) in paths.items()}
 
     x, y = next(paths["ours"][0])
     with FlopCounterMode(display=False) as counter:  # also the warm-up step of ours
@@ -250,8 +249,8 @@ def first_layer_forms(cfg, batches: dict[str, int], rounds: int) -> list[dict]:
     own |STFT| of noise (frames-major, as in training) and needs no gradient, as in training.
     -> one row per shape: {shape, windows, frames, ms per form}."""
     torch.manual_seed(0)
-    layer = SpectrogramConv(1, cfg.channels, (cfg.n_bins, model.SPEC_FRAMES), bias=False)
-    w1d = layer.weight.view(cfg.channels, cfg.n_bins, model.SPEC_FRAMES)
+    layer = SpectrogramConv(1, cfg.model.channels, (cfg.model.n_bins, model.SPEC_FRAMES), bias=False)
+    w1d = layer.weight.view(cfg.model.channels, cfg.model.n_bins, model.SPEC_FRAMES)
     forms = {
         "conv2d": lambda s: torch.nn.functional.conv2d(s[:, None], layer.weight),
         "conv1d": lambda s: torch.nn.functional.conv1d(s, w1d),
@@ -259,7 +258,7 @@ def first_layer_forms(cfg, batches: dict[str, int], rounds: int) -> list[dict]:
     }
     rows = []
     for shape, (n, samples) in batches.items():
-        s = Spectrogram(cfg.n_fft, cfg.hop)(torch.randn(n, samples) * 0.1)  # (B, F, frames)
+        s = Spectrogram(cfg.model.n_fft, cfg.model.hop)(torch.randn(n, samples) * 0.1)  # (B, F, frames)
         best = {k: float("inf") for k in forms}
         for r in range(rounds + 1):  # round 0 warms up
             for k, f in forms.items():
@@ -307,10 +306,10 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         n_clips = args.clips * 8
         audio = np.lib.format.open_memmap(
-            Path(tmp) / "audio.npy", mode="w+", dtype=np.int16, shape=(n_clips, base.clip_samples)
+            Path(tmp) / "audio.npy", mode="w+", dtype=np.int16, shape=(n_clips, base.store.clip_samples)
         )
         for i in range(n_clips):
-            audio[i] = rng.normal(0, 3000, base.clip_samples).clip(-32768, 32767).astype(np.int16)
+            audio[i] = rng.normal(0, 3000, base.store.clip_samples).clip(-32768, 32767).astype(np.int16)
         audio.flush()
         audio = np.load(Path(tmp) / "audio.npy", mmap_mode="r")  # read-only, as the real store
         labels = rng.integers(0, 8, n_clips)
@@ -342,14 +341,14 @@ def main(argv: list[str] | None = None) -> None:
             line += f"{r['achieved'] / peak16:>13.1%}"
         print(line)
     if args.first_layer:
-        seg, whole = base.segment_samples, base.clip_samples
+        seg, whole = base.model.segment_samples, base.store.clip_samples
         shapes = {
             f"{args.clips} clips' segments": (args.clips * base.n_segments, seg),
             "50 segments": (50, seg),
             "50 whole clips": (50, whole),
         }
         print(
-            f"\n2D first layer, {base.channels} maps over {base.n_bins} bins x 4 frames: forward + weight gradient, "
+            f"\n2D first layer, {base.model.channels} maps over {base.model.n_bins} bins x 4 frames: forward + weight gradient, "
             f"ms (best of {args.rounds}); the ratios are each form's time over the matmul form's"
         )
         print(f"{'shape':<24}{'windows':>8}{'frames':>7}{'conv2d':>8}{'conv1d':>8}{'matmul':>8}", end="")

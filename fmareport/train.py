@@ -1,13 +1,13 @@
 """Training and evaluation of one seed, with the paper's protocol (§V; docs/running.md for its cost).
 
-Protocol (Benito Calvino & Pacheco Garcia §V): Adam (lr cfg.lr, 5e-4), cross-entropy,
-mini-batches of cfg.batch_size (50) clips, cfg.epochs (15) epochs.
+Protocol (Benito Calvino & Pacheco Garcia §V): Adam (lr cfg.train.lr, 5e-4), cross-entropy,
+mini-batches of cfg.train.batch_size (50) clips, cfg.schedule.epochs (15) epochs.
 
-Segmented runs (cfg.segmented) cut every clip into cfg.n_segments windows of
-cfg.segment_samples with hop cfg.segment_hop (`unfold` views; the tail of a clip that
+Segmented runs (cfg.model.segmented) cut every clip into cfg.n_segments windows of
+cfg.model.segment_samples with hop cfg.model.segment_hop (`unfold` views; the tail of a clip that
 does not fill a last segment is not used). Our readings, which the report states:
 
-* A training batch is the segments of cfg.batch_size clips (50 clips -> 700 segments
+* A training batch is the segments of cfg.train.batch_size clips (50 clips -> 700 segments
   in the paper profile), not 50 segments. So a segmented and a whole-clip run take the
   same number of optimizer steps per epoch on the same audio, and only the window the
   network sees changes. The loss is the mean cross-entropy over the batch's segments
@@ -49,7 +49,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import NUMBER_FREE_KEYS, Config
+from .config import RESUME_FREE_KEYS, Config
 from .data.audio import INT16_SCALE
 from .data.fma import GENRES
 from .device import DevicePolicy, device_policy
@@ -59,9 +59,6 @@ from .model import Net, n_params
 from .progress import tqdm
 from .report.results import Epoch, SeedResult
 
-# Config keys that may change between a run and its resume: those that change no number, and
-# how many epochs and which seeds (a seed's checkpoint is its own, and more epochs go on from it).
-RESUME_FREE_KEYS = NUMBER_FREE_KEYS | {"epochs", "seeds"}
 # Training steps between the loop's waits for the device (loss, accuracy, NaN check, progress
 # bar): 8 per epoch of the paper profile's 128 steps, plus one at the end of every epoch.
 SYNC_EVERY = 16
@@ -156,10 +153,10 @@ def load_clips(
 def windows(x: torch.Tensor, cfg: Config) -> torch.Tensor:
     """What the network sees: whole clips, or each clip's segments one after another.
     (B, N) -> (B * S, W), S = cfg.n_segments (1 unsegmented), W = cfg.window_samples."""
-    if not cfg.segmented:
+    if not cfg.model.segmented:
         return x  # (B, N)
-    seg = x.unfold(-1, cfg.segment_samples, cfg.segment_hop)  # (B, S, W): a view
-    return seg.reshape(-1, cfg.segment_samples)  # (B * S, W), clip-major
+    seg = x.unfold(-1, cfg.model.segment_samples, cfg.model.segment_hop)  # (B, S, W): a view
+    return seg.reshape(-1, cfg.model.segment_samples)  # (B * S, W), clip-major
 
 
 def track_log_probs(logits: torch.Tensor, n_segments: int) -> torch.Tensor:
@@ -185,13 +182,13 @@ def evaluate(
     the device, at the end. -> (mean NLL of the track probabilities, accuracy, (n,) predicted
     labels and (n, K) track probabilities, both in sorted-row order)"""
     model.eval()
-    s = cfg.n_segments if cfg.segmented else 1
+    s = cfg.n_segments if cfg.model.segmented else 1
     rows = np.sort(rows)
     rows_dev = policy.to_device(torch.from_numpy(rows))  # (n,)
     loss = torch.zeros((), dtype=torch.float64, device=policy.device)
     preds = []
     a = 0
-    for b in batches(rows, cfg.batch_size):
+    for b in batches(rows, cfg.train.batch_size):
         idx = rows_dev[a : a + len(b)]  # (B,), the rows of b, already on the device
         a += len(b)
         with policy.autocast():
@@ -303,9 +300,9 @@ def _check_resumable(ckpt: dict, cfg: Config, fingerprint: str | None, path: Pat
         )
     if ckpt["store_fingerprint"] != fingerprint:
         raise CheckpointError(f"{path}: checkpoint was written for another clip store; delete it to start afresh")
-    if ckpt["epoch"] > cfg.epochs:
+    if ckpt["epoch"] > cfg.schedule.epochs:
         raise ConfigError(
-            f"key 'epochs': {cfg.epochs}, but {path} is a checkpoint at epoch {ckpt['epoch']}: set epochs to "
+            f"key 'epochs': {cfg.schedule.epochs}, but {path} is a checkpoint at epoch {ckpt['epoch']}: set epochs to "
             f"{ckpt['epoch']} or more to resume it, or delete its folder {path.parent} (fmareport made it) to "
             "train afresh"
         )
@@ -353,11 +350,11 @@ def epoch_steps(
     across all clips; pick indexes the segments of the batch's clips, (B * S) windows, clip-major.
     """
     rng = np.random.default_rng([seed, epoch])
-    if not (cfg.segmented and cfg.batch_unit == "segments"):
-        return [(b, None) for b in batches(rng.permutation(train_rows), cfg.batch_size)]
+    if not (cfg.model.segmented and cfg.train.batch_unit == "segments"):
+        return [(b, None) for b in batches(rng.permutation(train_rows), cfg.train.batch_size)]
     s = cfg.n_segments
     steps = []
-    for w in batches(rng.permutation(len(train_rows) * s), cfg.batch_size):  # window ids, clip-major
+    for w in batches(rng.permutation(len(train_rows) * s), cfg.train.batch_size):  # window ids, clip-major
         clips, where = np.unique(train_rows[w // s], return_inverse=True)
         steps.append((clips, (where * s + w % s).astype(np.int64)))
     return steps
@@ -386,12 +383,12 @@ def train_seed(
     resumes from it (in deterministic CPU mode with the same numbers as a run that was
     never stopped).
     """
-    if store.audio.shape[1] != cfg.clip_samples:
+    if store.audio.shape[1] != cfg.store.clip_samples:
         raise ValueError(
             f"the clip store holds clips of {store.audio.shape[1]} samples but the config "
-            f"says clip_samples = {cfg.clip_samples}: prepare the store with this config"
+            f"says clip_samples = {cfg.store.clip_samples}: prepare the store with this config"
         )
-    seed_everything(seed, cfg.deterministic)
+    seed_everything(seed, cfg.compute.deterministic)
     policy = device_policy(cfg, store.audio.nbytes)
     device, amp = policy.device, policy.amp
     source = clip_source(store.audio, policy, progress)
@@ -399,13 +396,13 @@ def train_seed(
     train_rows, val_rows, test_rows = (
         np.asarray(store.split_indices(s), dtype=np.int64) for s in ("training", "validation", "test")
     )
-    train_rows = stratified_subset(train_rows, np.asarray(store.labels), cfg.train_fraction, seed)
-    s = cfg.n_segments if cfg.segmented else 1
-    per_segment = cfg.segmented and cfg.batch_unit == "segments"  # a batch: segments across all clips
+    train_rows = stratified_subset(train_rows, np.asarray(store.labels), cfg.train.train_fraction, seed)
+    s = cfg.n_segments if cfg.model.segmented else 1
+    per_segment = cfg.model.segmented and cfg.train.batch_unit == "segments"  # a batch: segments across all clips
     n_items = len(train_rows) * (s if per_segment else 1)  # what the training loss and accuracy average over
 
-    model = Net(cfg).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    model = Net(cfg.model).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     history: list[dict] = []
     train_seconds: list[float] = []
     best = {"epoch": 0, "val_acc": -1.0, "state": None}
@@ -424,7 +421,7 @@ def train_seed(
     epoch = saved = len(history)  # the epoch running and the last one in the checkpoint: what Ctrl-C says
     bar = None
     try:
-        for epoch in range(len(history) + 1, cfg.epochs + 1):
+        for epoch in range(len(history) + 1, cfg.schedule.epochs + 1):
             t0 = time.perf_counter()
             steps = epoch_steps(train_rows, cfg, seed, epoch)  # [(clip rows, picked windows or None)]
             rows_dev = policy.to_device(torch.from_numpy(np.concatenate([b for b, _ in steps])))  # one copy per epoch
@@ -434,7 +431,7 @@ def train_seed(
             # One bar per epoch, left on screen; the postfix shows the running loss as of the last read.
             bar = tqdm(
                 total=len(steps),
-                desc=f"seed {seed} epoch {epoch}/{cfg.epochs}",
+                desc=f"seed {seed} epoch {epoch}/{cfg.schedule.epochs}",
                 unit="step",
                 disable=not progress,
                 leave=True,
@@ -468,7 +465,7 @@ def train_seed(
                         saved = ckpt_path is not None and ckpt_path.exists()
                         raise DivergedError(
                             f"seed {seed}: the training loss became {loss_sum} at epoch {epoch}, between steps "
-                            f"{checked + 1} and {step} of {len(steps)} (input {cfg.input}, lr {cfg.lr}, bf16 autocast "
+                            f"{checked + 1} and {step} of {len(steps)} (input {cfg.model.input}, lr {cfg.train.lr}, bf16 autocast "
                             f"{amp}). The run diverged: try a smaller lr{' or amp: false' if amp else ''}, and check "
                             "the clip store for broken audio."
                             + (f" The last good state is in {ckpt_path}." if saved else "")
@@ -532,7 +529,7 @@ def train_seed(
             model.load_state_dict(best["state"])
             test_acc_best = evaluate(model, source, labels, test_rows, cfg, policy)[1]
     except KeyboardInterrupt:
-        raise interrupted(seed, epoch, saved, cfg.epochs, ckpt_path) from None
+        raise interrupted(seed, epoch, saved, cfg.schedule.epochs, ckpt_path) from None
     finally:
         if bar is not None:
             bar.close()  # now: a bar left to the garbage collector draws itself after the error's line
