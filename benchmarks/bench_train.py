@@ -163,22 +163,24 @@ def fp32_matmul_rate(device: torch.device, n: int) -> float:
         torch.backends.cuda.matmul.fp32_precision = old
 
 
-def bench_input(kind: str, args, audio: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> dict:
-    """Time ours and (raw, spectrogram) the naive path for one input; -> the numbers of one table row."""
+def bench_config(kind: str, args):
+    """The profile's config for one input, on the device and with the autocast asked for."""
     overrides = {"input": kind, "segmented": not args.whole, "cpu_fallback": True}
     if args.device:
         overrides["device"] = args.device
     cfg = load_profile(args.profile, overrides=overrides)
     if args.amp != "config":
-        cfg = cfg.replace(amp=args.amp == "on")
-    elif cfg.compute.device != "cuda":
-        cfg = cfg.replace(amp=cfg.compute.amp and torch.cuda.is_available())  # CPU: fp32 unless --amp on
-    policy = device_policy(cfg, audio.nbytes)
-    device = policy.device
-    seed_everything(0)
+        return cfg.replace(amp=args.amp == "on")
+    if cfg.compute.device != "cuda":
+        return cfg.replace(amp=cfg.compute.amp and torch.cuda.is_available())  # CPU: fp32 unless --amp on
+    return cfg
+
+
+def bench_paths(cfg, args, policy, audio: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> dict:
+    """{path: (endless batches, its own Net)}: ours; ours on the conv kernels (where the matmul form
+    is ours); the naive DataLoader path for an input of one branch."""
+    device, n_clips = policy.device, len(audio)
     s = cfg.n_segments if cfg.model.segmented else 1
-    per_step = args.clips * s
-    n_clips = len(audio)
     source = clip_source(audio, policy, progress=False)  # resident on a GPU, as in training
     labels_dev = policy.to_device(torch.from_numpy(labels))
 
@@ -196,9 +198,8 @@ def bench_input(kind: str, args, audio: np.ndarray, labels: np.ndarray, rng: np.
         paths["convs"] = (ours(), Net(cfg.model).to(device))
     if len(branches := INPUTS[cfg.model.input].branches) == 1:  # one branch: a naive path exists
         spec = branches == ("spectrogram",)
-        loader = DataLoader(
-            SegmentDataset(audio, labels, cfg, spectrogram=spec), batch_size=per_step, shuffle=True, drop_last=True
-        )
+        dataset = SegmentDataset(audio, labels, cfg, spectrogram=spec)
+        loader = DataLoader(dataset, batch_size=args.clips * s, shuffle=True, drop_last=True)
 
         def naive():
             while True:
@@ -209,6 +210,16 @@ def bench_input(kind: str, args, audio: np.ndarray, labels: np.ndarray, rng: np.
         if spec:
             net.conv1 = SpectrogramFirstLayer(net.conv1)  # items are spectrograms already
         paths["naive"] = (naive(), net)
+    return paths
+
+
+def bench_input(kind: str, args, audio: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> dict:
+    """Time ours and (raw, spectrogram) the naive path for one input; -> the numbers of one table row."""
+    cfg = bench_config(kind, args)
+    policy = device_policy(cfg, audio.nbytes)
+    seed_everything(0)
+    per_step = args.clips * (cfg.n_segments if cfg.model.segmented else 1)
+    paths = bench_paths(cfg, args, policy, audio, labels, rng)
     opts = {k: torch.optim.Adam(m.parameters(), lr=cfg.train.lr) for k, (_, m) in paths.items()}
 
     x, y = next(paths["ours"][0])
@@ -226,7 +237,7 @@ def bench_input(kind: str, args, audio: np.ndarray, labels: np.ndarray, rng: np.
         for k, (batches, net) in paths.items():
             with conv_kernels(k == "convs"):
                 best[k] = min(best[k], timed(batches, net, opts[k], policy, args.steps))
-    row = {
+    return {
         "input": kind,
         "policy": policy.describe(),
         "per_step": per_step,
@@ -239,7 +250,6 @@ def bench_input(kind: str, args, audio: np.ndarray, labels: np.ndarray, rng: np.
         "amp": policy.amp,
         "device": policy.device,
     }
-    return row
 
 
 def first_layer_forms(cfg, batches: dict[str, int], rounds: int) -> list[dict]:
