@@ -102,7 +102,9 @@ class TrackMeta:
 
 
 def tracks_table(rows: list[TrackMeta], seed: int = 0) -> pd.DataFrame:
-    """tracks.csv's DataFrame: index track_id (sorted), FMA's 52 two-level columns in file order."""
+    """tracks.csv's DataFrame: index track_id (sorted), FMA's 52 two-level columns in file order.
+
+    Long as FMA's table is wide: one line per column, a literal, not steps to split."""
     rows = sorted(rows, key=lambda r: r.track_id)
     rng = np.random.default_rng([seed, 1])
     n = len(rows)
