@@ -55,7 +55,7 @@ from fmareport.data.store import synth_arguments
 from fmareport.data.synth import ARTIST_TRACKS
 from fmareport.gpus import visible_gpus
 from fmareport.results import BASELINE_SCHEMA_VERSION
-from fmareport.report.runs import CELL_FOLDERS, expected_cells, settings_stamp
+from fmareport.report.runs import CELL_FOLDER, expected_cells, settings_stamp
 
 PY = sys.executable  # the environment Snakemake runs in runs every step (no PATH needed)
 REPO = Path(workflow.basedir)
@@ -71,23 +71,26 @@ except ConfigError as err:
     raise WorkflowError(f"profile {PROFILE!r}: {err}") from None
 if CFG.profile != PROFILE:
     raise WorkflowError(f"{PROFILE_YAML} says 'profile: {CFG.profile}': it must be '{PROFILE}' (its file name)")
-GPU = int(config.get("gpu", 1 if GPUS and CFG.device != "cpu" else 0))  # GPUs per cell job
+GPU = int(config.get("gpu", 1 if GPUS and CFG.compute.device != "cpu" else 0))  # GPUs per cell job
 # A cell job on a GPU runs on one of its own (a lock per GPU, CUDA_VISIBLE_DEVICES set).
 ON_GPU = f"{PY} -m fmareport.cli on-gpu --" if GPU else ""
 
-RESULTS_ROOT = Path(CFG.results_dir).resolve()  # for the book, which may run elsewhere
-RESULTS = Path(CFG.results_dir) / PROFILE
+RESULTS_ROOT = Path(CFG.run.results_dir).resolve()  # for the book, which may run elsewhere
+RESULTS = Path(CFG.run.results_dir) / PROFILE
 BUILD = Path("build") / PROFILE
 NOTEBOOK = REPO / "book/experiment.ipynb"
 # What prepare waits for: synth writes its set whole (tracks.csv last); fetch resumes
 # partial downloads, so it gets a marker of its own that Snakemake may delete.
-DATA = Path(CFG.data_dir) / "fma_metadata" / "tracks.csv" if CFG.data_source == "synth" else BUILD / "fetched"
+DATA = Path(CFG.run.data_dir) / "fma_metadata" / "tracks.csv" if CFG.data.source == "synth" else BUILD / "fetched"
 # A cell is the path of its YAML under params/ without the suffix, e.g. table1/raw_whole.
 # The ablations (params/ablations/) are cells too: each names its table cell (`base`) and the one
 # thing it changes; a change to the base cell's file re-runs them as well.
-CELLS = expected_cells(PARAMS)
+try:
+    CELLS = expected_cells(PARAMS)
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
 if not CELLS:
-    raise WorkflowError(f"no cell YAMLs under {', '.join(f'{PARAMS}/{f}' for f in CELL_FOLDERS)} (run from the "
+    raise WorkflowError(f"no cell YAMLs under {PARAMS}/table<N>/ or {PARAMS}/ablations/ (run from the "
                         "repo root, or give --directory)")
 # The baselines that apply to the profile (fmareport.baseline.baselines_for): the MFCC one on its
 # clips always, FMA's features.csv ones on FMA data.
@@ -117,12 +120,12 @@ def cell_priority(wildcards):
         c = load_cell(PROFILE, wildcards.cell)
     except ConfigError:
         return 0
-    windows = c.n_segments * c.window_samples if c.segmented else c.window_samples
-    return len(c.seeds) * c.epochs * c.train_fraction * windows / 1e6
+    windows = c.n_segments * c.window_samples if c.model.segmented else c.window_samples
+    return len(c.schedule.seeds) * c.schedule.epochs * c.train.train_fraction * windows / 1e6
 
 
 wildcard_constraints:
-    cell=r"(table[12]|ablations)/[^/]+",
+    cell=rf"({CELL_FOLDER})/[^/]+",
 
 localrules: all, results
 
@@ -159,13 +162,13 @@ rule baseline:
         "{PY} -m fmareport.cli baseline --profile {PROFILE:q} > {log:q} 2>&1"
 
 
-if CFG.data_source == "synth":
+if CFG.data.source == "synth":
 
     rule synth:
         output:
             DATA,
         params:
-            data_dir=CFG.data_dir,
+            data_dir=CFG.run.data_dir,
             # Changed settings re-make the set (Snakemake's params trigger), and so does a change in
             # how synth cuts it into artists (a set made before it had artists is refused by prepare).
             settings=shlex.join(synth_arguments(CFG)),
@@ -180,7 +183,7 @@ else:
         output:
             touch(DATA),
         params:
-            data_dir=CFG.data_dir,
+            data_dir=CFG.run.data_dir,
         shell:
             "{PY} -m fmareport.cli fetch {params.data_dir:q}"
 

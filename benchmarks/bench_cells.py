@@ -54,11 +54,11 @@ from fmareport.data.store import prepare
 if a["convs"]:
     model.MATMUL_DEVICES = ()
 cfg = load_cell(a["profile"], a["cell"])
-cfg = cfg.replace(epochs=a["epochs"], seeds=cfg.seeds[:1])
+cfg = cfg.replace(epochs=a["epochs"], seeds=cfg.schedule.seeds[:1])
 store = prepare(cfg, progress=False)
 if not a["wall"]:
     train.time = types.SimpleNamespace(perf_counter=time.process_time)
-r = train.train_seed(cfg, store, cfg.seeds[0], checkpoint_dir=None, progress=False)
+r = train.train_seed(cfg, store, cfg.schedule.seeds[0], checkpoint_dir=None, progress=False)
 epochs = [h.seconds for h in r.history]
 print(json.dumps({"epoch": sum(epochs) / len(epochs), "test": r.seconds - sum(epochs), "package": model.__file__}))
 """
@@ -126,9 +126,9 @@ def main(argv: list[str] | None = None) -> None:
         before = extract(args.against, Path(tmp)) if args.against else REPO
         what = f"commit {args.against}" if args.against else "our conv kernels"
         print(
-            f"profile {args.profile}: {len(names)} cells, seed {full.seeds[0]}, {args.epochs} epoch(s) timed; "
+            f"profile {args.profile}: {len(names)} cells, seed {full.schedule.seeds[0]}, {args.epochs} epoch(s) timed; "
             f"before = {what}; torch threads {args.threads}; {'wall' if args.wall else 'CPU'} seconds; "
-            f"a cell = {len(full.seeds)} seeds x ({full.epochs} epochs + test)"
+            f"a cell = {len(full.schedule.seeds)} seeds x ({full.schedule.epochs} epochs + test)"
         )
         print(f"{'cell':<40}{'epoch s':>9}{'before':>8}{'ratio':>7}{'test s':>8}{'before':>8}", end="")
         print(f"{'cell s':>8}{'before':>8}{'ratio':>7}")
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
             for form in FORMS if i % 2 == 0 else FORMS[::-1]:
                 tree = REPO if form == "ours" else before
                 got[form] = measure(tree, name, args, convs=form == "before" and not args.against)
-            cell = {f: len(full.seeds) * (full.epochs * e + t) for f, (e, t) in got.items()}
+            cell = {f: len(full.schedule.seeds) * (full.schedule.epochs * e + t) for f, (e, t) in got.items()}
             for f in FORMS:
                 totals[f] += cell[f]
             (e1, t1), (e0, t0) = got["ours"], got["before"]

@@ -34,7 +34,7 @@ import tiny  # benchmarks/tiny.py: the --tiny option
 
 from fmareport.config import Config
 from fmareport.data.fma import audio_path, load_tracks
-from fmareport.data.store import INT16_SCALE, prepare, synth_settings
+from fmareport.data.store import INT16_SCALE, prepare
 from fmareport.data.synth import synthesize
 
 TINY = {
@@ -108,8 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         if (data / "fma_metadata" / "tracks.csv").is_file():
             t_synth = None
         else:
-            settings = synth_settings(cfg)
-            _, t_synth = timed(lambda: synthesize(data, **settings, progress=True, workers=args.workers))
+            _, t_synth = timed(lambda: synthesize(data, cfg.synth, progress=True, workers=args.workers))
         tracks = load_tracks(data / "fma_metadata" / "tracks.csv")
         paths = [audio_path(data, tid) for tid in tracks.index[tracks["set", "subset"] <= "small"]]
         n, audio_s = len(paths), sum(sf.info(path).duration for path in paths)

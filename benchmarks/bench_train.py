@@ -56,10 +56,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from fmareport import model
 from fmareport.config import load_profile
 from fmareport.device import DevicePolicy, device_policy
+from fmareport.inputs import INPUTS
 from fmareport.model import Net, Spectrogram, SpectrogramConv
 from fmareport.train import INT16_SCALE, clip_source, load_clips, seed_everything, windows
-
-INPUTS = ("raw", "spectrogram", "both")
 
 
 class SegmentDataset(Dataset):
@@ -67,15 +66,15 @@ class SegmentDataset(Dataset):
 
     def __init__(self, audio: np.ndarray, labels: np.ndarray, cfg, spectrogram: bool):
         self.audio, self.labels, self.cfg = audio, labels, cfg
-        self.s = cfg.n_segments if cfg.segmented else 1
-        self.stft = Spectrogram(cfg.n_fft, cfg.hop) if spectrogram else None
+        self.s = cfg.n_segments if cfg.model.segmented else 1
+        self.stft = Spectrogram(cfg.model.n_fft, cfg.model.hop) if spectrogram else None
 
     def __len__(self) -> int:
         return len(self.audio) * self.s
 
     def __getitem__(self, i: int):
         clip, seg = divmod(i, self.s)
-        start = seg * self.cfg.segment_hop
+        start = seg * self.cfg.model.segment_hop
         x = torch.from_numpy(np.array(self.audio[clip, start : start + self.cfg.window_samples]))
         x = x.float() / INT16_SCALE  # (W,)
         if self.stft is not None:
@@ -164,22 +163,24 @@ def fp32_matmul_rate(device: torch.device, n: int) -> float:
         torch.backends.cuda.matmul.fp32_precision = old
 
 
-def bench_input(kind: str, args, audio: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> dict:
-    """Time ours and (raw, spectrogram) the naive path for one input; -> the numbers of one table row."""
+def bench_config(kind: str, args):
+    """The profile's config for one input, on the device and with the autocast asked for."""
     overrides = {"input": kind, "segmented": not args.whole, "cpu_fallback": True}
     if args.device:
         overrides["device"] = args.device
     cfg = load_profile(args.profile, overrides=overrides)
     if args.amp != "config":
-        cfg = cfg.replace(amp=args.amp == "on")
-    elif cfg.device != "cuda":
-        cfg = cfg.replace(amp=cfg.amp and torch.cuda.is_available())  # CPU: fp32 unless --amp on
-    policy = device_policy(cfg, audio.nbytes)
-    device = policy.device
-    seed_everything(0)
-    s = cfg.n_segments if cfg.segmented else 1
-    per_step = args.clips * s
-    n_clips = len(audio)
+        return cfg.replace(amp=args.amp == "on")
+    if cfg.compute.device != "cuda":
+        return cfg.replace(amp=cfg.compute.amp and torch.cuda.is_available())  # CPU: fp32 unless --amp on
+    return cfg
+
+
+def bench_paths(cfg, args, policy, audio: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> dict:
+    """{path: (endless batches, its own Net)}: ours; ours on the conv kernels (where the matmul form
+    is ours); the naive DataLoader path for an input of one branch."""
+    device, n_clips = policy.device, len(audio)
+    s = cfg.n_segments if cfg.model.segmented else 1
     source = clip_source(audio, policy, progress=False)  # resident on a GPU, as in training
     labels_dev = policy.to_device(torch.from_numpy(labels))
 
@@ -192,25 +193,34 @@ def bench_input(kind: str, args, audio: np.ndarray, labels: np.ndarray, rng: np.
                 x = windows(load_clips(source, rows, policy, idx), cfg)  # (B * S, W)
                 yield x, labels_dev[idx].repeat_interleave(s)
 
-    paths = {"ours": (ours(), Net(cfg).to(device))}
+    paths = {"ours": (ours(), Net(cfg.model).to(device))}
     if device.type in model.MATMUL_DEVICES:  # before: the same net and batches on the conv kernels
-        paths["convs"] = (ours(), Net(cfg).to(device))
-    if cfg.input != "both":
-        spec = cfg.input == "spectrogram"
-        loader = DataLoader(
-            SegmentDataset(audio, labels, cfg, spectrogram=spec), batch_size=per_step, shuffle=True, drop_last=True
-        )
+        paths["convs"] = (ours(), Net(cfg.model).to(device))
+    if len(branches := INPUTS[cfg.model.input].branches) == 1:  # one branch: a naive path exists
+        spec = branches == ("spectrogram",)
+        dataset = SegmentDataset(audio, labels, cfg, spectrogram=spec)
+        loader = DataLoader(dataset, batch_size=args.clips * s, shuffle=True, drop_last=True)
 
         def naive():
             while True:
                 for xb, yb in loader:
                     yield xb.to(device), yb.to(device)
 
-        net = Net(cfg).to(device)
+        net = Net(cfg.model).to(device)
         if spec:
             net.conv1 = SpectrogramFirstLayer(net.conv1)  # items are spectrograms already
         paths["naive"] = (naive(), net)
-    opts = {k: torch.optim.Adam(m.parameters(), lr=cfg.lr) for k, (_, m) in paths.items()}
+    return paths
+
+
+def bench_input(kind: str, args, audio: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> dict:
+    """Time ours and (raw, spectrogram) the naive path for one input; -> the numbers of one table row."""
+    cfg = bench_config(kind, args)
+    policy = device_policy(cfg, audio.nbytes)
+    seed_everything(0)
+    per_step = args.clips * (cfg.n_segments if cfg.model.segmented else 1)
+    paths = bench_paths(cfg, args, policy, audio, labels, rng)
+    opts = {k: torch.optim.Adam(m.parameters(), lr=cfg.train.lr) for k, (_, m) in paths.items()}
 
     x, y = next(paths["ours"][0])
     with FlopCounterMode(display=False) as counter:  # also the warm-up step of ours
@@ -227,7 +237,7 @@ def bench_input(kind: str, args, audio: np.ndarray, labels: np.ndarray, rng: np.
         for k, (batches, net) in paths.items():
             with conv_kernels(k == "convs"):
                 best[k] = min(best[k], timed(batches, net, opts[k], policy, args.steps))
-    row = {
+    return {
         "input": kind,
         "policy": policy.describe(),
         "per_step": per_step,
@@ -240,7 +250,6 @@ def bench_input(kind: str, args, audio: np.ndarray, labels: np.ndarray, rng: np.
         "amp": policy.amp,
         "device": policy.device,
     }
-    return row
 
 
 def first_layer_forms(cfg, batches: dict[str, int], rounds: int) -> list[dict]:
@@ -250,8 +259,8 @@ def first_layer_forms(cfg, batches: dict[str, int], rounds: int) -> list[dict]:
     own |STFT| of noise (frames-major, as in training) and needs no gradient, as in training.
     -> one row per shape: {shape, windows, frames, ms per form}."""
     torch.manual_seed(0)
-    layer = SpectrogramConv(1, cfg.channels, (cfg.n_bins, model.SPEC_FRAMES), bias=False)
-    w1d = layer.weight.view(cfg.channels, cfg.n_bins, model.SPEC_FRAMES)
+    layer = SpectrogramConv(1, cfg.model.channels, (cfg.model.n_bins, model.SPEC_FRAMES), bias=False)
+    w1d = layer.weight.view(cfg.model.channels, cfg.model.n_bins, model.SPEC_FRAMES)
     forms = {
         "conv2d": lambda s: torch.nn.functional.conv2d(s[:, None], layer.weight),
         "conv1d": lambda s: torch.nn.functional.conv1d(s, w1d),
@@ -259,7 +268,7 @@ def first_layer_forms(cfg, batches: dict[str, int], rounds: int) -> list[dict]:
     }
     rows = []
     for shape, (n, samples) in batches.items():
-        s = Spectrogram(cfg.n_fft, cfg.hop)(torch.randn(n, samples) * 0.1)  # (B, F, frames)
+        s = Spectrogram(cfg.model.n_fft, cfg.model.hop)(torch.randn(n, samples) * 0.1)  # (B, F, frames)
         best = {k: float("inf") for k in forms}
         for r in range(rounds + 1):  # round 0 warms up
             for k, f in forms.items():
@@ -307,10 +316,10 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         n_clips = args.clips * 8
         audio = np.lib.format.open_memmap(
-            Path(tmp) / "audio.npy", mode="w+", dtype=np.int16, shape=(n_clips, base.clip_samples)
+            Path(tmp) / "audio.npy", mode="w+", dtype=np.int16, shape=(n_clips, base.store.clip_samples)
         )
         for i in range(n_clips):
-            audio[i] = rng.normal(0, 3000, base.clip_samples).clip(-32768, 32767).astype(np.int16)
+            audio[i] = rng.normal(0, 3000, base.store.clip_samples).clip(-32768, 32767).astype(np.int16)
         audio.flush()
         audio = np.load(Path(tmp) / "audio.npy", mmap_mode="r")  # read-only, as the real store
         labels = rng.integers(0, 8, n_clips)
@@ -342,14 +351,14 @@ def main(argv: list[str] | None = None) -> None:
             line += f"{r['achieved'] / peak16:>13.1%}"
         print(line)
     if args.first_layer:
-        seg, whole = base.segment_samples, base.clip_samples
+        seg, whole = base.model.segment_samples, base.store.clip_samples
         shapes = {
             f"{args.clips} clips' segments": (args.clips * base.n_segments, seg),
             "50 segments": (50, seg),
             "50 whole clips": (50, whole),
         }
         print(
-            f"\n2D first layer, {base.channels} maps over {base.n_bins} bins x 4 frames: forward + weight gradient, "
+            f"\n2D first layer, {base.model.channels} maps over {base.model.n_bins} bins x 4 frames: forward + weight gradient, "
             f"ms (best of {args.rounds}); the ratios are each form's time over the matmul form's"
         )
         print(f"{'shape':<24}{'windows':>8}{'frames':>7}{'conv2d':>8}{'conv1d':>8}{'matmul':>8}", end="")

@@ -99,16 +99,16 @@ CLASSIFIERS = {  # how each classifier is described in its results file
 
 def baselines_for(cfg: Config) -> list[str]:
     """The baselines that apply to a profile: ours on its clips always; features.csv's on FMA data."""
-    return [v.name for v in VARIANTS.values() if v.source == "clips" or cfg.data_source == "fma"]
+    return [v.name for v in VARIANTS.values() if v.source == "clips" or cfg.data.source == "fma"]
 
 
 def baseline_path(cfg: Config, name: str = "mfcc") -> Path:
-    return Path(cfg.results_dir) / cfg.profile / "baselines" / f"{name}.json"
+    return Path(cfg.run.results_dir) / cfg.profile / "baselines" / f"{name}.json"
 
 
 def features_csv(cfg: Config) -> Path:
     """Where a data set's features.csv is: beside tracks.csv, as fma_metadata.zip holds it."""
-    return Path(cfg.data_dir) / "fma_metadata" / "features.csv"
+    return Path(cfg.run.data_dir) / "fma_metadata" / "features.csv"
 
 
 # ----------------------------------------------------------------------------

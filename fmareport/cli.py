@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .config import SynthSettings, synth_settings
 from .errors import CommandError, ConfigError, FmareportError, exit_status, one_line
 
 URL_SCHEMES = ("http", "https", "file")  # what `fetch --base-url` can download from (urllib)
@@ -72,24 +73,14 @@ def _synth(sub) -> None:
         "medium/large tracks listed in tracks.csv only (prepare leaves them out).",
     )
     p.add_argument("dir", type=Path, metavar="DIR", help="output folder (must not exist, or be empty)")
-    p.add_argument(
-        "--tracks-per-genre", type=int, default=60, metavar="N", help="small-subset tracks per genre (default: 60)"
-    )
-    p.add_argument("--seconds", type=float, default=5.0, metavar="S", help="length of each track in s (default: 5)")
-    p.add_argument("--sample-rate", type=int, default=44100, metavar="HZ", help="Hz of the mp3s (default: 44100)")
-    p.add_argument("--seed", type=int, default=0, metavar="N", help="same seed -> identical files (default: 0)")
-    p.add_argument(
-        "--validation-fraction", type=float, default=0.1, metavar="F", help="each genre's validation share (0.1)"
-    )
-    p.add_argument(
-        "--test-fraction", type=float, default=0.1, metavar="F", help="each genre's test share (default: 0.1, FMA's)"
-    )
-    p.add_argument(
-        "--bad-cases",
-        action="store_true",
-        help="add FMA's failure cases: a short track, a silent one, an empty mp3, "
-        "an mp3 of random bytes, and a track whose file is missing",
-    )
+    for name, field in SynthSettings.model_fields.items():  # one option per setting, the config's defaults
+        option = "--" + name.replace("_", "-")
+        help = f"{field.description} (default: {field.default})"
+        if field.annotation is bool:
+            p.add_argument(option, action=argparse.BooleanOptionalAction, default=None, help=help)
+        else:
+            kind = float if field.annotation is float else int
+            p.add_argument(option, type=kind, default=None, metavar="X" if kind is float else "N", help=help)
     p.add_argument("--workers", type=int, default=0, metavar="N", help="processes (default: 0 = one per CPU)")
     p.add_argument(
         "--force",
@@ -101,19 +92,8 @@ def _synth(sub) -> None:
         from .data.synth import synthesize
 
         try:
-            out = synthesize(
-                args.dir,
-                args.tracks_per_genre,
-                args.seconds,
-                args.sample_rate,
-                args.seed,
-                args.bad_cases,
-                progress=True,
-                workers=args.workers,
-                force=args.force,
-                validation_fraction=args.validation_fraction,
-                test_fraction=args.test_fraction,
-            )
+            given = {k: v for k in SynthSettings.model_fields if (v := getattr(args, k)) is not None}
+            out = synthesize(args.dir, synth_settings(given, "fmareport synth"), True, args.workers, args.force)
         except (FileExistsError, ValueError) as err:
             raise ConfigError(str(err)) from None
         print(out)

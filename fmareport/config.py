@@ -27,19 +27,28 @@ import re
 import reprlib
 import typing
 from collections import Counter
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    create_model,
+    model_serializer,
+    model_validator,
+)
 
 from .errors import ConfigError  # defined with the project's other errors; imported from here too
+from .inputs import InputName
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PARAMS_DIR = REPO_ROOT / "params"
 
-InputKind = Literal["raw", "spectrogram", "both"]
 
 # A name is lower-case letters, digits, '_' and '-', starting with a letter or digit; a cell
 # has at most one '/' (its table folder under params/). No '..', no absolute path, no '~'.
@@ -72,128 +81,110 @@ MAX_MESSAGES = 5
 MAX_CLIP_SAMPLES = 2**24
 
 
-class Config(BaseModel):
-    """Every setting of one experiment run. Units are in the field comments."""
+class Section(BaseModel):
+    """A group of settings one part of the code takes whole (`Net(cfg.model)`).
+
+    In a params file the keys stay flat: a section's key is its `PREFIX` and the field's name
+    (`synth_seconds` is `cfg.synth.seconds`, `n_fft` is `cfg.model.n_fft`); see `FLAT_KEYS`.
+    """
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    PREFIX: ClassVar[str] = ""
 
-    # --- identity ---
-    profile: ProfileName = "smoke"  # profile name: smoke | demo | paper (or your own)
-    cell: CellName = "adhoc"  # experiment cell, e.g. "table1/spectrogram_segmented"
-    base: CellName | None = None  # an ablation's table cell: its settings come first, then the ablation's
 
-    # --- data: where the FMA-format data set is and how it is made ---
-    # The defaults are the smoke profile's (params/profiles/smoke.yaml), so a run with no
-    # params at all is a small synthetic one and shares the smoke profile's data folder.
-    data_source: Literal["synth", "fma"] = "synth"  # synth: `fmareport synth`; fma: real FMA (fetch)
-    data_dir: str = "data/synth-smoke"  # FMA-format root (holds fma_metadata/ and fma_small/)
-    store_root: str = "data/stores"  # clip stores live here, one folder per settings fingerprint
-    subset: Literal["small", "medium", "large"] = "small"
-    synth_tracks_per_genre: Positive = 5  # synth only: tracks per genre in the small subset
-    synth_seconds: Annotated[float, Field(gt=0, le=600)] = 2.5  # synth only: length of each track (s)
-    synth_sample_rate: Positive = 22050  # synth only: rate of the synthetic mp3s (Hz)
-    synth_seed: Annotated[int, Field(ge=0)] = 0  # synth only: same seed -> same bytes (numpy: >= 0)
-    # synth only: shares of each genre's tracks in the validation and test splits (FMA's 80/10/10);
-    # the rest is training. The demo makes its test split large: its intervals narrow with it.
-    synth_validation_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
-    synth_test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
-    synth_bad_cases: bool = True  # synth only: add FMA's real failure cases
+# The sample rates an mp3 can have (MPEG-1, 2 and 2.5 layer III): synth writes mp3s.
+MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 
-    # --- clips: decoded once into the store ---
+
+class SynthSettings(Section):
+    """How `fmareport synth` makes a synthetic FMA-format set (synth only; docs/running.md).
+
+    The defaults are the smoke profile's, so a run with no params at all is a small synthetic one;
+    `fmareport synth` takes the same settings as options (`--tracks-per-genre`, ...).
+    """
+
+    PREFIX: ClassVar[str] = "synth_"
+    tracks_per_genre: Positive = Field(5, description="small-subset tracks per genre")
+    seconds: Annotated[float, Field(gt=0, le=600)] = Field(2.5, description="length of each track (s)")
+    sample_rate: Literal[MP3_RATES] = Field(22050, description="sample rate of the mp3s (Hz)")
+    seed: Annotated[int, Field(ge=0)] = Field(0, description="same seed -> the same bytes")
+    # FMA's split is 80/10/10 per genre; a set of our own may take other shares (the demo's test
+    # split is half: its intervals narrow with it). The rest is training.
+    validation_fraction: Annotated[float, Field(gt=0, lt=1)] = Field(0.1, description="each genre's validation share")
+    test_fraction: Annotated[float, Field(gt=0, lt=1)] = Field(0.1, description="each genre's test share")
+    bad_cases: bool = Field(
+        True,
+        description="add FMA's failure cases: a short track, a silent one, an empty mp3, an mp3 of random "
+        "bytes, and a track whose file is missing",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SynthSettings:
+        if self.validation_fraction + self.test_fraction >= 1:
+            raise ValueError(
+                f"keys 'synth_validation_fraction' + 'synth_test_fraction': {self.validation_fraction:g} + "
+                f"{self.test_fraction:g} leave no training tracks; their sum must be below 1"
+            )
+        return self
+
+
+class DataSettings(Section):
+    """Which data set: synthetic or real FMA, and which subset of it."""
+
+    source: Literal["synth", "fma"] = "synth"  # key data_source. synth: `fmareport synth`; fma: real FMA
+    subset: Literal["small", "medium", "large"] = "small"  # key subset (no prefix: see FLAT_NAMES)
+
+
+class StoreSettings(Section):
+    """How clips are decoded once into the store: with the data set, the store's identity."""
+
     sample_rate: Annotated[int, Field(gt=0, le=192_000)] = 8000  # Hz after resampling (paper: 44100)
     clip_samples: Annotated[int, Field(gt=0, le=MAX_CLIP_SAMPLES)] = 16384  # paper: 10**6 (22.7 s)
     clip_rule: Literal["start", "center"] = "start"  # which part of a longer track is kept
     min_clip_fraction: Annotated[float, Field(gt=0, le=1)] = 0.5  # shorter: zero-pad if >= this, else skip
-    prepare_workers: Annotated[int, Field(ge=0)] = 0  # decode processes (0: one per usable CPU)
 
-    # --- model (DESIGN §4) ---
-    input: InputKind = "spectrogram"  # raw (1D) | spectrogram (2D) | both (1D+2D)
+
+class ModelSettings(Section):
+    """The network (the paper's Sec. 3; the book's Methods page) and the window it sees."""
+
+    input: InputName = "spectrogram"  # raw (1D) | spectrogram (2D) | both (1D+2D): fmareport/inputs.py
     n_fft: Positive = 256  # STFT window (samples), even; paper: 2048 ("4048" is a typo)
     hop: Positive = 128  # STFT hop (samples); paper: 1024 = n_fft/2 (50 % overlap)
     channels: Positive = 32  # feature maps of the residual block (paper: 256), even
     dense: Annotated[list[Positive], Field(min_length=1)] = [300, 150]  # hidden dense widths (Zhang et al.)
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0  # after every layer but the last dense (0 or 0.2)
     spectrogram_scale: Literal["linear", "log"] = "linear"  # 2D input: |STFT| (the paper's) or log1p(|STFT|)
-
-    # --- segments (the paper's "~3 s with 50 % overlap") ---
+    # segments (the paper's "~3 s with 50 % overlap")
     segmented: bool = False
     segment_samples: Positive = 4096  # samples per segment (paper: 2**17, ~3 s at 44.1 kHz)
     segment_overlap: Annotated[float, Field(ge=0, lt=1)] = 0.5  # fraction shared with the next segment
 
-    # --- protocol ---
-    seeds: Annotated[list[Seed], Field(min_length=1)] = [0]  # each in [0, 2**32): numpy's seed range
-    epochs: Positive = 1
-    batch_size: Positive = 16  # clips per step (paper: 50); segmented: all segments of these clips
-    batch_unit: Literal["clips", "segments"] = "clips"  # a batch: the segments of batch_size clips, or
-    #                                                     batch_size segments drawn across all clips
-    train_fraction: Annotated[float, Field(gt=0, le=1)] = 1.0  # a stratified share of the training split
-    lr: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5e-4  # Adam learning rate (finite)
-    # --- where it runs (fmareport/device.py: the device policy) ---
-    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when usable, else see cpu_fallback
-    cpu_fallback: bool = True  # device auto without a usable GPU: run on the CPU (false: stop at once)
-    amp: bool = False  # bf16 autocast where the device really has bf16: CPU, CUDA compute capability >= 8.0
-    store_on_device: Literal["auto", "always", "never"] = "auto"  # clip store as a tensor on the device
-    deterministic: bool = False  # torch deterministic algorithms (slower)
-    results_dir: str = "results"  # results/<profile>/<cell>.json and .ipynb
-    build_dir: str = "build"  # scratch: checkpoints and locks, build/<profile>/<cell>/
-
     @model_validator(mode="after")
-    def _consistent(self) -> Config:
-        """Checks across keys; every message names its key."""
+    def _consistent(self) -> ModelSettings:
         e = []
-        if self.synth_validation_fraction + self.synth_test_fraction >= 1:
-            e.append(
-                f"keys 'synth_validation_fraction' + 'synth_test_fraction': {self.synth_validation_fraction:g} + "
-                f"{self.synth_test_fraction:g} leave no training tracks; their sum must be below 1"
-            )
         if self.n_fft % 2:
             e.append(f"key 'n_fft': must be even (n_fft // 2 + 1 frequency bins), got {self.n_fft}")
         if self.channels % 2:
-            e.append(f"key 'channels': must be even (the 'both' input gives each half), got {self.channels}")
-        twice = sorted(s for s, n in Counter(self.seeds).items() if n > 1)  # linear: 300,000 seeds in ms
-        if twice:
-            e.append(
-                f"key 'seeds': each seed once (a repeated seed would only repeat its run), "
-                f"got {shown(self.seeds)}; {shown(twice)} repeated"
-            )
+            e.append(f"key 'channels': must be even (an input of two branches gives each half), got {self.channels}")
         if self.segment_hop < 1:
             e.append(
                 f"key 'segment_overlap': {self.segment_overlap} leaves a segment hop of "
                 f"{self.segment_hop} samples for {self.segment_samples}-sample segments; lower it"
             )
-        if self.segment_samples > self.clip_samples:
-            e.append(f"key 'segment_samples': {self.segment_samples} is longer than clip_samples {self.clip_samples}")
         if self.steps(self.segment_samples) < 4:
             e.append(
                 f"key 'segment_samples': {self.segment_samples} samples give "
                 f"{self.steps(self.segment_samples)} steps after the first layer with hop {self.hop}; "
                 "the residual block needs at least 4 (its kernel)"
             )
-        if self.n_fft > min(self.segment_samples, self.clip_samples):
-            e.append(
-                f"key 'n_fft': the window of {self.n_fft} samples is longer than a "
-                f"{min(self.segment_samples, self.clip_samples)}-sample "
-                f"{'segment' if self.segment_samples <= self.clip_samples else 'clip'}; lower it"
-            )
         if e:
             raise ValueError("; ".join(e))
         return self
 
-    # --- derived quantities ---
     @property
     def segment_hop(self) -> int:
         """Samples between segment starts (2**16 in the paper profile)."""
         return int(round(self.segment_samples * (1.0 - self.segment_overlap)))
-
-    @property
-    def n_segments(self) -> int:
-        """Segments per clip: 14 for a 10**6-sample clip and 2**17-sample segments at 50 %."""
-        return (self.clip_samples - self.segment_samples) // self.segment_hop + 1
-
-    @property
-    def window_samples(self) -> int:
-        """Samples the network sees at once: a whole clip or one segment."""
-        return self.segment_samples if self.segmented else self.clip_samples
 
     @property
     def n_bins(self) -> int:
@@ -204,22 +195,194 @@ class Config(BaseModel):
         """Time steps after the first layer, T = N // hop - 2 (974 for 10**6, 126 for 2**17)."""
         return n_samples // self.hop - 2
 
+
+class TrainSettings(Section):
+    """How each seed is trained (the paper's Sec. 4: Adam, batches of 50 clips)."""
+
+    batch_size: Positive = 16  # clips per step (paper: 50); segmented: all segments of these clips
+    batch_unit: Literal["clips", "segments"] = "clips"  # a batch: the segments of batch_size clips, or
+    #                                                     batch_size segments drawn across all clips
+    train_fraction: Annotated[float, Field(gt=0, le=1)] = 1.0  # a stratified share of the training split
+    lr: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5e-4  # Adam learning rate (finite)
+
+
+class ScheduleSettings(Section):
+    """How much of the protocol runs: which seeds, how many epochs. Epoch k of a seed is the same
+    whatever the number of epochs, so a checkpoint resumes under more epochs or seeds."""
+
+    seeds: Annotated[list[Seed], Field(min_length=1)] = [0]  # each in [0, 2**32): numpy's seed range
+    epochs: Positive = 1
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScheduleSettings:
+        twice = sorted(s for s, n in Counter(self.seeds).items() if n > 1)  # linear: 300,000 seeds in ms
+        if twice:
+            raise ValueError(
+                f"key 'seeds': each seed once (a repeated seed would only repeat its run), "
+                f"got {shown(self.seeds)}; {shown(twice)} repeated"
+            )
+        return self
+
+
+class ComputeSettings(Section):
+    """What computes (fmareport/device.py: the device policy); each may change the numbers."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when usable, else see cpu_fallback
+    amp: bool = False  # bf16 autocast where the device really has bf16: CPU, CUDA compute capability >= 8.0
+    deterministic: bool = False  # torch deterministic algorithms (slower)
+
+
+class RunSettings(Section):
+    """Where files go and how the work is spread: nothing here changes a run's numbers, so a result or
+    checkpoint that differs from a config only here is still its run (fmareport.report.runs)."""
+
+    data_dir: str = "data/synth-smoke"  # FMA-format root (holds fma_metadata/ and fma_small/)
+    store_root: str = "data/stores"  # clip stores live here, one folder per settings fingerprint
+    results_dir: str = "results"  # results/<profile>/<cell>.json and .ipynb
+    build_dir: str = "build"  # scratch: checkpoints and locks, build/<profile>/<cell>/
+    prepare_workers: Annotated[int, Field(ge=0)] = 0  # decode processes (0: one per usable CPU)
+    store_on_device: Literal["auto", "always", "never"] = "auto"  # clip store as a tensor on the device
+    cpu_fallback: bool = True  # device auto without a usable GPU: run on the CPU (false: stop at once)
+
+
+# Flat keys that are not the section's prefix and field name: `data_source` reads better than
+# `source` in a params file. Everything else is derived (FLAT_KEYS).
+FLAT_NAMES = {("data", "source"): "data_source"}
+
+
+class Config(BaseModel):
+    """Every setting of one experiment run, in sections a module takes whole.
+
+    Built from, and written as, the flat mapping of a params file (`to_dict`); `FLAT_KEYS` says
+    which section holds each key. Units are in the sections' field comments.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    profile: ProfileName = "smoke"  # profile name: smoke | demo | paper (or your own)
+    cell: CellName = "adhoc"  # experiment cell, e.g. "table1/spectrogram_segmented"
+    base: CellName | None = None  # an ablation's table cell: its settings come first, then the ablation's
+    data: DataSettings = DataSettings()
+    synth: SynthSettings = SynthSettings()
+    store: StoreSettings = StoreSettings()
+    model: ModelSettings = ModelSettings()
+    train: TrainSettings = TrainSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    compute: ComputeSettings = ComputeSettings()
+    run: RunSettings = RunSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_flat(cls, raw: Any) -> Any:
+        """A flat mapping (a params file's) into sections; unknown keys stay on top to be refused."""
+        return nest(raw) if isinstance(raw, dict) else raw
+
+    @model_serializer(mode="wrap")
+    def _to_flat(self, handler) -> dict[str, Any]:
+        """Written flat, as a params file: results files and references keep one key per setting."""
+        return flatten(handler(self))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        """Checks across sections; every message names its key."""
+        m, clip = self.model, self.store.clip_samples
+        e = []
+        if m.segment_samples > clip:
+            e.append(f"key 'segment_samples': {m.segment_samples} is longer than clip_samples {clip}")
+        if m.n_fft > min(m.segment_samples, clip):
+            e.append(
+                f"key 'n_fft': the window of {m.n_fft} samples is longer than a "
+                f"{min(m.segment_samples, clip)}-sample {'segment' if m.segment_samples <= clip else 'clip'}; lower it"
+            )
+        if e:
+            raise ValueError("; ".join(e))
+        return self
+
+    # --- derived across sections ---
+    @property
+    def n_segments(self) -> int:
+        """Segments per clip: 14 for a 10**6-sample clip and 2**17-sample segments at 50 %."""
+        return (self.store.clip_samples - self.model.segment_samples) // self.model.segment_hop + 1
+
+    @property
+    def window_samples(self) -> int:
+        """Samples the network sees at once: a whole clip or one segment."""
+        return self.model.segment_samples if self.model.segmented else self.store.clip_samples
+
     def to_dict(self) -> dict[str, Any]:
+        """The flat mapping of a params file: {"profile": ..., "data_source": ..., "n_fft": ..., ...}."""
         return self.model_dump()
 
     def replace(self, **changes: Any) -> Config:
-        """A copy with `changes`, checked like any other layer (ConfigError on a bad value)."""
+        """A copy with `changes` (flat keys), checked like any other layer (ConfigError on a bad value)."""
         return from_dict(changes, source="replace", base=self.to_dict())
 
 
-FIELDS = Config.model_fields
+IDENTITY = ("profile", "cell", "base")
+SECTIONS: dict[str, type[Section]] = {
+    name: f.annotation for name, f in Config.model_fields.items() if name not in IDENTITY
+}
+# Every flat key of a params file -> (section, field); identity keys -> (None, key).
+FLAT_KEYS: dict[str, tuple[str | None, str]] = {k: (None, k) for k in IDENTITY} | {
+    FLAT_NAMES.get((s, f), cls.PREFIX + f): (s, f) for s, cls in SECTIONS.items() for f in cls.model_fields
+}
+assert len(FLAT_KEYS) == len(IDENTITY) + sum(len(c.model_fields) for c in SECTIONS.values()), "a flat key twice"
+_FLAT_OF = {where: key for key, where in FLAT_KEYS.items()}
 
-# Keys that never change a run's numbers: where files go, how many processes decode, where the
-# store sits. A result or checkpoint that differs from a config only in these is still its run
-# (fmareport.report.runs); a checkpoint may also differ in epochs and seeds (fmareport.train).
-NUMBER_FREE_KEYS = frozenset(
-    {"results_dir", "build_dir", "data_dir", "store_root", "prepare_workers", "store_on_device", "cpu_fallback"}
+
+def section_keys(*sections: str) -> frozenset[str]:
+    """The flat keys of `sections`: section_keys("run") = the keys that change no number."""
+    return frozenset(k for k, (s, _) in FLAT_KEYS.items() if s in sections)
+
+
+def flat_key(section: str | None, field: str) -> str:
+    """("model", "n_fft") -> "n_fft"; ("synth", "seconds") -> "synth_seconds"."""
+    return _FLAT_OF[(section, field)]
+
+
+def nest(raw: dict[str, Any]) -> dict[str, Any]:
+    """A flat mapping into sections ({"n_fft": 8} -> {"model": {"n_fft": 8}}); an unknown key, or a
+    section given as a mapping, stays where it is for the model to refuse or take."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        section, field = FLAT_KEYS.get(key, (None, key)) if isinstance(key, str) else (None, key)
+        if section is None:
+            out[key] = value
+        else:
+            sub = out.setdefault(section, {})
+            if isinstance(sub, dict):
+                sub[field] = value
+    return out
+
+
+def flatten(nested: dict[str, Any]) -> dict[str, Any]:
+    """Sections into the flat mapping of a params file, in the order of Config's sections."""
+    out = {k: nested[k] for k in IDENTITY if k in nested}
+    for section in SECTIONS:
+        for field, value in nested.get(section, {}).items():
+            out[flat_key(section, field)] = value
+    return out
+
+
+# Keys that never change a run's numbers (a result that differs from a config only in these is still
+# its run, fmareport.report.runs), and those a checkpoint may also differ in (fmareport.train).
+NUMBER_FREE_KEYS = section_keys("run")
+RESUME_FREE_KEYS = section_keys("run", "schedule")
+
+# A flat model of the params file: its JSON Schema describes a key (`_describe`) and a results
+# file's config (`fmareport schema`); it holds no list of keys of its own.
+FlatConfig = create_model(
+    "FlatConfig",
+    __config__=ConfigDict(extra="forbid", strict=True),
+    **{
+        k: (Config.model_fields[f].annotation, Config.model_fields[f])
+        if s is None
+        else (SECTIONS[s].model_fields[f].annotation, SECTIONS[s].model_fields[f])
+        for k, (s, f) in FLAT_KEYS.items()
+    },
 )
+FIELDS = FlatConfig.model_fields
+
 
 _REPR = reprlib.Repr()
 _REPR.maxstring = _REPR.maxother = _REPR.maxlong = MAX_SHOWN
@@ -243,7 +406,7 @@ def shown(value: Any, text: bool = False) -> str:
 
 def _describe(key: str) -> str:
     """What a key accepts, in words: 'one of 'raw', 'spectrogram', 'both'', 'an integer', ..."""
-    schema = Config.model_json_schema()["properties"][key]
+    schema = FlatConfig.model_json_schema()["properties"][key]
     if "enum" in schema:
         return "one of " + ", ".join(repr(a) for a in schema["enum"])
     kind = schema.get("type")
@@ -252,6 +415,13 @@ def _describe(key: str) -> str:
     return {"integer": "an integer", "number": "a number", "boolean": "true or false", "string": "a string"}.get(
         kind, str(kind)
     )
+
+
+def _flat_loc(loc: tuple) -> tuple:
+    """A pydantic error's place as a params file names it: ('model', 'n_fft') -> ('n_fft',)."""
+    if len(loc) >= 2 and loc[0] in SECTIONS and (loc[0], loc[1]) in _FLAT_OF:
+        return (flat_key(loc[0], loc[1]), *loc[2:])
+    return loc
 
 
 def _key(loc: tuple) -> str:
@@ -297,39 +467,44 @@ def _num(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else f"{v:g}"
 
 
-def _message(e: dict) -> str:
+def _key_name(loc: tuple) -> str:
+    """How a params file names the value at `loc`: "key 'seeds[1]'"."""
+    return f"key {shown(_key(loc))}"
+
+
+def _message(e: dict, name: Callable[[tuple], str] = _key_name) -> str:
     """One pydantic error as our message: the key, what was given (shortened), what is allowed."""
-    kind, loc, value = e["type"], e["loc"], shown(e.get("input"))
-    if kind == "value_error" and not loc:  # our cross-field checks: the message names its keys
+    kind, loc, value = e["type"], _flat_loc(e["loc"]), shown(e.get("input"))
+    if kind == "value_error" and (not loc or loc[0] in SECTIONS):  # our cross-field checks name their keys
         return str(e["ctx"]["error"])
-    key = shown(_key(loc))
+    key = name(loc)
     if kind == "extra_forbidden":
         near = difflib.get_close_matches(str(loc[0])[:MAX_SHOWN], FIELDS, n=1, cutoff=0.6)
         hint = f" Did you mean {near[0]!r}?" if near else ""
         return f"unknown key {shown(loc[0])}.{hint} Known keys: {', '.join(FIELDS)}"
     if kind in _BOUNDS:
-        return f"key {key}: must be {_allowed_range(loc, kind, e['ctx'])}, got {value}"
+        return f"{key}: must be {_allowed_range(loc, kind, e['ctx'])}, got {value}"
     if kind == "string_pattern_mismatch":
         what = "a cell: a name, or table/name" if loc[0] == "cell" else "a name"
         return (
-            f"key {key}: {value} is not {what} (lower-case letters, digits, '_' and '-', "
+            f"{key}: {value} is not {what} (lower-case letters, digits, '_' and '-', "
             f"starting with a letter or digit; it becomes part of a path)"
         )
     if kind == "finite_number":
-        return f"key {key}: must be a finite number, got {value}"
+        return f"{key}: must be a finite number, got {value}"
     if kind == "too_short":
-        return f"key {key}: needs at least {e['ctx']['min_length']} value(s), got {value}"
+        return f"{key}: needs at least {e['ctx']['min_length']} value(s), got {value}"
     expected = _describe(loc[0]) if len(loc) == 1 else {"int_type": "an integer"}.get(kind, e["msg"])
-    return f"key {key}: got {value} ({type(e.get('input')).__name__}), expected {expected}"
+    return f"{key}: got {value} ({type(e.get('input')).__name__}), expected {expected}"
 
 
-def _messages(errors: list[dict]) -> str:
+def _messages(errors: list[dict], name: Callable[[tuple], str] = _key_name) -> str:
     """The first MAX_MESSAGES distinct problems, '; '-joined, and how many errors are left out."""
     messages: list[str] = []
     seen = 0  # errors looked at: each message is built only for these
     for e in errors:
         seen += 1
-        if (m := _message(e)) not in messages:
+        if (m := _message(e, name)) not in messages:
             messages.append(m)
         if len(messages) == MAX_MESSAGES:
             break
@@ -341,10 +516,29 @@ def from_dict(raw: dict[str, Any], source: str = "<dict>", base: dict[str, Any] 
     """Build a Config from `base` (already checked values) updated by `raw` (from `source`)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of keys to values, got {type(raw).__name__}")
+    if nested := [k for k in raw if k in SECTIONS]:
+        raise ConfigError(
+            f"{source}: key {nested[0]!r} is a section of the config; params files are flat: write its keys "
+            f"at the top level ({', '.join(sorted(section_keys(nested[0]))[:3])}, ...), not under {nested[0]!r}"
+        )
     try:
         return Config.model_validate({**(base or {}), **raw})
     except ValidationError as err:
         raise ConfigError(f"{source}: {_messages(err.errors(include_url=False))}") from None
+
+
+def synth_settings(values: dict[str, Any], source: str) -> SynthSettings:
+    """SynthSettings from `fmareport synth`'s options ({"seconds": 5.0, ...}: only those given; the
+    rest are the defaults), checked by the section's own rules; ConfigError names each option."""
+    try:
+        return SynthSettings.model_validate(values)
+    except ValidationError as err:
+        errors = [{**e, "loc": _flat_loc(("synth", *e["loc"]))} for e in err.errors(include_url=False)]
+
+        def option(loc: tuple) -> str:  # ('synth_seconds',) -> 'option --seconds'
+            return f"option --{FLAT_KEYS[loc[0]][1].replace('_', '-')}"
+
+        raise ConfigError(f"{source}: {_messages(errors, option)}") from None
 
 
 class _Loader(yaml.SafeLoader):

@@ -2,15 +2,15 @@
 
 It decides, once per run, and says why (`policy.notes`):
 
-* the device: cfg.device "cpu", "cuda", or "auto" (CUDA when usable; otherwise the CPU if
-  cfg.cpu_fallback, else stop at once naming the reason: the paper profile would train
+* the device: cfg.compute.device "cpu", "cuda", or "auto" (CUDA when usable; otherwise the CPU if
+  cfg.run.cpu_fallback, else stop at once naming the reason: the paper profile would train
   on a CPU for days). "Usable" means torch can run kernels on the GPU: the wheel's CUDA
   needs a recent enough driver, and its kernels stop at some oldest GPU architecture.
-* where the clip store lives (cfg.store_on_device): "auto" copies it into GPU memory
+* where the clip store lives (cfg.run.store_on_device): "auto" copies it into GPU memory
   when it takes at most half the free memory (FMA-small: 8000 x 10**6 int16 = 16 GB) and
   reads the memmap on a CPU; "always" makes it a resident tensor on any device, the CPU
   included (the same code the GPU runs); "never" reads the memmap.
-* autocast (cfg.amp): bf16 where the device really has it. CPU autocast runs bf16 (all
+* autocast (cfg.compute.amp): bf16 where the device really has it. CPU autocast runs bf16 (all
   x86 CPUs PyTorch supports); on CUDA only from compute capability 8.0 (Ampere) on:
   `torch.cuda.is_bf16_supported()` is True on older GPUs too, through emulation, which is
   slower than fp32 there.
@@ -81,15 +81,15 @@ def cuda_problem() -> str | None:
 
 
 def pick_device(cfg: Config) -> torch.device:
-    """cfg.device as a torch device, or DeviceError at once when the machine cannot give it."""
-    if cfg.device == "cpu":
+    """cfg.compute.device as a torch device, or DeviceError at once when the machine cannot give it."""
+    if cfg.compute.device == "cpu":
         return torch.device("cpu")
     problem = cuda_problem()
     if problem is None:
         return torch.device("cuda")  # cuda:0 of this process: the job's own GPU (CUDA_VISIBLE_DEVICES)
-    if cfg.device == "cuda":
+    if cfg.compute.device == "cuda":
         raise DeviceError(f"config asks for device 'cuda' but CUDA is not usable: {problem}. Use device: cpu")
-    if cfg.cpu_fallback:
+    if cfg.run.cpu_fallback:
         return torch.device("cpu")
     raise DeviceError(
         f"profile {cfg.profile!r}, device auto: no usable CUDA device ({problem}). This profile does not fall "
@@ -156,12 +156,14 @@ def device_policy(cfg: Config, store_nbytes: int = 0) -> DevicePolicy:
             + ")"
         )
     else:
-        notes.append("device cpu" + (" (device auto, no usable CUDA: cpu_fallback)" if cfg.device == "auto" else ""))
+        notes.append(
+            "device cpu" + (" (device auto, no usable CUDA: cpu_fallback)" if cfg.compute.device == "auto" else "")
+        )
 
-    if cfg.store_on_device == "never":
+    if cfg.run.store_on_device == "never":
         resident = False
         notes.append("clip store: memmap (store_on_device: never)")
-    elif cfg.store_on_device == "always":
+    elif cfg.run.store_on_device == "always":
         resident = True
         notes.append(f"clip store: resident on {device.type} (store_on_device: always)")
     elif device.type == "cuda":
@@ -176,7 +178,7 @@ def device_policy(cfg: Config, store_nbytes: int = 0) -> DevicePolicy:
         notes.append("clip store: memmap (store_on_device: auto on the CPU)")
 
     amp_dtype = None
-    if cfg.amp:
+    if cfg.compute.amp:
         ok, why = bf16_autocast(device)
         amp_dtype = torch.bfloat16 if ok else None
         notes.append(f"{'bf16 autocast' if ok else 'fp32'} (amp: true; {why})")

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from . import provenance
-from .config import Config, load_cell
+from .config import RESUME_FREE_KEYS, Config, load_cell
 from .data.fma import GENRES
 from .data.store import prepare
 from .device import pick_device
@@ -44,7 +44,7 @@ from .errors import ConfigError, FmareportError
 from .files import locked, mark_owned, remove_owned
 from .model import Net
 from .results import CellResults, DataInfo, Provenance, results_path, summarize, write_results
-from .train import RESUME_FREE_KEYS, checkpoint_bytes, train_seed
+from .train import checkpoint_bytes, train_seed
 
 # The notebook's parameters: what a user passes to papermill with -p (or -y for overrides).
 PARAMETERS = ("profile", "cell", "overrides")
@@ -72,8 +72,8 @@ class CellPaths:
 
     @classmethod
     def of(cls, cfg: Config) -> CellPaths:
-        build = Path(cfg.build_dir) / cfg.profile / cfg.cell
-        json_path = results_path(cfg.results_dir, cfg.profile, cfg.cell)
+        build = Path(cfg.run.build_dir) / cfg.profile / cfg.cell
+        json_path = results_path(cfg.run.results_dir, cfg.profile, cfg.cell)
         return cls(json_path, json_path.with_suffix(".ipynb"), build, build / "checkpoints" / settings_hash(cfg))
 
 
@@ -96,8 +96,8 @@ def cell_lock(paths: CellPaths) -> Iterator[None]:
 
 def results_bytes(cfg: Config, n_test: int) -> int:
     """The most a cell's results file takes, for `n_test` test tracks."""
-    per_seed = n_test * RESULTS_BYTES_PER_TEST_TRACK + cfg.epochs * RESULTS_BYTES_PER_EPOCH
-    return len(cfg.seeds) * per_seed + RESULTS_BASE_BYTES
+    per_seed = n_test * RESULTS_BYTES_PER_TEST_TRACK + cfg.schedule.epochs * RESULTS_BYTES_PER_EPOCH
+    return len(cfg.schedule.seeds) * per_seed + RESULTS_BASE_BYTES
 
 
 def check_folders(cfg: Config, paths: CellPaths, n_test: int) -> None:
@@ -105,9 +105,9 @@ def check_folders(cfg: Config, paths: CellPaths, n_test: int) -> None:
     every seed's checkpoint plus the one being saved, and the results file twice (the old and the new
     one during its atomic write). StorageError naming the folder, the key and the room needed."""
     with torch.device("meta"):  # the model's shapes, no memory
-        checkpoint = checkpoint_bytes(Net(cfg).state_dict())
+        checkpoint = checkpoint_bytes(Net(cfg.model).state_dict())
     check_writable(paths.checkpoints, "build_dir")
-    check_room(paths.checkpoints, (len(cfg.seeds) + 1) * checkpoint, "the checkpoints", "build_dir")
+    check_room(paths.checkpoints, (len(cfg.schedule.seeds) + 1) * checkpoint, "the checkpoints", "build_dir")
     check_writable(paths.results.parent, "results_dir")
     check_room(paths.results.parent, 2 * results_bytes(cfg, n_test), "the results file", "results_dir")
 
@@ -125,7 +125,9 @@ def run_cell(cfg: Config, progress: bool = True, entry: str = "fmareport.experim
         store = prepare(cfg, progress)
         check_folders(cfg, paths, len(store.split_indices("test")))
         checkpoints = mark_owned(paths.checkpoints, CHECKPOINT_MARKER)  # resumed or made afresh
-        seeds = [train_seed(cfg, store, seed, checkpoint_dir=checkpoints, progress=progress) for seed in cfg.seeds]
+        seeds = [
+            train_seed(cfg, store, seed, checkpoint_dir=checkpoints, progress=progress) for seed in cfg.schedule.seeds
+        ]
         results = CellResults(
             run_id=uuid.uuid4().hex,
             profile=cfg.profile,

@@ -24,11 +24,11 @@ Choices the paper leaves open, and ours (the report states them):
   side gets one more; the same split as Keras' and PyTorch's padding="same".
 * Convolutions and hidden dense layers have no bias: the batch norm after each has
   its own shift. Only the last dense layer (the logits) has a bias.
-* Dropout (p = cfg.dropout, the paper's 0.2) after the activation of every layer but the
+* Dropout (p = model.dropout, the paper's 0.2) after the activation of every layer but the
   last dense one: conv1, conv2, the block output, dense 1 and dense 2.
 * The 1D first layer is Conv1d(1, C, 3*hop, stride=hop) (Fig. 2 is lost): it spans the
   samples of four STFT frames' hops and lands on the same T as the 2D one.
-* Under bf16 autocast (cfg.amp) the output layer still runs in fp32 and the logits are
+* Under bf16 autocast (cfg.compute.amp) the output layer still runs in fp32 and the logits are
   float32: bf16 keeps 8 bits of mantissa, and rounding the logits to it makes ties, which
   argmax gives to the lowest class.
 
@@ -56,8 +56,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import Config
+from .config import ModelSettings
 from .data.fma import GENRES
+from .inputs import INPUTS
 
 RESIDUAL_KERNEL = 4  # conv2 and conv3 kernel (Zhang et al. 2016, nnet2)
 SPEC_FRAMES = 4  # 2D first layer spans 4 STFT frames -> T = (N // hop + 1) - 4 + 1
@@ -195,15 +196,16 @@ class FirstLayer(nn.Module):
     (B, N) -> (B, C, T) with T = N // hop - 2 for every input.
     """
 
-    def __init__(self, cfg: Config):
+    def __init__(self, model: ModelSettings):
         super().__init__()
-        c = cfg.channels // 2 if cfg.input == "both" else cfg.channels
-        raw, spec = cfg.input in ("raw", "both"), cfg.input in ("spectrogram", "both")
-        self.raw = Conv1d(1, c, RAW_HOPS * cfg.hop, stride=cfg.hop, bias=False) if raw else None
-        self.stft = Spectrogram(cfg.n_fft, cfg.hop, cfg.spectrogram_scale) if spec else None
-        self.spec = SpectrogramConv(1, c, (cfg.n_bins, SPEC_FRAMES), bias=False) if spec else None
-        self.bn = nn.BatchNorm1d(cfg.channels)
-        self.hop = cfg.hop
+        branches = INPUTS[model.input].branches
+        c = model.channels // len(branches)
+        raw, spec = "raw" in branches, "spectrogram" in branches
+        self.raw = Conv1d(1, c, RAW_HOPS * model.hop, stride=model.hop, bias=False) if raw else None
+        self.stft = Spectrogram(model.n_fft, model.hop, model.spectrogram_scale) if spec else None
+        self.spec = SpectrogramConv(1, c, (model.n_bins, SPEC_FRAMES), bias=False) if spec else None
+        self.bn = nn.BatchNorm1d(model.channels)
+        self.hop = model.hop
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         steps = x.shape[-1] // self.hop - 2
@@ -290,20 +292,20 @@ class Net(nn.Module):
     Zhang et al. 2016): first layer, residual block, global pooling, three dense layers.
 
     (B, N) float waveform in [-1, 1] -> (B, n_classes) logits. N is a clip
-    (cfg.clip_samples) or a segment (cfg.segment_samples); any N >= 6 * hop works.
+    (the store's clip_samples) or a segment (model.segment_samples); any N >= 6 * hop works.
     """
 
-    def __init__(self, cfg: Config, n_classes: int = len(GENRES)):
+    def __init__(self, model: ModelSettings, n_classes: int = len(GENRES)):
         super().__init__()
-        c = cfg.channels
-        self.conv1 = FirstLayer(cfg)
+        c = model.channels
+        self.conv1 = FirstLayer(model)
         self.conv2 = ConvLayer(c)
         self.conv3 = ConvLayer(c)
         self.pool = GlobalPool()
-        widths = [2 * c, *cfg.dense]  # 512 -> 300 -> 150 in the paper profile
+        widths = [2 * c, *model.dense]  # 512 -> 300 -> 150 in the paper profile
         self.dense = nn.ModuleList(DenseLayer(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.out = nn.Linear(widths[-1], n_classes)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = nn.Dropout(model.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h1 = self.drop(F.elu(self.conv1(x)))  # (B, C, T)
@@ -349,15 +351,14 @@ _NOTES = {
 }
 
 
-def layer_table(cfg: Config, n_samples: int | None = None) -> list[LayerRow]:
-    """The layers of Net(cfg), traced with forward hooks on the meta device (no memory).
-
-    `n_samples` is the input length (default cfg.window_samples). Rows come in the order
+def layer_table(model: ModelSettings, n_samples: int) -> list[LayerRow]:
+    """The layers of Net(model) on an input of `n_samples` samples (a clip, `cfg.window_samples`,
+    or a segment), traced with forward hooks on the meta device (no memory). Rows come in the order
     the modules run; depth-1 rows are the parts of the first layer (its convs and STFT).
     """
-    n = n_samples or cfg.window_samples
+    n = n_samples
     with torch.device("meta"):
-        net = Net(cfg).eval()
+        net = Net(model).eval()
     layers = {
         "conv1": 0,
         "conv1.raw": 1,
@@ -367,10 +368,10 @@ def layer_table(cfg: Config, n_samples: int | None = None) -> list[LayerRow]:
         "conv3": 0,
         "pool": 0,
         "out": 0,
-        **{f"dense.{i}": 0 for i in range(len(cfg.dense))},
+        **{f"dense.{i}": 0 for i in range(len(model.dense))},
     }
     rows: list[LayerRow] = []
-    dropped = {"conv1", "conv2", "conv3", *(f"dense.{i}" for i in range(len(cfg.dense)))}  # dropout after
+    dropped = {"conv1", "conv2", "conv3", *(f"dense.{i}" for i in range(len(model.dense)))}  # dropout after
 
     def hook(name: str):
         def fn(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
@@ -387,8 +388,8 @@ def layer_table(cfg: Config, n_samples: int | None = None) -> list[LayerRow]:
                     features=module.out_channels,
                 )
             note = _NOTES.get(name, "BN, ELU" if name.startswith("dense.") else "")
-            if cfg.dropout and name in dropped:
-                note += f", dropout {cfg.dropout:g}"
+            if model.dropout and name in dropped:
+                note += f", dropout {model.dropout:g}"
             rows.append(
                 LayerRow(
                     name=name,

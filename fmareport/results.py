@@ -192,8 +192,8 @@ class DataInfo(_Model):
     def of(cls, cfg: Config, store) -> DataInfo:
         """The data block of a run of `cfg` on the clip store `store` (fmareport.data.store.ClipStore)."""
         return cls(
-            source=cfg.data_source,
-            data_dir=cfg.data_dir,
+            source=cfg.data.source,
+            data_dir=cfg.run.data_dir,
             store=str(store.path.resolve()),
             store_fingerprint=store.fingerprint,
             skipped=len(store.manifest["skipped"]),
@@ -246,13 +246,15 @@ class CellResults(_Model):
             raise ValueError("profile/cell differ from config.profile/config.cell")
         if self.genres != list(GENRES):
             raise ValueError(f"genres: {self.genres} are not the label order {list(GENRES)}")
-        if [s.seed for s in self.seeds] != self.config.seeds:
-            raise ValueError(f"seed records {[s.seed for s in self.seeds]} are not config.seeds {self.config.seeds}")
+        if [s.seed for s in self.seeds] != self.config.schedule.seeds:
+            raise ValueError(
+                f"seed records {[s.seed for s in self.seeds]} are not config.seeds {self.config.schedule.seeds}"
+            )
         first = self.seeds[0]
         for i, s in enumerate(self.seeds):
-            if len(s.history) != self.config.epochs:
+            if len(s.history) != self.config.schedule.epochs:
                 raise ValueError(
-                    f"seeds/{i}/history: {len(s.history)} epoch(s), but config.epochs is {self.config.epochs}"
+                    f"seeds/{i}/history: {len(s.history)} epoch(s), but config.epochs is {self.config.schedule.epochs}"
                 )
             if len(s.test_track_ids) != self.data.tracks.test:
                 raise ValueError(

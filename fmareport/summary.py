@@ -24,15 +24,14 @@ from torch.utils.flop_counter import FlopCounterMode
 from .config import Config
 from .data.audio import INT16_SCALE
 from .data.fma import FMA_SMALL_SPLITS, GENRES
+from .inputs import INPUTS
 from .model import Net, layer_table
 from .train import windows
 
-INPUTS = ("raw", "spectrogram", "both")
-
 
 def format_table(cfg, n_samples: int) -> str:
-    """The layer table of Net(cfg) on an input of `n_samples` samples, as text."""
-    rows = layer_table(cfg, n_samples)
+    """The layer table of Net(cfg.model) on an input of `n_samples` samples, as text."""
+    rows = layer_table(cfg.model, n_samples)
     lines = [f"  {'layer':<14}{'kind':<8}{'output shape':<18}{'kernel':<12}{'stride':<9}{'params':>10}"]
     for r in rows:
         name = ("  " * r.depth) + r.name
@@ -46,18 +45,18 @@ def format_table(cfg, n_samples: int) -> str:
 
 def summary_text(base: Config) -> str:
     """Every input kind's layer table, for a whole clip and for a segment, as text."""
-    sr = base.sample_rate
+    sr = base.store.sample_rate
     out = [
-        f"profile {base.profile}: {sr} Hz, n_fft {base.n_fft}, hop {base.hop}, {base.channels} maps, "
-        f"dense {base.dense}, dropout {base.dropout}"
+        f"profile {base.profile}: {sr} Hz, n_fft {base.model.n_fft}, hop {base.model.hop}, {base.model.channels} maps, "
+        f"dense {base.model.dense}, dropout {base.model.dropout}"
     ]
-    windows = [("whole clip", base.clip_samples, False), ("segment", base.segment_samples, True)]
+    windows = [("whole clip", base.store.clip_samples, False), ("segment", base.model.segment_samples, True)]
     for kind in INPUTS:
         cfg = base.replace(input=kind)
         for label, n, segmented in windows:
-            extra = f", {cfg.n_segments} per clip (hop {cfg.segment_hop})" if segmented else ""
+            extra = f", {cfg.n_segments} per clip (hop {cfg.model.segment_hop})" if segmented else ""
             out.append(
-                f"\ninput {kind}, {label}: {n:,} samples ({n / sr:.2f} s){extra}, T = N // hop - 2 = {cfg.steps(n)}"
+                f"\ninput {kind}, {label}: {n:,} samples ({n / sr:.2f} s){extra}, T = N // hop - 2 = {cfg.model.steps(n)}"
             )
             out.append(format_table(cfg, n))
     return "\n".join(out)
@@ -71,9 +70,9 @@ def training_flops(cfg: Config, clips: int) -> int:
     forward, cross-entropy and backward, counted by torch.utils.flop_counter.FlopCounterMode on
     the meta device (no memory, no time). It counts convolutions and matrix products, 2 FLOPs
     per multiply-add; not the STFT, batch norm, activations, pooling or Adam's update."""
-    s = cfg.n_segments if cfg.segmented else 1
+    s = cfg.n_segments if cfg.model.segmented else 1
     with torch.device("meta"):
-        net = Net(cfg)
+        net = Net(cfg.model)
         x = torch.zeros(clips * s, cfg.window_samples)  # (B * S, W)
         y = torch.zeros(clips * s, dtype=torch.long)  # (B * S,)
     with FlopCounterMode(display=False) as counter:
@@ -106,10 +105,10 @@ def step_peak_memory(cfg: Config, clips: int) -> tuple[int, float] | None:
     the kernels' scratch; not the weights or the int16 clips, which are there before. fp32, as
     the CPU runs; None where /proc/self/clear_refs cannot be written (not Linux)."""
     torch.manual_seed(0)
-    net = Net(cfg)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    s = cfg.n_segments if cfg.segmented else 1
-    clips16 = torch.randint(-3000, 3000, (clips, cfg.clip_samples), dtype=torch.int16)  # (B, N), the store's rows
+    net = Net(cfg.model)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.train.lr)
+    s = cfg.n_segments if cfg.model.segmented else 1
+    clips16 = torch.randint(-3000, 3000, (clips, cfg.store.clip_samples), dtype=torch.int16)  # (B, N), the store's rows
     y = torch.randint(0, len(GENRES), (clips * s,))
     _release_free_memory()
     try:
@@ -133,12 +132,12 @@ def step_peak_memory(cfg: Config, clips: int) -> tuple[int, float] | None:
 def cost_text(base: Config, tracks: int = FMA_SMALL_SPLITS["training"], memory: bool = True) -> str:
     """Per input and window: FLOPs of one training step and epoch, and (memory=True) the peak
     memory and time of one real training step on this CPU, at the profile's batch."""
-    steps = math.ceil(tracks / base.batch_size)
+    steps = math.ceil(tracks / base.train.batch_size)
     out = [
         f"\ncost of one training epoch on {tracks:,} training tracks (FMA-small's training split): "
-        f"{steps} steps of {base.batch_size} clips",
+        f"{steps} steps of {base.train.batch_size} clips",
         "  FLOPs: torch.utils.flop_counter.FlopCounterMode over one forward + backward of one batch on the "
-        f"meta device, x {tracks:,} / {base.batch_size} batches; it counts convolutions and matrix products "
+        f"meta device, x {tracks:,} / {base.train.batch_size} batches; it counts convolutions and matrix products "
         "(2 per multiply-add), not the STFT, batch norm, activations, pooling or Adam's update",
     ]
     if memory:
@@ -155,11 +154,11 @@ def cost_text(base: Config, tracks: int = FMA_SMALL_SPLITS["training"], memory: 
         for label, segmented in (("whole clip", False), ("segments", True)):
             cfg = base.replace(input=kind, segmented=segmented)
             s = cfg.n_segments if segmented else 1
-            flops = training_flops(cfg, cfg.batch_size)
-            line = f"  {kind:<13}{label:<12}{cfg.batch_size * s:>13}{flops / 1e9:>12.1f}"
-            line += f"{flops * tracks / cfg.batch_size / 1e12:>13.2f}"
+            flops = training_flops(cfg, cfg.train.batch_size)
+            line = f"  {kind:<13}{label:<12}{cfg.train.batch_size * s:>13}{flops / 1e9:>12.1f}"
+            line += f"{flops * tracks / cfg.train.batch_size / 1e12:>13.2f}"
             if memory:
-                measured = step_peak_memory(cfg, cfg.batch_size)
+                measured = step_peak_memory(cfg, cfg.train.batch_size)
                 line += f"{measured[0] / 1e9:>10.2f} GB{measured[1]:>12.2f}" if measured else f"{'n/a':>13}"
             out.append(line)
     return "\n".join(out)

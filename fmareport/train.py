@@ -1,13 +1,13 @@
 """Training and evaluation of one seed, with the paper's protocol (§V; docs/running.md for its cost).
 
-Protocol (Benito Calvino & Pacheco Garcia §V): Adam (lr cfg.lr, 5e-4), cross-entropy,
-mini-batches of cfg.batch_size (50) clips, cfg.epochs (15) epochs.
+Protocol (Benito Calvino & Pacheco Garcia §V): Adam (lr cfg.train.lr, 5e-4), cross-entropy,
+mini-batches of cfg.train.batch_size (50) clips, cfg.schedule.epochs (15) epochs.
 
-Segmented runs (cfg.segmented) cut every clip into cfg.n_segments windows of
-cfg.segment_samples with hop cfg.segment_hop (`unfold` views; the tail of a clip that
+Segmented runs (cfg.model.segmented) cut every clip into cfg.n_segments windows of
+cfg.model.segment_samples with hop cfg.model.segment_hop (`unfold` views; the tail of a clip that
 does not fill a last segment is not used). Our readings, which the report states:
 
-* A training batch is the segments of cfg.batch_size clips (50 clips -> 700 segments
+* A training batch is the segments of cfg.train.batch_size clips (50 clips -> 700 segments
   in the paper profile), not 50 segments. So a segmented and a whole-clip run take the
   same number of optimizer steps per epoch on the same audio, and only the window the
   network sees changes. The loss is the mean cross-entropy over the batch's segments
@@ -42,6 +42,7 @@ import os
 import random
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import NUMBER_FREE_KEYS, Config
+from .config import RESUME_FREE_KEYS, Config
 from .data.audio import INT16_SCALE
 from .data.fma import GENRES
 from .device import DevicePolicy, device_policy
@@ -60,9 +61,6 @@ from .model import Net, n_params
 from .progress import tqdm
 from .results import Epoch, SeedResult
 
-# Config keys that may change between a run and its resume: those that change no number, and
-# how many epochs and which seeds (a seed's checkpoint is its own, and more epochs go on from it).
-RESUME_FREE_KEYS = NUMBER_FREE_KEYS | {"epochs", "seeds"}
 # Training steps between the loop's waits for the device (loss, accuracy, NaN check, progress
 # bar): 8 per epoch of the paper profile's 128 steps, plus one at the end of every epoch.
 SYNC_EVERY = 16
@@ -157,10 +155,10 @@ def load_clips(
 def windows(x: torch.Tensor, cfg: Config) -> torch.Tensor:
     """What the network sees: whole clips, or each clip's segments one after another.
     (B, N) -> (B * S, W), S = cfg.n_segments (1 unsegmented), W = cfg.window_samples."""
-    if not cfg.segmented:
+    if not cfg.model.segmented:
         return x  # (B, N)
-    seg = x.unfold(-1, cfg.segment_samples, cfg.segment_hop)  # (B, S, W): a view
-    return seg.reshape(-1, cfg.segment_samples)  # (B * S, W), clip-major
+    seg = x.unfold(-1, cfg.model.segment_samples, cfg.model.segment_hop)  # (B, S, W): a view
+    return seg.reshape(-1, cfg.model.segment_samples)  # (B * S, W), clip-major
 
 
 def track_log_probs(logits: torch.Tensor, n_segments: int) -> torch.Tensor:
@@ -186,13 +184,13 @@ def evaluate(
     the device, at the end. -> (mean NLL of the track probabilities, accuracy, (n,) predicted
     labels and (n, K) track probabilities, both in sorted-row order)"""
     model.eval()
-    s = cfg.n_segments if cfg.segmented else 1
+    s = cfg.n_segments if cfg.model.segmented else 1
     rows = np.sort(rows)
     rows_dev = policy.to_device(torch.from_numpy(rows))  # (n,)
     loss = torch.zeros((), dtype=torch.float64, device=policy.device)
     preds = []
     a = 0
-    for b in batches(rows, cfg.batch_size):
+    for b in batches(rows, cfg.train.batch_size):
         idx = rows_dev[a : a + len(b)]  # (B,), the rows of b, already on the device
         a += len(b)
         with policy.autocast():
@@ -295,9 +293,9 @@ def _check_resumable(ckpt: dict, cfg: Config, fingerprint: str | None, path: Pat
         )
     if ckpt["store_fingerprint"] != fingerprint:
         raise CheckpointError(f"{path}: checkpoint was written for another clip store; delete it to start afresh")
-    if ckpt["epoch"] > cfg.epochs:
+    if ckpt["epoch"] > cfg.schedule.epochs:
         raise ConfigError(
-            f"key 'epochs': {cfg.epochs}, but {path} is a checkpoint at epoch {ckpt['epoch']}: set epochs to "
+            f"key 'epochs': {cfg.schedule.epochs}, but {path} is a checkpoint at epoch {ckpt['epoch']}: set epochs to "
             f"{ckpt['epoch']} or more to resume it, or delete its folder {path.parent} (fmareport made it) to "
             "train afresh"
         )
@@ -345,11 +343,11 @@ def epoch_steps(
     across all clips; pick indexes the segments of the batch's clips, (B * S) windows, clip-major.
     """
     rng = np.random.default_rng([seed, epoch])
-    if not (cfg.segmented and cfg.batch_unit == "segments"):
-        return [(b, None) for b in batches(rng.permutation(train_rows), cfg.batch_size)]
+    if not (cfg.model.segmented and cfg.train.batch_unit == "segments"):
+        return [(b, None) for b in batches(rng.permutation(train_rows), cfg.train.batch_size)]
     s = cfg.n_segments
     steps = []
-    for w in batches(rng.permutation(len(train_rows) * s), cfg.batch_size):  # window ids, clip-major
+    for w in batches(rng.permutation(len(train_rows) * s), cfg.train.batch_size):  # window ids, clip-major
         clips, where = np.unique(train_rows[w // s], return_inverse=True)
         steps.append((clips, (where * s + w % s).astype(np.int64)))
     return steps
@@ -367,6 +365,31 @@ def artist_ids(store) -> np.ndarray | None:
     return index["artist_id"].to_numpy() if index is not None and "artist_id" in index else None
 
 
+@dataclass
+class SeedRun:
+    """One seed's training as it stands between epochs: its data on the device, its net and
+    optimizer, and what is done (also what a checkpoint restored)."""
+
+    cfg: Config
+    seed: int
+    policy: DevicePolicy
+    source: np.ndarray | torch.Tensor  # the clips: int16 (n_tracks, clip_samples), resident or not
+    labels: torch.Tensor  # (n_tracks,) int64, on the device
+    rows: dict[str, np.ndarray]  # split -> store rows (training: the cfg.train.train_fraction share)
+    model: Net
+    opt: torch.optim.Optimizer
+    ckpt_path: Path | None
+    fingerprint: str | None
+    history: list[dict] = field(default_factory=list)
+    train_seconds: list[float] = field(default_factory=list)
+    best: dict = field(default_factory=lambda: {"epoch": 0, "val_acc": -1.0, "state": None})
+
+    @property
+    def segments(self) -> int:
+        """Windows per clip: the clip's segments, or the whole clip."""
+        return self.cfg.n_segments if self.cfg.model.segmented else 1
+
+
 def train_seed(
     cfg: Config, store, seed: int, checkpoint_dir: str | Path | None = None, progress: bool = True
 ) -> SeedResult:
@@ -378,175 +401,189 @@ def train_seed(
     resumes from it (in deterministic CPU mode with the same numbers as a run that was
     never stopped).
     """
-    if store.audio.shape[1] != cfg.clip_samples:
+    run = start_seed(cfg, store, seed, checkpoint_dir, progress)
+    epoch = saved = len(run.history)  # the epoch running and the last one in the checkpoint: what Ctrl-C says
+    try:
+        for epoch in range(len(run.history) + 1, cfg.schedule.epochs + 1):
+            train_epoch(run, epoch, progress)
+            if run.ckpt_path is not None:
+                save_checkpoint(run.ckpt_path, checkpoint_state(run))
+                saved = epoch
+        return test_seed(run, store)
+    except KeyboardInterrupt:
+        raise interrupted(seed, epoch, saved, cfg.schedule.epochs, run.ckpt_path) from None
+
+
+def start_seed(cfg: Config, store, seed: int, checkpoint_dir: str | Path | None, progress: bool) -> SeedRun:
+    """Seed everything, put the clips and labels on the device, build the net, and resume from the
+    seed's checkpoint in `checkpoint_dir` when there is one."""
+    if store.audio.shape[1] != cfg.store.clip_samples:
         raise ValueError(
             f"the clip store holds clips of {store.audio.shape[1]} samples but the config "
-            f"says clip_samples = {cfg.clip_samples}: prepare the store with this config"
+            f"says clip_samples = {cfg.store.clip_samples}: prepare the store with this config"
         )
-    seed_everything(seed, cfg.deterministic)
+    seed_everything(seed, cfg.compute.deterministic)
     policy = device_policy(cfg, store.audio.nbytes)
-    device, amp = policy.device, policy.amp
     source = clip_source(store.audio, policy, progress)
-    labels = torch.tensor(np.asarray(store.labels, dtype=np.int64), device=device)  # (n_tracks,), a copy
-    train_rows, val_rows, test_rows = (
-        np.asarray(store.split_indices(s), dtype=np.int64) for s in ("training", "validation", "test")
+    labels = torch.tensor(np.asarray(store.labels, dtype=np.int64), device=policy.device)  # (n_tracks,), a copy
+    rows = {s: np.asarray(store.split_indices(s), dtype=np.int64) for s in ("training", "validation", "test")}
+    rows["training"] = stratified_subset(rows["training"], np.asarray(store.labels), cfg.train.train_fraction, seed)
+    model = Net(cfg.model).to(policy.device)  # after everything above, as ever: the same initial weights
+    run = SeedRun(
+        cfg=cfg,
+        seed=seed,
+        policy=policy,
+        source=source,
+        labels=labels,
+        rows=rows,
+        model=model,
+        opt=torch.optim.Adam(model.parameters(), lr=cfg.train.lr),
+        ckpt_path=Path(checkpoint_dir) / f"seed{seed}.pt" if checkpoint_dir is not None else None,
+        fingerprint=getattr(store, "fingerprint", None),
     )
-    train_rows = stratified_subset(train_rows, np.asarray(store.labels), cfg.train_fraction, seed)
-    s = cfg.n_segments if cfg.segmented else 1
-    per_segment = cfg.segmented and cfg.batch_unit == "segments"  # a batch: segments across all clips
-    n_items = len(train_rows) * (s if per_segment else 1)  # what the training loss and accuracy average over
-
-    model = Net(cfg).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    history: list[dict] = []
-    train_seconds: list[float] = []
-    best = {"epoch": 0, "val_acc": -1.0, "state": None}
-    fingerprint = getattr(store, "fingerprint", None)
-    ckpt_path = Path(checkpoint_dir) / f"seed{seed}.pt" if checkpoint_dir is not None else None
-    ckpt = load_checkpoint(ckpt_path) if ckpt_path is not None and ckpt_path.exists() else None
+    ckpt = load_checkpoint(run.ckpt_path) if run.ckpt_path is not None and run.ckpt_path.exists() else None
     if ckpt is not None:
-        _check_resumable(ckpt, cfg, fingerprint, ckpt_path)
+        _check_resumable(ckpt, cfg, run.fingerprint, run.ckpt_path)
         # Loaded to the CPU; load_state_dict copies the weights onto the model's device, and Adam
         # puts its moments there and keeps its step counters on the CPU (no sync per step).
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        history, train_seconds, best = ckpt["history"], ckpt["train_seconds"], ckpt["best"]
+        run.model.load_state_dict(ckpt["model"])
+        run.opt.load_state_dict(ckpt["optimizer"])
+        run.history, run.train_seconds, run.best = ckpt["history"], ckpt["train_seconds"], ckpt["best"]
         _set_rng_state(ckpt["rng"])
+    return run
 
-    epoch = saved = len(history)  # the epoch running and the last one in the checkpoint: what Ctrl-C says
-    bar = None
-    try:
-        for epoch in range(len(history) + 1, cfg.epochs + 1):
-            t0 = time.perf_counter()
-            steps = epoch_steps(train_rows, cfg, seed, epoch)  # [(clip rows, picked windows or None)]
-            rows_dev = policy.to_device(torch.from_numpy(np.concatenate([b for b, _ in steps])))  # one copy per epoch
-            # Sums over the epoch, on the device: [loss x clips, correct tracks]; read every SYNC_EVERY steps.
-            sums = torch.zeros(2, dtype=torch.float64, device=device)
-            loss_sum, correct, checked = 0.0, 0, 0  # the sums as last read, and the steps they cover
-            # One bar per epoch, left on screen; the postfix shows the running loss as of the last read.
-            bar = tqdm(
-                total=len(steps),
-                desc=f"seed {seed} epoch {epoch}/{cfg.epochs}",
-                unit="step",
-                disable=not progress,
-                leave=True,
-            )
-            a = 0
-            done = 0  # items (clips, or segments in per-segment batches) so far this epoch
-            for step, (b, pick) in enumerate(steps, start=1):
-                idx = rows_dev[a : a + len(b)]  # (B,), on the device
-                a += len(b)
-                y = labels[idx]  # (B,)
-                x = windows(load_clips(source, b, policy, idx), cfg)  # (B * S, W)
-                y_win = y.repeat_interleave(s)  # (B * S,)
-                if pick is not None:  # per-segment batch: the drawn windows of these clips
-                    pick_dev = policy.to_device(torch.from_numpy(pick))
-                    x, y_win = x[pick_dev], y_win[pick_dev]  # (P, W), (P,)
-                with policy.autocast():
-                    logits = model(x)  # (B * S, K) or (P, K), float32
-                loss = F.cross_entropy(logits, y_win)  # mean over segments
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                if pick is None:  # per track: a track's segments' summed probabilities
-                    hits, items = (track_log_probs(logits.detach(), s).argmax(-1) == y).sum(), len(b)
-                else:  # per segment (a batch does not hold every segment of its tracks)
-                    hits, items = (logits.detach().argmax(-1) == y_win).sum(), len(pick)
-                done += items
-                sums += torch.stack([loss.detach().double() * items, hits.double()])
-                if step % SYNC_EVERY == 0 or step == len(steps):
-                    loss_sum, correct = sums.tolist()  # the wait for the device
-                    if not math.isfinite(loss_sum):
-                        saved = ckpt_path is not None and ckpt_path.exists()
-                        raise DivergedError(
-                            f"seed {seed}: the training loss became {loss_sum} at epoch {epoch}, between steps "
-                            f"{checked + 1} and {step} of {len(steps)} (input {cfg.input}, lr {cfg.lr}, bf16 autocast "
-                            f"{amp}). The run diverged: try a smaller lr{' or amp: false' if amp else ''}, and check "
-                            "the clip store for broken audio."
-                            + (f" The last good state is in {ckpt_path}." if saved else "")
-                        )
-                    checked = step
-                    bar.set_postfix(loss=f"{loss_sum / done:.3f}", refresh=False)
-                bar.update()
-            correct = int(correct)
-            train_seconds.append(time.perf_counter() - t0)
-            val_loss, val_acc, _, _ = evaluate(model, source, labels, val_rows, cfg, policy)
-            row = {
-                "epoch": epoch,
-                "train_loss": loss_sum / n_items,
-                "train_acc": correct / n_items,
-                "val_loss": val_loss,
-                "val_acc": val_acc,
-                "seconds": time.perf_counter() - t0,
-            }
-            history.append(row)
-            bar.set_postfix(
-                {
-                    "loss": f"{row['train_loss']:.3f}",
-                    "acc": f"{row['train_acc']:.3f}",
-                    "val_loss": f"{val_loss:.3f}",
-                    "val_acc": f"{val_acc:.3f}",
-                },
-                refresh=False,
-            )
-            bar.close()  # draws the final line once
-            if val_acc > best["val_acc"]:
-                best = {
-                    "epoch": epoch,
-                    "val_acc": val_acc,
-                    "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
-                }
-            if ckpt_path is not None:
-                save_checkpoint(
-                    ckpt_path,
-                    {
-                        "epoch": epoch,
-                        "model": model.state_dict(),
-                        "optimizer": opt.state_dict(),
-                        "history": history,
-                        "train_seconds": train_seconds,
-                        "best": best,
-                        "rng": _rng_state(),
-                        "config": cfg.to_dict(),
-                        "store_fingerprint": fingerprint,
-                    },
-                )
-                saved = epoch
 
-        t_test = time.perf_counter()
-        _, test_acc, pred, probs = evaluate(model, source, labels, test_rows, cfg, policy)
-        y_test = labels.cpu().numpy()[np.sort(test_rows)]
-        k = len(GENRES)
-        confusion = np.zeros((k, k), dtype=np.int64)
-        np.add.at(confusion, (y_test, pred), 1)
-        test_acc_best = test_acc
-        if best["epoch"] != len(history):
-            model.load_state_dict(best["state"])
-            test_acc_best = evaluate(model, source, labels, test_rows, cfg, policy)[1]
-    except KeyboardInterrupt:
-        raise interrupted(seed, epoch, saved, cfg.epochs, ckpt_path) from None
-    finally:
-        if bar is not None:
-            bar.close()  # now: a bar left to the garbage collector draws itself after the error's line
+def train_epoch(run: SeedRun, epoch: int, progress: bool) -> None:
+    """One epoch of training, then the validation pass; appends the epoch's row to run.history and
+    keeps the weights of the best validation accuracy so far."""
+    cfg, policy = run.cfg, run.policy
+    t0 = time.perf_counter()
+    steps = epoch_steps(run.rows["training"], cfg, run.seed, epoch)  # [(clip rows, picked windows or None)]
+    rows_dev = policy.to_device(torch.from_numpy(np.concatenate([b for b, _ in steps])))  # one copy per epoch
+    # Sums over the epoch, on the device: [loss x items, correct]; read every SYNC_EVERY steps.
+    sums = torch.zeros(2, dtype=torch.float64, device=policy.device)
+    loss_sum, correct, checked, done, a = 0.0, 0, 0, 0, 0  # the sums as last read, the steps they cover, items
+    # One bar per epoch, left on screen; the postfix shows the running loss as of the last read.
+    desc = f"seed {run.seed} epoch {epoch}/{cfg.schedule.epochs}"
+    with tqdm(total=len(steps), desc=desc, unit="step", disable=not progress, leave=True) as bar:
+        for step, (b, pick) in enumerate(steps, start=1):
+            idx = rows_dev[a : a + len(b)]  # (B,), on the device
+            a += len(b)
+            loss, hits, items = train_step(run, b, idx, pick)
+            done += items
+            sums += torch.stack([loss * items, hits.double()])
+            if step % SYNC_EVERY == 0 or step == len(steps):
+                loss_sum, correct = sums.tolist()  # the wait for the device
+                if not math.isfinite(loss_sum):
+                    raise diverged(run, loss_sum, epoch, checked + 1, step, len(steps))
+                checked = step
+                bar.set_postfix(loss=f"{loss_sum / done:.3f}", refresh=False)
+            bar.update()
+        run.train_seconds.append(time.perf_counter() - t0)
+        val_loss, val_acc, _, _ = evaluate(run.model, run.source, run.labels, run.rows["validation"], cfg, policy)
+        per_segment = cfg.model.segmented and cfg.train.batch_unit == "segments"  # a batch: segments across clips
+        n_items = len(run.rows["training"]) * (run.segments if per_segment else 1)  # what train loss/acc average
+        row = {
+            "epoch": epoch,
+            "train_loss": loss_sum / n_items,
+            "train_acc": int(correct) / n_items,
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+            "seconds": time.perf_counter() - t0,
+        }
+        run.history.append(row)
+        shown = {"loss": "train_loss", "acc": "train_acc", "val_loss": "val_loss", "val_acc": "val_acc"}
+        bar.set_postfix({k: f"{row[key]:.3f}" for k, key in shown.items()}, refresh=False)
+    if val_acc > run.best["val_acc"]:
+        state = {k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()}
+        run.best = {"epoch": epoch, "val_acc": val_acc, "state": state}
+
+
+def train_step(
+    run: SeedRun, b: np.ndarray, idx: torch.Tensor, pick: np.ndarray | None
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """One optimizer step on clips `b` (store rows; `idx` the same on the device), or on the windows
+    `pick` of them (per-segment batches) -> (mean loss, correct tracks or windows, their number), on
+    the device: no wait for it."""
+    s, policy = run.segments, run.policy
+    y = run.labels[idx]  # (B,)
+    x = windows(load_clips(run.source, b, policy, idx), run.cfg)  # (B * S, W)
+    y_win = y.repeat_interleave(s)  # (B * S,)
+    if pick is not None:  # per-segment batch: the drawn windows of these clips
+        pick_dev = policy.to_device(torch.from_numpy(pick))
+        x, y_win = x[pick_dev], y_win[pick_dev]  # (P, W), (P,)
+    with policy.autocast():
+        logits = run.model(x)  # (B * S, K) or (P, K), float32
+    loss = F.cross_entropy(logits, y_win)  # mean over segments
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    run.opt.step()
+    if pick is None:  # per track: a track's segments' summed probabilities
+        return loss.detach().double(), (track_log_probs(logits.detach(), s).argmax(-1) == y).sum(), len(b)
+    return loss.detach().double(), (logits.detach().argmax(-1) == y_win).sum(), len(pick)  # per segment
+
+
+def diverged(run: SeedRun, loss_sum: float, epoch: int, first: int, last: int, n_steps: int) -> DivergedError:
+    """The error of a loss that is no longer finite, saying where, and what to try."""
+    cfg, amp = run.cfg, run.policy.amp
+    saved = run.ckpt_path is not None and run.ckpt_path.exists()
+    return DivergedError(
+        f"seed {run.seed}: the training loss became {loss_sum} at epoch {epoch}, between steps "
+        f"{first} and {last} of {n_steps} (input {cfg.model.input}, lr {cfg.train.lr}, bf16 autocast "
+        f"{amp}). The run diverged: try a smaller lr{' or amp: false' if amp else ''}, and check "
+        "the clip store for broken audio." + (f" The last good state is in {run.ckpt_path}." if saved else "")
+    )
+
+
+def checkpoint_state(run: SeedRun) -> dict:
+    """What a resume needs: weights, Adam's state, history, the best weights, the RNGs, the config."""
+    return {
+        "epoch": len(run.history),
+        "model": run.model.state_dict(),
+        "optimizer": run.opt.state_dict(),
+        "history": run.history,
+        "train_seconds": run.train_seconds,
+        "best": run.best,
+        "rng": _rng_state(),
+        "config": run.cfg.to_dict(),
+        "store_fingerprint": run.fingerprint,
+    }
+
+
+def test_seed(run: SeedRun, store) -> SeedResult:
+    """Test the last epoch's weights (and the best epoch's, when that is another), and make the
+    seed's record."""
+    cfg, t_test = run.cfg, time.perf_counter()
+    test_rows = np.sort(run.rows["test"])
+    _, test_acc, pred, probs = evaluate(run.model, run.source, run.labels, test_rows, cfg, run.policy)
+    y_test = run.labels.cpu().numpy()[test_rows]
+    k = len(GENRES)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (y_test, pred), 1)
+    test_acc_best = test_acc
+    if run.best["epoch"] != len(run.history):
+        run.model.load_state_dict(run.best["state"])
+        test_acc_best = evaluate(run.model, run.source, run.labels, test_rows, cfg, run.policy)[1]
     # Seconds of this seed's work: its epochs (also those before a resume) and the test.
-    seconds = sum(h["seconds"] for h in history) + time.perf_counter() - t_test
+    seconds = sum(h["seconds"] for h in run.history) + time.perf_counter() - t_test
+    artists = artist_ids(store)
     return SeedResult(
-        seed=seed,
-        history=[Epoch(**h) for h in history],
+        seed=run.seed,
+        history=[Epoch(**h) for h in run.history],
         test_acc_last=test_acc,
         test_acc_best=test_acc_best,
-        best_epoch=best["epoch"],
+        best_epoch=run.best["epoch"],
         confusion=confusion.tolist(),
         # Recall per genre; None for a genre with no test track (tiny synthetic sets).
         per_genre_acc={
             g: (float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else None)
             for i, g in enumerate(GENRES)
         },
-        n_params=n_params(model),
+        n_params=n_params(run.model),
         seconds=seconds,
-        segments_per_second=len(history) * len(train_rows) * s / sum(train_seconds),
-        test_track_ids=np.asarray(track_ids(store))[np.sort(test_rows)].tolist(),
+        segments_per_second=len(run.history) * len(run.rows["training"]) * run.segments / sum(run.train_seconds),
+        test_track_ids=np.asarray(track_ids(store))[test_rows].tolist(),
         test_labels=y_test.tolist(),
         test_probs=probs.astype(np.float64).tolist(),
-        test_artist_ids=None if (artists := artist_ids(store)) is None else artists[np.sort(test_rows)].tolist(),
+        test_artist_ids=None if artists is None else artists[test_rows].tolist(),
     )

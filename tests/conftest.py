@@ -52,7 +52,7 @@ def tiny_store(tiny_config) -> ClipStore:
 @pytest.fixture(scope="session")
 def tiny_data(tiny_store, tiny_config) -> Path:
     """Root of the tiny synthetic data set (fma_metadata/, fma_small/)."""
-    return Path(tiny_config.data_dir)
+    return Path(tiny_config.run.data_dir)
 
 
 @pytest.fixture(scope="session")

@@ -94,7 +94,7 @@ def check_baseline(res, store, name: str) -> None:
 def test_the_mfcc_baseline_tunes_c_on_validation_and_fits_on_training_only(tiny_config, tiny_store, tmp_path):
     cfg = tiny_config.replace(results_dir=str(tmp_path / "results"))
     (res,) = run_baselines(cfg, progress=False)
-    assert baseline_path(cfg).is_file() and load_baselines(cfg.results_dir, cfg.profile) == {
+    assert baseline_path(cfg).is_file() and load_baselines(cfg.run.results_dir, cfg.profile) == {
         "mfcc": res.model_dump(mode="json")
     }
     check_baseline(res.model_dump(mode="json"), tiny_store, "mfcc")
@@ -117,7 +117,7 @@ def test_the_features_csv_baselines_run_end_to_end_on_the_tiny_set(tiny_config, 
     cfg = tiny_config.replace(results_dir=str(tmp_path / "results"))
     names = ["fma_mfcc_lr", "fma_mfcc_svm", "fma_all_lr", "fma_all_svm"]
     run = run_baselines(cfg, names, progress=False)
-    read = load_baselines(cfg.results_dir, cfg.profile)
+    read = load_baselines(cfg.run.results_dir, cfg.profile)
     assert list(read) == names and [r.model_dump(mode="json") for r in run] == list(read.values())
     path = features_csv(cfg)
     for name, res in read.items():

@@ -2,24 +2,34 @@
 
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
 
 from fmareport.cli import main
 from fmareport.config import (
+    FLAT_KEYS,
     MAX_PARAMS_BYTES,
     MAX_SHOWN,
+    NUMBER_FREE_KEYS,
     PARAMS_DIR,
+    RESUME_FREE_KEYS,
+    SECTIONS,
     Config,
     ConfigError,
+    ModelSettings,
+    RunSettings,
+    SynthSettings,
     from_dict,
     load_cell,
     load_config,
     load_profile,
     parse_yaml,
     profile_path,
+    synth_settings,
 )
+from fmareport.inputs import INPUTS
 
 PROFILES = ["smoke", "demo", "paper"]
 CELLS = sorted(PARAMS_DIR.glob("table*/*.yaml"))
@@ -45,26 +55,32 @@ def test_every_cell_resolves_on_every_profile(profile, cell):
     cfg = load_config(profile_path(profile), cell)
     assert cfg.profile == profile
     assert cfg.cell == cell.relative_to(PARAMS_DIR).with_suffix("").as_posix()  # a cell names itself
-    assert cfg.segmented == ("segmented" in cell.stem)
-    assert cfg.dropout == (0.2 if cell.parent.name == "table2" else 0.0)
+    assert cfg.model.segmented == ("segmented" in cell.stem)
+    assert cfg.model.dropout == (0.2 if cell.parent.name == "table2" else 0.0)
 
 
 def test_paper_profile_has_the_papers_shapes():
     cfg = load_profile("paper")
-    assert (cfg.sample_rate, cfg.clip_samples, cfg.n_fft, cfg.hop) == (44100, 10**6, 2048, 1024)
-    assert cfg.n_bins == 1025  # the paper's (1025, 977) spectrogram
-    assert cfg.clip_samples // cfg.hop + 1 == 977
-    assert cfg.steps(cfg.clip_samples) == 974  # the paper's "[1, 974/s]"
-    assert cfg.steps(cfg.segment_samples) == 126
-    assert (cfg.segment_hop, cfg.n_segments) == (2**16, 14)
-    assert (cfg.batch_size, cfg.epochs, cfg.lr, cfg.channels, cfg.dense) == (50, 15, 5e-4, 256, [300, 150])
+    assert (cfg.store.sample_rate, cfg.store.clip_samples, cfg.model.n_fft, cfg.model.hop) == (44100, 10**6, 2048, 1024)
+    assert cfg.model.n_bins == 1025  # the paper's (1025, 977) spectrogram
+    assert cfg.store.clip_samples // cfg.model.hop + 1 == 977
+    assert cfg.model.steps(cfg.store.clip_samples) == 974  # the paper's "[1, 974/s]"
+    assert cfg.model.steps(cfg.model.segment_samples) == 126
+    assert (cfg.model.segment_hop, cfg.n_segments) == (2**16, 14)
+    assert (cfg.train.batch_size, cfg.schedule.epochs, cfg.train.lr, cfg.model.channels, cfg.model.dense) == (
+        50,
+        15,
+        5e-4,
+        256,
+        [300, 150],
+    )
 
 
 def test_later_files_win(tmp_path):
     a = write(tmp_path, "epochs: 3\ndropout: 0.2\n", "a.yaml")
     b = write(tmp_path, "epochs: 7\n", "b.yaml")
     cfg = load_config(profile_path("smoke"), a, b, overrides={"seeds": [4, 5]})
-    assert (cfg.epochs, cfg.dropout, cfg.seeds) == (7, 0.2, [4, 5])
+    assert (cfg.schedule.epochs, cfg.model.dropout, cfg.schedule.seeds) == (7, 0.2, [4, 5])
 
 
 def test_defaults_are_the_smoke_profile_data():
@@ -160,7 +176,7 @@ def test_300000_seeds_with_one_repeat_are_checked_at_once():
     """The repeat check is linear (it was list.count in a loop: minutes) and its message is short."""
     with pytest.raises(ConfigError, match=r"key 'seeds': each seed once .*, got \[0, 1, 2, .*\.\.\.\]; \[5\] repeated"):
         from_dict({"seeds": [*range(300_000), 5]})
-    assert from_dict({"seeds": list(range(300_000))}).seeds[-1] == 299_999
+    assert from_dict({"seeds": list(range(300_000))}).schedule.seeds[-1] == 299_999
 
 
 def test_params_text_over_the_size_cap_is_refused_unread(tmp_path):
@@ -196,7 +212,7 @@ def test_missing_file_is_named(tmp_path):
 
 
 def test_ints_are_accepted_for_floats_but_not_bools_for_ints():
-    assert from_dict({"lr": 1}).lr == 1.0
+    assert from_dict({"lr": 1}).train.lr == 1.0
     with pytest.raises(ConfigError, match="key 'epochs'"):
         from_dict({"epochs": True})
 
@@ -236,3 +252,66 @@ def test_the_ablations_cover_the_issue(tmp_path):
     nested.write_text("cell: ablations/nested\nbase: ablations/train_fraction_25\n")
     with pytest.raises(ConfigError, match="is itself an ablation"):
         load_config(profile_path("smoke"), nested)
+
+
+# --- sections ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_a_config_is_sections_and_its_params_form_is_flat(profile):
+    """Every cell of every profile: written flat (one key per setting, as a params file), read back the same."""
+    for path in CELLS:
+        cfg = load_cell(profile, path.relative_to(PARAMS_DIR).with_suffix("").as_posix())
+        flat = cfg.to_dict()
+        assert list(flat) == list(FLAT_KEYS) and Config.model_validate(flat) == cfg
+        assert all(not isinstance(v, dict) for v in flat.values())
+        assert flat["synth_seconds"] == cfg.synth.seconds and flat["n_fft"] == cfg.model.n_fft
+        assert flat["data_source"] == cfg.data.source and flat["epochs"] == cfg.schedule.epochs
+
+
+def test_the_lists_of_keys_are_sections():
+    """What changes no number is the run section; what a resume may change adds the schedule."""
+    assert NUMBER_FREE_KEYS == set(RunSettings.model_fields)
+    assert RESUME_FREE_KEYS == set(RunSettings.model_fields) | {"seeds", "epochs"}
+    assert set(SECTIONS) == {"data", "synth", "store", "model", "train", "schedule", "compute", "run"}
+
+
+def test_a_section_written_as_a_mapping_is_refused(tmp_path):
+    path = write(tmp_path, "model:\n  n_fft: 512\n")
+    with pytest.raises(ConfigError, match=r"cell\.yaml: key 'model' is a section of the config; params files are flat"):
+        load_config(path)
+
+
+def test_a_cross_section_check_names_its_key():
+    with pytest.raises(ConfigError, match=r"key 'segment_samples': 32768 is longer than clip_samples 16384"):
+        from_dict({"segment_samples": 32768})
+    with pytest.raises(ConfigError, match=r"key 'synth_test_fraction': must be in \(0, 1\), got 1.5"):
+        from_dict({"synth_test_fraction": 1.5})
+
+
+def test_synth_options_are_the_synth_section(capsys):
+    """`fmareport synth` has one option per SynthSettings field, with the config's defaults."""
+    with pytest.raises(SystemExit):
+        main(["synth", "--help"])
+    text = capsys.readouterr().out
+    for name, field in SynthSettings.model_fields.items():
+        assert f"--{name.replace('_', '-')}" in text and f"(default: {field.default})" in " ".join(text.split())
+    with pytest.raises(ConfigError, match=r"^fmareport synth: option --seconds: must be in \(0, 600\], got 0.0$"):
+        synth_settings({"seconds": 0.0}, "fmareport synth")
+    assert synth_settings({"seconds": 3.0}, "x") == SynthSettings(seconds=3.0)
+
+
+def test_every_input_kind_builds_its_first_layer():
+    """The registry is what the config accepts and what the model builds: one conv per branch,
+    the maps shared among them."""
+    import torch
+
+    from fmareport.model import Net
+
+    assert set(typing.get_args(ModelSettings.model_fields["input"].annotation)) == set(INPUTS)
+    for kind in INPUTS.values():
+        model = ModelSettings(input=kind.name, channels=8, dense=[4], n_fft=16, hop=8)
+        first = Net(model).conv1
+        built = tuple(b for b, conv in (("raw", first.raw), ("spectrogram", first.spec)) if conv is not None)
+        assert built == kind.branches
+        assert Net(model).conv1(torch.zeros(2, 256)).shape == (2, 8, 256 // 8 - 2)  # (B, C, T)

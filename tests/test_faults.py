@@ -33,11 +33,11 @@ from conftest import run_snakemake
 
 from fmareport import disk, errors, experiment, train
 from fmareport.cli import main
-from fmareport.config import Config, ConfigError, load_cell, load_config, profile_path
+from fmareport.config import Config, ConfigError, SynthSettings, load_cell, load_config, profile_path
 from fmareport.data.audio import Skip, decode_clip
 from fmareport.data.fetch import FetchError, extract, fetch
 from fmareport.data.fma import TracksError, load_tracks
-from fmareport.data.store import StoreError, _decode_job, ensure_data, prepare, select_tracks, synth_settings
+from fmareport.data.store import StoreError, _decode_job, ensure_data, prepare, select_tracks
 from fmareport.data.synth import BAD_CASES, MARKER, TrackMeta, synthesize, tracks_table
 from fmareport.files import locked, mark_owned, remove_owned
 from fmareport.report import book
@@ -123,18 +123,23 @@ def test_01_papermill_with_a_path_as_cell_touches_nothing(tmp_path, victim):
 
 @pytest.fixture
 def synth_set(tmp_path) -> Path:
-    return synthesize(tmp_path / "set", 1, 0.5, 8000, progress=False, workers=1)
+    return synthesize(
+        tmp_path / "set",
+        SynthSettings(tracks_per_genre=1, seconds=0.5, sample_rate=8000, bad_cases=False),
+        progress=False,
+        workers=1,
+    )
 
 
 @pytest.mark.parametrize(
     "bad, message",
     [
-        (["--sample-rate", "12345"], "mp3 supports only"),
-        (["--tracks-per-genre", "0"], "integer >= 1"),
-        (["--seconds", "-1"], "seconds must be"),
+        (["--sample-rate", "12345"], "option --sample-rate: got 12345 (int), expected one of 8000"),
+        (["--tracks-per-genre", "0"], "option --tracks-per-genre: must be > 0, got 0"),
+        (["--seconds", "-1"], "option --seconds: must be in (0, 600], got -1.0"),
         (["--test-fraction", "0.9", "--validation-fraction", "0.1"], "leave no training tracks"),
-        (["--test-fraction", "0"], "test fraction must be a number in (0, 1)"),
-        (["--validation-fraction", "nan"], "validation fraction must be a number in (0, 1)"),
+        (["--test-fraction", "0"], "option --test-fraction: must be in (0, 1), got 0.0"),
+        (["--validation-fraction", "nan"], "option --validation-fraction: must be in (0, 1), got nan"),
         (["--tracks-per-genre", "1", "--test-fraction", "0.01"], "give no test track at all"),  # 0.08 test tracks
     ],
 )
@@ -154,7 +159,13 @@ def test_02_synth_force_refuses_a_folder_it_did_not_write(victim, capsys):
 
 
 def test_02_synth_force_replaces_its_own_set(synth_set):
-    again = synthesize(synth_set, 1, 0.5, 8000, seed=1, progress=False, workers=1, force=True)
+    again = synthesize(
+        synth_set,
+        SynthSettings(tracks_per_genre=1, seconds=0.5, sample_rate=8000, seed=1, bad_cases=False),
+        progress=False,
+        workers=1,
+        force=True,
+    )
     assert again == synth_set and (synth_set / MARKER).is_file()
     assert '"seed": 1' in (synth_set / MARKER).read_text()
 
@@ -260,12 +271,12 @@ def test_05_config_refuses(tmp_path, text, message):
 def test_05_numbers_as_yaml_1_2_reads_them(tmp_path):
     path = tmp_path / "cell.yaml"
     path.write_text("lr: 1e-3\n")
-    assert load_config(profile_path("smoke"), path).lr == 1e-3
+    assert load_config(profile_path("smoke"), path).train.lr == 1e-3
 
 
 def test_05_the_documented_override_forms_work():
-    assert load_cell("smoke", "table1/raw_whole", "seeds: [0, 1, 2, 3, 4]").seeds == [0, 1, 2, 3, 4]
-    assert load_cell("smoke", "table1/raw_whole", {"seeds": [0, 1, 2, 3, 4]}).seeds == [0, 1, 2, 3, 4]
+    assert load_cell("smoke", "table1/raw_whole", "seeds: [0, 1, 2, 3, 4]").schedule.seeds == [0, 1, 2, 3, 4]
+    assert load_cell("smoke", "table1/raw_whole", {"seeds": [0, 1, 2, 3, 4]}).schedule.seeds == [0, 1, 2, 3, 4]
 
 
 def test_05_a_params_file_that_is_not_utf8_is_named(tmp_path):
@@ -585,7 +596,7 @@ def test_11_a_synthetic_set_made_while_waiting_for_the_lock_is_checked(tmp_path)
         while not flock_waiters(lock) and time.monotonic() < deadline:
             time.sleep(0.01)
         assert flock_waiters(lock) == 1, "the second prepare never waited for the lock"
-        synthesize(cfg.data_dir, **synth_settings(cfg), progress=False, workers=1)
+        synthesize(cfg.run.data_dir, cfg.synth, progress=False, workers=1)
     thread.join(30)
     assert "synth_test_fraction: the set has 0.1, the config 0.5" in str(outcome.get("error")), outcome
     assert not (tmp_path / "stores").exists()
@@ -618,8 +629,8 @@ from fmareport.config import Config
 from fmareport.data import store
 cfg = Config(**yaml.safe_load(Path(sys.argv[1]).read_text()))
 store._check_space = lambda folder, n: folder.mkdir(parents=True, exist_ok=True)  # passed: the disk filled after it
-disk = os.statvfs(cfg.store_root)
-Path(cfg.store_root, "filler").write_bytes(bytes(disk.f_bavail * disk.f_frsize - 100_000))
+disk = os.statvfs(cfg.run.store_root)
+Path(cfg.run.store_root, "filler").write_bytes(bytes(disk.f_bavail * disk.f_frsize - 100_000))
 store.prepare(cfg, progress=False)
 """
 

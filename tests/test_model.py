@@ -23,8 +23,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def test_paper_profile_shapes(kind, segmented):
     cfg = load_profile("paper", overrides={"input": kind, "segmented": segmented})
     n, t = (131072, 126) if segmented else (1_000_000, 974)
-    assert cfg.window_samples == n and cfg.steps(n) == t
-    rows = {r.name: r for r in layer_table(cfg)}
+    assert cfg.window_samples == n and cfg.model.steps(n) == t
+    rows = {r.name: r for r in layer_table(cfg.model, cfg.window_samples)}
     assert rows["conv1"].in_shape == (n,)
     assert rows["conv1"].out_shape == (256, t)
     assert rows["conv2"].out_shape == rows["conv3"].out_shape == (256, t)
@@ -44,8 +44,8 @@ def test_paper_segment_real_forward_matches_trace():
     """A real CPU forward at the paper's segment size agrees with the meta trace."""
     cfg = load_profile("paper", overrides={"input": "both", "segmented": True})
     torch.manual_seed(0)
-    net = Net(cfg).eval()
-    x = torch.rand(2, cfg.segment_samples) * 2 - 1  # (B, N)
+    net = Net(cfg.model).eval()
+    x = torch.rand(2, cfg.model.segment_samples) * 2 - 1  # (B, N)
     with torch.no_grad():
         h = net.conv1(x)  # (B, C, T)
         logits = net(x)  # (B, 8)
@@ -58,10 +58,10 @@ def test_paper_segment_real_forward_matches_trace():
 def test_every_input_lands_on_the_same_steps(kind, extra):
     """T = N // hop - 2 for lengths that are and are not a multiple of the hop."""
     cfg = load_profile("smoke", overrides={"input": kind})
-    n = 8 * cfg.hop + extra
+    n = 8 * cfg.model.hop + extra
     with torch.no_grad():
-        h = Net(cfg).eval().conv1(torch.randn(3, n) * 0.1)  # (B, C, T)
-    assert h.shape == (3, cfg.channels, n // cfg.hop - 2)
+        h = Net(cfg.model).eval().conv1(torch.randn(3, n) * 0.1)  # (B, C, T)
+    assert h.shape == (3, cfg.model.channels, n // cfg.model.hop - 2)
 
 
 @pytest.mark.parametrize("chunk_bytes", [model.CPU_CHUNK_BYTES, 1], ids=["one-chunk", "item-by-item"])
@@ -80,20 +80,20 @@ def test_residual_shortcut_adds_conv1_before_the_elu():
     """With conv3's weights zero (eval mode, fresh BN stats: BN(0) = 0) the block output is
     ELU(0 + h1) with h1 = ELU(BN(conv1(x))): the shortcut carries conv1's activation."""
     cfg = load_profile("smoke", overrides={"input": "both"})
-    net = Net(cfg).eval()
+    net = Net(cfg.model).eval()
     seen = {}
     net.conv1.register_forward_hook(lambda m, a, out: seen.update(z1=out))
     net.pool.register_forward_hook(lambda m, a, out: seen.update(h3=a[0]))
     with torch.no_grad():
         net.conv3.conv.weight.zero_()
-        net(torch.randn(2, cfg.clip_samples) * 0.1)
+        net(torch.randn(2, cfg.store.clip_samples) * 0.1)
     torch.testing.assert_close(seen["h3"], F.elu(F.elu(seen["z1"])))
 
 
 def test_dropout_only_in_training():
     cfg = load_profile("smoke", overrides={"dropout": 0.5})
-    net = Net(cfg)
-    x = torch.randn(4, cfg.clip_samples) * 0.1
+    net = Net(cfg.model)
+    x = torch.randn(4, cfg.store.clip_samples) * 0.1
     with torch.no_grad():
         assert not torch.equal(net.train()(x), net(x))
         assert torch.equal(net.eval()(x), net(x))
@@ -102,8 +102,8 @@ def test_dropout_only_in_training():
 @pytest.mark.parametrize("kind", INPUTS)
 def test_layer_table_counts_every_parameter(kind):
     cfg = load_profile("smoke", overrides={"input": kind})
-    rows = layer_table(cfg)
-    assert sum(r.params for r in rows if r.depth == 0) == n_params(Net(cfg))
+    rows = layer_table(cfg.model, cfg.window_samples)
+    assert sum(r.params for r in rows if r.depth == 0) == n_params(Net(cfg.model))
     parts = sum(r.depth == 1 for r in rows)  # the first layer's convs and STFT follow it
     assert [r.depth for r in rows[: 1 + parts]] == [0] + [1] * parts and rows[0].name == "conv1"
 
@@ -125,8 +125,8 @@ def test_summary_refuses_a_bad_cell(tmp_path, capsys):
 
 def test_both_splits_channels_evenly():
     cfg = load_profile("smoke").replace(input="both")
-    net = Net(cfg)
-    assert net.conv1.raw.out_channels == net.conv1.spec.out_channels == cfg.channels // 2
+    net = Net(cfg.model)
+    assert net.conv1.raw.out_channels == net.conv1.spec.out_channels == cfg.model.channels // 2
 
 
 def test_log_spectrogram_is_log1p_of_the_linear_magnitude():
@@ -137,7 +137,7 @@ def test_log_spectrogram_is_log1p_of_the_linear_magnitude():
     with pytest.raises(ValueError, match="scale 'db'"):
         Spectrogram(256, 128, "db")
     cfg = load_profile("smoke").replace(spectrogram_scale="log", input="both")
-    assert Net(cfg).conv1.stft.scale == "log"
+    assert Net(cfg.model).conv1.stft.scale == "log"
 
 
 @pytest.mark.parametrize("segmented", [False, True], ids=["whole", "segmented"])
@@ -149,13 +149,13 @@ def test_training_flops_equal_the_hand_count(kind, segmented):
     cfg = load_profile("smoke", overrides={"input": kind, "segmented": segmented, "channels": 8, "dense": [12, 6]})
     clips = 3
     windows = clips * (cfg.n_segments if segmented else 1)
-    c, t = cfg.channels, cfg.steps(cfg.window_samples)  # 8 maps, T = 126 (whole) or 30 (segment)
+    c, t = cfg.model.channels, cfg.model.steps(cfg.window_samples)  # 8 maps, T = 126 (whole) or 30 (segment)
     half = c // 2 if kind == "both" else c
     first = 0  # multiply-adds of the first layer, per window
     if kind != "spectrogram":
-        first += half * t * (3 * cfg.hop)  # Conv1d(1, C, 3 hop, stride hop): T outputs per map
+        first += half * t * (3 * cfg.model.hop)  # Conv1d(1, C, 3 hop, stride hop): T outputs per map
     if kind != "raw":
-        first += half * t * (cfg.n_bins * 4)  # Conv2d(1, C, (bins, 4)): T outputs per map
+        first += half * t * (cfg.model.n_bins * 4)  # Conv2d(1, C, (bins, 4)): T outputs per map
     block = 2 * c * t * (c * 4)  # conv2, conv3: Conv1d(C, C, 4), T outputs per map
     dense = 2 * c * 12 + 12 * 6 + 6 * 8  # 2C -> 12 -> 6 -> 8 genres
     expected = 2 * windows * (2 * first + 3 * (block + dense))
@@ -176,10 +176,10 @@ def test_summary_cost_lines_on_the_smoke_profile(capsys):
     base = load_profile("smoke")
     for kind, window, n, gflop, tflop, gb, seconds in rows:
         cfg = base.replace(input=kind, segmented=window == "segments")
-        per_step = summary.training_flops(cfg, cfg.batch_size)
-        assert int(n) == cfg.batch_size * (cfg.n_segments if cfg.segmented else 1)
+        per_step = summary.training_flops(cfg, cfg.train.batch_size)
+        assert int(n) == cfg.train.batch_size * (cfg.n_segments if cfg.model.segmented else 1)
         assert float(gflop) == pytest.approx(per_step / 1e9, abs=0.05)
-        assert float(tflop) == pytest.approx(per_step * 64 / cfg.batch_size / 1e12, abs=0.005)
+        assert float(tflop) == pytest.approx(per_step * 64 / cfg.train.batch_size / 1e12, abs=0.005)
         if gb is not None:  # measured (Linux)
             assert float(gb) > 0 and float(seconds) > 0
 
@@ -213,19 +213,19 @@ def test_spectrogram_conv_forms_equal(profile, monkeypatch):
     All three agree (output and weight gradient) at the demo's and the paper's F, with exact shapes."""
     cfg = load_profile(profile, overrides={"input": "spectrogram", "segmented": True})
     torch.manual_seed(0)
-    layer = model.SpectrogramConv(1, 16, (cfg.n_bins, model.SPEC_FRAMES), bias=False)
-    s = Spectrogram(cfg.n_fft, cfg.hop)(torch.randn(3, cfg.segment_samples) * 0.1)  # (B, F, frames)
-    t = cfg.steps(cfg.segment_samples)
+    layer = model.SpectrogramConv(1, 16, (cfg.model.n_bins, model.SPEC_FRAMES), bias=False)
+    s = Spectrogram(cfg.model.n_fft, cfg.model.hop)(torch.randn(3, cfg.model.segment_samples) * 0.1)  # (B, F, frames)
+    t = cfg.model.steps(cfg.model.segment_samples)
     g = torch.randn(3, 16, 1, t)
     outs = {}
     for form, devices in [("matmul", ("cpu",)), ("conv2d", ())]:
         monkeypatch.setattr(model, "MATMUL_DEVICES", devices)
         y = layer(s[:, None])  # (B, C, 1, T)
         outs[form] = (y, torch.autograd.grad(y, layer.weight, g)[0])
-    y1 = F.conv1d(s, layer.weight.view(16, cfg.n_bins, model.SPEC_FRAMES))[:, :, None]  # Conv1d(F, C, 4)
+    y1 = F.conv1d(s, layer.weight.view(16, cfg.model.n_bins, model.SPEC_FRAMES))[:, :, None]  # Conv1d(F, C, 4)
     outs["conv1d"] = (y1, torch.autograd.grad(y1, layer.weight, g)[0])
     for form, (y, grad) in outs.items():
-        assert y.shape == (3, 16, 1, t) and grad.shape == layer.weight.shape == (16, 1, cfg.n_bins, 4), form
+        assert y.shape == (3, 16, 1, t) and grad.shape == layer.weight.shape == (16, 1, cfg.model.n_bins, 4), form
         torch.testing.assert_close(y, outs["conv2d"][0], rtol=1e-5, atol=1e-4)
         torch.testing.assert_close(grad, outs["conv2d"][1], rtol=1e-5, atol=1e-3)
 
@@ -240,8 +240,8 @@ def test_net_forms_equal(kind, segmented, monkeypatch):
     x = torch.randn(4 * (cfg.n_segments if segmented else 1), cfg.window_samples) * 0.1
     y = torch.arange(len(x)) % 8
     torch.manual_seed(0)
-    nets = {"matmul": Net(cfg)}
-    nets["conv"] = Net(cfg)
+    nets = {"matmul": Net(cfg.model)}
+    nets["conv"] = Net(cfg.model)
     nets["conv"].load_state_dict(nets["matmul"].state_dict())
     got = {}
     for form, net in nets.items():
@@ -267,7 +267,7 @@ def test_matmul_form_keeps_the_papers_parameters():
     the paper's layers (Conv2d(1, C, (F, 4)) for the 2D first layer), as before the matmul form."""
     cfg = load_profile("paper", overrides={"input": "both"})
     with torch.device("meta"):
-        shapes = {k: tuple(v.shape) for k, v in Net(cfg).state_dict().items() if "running" not in k}
+        shapes = {k: tuple(v.shape) for k, v in Net(cfg.model).state_dict().items() if "running" not in k}
     assert {k: s for k, s in shapes.items() if k.startswith(("conv", "out"))} == {
         "conv1.raw.weight": (128, 1, 3072),
         "conv1.spec.weight": (128, 1, 1025, 4),
@@ -300,24 +300,24 @@ def test_the_cpu_runs_the_matmul_form_and_the_layer_table_the_convs(profile, seg
     for kind in INPUTS:
         cfg = load_profile(profile, overrides={"input": kind, "segmented": segmented})
         clips = 1 if segmented else 2  # 1 clip: its n_segments windows
-        x = windows(torch.randn(clips, cfg.clip_samples) * 0.1, cfg)  # (B * S, W)
+        x = windows(torch.randn(clips, cfg.store.clip_samples) * 0.1, cfg)  # (B * S, W)
         with FlopCounterMode(display=False) as counter:
-            F.cross_entropy(Net(cfg)(x), torch.arange(len(x)) % 8).backward()
+            F.cross_entropy(Net(cfg.model)(x), torch.arange(len(x)) % 8).backward()
         ops = {str(op) for op in counter.get_flop_counts()["Global"]}
         assert "aten.mm" in ops and not [op for op in ops if "conv" in op], (kind, ops)
         assert counter.get_total_flops() == summary.training_flops(cfg, clips), kind
-        rows = {r.name: r for r in layer_table(cfg)}
+        rows = {r.name: r for r in layer_table(cfg.model, cfg.window_samples)}
         if kind != "raw":
-            assert (rows["conv1.spec"].kind, rows["conv1.spec"].kernel) == ("conv2d", (cfg.n_bins, 4))
+            assert (rows["conv1.spec"].kind, rows["conv1.spec"].kernel) == ("conv2d", (cfg.model.n_bins, 4))
         if kind != "spectrogram":
-            assert (rows["conv1.raw"].kind, rows["conv1.raw"].kernel) == ("conv1d", (3 * cfg.hop,))
+            assert (rows["conv1.raw"].kind, rows["conv1.raw"].kernel) == ("conv1d", (3 * cfg.model.hop,))
 
 
 def test_matmul_form_keeps_activations_and_gradients_channels_last():
     """In the matmul form every conv layer's (B, C, T) output is a view of channels-last memory,
     and the gradients coming back are too (no transposing copies in the step)."""
     cfg = load_profile("smoke", overrides={"input": "both", "segmented": True})
-    net = Net(cfg)
+    net = Net(cfg.model)
     seen = []
 
     def hook(module, args, out):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fmareport.config import load_cell
+from fmareport.config import ConfigError, load_cell
 from fmareport.report import runs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,6 +42,18 @@ def test_expected_cells_are_the_params_files_of_tables_and_ablations():
         if p.parent.name != "profiles"
     )
     assert cells == on_disk and "table1/raw_whole" in cells and "ablations/segment_batches" in cells
+
+
+def test_a_new_table_folder_is_found_and_any_other_folder_refused(tmp_path):
+    """A table3/ (say) is run like table1/; a folder that is no table is named, never passed over."""
+    for folder in ("profiles", "table1", "table3", "ablations", ".cache"):
+        (tmp_path / folder).mkdir()
+    for cell in ("table1/a", "table3/b", "ablations/c"):
+        (tmp_path / f"{cell}.yaml").write_text("cell: x\n")
+    assert runs.expected_cells(tmp_path) == ["ablations/c", "table1/a", "table3/b"]
+    (tmp_path / "tabel4").mkdir()
+    with pytest.raises(ConfigError, match=r"tabel4: not a folder of cells; cells live in .*table<N>/"):
+        runs.expected_cells(tmp_path)
 
 
 def test_keys_that_change_no_number_are_not_differences():

@@ -18,7 +18,7 @@ import soundfile as sf
 import soxr
 import yaml
 
-from fmareport.config import Config, ConfigError
+from fmareport.config import Config, ConfigError, SynthSettings
 from fmareport.data.audio import decode_clip
 from fmareport.data.fma import GENRES, SPLITS, audio_path, load_tracks
 from fmareport.data.pool import THREAD_ENV, imap_unordered
@@ -143,7 +143,12 @@ def test_a_synthetic_set_made_before_it_had_artists_is_refused(tiny_config, tmp_
         data_dir=str(tmp_path / "synth"), store_root=str(tmp_path / "stores"), synth_tracks_per_genre=1,
         synth_seconds=0.5, synth_sample_rate=8000, synth_bad_cases=False, clip_samples=2048, segment_samples=1024,
     )  # fmt: skip
-    root = synthesize(cfg.data_dir, 1, 0.5, 8000, progress=False, workers=1)
+    root = synthesize(
+        cfg.run.data_dir,
+        SynthSettings(tracks_per_genre=1, seconds=0.5, sample_rate=8000, bad_cases=False),
+        progress=False,
+        workers=1,
+    )
     marker = json.loads((root / MARKER).read_text())
     assert marker["artist_tracks"] == ARTIST_TRACKS
     (root / MARKER).write_text(json.dumps({k: v for k, v in marker.items() if k != "artist_tracks"}))
@@ -207,7 +212,7 @@ def test_a_killed_prepare_resumes_to_an_identical_store(tiny_config, tiny_store,
     profile.write_text(yaml.safe_dump(tiny_config.to_dict()))
     root = tmp_path / "stores"
     partial = root / f"{tiny_store.path.name}.partial"
-    cmd = prepare_command(profile, tiny_config.data_dir, root)
+    cmd = prepare_command(profile, tiny_config.run.data_dir, root)
 
     before = 0
     for tracks in (5, 15):  # killed twice: the second run resumes

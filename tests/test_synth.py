@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 from fmareport.cli import main
+from fmareport.config import SynthSettings
 from fmareport.data.fma import GENRE_IDS, GENRES, SPLITS, audio_path, load_features, load_genres, load_tracks
 from fmareport.data.music import draw_artist, render
 from fmareport.data.synth import ARTIST_TRACKS, BAD_CASES, MARKER, SHORT_SECONDS, split_sizes, synthesize
@@ -18,10 +19,10 @@ from fmareport.data.synth import ARTIST_TRACKS, BAD_CASES, MARKER, SHORT_SECONDS
 
 def test_split_sizes():
     for n, per_genre in ((60, (48, 6, 6)), (1000, (800, 100, 100))):
-        assert all(tuple(s.values()) == per_genre for s in split_sizes(n))
-    totals = [sum(s[split] for s in split_sizes(5)) for split in SPLITS]
+        assert all(tuple(s.values()) == per_genre for s in split_sizes(n, 0.1, 0.1))
+    totals = [sum(s[split] for s in split_sizes(5, 0.1, 0.1)) for split in SPLITS]
     assert totals == [32, 4, 4]  # the smoke profile's 40 tracks
-    assert all(sum(s.values()) == 5 for s in split_sizes(5))
+    assert all(sum(s.values()) == 5 for s in split_sizes(5, 0.1, 0.1))
 
 
 def test_split_sizes_at_other_fractions():
@@ -33,7 +34,12 @@ def test_split_sizes_at_other_fractions():
 
 
 def test_a_set_at_other_fractions(tmp_path):
-    root = synthesize(tmp_path / "s", 4, 0.5, 8000, progress=False, workers=1, test_fraction=0.5)
+    root = synthesize(
+        tmp_path / "s",
+        SynthSettings(tracks_per_genre=4, seconds=0.5, sample_rate=8000, test_fraction=0.5, bad_cases=False),
+        progress=False,
+        workers=1,
+    )
     tracks = load_tracks(root / "fma_metadata" / "tracks.csv")
     small = tracks[tracks["set", "subset"] == "small"]
     assert small["set", "split"].value_counts().to_dict() == {"test": 16, "training": 13, "validation": 3}
@@ -46,7 +52,7 @@ def test_layout_and_metadata(tiny_data):
     small = tracks[tracks["set", "subset"] <= "small"]
     good = small.drop(index=list(BAD_CASES))
     assert len(good) == 8 * 5 and set(BAD_CASES) <= set(small.index)
-    for genre, sizes in zip(GENRES, split_sizes(5)):
+    for genre, sizes in zip(GENRES, split_sizes(5, 0.1, 0.1)):
         rows = good[good["track", "genre_top"] == genre]
         assert rows["set", "split"].value_counts().reindex(SPLITS, fill_value=0).tolist() == list(sizes.values())
         assert all(g == [GENRE_IDS[genre]] for g in rows["track", "genres"])
@@ -69,7 +75,12 @@ def test_layout_and_metadata(tiny_data):
 def test_every_artist_is_in_one_split_and_one_genre(tmp_path):
     """As FMA's split does: an artist's tracks are all training, all validation or all test, and of
     one genre; each split of a genre is cut into artists of ARTIST_TRACKS (the last may have fewer)."""
-    root = synthesize(tmp_path / "s", 11, 0.25, 8000, bad_cases=True, progress=False, workers=1, test_fraction=0.3)
+    root = synthesize(
+        tmp_path / "s",
+        SynthSettings(tracks_per_genre=11, seconds=0.25, sample_rate=8000, bad_cases=True, test_fraction=0.3),
+        progress=False,
+        workers=1,
+    )
     tracks = load_tracks(root / "fma_metadata" / "tracks.csv")
     meta = pd.DataFrame(
         {
@@ -149,10 +160,31 @@ def tree(root):
 
 
 def test_same_seed_same_bytes(tmp_path):
-    a = tree(synthesize(tmp_path / "a", 2, 1.0, 16000, seed=3, bad_cases=True, progress=False, workers=1))
-    b = tree(synthesize(tmp_path / "b", 2, 1.0, 16000, seed=3, bad_cases=True, progress=False, workers=2))
+    a = tree(
+        synthesize(
+            tmp_path / "a",
+            SynthSettings(tracks_per_genre=2, seconds=1.0, sample_rate=16000, seed=3, bad_cases=True),
+            progress=False,
+            workers=1,
+        )
+    )
+    b = tree(
+        synthesize(
+            tmp_path / "b",
+            SynthSettings(tracks_per_genre=2, seconds=1.0, sample_rate=16000, seed=3, bad_cases=True),
+            progress=False,
+            workers=2,
+        )
+    )
     assert a == b
-    c = tree(synthesize(tmp_path / "c", 2, 1.0, 16000, seed=4, bad_cases=False, progress=False, workers=1))
+    c = tree(
+        synthesize(
+            tmp_path / "c",
+            SynthSettings(tracks_per_genre=2, seconds=1.0, sample_rate=16000, seed=4, bad_cases=False),
+            progress=False,
+            workers=1,
+        )
+    )
     metadata = {f"fma_metadata/{name}.csv" for name in ("tracks", "genres", "features")}
     assert set(a) & set(c) <= {"fma_small/checksums", *metadata, MARKER}
     assert a["fma_metadata/tracks.csv"] != c["fma_metadata/tracks.csv"]
@@ -191,7 +223,7 @@ def test_styles_are_learnable():
 def test_refuses_a_non_empty_folder(tmp_path, capsys):
     (tmp_path / "keep.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="not empty"):
-        synthesize(tmp_path, 1, 1.0, progress=False)
+        synthesize(tmp_path, SynthSettings(tracks_per_genre=1, seconds=1.0, bad_cases=False), progress=False)
     assert main(["synth", str(tmp_path), "--tracks-per-genre", "1"]) == 2
     assert "not empty" in capsys.readouterr().err
     assert (tmp_path / "keep.txt").read_text() == "mine"

@@ -125,13 +125,13 @@ def test_one_segment_is_plain_cross_entropy():
 
 def test_windows_are_each_clips_segments_in_order():
     cfg = load_profile("paper", overrides={"segmented": True})
-    x = torch.arange(2 * cfg.clip_samples, dtype=torch.float32).view(2, -1)  # (B, N)
+    x = torch.arange(2 * cfg.store.clip_samples, dtype=torch.float32).view(2, -1)  # (B, N)
     w = windows(x, cfg)  # (B * S, W)
     assert cfg.n_segments == 14 and w.shape == (2 * 14, 131072)
     for i in range(2):
         for j in range(14):
-            start = j * cfg.segment_hop
-            assert torch.equal(w[i * 14 + j], x[i, start : start + cfg.segment_samples])
+            start = j * cfg.model.segment_hop
+            assert torch.equal(w[i * 14 + j], x[i, start : start + cfg.model.segment_samples])
     whole = load_profile("paper")
     assert windows(x, whole) is x
 
@@ -156,8 +156,8 @@ def test_batches_cover_every_row_once_in_near_equal_sorted_batches():
 def test_one_training_step_moves_every_parameter(kind, tones):
     cfg = tone_config(input=kind, segmented=True)
     seed_everything(0)
-    model = Net(cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    model = Net(cfg.model)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     before = [p.detach().clone() for p in model.parameters()]
     rows = np.arange(16)
     x = windows(load_clips(tones.audio, rows, device_policy(cfg)), cfg)  # (16 * S, W)
@@ -178,7 +178,7 @@ def test_a_bf16_autocast_step_on_the_cpu_gives_float32_logits_and_every_gradient
     policy = device_policy(cfg)
     assert policy.amp_dtype == torch.bfloat16 and policy.device.type == "cpu"
     seed_everything(0)
-    model = Net(cfg)
+    model = Net(cfg.model)
     rows = np.arange(16)
     seen = {}
     model.conv2.conv.register_forward_hook(lambda m, a, out: seen.update(conv2=out.dtype))
@@ -317,13 +317,13 @@ def test_record_on_the_tiny_store_follows_the_contract(tiny_store, tiny_config):
     cfg = tiny_config.replace(channels=32, segmented=True, epochs=2, batch_size=16)
     rec = train_seed(cfg, tiny_store, seed=0, progress=False)
     assert isinstance(rec, SeedResult)  # validated by the results schema on creation
-    assert len(rec.history) == cfg.epochs and [h.epoch for h in rec.history] == [1, 2]
+    assert len(rec.history) == cfg.schedule.epochs and [h.epoch for h in rec.history] == [1, 2]
     n_test = len(tiny_store.split_indices("test"))
     conf = np.array(rec.confusion)
     assert conf.shape == (8, 8) and conf.sum() == n_test
     assert rec.test_acc_last == pytest.approx(np.trace(conf) / n_test)
     assert list(rec.per_genre_acc) == list(GENRES)
-    assert 1 <= rec.best_epoch <= cfg.epochs
+    assert 1 <= rec.best_epoch <= cfg.schedule.epochs
     assert rec.n_params > 0 and rec.seconds > 0 and rec.segments_per_second > 0
     test = np.sort(tiny_store.split_indices("test"))
     assert rec.test_artist_ids == tiny_store.artists[test].tolist()  # the store's artists, in track order

@@ -103,7 +103,7 @@ def test_injected_names_are_read_from_papermills_cell():
     with pytest.raises(ConfigError, match=r"'epochs' not a parameter of this notebook.*overrides"):
         experiment.notebook_config("smoke", "table1/raw_whole", {}, history)
     cfg = experiment.notebook_config("smoke", "table1/raw_whole", "epochs: 2\nlr: 1e-3", history[:2])
-    assert (cfg.epochs, cfg.lr, cfg.cell) == (2, 1e-3, "table1/raw_whole")
+    assert (cfg.schedule.epochs, cfg.train.lr, cfg.cell) == (2, 1e-3, "table1/raw_whole")
 
 
 @pytest.mark.slow
@@ -113,7 +113,7 @@ def test_grid_writes_every_cell(smoke_grid):
     for cell, obj in results.items():
         expected = load_config(smoke_grid / "params/profiles/smoke.yaml", smoke_grid / "params" / f"{cell}.yaml")
         assert obj["config"] == expected.to_dict()
-        assert [s["seed"] for s in obj["seeds"]] == expected.seeds
+        assert [s["seed"] for s in obj["seeds"]] == expected.schedule.seeds
         assert obj["data"]["tracks"] == {"training": 32, "validation": 4, "test": 4}
         assert obj["data"]["skipped"] == 5 and obj["data"]["source"] == "synth"
         assert obj["provenance"]["versions"]["torch"] and obj["provenance"]["device"] == "cpu"

@@ -198,6 +198,26 @@ def load_tracks(path: str | Path) -> pd.DataFrame:
     list or a date that does not parse.
     """
     path = Path(path)
+    tracks = _read_tracks_csv(path)
+    tracks.index = pd.Index(_positive_ints(pd.Series(tracks.index), path, "track_id", tracks), name="track_id")
+    _refuse_repeated_ids(tracks, path)
+    tracks["artist", "id"] = _positive_ints(tracks["artist", "id"], path, "artist", tracks)
+    for column in LIST_COLUMNS:
+        tracks[column] = [_list_literal(text, path, tracks, i, column) for i, text in enumerate(tracks[column])]
+    for column in DATE_COLUMNS:
+        tracks[column] = _dates(tracks, column, path)
+    raw_subset = tracks["set", "subset"]
+    known_subset = raw_subset.where(raw_subset.isin(SUBSETS))
+    tracks["set", "subset"] = known_subset.astype(pd.CategoricalDtype(SUBSETS, ordered=True))
+    unknown = tracks["set", "subset"].isna()
+    # A subset FMA does not have makes the track belong to none: kept here for select_tracks to report.
+    tracks.attrs["unknown_subset"] = {int(t): str(v) for t, v in raw_subset[unknown].items()}
+    return tracks
+
+
+def _read_tracks_csv(path: Path) -> pd.DataFrame:
+    """tracks.csv as pandas reads it with FMA's 3 header rows; TracksError unless it is UTF-8 CSV
+    with FMA's 52 columns and a track_id index."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no tracks.csv here (it comes with fma_metadata.zip)")
     raw = path.read_bytes()
@@ -223,12 +243,26 @@ def load_tracks(path: str | Path) -> pd.DataFrame:
         )
     if tracks.index.name != "track_id":
         raise TracksError(f"{path}: the index (third header row) should be named 'track_id', got {tracks.index.name!r}")
-    ids = pd.to_numeric(pd.Series(tracks.index), errors="coerce")
-    bad = ids.isna() | (ids <= 0) | (ids % 1 != 0)
+    return tracks
+
+
+def _positive_ints(values: pd.Series, path: Path, what: str, tracks: pd.DataFrame) -> np.ndarray:
+    """`values` (track ids, or artist ids) as int64; TracksError at the first that is not a positive integer."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = numbers.isna() | (numbers <= 0) | (numbers % 1 != 0)
     if bad.any():
         i = int(bad.to_numpy().nonzero()[0][0])
-        raise TracksError(f"{path}: data row {i + 1}: track_id {tracks.index[i]!r} is not a positive integer")
-    tracks.index = pd.Index(ids.astype("int64").to_numpy(), name="track_id")
+        if what == "track_id":
+            raise TracksError(f"{path}: data row {i + 1}: track_id {values.iloc[i]!r} is not a positive integer")
+        raise TracksError(
+            f"{path}: {_row(tracks, i)}, column ('artist', 'id'): {values.iloc[i]!r} is not an "
+            "artist id (a positive integer; FMA gives every track its artist's)"
+        )
+    return numbers.astype("int64").to_numpy()
+
+
+def _refuse_repeated_ids(tracks: pd.DataFrame, path: Path) -> None:
+    """TracksError naming the data rows of the first track_id listed twice."""
     twice = tracks.index.duplicated(keep=False)
     if twice.any():
         tid = int(tracks.index[twice][0])
@@ -237,45 +271,32 @@ def load_tracks(path: str | Path) -> pd.DataFrame:
             f"{path}: track_id {tid} is listed on data rows {', '.join(rows)}; FMA lists every track once "
             f"({int(twice.sum())} rows share an id): fix the file or fetch it again"
         )
-    artist = pd.to_numeric(tracks["artist", "id"], errors="coerce")
-    bad = artist.isna() | (artist <= 0) | (artist % 1 != 0)
+
+
+def _list_literal(text: object, path: Path, tracks: pd.DataFrame, i: int, column: tuple) -> list:
+    """A list column's cell ('[21, 38]') as a list: literals only (`ast.literal_eval`, never code)."""
+    try:
+        value = ast.literal_eval(text) if isinstance(text, str) else None
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        value = None
+    if not isinstance(value, list):
+        raise TracksError(
+            f"{path}: {_row(tracks, i)}, column {column}: {str(text)[:80]!r} is not a list literal such as [21]"
+        )
+    return value
+
+
+def _dates(tracks: pd.DataFrame, column: tuple, path: Path) -> pd.Series:
+    """A date column as datetimes (empty cells stay NaT); TracksError at the first that does not parse."""
+    parsed = pd.to_datetime(tracks[column], errors="coerce", format="ISO8601")
+    bad = parsed.isna() & tracks[column].notna()
     if bad.any():
         i = int(bad.to_numpy().nonzero()[0][0])
         raise TracksError(
-            f"{path}: {_row(tracks, i)}, column ('artist', 'id'): {tracks['artist', 'id'].iloc[i]!r} is not an "
-            "artist id (a positive integer; FMA gives every track its artist's)"
+            f"{path}: {_row(tracks, i)}, column {column}: {tracks[column].iloc[i]!r} is not a date "
+            "(FMA writes e.g. 2008-11-26 01:48:12)"
         )
-    tracks["artist", "id"] = artist.astype("int64")
-    for column in LIST_COLUMNS:
-        values = []
-        for i, text in enumerate(tracks[column]):
-            try:
-                value = ast.literal_eval(text) if isinstance(text, str) else None
-            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-                value = None
-            if not isinstance(value, list):
-                raise TracksError(
-                    f"{path}: {_row(tracks, i)}, column {column}: {str(text)[:80]!r} is not a list literal such as [21]"
-                )
-            values.append(value)
-        tracks[column] = values
-    for column in DATE_COLUMNS:
-        parsed = pd.to_datetime(tracks[column], errors="coerce", format="ISO8601")
-        bad = parsed.isna() & tracks[column].notna()
-        if bad.any():
-            i = int(bad.to_numpy().nonzero()[0][0])
-            raise TracksError(
-                f"{path}: {_row(tracks, i)}, column {column}: {tracks[column].iloc[i]!r} is not a date "
-                "(FMA writes e.g. 2008-11-26 01:48:12)"
-            )
-        tracks[column] = parsed
-    raw_subset = tracks["set", "subset"]
-    known_subset = raw_subset.where(raw_subset.isin(SUBSETS))
-    tracks["set", "subset"] = known_subset.astype(pd.CategoricalDtype(SUBSETS, ordered=True))
-    unknown = tracks["set", "subset"].isna()
-    # A subset FMA does not have makes the track belong to none: kept here for select_tracks to report.
-    tracks.attrs["unknown_subset"] = {int(t): str(v) for t, v in raw_subset[unknown].items()}
-    return tracks
+    return parsed
 
 
 def load_genres(path: str | Path) -> pd.DataFrame:
@@ -346,6 +367,29 @@ def load_features(path: str | Path, track_ids=None) -> pd.DataFrame:
         raise FeaturesError(f"{path}: its header lines are not CSV text: {err}") from None
     _check_features_header(path, head)
     wanted = None if track_ids is None else pd.Index(np.asarray(track_ids, dtype=np.int64), name="track_id")
+    kept = _read_feature_rows(path, wanted)
+    values = [_numbers(chunk, path) for chunk in kept]  # (rows, 518) each
+    table = pd.DataFrame(
+        np.concatenate(values) if values else np.empty((0, len(FEATURES_COLUMNS))),
+        index=pd.Index(np.concatenate([c.index for c in kept]) if kept else [], dtype="int64", name="track_id"),
+        columns=pd.MultiIndex.from_tuples(FEATURES_COLUMNS, names=FEATURES_HEADER),
+    )
+    if wanted is not None:
+        table = table.loc[wanted]
+    empty = ~np.isfinite(table.to_numpy())
+    if empty.any():
+        i, k = (int(a[0]) for a in empty.nonzero())
+        raise FeaturesError(
+            f"{path}: track_id {table.index[i]}, column {'/'.join(FEATURES_COLUMNS[k])}: "
+            f"{table.iat[i, k]} (empty or not finite; FMA's features.py leaves a track's fields empty when it "
+            "cannot compute its features)"
+        )
+    return table
+
+
+def _read_feature_rows(path: Path, wanted: pd.Index | None) -> list[pd.DataFrame]:
+    """features.csv's rows below its 4 header lines, in chunks of FEATURES_CHUNK, keeping the
+    `wanted` tracks' (None: all); FeaturesError for a bad or repeated track_id, or a wanted one missing."""
     kept, ids, line = [], [], 4  # line: the file's lines before the chunk (4 header lines)
     try:
         for chunk in pd.read_csv(path, header=None, skiprows=4, index_col=0, chunksize=FEATURES_CHUNK):
@@ -369,41 +413,27 @@ def load_features(path: str | Path, track_ids=None) -> pd.DataFrame:
         raise FeaturesError(
             f"{path}: track_id {twice[0]} is on lines {', '.join(lines)}; FMA lists every track once: fetch it again"
         )
-    if wanted is not None:
-        missing = wanted.difference(all_ids)
-        if len(missing):
-            shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
-            raise FeaturesError(
-                f"{path}: no row for {len(missing)} of the {len(wanted)} tracks asked for (track_id {shown}); "
-                "features.csv must come from the same fma_metadata.zip (or synthetic set) as tracks.csv"
-            )
-    values = []
-    for chunk in kept:
-        for k, column in enumerate(chunk.columns):
-            if pd.api.types.is_numeric_dtype(chunk[column]):
-                continue
-            number = pd.to_numeric(chunk[column], errors="coerce")
-            bad = number.isna() & chunk[column].notna()
-            if bad.any():
-                i = int(bad.to_numpy().nonzero()[0][0])
-                raise FeaturesError(
-                    f"{path}: track_id {chunk.index[i]}, column {'/'.join(FEATURES_COLUMNS[k])}: "
-                    f"{str(chunk[column].iloc[i])[:40]!r} is not a number"
-                )
-        values.append(chunk.apply(pd.to_numeric).to_numpy(np.float64))  # (rows, 518)
-    table = pd.DataFrame(
-        np.concatenate(values) if values else np.empty((0, len(FEATURES_COLUMNS))),
-        index=pd.Index(np.concatenate([c.index for c in kept]) if kept else [], dtype="int64", name="track_id"),
-        columns=pd.MultiIndex.from_tuples(FEATURES_COLUMNS, names=FEATURES_HEADER),
-    )
-    if wanted is not None:
-        table = table.loc[wanted]
-    empty = ~np.isfinite(table.to_numpy())
-    if empty.any():
-        i, k = (int(a[0]) for a in empty.nonzero())
+    missing = wanted.difference(all_ids) if wanted is not None else []
+    if len(missing):
+        shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
         raise FeaturesError(
-            f"{path}: track_id {table.index[i]}, column {'/'.join(FEATURES_COLUMNS[k])}: "
-            f"{table.iat[i, k]} (empty or not finite; FMA's features.py leaves a track's fields empty when it "
-            "cannot compute its features)"
+            f"{path}: no row for {len(missing)} of the {len(wanted)} tracks asked for (track_id {shown}); "
+            "features.csv must come from the same fma_metadata.zip (or synthetic set) as tracks.csv"
         )
-    return table
+    return kept
+
+
+def _numbers(chunk: pd.DataFrame, path: Path) -> np.ndarray:
+    """A chunk of features.csv as float64 (rows, 518); FeaturesError at the first value that is not a number."""
+    for k, column in enumerate(chunk.columns):
+        if pd.api.types.is_numeric_dtype(chunk[column]):
+            continue
+        number = pd.to_numeric(chunk[column], errors="coerce")
+        bad = number.isna() & chunk[column].notna()
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            raise FeaturesError(
+                f"{path}: track_id {chunk.index[i]}, column {'/'.join(FEATURES_COLUMNS[k])}: "
+                f"{str(chunk[column].iloc[i])[:40]!r} is not a number"
+            )
+    return chunk.apply(pd.to_numeric).to_numpy(np.float64)

@@ -6,7 +6,7 @@ A store is a folder anyone can open:
     index.csv      track_id, genre, label, split, artist_id: one row per row of audio.npy
     manifest.json  settings, source fingerprint, counts per genre and split, skipped tracks
 
-It holds the tracks of cfg.subset (small ⊂ medium ⊂ large; audio under fma_<subset>/)
+It holds the tracks of cfg.data.subset (small ⊂ medium ⊂ large; audio under fma_<subset>/)
 whose genre_top is one of fma.GENRES, in track_id order, less the skipped ones.
 
 Each track is decoded by the rule in `fmareport.data.audio` (DECODE_VERSION).
@@ -19,7 +19,7 @@ every selected audio file: no mtimes and no absolute paths, so it is the same on
 every machine for the same data (an mp3 rewritten in place at the same size, with
 checksums left alone, goes unnoticed). A rerun with the same fingerprint reuses the
 store without decoding; any other setting makes a new one. Decoding runs in
-cfg.prepare_workers spawned processes (0: one per core); two prepares of the same
+cfg.run.prepare_workers spawned processes (0: one per core); two prepares of the same
 store take turns (a file lock), the second reusing the first's work.
 
 The manifest records each file's size and SHA1 (`files`); `open_store` checks them, and
@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import Config, ConfigError
+from ..config import Config, ConfigError, flat_key
 from ..disk import check_room
 from ..errors import FmareportError
 from ..files import file_digest, locked, mark_owned, remove_owned, write_atomic
@@ -259,24 +259,6 @@ def source_fingerprint(data_dir: Path, subset: str, track_ids: np.ndarray) -> st
     return h.hexdigest()
 
 
-# The config keys of a synthetic set, by the names synth uses for them: its marker's keys,
-# `synthesize`'s arguments and (with '-' for '_') `fmareport synth`'s options.
-SYNTH_KEYS = {
-    "synth_tracks_per_genre": "tracks_per_genre",
-    "synth_seconds": "seconds",
-    "synth_sample_rate": "sample_rate",
-    "synth_seed": "seed",
-    "synth_validation_fraction": "validation_fraction",
-    "synth_test_fraction": "test_fraction",
-    "synth_bad_cases": "bad_cases",
-}
-
-
-def synth_settings(cfg: Config) -> dict:
-    """cfg's synthetic set as synth names it: {"tracks_per_genre": 5, ..., "bad_cases": True}."""
-    return {name: getattr(cfg, key) for key, name in SYNTH_KEYS.items()}
-
-
 def check_synthetic_set(data_dir: Path, cfg: Config) -> None:
     """ConfigError unless the synthetic set in data_dir was made with cfg's synth settings, and with
     the artists synth makes now (synth.ARTIST_TRACKS): a profile whose set changed must not train on
@@ -286,8 +268,8 @@ def check_synthetic_set(data_dir: Path, cfg: Config) -> None:
     made = made_with(data_dir)
     if made is None:
         return
-    want = synth_settings(cfg)
-    differ = {key: (made.get(name), want[name]) for key, name in SYNTH_KEYS.items() if made.get(name) != want[name]}
+    want = cfg.synth.model_dump()
+    differ = {flat_key("synth", k): (made.get(k), v) for k, v in want.items() if made.get(k) != v}
     reasons = [f"{k}: the set has {a!r}, the config {b!r}" for k, (a, b) in differ.items()]
     if (had := made.get("artist_tracks")) != ARTIST_TRACKS:  # not a config key: how synth cuts a set now
         had_text = "none (made before synthetic sets had artists)" if had is None else f"artists of {had}"
@@ -304,18 +286,18 @@ def check_synthetic_set(data_dir: Path, cfg: Config) -> None:
 def synth_arguments(cfg: Config) -> list[str]:
     """The `fmareport synth` options that make cfg's synthetic set (the Snakefile's synth job uses them)."""
     out = []
-    for name, value in synth_settings(cfg).items():
+    for name, value in cfg.synth.model_dump().items():
         option = "--" + name.replace("_", "-")
-        out += ([option] if value else []) if isinstance(value, bool) else [option, str(value)]
+        out += [option if value else f"--no-{option[2:]}"] if isinstance(value, bool) else [option, str(value)]
     return out
 
 
 def ensure_data(cfg: Config, progress: bool = True) -> Path:
     """The data set's root; a synthetic one is made first if it is missing, and checked against
     cfg's synth settings whoever made it (this process, another that held the lock, a user)."""
-    data_dir = Path(cfg.data_dir)
+    data_dir = Path(cfg.run.data_dir)
     tracks_csv = data_dir / "fma_metadata" / "tracks.csv"
-    if cfg.data_source == "fma":
+    if cfg.data.source == "fma":
         if not tracks_csv.is_file():
             raise FileNotFoundError(
                 f"{tracks_csv} not found: FMA is not in {data_dir}. Run "
@@ -328,37 +310,36 @@ def ensure_data(cfg: Config, progress: bool = True) -> Path:
         with locked(data_dir.with_name(data_dir.name + ".lock")):  # one maker at a time; the others wait
             if not tracks_csv.is_file():  # another process may have made it while we waited
                 log.info("synthesizing %s", data_dir)
-                synthesize(data_dir, **synth_settings(cfg), progress=progress, workers=cfg.prepare_workers)
+                synthesize(data_dir, cfg.synth, progress=progress, workers=cfg.run.prepare_workers)
     check_synthetic_set(data_dir, cfg)  # after the lock: a set made with other settings while we waited is refused
     return data_dir
 
 
 def prepare(cfg: Config, progress: bool = True) -> ClipStore:
-    """Decode every track of cfg.subset once into a store under cfg.store_root; reuse a complete one."""
+    """Decode every track of cfg.data.subset once into a store under cfg.run.store_root; reuse a complete one."""
     data_dir = ensure_data(cfg, progress)
-    audio_dir = data_dir / f"fma_{cfg.subset}"
+    audio_dir = data_dir / f"fma_{cfg.data.subset}"
     if not audio_dir.is_dir():
         raise FileNotFoundError(
-            f"{audio_dir} not found: the audio of subset {cfg.subset!r} is not in {data_dir}"
-            + (" (`fmareport fetch` gets fma_small)" if cfg.data_source == "fma" else "")
+            f"{audio_dir} not found: the audio of subset {cfg.data.subset!r} is not in {data_dir}"
+            + (" (`fmareport fetch` gets fma_small)" if cfg.data.source == "fma" else "")
         )
-    plan, left_out, dropped = select_tracks(load_tracks(data_dir / "fma_metadata" / "tracks.csv"), cfg.subset)
+    plan, left_out, dropped = select_tracks(load_tracks(data_dir / "fma_metadata" / "tracks.csv"), cfg.data.subset)
     if plan.empty:
-        raise ValueError(f"{data_dir}: tracks.csv has no track of subset {cfg.subset!r} with a genre in {GENRES}")
+        raise ValueError(f"{data_dir}: tracks.csv has no track of subset {cfg.data.subset!r} with a genre in {GENRES}")
     settings = {
-        "subset": cfg.subset,
-        "sample_rate": cfg.sample_rate,
-        "clip_samples": cfg.clip_samples,
-        "clip_rule": cfg.clip_rule,
-        "min_clip_fraction": cfg.min_clip_fraction,
+        "subset": cfg.data.subset,
+        **cfg.store.model_dump(),  # the store's section: sample_rate, clip_samples, clip_rule, min_clip_fraction
         "decode_version": DECODE_VERSION,
         "index_columns": list(INDEX_COLUMNS),  # a store of another index is another store
         "decoders": decoder_versions(),
     }
-    source = source_fingerprint(data_dir, cfg.subset, plan.track_id.to_numpy())
+    source = source_fingerprint(data_dir, cfg.data.subset, plan.track_id.to_numpy())
     fingerprint = hashlib.sha1(json.dumps({"source": source, **settings}, sort_keys=True).encode()).hexdigest()
-    name = f"{cfg.subset}-{cfg.sample_rate}hz-{cfg.clip_samples}-{cfg.clip_rule}-{fingerprint[:12]}"
-    root = Path(cfg.store_root)
+    name = (
+        f"{cfg.data.subset}-{cfg.store.sample_rate}hz-{cfg.store.clip_samples}-{cfg.store.clip_rule}-{fingerprint[:12]}"
+    )
+    root = Path(cfg.run.store_root)
     final = root / name
     partial = root / f"{name}.partial"
     with locked(root / f"{name}.lock"):  # one builder per store at a time; the others wait, then reuse
@@ -368,8 +349,8 @@ def prepare(cfg: Config, progress: bool = True) -> ClipStore:
             _finish(partial, final)
         else:
             log.info("decoding %d tracks into %s", len(plan), final)
-            paths = [str(audio_path(data_dir, tid, cfg.subset)) for tid in plan.track_id]
-            results = _decode_all(partial, plan, paths, settings, cfg.prepare_workers, progress)
+            paths = [str(audio_path(data_dir, tid, cfg.data.subset)) for tid in plan.track_id]
+            results = _decode_all(partial, plan, paths, settings, cfg.run.prepare_workers, progress)
             ok = np.array([results[row][0] == "ok" for row in range(len(plan))])
             _compact(partial, ok)
             kept = plan[ok].reset_index(drop=True)
@@ -389,7 +370,7 @@ def prepare(cfg: Config, progress: bool = True) -> ClipStore:
                 "silence_peak": SILENCE_PEAK,
                 "decoders": settings["decoders"],
                 "data_dir": str(data_dir.resolve()),
-                "data_source": cfg.data_source,
+                "data_source": cfg.data.source,
                 "source_fingerprint": source,
                 "source_fingerprint_rule": "sha1 of tracks.csv, fma_<subset>/checksums and every selected "
                 "track's (track_id, file size in bytes)",

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from ..config import SynthSettings
 from ..files import is_owned, mark_owned, remove_owned
 from ..progress import tqdm
 from .fma import (
@@ -52,8 +53,8 @@ from .fma import (
 from .music import draw_artist, render
 from .pool import imap_unordered
 
-VALIDATION_FRACTION = 0.1  # FMA's split is 80/10/10 per genre; the rest is training
-TEST_FRACTION = 0.1  # (a set of our own may take another share: the demo's test split is half)
+# Sets made before the split was a setting were split as FMA is, 80/10/10 (`made_with`).
+OLD_SETS_SPLIT = {"validation_fraction": 0.1, "test_fraction": 0.1}
 # Tracks per artist: each split of a genre is cut into artists of ARTIST_TRACKS tracks (the last
 # of a split may have fewer), so an artist is in one genre and one split, as in FMA. 4 is our
 # estimate of FMA-small's test split (fmareport.report.coverage.FMA_ARTIST_TRACKS), and it leaves
@@ -63,7 +64,6 @@ ARTIST_STREAM = 7  # third word of an artist's seed (`artist_rng`)
 EXTRA_FRACTION = 0.1  # per genre, medium and large tracks each: 10 % of the small ones (>= 1)
 SHORT_SECONDS = 0.25  # the short bad case: under half a clip of every profile (smoke: 2.05 s)
 MAX_TRACK_ID = 155_999  # FMA's audio folders are 000-155
-MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)  # MPEG-1/2/2.5 layer III
 BAD_CASES = {  # FMA's broken ids (fma.SHORT_TRACKS, fma.NO_AUDIO_TRACKS) -> what we write
     SHORT_TRACKS[0]: "short",
     SHORT_TRACKS[1]: "silent",
@@ -102,7 +102,9 @@ class TrackMeta:
 
 
 def tracks_table(rows: list[TrackMeta], seed: int = 0) -> pd.DataFrame:
-    """tracks.csv's DataFrame: index track_id (sorted), FMA's 52 two-level columns in file order."""
+    """tracks.csv's DataFrame: index track_id (sorted), FMA's 52 two-level columns in file order.
+
+    Long as FMA's table is wide: one line per column, a literal, not steps to split."""
     rows = sorted(rows, key=lambda r: r.track_id)
     rng = np.random.default_rng([seed, 1])
     n = len(rows)
@@ -212,11 +214,9 @@ def features_table(tracks: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     )
 
 
-def split_sizes(
-    tracks_per_genre: int, validation_fraction: float = VALIDATION_FRACTION, test_fraction: float = TEST_FRACTION
-) -> list[dict[str, int]]:
-    """Tracks per split for each genre (label order): FMA's 80/10/10 by default, rounded so the
-    totals are too; the rest of each genre after validation and test is training.
+def split_sizes(tracks_per_genre: int, validation_fraction: float, test_fraction: float) -> list[dict[str, int]]:
+    """Tracks per split for each genre (label order), rounded so that the totals keep the
+    fractions too; the rest of each genre after validation and test is training.
 
     Validation and test counts are rounded cumulatively over genres: with 5 tracks a
     genre, genres alternate 1 and 0 validation tracks, and the totals are 32/4/4.
@@ -286,35 +286,16 @@ def write_track(job: Job) -> tuple[int, str | None, int]:
     return job.track_id, hashlib.sha1(data).hexdigest(), len(data)
 
 
-def check_arguments(
-    tracks_per_genre: int,
-    seconds: float,
-    sample_rate: int,
-    validation_fraction: float = VALIDATION_FRACTION,
-    test_fraction: float = TEST_FRACTION,
-) -> None:
-    """Raise ValueError unless a set can be made with these settings (checked before anything is touched)."""
-    if sample_rate not in MP3_RATES:
-        raise ValueError(f"sample rate {sample_rate} Hz: mp3 supports only {', '.join(map(str, MP3_RATES))} Hz")
-    if not isinstance(tracks_per_genre, int) or tracks_per_genre < 1:
-        raise ValueError(f"tracks per genre must be an integer >= 1, got {tracks_per_genre}")
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"seconds must be a number > 0, got {seconds}")
-    for name, f in (("validation", validation_fraction), ("test", test_fraction)):
-        if not (isinstance(f, float | int) and math.isfinite(f) and 0 < f < 1):
-            raise ValueError(f"the {name} fraction must be a number in (0, 1), got {f}")
-    if validation_fraction + test_fraction >= 1:
-        raise ValueError(
-            f"validation fraction {validation_fraction:g} + test fraction {test_fraction:g} leave no training "
-            "tracks: their sum must be below 1"
-        )
-    sizes = split_sizes(tracks_per_genre, validation_fraction, test_fraction)
+def check_splits(settings: SynthSettings) -> None:
+    """ValueError unless every split gets a track: the one rule of a set that needs the genre list
+    (SynthSettings checks the rest)."""
+    sizes = split_sizes(settings.tracks_per_genre, settings.validation_fraction, settings.test_fraction)
     empty = [split for split in SPLITS if sum(s[split] for s in sizes) < 1]
     if empty:
         raise ValueError(
-            f"{tracks_per_genre} track(s) per genre at validation fraction {validation_fraction:g} and test "
-            f"fraction {test_fraction:g} give no {' and no '.join(empty)} track at all: add tracks or change "
-            "the fractions"
+            f"{settings.tracks_per_genre} track(s) per genre at validation fraction {settings.validation_fraction:g} "
+            f"and test fraction {settings.test_fraction:g} give no {' and no '.join(empty)} track at all: add "
+            "tracks or change the fractions"
         )
 
 
@@ -336,9 +317,7 @@ def made_with(path: str | Path) -> dict | None:
     if not marker.is_file():
         return None
     made = json.loads(marker.read_text())
-    made.setdefault("validation_fraction", VALIDATION_FRACTION)
-    made.setdefault("test_fraction", TEST_FRACTION)
-    return made
+    return OLD_SETS_SPLIT | made
 
 
 def remove_synthetic_set(path: str | Path) -> None:
@@ -351,29 +330,45 @@ def remove_synthetic_set(path: str | Path) -> None:
 
 
 def synthesize(
-    out_dir: str | Path,
-    tracks_per_genre: int,
-    seconds: float,
-    sample_rate: int = 44100,
-    seed: int = 0,
-    bad_cases: bool = False,
-    progress: bool = True,
-    workers: int = 0,
-    force: bool = False,
-    validation_fraction: float = VALIDATION_FRACTION,
-    test_fraction: float = TEST_FRACTION,
+    out_dir: str | Path, settings: SynthSettings, progress: bool = True, workers: int = 0, force: bool = False
 ) -> Path:
-    """Write a synthetic FMA-format data set to out_dir; return it.
+    """Write a synthetic FMA-format data set made with `settings` to out_dir; return it.
 
     out_dir must be absent or empty; with `force`, a set synth wrote before (its marker
-    inside) is replaced, and any other folder is refused. Every argument is checked
-    before anything is touched. The set is written to `out_dir.partial` and renamed at
-    the end, so a killed run never leaves a folder that looks complete.
-    workers: processes (0: one per usable CPU). validation_fraction, test_fraction: each genre's
-    shares of those splits (`split_sizes`).
+    inside) is replaced, and any other folder is refused. Everything is checked before anything
+    is touched. The set is written to `out_dir.partial` and renamed at the end, so a killed run
+    never leaves a folder that looks complete. workers: processes (0: one per usable CPU).
     """
     out_dir = Path(out_dir)
-    check_arguments(tracks_per_genre, seconds, sample_rate, validation_fraction, test_fraction)
+    check_splits(settings)
+    tmp = _start(out_dir, force)
+    made = {**settings.model_dump(), "artist_tracks": ARTIST_TRACKS}  # store.check_synthetic_set reads it
+    mark_owned(tmp, MARKER, json.dumps({"format": "fmareport synthetic FMA-format set", **made}, indent=1) + "\n")
+    rows, jobs = _plan(settings, tmp)
+    # Audio, in parallel: each track's bytes depend only on (seed, artist_id, track_id).
+    written = list(
+        tqdm(
+            imap_unordered(write_track, jobs, workers, len(jobs)),
+            total=len(jobs),
+            desc=f"synth {out_dir.name}",
+            unit="track",
+            disable=not progress,
+        )
+    )
+    _write_metadata(tmp, rows, jobs, written, settings.seed)
+    if out_dir.exists():
+        if _holds_files(out_dir):
+            remove_synthetic_set(out_dir)  # checked in _start: --force on a set of ours
+        else:  # empty folders only (a workflow makes them for its outputs)
+            for folder in sorted(out_dir.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+                folder.rmdir()
+            out_dir.rmdir()
+    tmp.rename(out_dir)
+    return out_dir
+
+
+def _start(out_dir: Path, force: bool) -> Path:
+    """The empty `out_dir.partial` to write into, once out_dir is known to be ours to fill."""
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"{out_dir} exists and is not a folder")
     if out_dir.is_dir() and _holds_files(out_dir) and not (force and is_synthetic_set(out_dir)):
@@ -386,35 +381,30 @@ def synthesize(
     tmp = out_dir.with_name(out_dir.name + ".partial")
     if tmp.exists() and not remove_owned(tmp, MARKER):  # a killed run's leftovers carry the marker
         raise FileExistsError(f"{tmp} exists and was not left by `fmareport synth`: move it away")
-    settings = {
-        "tracks_per_genre": tracks_per_genre,
-        "seconds": seconds,
-        "sample_rate": sample_rate,
-        "seed": seed,
-        "bad_cases": bad_cases,
-        "validation_fraction": validation_fraction,
-        "test_fraction": test_fraction,
-        "artist_tracks": ARTIST_TRACKS,  # absent in sets made before they had artists: store.check_synthetic_set
-    }
-    mark_owned(tmp, MARKER, json.dumps({"format": "fmareport synthetic FMA-format set", **settings}, indent=1) + "\n")
+    return tmp
 
-    # Track ids and metadata: genre g's small tracks (each split cut into artists), then medium and large extras.
+
+def _plan(settings: SynthSettings, tmp: Path) -> tuple[list[TrackMeta], list[Job]]:
+    """Every track's metadata, and a job for each one with audio: genre g's small tracks (each
+    split cut into artists), the medium and large extras (metadata only), the bad cases."""
+    n, seconds, rate, seed = settings.tracks_per_genre, settings.seconds, settings.sample_rate, settings.seed
     rng = np.random.default_rng([seed, 0])
-    n_extra = max(1, round(EXTRA_FRACTION * tracks_per_genre))
-    n_small = len(GENRES) * tracks_per_genre
+    n_extra = max(1, round(EXTRA_FRACTION * n))
+    n_small = len(GENRES) * n
     candidates = np.setdiff1d(np.arange(2, MAX_TRACK_ID + 1), list(BAD_CASES))
     ids = [int(i) for i in rng.choice(candidates, n_small + 2 * len(GENRES) * n_extra, replace=False)]
     rows, jobs = [], []
     artist = 1  # artist ids 1, 2, ...: the small tracks' artists, then one per other track
-    for g, (genre, sizes) in enumerate(zip(GENRES, split_sizes(tracks_per_genre, validation_fraction, test_fraction))):
-        splits = [split for split, k in sizes.items() for _ in range(k)]
-        artists = artist_runs(sizes, artist)
+    sizes = split_sizes(n, settings.validation_fraction, settings.test_fraction)
+    for g, (genre, size) in enumerate(zip(GENRES, sizes)):
+        splits = [split for split, k in size.items() for _ in range(k)]
+        artists = artist_runs(size, artist)
         artist = artists[-1] + 1
-        for tid, split, aid in zip(ids[g * tracks_per_genre : (g + 1) * tracks_per_genre], splits, artists):
+        for tid, split, aid in zip(ids[g * n : (g + 1) * n], splits, artists):
             rows.append(
                 TrackMeta(tid, "small", split, genre, [GENRE_IDS[genre]], artist_id=aid, duration=round(seconds))
             )
-            jobs.append(Job(tid, genre, "music", seconds, sample_rate, seed, str(tmp), aid))
+            jobs.append(Job(tid, genre, "music", seconds, rate, seed, str(tmp), aid))
     extras = ids[n_small:]
     for k, tid in enumerate(extras):
         genre, other = GENRES[k % len(GENRES)], GENRES[(k + 3) % len(GENRES)]
@@ -425,28 +415,17 @@ def synthesize(
             subset, top, genre_ids = "large", None, [GENRE_IDS[genre], GENRE_IDS[other]]
         rows.append(TrackMeta(tid, subset, split, top, genre_ids, artist_id=artist, duration=round(seconds)))
         artist += 1
-    if bad_cases:
-        for k, (tid, kind) in enumerate(BAD_CASES.items()):
-            genre = GENRES[k % len(GENRES)]
-            duration = round(SHORT_SECONDS if kind == "short" else seconds)
-            rows.append(
-                TrackMeta(tid, "small", "training", genre, [GENRE_IDS[genre]], artist_id=artist, duration=duration)
-            )
-            jobs.append(Job(tid, genre, kind, seconds, sample_rate, seed, str(tmp), artist))
-            artist += 1
+    for k, (tid, kind) in enumerate(BAD_CASES.items() if settings.bad_cases else ()):
+        genre = GENRES[k % len(GENRES)]
+        duration = round(SHORT_SECONDS if kind == "short" else seconds)
+        rows.append(TrackMeta(tid, "small", "training", genre, [GENRE_IDS[genre]], artist_id=artist, duration=duration))
+        jobs.append(Job(tid, genre, kind, seconds, rate, seed, str(tmp), artist))
+        artist += 1
+    return rows, jobs
 
-    # Audio, in parallel: each track's bytes depend only on (seed, artist_id, track_id).
-    written = list(
-        tqdm(
-            imap_unordered(write_track, jobs, workers, len(jobs)),
-            total=len(jobs),
-            desc=f"synth {out_dir.name}",
-            unit="track",
-            disable=not progress,
-        )
-    )
 
-    # Checksums, genres.csv, tracks.csv (bit_rate measured from each file), then the rename.
+def _write_metadata(tmp: Path, rows: list[TrackMeta], jobs: list[Job], written: list, seed: int) -> None:
+    """Checksums, genres.csv, features.csv and tracks.csv (bit_rate measured from each file)."""
     size = {tid: n_bytes for tid, sha, n_bytes in written if sha is not None}
     lines = sorted(
         f"{sha}  {audio_path('', tid).relative_to('fma_small').as_posix()}"
@@ -464,12 +443,3 @@ def synthesize(
     genres_table(tracks).to_csv(meta / "genres.csv")
     features_table(tracks, seed).to_csv(meta / "features.csv", float_format="%.10e")  # FMA's save(): 10 digits
     tracks.to_csv(meta / "tracks.csv")
-    if out_dir.exists():
-        if _holds_files(out_dir):
-            remove_synthetic_set(out_dir)  # checked above: --force on a set of ours
-        else:  # empty folders only (a workflow makes them for its outputs)
-            for folder in sorted(out_dir.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-                folder.rmdir()
-            out_dir.rmdir()
-    tmp.rename(out_dir)
-    return out_dir

@@ -126,7 +126,7 @@ class Page:
     @property
     def synthetic(self) -> bool:
         """Whether the profile ran on the synthetic data set (then no number is set against the paper's)."""
-        return self.cfg.data_source == "synth"
+        return self.cfg.data.source == "synth"
 
     @property
     def task(self) -> str:
@@ -287,7 +287,7 @@ def results_dir_for(profile: str, results_dir: str | None) -> Path:
     """The folder holding `<profile>/<cell>.json`: --results-dir, else the profile's `results_dir`;
     a relative path is relative to the working directory."""
     if results_dir is None:
-        results_dir = load_profile(profile).results_dir
+        results_dir = load_profile(profile).run.results_dir
     return Path(results_dir).resolve()
 
 

@@ -83,8 +83,12 @@ class Design:
 
 DESIGNS = {
     # the seeds are the profiles' own (params/profiles/), so the table follows a change of them
-    "demo": Design(len(load_profile("demo").seeds), (ARTIST_TRACKS,) * (640 // ARTIST_TRACKS)),  # 160 artists of 4
-    "paper": Design(len(load_profile("paper").seeds), fma_like_sizes(800)),  # FMA-small's test split, as assumed above
+    "demo": Design(
+        len(load_profile("demo").schedule.seeds), (ARTIST_TRACKS,) * (640 // ARTIST_TRACKS)
+    ),  # 160 artists of 4
+    "paper": Design(
+        len(load_profile("paper").schedule.seeds), fma_like_sizes(800)
+    ),  # FMA-small's test split, as assumed above
 }
 
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(64)  # E f(Z), Z ~ N(0, 1) = sum(w f(x)) / sqrt(2 pi)

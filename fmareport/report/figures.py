@@ -28,8 +28,9 @@ from matplotlib.ticker import FixedLocator, MaxNLocator
 
 from ..config import Config
 from ..data.audio import to_float
+from ..inputs import INPUTS
 from ..model import LayerRow, Spectrogram, layer_table
-from .tables import INPUT_LABELS, setting_label, setting_of
+from .tables import setting_label, setting_of
 
 # Fig. 1's grouping of layers into the paper's three blocks (§III), by layer kind.
 BLOCKS = (
@@ -138,14 +139,14 @@ def _shortcut_source(row: LayerRow) -> str | None:
 
 
 def architecture(cfg: Config, n_samples: int | None = None) -> plt.Figure:
-    """Fig. 1: the network's top-level layers, left to right, from `layer_table(cfg)`.
+    """Fig. 1: the network's top-level layers, left to right, from `layer_table(cfg.model, cfg.window_samples)`.
 
     Boxes are the layers with their operation and output shape (batch dim dropped);
     shaded groups are the paper's three blocks; the curved arrow is the residual
     shortcut named in the layer table.
     """
     n = n_samples or cfg.window_samples
-    rows = [r for r in layer_table(cfg, n) if r.depth == 0]
+    rows = [r for r in layer_table(cfg.model, n) if r.depth == 0]
     k = len(rows)
     fig, ax = plt.subplots(figsize=(1.5 * (k + 1.3), 3.8))
     ax.set(xlim=(0, k + 1.3), ylim=(0, 1))
@@ -200,7 +201,7 @@ def architecture(cfg: Config, n_samples: int | None = None) -> plt.Figure:
     _arrow(ax, (prev_x, y), (k + 0.75, y))
     total = sum(r.params for r in rows)
     ax.set_title(
-        f"Fig. 1 — the network, {cfg.input} input, {n:,}-sample window "
+        f"Fig. 1 — the network, {cfg.model.input} input, {n:,}-sample window "
         f"({total:,} parameters); each box: layer, operation, output shape",
         fontsize=10,
     )
@@ -226,16 +227,17 @@ def first_layers(cfg: Config, n_samples: int | None = None) -> plt.Figure:
     (bins, frames) for the 2D conv); arrows carry the shapes.
     """
     n = n_samples or cfg.window_samples
-    kinds = list(INPUT_LABELS)
-    fig, axes = plt.subplots(1, len(kinds), figsize=(13, 6.5), gridspec_kw=dict(width_ratios=[1, 1, 1.6]))
+    kinds = list(INPUTS.values())
+    widths = [k.panel_width for k in kinds]
+    fig, axes = plt.subplots(1, len(kinds), figsize=(13, 6.5), gridspec_kw=dict(width_ratios=widths))
     for ax, kind in zip(axes, kinds):
-        rows = layer_table(cfg.replace(input=kind), n)
+        rows = layer_table(cfg.replace(input=kind.name).model, n)
         first = next(r for r in rows if r.kind == "first")
         branches = _branches([r for r in rows if r.depth == 1], n)
         depth = max(len(b) for b in branches)
         ax.set(xlim=(0, 1), ylim=(0, 1))
         ax.axis("off")
-        ax.set_title(f"{INPUT_LABELS[kind]} input ({kind})", fontsize=11, fontweight="bold")
+        ax.set_title(f"{kind.label} input ({kind.name})", fontsize=11, fontweight="bold")
         top, bottom = 0.93, 0.1
         step = (top - bottom) / (depth + 1)
         _box(ax, 0.5, top, 0.5, 0.07, f"waveform {_shape((n,))}", "white")
@@ -273,8 +275,8 @@ def first_layers(cfg: Config, n_samples: int | None = None) -> plt.Figure:
         )
     fig.suptitle(
         f"Fig. 2 — the three first layers, {{features, (kernel), stride, padding}}, "
-        f"for a {n:,}-sample input (n_fft {cfg.n_fft}, hop {cfg.hop}); "
-        f"all land on T = N // hop − 2 = {cfg.steps(n)} steps",
+        f"for a {n:,}-sample input (n_fft {cfg.model.n_fft}, hop {cfg.model.hop}); "
+        f"all land on T = N // hop − 2 = {cfg.model.steps(n)} steps",
         fontsize=10,
     )
     fig.tight_layout(rect=(0, 0, 1, 0.95))
@@ -287,7 +289,7 @@ def _ordered(results: list[dict]) -> list[dict]:
         key=lambda r: (
             r["config"]["segmented"],
             r["config"]["dropout"],
-            list(INPUT_LABELS).index(r["config"]["input"]),
+            list(INPUTS).index(r["config"]["input"]),
         ),
     )
 
@@ -389,23 +391,23 @@ def genre_examples(clips: dict[str, tuple[int, np.ndarray]], cfg: Config) -> plt
     """One clip per genre: its waveform and the spectrogram the model computes, in dB.
 
     `clips`: {genre: (track_id, int16 clip)}. The spectrogram is the model's own
-    `Spectrogram(cfg.n_fft, cfg.hop)` (the network sees its linear magnitude; dB here
+    `Spectrogram(cfg.model.n_fft, cfg.model.hop)` (the network sees its linear magnitude; dB here
     only for the eye).
     """
     import torch
 
-    stft = Spectrogram(cfg.n_fft, cfg.hop)
+    stft = Spectrogram(cfg.model.n_fft, cfg.model.hop)
     fig, axes = plt.subplots(
         len(clips), 2, figsize=(12, 1.7 * len(clips)), squeeze=False, gridspec_kw=dict(width_ratios=[1, 1.3])
     )
     for (ax_w, ax_s), (genre, (track_id, clip)) in zip(axes, clips.items()):
         x = to_float(clip)
-        seconds = len(x) / cfg.sample_rate
+        seconds = len(x) / cfg.store.sample_rate
         # The min-max envelope over short bins draws the same picture as every sample, faster.
         bins = min(len(x), 4000)
         edges = np.linspace(0, len(x), bins + 1).astype(int)
         low, high = np.minimum.reduceat(x, edges[:-1]), np.maximum.reduceat(x, edges[:-1])
-        ax_w.fill_between(edges[:-1] / cfg.sample_rate, low, high, color="#2e75b6", lw=0.3)
+        ax_w.fill_between(edges[:-1] / cfg.store.sample_rate, low, high, color="#2e75b6", lw=0.3)
         ax_w.set(xlim=(0, seconds), ylim=(-1, 1), ylabel=genre)
         with torch.no_grad():
             spec = stft(torch.from_numpy(x)[None])[0].numpy()
@@ -415,12 +417,12 @@ def genre_examples(clips: dict[str, tuple[int, np.ndarray]], cfg: Config) -> plt
             origin="lower",
             aspect="auto",
             cmap="magma",
-            extent=(0, len(x) / cfg.sample_rate, 0, cfg.sample_rate / 2000),
+            extent=(0, len(x) / cfg.store.sample_rate, 0, cfg.store.sample_rate / 2000),
         )
         ax_s.set(ylabel="kHz")
         ax_w.text(0.995, 0.95, f"track {track_id}", transform=ax_w.transAxes, ha="right", va="top", fontsize=7)
     axes[0, 0].set_title("waveform (clip as stored)")
-    axes[0, 1].set_title(f"|STFT| in dB (n_fft {cfg.n_fft}, hop {cfg.hop})")
+    axes[0, 1].set_title(f"|STFT| in dB (n_fft {cfg.model.n_fft}, hop {cfg.model.hop})")
     axes[-1, 0].set_xlabel("seconds")
     axes[-1, 1].set_xlabel("seconds")
     fig.tight_layout()

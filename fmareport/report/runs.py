@@ -24,6 +24,7 @@ import contextlib
 import json
 import math
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +35,9 @@ from ..config import NUMBER_FREE_KEYS, Config, ConfigError, load_cell, params_di
 from ..data.fma import GENRES
 from ..files import write_atomic
 
-# The folders of params/ that hold cells, in the order of the paper (Table 3 reuses the
-# segmented cells of Tables 1 and 2; the ablations are beyond the paper).
-CELL_FOLDERS = ("table1", "table2", "ablations")
+# The folders of params/ that hold cells: a table of the paper (table1, table2; Table 3 reuses the
+# segmented cells of Tables 1 and 2, so it has none), or the ablations, beyond the paper.
+CELL_FOLDER = r"table[0-9]+|ablations"
 
 # A run diverged when its last training loss is over DIVERGED_FACTOR times the smaller of its first
 # epoch's and ln(K), the loss of a uniform guess over K = 8 genres (2.08). A network that learned
@@ -54,9 +55,21 @@ RESULTS_ENV = "FMAREPORT_RESULTS_DIR"
 def expected_cells(params: str | Path | None = None) -> list[str]:
     """Every cell of the report: 'table1/raw_whole', ..., from the YAML files under params/."""
     root = Path(params) if params is not None else params_dir()
-    return sorted(
-        p.relative_to(root).with_suffix("").as_posix() for f in CELL_FOLDERS for p in (root / f).glob("*.yaml")
-    )
+    return sorted(f"{f}/{p.stem}" for f in cell_folders(root) for p in (root / f).glob("*.yaml"))
+
+
+def cell_folders(root: Path) -> list[str]:
+    """The folders of cells under params/ (`root`): every folder but profiles/ must be one (CELL_FOLDER),
+    so that a new table's cells are run, never passed over; ConfigError names any other."""
+    if not root.is_dir():
+        return []
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "profiles" and p.name[0] != ".")
+    if other := [f for f in folders if not re.fullmatch(CELL_FOLDER, f)]:
+        raise ConfigError(
+            f"{root / other[0]}: not a folder of cells; cells live in {root}/table<N>/ (a table of the paper) or "
+            f"{root}/ablations/: move or rename it"
+        )
+    return folders
 
 
 def differing_keys(ran: Config | dict, expected: Config | dict) -> dict[str, tuple]:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.fma import PUBLISHED_BASELINES
+from ..inputs import INPUTS
 from .runs import diverged
 from .stats import CONFIDENCE, Interval, detectable, mean_std, paired_difference, seed_share
 from .stats import (
@@ -31,7 +32,6 @@ from .stats import (
 # A run's setting: (input kind, segmented, dropout), as in its config.
 Setting = tuple[str, bool, float]
 
-INPUT_LABELS = {"raw": "1D", "spectrogram": "2D", "both": "1D+2D"}
 
 # The paper's test accuracies (Benito Calvino & Pacheco Garcia, §VI): Table 1 (no
 # dropout), Table 2 (segmented, dropout 0.2), Table 3 (segmented, without and with
@@ -85,7 +85,7 @@ def setting_of(result: dict) -> Setting:
 def setting_label(setting: Setting) -> str:
     """'2D input, segmented, dropout 0.2' for humans."""
     kind, segmented, dropout = setting
-    parts = [f"{INPUT_LABELS[kind]} input", "segmented" if segmented else "not segmented"]
+    parts = [f"{INPUTS[kind].label} input", "segmented" if segmented else "not segmented"]
     if dropout:
         parts.append(f"dropout {dropout:g}")
     return ", ".join(parts)
@@ -583,11 +583,11 @@ def cell_summary(results: list[dict]) -> pd.DataFrame:
 
 def config_markdown(cfg) -> str:
     """One line saying what a cell's run is: profile, cell, setting, protocol, data, device."""
-    setting = setting_label((cfg.input, cfg.segmented, cfg.dropout))
+    setting = setting_label((cfg.model.input, cfg.model.segmented, cfg.model.dropout))
     return (
-        f"**{cfg.profile} / {cfg.cell}**: {setting}; {len(cfg.seeds)} seed(s) × {cfg.epochs} epoch(s), "
-        f"batch {cfg.batch_size}, lr {cfg.lr:g}; {cfg.sample_rate:,} Hz clips of {cfg.clip_samples:,} samples; "
-        f"data `{cfg.data_dir}` ({cfg.data_source}); device `{cfg.device}`."
+        f"**{cfg.profile} / {cfg.cell}**: {setting}; {len(cfg.schedule.seeds)} seed(s) × {cfg.schedule.epochs} epoch(s), "
+        f"batch {cfg.train.batch_size}, lr {cfg.train.lr:g}; {cfg.store.sample_rate:,} Hz clips of {cfg.store.clip_samples:,} samples; "
+        f"data `{cfg.run.data_dir}` ({cfg.data.source}); device `{cfg.compute.device}`."
     )
 
 
