@@ -349,18 +349,7 @@ def prepare(cfg: Config, progress: bool = True) -> ClipStore:
             _finish(partial, final)
         else:
             log.info("decoding %d tracks into %s", len(plan), final)
-            paths = [str(audio_path(data_dir, tid, cfg.data.subset)) for tid in plan.track_id]
-            results = _decode_all(partial, plan, paths, settings, cfg.run.prepare_workers, progress)
-            ok = np.array([results[row][0] == "ok" for row in range(len(plan))])
-            _compact(partial, ok)
-            kept = plan[ok].reset_index(drop=True)
-            kept.to_csv(partial / "index.csv", index=False)
-            skipped = [
-                {"track_id": int(plan.track_id[row]), "reason": results[row][0], "detail": results[row][1]}
-                for row in range(len(plan))
-                if not ok[row]
-            ]
-            counts = {g: {s: int(((kept.genre == g) & (kept.split == s)).sum()) for s in SPLITS} for g in GENRES}
+            kept, skipped, notes = _decode_store(partial, plan, data_dir, cfg, settings, progress)
             manifest = {
                 "format": "fmareport clip store",
                 "fingerprint": fingerprint,
@@ -377,14 +366,10 @@ def prepare(cfg: Config, progress: bool = True) -> ClipStore:
                 "n_tracks": len(kept),
                 "n_selected": len(plan),
                 "split_counts": {s: int((kept.split == s).sum()) for s in SPLITS},
-                "counts": counts,
+                "counts": {g: {s: int(((kept.genre == g) & (kept.split == s)).sum()) for s in SPLITS} for g in GENRES},
                 "skipped": skipped,
                 "dropped": dropped,
-                "decoder_notes": [
-                    {"track_id": int(plan.track_id[row]), "note": results[row][2]}
-                    for row in range(len(plan))
-                    if results[row][2]
-                ],
+                "decoder_notes": notes,
                 "left_out": left_out,
                 "files": _file_records(partial),  # last: audio.npy and index.csv are written
             }
@@ -392,6 +377,27 @@ def prepare(cfg: Config, progress: bool = True) -> ClipStore:
             _finish(partial, final)
             log.info("stored %d tracks, skipped %d: %s", len(kept), len(skipped), final)
     return open_store(final, cfg.profile)  # checked after the lock: cells opening one store hash it side by side
+
+
+def _decode_store(
+    partial: Path, plan: pd.DataFrame, data_dir: Path, cfg: Config, settings: dict, progress: bool
+) -> tuple[pd.DataFrame, list[dict], list[dict]]:
+    """Decode the planned tracks into `partial` (audio.npy, index.csv) -> (the kept tracks, the skipped
+    ones with their reason, the decoders' notes)."""
+    paths = [str(audio_path(data_dir, tid, cfg.data.subset)) for tid in plan.track_id]
+    results = _decode_all(partial, plan, paths, settings, cfg.run.prepare_workers, progress)
+    ok = np.array([results[row][0] == "ok" for row in range(len(plan))])
+    _compact(partial, ok)
+    kept = plan[ok].reset_index(drop=True)
+    kept.to_csv(partial / "index.csv", index=False)
+    tid = [int(t) for t in plan.track_id]
+    skipped = [
+        {"track_id": tid[row], "reason": results[row][0], "detail": results[row][1]}
+        for row in range(len(plan))
+        if not ok[row]
+    ]
+    notes = [{"track_id": tid[row], "note": results[row][2]} for row in range(len(plan)) if results[row][2]]
+    return kept, skipped, notes
 
 
 def _file_records(folder: Path) -> dict[str, dict]:
