@@ -26,6 +26,12 @@ from .results import load_baselines
 
 SPLITS = ["training", "validation", "test"]
 
+
+def as_html(frame: pd.DataFrame, table_id: str, caption: str) -> HTML:
+    """A table as the page's output: book.html_table, with its id and caption."""
+    return HTML(html_table(frame, table_id, caption))
+
+
 # --- data -------------------------------------------------------------------------------------------
 
 
@@ -59,7 +65,7 @@ def data_facts(page: Page, store: ClipStore) -> HTML:
             "tracks stored": f"{len(store.index):,}",
         }
     )
-    return HTML(html_table(facts.to_frame("value"), "data-facts", "The data set behind every number of this report."))
+    return as_html(facts.to_frame("value"), "data-facts", "The data set behind every number of this report.")
 
 
 def split_totals(store: ClipStore, results: dict[str, dict]) -> dict[str, int]:
@@ -84,7 +90,7 @@ def genre_split_counts(page: Page, store: ClipStore) -> HTML:
     counts.index.name = "genre"
     counts.columns.name = None
     caption = "Tracks in the clip store per genre and split (what every cell trained and was tested on)."
-    return HTML(html_table(counts, "genre-split-counts", caption))
+    return as_html(counts, "genre-split-counts", caption)
 
 
 def split_note(page: Page, store: ClipStore) -> Markdown:
@@ -113,7 +119,7 @@ def track_table(entries: list[dict], table_id: str, caption: str, empty: str) ->
     if frame.empty:
         return Markdown(empty)
     frame["track_id"] = frame["track_id"].map("{:06d}".format)  # FMA's own spelling of ids
-    return HTML(html_table(frame.set_index("track_id"), table_id, caption.format(n=len(frame))))
+    return as_html(frame.set_index("track_id"), table_id, caption.format(n=len(frame)))
 
 
 def track_tables(store: ClipStore) -> None:
@@ -195,7 +201,7 @@ def layer_shapes(page: Page, paper: Config) -> HTML:
         f"First-layer output (maps, steps) and parameters at the paper's scale and in the "
         f"'{page.profile}' profile that made this report's numbers, from the model's layer table."
     )
-    return HTML(html_table(shapes, "layer-shapes", caption))
+    return as_html(shapes, "layer-shapes", caption)
 
 
 def protocol(cfg: Config) -> Markdown:
@@ -351,7 +357,7 @@ def profile_scaling(page: Page, paper: Config) -> None:
             "steps, and every table and figure states the profile."
         )
     display(Markdown(f"**Profile scaling.** {note}"))
-    display(HTML(html_table(scaling, "profile-scaling", f"The paper's scale against the '{profile}' profile.")))
+    display(as_html(scaling, "profile-scaling", f"The paper's scale against the '{profile}' profile."))
 
 
 # --- results ----------------------------------------------------------------------------------------
@@ -376,7 +382,7 @@ def paper_table(page: Page, name: str, table_id: str) -> HTML:
     """One of the paper's Tables 1 to 3 with ours beside it (tables.paper_table); on a synthetic
     profile without the difference to the paper's."""
     table = tables.show_table(tables.paper_table(name, page.runs), against_paper=not page.synthetic)
-    return HTML(html_table(table, table_id, f"{name} (profile {page.profile}): {tables.CAPTIONS[name]}"))
+    return as_html(table, table_id, f"{name} (profile {page.profile}): {tables.CAPTIONS[name]}")
 
 
 def baseline_notes(page: Page, baselines: dict[str, dict]) -> Markdown:
@@ -416,34 +422,28 @@ def baselines(page: Page, results_dir: str | Path) -> None:
         return
     n_cells = len(page.runs)
     display(
-        HTML(
-            html_table(
-                tables.baselines_summary(found),
-                "baselines",
-                f"The baselines of profile {profile}: the number of features, the C chosen on the "
-                "validation split and the validation accuracy there, and the test accuracy with its "
-                f"{tables.CONFIDENCE:.0%} interval over the test tracks (a baseline has no seeds).",
-            )
+        as_html(
+            tables.baselines_summary(found),
+            "baselines",
+            f"The baselines of profile {profile}: the number of features, the C chosen on the "
+            "validation split and the validation accuracy there, and the test accuracy with its "
+            f"{tables.CONFIDENCE:.0%} interval over the test tracks (a baseline has no seeds).",
         )
     )
     display(
-        HTML(
-            html_table(
-                tables.baseline_tuning_table(found),
-                "baseline-tuning",
-                "Validation accuracy at each C (one fit on the training split per C); "
-                f"{tables.CHOSEN_MARK} marks the C each baseline kept.",
-            )
+        as_html(
+            tables.baseline_tuning_table(found),
+            "baseline-tuning",
+            "Validation accuracy at each C (one fit on the training split per C); "
+            f"{tables.CHOSEN_MARK} marks the C each baseline kept.",
         )
     )
     display(
-        HTML(
-            html_table(
-                tables.baseline_table(page.results, found),
-                "baseline",
-                f"Each table cell's test accuracy, and the cell minus each baseline, paired on the same "
-                f"test tracks, with its {tables.CONFIDENCE:.0%} interval (profile {profile}).",
-            )
+        as_html(
+            tables.baseline_table(page.results, found),
+            "baseline",
+            f"Each table cell's test accuracy, and the cell minus each baseline, paired on the same "
+            f"test tracks, with its {tables.CONFIDENCE:.0%} interval (profile {profile}).",
         )
     )
     display(
@@ -459,14 +459,12 @@ def published_baselines(page: Page) -> None:
     """Display the FMA authors' published baselines (id fma-published) and why they are another task."""
     t = PUBLISHED_TASK
     display(
-        HTML(
-            html_table(
-                tables.published_baselines_table(),
-                "fma-published",
-                f"The FMA authors' test accuracy on fma_{t['subset']} ({t['genres']} genres; "
-                f"{t['training']:,} / {t['validation']:,} / {t['test']:,} tracks), not on this report's "
-                "task.",
-            )
+        as_html(
+            tables.published_baselines_table(),
+            "fma-published",
+            f"The FMA authors' test accuracy on fma_{t['subset']} ({t['genres']} genres; "
+            f"{t['training']:,} / {t['validation']:,} / {t['test']:,} tracks), not on this report's "
+            "task.",
         )
     )
     display(
@@ -492,13 +490,11 @@ def claims(page: Page, judged: pd.DataFrame) -> None:
     summary.index.name = "Claim"
     summary.columns = ["Where the paper says it", f"Verdict {task}"]
     display(
-        HTML(
-            html_table(
-                summary,
-                "claims-summary",
-                f"The paper's claims tested {task} (profile {profile}), after Holm's adjustment "
-                f"over the family of {tables.family_size(judged)} tests.",
-            )
+        as_html(
+            summary,
+            "claims-summary",
+            f"The paper's claims tested {task} (profile {profile}), after Holm's adjustment "
+            f"over the family of {tables.family_size(judged)} tests.",
         )
     )
     if page.synthetic:
@@ -512,17 +508,15 @@ def claims(page: Page, judged: pd.DataFrame) -> None:
         tables.show_claims(judged, against_paper=not page.synthetic), ["Seeds (a / b)", "Interval from"]
     )
     display(
-        HTML(
-            html_table(
-                shown,
-                "claims",
-                f"Each test of the family ({tables.family_size(judged)} tests, Holm-adjusted at "
-                f"{tables.FAMILY_ALPHA:.0%}): the paper's word, the test and its margin, our difference "
-                f"with the interval the test reads, the smallest detectable difference or margin, the "
-                f"adjusted p and the verdict {task} (profile {profile})."
-                + "".join(f" {k}: {v}." for k, v in same.items())
-                + f" {tables.PAIRED_NOTE}.",
-            )
+        as_html(
+            shown,
+            "claims",
+            f"Each test of the family ({tables.family_size(judged)} tests, Holm-adjusted at "
+            f"{tables.FAMILY_ALPHA:.0%}): the paper's word, the test and its margin, our difference "
+            f"with the interval the test reads, the smallest detectable difference or margin, the "
+            f"adjusted p and the verdict {task} (profile {profile})."
+            + "".join(f" {k}: {v}." for k, v in same.items())
+            + f" {tables.PAIRED_NOTE}.",
         )
     )
 
@@ -583,15 +577,13 @@ def coverage(reps: int = 1000) -> None:
         }
     )
     display(
-        HTML(
-            html_table(
-                shown.set_index("Design"),
-                "coverage",
-                f"Coverage of the 95 % intervals in {reps} simulated runs per row "
-                "(fmareport.report.coverage): resampling artists, with their mean width and their "
-                "coverage at 90 % (the level TOST reads), and, on the same runs, resampling single "
-                "tracks.",
-            )
+        as_html(
+            shown.set_index("Design"),
+            "coverage",
+            f"Coverage of the 95 % intervals in {reps} simulated runs per row "
+            "(fmareport.report.coverage): resampling artists, with their mean width and their "
+            "coverage at 90 % (the level TOST reads), and, on the same runs, resampling single "
+            "tracks.",
         )
     )
     worst = cov.loc[cov["coverage"].idxmin()]
@@ -618,9 +610,8 @@ def ablations(page: Page) -> HTML | Markdown:
     table = tables.ablation_table(page.results)
     if table.empty:
         return Markdown("No ablation was run for this profile (`params/ablations/`).")
-    return HTML(html_table(table, "ablations",
-                           f"Each ablation beside its base cell: accuracies with their {tables.CONFIDENCE:.0%} "
-                           f"intervals, the paired difference with its interval (profile {page.profile})."))  # fmt: skip
+    return as_html(table, "ablations", f"Each ablation beside its base cell: accuracies with their {tables.CONFIDENCE:.0%} "
+                           f"intervals, the paired difference with its interval (profile {page.profile}).")  # fmt: skip
 
 
 def ablation_readings(page: Page) -> Markdown:
@@ -697,7 +688,7 @@ def run_facts(page: Page) -> HTML:
         }
     )
     caption = "Where the results came from (a value that differs between cells is listed once per value)."
-    return HTML(html_table(facts.to_frame("value"), "run-facts", caption))
+    return as_html(facts.to_frame("value"), "run-facts", caption)
 
 
 def run_versions(page: Page) -> HTML:
@@ -705,7 +696,7 @@ def run_versions(page: Page) -> HTML:
     versions = pd.DataFrame({cell: r["provenance"]["versions"] for cell, r in page.results.items()})
     versions = versions.apply(lambda row: distinct(row.fillna("not installed")), axis=1).to_frame("version")
     versions.index.name = "package"
-    return HTML(html_table(versions, "versions", "Package versions of the runs."))
+    return as_html(versions, "versions", "Package versions of the runs.")
 
 
 def run_hardware(page: Page) -> HTML:
@@ -720,7 +711,7 @@ def run_hardware(page: Page) -> HTML:
     )
     hardware = hardware.apply(distinct, axis=1).to_frame("value")
     hardware.index.name = "hardware"
-    return HTML(html_table(hardware, "hardware", "The machine the runs used."))
+    return as_html(hardware, "hardware", "The machine the runs used.")
 
 
 def run_times(page: Page) -> None:
@@ -742,7 +733,7 @@ def run_times(page: Page) -> None:
         )
     times = pd.DataFrame(rows).set_index("cell")
     total = sum(float(t) for t in times["wall time (min)"])
-    display(HTML(html_table(times, "run-times", f"Run time of each cell (profile {page.profile}).")))
+    display(as_html(times, "run-times", f"Run time of each cell (profile {page.profile})."))
     display(
         Markdown(f"All cells together: {total:.1f} minutes of notebook wall time (cells may have run in parallel).")
     )
@@ -770,7 +761,7 @@ def epoch_cost(page: Page) -> HTML:
             }
         )
     caption = f"Time and work of one training epoch per cell (profile {page.profile})."
-    return HTML(html_table(pd.DataFrame(rows).set_index("cell"), "epoch-cost", caption))
+    return as_html(pd.DataFrame(rows).set_index("cell"), "epoch-cost", caption)
 
 
 BOOK_PACKAGES = (
@@ -798,7 +789,7 @@ def book_versions() -> HTML:
     book_env = pd.Series({name: version(name) for name in BOOK_PACKAGES})
     book_env.index.name = "package"
     caption = "Packages that rendered this book (tables, figures, HTML)."
-    return HTML(html_table(book_env.to_frame("version"), "book-versions", caption))
+    return as_html(book_env.to_frame("version"), "book-versions", caption)
 
 
 # --- intro ------------------------------------------------------------------------------------------
@@ -813,7 +804,7 @@ def claims_verdicts(page: Page) -> HTML:
         f"The paper's claims tested {page.task} (profile {page.profile}); the tests, their margins and the "
         "multiplicity control are on the Results page."
     )
-    return HTML(html_table(summary, "claims-summary", caption))
+    return as_html(summary, "claims-summary", caption)
 
 
 # --- every cell -------------------------------------------------------------------------------------
@@ -825,10 +816,10 @@ def cell_summary(page: Page) -> HTML:
         f"Every run of profile {page.profile}: test accuracy after the last epoch and at the epoch "
         "with the best validation accuracy (mean ± std over seeds), size and training time."
     )
-    return HTML(html_table(tables.cell_summary(list(page.results.values())), "cell-summary", caption))
+    return as_html(tables.cell_summary(list(page.results.values())), "cell-summary", caption)
 
 
 def executed_cells(page: Page) -> HTML:
     """The same, for the Experiments page (id experiments)."""
     table = tables.cell_summary(list(page.results.values()))
-    return HTML(html_table(table, "experiments", f"The executed cells of profile {page.profile}."))
+    return as_html(table, "experiments", f"The executed cells of profile {page.profile}.")
