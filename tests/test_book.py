@@ -515,3 +515,29 @@ def test_the_reproducibility_page_sets_each_run_beside_the_published_reference(b
     assert all(v[0] in verdicts for v in rows.values()), rows
     facts = {tr.th.get_text(strip=True) for tr in page.find("table", id="reference-facts").tbody.find_all("tr")}
     assert {"device", "cpu", "torch_threads", "torch", "numpy", "git commit"} <= facts
+
+
+MAX_PAGE_CODE_LINES = 20
+
+
+def code_lines(page: Path) -> int:
+    """Non-blank, non-comment lines inside a page's code cells (not their `:tags:` options)."""
+    n, fence = 0, None
+    for line in page.read_text().splitlines():
+        if fence is None and line.lstrip("`").startswith("{code-cell}"):
+            fence = line[: len(line) - len(line.lstrip("`"))]
+        elif fence is not None and line.strip() == fence:
+            fence = None
+        elif fence is not None and line.strip() and not line.strip().startswith(("#", ":")):
+            n += 1
+    return n
+
+
+def test_pages_only_lay_out_what_the_library_computes():
+    """A page's code calls into fmareport and presents (display, Markdown): at most 20 lines of
+    code per page, so that tables, checks and numbers live in the library, where tests reach them."""
+    counts = {p.name: code_lines(p) for p in sorted((REPO / "book" / "pages").glob("*.md"))}
+    assert len(counts) == len(book.PAGES)
+    assert counts["results.md"] > 0
+    over = {name: n for name, n in counts.items() if n > MAX_PAGE_CODE_LINES}
+    assert not over, f"pages with more than {MAX_PAGE_CODE_LINES} code lines: {over}"
