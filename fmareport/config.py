@@ -318,10 +318,13 @@ class Config(BaseModel):
         return from_dict(changes, source="replace", base=self.to_dict())
 
 
-IDENTITY = ("profile", "cell", "base")
+# Config's fields: its sections, and the keys that name the run (profile, cell, base).
 SECTIONS: dict[str, type[Section]] = {
-    name: f.annotation for name, f in Config.model_fields.items() if name not in IDENTITY
+    name: f.annotation
+    for name, f in Config.model_fields.items()
+    if isinstance(f.annotation, type) and issubclass(f.annotation, Section)
 }
+IDENTITY = tuple(name for name in Config.model_fields if name not in SECTIONS)
 # Every flat key of a params file -> (section, field); identity keys -> (None, key).
 FLAT_KEYS: dict[str, tuple[str | None, str]] = {k: (None, k) for k in IDENTITY} | {
     FLAT_NAMES.get((s, f), cls.PREFIX + f): (s, f) for s, cls in SECTIONS.items() for f in cls.model_fields
