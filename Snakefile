@@ -30,17 +30,22 @@ Config (--config KEY=VALUE):
   profile       params/profiles/<profile>.yaml (default: demo)
   cell_threads  CPU threads per cell job (default: 1; on 2 cores two cells at a time is
                 faster than one cell on two threads, see docs/running.md)
-  gpus          GPUs of this machine (default: counted, `fmareport gpus --count`:
-                CUDA_VISIBLE_DEVICES, else nvidia-smi -L; 0 without)
+  gpus          GPUs of this machine (default: counted, `fmareport gpus --count`: 0 when
+                torch, asked in a subprocess, sees no usable CUDA device; else the entries of
+                CUDA_VISIBLE_DEVICES, else of nvidia-smi -L (MIG slices each), else torch's)
   gpu           GPUs per cell job, as the resource `gpu` (default: 1 when this machine has
                 GPUs and the profile's device is not cpu, else 0). With --executor slurm
                 it asks SLURM for a GPU per cell job: say gpu=1 there (the submitting
                 host usually has no GPU to count).
 
-One cell per GPU: a cell job with gpu=1 runs through `fmareport on-gpu`, which locks a GPU
-no other job holds, sets CUDA_VISIBLE_DEVICES to it, and waits while every GPU is held;
-`--resources gpu=N` (what `make report` passes) keeps Snakemake from starting more cell
-jobs than GPUs in the first place.
+A profile that needs a GPU (device cuda, or auto without cpu_fallback: the paper's) with no GPU
+to give (gpus=0 and no gpu=N) stops here, before fetch and prepare, saying why and what to do.
+
+One cell per GPU: a cell job with gpu=1 runs through `fmareport on-gpu`, which claims a GPU
+no other job claims or computes on and sets CUDA_VISIBLE_DEVICES to it; the cell's run then
+holds that GPU's lock itself while it computes (device.claimed_device), waiting while another
+run (another user's too) holds it. `--resources gpu=N` (what `make report` passes) keeps
+Snakemake from starting more cell jobs than GPUs in the first place.
 """
 
 import shlex
@@ -53,7 +58,7 @@ from fmareport.baseline import baselines_for
 from fmareport.config import ConfigError, load_cell, load_profile, read_yaml
 from fmareport.data.store import synth_arguments
 from fmareport.data.synth import ARTIST_TRACKS
-from fmareport.gpus import visible_gpus
+from fmareport.gpus import GPU_FIX, gpu_count, torch_gpus
 from fmareport.results import BASELINE_SCHEMA_VERSION
 from fmareport.report.runs import CELL_FOLDER, expected_cells, settings_stamp
 
@@ -61,7 +66,7 @@ PY = sys.executable  # the environment Snakemake runs in runs every step (no PAT
 REPO = Path(workflow.basedir)
 PROFILE = str(config.get("profile", "demo"))
 CELL_THREADS = int(config.get("cell_threads", 1))
-GPUS = int(config["gpus"]) if "gpus" in config else len(visible_gpus())
+GPUS = int(config["gpus"]) if "gpus" in config else gpu_count()
 
 PARAMS = Path("params")
 PROFILE_YAML = PARAMS / "profiles" / f"{PROFILE}.yaml"
@@ -72,7 +77,16 @@ except ConfigError as err:
 if CFG.profile != PROFILE:
     raise WorkflowError(f"{PROFILE_YAML} says 'profile: {CFG.profile}': it must be '{PROFILE}' (its file name)")
 GPU = int(config.get("gpu", 1 if GPUS and CFG.compute.device != "cpu" else 0))  # GPUs per cell job
-# A cell job on a GPU runs on one of its own (a lock per GPU, CUDA_VISIBLE_DEVICES set).
+if not GPU and (CFG.compute.device == "cuda" or (CFG.compute.device == "auto" and not CFG.run.cpu_fallback)):
+    # Stop before fetch and prepare: every cell would die in pick_device after the download and the store.
+    seen = torch_gpus() if "gpus" not in config else None
+    why = f" ({seen['problem']})" if seen and seen.get("problem") else ""
+    raise WorkflowError(
+        f"profile {PROFILE!r} needs a GPU (device: {CFG.compute.device}, cpu_fallback: false) and this machine "
+        f"has none torch can use (gpus={GPUS}){why}. To run it here on the CPU (days), set device: cpu in "
+        f"{PROFILE_YAML}; {GPU_FIX}; on a cluster, give each cell a GPU with --config gpu=1 (profiles/slurm)"
+    )
+# A cell job on a GPU runs on one of its own (a claim per GPU, CUDA_VISIBLE_DEVICES set).
 ON_GPU = f"{PY} -m fmareport.cli on-gpu --" if GPU else ""
 
 RESULTS_ROOT = Path(CFG.run.results_dir).resolve()  # for the book, which may run elsewhere

@@ -431,20 +431,21 @@ def _schema(sub) -> None:
 def _gpus(sub) -> None:
     p = sub.add_parser(
         "gpus",
-        help="list the GPUs this process may use (CUDA_VISIBLE_DEVICES, else nvidia-smi)",
+        help="list the GPUs this process may use (CUDA_VISIBLE_DEVICES, else nvidia-smi, else torch)",
         description="The GPUs a job may use, as CUDA_VISIBLE_DEVICES entries: that variable's list "
-        "when set, else every GPU `nvidia-smi -L` lists. No torch, no CUDA start. The Makefile "
-        "and the Snakefile count them to run one cell per GPU.",
+        "when set, else every GPU `nvidia-smi -L` lists (each MIG slice by its UUID), else the devices "
+        "torch counts. --count: how many cell jobs can have one, 0 when torch (asked in a subprocess) "
+        "sees no usable CUDA device. The Makefile and the Snakefile count them to run one cell per GPU.",
     )
     p.add_argument("--count", action="store_true", help="print only how many")
 
     def run(args) -> int:
-        from .gpus import machine_gpus, visible_gpus
+        from .gpus import gpu_count, machine_gpus, visible_gpus
 
-        visible = visible_gpus()
         if args.count:
-            print(len(visible))
+            print(gpu_count())
             return 0
+        visible = visible_gpus()
         names = {g["index"]: f"{g['name']} ({g['uuid']}, driver {g['driver']})" for g in machine_gpus()}
         for entry in visible:
             print(f"{entry}\t{names.get(entry, '')}".rstrip())
@@ -457,11 +458,14 @@ def _on_gpu(sub) -> None:
     p = sub.add_parser(
         "on-gpu",
         help="run a command on a GPU of its own (what the workflow runs each cell job through)",
-        description="Claim the first GPU no other job holds (a lock per GPU UUID, held until the "
-        "command exits; wait while every GPU is held), set CUDA_VISIBLE_DEVICES to it, and run "
-        "COMMAND in this process's place. Without a GPU, COMMAND runs as it is.",
+        description="Claim the first GPU no other job claims or computes on (a claim per GPU UUID, held "
+        "until the command exits; wait while there is none), set CUDA_VISIBLE_DEVICES to it, and run "
+        "COMMAND in this process's place; the run computing on it holds the GPU's lock itself. Without "
+        "a GPU, COMMAND runs as it is.",
     )
-    p.add_argument("--lock-dir", type=Path, default=None, help="where the GPU locks live (default: a folder in /tmp)")
+    p.add_argument(
+        "--lock-dir", type=Path, default=None, help="where the GPU locks live (default: /tmp/fmareport-gpu-locks)"
+    )
     p.add_argument(
         "--poll", type=positive(float), default=5.0, metavar="S", help="seconds between tries while all are held"
     )

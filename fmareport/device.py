@@ -10,14 +10,20 @@ It decides, once per run, and says why (`policy.notes`):
   when it takes at most half the free memory (FMA-small: 8000 x 10**6 int16 = 16 GB) and
   reads the memmap on a CPU; "always" makes it a resident tensor on any device, the CPU
   included (the same code the GPU runs); "never" reads the memmap.
-* autocast (cfg.compute.amp): bf16 where the device really has it. CPU autocast runs bf16 (all
-  x86 CPUs PyTorch supports); on CUDA only from compute capability 8.0 (Ampere) on:
-  `torch.cuda.is_bf16_supported()` is True on older GPUs too, through emulation, which is
-  slower than fp32 there.
+* autocast (cfg.compute.amp): bf16 where the device really has it. On a CPU only with bf16
+  instructions (AVX512-BF16, AMX, Arm BF16: CPU_BF16_FLAGS in /proc/cpuinfo); elsewhere CPU
+  autocast emulates bf16, slower than fp32. On CUDA only from compute capability 8.0 (Ampere)
+  on: `torch.cuda.is_bf16_supported()` is True on older GPUs too, through emulation, which is
+  slower than fp32 there. (The default profiles run amp: false on the CPU: no number changes.)
 * pinned host copies (CUDA only): batch indices and memmap batches go to the GPU from
   pinned memory with non_blocking copies, so the loop never waits for a copy.
-* which GPU the job owns: cuda:0 of this process, i.e. the first entry of
-  CUDA_VISIBLE_DEVICES, which the workflow sets per job (`fmareport on-gpu`, gpus.py).
+* which GPU the run owns: `claimed_device` locks the first free one it sees (gpus.hold_gpu, a
+  lock named after the GPU's UUID, held by the process that computes for the whole cell) and
+  makes it the current CUDA device; the workflow narrows CUDA_VISIBLE_DEVICES per job as well
+  (`fmareport on-gpu`, gpus.py).
+
+A run decides once per cell (experiment.run_cell builds the policy, every seed uses it), and
+each seed's results record it (`DevicePolicy.record()`, results.DevicePolicyRecord).
 
 Checkpoints are loaded to the CPU (train.load_checkpoint); load_state_dict then places the
 weights and the optimizer state on the policy's device.
@@ -25,21 +31,28 @@ weights and the optimizer state on the policy's device.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from .config import Config
 from .errors import FmareportError
-from .gpus import machine_gpus
+from .gpus import GPU_FIX, cuda_visible_entries, hold_gpu, machine_gpus, uuid_key
 
 # Linux driver a CUDA major version needs at least (NVIDIA's CUDA Toolkit release notes,
 # "CUDA minor version compatibility": 11.x >= 450.80.02, 12.x >= 525.60.13, 13.x >= 580).
 CUDA_MIN_DRIVER = {"11": "450.80.02", "12": "525.60.13", "13": "580.65.06"}
 BF16_MIN_CAPABILITY = (8, 0)  # Ampere (A100, RTX 30xx) and later have bf16 tensor cores
 STORE_SHARE_OF_FREE = 0.5  # store_on_device auto: at most this share of the free GPU memory
+# CPU flags (/proc/cpuinfo) of bf16 arithmetic in hardware: AVX512-BF16 and AMX (x86), BF16 (Arm).
+# Elsewhere CPU autocast emulates bf16 (converts around fp32 math): slower than fp32, other numbers.
+CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 
 
 class DeviceError(FmareportError, RuntimeError):
@@ -58,8 +71,11 @@ def cuda_problem() -> str | None:
     )
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if not torch.cuda.is_available():
-        if visible is not None and not visible.strip(","):
-            return f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU"
+        if visible is not None and not cuda_visible_entries(visible):
+            return (
+                f"the environment variable CUDA_VISIBLE_DEVICES={visible!r} hides every GPU from this process "
+                "(unset it, or set it to a GPU's index)"
+            )
         if shutil.which("nvidia-smi") is None:
             return f"{wheel}; this machine has no NVIDIA driver (nvidia-smi not found)"
         gpus = machine_gpus()
@@ -86,23 +102,62 @@ def pick_device(cfg: Config) -> torch.device:
         return torch.device("cpu")
     problem = cuda_problem()
     if problem is None:
-        return torch.device("cuda")  # cuda:0 of this process: the job's own GPU (CUDA_VISIBLE_DEVICES)
+        return torch.device("cuda", torch.cuda.current_device())  # the GPU claimed_device holds (else cuda:0)
     if cfg.compute.device == "cuda":
-        raise DeviceError(f"config asks for device 'cuda' but CUDA is not usable: {problem}. Use device: cpu")
+        raise DeviceError(
+            f"config asks for device 'cuda' but CUDA is not usable: {problem}. Use device: cpu, or {GPU_FIX}"
+        )
     if cfg.run.cpu_fallback:
         return torch.device("cpu")
     raise DeviceError(
         f"profile {cfg.profile!r}, device auto: no usable CUDA device ({problem}). This profile does not fall "
         "back to the CPU (cpu_fallback: false): it would train for days there. Fix the GPU setup, or ask for "
         'the CPU with the override device: cpu (papermill -y "overrides: {device: cpu}", or fmareport run '
-        "--set device=cpu)"
+        f"--set device=cpu); {GPU_FIX}"
     )
+
+
+@contextlib.contextmanager
+def claimed_device(cfg: Config, lock_dir: Path | None = None, poll: float = 5.0) -> Iterator[torch.device]:
+    """The run's device (pick_device), and on CUDA a GPU of its own for the block: the first of the
+    GPUs this process sees whose lock (gpus.hold_gpu: a file named after the GPU's UUID in one folder
+    for every user of the machine) no other process holds, made the current CUDA device; it waits
+    while every one is held. The process that computes on the GPU holds the lock, so two runs never
+    share a GPU, whoever started them and however (workflow, fmareport run, a notebook)."""
+    device = pick_device(cfg)
+    if device.type != "cuda":
+        yield device
+        return
+    keys = [uuid_key(str(torch.cuda.get_device_properties(i).uuid)) for i in range(torch.cuda.device_count())]
+    index, fd = hold_gpu(keys, lock_dir, poll, say=lambda line: print(f"fmareport: {line}", file=sys.stderr))
+    try:
+        torch.cuda.set_device(index)
+        yield torch.device("cuda", index)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as /proc/cpuinfo lists them ('flags' on x86, 'Features' on Arm); none elsewhere."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return frozenset(flags)
 
 
 def bf16_autocast(device: torch.device) -> tuple[bool, str]:
     """Whether bf16 autocast really runs in bf16 on `device`, and why."""
     if device.type == "cpu":
-        return True, "CPU autocast runs bf16"
+        has = sorted(CPU_BF16_FLAGS & cpu_flags())
+        if has:
+            return True, f"the CPU has bf16 instructions ({', '.join(has)})"
+        return False, "the CPU has no bf16 instructions (avx512_bf16, amx_bf16, bf16): autocast would only emulate it"
     if device.type == "cuda":
         cap = torch.cuda.get_device_capability(device)
         if cap >= BF16_MIN_CAPABILITY:
@@ -120,7 +175,9 @@ class DevicePolicy:
     amp_dtype: torch.dtype | None  # autocast dtype (bf16), or None: fp32
     pin_memory: bool  # host -> device copies through pinned memory, non_blocking (CUDA)
     gpu: str | None  # the GPU this job owns: its CUDA_VISIBLE_DEVICES (None: all, or CPU)
-    notes: tuple[str, ...] = ()  # one line per decision: what and why
+    notes: tuple[str, ...] = ()  # one line per decision (device, store, autocast): what and why
+    name: str = "cpu"  # the device's name (the GPU's model)
+    uuid: str | None = None  # the GPU's UUID (None on the CPU)
 
     @property
     def amp(self) -> bool:
@@ -141,54 +198,81 @@ class DevicePolicy:
     def describe(self) -> str:
         return "; ".join(self.notes)
 
-
-def device_policy(cfg: Config, store_nbytes: int = 0) -> DevicePolicy:
-    """The policy of a run of `cfg` on this machine, for a clip store of `store_nbytes` bytes."""
-    device = pick_device(cfg)
-    notes = []
-    gpu = None
-    if device.type == "cuda":
-        gpu = os.environ.get("CUDA_VISIBLE_DEVICES")
-        p = torch.cuda.get_device_properties(device)
-        notes.append(
-            f"device cuda:0 = {p.name} (compute capability {p.major}.{p.minor}, {p.total_memory / 1e9:.0f} GB"
-            + (f", CUDA_VISIBLE_DEVICES={gpu}" if gpu is not None else "")
-            + ")"
-        )
-    else:
-        notes.append(
-            "device cpu" + (" (device auto, no usable CUDA: cpu_fallback)" if cfg.compute.device == "auto" else "")
+    def record(self) -> dict:
+        """How a seed ran, as the results file keeps it (results.DevicePolicyRecord)."""
+        device_note, store_note, amp_note = self.notes
+        return dict(
+            device_type=self.device.type,
+            device_name=self.name,
+            device_index=self.device.index,
+            device_uuid=self.uuid,
+            cuda_visible_devices=self.gpu,
+            device_reason=device_note,
+            amp=self.amp,
+            amp_dtype=str(self.amp_dtype).removeprefix("torch.") if self.amp else None,
+            amp_reason=amp_note,
+            store="resident" if self.resident_store else "memmap",
+            store_reason=store_note,
         )
 
+
+def _device_note(cfg: Config, device: torch.device) -> tuple[str, str | None, str]:
+    """(the device's name, its UUID, the note saying which device and why)."""
+    if device.type != "cuda":
+        why = " (device auto, no usable CUDA: cpu_fallback)" if cfg.compute.device == "auto" else ""
+        return "cpu", None, f"device cpu{why}"
+    p = torch.cuda.get_device_properties(device)
+    gpu = os.environ.get("CUDA_VISIBLE_DEVICES")
+    note = (
+        f"device {device} = {p.name} (compute capability {p.major}.{p.minor}, {p.total_memory / 1e9:.0f} GB"
+        + (f", CUDA_VISIBLE_DEVICES={gpu}" if gpu is not None else "")
+        + ")"
+    )
+    return p.name, str(p.uuid), note
+
+
+def _store_decision(cfg: Config, device: torch.device, store_nbytes: int, resident_nbytes: int) -> tuple[bool, str]:
+    """Whether the clip store lives on the device, and why. `resident_nbytes`: the bytes of this store
+    already resident on the device (train's cache): free memory counts them as free for it."""
     if cfg.run.store_on_device == "never":
-        resident = False
-        notes.append("clip store: memmap (store_on_device: never)")
-    elif cfg.run.store_on_device == "always":
-        resident = True
-        notes.append(f"clip store: resident on {device.type} (store_on_device: always)")
-    elif device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        resident = store_nbytes <= STORE_SHARE_OF_FREE * free
-        notes.append(
-            f"clip store: {'resident in GPU memory' if resident else 'memmap'} "
-            f"({store_nbytes / 1e9:.1f} GB, {'<=' if resident else '>'} half of {free / 1e9:.1f} GB free)"
-        )
-    else:
-        resident = False
-        notes.append("clip store: memmap (store_on_device: auto on the CPU)")
+        return False, "clip store: memmap (store_on_device: never)"
+    if cfg.run.store_on_device == "always":
+        return True, f"clip store: resident on {device.type} (store_on_device: always)"
+    if device.type != "cuda":
+        return False, "clip store: memmap (store_on_device: auto on the CPU)"
+    free = torch.cuda.mem_get_info(device)[0] + resident_nbytes
+    resident = store_nbytes <= STORE_SHARE_OF_FREE * free
+    cached = ", its copy already there counted as free" if resident_nbytes else ""
+    return resident, (
+        f"clip store: {'resident in GPU memory' if resident else 'memmap'} "
+        f"({store_nbytes / 1e9:.1f} GB, {'<=' if resident else '>'} half of {free / 1e9:.1f} GB free{cached})"
+    )
 
-    amp_dtype = None
-    if cfg.compute.amp:
-        ok, why = bf16_autocast(device)
-        amp_dtype = torch.bfloat16 if ok else None
-        notes.append(f"{'bf16 autocast' if ok else 'fp32'} (amp: true; {why})")
-    else:
-        notes.append("fp32 (amp: false)")
+
+def _amp_decision(cfg: Config, device: torch.device) -> tuple[torch.dtype | None, str]:
+    """The autocast dtype (None: fp32), and why."""
+    if not cfg.compute.amp:
+        return None, "fp32 (amp: false)"
+    ok, why = bf16_autocast(device)
+    return (torch.bfloat16 if ok else None), f"{'bf16 autocast' if ok else 'fp32'} (amp: true; {why})"
+
+
+def device_policy(
+    cfg: Config, store_nbytes: int = 0, device: torch.device | None = None, resident_nbytes: int = 0
+) -> DevicePolicy:
+    """The policy of a run of `cfg` on this machine, for a clip store of `store_nbytes` bytes, on
+    `device` (default: pick_device's); `resident_nbytes` of the store already on the device."""
+    device = pick_device(cfg) if device is None else device
+    name, uuid, device_note = _device_note(cfg, device)
+    resident, store_note = _store_decision(cfg, device, store_nbytes, resident_nbytes)
+    amp_dtype, amp_note = _amp_decision(cfg, device)
     return DevicePolicy(
         device=device,
         resident_store=resident,
         amp_dtype=amp_dtype,
         pin_memory=device.type == "cuda",
-        gpu=gpu,
-        notes=tuple(notes),
+        gpu=os.environ.get("CUDA_VISIBLE_DEVICES") if device.type == "cuda" else None,
+        notes=(device_note, store_note, amp_note),
+        name=name,
+        uuid=uuid,
     )

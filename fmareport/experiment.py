@@ -4,12 +4,15 @@ A cell is a profile plus one params file (`params/<table>/<cell>.yaml`); its run
 
 1. takes the cell's lock (`build/<profile>/<cell>/lock`): a second run of the same cell at
    the same time is refused, so two runs never share checkpoints;
-2. checks that the machine has the device the config asks for (device.pick_device: a GPU
-   profile without a usable GPU stops here, at once), then makes sure the clip store
+2. checks that the machine has the device the config asks for (device.claimed_device: a GPU
+   profile without a usable GPU stops here, at once; on a GPU it holds that GPU's lock, named
+   after its UUID, for the rest of the run, waiting while another run holds every GPU it
+   sees), then makes sure the clip store
    exists (`fmareport.data.store.prepare`), then that the build and results folders are
    writable and their disks have room for the checkpoints and the results file
    (`check_folders`): a read-only or full disk stops the run before its first epoch;
-3. trains each seed with a checkpoint after every epoch, in a folder derived from the
+3. decides the device policy once (device.device_policy: the store on the device or not,
+   autocast), then trains each seed with it, with a checkpoint after every epoch, in a folder derived from the
    checked names and a hash of the settings that change numbers
    (`build/<profile>/<cell>/checkpoints/<hash>/seed<N>.pt`), so a killed run resumes and
    a run with other settings never resumes from it;
@@ -38,7 +41,7 @@ from . import provenance
 from .config import RESUME_FREE_KEYS, Config, load_cell
 from .data.fma import GENRES
 from .data.store import prepare
-from .device import pick_device
+from .device import claimed_device, device_policy
 from .disk import check_room, check_writable
 from .errors import ConfigError, FmareportError
 from .files import locked, mark_owned, remove_owned
@@ -119,14 +122,16 @@ def run_cell(cfg: Config, progress: bool = True, entry: str = "fmareport.experim
     """
     paths = CellPaths.of(cfg)
     check_writable(paths.build, "build_dir")  # the lock lives there
-    with cell_lock(paths):
+    # A GPU profile without a usable GPU stops at claimed_device, before the store.
+    with cell_lock(paths), claimed_device(cfg) as device:
         started = provenance.now()
-        device = pick_device(cfg)  # a GPU profile without a usable GPU stops here, before the store
         store = prepare(cfg, progress)
         check_folders(cfg, paths, len(store.split_indices("test")))
         checkpoints = mark_owned(paths.checkpoints, CHECKPOINT_MARKER)  # resumed or made afresh
+        policy = device_policy(cfg, store.audio.nbytes, device)  # once: every seed runs as the first
         seeds = [
-            train_seed(cfg, store, seed, checkpoint_dir=checkpoints, progress=progress) for seed in cfg.schedule.seeds
+            train_seed(cfg, store, seed, checkpoint_dir=checkpoints, progress=progress, policy=policy)
+            for seed in cfg.schedule.seeds
         ]
         results = CellResults(
             run_id=uuid.uuid4().hex,

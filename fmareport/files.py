@@ -49,13 +49,21 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     return Path(path)
 
 
-def take_lock(path: str | Path, wait: bool = True) -> int | None:
+def take_lock(path: str | Path, wait: bool = True, shared: bool = False) -> int | None:
     """An open descriptor of `path` (made, with its folder, if missing) holding an exclusive flock
     on it. The lock lasts until the descriptor is closed, in this process and any that inherits
-    it (flock locks the open file, not the process). wait=False: None at once when another holds it."""
+    it (flock locks the open file, not the process). wait=False: None at once when another holds it.
+
+    shared=True: a lock every user of the machine takes (the GPU locks): a folder this call makes is
+    given mode 1777 (anyone may add a file, only its owner remove it), and the file is opened read-only
+    (flock needs no write access) without O_CREAT when it exists, as fs.protected_regular refuses
+    O_CREAT on another user's file in such a folder."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    if shared:
+        fd = _open_shared(path)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
     except BlockingIOError:
@@ -65,6 +73,23 @@ def take_lock(path: str | Path, wait: bool = True) -> int | None:
         os.close(fd)
         raise
     return fd
+
+
+def _open_shared(path: Path) -> int:
+    """A read-only descriptor of `path` in a folder every user may write (made with mode 1777)."""
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent.stat().st_uid == os.getuid():  # made here (or by this user): open it to all
+            os.chmod(path.parent, 0o1777)
+    while True:
+        try:
+            return os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            pass
+        try:
+            return os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            continue  # another process made it in between: open it as it is
 
 
 @contextlib.contextmanager

@@ -1,24 +1,34 @@
-"""The GPUs of this machine and which one a job owns, without torch (the Snakefile and the
-Makefile ask this before any job starts).
+"""The GPUs of this machine and which one a job owns, without torch in this process (the
+Snakefile and the Makefile ask this before any job starts; torch is asked in a subprocess).
 
 * `visible_gpus()`: the GPUs a process may use, as CUDA_VISIBLE_DEVICES entries: that
-  variable's list when it is set (SLURM sets it to a job's allocation), else every GPU that
-  `nvidia-smi -L` lists, by index; [] on a machine without either.
-* `claim_gpu(candidates)`: the first candidate no other job holds, held by an exclusive
-  lock (flock) on a file named after the GPU's UUID, so two jobs on one machine never
-  share a GPU, whatever each one's CUDA_VISIBLE_DEVICES numbering; it waits while all
-  are held. The lock is released when the process (and whatever it execs) exits.
-* `fmareport on-gpu -- CMD ...` (cli.py) claims one, sets CUDA_VISIBLE_DEVICES to it and
-  execs CMD: the workflow runs every cell job through it.
+  variable's list when it is set (SLURM sets it to a job's allocation), else what `nvidia-smi -L`
+  lists (a GPU by index; a GPU split into MIG slices by each slice's MIG UUID, since a CUDA
+  process enumerates one MIG slice only), else the devices torch counts (a container with the
+  driver's library but no nvidia-smi); [] on a machine without any.
+* `gpu_count()`: how many cell jobs can have a GPU: 0 when torch (asked in a subprocess) sees no
+  CUDA device (a CPU-only wheel, a driver too old for the wheel, CUDA_VISIBLE_DEVICES=-1), else
+  the visible entries. The workflow's `gpus` and the Makefile's GPUS are this count.
+* Two locks per GPU, in one folder per machine, GPU_LOCK_DIR (/tmp/fmareport-gpu-locks, mode
+  1777, so every user's and every TMPDIR's runs see the same locks; $XDG_RUNTIME_DIR is per user
+  and $TMPDIR per session, so locks there would not exclude each other), named after the GPU's
+  UUID (`uuid_key`), the same for every process whatever its CUDA_VISIBLE_DEVICES numbering:
+  - `<uuid>.lock`: held by the process that computes on the GPU, for a whole cell
+    (device.claimed_device, called by experiment.run_cell): the lock that keeps two runs off one GPU;
+  - `<uuid>.claim`: held by `fmareport on-gpu` and the command it execs (claim_gpu), so two
+    workflow jobs starting at the same moment never pick the same GPU before either holds its lock.
+* `fmareport on-gpu -- CMD ...` (cli.py) claims a GPU whose lock is free, sets
+  CUDA_VISIBLE_DEVICES to it and execs CMD: the workflow runs every cell job through it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
-import tempfile
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +36,23 @@ from .errors import CommandNotFound
 from .files import take_lock
 
 NVIDIA_SMI_TIMEOUT = 20  # s: nvidia-smi on a machine with a hung driver never answers
+TORCH_TIMEOUT = 120  # s: importing torch and starting CUDA in the subprocess
+# The GPU locks of every user and session on this machine (see above): a fixed path, not $TMPDIR.
+GPU_LOCK_DIR = Path("/tmp/fmareport-gpu-locks")
+# How to get a GPU to this run, named in every message that says there is none.
+GPU_FIX = (
+    "with a CPU-only torch wheel or one too new for the driver, install a CUDA 12 wheel "
+    "(make report TORCH_INDEX=https://download.pytorch.org/whl/cu126)"
+)
+# What the torch subprocess prints: the UUIDs of the devices torch can use, and why none when none.
+TORCH_GPUS_CODE = (
+    "import json, torch\n"
+    "from fmareport.device import cuda_problem\n"
+    "problem = cuda_problem()\n"
+    "n = torch.cuda.device_count() if problem is None else 0\n"
+    "print(json.dumps({'uuids': [str(torch.cuda.get_device_properties(i).uuid) for i in range(n)], "
+    "'problem': problem}))"
+)
 
 
 def nvidia_smi(*args: str) -> str | None:
@@ -47,52 +74,142 @@ def machine_gpus() -> list[dict[str, str]]:
     return [dict(index=r[0], uuid=r[1], name=r[2], driver=r[3]) for r in rows if len(r) == 4]
 
 
-def visible_gpus(env: dict[str, str] | None = None) -> list[str]:
+def smi_devices(listing: str | None = None) -> dict[str, str]:
+    """What `nvidia-smi -L` lists, as {CUDA_VISIBLE_DEVICES entry: UUID}: a GPU's index, or for a
+    GPU split into MIG slices (lines 'MIG ... (UUID: MIG-...)' under it) each slice's MIG UUID."""
+    listing = nvidia_smi("-L") if listing is None else listing
+    devices: dict[str, str] = {}
+    gpu = None  # the GPU line being read: (index, uuid, its MIG slices)
+    for line in (listing or "").splitlines():
+        if m := re.match(r"GPU (\d+):.*\(UUID: ([^)]+)\)", line.strip()):
+            gpu = (m[1], m[2].strip(), [])
+            devices[gpu[0]] = gpu[1]
+        elif (m := re.match(r"MIG .*\(UUID: ([^)]+)\)", line.strip())) and gpu is not None:
+            devices.pop(gpu[0], None)  # a GPU in MIG mode: its slices are the devices
+            devices[m[1].strip()] = m[1].strip()
+    return devices
+
+
+def torch_gpus(env: dict[str, str] | None = None) -> dict | None:
+    """What torch sees, asked in a subprocess (no torch, no CUDA in this one): {"uuids": [the UUID of
+    each device torch can use, in its order], "problem": why none (device.cuda_problem) or None};
+    None when the subprocess fails (torch not installed). Devices are numbered in PCI bus order, as
+    nvidia-smi and `on-gpu` number them."""
+    env = {**(os.environ if env is None else env)}
+    env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", TORCH_GPUS_CODE], capture_output=True, text=True, timeout=TORCH_TIMEOUT, env=env
+        )
+        return json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
+        return None
+
+
+def visible_gpus(env: dict[str, str] | None = None, seen: dict | None = None) -> list[str]:
     """The GPUs this process may use, as CUDA_VISIBLE_DEVICES entries (indices or UUIDs).
 
-    CUDA_VISIBLE_DEVICES when set (an empty value, or -1, hides every GPU), else the indices
-    nvidia-smi lists."""
+    CUDA_VISIBLE_DEVICES when set (an empty value, or -1, hides every GPU), else what nvidia-smi -L
+    lists (MIG slices by UUID), else the devices torch sees (`seen`: torch_gpus(), asked here when
+    not given)."""
     env = os.environ if env is None else env
     if "CUDA_VISIBLE_DEVICES" in env:
-        entries = [e.strip() for e in env["CUDA_VISIBLE_DEVICES"].split(",") if e.strip()]
-        # CUDA stops at the first invalid entry (e.g. -1): so do we.
-        valid = []
-        for e in entries:
-            if not re.fullmatch(r"\d+|GPU-[0-9a-fA-F-]+|MIG-[0-9a-zA-Z/-]+", e):
-                break
-            valid.append(e)
-        return valid
-    return [g["index"] for g in machine_gpus()]
+        return cuda_visible_entries(env["CUDA_VISIBLE_DEVICES"])
+    listed = list(smi_devices())
+    if listed:
+        return listed
+    seen = torch_gpus(env) if seen is None else seen
+    return [str(i) for i in range(len(seen["uuids"]))] if seen else []
 
 
-def _lock_key(entry: str, gpus: list[dict[str, str]]) -> str:
-    """A name for the GPU behind a CUDA_VISIBLE_DEVICES entry that is the same in every job on
-    this machine: its UUID when nvidia-smi knows it, else the entry itself."""
-    for g in gpus:
-        if entry in (g["index"], g["uuid"]):
-            return g["uuid"]
-    return entry
+def cuda_visible_entries(value: str) -> list[str]:
+    """The valid entries of a CUDA_VISIBLE_DEVICES value: CUDA stops at the first invalid one (-1)."""
+    valid = []
+    for e in (e.strip() for e in value.split(",")):
+        if not re.fullmatch(r"\d+|GPU-[0-9a-fA-F-]+|MIG-[0-9a-zA-Z/-]+", e):
+            break
+        valid.append(e)
+    return valid
 
 
-def default_lock_dir() -> Path:
-    return Path(tempfile.gettempdir()) / f"fmareport-gpu-locks-{os.getuid()}"
+def gpu_count(env: dict[str, str] | None = None) -> int:
+    """How many cell jobs may each have a GPU here: 0 when torch sees no usable CUDA device (then no
+    cell could use one, whatever nvidia-smi lists), else the visible entries (every MIG slice; torch
+    itself enumerates one slice per process). Without torch to ask: the visible entries."""
+    seen = torch_gpus(env)
+    if seen is not None and not seen["uuids"]:
+        return 0
+    return len(visible_gpus(env, seen))
 
 
-def claim_gpu(candidates: list[str], lock_dir: Path | None = None, poll: float = 5.0) -> tuple[str, int]:
-    """Lock the first free GPU of `candidates` (CUDA_VISIBLE_DEVICES entries); wait while all are held.
+def uuid_key(uuid: str) -> str:
+    """A GPU's lock name from its UUID as nvidia-smi ('GPU-5d5b...', 'MIG-...') or torch
+    (get_device_properties(i).uuid: '5d5b...') writes it: the same in every process."""
+    key = re.sub(r"^(GPU|MIG)-", "", uuid.strip(), flags=re.I).lower()
+    return re.sub(r"[^0-9a-z_-]", "_", key)
 
-    -> (the entry, the file descriptor holding its lock). The lock lasts while the
-    descriptor is open in any process (it survives exec when made inheritable)."""
+
+def gpu_keys(entries: list[str], env: dict[str, str] | None = None) -> dict[str, str]:
+    """{CUDA_VISIBLE_DEVICES entry: its lock name}: the UUID of the GPU behind it, from nvidia-smi
+    (the index's GPU, or the UUID an entry names), else from torch (the entries are its indices),
+    else the entry itself (a fake GPU in tests)."""
+    uuids = {g["index"]: g["uuid"] for g in machine_gpus()} | smi_devices()
+    if not uuids and any(e.isdigit() for e in entries):
+        seen = torch_gpus(env) or {"uuids": []}
+        uuids = {str(i): u for i, u in enumerate(seen["uuids"])}
+    return {e: uuid_key(uuids.get(e, e)) for e in entries}
+
+
+def gpu_busy(lock_dir: Path, key: str) -> bool:
+    """Whether a process computes on the GPU `key` now (holds its `<key>.lock`)."""
+    fd = take_lock(lock_dir / f"{key}.lock", wait=False, shared=True)
+    if fd is None:
+        return True
+    os.close(fd)  # a probe: released at once
+    return False
+
+
+def claim_gpu(
+    candidates: list[str], lock_dir: Path | None = None, poll: float = 5.0, env: dict[str, str] | None = None
+) -> tuple[str, int]:
+    """Claim the first GPU of `candidates` (CUDA_VISIBLE_DEVICES entries) that no other job claims and
+    no process computes on; wait while there is none.
+
+    -> (the entry, the file descriptor holding its claim). The claim lasts while the descriptor is
+    open in any process (it survives exec when made inheritable); the process that computes on the
+    GPU takes its lock itself (device.claimed_device)."""
     if not candidates:
         raise ValueError("no GPU to claim")
-    lock_dir = lock_dir or default_lock_dir()
-    gpus = machine_gpus()
+    lock_dir = lock_dir or GPU_LOCK_DIR
+    keys = gpu_keys(candidates, env)
     while True:
         for entry in candidates:
-            key = re.sub(r"[^0-9A-Za-z_-]", "_", _lock_key(entry, gpus))
-            fd = take_lock(lock_dir / f"{key}.lock", wait=False)
-            if fd is not None:
+            fd = take_lock(lock_dir / f"{keys[entry]}.claim", wait=False, shared=True)
+            if fd is None:
+                continue
+            if not gpu_busy(lock_dir, keys[entry]):
                 return entry, fd
+            os.close(fd)
+        time.sleep(poll)
+
+
+def hold_gpu(keys: list[str], lock_dir: Path | None = None, poll: float = 5.0, say=print) -> tuple[int, int]:
+    """Lock the first GPU of `keys` (lock names, in the order of torch's device indices) that no other
+    process computes on; wait while all are held, saying so once through `say`.
+
+    -> (its index in `keys`, the file descriptor holding its lock: close it to release)."""
+    if not keys:
+        raise ValueError("no GPU to hold")
+    lock_dir = lock_dir or GPU_LOCK_DIR
+    waiting = False
+    while True:
+        for i, key in enumerate(keys):
+            fd = take_lock(lock_dir / f"{key}.lock", wait=False, shared=True)
+            if fd is not None:
+                return i, fd
+        if not waiting:
+            say(f"every GPU this run may use ({len(keys)}) is held by another run (locks in {lock_dir}): waiting")
+            waiting = True
         time.sleep(poll)
 
 
@@ -100,17 +217,17 @@ def exec_on_gpu(command: list[str], lock_dir: Path | None = None, poll: float = 
     """Replace this process by `command`, running on a GPU of its own (see claim_gpu).
 
     Without a visible GPU the command runs as it is. With one, CUDA_VISIBLE_DEVICES names
-    the claimed GPU alone (when the list came from nvidia-smi, CUDA_DEVICE_ORDER=PCI_BUS_ID
-    makes CUDA number the GPUs as nvidia-smi does). Never returns. A command that is not an
-    executable file nor on PATH is CommandNotFound, before any GPU is claimed."""
+    the claimed GPU alone (when the list did not come from CUDA_VISIBLE_DEVICES,
+    CUDA_DEVICE_ORDER=PCI_BUS_ID makes CUDA number the GPUs as nvidia-smi does). Never returns. A
+    command that is not an executable file nor on PATH is CommandNotFound, before any GPU is claimed."""
     if shutil.which(command[0]) is None:
         raise CommandNotFound(f"command not found: {command[0]} (not an executable file, nor a program on PATH)")
     env = dict(os.environ)
     candidates = visible_gpus(env)
     if candidates:
-        entry, fd = claim_gpu(candidates, lock_dir, poll)
-        os.set_inheritable(fd, True)  # the lock stays held by the exec'd command
-        if "CUDA_VISIBLE_DEVICES" not in env:  # our entries are nvidia-smi's indices: number as it does
+        entry, fd = claim_gpu(candidates, lock_dir, poll, env)
+        os.set_inheritable(fd, True)  # the claim stays held by the exec'd command
+        if "CUDA_VISIBLE_DEVICES" not in env:  # nvidia-smi's (or torch's PCI-ordered) indices
             env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
         env["CUDA_VISIBLE_DEVICES"] = entry
         print(f"fmareport on-gpu: GPU {entry} (of {','.join(candidates)})", flush=True)

@@ -217,8 +217,8 @@ class FirstLayer(nn.Module):
             parts.append(self.spec(s[:, None]).squeeze(2))  # (B, 1, F, frames) -> (B, C2, 1, T) -> (B, C2, T)
         if parts[0].shape[-1] != steps:
             raise ValueError(f"first layer gives {parts[0].shape[-1]} steps, expected N // hop - 2 = {steps}")
-        if not matmul_form(x):
-            return self.bn(torch.cat(parts, dim=1))  # (B, C, T)
+        if not matmul_form(x):  # one part (one input branch): no copy
+            return self.bn(torch.cat(parts, dim=1) if len(parts) > 1 else parts[0])  # (B, C, T)
         # Channels-last: the maps join along the last dim of (B, T, C) (one part: no copy).
         h = torch.cat([p.transpose(1, 2) for p in parts], dim=2) if len(parts) > 1 else parts[0].transpose(1, 2)
         return batch_norm_last(self.bn, h).transpose(1, 2)  # (B, T, C) -> (B, C, T) view

@@ -120,6 +120,29 @@ def check_history(history: list[Epoch], best_epoch: int, test_acc_best: float, t
         )
 
 
+class DevicePolicyRecord(_Model):
+    """How a seed ran (fmareport.device.DevicePolicy.record): the device, autocast and where the
+    clip store lived, each with the reason the policy gave."""
+
+    device_type: Literal["cpu", "cuda"]
+    device_name: Annotated[str, Field(min_length=1)]  # "cpu", or the GPU's model
+    device_index: Annotated[int, Field(ge=0)] | None  # torch's index of the GPU; None on the CPU
+    device_uuid: str | None  # the GPU's UUID (its lock's name); None on the CPU
+    cuda_visible_devices: str | None  # the job's CUDA_VISIBLE_DEVICES, when set
+    device_reason: str
+    amp: bool  # bf16 autocast on
+    amp_dtype: Literal["bfloat16"] | None
+    amp_reason: str
+    store: Literal["resident", "memmap"]  # the clip store as a tensor on the device, or the memmap
+    store_reason: str
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DevicePolicyRecord:
+        if self.amp != (self.amp_dtype is not None):
+            raise ValueError(f"policy.amp is {self.amp} but policy.amp_dtype is {self.amp_dtype!r}")
+        return self
+
+
 class SeedResult(_Model):
     """One seed's run of a cell (fmareport.train.train_seed)."""
 
@@ -144,6 +167,9 @@ class SeedResult(_Model):
     # intervals resample artists (docs/statistics.md). None in files written before artists were
     # recorded: their intervals resample tracks.
     test_artist_ids: list[Count] | None = None
+    # How the seed ran: device, autocast, store placement and why. None in files written before it
+    # was recorded (reference/*.json included): the same schema version reads both.
+    policy: DevicePolicyRecord | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> SeedResult:

@@ -59,7 +59,7 @@ from .errors import ConfigError, FmareportError, Interrupted, StorageError
 from .files import atomic_file
 from .model import Net, n_params
 from .progress import tqdm
-from .results import Epoch, SeedResult
+from .results import DevicePolicyRecord, Epoch, SeedResult
 
 # Training steps between the loop's waits for the device (loss, accuracy, NaN check, progress
 # bar): 8 per epoch of the paper profile's 128 steps, plus one at the end of every epoch.
@@ -127,6 +127,12 @@ def resident_store(audio: np.ndarray, device: torch.device, progress: bool = Tru
         out[a : a + k].copy_(buf[:k])  # host buffer -> device (waits: the buffer is reused)
     _RESIDENT.update(audio=audio, device=device, tensor=out)
     return out
+
+
+def resident_bytes(audio: np.ndarray) -> int:
+    """The bytes of `audio` already resident on a GPU (the cache of resident_store); 0 if none."""
+    held = _RESIDENT.get("audio") is audio and _RESIDENT["tensor"].device.type == "cuda"
+    return _RESIDENT["tensor"].nbytes if held else 0
 
 
 def clip_source(audio: np.ndarray, policy: DevicePolicy, progress: bool = True) -> np.ndarray | torch.Tensor:
@@ -208,18 +214,21 @@ def evaluate(
 # --- checkpoints -------------------------------------------------------------------------
 
 
-def _rng_state() -> dict:
-    """Every generator's state as plain data (lists of ints): what torch.load(weights_only=True)
-    reads, and what no map_location can move to a device (torch.set_rng_state and
-    torch.cuda.set_rng_state_all take CPU ByteTensors only)."""
+def _rng_state(device: torch.device | None = None) -> dict:
+    """Every generator's state the run uses, as plain data (lists of ints): what
+    torch.load(weights_only=True) reads, and what no map_location can move to a device
+    (torch.set_rng_state and torch.cuda.set_rng_state take CPU ByteTensors only). Of the CUDA
+    generators only the run's device's (`device`): a resume that sees another number of GPUs
+    restores it all the same."""
     kind, key, pos, has_gauss, gauss = np.random.get_state()
     version, py_state, py_gauss = random.getstate()
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
+    on_cuda = device is not None and device.type == "cuda"
+    cuda = [torch.cuda.get_rng_state(device)] if on_cuda else []
     return {
         "python": [version, list(py_state), py_gauss],
         "numpy": {"kind": kind, "key": key.tolist(), "pos": int(pos), "has_gauss": int(has_gauss), "gauss": gauss},
         "torch": torch.get_rng_state().tolist(),  # 5056 bytes as ints
-        "cuda": [s.tolist() for s in cuda],  # one state per CUDA device
+        "cuda": [s.tolist() for s in cuda],  # the run's CUDA device's state ([] on the CPU)
     }
 
 
@@ -231,16 +240,23 @@ def _bytes(state) -> torch.Tensor:
     return torch.tensor(state, dtype=torch.uint8)
 
 
-def _set_rng_state(state: dict) -> None:
-    """Restore `_rng_state()`: Python's, numpy's, torch's CPU generator and every CUDA device's."""
+def _set_rng_state(state: dict, device: torch.device | None = None) -> None:
+    """Restore `_rng_state()`: Python's, numpy's, torch's CPU generator and the run's CUDA device's
+    (`device`). Checkpoints before this kept one state per visible GPU: the run's device's is the
+    one at its index, and when that GPU is not in the list (fewer visible now) the device's
+    generator keeps its seed (the net draws nothing from it: no dropout)."""
     version, py_state, py_gauss = state["python"]
     random.setstate((version, tuple(py_state), py_gauss))
     n = state["numpy"]
     key = n["key"].cpu().numpy() if isinstance(n["key"], torch.Tensor) else np.asarray(n["key"])
     np.random.set_state((n["kind"], key.astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     torch.set_rng_state(_bytes(state["torch"]))
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([_bytes(s) for s in state["cuda"]])
+    if not (state["cuda"] and device is not None and device.type == "cuda"):
+        return
+    saved = state["cuda"]
+    index = 0 if len(saved) == 1 else device.index or 0
+    if index < len(saved):
+        torch.cuda.set_rng_state(_bytes(saved[index]), device)
 
 
 def checkpoint_bytes(weights: dict[str, torch.Tensor]) -> int:
@@ -391,7 +407,12 @@ class SeedRun:
 
 
 def train_seed(
-    cfg: Config, store, seed: int, checkpoint_dir: str | Path | None = None, progress: bool = True
+    cfg: Config,
+    store,
+    seed: int,
+    checkpoint_dir: str | Path | None = None,
+    progress: bool = True,
+    policy: DevicePolicy | None = None,
 ) -> SeedResult:
     """Train and test one seed; return its record of the results file.
 
@@ -399,9 +420,10 @@ def train_seed(
     ((n_tracks,) int64) and `split_indices(split)`. With `checkpoint_dir`, the state after
     each epoch is saved to checkpoint_dir/seed{seed}.pt, and a run finding that file
     resumes from it (in deterministic CPU mode with the same numbers as a run that was
-    never stopped).
+    never stopped). `policy`: the cell's device policy (run_cell decides once for every seed);
+    without it the seed decides its own.
     """
-    run = start_seed(cfg, store, seed, checkpoint_dir, progress)
+    run = start_seed(cfg, store, seed, checkpoint_dir, progress, policy)
     epoch = saved = len(run.history)  # the epoch running and the last one in the checkpoint: what Ctrl-C says
     try:
         for epoch in range(len(run.history) + 1, cfg.schedule.epochs + 1):
@@ -414,16 +436,20 @@ def train_seed(
         raise interrupted(seed, epoch, saved, cfg.schedule.epochs, run.ckpt_path) from None
 
 
-def start_seed(cfg: Config, store, seed: int, checkpoint_dir: str | Path | None, progress: bool) -> SeedRun:
+def start_seed(
+    cfg: Config, store, seed: int, checkpoint_dir: str | Path | None, progress: bool, policy: DevicePolicy | None = None
+) -> SeedRun:
     """Seed everything, put the clips and labels on the device, build the net, and resume from the
-    seed's checkpoint in `checkpoint_dir` when there is one."""
+    seed's checkpoint in `checkpoint_dir` when there is one. Without `policy`, decided here (a copy
+    of this store already resident counts as free memory for it)."""
     if store.audio.shape[1] != cfg.store.clip_samples:
         raise ValueError(
             f"the clip store holds clips of {store.audio.shape[1]} samples but the config "
             f"says clip_samples = {cfg.store.clip_samples}: prepare the store with this config"
         )
     seed_everything(seed, cfg.compute.deterministic)
-    policy = device_policy(cfg, store.audio.nbytes)
+    if policy is None:
+        policy = device_policy(cfg, store.audio.nbytes, resident_nbytes=resident_bytes(store.audio))
     source = clip_source(store.audio, policy, progress)
     labels = torch.tensor(np.asarray(store.labels, dtype=np.int64), device=policy.device)  # (n_tracks,), a copy
     rows = {s: np.asarray(store.split_indices(s), dtype=np.int64) for s in ("training", "validation", "test")}
@@ -449,7 +475,7 @@ def start_seed(cfg: Config, store, seed: int, checkpoint_dir: str | Path | None,
         run.model.load_state_dict(ckpt["model"])
         run.opt.load_state_dict(ckpt["optimizer"])
         run.history, run.train_seconds, run.best = ckpt["history"], ckpt["train_seconds"], ckpt["best"]
-        _set_rng_state(ckpt["rng"])
+        _set_rng_state(ckpt["rng"], policy.device)
     return run
 
 
@@ -544,7 +570,7 @@ def checkpoint_state(run: SeedRun) -> dict:
         "history": run.history,
         "train_seconds": run.train_seconds,
         "best": run.best,
-        "rng": _rng_state(),
+        "rng": _rng_state(run.policy.device),
         "config": run.cfg.to_dict(),
         "store_fingerprint": run.fingerprint,
     }
@@ -586,4 +612,5 @@ def test_seed(run: SeedRun, store) -> SeedResult:
         test_labels=y_test.tolist(),
         test_probs=probs.astype(np.float64).tolist(),
         test_artist_ids=None if artists is None else artists[test_rows].tolist(),
+        policy=DevicePolicyRecord(**run.policy.record()),
     )

@@ -88,10 +88,30 @@ def test_paper_dry_run_with_two_gpus_plans_one_gpu_per_cell_job(tmp_path):
     assert all("-m fmareport.cli on-gpu -- " in c["shell"] for c in cells)  # and on a GPU of its own
     for rule in ("fetch", "prepare", "book"):
         assert all(j["resources"].get("gpu") in (None, "0") for j in jobs[rule]), rule
-    # A machine without GPUs: no gpu resource is asked for and cells run as they are.
-    cpu = dry_run(tmp_path, "--config", "profile=paper", "gpus=0")["cell"]
+    # A machine without GPUs, on a profile without a GPU: no gpu resource, cells run as they are.
+    cpu = dry_run(tmp_path, "--config", "profile=smoke", "gpus=0")["cell"]
     assert [c["resources"].get("gpu", "0") for c in cpu] == ["0"] * len(PAPER_CELLS)
     assert not any("on-gpu" in c["shell"] for c in cpu)
+
+
+@pytest.mark.parametrize("how", [["gpus=0"], []])
+def test_the_paper_plan_without_a_gpu_stops_before_the_download(tmp_path, how):
+    """No GPU to give (gpus=0, or none torch sees: CUDA_VISIBLE_DEVICES=-1 here): the paper profile
+    stops at once, saying why and how, instead of fetching 7.6 GB, building a 16 GB store and running
+    the baseline before every cell dies in pick_device."""
+    shutil.copytree(REPO / "params", tmp_path / "params")
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path)]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1"}
+    done = subprocess.run(
+        [*cmd, "--dry-run", "--config", "profile=paper", *how], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode != 0 and "rule fetch" not in out, out[-3000:]
+    assert "profile 'paper' needs a GPU (device: auto, cpu_fallback: false)" in out, out[-3000:]
+    assert "set device: cpu in params/profiles/paper.yaml" in out and "TORCH_INDEX=" in out
+    assert "--config gpu=1" in out
+    if not how:  # counted: torch's reason is named
+        assert "CUDA_VISIBLE_DEVICES='-1' hides every GPU" in out
 
 
 def _probe(lock_dir: Path, hold: float, out: Path) -> subprocess.Popen:

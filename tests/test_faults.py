@@ -874,7 +874,8 @@ def test_14_a_gpu_profile_without_a_gpu_exits_1_with_one_line(tmp_path, capsys):
     sets = ["--set", f"results_dir={tmp_path / 'results'}", "--set", f"build_dir={tmp_path / 'build'}"]
     assert main(["run", "--profile", "paper", "--cell", "table1/raw_whole", *sets]) == 1
     assert re.fullmatch(
-        r"fmareport run: profile 'paper', device auto: no usable CUDA device \(.*--set device=cpu\)\n",
+        r"fmareport run: profile 'paper', device auto: no usable CUDA device \(.*--set device=cpu\); .*"
+        r"\(make report TORCH_INDEX=https://download.pytorch.org/whl/cu126\)\n",
         capsys.readouterr().err,
     )
     assert not (tmp_path / "results").exists()  # stopped before the store and the folders

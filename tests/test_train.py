@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from fmareport import device as device_mod
 from fmareport import train
 from fmareport.config import load_profile
 from fmareport.data.fma import GENRES
@@ -172,8 +173,10 @@ def test_one_training_step_moves_every_parameter(kind, tones):
 
 
 @pytest.mark.parametrize("kind", INPUTS)
-def test_a_bf16_autocast_step_on_the_cpu_gives_float32_logits_and_every_gradient(kind, tones):
-    """What `amp: true` runs on a GPU, run by CPU autocast: the same code, no GPU needed."""
+def test_a_bf16_autocast_step_on_the_cpu_gives_float32_logits_and_every_gradient(kind, tones, monkeypatch):
+    """What `amp: true` runs on a GPU, run by CPU autocast: the same code, no GPU needed (a CPU with
+    bf16 instructions is faked: without them the policy runs fp32, test_gpu.py)."""
+    monkeypatch.setattr(device_mod, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
     cfg = tone_config(input=kind, segmented=True, amp=True)
     policy = device_policy(cfg)
     assert policy.amp_dtype == torch.bfloat16 and policy.device.type == "cpu"

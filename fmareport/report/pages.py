@@ -721,6 +721,36 @@ def run_hardware(page: Page) -> HTML:
     return as_html(hardware, "hardware", "The machine the runs used.")
 
 
+def device_policies(page: Page) -> HTML | Markdown:
+    """How each seed ran (id device-policy): device (type, name, index, UUID), autocast and where the
+    clip store lived, with the policy's reasons (results' SeedResult.policy); seeds of files written
+    before it was recorded are listed as such."""
+    rows, unrecorded = [], []
+    for cell, r in page.results.items():
+        for s in r["seeds"]:
+            p = s.get("policy")
+            if p is None:
+                unrecorded.append(f"{cell} seed {s['seed']}")
+                continue
+            where = "" if p["device_index"] is None else f" {p['device_index']}"
+            rows.append(
+                {
+                    "cell": cell,
+                    "seed": s["seed"],
+                    "device": f"{p['device_type']}{where}: {p['device_name']}",
+                    "GPU UUID": p["device_uuid"] or "",
+                    "autocast": p["amp_dtype"] or "off (fp32)",
+                    "clip store": p["store"],
+                    "why": "; ".join(p[k] for k in ("device_reason", "amp_reason", "store_reason")),
+                }
+            )
+    note = f"Not recorded (results written before the policy was): {', '.join(unrecorded)}." if unrecorded else ""
+    if not rows:
+        return Markdown(note)
+    caption = "How each seed ran: the device, bf16 autocast and the clip store's place, and why. " + note
+    return as_html(pd.DataFrame(rows).set_index(["cell", "seed"]), "device-policy", caption.strip())
+
+
 def run_times(page: Page) -> None:
     """Display each cell's wall and training time and throughput (id run-times), and their total."""
     rows = []
