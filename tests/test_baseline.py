@@ -131,7 +131,7 @@ def test_the_features_csv_baselines_run_end_to_end_on_the_tiny_set(tiny_config, 
             "sha1": hashlib.sha1(path.read_bytes()).hexdigest(),
         }
         assert res.test_acc == 1.0 and res.val_acc == 1.0, name
-    svm = np.asarray(read["fma_all_svm"]["test_probs"])
+    svm = np.asarray(read["fma_all_svm"].test_probs)
     assert set(np.unique(svm)) == {0.0, 1.0}  # an SVM has no probabilities: the one-hot of its decision
 
 
