@@ -1,8 +1,9 @@
 """The paper's Tables 1–3 beside ours, and a verdict on each of the paper's claims.
 
-Input: the results of one profile, `results/<profile>/<cell>.json` read as
-`fmareport.results.CellResults` (the schema in docs/contracts.md). A run is found by its setting (input, segmented, dropout)
-read from its config, not by its file name, so a table cell cannot pick the wrong run.
+Input: the results of one profile, `results/<profile>/<cell>.json` read as CellResults
+(fmareport.results; the schema in docs/contracts.md). A run is found by its setting (input,
+segmented, dropout) read from its config, not by its file name, so a table cell cannot pick
+the wrong run. A baseline enters the comparisons as a one-seed run (`baseline_as_result`).
 
     runs = index_runs(results)                  # {(input, segmented, dropout): result}
     paper_table("Table 1", runs)                # numbers: paper, mean, std, seeds, diff
