@@ -52,11 +52,10 @@ Markdown(tables.config_markdown(cfg))
 
 # %%
 results = experiment.run_cell(cfg, entry="book/experiment.ipynb")
-result = results.model_dump(mode="json")
 print(f"run {results.run_id}: wrote {experiment.CellPaths.of(cfg).results}")
 
 # %%
-figures.show(figures.training_curves([result]))
+figures.show(figures.training_curves([results]))
 
 # %% [markdown]
 # ## Test set
@@ -66,7 +65,7 @@ figures.show(figures.training_curves([result]))
 # predictions after the last epoch (rows: true genre, columns: predicted).
 
 # %%
-tables.seed_table(result)
+tables.seed_table(results)
 
 # %%
-figures.show(figures.confusion_matrices([result]))
+figures.show(figures.confusion_matrices([results]))

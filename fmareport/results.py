@@ -4,8 +4,8 @@
 `SeedResult` per seed (history, test accuracies, confusion matrix, timings), the summary
 over seeds, the provenance, and the id of the run that wrote it. Training builds the
 seed records, `fmareport.experiment.run_cell` the whole, `write_results` writes it
-atomically, and the book reads it back with `read_results` / `load_results` (as plain
-dicts, validated). The JSON Schema is generated from the model: `fmareport schema`.
+atomically, and the book reads it back with `read_results` / `load_results` (validated,
+as CellResults). The JSON Schema is generated from the model: `fmareport schema`.
 """
 
 from __future__ import annotations
@@ -440,17 +440,17 @@ def validate(obj: Any) -> CellResults:
         raise ResultsError(_errors(err) if isinstance(err, ValidationError) else str(err)) from None
 
 
-def read_results(path: str | Path) -> dict[str, Any]:
-    """Read and validate one results JSON; return it as plain data. Errors name the file."""
+def read_results(path: str | Path) -> CellResults:
+    """Read and validate one results JSON into CellResults. Errors name the file."""
     path = Path(path)
     try:
-        return validate(json.loads(path.read_text(encoding="utf-8"))).model_dump(mode="json")
+        return validate(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, ResultsError) as err:
         raise ResultsError(f"{path}: {err}") from None
 
 
-def load_results(results_dir: str | Path, profile: str) -> dict[str, dict[str, Any]]:
-    """Every cell's results of a profile, validated: {'table1/raw_whole': obj, ...}, sorted by cell.
+def load_results(results_dir: str | Path, profile: str) -> dict[str, CellResults]:
+    """Every cell's results of a profile, validated: {'table1/raw_whole': CellResults, ...}, sorted by cell.
 
     A file's place must match its content (results/<profile>/<cell>.json); an empty or
     missing folder gives {} so the caller can say which runs are missing. Baselines
@@ -461,9 +461,9 @@ def load_results(results_dir: str | Path, profile: str) -> dict[str, dict[str, A
     for path in sorted(p for p in root.rglob("*.json") if p.relative_to(root).parts[0] != "baselines"):
         cell = path.relative_to(root).with_suffix("").as_posix()
         obj = read_results(path)
-        if (obj["profile"], obj["cell"]) != (profile, cell):
+        if (obj.profile, obj.cell) != (profile, cell):
             raise ResultsError(
-                f"{path}: holds profile {obj['profile']!r} cell {obj['cell']!r}, "
+                f"{path}: holds profile {obj.profile!r} cell {obj.cell!r}, "
                 f"but its path says profile {profile!r} cell {cell!r}"
             )
         out[cell] = obj
@@ -491,8 +491,8 @@ def hide_injected_cell(notebook: str | Path) -> bool:
     return found
 
 
-def load_baselines(results_dir: str | Path, profile: str) -> dict[str, dict[str, Any]]:
-    """The profile's baselines (results/<profile>/baselines/<name>.json), validated: {name: obj} in
+def load_baselines(results_dir: str | Path, profile: str) -> dict[str, BaselineResults]:
+    """The profile's baselines (results/<profile>/baselines/<name>.json), validated: {name: BaselineResults} in
     BASELINES order; {} if none was run. A file of the first format (no schema_version: 40 MFCC
     statistics, C fixed at 1), a name that is not a baseline's, or a file whose variant is not its
     name raises ResultsError naming the file and the fix."""
@@ -516,5 +516,5 @@ def load_baselines(results_dir: str | Path, profile: str) -> dict[str, dict[str,
             raise ResultsError(f"{path}: {err}") from None
         if result.variant != path.stem:
             raise ResultsError(f"{path}: holds baseline {result.variant!r}, but its name says {path.stem!r}")
-        out[path.stem] = result.model_dump(mode="json")
+        out[path.stem] = result
     return {name: out[name] for name in BASELINES if name in out}

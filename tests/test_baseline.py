@@ -94,7 +94,8 @@ def check_baseline(res, store, name: str) -> None:
 def test_the_mfcc_baseline_tunes_c_on_validation_and_fits_on_training_only(tiny_config, tiny_store, tmp_path):
     cfg = tiny_config.replace(results_dir=str(tmp_path / "results"))
     (res,) = run_baselines(cfg, progress=False)
-    assert baseline_path(cfg).is_file() and load_baselines(cfg.run.results_dir, cfg.profile) == {
+    read = load_baselines(cfg.run.results_dir, cfg.profile)
+    assert baseline_path(cfg).is_file() and {k: r.model_dump(mode="json") for k, r in read.items()} == {
         "mfcc": res.model_dump(mode="json")
     }
     check_baseline(res.model_dump(mode="json"), tiny_store, "mfcc")
@@ -118,17 +119,19 @@ def test_the_features_csv_baselines_run_end_to_end_on_the_tiny_set(tiny_config, 
     names = ["fma_mfcc_lr", "fma_mfcc_svm", "fma_all_lr", "fma_all_svm"]
     run = run_baselines(cfg, names, progress=False)
     read = load_baselines(cfg.run.results_dir, cfg.profile)
-    assert list(read) == names and [r.model_dump(mode="json") for r in run] == list(read.values())
+    assert list(read) == names and [r.model_dump(mode="json") for r in run] == [
+        r.model_dump(mode="json") for r in read.values()
+    ]
     path = features_csv(cfg)
     for name, res in read.items():
-        check_baseline(res, tiny_store, name)
-        assert res["n_features"] == (140 if "mfcc" in name else 518)
-        assert res["features_file"] == {
+        check_baseline(res.model_dump(mode="json"), tiny_store, name)
+        assert res.n_features == (140 if "mfcc" in name else 518)
+        assert res.features_file.model_dump() == {
             "path": str(path.resolve()),
             "sha1": hashlib.sha1(path.read_bytes()).hexdigest(),
         }
-        assert res["test_acc"] == 1.0 and res["val_acc"] == 1.0, name
-    svm = np.asarray(read["fma_all_svm"]["test_probs"])
+        assert res.test_acc == 1.0 and res.val_acc == 1.0, name
+    svm = np.asarray(read["fma_all_svm"].test_probs)
     assert set(np.unique(svm)) == {0.0, 1.0}  # an SVM has no probabilities: the one-hot of its decision
 
 

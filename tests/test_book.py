@@ -19,9 +19,12 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import nbformat
+import numpy as np
 import pytest
 from bs4 import BeautifulSoup
+from fakes import of_config
 
+from fmareport.config import Config
 from fmareport.report import book
 from fmareport.report.tables import CONFIDENCE, PAPER
 
@@ -307,16 +310,14 @@ def test_no_results_is_a_clear_error(tmp_path):
 
 
 def test_banner_for_fma_results_is_a_note_naming_the_profile():
-    result = {
-        "profile": "paper",
-        "seeds": [{"seed": 0}, {"seed": 1}],
-        "data": {
-            "source": "fma",
-            "data_dir": "data/fma",
-            "skipped": 6,
-            "tracks": {"training": 6394, "validation": 800, "test": 800},
-        },
+    data = {
+        "source": "fma",
+        "data_dir": "data/fma",
+        "skipped": 6,
+        "tracks": {"training": 6394, "validation": 800, "test": 800},
     }
+    cfg = Config(profile="paper", cell="table1/raw_whole", seeds=[0, 1], epochs=1)
+    result = of_config(cfg, correct=np.ones((2, 800), bool), data=data)
     text = book.banner({"table1/raw_whole": result})
     assert text.startswith(":::{admonition} FMA-small, profile `paper`\n:class: note\n")
     assert "NOT FMA" not in text and "6,394 training" in text and "seeds 0, 1" in text

@@ -30,6 +30,7 @@ import pytest
 import torch
 import yaml
 from conftest import run_snakemake
+from fakes import of_config
 
 from fmareport import disk, errors, experiment, train
 from fmareport.cli import main
@@ -193,7 +194,7 @@ def test_02_a_cell_never_trains_on_a_synthetic_set_made_with_other_settings(synt
 
 def test_03_the_book_flags_a_notebook_of_another_run():
     run_id = "0123456789abcdef0123456789abcdef"
-    result = {"run_id": run_id}
+    result = of_config(Config(profile="tiny", cell="table1/raw_whole")).model_copy(update={"run_id": run_id})
     good = nbformat.v4.new_notebook(
         cells=[
             nbformat.v4.new_code_cell(

@@ -3,27 +3,29 @@ fails here, with a message naming what differs. The book test (test_book.py) ren
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from fakes import of_config
 
+from fmareport.config import Config
 from fmareport.report import pages
 from fmareport.report.book import BookError, Page
+from fmareport.results import CellResults
 
 
-def page_of(results: dict[str, dict], cfg) -> Page:
-    """A Page over hand-made results (only the keys the functions read)."""
+def page_of(results: dict[str, CellResults], cfg) -> Page:
+    """A Page over hand-made results (tests/fakes.py)."""
     return Page("tiny", results, {}, cfg, [])
 
 
-def ran_on(store, cell="table1/raw_whole", fingerprint=None, tracks=None) -> dict:
-    """A result that ran on `store` (or claims another fingerprint or track counts)."""
-    return {
-        "cell": cell,
-        "data": {
-            "store": str(store.path),
-            "store_fingerprint": fingerprint or store.fingerprint,
-            "tracks": tracks or {"training": 32, "validation": 4, "test": 4},
-        },
+def ran_on(store, cell="table1/raw_whole", fingerprint=None, tracks=None, path=None) -> CellResults:
+    """A result that ran on `store` (or claims another path, fingerprint or track counts); 4 test tracks."""
+    data = {
+        "store": path or str(store.path),
+        "store_fingerprint": fingerprint or store.fingerprint,
+        "tracks": tracks or {"training": 32, "validation": 4, "test": 4},
     }
+    return of_config(Config(profile="tiny", cell=cell), correct=[np.arange(4) % 2 == 0], data=data)
 
 
 def test_clip_store_opens_the_one_store_the_cells_ran_on(tiny_store, tiny_config):
@@ -33,7 +35,7 @@ def test_clip_store_opens_the_one_store_the_cells_ran_on(tiny_store, tiny_config
 
 
 def test_clip_store_refuses_cells_on_different_stores(tiny_store, tiny_config):
-    other = {"cell": "b", "data": {"store": "/elsewhere/store", "store_fingerprint": "f00"}}
+    other = ran_on(tiny_store, "b", fingerprint="f00", path="/elsewhere/store")
     page = page_of({"a": ran_on(tiny_store, "a"), "b": other}, tiny_config)
     with pytest.raises(BookError, match="cells of profile 'tiny' ran on different clip stores: .*elsewhere"):
         pages.clip_store(page, "results")

@@ -1,6 +1,7 @@
 """The published reference (fmareport.report.reference): written from a run, a rerun judged against it.
 
-The runs are the self-consistent results dicts of tests/test_results.py; the smoke profile's
+The runs are the self-consistent results of tests/test_results.py and tests/fakes.py, validated
+into the schema; the smoke profile's
 committed reference is checked against the session's real smoke grid in tests/test_workflow.py.
 """
 
@@ -11,7 +12,8 @@ import json
 
 import numpy as np
 import pytest
-from test_results import cell_results, probs
+from fakes import cell_result
+from test_results import baseline, cell_results, probs
 
 from fmareport.cli import main
 from fmareport.report.reference import (
@@ -23,28 +25,38 @@ from fmareport.report.reference import (
     tolerance,
     write_reference,
 )
-from fmareport.results import ResultsError
+from fmareport.results import BaselineResults, CellResults, ResultsError, validate
 
 MACHINE = {"cpu": "Xeon X", "torch_threads": 1}
 
 
-def run(seeds=(0, 1), cpu="Xeon X", accs=None) -> dict:
-    """A run of table1/raw_whole on a CPU named `cpu`; `accs`: each seed's stated test accuracy
-    (what the tolerance reads; the predictions, which the hash reads, stay)."""
+def run_obj(seeds=(0, 1), cpu="Xeon X") -> dict:
+    """A run of table1/raw_whole on a CPU named `cpu`, as the dict of its file (to change, then `validate`)."""
     obj = cell_results(seeds)
     obj["provenance"] = copy.deepcopy(obj["provenance"]) | {"hardware": {"cpu": cpu, "torch_threads": 1}}
-    for s, acc in zip(obj["seeds"], accs or []):
-        s["test_acc_last"] = acc
     return obj
 
 
-def reference_of(*cells: dict, baselines=None):
-    return make_reference("p", {c["cell"]: c for c in cells}, baselines or {})
+def run(seeds=(0, 1), cpu="Xeon X", accs=None) -> CellResults:
+    """`run_obj`, validated; `accs`: each seed's test accuracy (what the tolerance reads), from
+    predictions over 1000 test tracks (other accuracies, other predictions: another hash)."""
+    if accs is None:
+        return validate(run_obj(seeds, cpu))
+    return cell_result("raw", False, 0.0, accs=accs, cell="table1/raw_whole", seeds=seeds,
+                       hardware={"cpu": cpu, "torch_threads": 1})  # fmt: skip
+
+
+def baseline_of(**changes) -> BaselineResults:
+    return BaselineResults.model_validate_json(json.dumps(baseline() | changes))
+
+
+def reference_of(*cells: CellResults, baselines=None):
+    return make_reference("p", {c.cell: c for c in cells}, baselines or {})
 
 
 def test_a_rerun_with_the_same_predictions_is_identical():
     ours = run()
-    rows = compare(reference_of(ours), {ours["cell"]: ours}, {})
+    rows = compare(reference_of(ours), {ours.cell: ours}, {})
     assert rows == [
         {
             "Run": "table1/raw_whole",
@@ -56,8 +68,9 @@ def test_a_rerun_with_the_same_predictions_is_identical():
 
 def test_one_moved_probability_on_the_same_machine_differs_and_names_the_seed():
     ref = reference_of(run())
-    ours = run()
-    ours["seeds"][1]["test_probs"][0][0] += 1e-12  # the last bit of one number
+    obj = run_obj()
+    obj["seeds"][1]["test_probs"][0][0] += 1e-12  # the last bit of one number
+    ours = validate(obj)
     verdict, detail = compare_cell(ref.cells["table1/raw_whole"], ours, exact=True)
     assert verdict == "differs"
     assert detail.startswith("seed(s) 1 predict otherwise; mean accuracy +0.0000") and "identical is expected" in detail
@@ -66,8 +79,7 @@ def test_one_moved_probability_on_the_same_machine_differs_and_names_the_seed():
 def test_on_another_machine_the_tolerance_decides():
     ref = reference_of(run(accs=[0.80, 0.90]))  # s = 0.0707: tolerance t(0.975, 1) * s * 1 = 0.898
     ours = run(cpu="EPYC Y", accs=[0.81, 0.91])
-    ours["seeds"][0]["test_probs"] = probs([0, 1, 2, 3, 3, 7])
-    [row] = compare(ref, {ours["cell"]: ours}, {})
+    [row] = compare(ref, {ours.cell: ours}, {})
     assert row["Verdict"] == "within tolerance" and row["Detail"].endswith("tolerance ±0.8985"), row
     assert tolerance([0.80, 0.90]) == pytest.approx(12.706 * 0.0707107, rel=1e-4)
 
@@ -75,27 +87,27 @@ def test_on_another_machine_the_tolerance_decides():
 def test_a_difference_beyond_the_tolerance_differs():
     ref = reference_of(run(seeds=(0, 1, 2, 3), accs=[0.80, 0.81, 0.80, 0.81]))
     ours = run(seeds=(0, 1, 2, 3), cpu="EPYC Y", accs=[0.90, 0.91, 0.90, 0.91])
-    ours["seeds"][0]["test_probs"] = probs([0, 1, 2, 3, 3, 7])
-    verdict, detail = compare_cell(ref.cells[ours["cell"]], ours, exact=False)
+    verdict, detail = compare_cell(ref.cells[ours.cell], ours, exact=False)
     assert verdict == "differs" and "mean accuracy +0.1000" in detail and "tolerance ±0.0130" in detail
 
 
 def test_one_seed_on_another_machine_has_no_tolerance():
-    ref = reference_of(run(seeds=(0,)))
-    ours = run(seeds=(0,), cpu="EPYC Y")
-    ours["seeds"][0]["test_probs"] = probs([0, 1, 2, 3, 3, 7])
-    [row] = compare(ref, {ours["cell"]: ours}, {})
+    ref = reference_of(run(seeds=(0,), accs=[0.5]))
+    ours = run(seeds=(0,), cpu="EPYC Y", accs=[0.6])
+    [row] = compare(ref, {ours.cell: ours}, {})
     assert row["Verdict"] == "differs" and "one seed: no spread" in row["Detail"]
 
 
 def test_a_run_of_other_settings_is_not_compared():
     ref = reference_of(run())
-    ours = run()
-    ours["config"]["lr"] = 0.01
-    assert compare_cell(ref.cells[ours["cell"]], ours, exact=True) == ("other settings", "lr 0.01 (reference: 0.0005)")
-    ours = run()
-    ours["config"]["results_dir"] = "/elsewhere"  # changes no number
-    assert compare_cell(ref.cells[ours["cell"]], ours, exact=True)[0] == "identical"
+    obj = run_obj()
+    obj["config"]["lr"] = 0.01
+    ours = validate(obj)
+    assert compare_cell(ref.cells[ours.cell], ours, exact=True) == ("other settings", "lr 0.01 (reference: 0.0005)")
+    obj = run_obj()
+    obj["config"]["results_dir"] = "/elsewhere"  # changes no number
+    ours = validate(obj)
+    assert compare_cell(ref.cells[ours.cell], ours, exact=True)[0] == "identical"
     assert compare_cell(None, ours, exact=True)[0] == "not in the reference"
 
 
@@ -110,11 +122,12 @@ def test_the_tolerance_covers_95_percent_of_new_means_by_simulation():
 
 
 def test_baselines_are_checked_by_their_predictions():
-    base = {"test_acc": 0.5, "test_track_ids": [1, 2], "test_probs": [[1.0] + [0.0] * 7, [0.0, 1.0] + [0.0] * 6]}
+    base = baseline_of()  # 5 of 6 test tracks right
     ours = run()
     ref = reference_of(ours, baselines={"mfcc": base})
-    moved = copy.deepcopy(base) | {"test_acc": 0.0, "test_probs": base["test_probs"][::-1]}
-    rows = compare(ref, {ours["cell"]: ours}, {"mfcc": moved})
+    moved = baseline_of(test_acc=2 / 6, test_probs=probs([1, 2, 2, 3, 4, 0]))  # 2 of the 6
+    assert moved.test_probs != base.test_probs
+    rows = compare(ref, {ours.cell: ours}, {"mfcc": moved})
     assert rows[1] == {
         "Run": "baseline mfcc",
         "Verdict": "differs",
@@ -124,10 +137,11 @@ def test_baselines_are_checked_by_their_predictions():
 
 
 def test_a_reference_is_one_machine():
-    a, b = run(), run(cpu="EPYC Y")
-    b["cell"] = b["config"]["cell"] = "table1/raw_segmented"
+    a, obj = run(), run_obj(cpu="EPYC Y")
+    obj["cell"] = obj["config"]["cell"] = "table1/raw_segmented"
+    b = validate(obj)
     with pytest.raises(ResultsError, match=r"table1/raw_segmented: ran on another machine"):
-        make_reference("p", {a["cell"]: a, b["cell"]: b}, {})
+        make_reference("p", {a.cell: a, b.cell: b}, {})
     with pytest.raises(ResultsError, match="no results of profile 'p'"):
         make_reference("p", {}, {})
 

@@ -121,8 +121,8 @@ def test_a_consistent_file_is_read_back_whole(tmp_path):
     path = tmp_path / "raw_whole.json"
     obj = cell_results()
     path.write_text(json.dumps(obj))
-    assert read_results(path)["seeds"][1]["test_track_ids"] == TRACK_IDS
-    assert read_results(path)["summary"]["test_acc_last_mean"] == pytest.approx(5 / 6)
+    assert read_results(path).seeds[1].test_track_ids == TRACK_IDS
+    assert read_results(path).summary.test_acc_last_mean == pytest.approx(5 / 6)
 
 
 def scale_confusion(o):
@@ -259,12 +259,12 @@ def test_files_with_and_without_the_test_tracks_artists_read_back(tmp_path):
     old = cell_results()
     assert "test_artist_ids" not in old["seeds"][0]
     path.write_text(json.dumps(old))
-    assert [s["test_artist_ids"] for s in read_results(path)["seeds"]] == [None, None]
+    assert [s.test_artist_ids for s in read_results(path).seeds] == [None, None]
     new = cell_results()
     for seed in new["seeds"]:
         seed["test_artist_ids"] = ARTIST_IDS
     path.write_text(json.dumps(new))
-    assert [s["test_artist_ids"] for s in read_results(path)["seeds"]] == [ARTIST_IDS, ARTIST_IDS]
+    assert [s.test_artist_ids for s in read_results(path).seeds] == [ARTIST_IDS, ARTIST_IDS]
 
 
 @pytest.mark.parametrize(
@@ -337,8 +337,8 @@ def test_consistent_baselines_are_read_back_in_the_books_order(tmp_path):
     write_baseline(tmp_path, svm, "fma_all_svm")
     write_baseline(tmp_path, baseline())
     read = load_baselines(tmp_path, "p")
-    assert list(read) == ["mfcc", "fma_all_svm"] and read["mfcc"]["test_acc"] == 5 / 6
-    assert read["fma_all_svm"]["features_file"]["sha1"] == "a" * 40
+    assert list(read) == ["mfcc", "fma_all_svm"] and read["mfcc"].test_acc == 5 / 6
+    assert read["fma_all_svm"].features_file.sha1 == "a" * 40
 
 
 def tuning(**changes):
@@ -400,7 +400,7 @@ def test_a_baseline_file_must_be_named_as_its_variant(tmp_path):
 
 def test_a_baselines_artists_are_read_back_and_checked(tmp_path):
     write_baseline(tmp_path, {**baseline(), "test_artist_ids": ARTIST_IDS})
-    assert load_baselines(tmp_path, "p")["mfcc"]["test_artist_ids"] == ARTIST_IDS
+    assert load_baselines(tmp_path, "p")["mfcc"].test_artist_ids == ARTIST_IDS
     path = write_baseline(tmp_path / "short", {**baseline(), "test_artist_ids": ARTIST_IDS[:5]})
     with pytest.raises(ResultsError, match=f"^{path}: .*test_artist_ids: 5 artist ids for 6 test tracks"):
         load_baselines(tmp_path / "short", "p")

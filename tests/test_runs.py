@@ -1,37 +1,32 @@
 """Which runs the book shows (fmareport.report.runs): expected cells, runs of other settings,
 diverged runs, the settings stamps the workflow reruns cells by, and the profile a plain build picks.
 
-Results here are dicts shaped as a results file, with the config that `load_cell` really
+Results here are validated results (tests/fakes.py) with the config that `load_cell` really
 gives for a smoke cell: the comparison is against the repository's params files.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
 from pathlib import Path
 
 import pytest
+from fakes import of_config
 
-from fmareport.config import ConfigError, load_cell
+from fmareport.config import ConfigError, from_dict, load_cell
 from fmareport.report import runs
+from fmareport.results import CellResults
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def result(cell: str, losses=(2.0, 1.5), store="f" * 40, **changes) -> dict:
-    cfg = load_cell("smoke", cell).to_dict() | changes
-    history = [{"epoch": i + 1, "train_loss": v} for i, v in enumerate(losses)]
-    return {
-        "profile": "smoke",
-        "cell": cell,
-        "run_id": "a" * 32,
-        "config": cfg,
-        "data": {"store_fingerprint": store},
-        "seeds": [{"seed": s, "history": history} for s in cfg["seeds"]],
-    }
+def result(cell: str, losses=(2.0,), store="f" * 40, of: str | None = None, **changes) -> CellResults:
+    """A result of `cell` with the config the smoke cell `of` (default: `cell`) gives, changed by
+    `changes`; one training loss per epoch, every seed alike."""
+    cfg = from_dict(load_cell("smoke", of or cell).to_dict() | changes | {"cell": cell})
+    return of_config(cfg, losses=losses, store_fingerprint=store)
 
 
 def test_expected_cells_are_the_params_files_of_tables_and_ablations():
@@ -78,15 +73,15 @@ def test_keys_that_change_no_number_are_not_differences():
 )
 def test_a_run_diverged_when_its_last_loss_is_far_above_its_start_and_chance(losses, diverged):
     assert runs.CHANCE_LOSS == pytest.approx(math.log(8))
-    assert runs.diverged(result("table1/raw_whole", losses)) == ([0] if diverged else [])
+    assert runs.diverged(result("table1/raw_whole", losses, epochs=len(losses))) == ([0] if diverged else [])
 
 
 def test_statuses_name_every_expected_cell_and_keep_other_settings_out():
     results = {
         "table1/raw_whole": result("table1/raw_whole"),
-        "table1/both_whole": result("table1/both_whole", epochs=3, lr=0.01),
+        "table1/both_whole": result("table1/both_whole", (2.0, 1.8, 1.5), epochs=3, lr=0.01),
         "table1/raw_segmented": result("table1/raw_segmented", store="e" * 40),
-        "table1/spectrogram_whole": result("table1/spectrogram_whole", losses=(2.0, 1.7e19)),
+        "table1/spectrogram_whole": result("table1/spectrogram_whole", losses=(1.7e19,)),
         "table1/spectrogram_segmented": result("table1/spectrogram_segmented"),
     }
     statuses = {s.cell: s for s in runs.run_statuses("smoke", results, REPO)}
@@ -101,7 +96,7 @@ def test_statuses_name_every_expected_cell_and_keep_other_settings_out():
 
 
 def test_a_result_of_a_cell_without_params_is_not_shown():
-    orphan = result("table1/raw_whole") | {"cell": "table1/gone"}
+    orphan = result("table1/gone", of="table1/raw_whole")
     status = {s.cell: s for s in runs.run_statuses("smoke", {"table1/gone": orphan}, REPO)}["table1/gone"]
     assert not status.shown and "no params file" in status.label
 
@@ -121,18 +116,18 @@ def test_settings_stamp_changes_only_when_the_cell_must_run_again(tmp_path, monk
     assert "cell: table1/raw_whole" in first
 
     # A result of today's settings: left alone (the cell is up to date).
-    out.write_text(json.dumps(result("table1/raw_whole")))
+    out.write_text(result("table1/raw_whole").model_dump_json())
     runs.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
     assert stamp.read_text() == first
 
     # A result of other settings (`fmareport run --set lr=0.01`): the stamp names the run it replaces.
-    out.write_text(json.dumps(result("table1/raw_whole", lr=0.01) | {"run_id": "b" * 32}))
+    out.write_text(result("table1/raw_whole", lr=0.01).model_copy(update={"run_id": "b" * 32}).model_dump_json())
     runs.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
     assert stamp.read_text() == first + runs.RERUN_MARK + "b" * 32 + "\n"
     # ... once: a second start changes nothing, nor does the cell's own run that replaces it.
     marked = stamp.read_text()
     runs.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
-    out.write_text(json.dumps(result("table1/raw_whole")))
+    out.write_text(result("table1/raw_whole").model_dump_json())
     runs.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
     assert stamp.read_text() == marked
 
@@ -179,7 +174,7 @@ def test_a_truncated_cell_notebook_is_staged_under_a_red_box_naming_it(tmp_path)
     staged = book._stage_experiment(cell, res, status, tmp_path / "results", tmp_path / "out", "banner")
     text = "\n".join(c.source for c in nbformat.read(staged, as_version=4).cells)
     assert "This notebook is not the run behind the numbers" in text
-    assert f"`{source}` cannot be read (NotJSONError)" in text and res["run_id"] in text
+    assert f"`{source}` cannot be read (NotJSONError)" in text and res.run_id in text
 
 
 def test_the_workflows_book_refuses_to_build_without_every_cell(tmp_path, capsys):

@@ -1,31 +1,33 @@
 """The pure functions behind the book's tables and claims (fmareport.tables).
 
-Inputs are minimal results dicts holding only the keys the tables read; the book
-test (test_book.py) checks the same tables on real smoke results.
+Inputs are small results validated into the schema (tests/fakes.py), each number following from
+its test predictions; the book test (test_book.py) checks the same tables on real smoke results.
 """
 
+import json
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
+from fakes import cell_result, without_predictions
 from scipy import stats
+from test_results import DATA, baseline
 
 from fmareport.report import stats as stats_
 from fmareport.report import tables
+from fmareport.results import BaselineResults
 
 
-def result(kind, segmented, dropout, accs, profile="p", cell=None):
-    """A results-JSON-shaped dict with the given last-epoch test accuracies per seed."""
-    return {
-        "profile": profile,
-        "cell": cell or f"{kind}_{'seg' if segmented else 'whole'}_{dropout}",
-        "config": {"input": kind, "segmented": segmented, "dropout": dropout},
-        "seeds": [
-            {"seed": i, "test_acc_last": a, "test_acc_best": a, "history": [{"train_loss": 2.0}]}
-            for i, a in enumerate(accs)
-        ],
-    }
+def result(kind, segmented, dropout, accs, profile="p", cell=None, **changes):
+    """A result with the given last-epoch test accuracies per seed (3 decimals), seed s right on
+    the first of 1000 test tracks."""
+    return cell_result(kind, segmented, dropout, accs=accs, profile=profile, cell=cell, **changes)
+
+
+def predicted(kind, segmented, dropout, correct, cell=None, **changes):
+    """A result whose seed s is right on test track n iff correct[s][n]."""
+    return cell_result(kind, segmented, dropout, correct, cell=cell, **changes)
 
 
 def test_paper_values_are_the_papers_tables():
@@ -50,7 +52,7 @@ def test_index_runs_refuses_mixed_profiles_and_duplicate_settings():
 
 
 def test_paper_table_mean_std_diff_and_missing_cells():
-    runs = tables.index_runs([result("spectrogram", True, 0.0, [0.40, 0.44, 0.48])])
+    runs = tables.index_runs([without_predictions(result("spectrogram", True, 0.0, [0.40, 0.44, 0.48]))])
     t3 = tables.paper_table("Table 3", runs).set_index("setting")
     row = t3.loc["2D input, segmented"]
     assert row["paper"] == 0.469 and row["n_seeds"] == 3
@@ -172,7 +174,7 @@ def predicted_grid(accs_by_setting, n=1000):
     cells = []
     for s in settings:
         accs = accs_by_setting.get(s, [0.5, 0.5, 0.5])
-        cells.append(with_predictions(result(*s, [0] * len(accs)), graded(accs, n), n))
+        cells.append(predicted(*s, graded(accs, n)))
     return tables.index_runs(cells)
 
 
@@ -222,9 +224,9 @@ def test_holm_can_turn_a_lone_verdict_inconclusive():
 def test_claims_with_one_seed_or_a_missing_cell_are_inconclusive():
     runs = tables.index_runs(
         [
-            with_predictions(result("spectrogram", False, 0.0, [0]), graded([0.6]), 1000),
-            with_predictions(result("raw", False, 0.0, [0]), graded([0.3]), 1000),
-            with_predictions(result("spectrogram", True, 0.0, [0, 0]), graded([0.6, 0.7]), 1000),
+            predicted("spectrogram", False, 0.0, graded([0.6])),
+            predicted("raw", False, 0.0, graded([0.3])),
+            predicted("spectrogram", True, 0.0, graded([0.6, 0.7])),
         ]
     )
     judged = tables.claims(runs).set_index("comparison")
@@ -236,7 +238,8 @@ def test_claims_with_one_seed_or_a_missing_cell_are_inconclusive():
 
 
 def test_claims_without_test_predictions_have_no_interval():
-    runs = tables.index_runs([result("spectrogram", False, 0.0, [0.6, 0.7]), result("raw", False, 0.0, [0.3, 0.4])])
+    kept = [result("spectrogram", False, 0.0, [0.6, 0.7]), result("raw", False, 0.0, [0.3, 0.4])]
+    runs = tables.index_runs([without_predictions(r) for r in kept])
     row = tables.claims(runs).set_index("comparison").loc["2D input, not segmented − 1D input, not segmented"]
     assert row["verdict"] == "inconclusive (no test predictions kept)" and math.isnan(row["low"])
 
@@ -260,8 +263,8 @@ def test_no_spread_gives_no_verdict():
     same = graded([0.5, 0.5], 200)
     runs = tables.index_runs(
         [
-            with_predictions(result("both", True, 0.0, [0, 0], cell="a"), same),
-            with_predictions(result("spectrogram", True, 0.0, [0, 0], cell="b"), same),
+            predicted("both", True, 0.0, same, cell="a"),
+            predicted("spectrogram", True, 0.0, same, cell="b"),
         ]
     )
     judged = tables.claims(runs).set_index("comparison")
@@ -352,11 +355,11 @@ def test_cells_are_paired_by_seed_only_when_they_share_initial_weights():
     """Seed s gives two cells the same initial weights only when their input (and so their layers)
     is the same; other inputs share the batch order alone, and their seeds are not paired."""
     right = np.tile(np.arange(200) % 3 > 0, (2, 1))
-    a = with_predictions(result("spectrogram", True, 0.0, [0, 0], cell="a"), right)
-    b = with_predictions(result("spectrogram", False, 0.0, [0, 0], cell="b"), right)
-    c = with_predictions(result("both", True, 0.0, [0, 0], cell="c"), right)
+    a = predicted("spectrogram", True, 0.0, right, cell="a")
+    b = predicted("spectrogram", False, 0.0, right, cell="b")
+    c = predicted("both", True, 0.0, right, cell="c")
     assert tables.compare(a, b)["paired"] and not tables.compare(a, c)["paired"]
-    b["seeds"][1]["seed"] = 7
+    b = predicted("spectrogram", False, 0.0, right, cell="b", seeds=[0, 7])
     assert not tables.compare(a, b)["paired"]
     assert tables.compare(a, b)["method"] == "t over 200 paired tracks and the seeds"
 
@@ -441,27 +444,6 @@ def test_clusters_that_are_not_one_artist_id_per_track_are_refused(clusters, mes
         stats_.paired_difference(correct, correct, clusters=clusters)
 
 
-def with_predictions(res, correct, n_tracks=200):
-    """Give a result dict test predictions: seed s right on track n iff correct[s][n]."""
-    labels = np.arange(n_tracks) % 8
-    for seed, right in zip(res["seeds"], correct):
-        probs = np.full((n_tracks, 8), 0.01)
-        guess = np.where(right, labels, (labels + 1) % 8)
-        probs[np.arange(n_tracks), guess] = 0.93
-        seed.update(test_track_ids=list(range(n_tracks)), test_labels=labels.tolist(), test_probs=probs.tolist())
-        seed["test_acc_last"] = float(np.mean(right))
-    return res
-
-
-def with_artists(res, artists):
-    """Give every seed of a result dict its test tracks' artists, as results record them now; None:
-    none, as in a file written before."""
-    if artists is not None:
-        for seed in res["seeds"]:
-            seed["test_artist_ids"] = [int(a) for a in artists]
-    return res
-
-
 def test_comparisons_resample_artists_when_the_results_record_them():
     """50 artists of 4 tracks; b differs from a on whole artists (a third of them flipped), so the
     per-track differences come in artists: the interval is stats' over artists, and says so; a side
@@ -473,10 +455,10 @@ def test_comparisons_resample_artists_when_the_results_record_them():
     a_right = np.stack([right ^ (rng.random(200) < 0.02) for _ in range(3)])  # (3, 200)
     b_right = a_right ^ np.repeat(rng.random(50) < 0.3, 4)  # a's answers flipped on whole artists
 
-    def cells(artists_a, artists_b):
-        a = with_predictions(result("spectrogram", True, 0.0, [0, 0, 0], cell="a"), a_right)
-        b = with_predictions(result("both", True, 0.0, [0, 0, 0], cell="b"), b_right)
-        return with_artists(a, artists_a), with_artists(b, artists_b)
+    def cells(artists_a, artists_b):  # None: no artists, as in a file written before they were recorded
+        a = predicted("spectrogram", True, 0.0, a_right, cell="a", artists=artists_a)
+        b = predicted("both", True, 0.0, b_right, cell="b", artists=artists_b)
+        return a, b
 
     by_artist = stats_.paired_difference(a_right, b_right, clusters=artists)
     by_track = stats_.paired_difference(a_right, b_right)
@@ -501,21 +483,23 @@ def test_the_baseline_brings_its_test_tracks_artists():
     labels = np.arange(200) % 8
     probs = np.full((200, 8), 0.01)
     probs[np.arange(200), np.where(np.arange(200) % 3 > 0, labels, (labels + 1) % 8)] = 0.93
-    base = dict(
-        profile="p",
-        variant="mfcc",
+    base = baseline() | dict(
+        data=DATA | {"tracks": DATA["tracks"] | {"test": 200}},
         test_acc=float(np.mean(np.arange(200) % 3 > 0)),
         test_track_ids=list(range(200)),
         test_labels=labels.tolist(),
         test_probs=probs.tolist(),
     )
-    cell = with_predictions(result("spectrogram", True, 0.0, [0, 0], cell="a"), np.tile(np.arange(200) % 2 > 0, (2, 1)))
+
+    def read(obj):
+        return BaselineResults.model_validate_json(json.dumps(obj))
+
+    cell = predicted("spectrogram", True, 0.0, np.tile(np.arange(200) % 2 > 0, (2, 1)), cell="a")
     artists = (np.arange(200) // 5 + 1).tolist()
-    assert tables.baseline_as_result({**base, "test_artist_ids": artists})["seeds"][0]["test_artist_ids"] == artists
-    assert tables.compare(cell, tables.baseline_as_result({**base, "test_artist_ids": artists}))["method"].startswith(
-        "t over 40 artists (200 paired tracks)"
-    )
-    assert tables.compare(cell, tables.baseline_as_result(base))["method"].startswith("t over 200 paired tracks")
+    with_artists = tables.baseline_as_result(read({**base, "test_artist_ids": artists}))
+    assert with_artists.seeds[0].test_artist_ids == artists and with_artists.cell == "baselines/mfcc"
+    assert tables.compare(cell, with_artists)["method"].startswith("t over 40 artists (200 paired tracks)")
+    assert tables.compare(cell, tables.baseline_as_result(read(base)))["method"].startswith("t over 200 paired tracks")
 
 
 def test_claims_use_the_paired_interval_when_predictions_are_kept():
@@ -525,8 +509,8 @@ def test_claims_use_the_paired_interval_when_predictions_are_kept():
     both[:, np.flatnonzero(~spec[0])[:10]] = True
     runs = tables.index_runs(
         [
-            with_predictions(result("spectrogram", True, 0.0, [0, 0, 0]), spec, 1000),
-            with_predictions(result("both", True, 0.0, [0, 0, 0]), both, 1000),
+            predicted("spectrogram", True, 0.0, spec),
+            predicted("both", True, 0.0, both),
         ]
     )
     judged = tables.claims(runs).set_index(["comparison", "test"])
@@ -562,17 +546,15 @@ def test_ablations_are_compared_with_their_base_cell_as_numbers():
     base_right = np.tile(rng.random(400) < 0.6, (2, 1))
     abl_right = base_right.copy()
     abl_right[:, np.flatnonzero(~base_right[0])[:40]] = True  # +0.10 on the same tracks
-    base = with_predictions(result("spectrogram", True, 0.0, [0, 0], cell="table1/s"), base_right, 400)
-    abl = with_predictions(result("spectrogram", True, 0.0, [0, 0], cell="ablations/log"), abl_right, 400)
-    abl["config"].update(base="table1/s", spectrogram_scale="log")
-    orphan = result("spectrogram", True, 0.0, [0.5, 0.5], cell="ablations/orphan")
-    orphan["config"]["base"] = "table1/missing"
+    base = predicted("spectrogram", True, 0.0, base_right, cell="table1/s")
+    abl = predicted("spectrogram", True, 0.0, abl_right, cell="ablations/log", base="table1/s", spectrogram_scale="log")
+    orphan = result("spectrogram", True, 0.0, [0.5, 0.5], cell="ablations/orphan", base="table1/missing")
     rows = tables.ablation_comparisons({"table1/s": base, "ablations/log": abl, "ablations/orphan": orphan})
     log, lone = rows
     assert (log["ablation"], log["base"], log["changes"]) == (
         "ablations/log",
         "table1/s",
-        {"spectrogram_scale": (None, "log")},
+        {"spectrogram_scale": ("linear", "log")},
     )
     assert log["diff"] == pytest.approx(0.10) and log["width"] == pytest.approx(log["high"] - log["low"])
     assert tables.sharper_than_effect(log["diff"], log["low"], log["high"])  # sd sqrt(40)/400 = 0.016
@@ -589,18 +571,16 @@ def test_each_ablation_gets_a_line_of_reading():
     right = np.tile(np.arange(400) % 2 == 0, (2, 1))
     better = right.copy()
     better[:, 1:81:2] = True  # +0.10 on the same tracks and seeds
-    base = with_predictions(result("spectrogram", True, 0.0, [0, 0], cell="table1/s"), right, 400)
-    abl = with_predictions(result("spectrogram", True, 0.0, [0, 0], cell="ablations/log"), better, 400)
-    abl["config"].update(base="table1/s", spectrogram_scale="log")
-    orphan = result("spectrogram", True, 0.0, [0.5, 0.5], cell="ablations/orphan")
-    orphan["config"]["base"] = "table1/missing"
+    base = predicted("spectrogram", True, 0.0, right, cell="table1/s")
+    abl = predicted("spectrogram", True, 0.0, better, cell="ablations/log", base="table1/s", spectrogram_scale="log")
+    orphan = result("spectrogram", True, 0.0, [0.5, 0.5], cell="ablations/orphan", base="table1/missing")
     results = {"table1/s": base, "ablations/log": abl, "ablations/orphan": orphan}
     log, lone = tables.ablation_readings(results)
     assert log.startswith("**ablations/log** (against table1/s): Does a log-compressed spectrogram")
     assert "helps: +0.100, the whole interval above zero" in log
     assert lone == "**ablations/orphan**: base cell table1/missing not run: no comparison."
     table = tables.ablation_table(results)
-    assert table.loc["ablations/log", "Changes"] == "spectrogram_scale: None → log (from table1/s)"
+    assert table.loc["ablations/log", "Changes"] == "spectrogram_scale: linear → log (from table1/s)"
     assert table.loc["ablations/orphan", "Width"] == "—"
 
 

@@ -112,12 +112,12 @@ def test_grid_writes_every_cell(smoke_grid):
     assert sorted(results) == CELLS
     for cell, obj in results.items():
         expected = load_config(smoke_grid / "params/profiles/smoke.yaml", smoke_grid / "params" / f"{cell}.yaml")
-        assert obj["config"] == expected.to_dict()
-        assert [s["seed"] for s in obj["seeds"]] == expected.schedule.seeds
-        assert obj["data"]["tracks"] == {"training": 32, "validation": 4, "test": 4}
-        assert obj["data"]["skipped"] == 5 and obj["data"]["source"] == "synth"
-        assert obj["provenance"]["versions"]["torch"] and obj["provenance"]["device"] == "cpu"
-        assert obj["provenance"]["entry"] == "book/experiment.ipynb"
+        assert obj.config == expected
+        assert [s.seed for s in obj.seeds] == expected.schedule.seeds
+        assert obj.data.tracks.model_dump() == {"training": 32, "validation": 4, "test": 4}
+        assert obj.data.skipped == 5 and obj.data.source == "synth"
+        assert obj.provenance.versions["torch"] and obj.provenance.device == "cpu"
+        assert obj.provenance.entry == "book/experiment.ipynb"
         nb = nbformat.read(smoke_grid / "results" / PROFILE / f"{cell}.ipynb", as_version=4)
         injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
         assert len(injected) == 1 and f'cell = "{cell}"' in injected[0].source
@@ -125,7 +125,7 @@ def test_grid_writes_every_cell(smoke_grid):
         assert not [o for o in outputs if o.output_type == "error"]
         assert sum("image/png" in o.get("data", {}) for o in outputs) == 2  # curves, confusion matrix
         assert not [o for o in outputs if o.output_type == "stream" and "Warning" in o.text]
-        assert any(f"run {obj['run_id']}" in o.get("text", "") for o in outputs)  # the book pairs them by it
+        assert any(f"run {obj.run_id}" in o.get("text", "") for o in outputs)  # the book pairs them by it
     assert not list((smoke_grid / "build").rglob("*.pt")), "checkpoints are removed after a run"
 
 
@@ -139,7 +139,7 @@ def test_the_smoke_numbers_are_the_published_reference(smoke_grid):
     assert ref is not None, "reference/smoke.json is missing: write it with `fmareport reference --profile smoke`"
     results = load_results(smoke_grid / "results", PROFILE)
     assert sorted(ref.cells) == CELLS
-    facts = differences(ref, next(iter(results.values()))["provenance"])
+    facts = differences(ref, next(iter(results.values())).provenance)
     if facts:
         pytest.skip(f"not the reference's kind of machine or versions ({facts}): no bit-identical run to expect")
     rows = compare(ref, results, load_baselines(smoke_grid / "results", PROFILE))
@@ -150,7 +150,7 @@ def test_the_smoke_numbers_are_the_published_reference(smoke_grid):
 
 @pytest.mark.slow
 def test_results_schema_refuses_broken_files(smoke_grid):
-    obj = read_results(smoke_grid / "results" / PROFILE / "table1" / "raw_whole.json")
+    obj = read_results(smoke_grid / "results" / PROFILE / "table1" / "raw_whole.json").model_dump(mode="json")
     validate(obj)
     for breaks in (
         lambda o: o["seeds"][0].pop("confusion"),
@@ -188,7 +188,7 @@ def test_changing_one_cell_reruns_that_cell_only(grid):
     after = result_mtimes(grid)
     assert [c for c in CELLS if after[c] != before[c]] == ["table1/raw_whole"]
     obj = read_results(grid / "results" / PROFILE / "table1" / "raw_whole.json")
-    assert [s["seed"] for s in obj["seeds"]] == [1] and obj["config"]["seeds"] == [1]
+    assert [s.seed for s in obj.seeds] == [1] and obj.config.schedule.seeds == [1]
 
 
 @pytest.mark.slow
@@ -207,7 +207,7 @@ def test_bad_params_file_fails_fast_and_keeps_the_others(grid):
     assert "params/table1/spectrogram_whole.yaml: unknown key 'dropuot'. Did you mean 'dropout'?" in done.stdout
     assert not log.exists() or log.stat().st_size == 0, "papermill must not start for a bad params file"
     # --keep-going: the other edited cell ran; the untouched cells' results are still there.
-    assert read_results(grid / "results" / PROFILE / "table1" / "both_whole.json")["config"]["seeds"] == [2]
+    assert read_results(grid / "results" / PROFILE / "table1" / "both_whole.json").config.schedule.seeds == [2]
     after = {c: p.stat().st_mtime_ns for c in CELLS if (p := grid / "results" / PROFILE / f"{c}.json").exists()}
     assert sorted(c for c in CELLS if after.get(c) != before[c]) == ["table1/both_whole", "table1/spectrogram_whole"]
     assert "table1/spectrogram_whole" not in after  # a failed job leaves no stale result
@@ -233,7 +233,7 @@ def test_readme_papermill_command_runs_as_written_in_a_fresh_checkout(tmp_path):
     assert done.returncode == 0, done.stderr[-4000:]
     assert "Passed unknown parameter" not in done.stderr
     obj = read_results(checkout / "results" / PROFILE / f"{match[2]}.json")
-    assert obj["config"] == load_cell(PROFILE, match[2]).to_dict()
+    assert obj.config == load_cell(PROFILE, match[2])
     nb = nbformat.read(checkout / "results" / PROFILE / f"{match[2]}.ipynb", as_version=4)
     assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
 
@@ -283,8 +283,8 @@ def test_run_cell_without_jupyter(tiny_config, tiny_store, tmp_path):
     results = experiment.run_cell(cfg, progress=False)
     assert [s.seed for s in results.seeds] == [0, 1] and results.summary.n_seeds == 2
     on_disk = read_results(tmp_path / "results" / "tiny" / "table1" / "raw_segmented.json")
-    assert on_disk == results.model_dump(mode="json")
-    assert on_disk["provenance"]["entry"] == "fmareport.experiment.run_cell"
+    assert on_disk.model_dump(mode="json") == results.model_dump(mode="json")
+    assert on_disk.provenance.entry == "fmareport.experiment.run_cell"
     assert not list((tmp_path / "build").rglob("*.pt"))
     assert (tmp_path / "build" / "tiny" / "table1" / "raw_segmented" / "lock").is_file()
 
@@ -309,7 +309,7 @@ def test_a_result_of_other_settings_is_kept_out_of_the_book_and_run_again(grid):
     assert plan.returncode == 0, plan.stdout[-3000:]
     assert re.search(r"^cell\s+1$", plan.stdout, re.M) and f"cell={cell}" in plan.stdout, plan.stdout[-3000:]
     assert snakemake(grid, "results").returncode == 0
-    assert read_results(grid / "results" / PROFILE / f"{cell}.json")["config"]["lr"] == 5e-4
+    assert read_results(grid / "results" / PROFILE / f"{cell}.json").config.train.lr == 5e-4
 
 
 @pytest.mark.slow
@@ -340,4 +340,4 @@ def test_make_report_refuses_a_second_run_and_recovers_from_a_kill(grid, tmp_pat
     assert list((grid / ".snakemake" / "locks").iterdir()), "a killed run leaves Snakemake's lock behind"
     again = subprocess.run(make, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
-    assert read_results(grid / "results" / PROFILE / f"{cell}.json")["cell"] == cell
+    assert read_results(grid / "results" / PROFILE / f"{cell}.json").cell == cell

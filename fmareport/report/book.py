@@ -38,9 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import REPO_ROOT, Config, from_dict, load_profile
+from ..config import REPO_ROOT, Config, load_profile
 from ..files import mark_owned, remove_owned
-from ..results import hide_injected_cell, load_results
+from ..results import CellResults, hide_injected_cell, load_results
 from .reference import REFERENCE_DIR
 from .runs import PROFILE_ENV, RESULTS_ENV, RunStatus, build_choice, run_statuses
 from .tables import index_runs, setting_label, setting_of
@@ -69,7 +69,7 @@ def build_command() -> list[str]:
     return [str(exe) if exe.exists() else "jupyter-book", *BUILD_ARGS]
 
 
-def banner(results: dict[str, dict]) -> str:
+def banner(results: dict[str, CellResults]) -> str:
     """The honesty banner (MyST markdown): which profile and data set made a page's numbers.
 
     With synthetic data it says plainly that these are not FMA results and how to get them.
@@ -77,26 +77,23 @@ def banner(results: dict[str, dict]) -> str:
     if not results:
         raise BookError("no results to describe")
     first = next(iter(results.values()))
-    profile, data = first["profile"], first["data"]
-    sources = {r["data"]["source"] for r in results.values()}
+    profile, data = first.profile, first.data
+    sources = {r.data.source for r in results.values()}
     if len(sources) > 1:
         raise BookError(f"profile {profile!r} mixes data sources {sorted(sources)}")
-    seeds = sorted({s["seed"] for r in results.values() for s in r["seeds"]})
-    t = data["tracks"]
-    size = (
-        f"{t['training']:,} training / {t['validation']:,} validation / {t['test']:,} test tracks, "
-        f"{data['skipped']} skipped"
-    )
+    seeds = sorted({s.seed for r in results.values() for s in r.seeds})
+    t = data.tracks
+    size = f"{t.training:,} training / {t.validation:,} validation / {t.test:,} test tracks, {data.skipped} skipped"
     runs = f"{len(results)} cells, seeds {', '.join(map(str, seeds))}"
     how = (
         "To get FMA results, run the `paper` profile on a GPU machine: `fmareport fetch data/fma`, then "
         "`make report PROFILE=paper` (see {doc}`/generated/reproducibility`)."
     )
-    if data["source"] == "synth":
+    if data.source == "synth":
         return (
             f":::{{admonition}} These are NOT FMA results\n:class: warning\n"
             f"Every number on this page comes from the **`{profile}`** profile run on a **synthetic data "
-            f"set** in FMA's on-disk format (`{data['data_dir']}`: {size}; {runs}). Its eight "
+            f"set** in FMA's on-disk format (`{data.data_dir}`: {size}; {runs}). Its eight "
             f'"genres" are generated sounds named after FMA-small\'s, made to exercise the pipeline: these '
             f"numbers say nothing about the paper's claims on real music. {how}\n:::\n"
         )
@@ -108,7 +105,7 @@ def banner(results: dict[str, dict]) -> str:
     return (
         f":::{{admonition}} FMA-small, profile `{profile}`\n:class: note\n"
         f"Every number on this page comes from the **`{profile}`** profile on **FMA-small** "
-        f"(`{data['data_dir']}`: {size}; {runs}).{scale}\n:::\n"
+        f"(`{data.data_dir}`: {size}; {runs}).{scale}\n:::\n"
     )
 
 
@@ -118,8 +115,8 @@ class Page:
     of every cell the profile expects (fmareport.report.runs)."""
 
     profile: str
-    results: dict[str, dict]  # cell -> results (as read from its JSON): the current runs only
-    runs: dict  # setting -> results (tables.index_runs)
+    results: dict[str, CellResults]  # cell -> results (as read from its JSON): the current runs only
+    runs: dict  # setting -> CellResults (tables.index_runs)
     cfg: Config  # the config of the first cell: the profile's data and scale
     statuses: list[RunStatus]  # every expected cell: current, not run, other settings, other store
 
@@ -145,7 +142,7 @@ class Page:
         from IPython.display import HTML
 
         rows = [
-            dict(Cell=s.cell, Run=(self.results[s.cell]["run_id"][:12] if s.shown else "—"), Status=s.label)
+            dict(Cell=s.cell, Run=(self.results[s.cell].run_id[:12] if s.shown else "—"), Status=s.label)
             for s in self.statuses
         ]
         return HTML(
@@ -195,8 +192,8 @@ class Page:
 
         from .tables import widths_markdown
 
-        seeds = sorted({s["seed"] for r in self.results.values() for s in r["seeds"]})
-        n_test = next(iter(self.results.values()))["data"]["tracks"]["test"]
+        seeds = sorted({s.seed for r in self.results.values() for s in r.seeds})
+        n_test = next(iter(self.results.values())).data.tracks.test
         return Markdown(widths_markdown(rows, n_test, ", ".join(map(str, seeds))))
 
 
@@ -231,8 +228,7 @@ def open_page(profile: str, results_dir: str | Path) -> Page:
             f"no current results in {Path(results_dir) / profile}: "
             + ("; ".join(f"{s.cell}: {s.label}" for s in statuses if s.state != "not run") or "no cell was run")
         )
-    first = next(iter(results.values()))
-    cfg = from_dict(first["config"], source=f"results of {first['cell']}")
+    cfg = next(iter(results.values())).config
     return Page(profile, results, index_runs(list(results.values())), cfg, statuses)
 
 
@@ -263,13 +259,13 @@ def html_table(df, table_id: str, caption: str) -> str:
     return html.replace(">", f"><caption>{escape(caption)}</caption>", 1)  # right after <table ...>
 
 
-def store_path(result: dict, results_dir: str | Path) -> Path:
+def store_path(result: CellResults, results_dir: str | Path) -> Path:
     """The clip store a result ran on.
 
     A relative path is relative to the folder the run worked in: the one holding the
     results folder (the workflow's working directory), else the repo root.
     """
-    path = Path(result["data"]["store"])
+    path = Path(result.data.store)
     if path.is_absolute():
         return path
     tried = [Path(results_dir).resolve().parent / path, REPO_ROOT / path]
@@ -277,9 +273,9 @@ def store_path(result: dict, results_dir: str | Path) -> Path:
         if (candidate / "manifest.json").is_file():
             return candidate
     raise BookError(
-        f"the clip store {path} of cell {result['cell']!r} is in none of "
+        f"the clip store {path} of cell {result.cell!r} is in none of "
         f"{', '.join(map(str, tried))}: run the workflow (or `fmareport prepare`) for "
-        f"profile {result['profile']!r} on this machine"
+        f"profile {result.profile!r} on this machine"
     )
 
 
@@ -322,13 +318,13 @@ def _danger(title: str, text: str) -> str:
 
 
 def _stage_experiment(
-    cell: str, result: dict, status: RunStatus, results_dir: Path, dest_root: Path, top_banner: str
+    cell: str, result: CellResults, status: RunStatus, results_dir: Path, dest_root: Path, top_banner: str
 ) -> Path:
     """Copy a cell's executed notebook into the book, titled with its cell, with the banner, and a
     red box when it is not the run behind the tables' numbers (or when it cannot be read)."""
     import nbformat
 
-    source = results_dir / result["profile"] / f"{cell}.ipynb"
+    source = results_dir / result.profile / f"{cell}.ipynb"
     title = nbformat.v4.new_markdown_cell(f"# {cell}: {setting_label(setting_of(result))}")
     boxes = [nbformat.v4.new_markdown_cell(top_banner)]
     if not status.shown:
@@ -350,7 +346,7 @@ def _stage_experiment(
             nbformat.v4.new_markdown_cell(
                 _danger(
                     "This notebook is not the run behind the numbers",
-                    f"{why} The tables use `{cell}.json` (run `{result['run_id']}`); rerun the cell to get its "
+                    f"{why} The tables use `{cell}.json` (run `{result.run_id}`); rerun the cell to get its "
                     "notebook back.",
                 )
             )
@@ -369,7 +365,7 @@ def _stage_experiment(
     return dest
 
 
-def notebook_mismatch(nb, result: dict) -> str | None:
+def notebook_mismatch(nb, result: CellResults) -> str | None:
     """Why an executed cell notebook is not the run that wrote `result` (None: it is).
 
     The notebook of a run prints `run <run_id>`; a killed, failed or other run's notebook
@@ -379,7 +375,7 @@ def notebook_mismatch(nb, result: dict) -> str | None:
     if any(o.output_type == "error" for o in outputs):
         return "This notebook stopped with an error."
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
-    if f"run {result['run_id']}" not in text:
+    if f"run {result.run_id}" not in text:
         return "This notebook comes from another (or an unfinished) run of the cell."
     return None
 
@@ -413,7 +409,7 @@ def staging_inputs(profile: str, results_dir: Path, root: Path) -> str:
 
 def stage(
     profile: str, results_dir: Path, root: Path = REPO_ROOT, progress: bool = True, digest: str | None = None
-) -> dict[str, dict]:
+) -> dict[str, CellResults]:
     """Stage the book for `profile` into root/book/generated (wiped first); return the results staged.
 
     The staged folder's marker holds the digest of its inputs (`staging_inputs`, or `digest` when
@@ -470,7 +466,7 @@ def stage_for_build(srcdir: str | Path) -> None:
     stage(profile, results_dir, root, digest=digest)
 
 
-def require_complete(profile: str, results_dir: Path, then: str) -> dict[str, dict]:
+def require_complete(profile: str, results_dir: Path, then: str) -> dict[str, CellResults]:
     """Every result of `profile` in `results_dir` (read once), when every expected cell has a current
     run (the workflow's book needs all of them, `fmareport book --complete`, and so does a reference);
     else BookError naming the others and ending with `then`, what to do once they have run."""

@@ -30,6 +30,7 @@ from ..config import Config
 from ..data.audio import to_float
 from ..inputs import INPUTS
 from ..model import LayerRow, Spectrogram, layer_table
+from ..results import CellResults
 from .tables import setting_label, setting_of
 
 # Fig. 1's grouping of layers into the paper's three blocks (§III), by layer kind.
@@ -283,28 +284,28 @@ def first_layers(cfg: Config, n_samples: int | None = None) -> plt.Figure:
     return fig
 
 
-def _ordered(results: list[dict]) -> list[dict]:
+def _ordered(results: list[CellResults]) -> list[CellResults]:
     return sorted(
         results,
         key=lambda r: (
-            r["config"]["segmented"],
-            r["config"]["dropout"],
-            list(INPUTS).index(r["config"]["input"]),
+            r.config.model.segmented,
+            r.config.model.dropout,
+            list(INPUTS).index(r.config.model.input),
         ),
     )
 
 
-def history_frame(results: list[dict]) -> pd.DataFrame:
+def history_frame(results: list[CellResults]) -> pd.DataFrame:
     """Long table of every epoch of every seed of every run: setting, seed, epoch, metrics."""
     rows = []
     for r in _ordered(results):
-        for s in r["seeds"]:
-            for h in s["history"]:
-                rows.append(dict(setting=setting_label(setting_of(r)), seed=s["seed"], **h))
+        for s in r.seeds:
+            for h in s.history:
+                rows.append(dict(setting=setting_label(setting_of(r)), seed=s.seed, **h.model_dump()))
     return pd.DataFrame(rows)
 
 
-def training_curves(results: list[dict]) -> plt.Figure:
+def training_curves(results: list[CellResults]) -> plt.Figure:
     """Train/validation loss and accuracy per epoch, one line per run (mean over seeds, band: min–max)."""
     df = history_frame(results)
     epochs = sorted(df["epoch"].unique())
@@ -328,17 +329,17 @@ def training_curves(results: list[dict]) -> plt.Figure:
     return fig
 
 
-def confusion_matrices(results: list[dict]) -> plt.Figure:
+def confusion_matrices(results: list[CellResults]) -> plt.Figure:
     """Test confusion matrix of each run, summed over seeds; colour: share of the true genre."""
     ordered = _ordered(results)
-    genres = ordered[0]["genres"]
+    genres = ordered[0].genres
     ncol = min(4, len(ordered))
     nrow = math.ceil(len(ordered) / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 4.0 * nrow), squeeze=False)
     for ax in axes.flat[len(ordered) :]:
         ax.axis("off")
     for i, (ax, r) in enumerate(zip(axes.flat, ordered)):
-        counts = np.sum([np.array(s["confusion"]) for s in r["seeds"]], axis=0)
+        counts = np.sum([np.array(s.confusion) for s in r.seeds], axis=0)
         share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
         sns.heatmap(
             share,
@@ -354,7 +355,7 @@ def confusion_matrices(results: list[dict]) -> plt.Figure:
             xticklabels=genres if i // ncol == nrow - 1 else False,
             yticklabels=genres if i % ncol == 0 else False,
         )
-        ax.set_title(f"{setting_label(setting_of(r))}\n({r['summary']['n_seeds']} seed(s) summed)", fontsize=9)
+        ax.set_title(f"{setting_label(setting_of(r))}\n({r.summary.n_seeds} seed(s) summed)", fontsize=9)
         ax.tick_params(labelsize=7)
     fig.supxlabel("predicted genre")
     fig.supylabel("true genre")
@@ -362,23 +363,23 @@ def confusion_matrices(results: list[dict]) -> plt.Figure:
     return fig
 
 
-def per_genre_frame(results: list[dict]) -> pd.DataFrame:
+def per_genre_frame(results: list[CellResults]) -> pd.DataFrame:
     """Long table: setting, seed, genre, test recall (genres with no test track left out)."""
     rows = []
     for r in _ordered(results):
-        for s in r["seeds"]:
-            for genre, acc in s["per_genre_acc"].items():
+        for s in r.seeds:
+            for genre, acc in s.per_genre_acc.items():
                 if acc is not None:
-                    rows.append(dict(setting=setting_label(setting_of(r)), seed=s["seed"], genre=genre, acc=acc))
+                    rows.append(dict(setting=setting_label(setting_of(r)), seed=s.seed, genre=genre, acc=acc))
     return pd.DataFrame(rows)
 
 
-def per_genre_accuracy(results: list[dict]) -> plt.Figure:
+def per_genre_accuracy(results: list[CellResults]) -> plt.Figure:
     """Test accuracy per genre (recall), one bar per run, mean over seeds (whiskers: min–max)."""
     df = per_genre_frame(results)
     fig, ax = plt.subplots(figsize=(14, 4.8))
     sns.barplot(
-        data=df, x="genre", y="acc", hue="setting", errorbar=("pi", 100), ax=ax, order=_ordered(results)[0]["genres"]
+        data=df, x="genre", y="acc", hue="setting", errorbar=("pi", 100), ax=ax, order=_ordered(results)[0].genres
     )
     ax.axhline(1 / 8, color="#888888", lw=1, ls="--", label="chance (1/8)")
     ax.set(ylabel="test accuracy (recall)", xlabel="", ylim=(0, 1))

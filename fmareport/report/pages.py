@@ -17,11 +17,11 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import HTML, Markdown, display
 
-from ..config import Config, from_dict
+from ..config import Config
 from ..data.fma import FMA_SMALL_SPLITS, GENRES, PUBLISHED_TASK
 from ..data.store import ClipStore, open_store
 from ..inputs import INPUTS
-from ..results import load_baselines
+from ..results import BaselineResults, CellResults, load_baselines
 from . import tables
 from .book import BookError, Page, html_table, store_path
 
@@ -39,7 +39,7 @@ def as_html(frame: pd.DataFrame, table_id: str, caption: str) -> HTML:
 def clip_store(page: Page, results_dir: str | Path) -> ClipStore:
     """The one clip store every shown cell ran on, opened; BookError when the cells ran on
     different stores or the store on disk is not the one they ran on (another fingerprint)."""
-    stores = {store_path(r, results_dir): r["data"]["store_fingerprint"] for r in page.results.values()}
+    stores = {store_path(r, results_dir): r.data.store_fingerprint for r in page.results.values()}
     if len(stores) != 1:
         raise BookError(f"the cells of profile {page.profile!r} ran on different clip stores: {stores}")
     ((path, fingerprint),) = stores.items()
@@ -69,14 +69,14 @@ def data_facts(page: Page, store: ClipStore) -> HTML:
     return as_html(facts.to_frame("value"), "data-facts", "The data set behind every number of this report.")
 
 
-def split_totals(store: ClipStore, results: dict[str, dict]) -> dict[str, int]:
+def split_totals(store: ClipStore, results: dict[str, CellResults]) -> dict[str, int]:
     """Tracks per split in the store, {split: n}; BookError when a cell reports other counts
     (it ran on another version of the store)."""
     counts = store.index["split"].value_counts()
     totals = {s: int(counts.get(s, 0)) for s in SPLITS}
     for r in results.values():
-        if r["data"]["tracks"] != totals:
-            raise BookError(f"cell {r['cell']} reports tracks {r['data']['tracks']}, the store holds {totals}")
+        if (tracks := r.data.tracks.model_dump()) != totals:
+            raise BookError(f"cell {r.cell} reports tracks {tracks}, the store holds {totals}")
     return totals
 
 
@@ -392,7 +392,7 @@ def paper_table(page: Page, name: str, table_id: str) -> HTML:
     return as_html(table, table_id, f"{name} (profile {page.profile}): {tables.CAPTIONS[name]}")
 
 
-def baseline_notes(page: Page, baselines: dict[str, dict]) -> Markdown:
+def baseline_notes(page: Page, baselines: dict[str, BaselineResults]) -> Markdown:
     """What task the computed baselines ran on, their C grid, and what is missing or meaningless."""
     from ..baseline import C_GRID
 
@@ -408,7 +408,7 @@ def baseline_notes(page: Page, baselines: dict[str, dict]) -> Markdown:
         task,
         f"C grid: {', '.join(f'{c:g}' for c in C_GRID)} (one per decade; scikit-learn's default C = 1 inside).",
     ]
-    if page.synthetic and any(b["features_file"] for b in baselines.values()):
+    if page.synthetic and any(b.features_file for b in baselines.values()):
         notes.append(
             "A synthetic set's `features.csv` has FMA's columns but holds noise around each genre's centre, "
             "not features of its audio: a `features.csv` baseline run on it by hand (`--only`) measures "
@@ -543,7 +543,7 @@ def error_scale(page: Page) -> Markdown:
     """For scale: the binomial error of one accuracy and of a difference on our test tracks and on
     the paper's 800, beside the paper's 2D − 1D+2D differences (Tables 1 and 2)."""
     results = page.results
-    n_test = next(iter(results.values()))["data"]["tracks"]["test"]
+    n_test = next(iter(results.values())).data.tracks.test
     accs = [a for r in results.values() for a in tables.accuracies(r)]
     p = sum(accs) / len(accs)
     se = math.sqrt(p * (1 - p) / n_test)
@@ -684,14 +684,14 @@ def distinct(values) -> str:
 
 def run_facts(page: Page) -> HTML:
     """Where the results came from: commit, dirty tree, Python, device, schema (id run-facts)."""
-    prov = [r["provenance"] for r in page.results.values()]
+    prov = [r.provenance for r in page.results.values()]
     facts = pd.Series(
         {
-            "git commit": distinct(p["git_commit"] for p in prov),
-            "uncommitted changes": distinct(p["git_dirty"] for p in prov),
-            "python": distinct(p["python"] for p in prov),
-            "device": distinct(p["device"] for p in prov),
-            "results schema": distinct(r["schema_version"] for r in page.results.values()),
+            "git commit": distinct(p.git_commit for p in prov),
+            "uncommitted changes": distinct(p.git_dirty for p in prov),
+            "python": distinct(p.python for p in prov),
+            "device": distinct(p.device for p in prov),
+            "results schema": distinct(r.schema_version for r in page.results.values()),
         }
     )
     caption = "Where the results came from (a value that differs between cells is listed once per value)."
@@ -700,7 +700,7 @@ def run_facts(page: Page) -> HTML:
 
 def run_versions(page: Page) -> HTML:
     """The package versions the runs recorded, each distinct version once (id versions)."""
-    versions = pd.DataFrame({cell: r["provenance"]["versions"] for cell, r in page.results.items()})
+    versions = pd.DataFrame({cell: r.provenance.versions for cell, r in page.results.items()})
     versions = versions.apply(lambda row: distinct(row.fillna("not installed")), axis=1).to_frame("version")
     versions.index.name = "package"
     return as_html(versions, "versions", "Package versions of the runs.")
@@ -710,9 +710,7 @@ def run_hardware(page: Page) -> HTML:
     """The machine the runs recorded, each distinct value once (id hardware)."""
     hardware = pd.DataFrame(
         {
-            cell: {
-                k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in r["provenance"]["hardware"].items()
-            }
+            cell: {k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in r.provenance.hardware.items()}
             for cell, r in page.results.items()
         }
     )
@@ -755,17 +753,17 @@ def run_times(page: Page) -> None:
     """Display each cell's wall and training time and throughput (id run-times), and their total."""
     rows = []
     for cell, r in page.results.items():
-        p = r["provenance"]
-        started, finished = (dt.datetime.fromisoformat(p[k]) for k in ("started", "finished"))
+        p = r.provenance
+        started, finished = p.started, p.finished
         rows.append(
             {
                 "cell": cell,
-                "device": p["device"],
+                "device": p.device,
                 "started (UTC)": started.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M"),
                 "wall time (min)": f"{(finished - started).total_seconds() / 60:.1f}",
-                "training, all seeds (min)": f"{sum(s['seconds'] for s in r['seeds']) / 60:.1f}",
-                "seeds": len(r["seeds"]),
-                "windows per second": f"{sum(s['segments_per_second'] for s in r['seeds']) / len(r['seeds']):,.0f}",
+                "training, all seeds (min)": f"{sum(s.seconds for s in r.seeds) / 60:.1f}",
+                "seeds": len(r.seeds),
+                "windows per second": f"{sum(s.segments_per_second for s in r.seeds) / len(r.seeds):,.0f}",
             }
         )
     times = pd.DataFrame(rows).set_index("cell")
@@ -783,10 +781,10 @@ def epoch_cost(page: Page) -> HTML:
 
     rows = []
     for cell, r in page.results.items():
-        c = from_dict(r["config"], source=cell)
-        epochs = [h["seconds"] for s in r["seeds"] for h in s["history"]]
+        c = r.config
+        epochs = [h.seconds for s in r.seeds for h in s.history]
         seconds = sum(epochs) / len(epochs)
-        n_train = round(r["data"]["tracks"]["training"] * c.train.train_fraction)
+        n_train = round(r.data.tracks.training * c.train.train_fraction)
         flops = training_flops(c, n_train)
         rows.append(
             {

@@ -27,10 +27,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..config import NUMBER_FREE_KEYS
+from ..config import NUMBER_FREE_KEYS, Config
 from ..files import write_atomic
 from ..provenance import now
-from ..results import ResultsError
+from ..results import BaselineResults, CellResults, Provenance, ResultsError
 from .runs import differing_keys
 
 REFERENCE_DIR = Path("reference")  # in the repository root: reference/<profile>.json
@@ -87,58 +87,58 @@ def predictions_sha256(track_ids: list[int], probs: list[list[float]]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def settings(config: dict[str, Any]) -> dict[str, Any]:
-    """A run's config without the keys that change no number (folders, workers: NUMBER_FREE_KEYS)."""
-    return {k: v for k, v in config.items() if k not in NUMBER_FREE_KEYS}
+def settings(config: Config) -> dict[str, Any]:
+    """A run's config, flat, without the keys that change no number (folders, workers: NUMBER_FREE_KEYS)."""
+    return {k: v for k, v in config.to_dict().items() if k not in NUMBER_FREE_KEYS}
 
 
 def reference_path(profile: str, root: str | Path = ".") -> Path:
     return Path(root) / REFERENCE_DIR / f"{profile}.json"
 
 
-def make_reference(profile: str, results: dict[str, dict], baselines: dict[str, dict]) -> Reference:
-    """The reference of one finished run of `profile`: `results` {cell: results dict} as
+def make_reference(profile: str, results: dict[str, CellResults], baselines: dict[str, BaselineResults]) -> Reference:
+    """The reference of one finished run of `profile`: `results` {cell: CellResults} as
     `load_results` reads them (every cell current), `baselines` as `load_baselines` does.
     The versions and machine are the first cell's; cells made elsewhere are refused."""
     if not results:
         raise ResultsError(f"no results of profile {profile!r}: run it first (make report PROFILE={profile})")
-    first = next(iter(results.values()))["provenance"]
+    first = next(iter(results.values())).provenance
     for cell, r in results.items():
-        if kind(r["provenance"]) != kind(first):
+        if kind(r.provenance) != kind(first):
             raise ResultsError(
                 f"{cell}: ran on another machine or with other versions than {next(iter(results))} "
-                f"({kind(r['provenance'])} against {kind(first)}): a reference is one run of the whole "
+                f"({kind(r.provenance)} against {kind(first)}): a reference is one run of the whole "
                 "profile on one machine"
             )
     cells = {
         cell: CellReference(
-            run_id=r["run_id"],
-            settings=settings(r["config"]),
+            run_id=r.run_id,
+            settings=settings(r.config),
             seeds=[
                 SeedReference(
-                    seed=s["seed"],
-                    test_acc_last=s["test_acc_last"],
-                    predictions_sha256=predictions_sha256(s["test_track_ids"], s["test_probs"]),
+                    seed=s.seed,
+                    test_acc_last=s.test_acc_last,
+                    predictions_sha256=predictions_sha256(s.test_track_ids, s.test_probs),
                 )
-                for s in r["seeds"]
+                for s in r.seeds
             ],
         )
         for cell, r in results.items()
     }
     base = {
         name: BaselineReference(
-            test_acc=b["test_acc"], predictions_sha256=predictions_sha256(b["test_track_ids"], b["test_probs"])
+            test_acc=b.test_acc, predictions_sha256=predictions_sha256(b.test_track_ids, b.test_probs)
         )
         for name, b in baselines.items()
     }
     return Reference(
         profile=profile,
         written=now(),
-        git_commit=first["git_commit"],
-        versions=first["versions"],
-        python=first["python"],
-        device=first["device"],
-        hardware=first["hardware"],
+        git_commit=first.git_commit,
+        versions=first.versions,
+        python=first.python,
+        device=first.device,
+        hardware=first.hardware,
         cells=cells,
         baselines=base,
     )
@@ -164,19 +164,15 @@ def read_reference(profile: str, root: str | Path = ".") -> Reference | None:
     return ref
 
 
-def kind(provenance: dict[str, Any]) -> dict[str, Any]:
-    """The facts of a run (its provenance block, or a reference's) that decide whether it can match
-    another bit for bit: the device, MACHINE_KEYS and the versions of NUMBER_PACKAGES."""
+def kind(provenance: Provenance | Reference) -> dict[str, Any]:
+    """The facts of a run (its provenance block, or a reference, which records the same facts of its
+    run) that decide whether it can match another bit for bit: the device, MACHINE_KEYS and the
+    versions of NUMBER_PACKAGES."""
     return (
-        {"device": provenance["device"]}
-        | {k: provenance["hardware"].get(k) for k in MACHINE_KEYS}
-        | {k: provenance["versions"].get(k) for k in NUMBER_PACKAGES}
+        {"device": provenance.device}
+        | {k: provenance.hardware.get(k) for k in MACHINE_KEYS}
+        | {k: provenance.versions.get(k) for k in NUMBER_PACKAGES}
     )
-
-
-def _provenance(reference: Reference) -> dict[str, Any]:
-    """The reference's run as a provenance block (the keys `kind` and `fact_rows` read)."""
-    return reference.model_dump(include={"device", "hardware", "versions", "python", "git_commit"})
 
 
 def tolerance(accuracies: list[float], level: float = PREDICTION_LEVEL) -> float | None:
@@ -192,13 +188,13 @@ def tolerance(accuracies: list[float], level: float = PREDICTION_LEVEL) -> float
     return float(stats.t.ppf(1 - (1 - level) / 2, n - 1)) * statistics.stdev(accuracies) * math.sqrt(2 / n)
 
 
-def differences(reference: Reference, provenance: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+def differences(reference: Reference, provenance: Provenance) -> dict[str, tuple[Any, Any]]:
     """{fact: (reference's, this run's)} over the machine facts and number-making versions that differ."""
-    ref, ours = kind(_provenance(reference)), kind(provenance)
+    ref, ours = kind(reference), kind(provenance)
     return {k: (ref[k], ours[k]) for k in ref if ref[k] != ours[k]}
 
 
-def compare_cell(ref: CellReference | None, result: dict[str, Any], exact: bool) -> tuple[str, str]:
+def compare_cell(ref: CellReference | None, result: CellResults, exact: bool) -> tuple[str, str]:
     """(verdict, detail) of one cell's run against its reference entry. `exact`: whether this
     machine and these versions are the reference's kind (then anything but identical differs).
 
@@ -206,20 +202,20 @@ def compare_cell(ref: CellReference | None, result: dict[str, Any], exact: bool)
     """
     if ref is None:
         return "not in the reference", "the reference has no run of this cell"
-    if differ := differing_keys(result["config"], ref.settings):
+    if differ := differing_keys(result.config, ref.settings):
         return "other settings", "; ".join(f"{k} {a!r} (reference: {b!r})" for k, (a, b) in differ.items())
     seeds = {s.seed: s for s in ref.seeds}
-    if [s["seed"] for s in result["seeds"]] != list(seeds):
-        return "other settings", f"seeds {[s['seed'] for s in result['seeds']]} (reference: {list(seeds)})"
+    if [s.seed for s in result.seeds] != list(seeds):
+        return "other settings", f"seeds {[s.seed for s in result.seeds]} (reference: {list(seeds)})"
     moved = [
-        s["seed"]
-        for s in result["seeds"]
-        if predictions_sha256(s["test_track_ids"], s["test_probs"]) != seeds[s["seed"]].predictions_sha256
+        s.seed
+        for s in result.seeds
+        if predictions_sha256(s.test_track_ids, s.test_probs) != seeds[s.seed].predictions_sha256
     ]
     if not moved:
         return "identical", f"{len(seeds)} seed(s): the same test predictions, bit for bit"
     ref_accs = [s.test_acc_last for s in ref.seeds]
-    delta = statistics.fmean(s["test_acc_last"] for s in result["seeds"]) - statistics.fmean(ref_accs)
+    delta = statistics.fmean(s.test_acc_last for s in result.seeds) - statistics.fmean(ref_accs)
     detail = f"seed(s) {', '.join(map(str, moved))} predict otherwise; mean accuracy {delta:+.4f}"
     if exact:
         return "differs", detail + " on the reference's kind of machine and versions, where identical is expected"
@@ -230,12 +226,14 @@ def compare_cell(ref: CellReference | None, result: dict[str, Any], exact: bool)
     return ("within tolerance" if within else "differs"), detail + f", tolerance ±{tol:.4f}"
 
 
-def compare(reference: Reference, results: dict[str, dict], baselines: dict[str, dict]) -> list[dict[str, str]]:
+def compare(
+    reference: Reference, results: dict[str, CellResults], baselines: dict[str, BaselineResults]
+) -> list[dict[str, str]]:
     """One row per cell of `results` (and per baseline): {'Run': cell, 'Verdict': ..., 'Detail': ...}.
     Each run is judged exactly when its own machine and versions are the reference's."""
     rows = []
     for cell, r in results.items():
-        exact = not differences(reference, r["provenance"])
+        exact = not differences(reference, r.provenance)
         verdict, detail = compare_cell(reference.cells.get(cell), r, exact)
         rows.append({"Run": cell, "Verdict": verdict, "Detail": detail})
     for name, b in baselines.items():
@@ -243,26 +241,26 @@ def compare(reference: Reference, results: dict[str, dict], baselines: dict[str,
         if ref is None:
             rows.append({"Run": f"baseline {name}", "Verdict": "not in the reference", "Detail": ""})
             continue
-        same = predictions_sha256(b["test_track_ids"], b["test_probs"]) == ref.predictions_sha256
+        same = predictions_sha256(b.test_track_ids, b.test_probs) == ref.predictions_sha256
         rows.append(
             {
                 "Run": f"baseline {name}",
                 "Verdict": "identical" if same else "differs",
-                "Detail": f"test accuracy {b['test_acc'] - ref.test_acc:+.4f} against the reference's",
+                "Detail": f"test accuracy {b.test_acc - ref.test_acc:+.4f} against the reference's",
             }
         )
     return rows
 
 
-def fact_rows(reference: Reference, results: dict[str, dict]) -> list[dict[str, str]]:
+def fact_rows(reference: Reference, results: dict[str, CellResults]) -> list[dict[str, str]]:
     """The facts a rerun is judged by, the reference's beside these runs' (each distinct value once):
     {'Fact': ..., 'Reference': ..., 'These runs': ..., 'Same': 'yes' | 'no'}."""
 
-    def facts(p: dict[str, Any]) -> dict[str, Any]:
-        return kind(p) | {"python": p["python"], "git commit": p["git_commit"]}
+    def facts(p: Provenance | Reference) -> dict[str, Any]:
+        return kind(p) | {"python": p.python, "git commit": p.git_commit}
 
-    ref = facts(_provenance(reference))
-    runs = [facts(r["provenance"]) for r in results.values()]
+    ref = facts(reference)
+    runs = [facts(r.provenance) for r in results.values()]
     rows = []
     for name, value in ref.items():
         ours = list(dict.fromkeys(str(f[name]) for f in runs))

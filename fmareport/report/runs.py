@@ -34,6 +34,7 @@ import yaml
 from ..config import NUMBER_FREE_KEYS, Config, ConfigError, load_cell, params_dir
 from ..data.fma import GENRES
 from ..files import write_atomic
+from ..results import CellResults
 
 # The folders of params/ that hold cells: a table of the paper (table1, table2; Table 3 reuses the
 # segmented cells of Tables 1 and 2, so it has none), or the ablations, beyond the paper.
@@ -81,13 +82,13 @@ def differing_keys(ran: Config | dict, expected: Config | dict) -> dict[str, tup
     return {k: (ran.get(k), now.get(k)) for k in sorted(keys) if ran.get(k) != now.get(k)}
 
 
-def diverged(result: dict) -> list[int]:
+def diverged(result: CellResults) -> list[int]:
     """The seeds of `result` whose last training loss is far above its start or chance (DIVERGED_FACTOR)."""
     out = []
-    for s in result["seeds"]:
-        losses = [e["train_loss"] for e in s["history"]]
+    for s in result.seeds:
+        losses = [e.train_loss for e in s.history]
         if losses[-1] > DIVERGED_FACTOR * min(losses[0], CHANCE_LOSS):
-            out.append(s["seed"])
+            out.append(s.seed)
     return out
 
 
@@ -125,16 +126,16 @@ def expected_config(profile: str, cell: str, workdir: str | Path) -> Config:
         return load_cell(profile, cell)
 
 
-def run_statuses(profile: str, results: dict[str, dict], workdir: str | Path) -> list[RunStatus]:
+def run_statuses(profile: str, results: dict[str, CellResults], workdir: str | Path) -> list[RunStatus]:
     """The status of every expected cell (and of any result of a cell that is no longer expected).
 
-    `results`: {cell: result dict}, as `load_results` reads them. `workdir`: the folder the runs
+    `results`: {cell: CellResults}, as `load_results` reads them. `workdir`: the folder the runs
     worked in, whose params/ (else the repository's) says what each cell must be.
     """
     workdir = Path(workdir)
     params = workdir / "params" if (workdir / "params" / "profiles").is_dir() else None
     cells = expected_cells(params)
-    stores = Counter(r["data"]["store_fingerprint"] for r in results.values())
+    stores = Counter(r.data.store_fingerprint for r in results.values())
     usual_store = stores.most_common(1)[0][0] if stores else None
     out = []
     for cell in sorted(set(cells) | set(results)):
@@ -146,7 +147,7 @@ def run_statuses(profile: str, results: dict[str, dict], workdir: str | Path) ->
             out.append(RunStatus(cell, "other settings", "no params file for this cell any more"))
             continue
         try:
-            differ = differing_keys(result["config"], expected_config(profile, cell, workdir if params else Path.cwd()))
+            differ = differing_keys(result.config, expected_config(profile, cell, workdir if params else Path.cwd()))
         except ConfigError as err:
             out.append(RunStatus(cell, "other settings", f"its params file does not load: {err}"))
             continue
@@ -154,11 +155,9 @@ def run_statuses(profile: str, results: dict[str, dict], workdir: str | Path) ->
         if differ:
             detail = ", ".join(f"{k} {_short(a)} (params: {_short(b)})" for k, (a, b) in differ.items())
             out.append(RunStatus(cell, "other settings", detail, seeds))
-        elif result["data"]["store_fingerprint"] != usual_store:
+        elif result.data.store_fingerprint != usual_store:
             out.append(
-                RunStatus(
-                    cell, "other store", f"store {result['data']['store_fingerprint'][:12]}, not {usual_store[:12]}"
-                )
+                RunStatus(cell, "other store", f"store {result.data.store_fingerprint[:12]}, not {usual_store[:12]}")
             )
         else:
             out.append(RunStatus(cell, "current", "", seeds))

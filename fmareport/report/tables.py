@@ -1,8 +1,9 @@
 """The paper's Tables 1–3 beside ours, and a verdict on each of the paper's claims.
 
-Input: the results of one profile, `results/<profile>/<cell>.json` read as dicts (the
-schema in docs/contracts.md). A run is found by its setting (input, segmented, dropout)
-read from its config, not by its file name, so a table cell cannot pick the wrong run.
+Input: the results of one profile, `results/<profile>/<cell>.json` read as CellResults
+(fmareport.results; the schema in docs/contracts.md). A run is found by its setting (input,
+segmented, dropout) read from its config, not by its file name, so a table cell cannot pick
+the wrong run. A baseline enters the comparisons as a one-seed run (`baseline_as_result`).
 
     runs = index_runs(results)                  # {(input, segmented, dropout): result}
     paper_table("Table 1", runs)                # numbers: paper, mean, std, seeds, diff
@@ -23,6 +24,7 @@ import pandas as pd
 
 from ..data.fma import PUBLISHED_BASELINES
 from ..inputs import INPUTS
+from ..results import BaselineResults, CellResults
 from .runs import diverged
 from .stats import CONFIDENCE, Interval, detectable, mean_std, paired_difference, seed_share
 from .stats import (
@@ -31,6 +33,32 @@ from .stats import (
 
 # A run's setting: (input kind, segmented, dropout), as in its config.
 Setting = tuple[str, bool, float]
+
+
+@dataclass(frozen=True)
+class BaselineSeed:
+    """A baseline's test predictions in the fields of a seed (results.SeedResult) that `compare` reads."""
+
+    seed: int
+    test_acc_last: float
+    test_track_ids: list[int]
+    test_labels: list[int]
+    test_probs: list[list[float]]
+    test_artist_ids: list[int] | None
+
+
+@dataclass(frozen=True)
+class BaselineRun:
+    """A baseline as a one-seed run (`baseline_as_result`): no config, as it trains no network."""
+
+    cell: str
+    profile: str
+    seeds: list[BaselineSeed]
+    config: None = None
+
+
+# What the comparisons read: a cell's results, or a baseline as a one-seed run.
+Run = CellResults | BaselineRun
 
 
 # The paper's test accuracies (Benito Calvino & Pacheco Garcia, §VI): Table 1 (no
@@ -76,10 +104,10 @@ FAMILY_ALPHA = 0.05
 POWER = 0.8  # the power at which `claims` states the smallest detectable difference or margin
 
 
-def setting_of(result: dict) -> Setting:
+def setting_of(result: CellResults) -> Setting:
     """(input, segmented, dropout) of one results JSON, from its config."""
-    c = result["config"]
-    return (c["input"], bool(c["segmented"]), float(c["dropout"]))
+    m = result.config.model
+    return (m.input, bool(m.segmented), float(m.dropout))
 
 
 def setting_label(setting: Setting) -> str:
@@ -91,37 +119,37 @@ def setting_label(setting: Setting) -> str:
     return ", ".join(parts)
 
 
-def is_ablation(result: dict) -> bool:
+def is_ablation(result: CellResults) -> bool:
     """An ablation cell (params/ablations/): it names the table cell it changes (`base`)."""
-    return result["config"].get("base") is not None
+    return result.config.base is not None
 
 
-def index_runs(results: list[dict]) -> dict[Setting, dict]:
+def index_runs(results: list[CellResults]) -> dict[Setting, CellResults]:
     """Key each table cell's result by its setting (ablations are left out); refuse mixed profiles
     and two runs of one setting."""
-    profiles = sorted({r["profile"] for r in results})
+    profiles = sorted({r.profile for r in results})
     if len(profiles) > 1:
         raise ValueError(f"results from several profiles {profiles}: the tables show one profile")
-    runs: dict[Setting, dict] = {}
+    runs: dict[Setting, CellResults] = {}
     for r in results:
         if is_ablation(r):
             continue
         s = setting_of(r)
         if s in runs:
             raise ValueError(
-                f"cells {runs[s]['cell']!r} and {r['cell']!r} are the same setting "
+                f"cells {runs[s].cell!r} and {r.cell!r} are the same setting "
                 f"({setting_label(s)}): the tables need one run per setting"
             )
         runs[s] = r
     return runs
 
 
-def accuracies(result: dict) -> list[float]:
+def accuracies(result: Run) -> list[float]:
     """The last-epoch test accuracy of each seed (what the tables show)."""
-    return [float(s["test_acc_last"]) for s in result["seeds"]]
+    return [float(s.test_acc_last) for s in result.seeds]
 
 
-def paper_table(name: str, runs: dict[Setting, dict]) -> pd.DataFrame:
+def paper_table(name: str, runs: dict[Setting, CellResults]) -> pd.DataFrame:
     """One of the paper's tables with ours beside it, one row per cell, numbers only.
 
     Columns: setting, cell (our run, or None when it is missing), diverged (a seed's training
@@ -147,7 +175,7 @@ def paper_table(name: str, runs: dict[Setting, dict]) -> pd.DataFrame:
         rows.append(
             dict(
                 setting=setting_label(setting),
-                cell=run["cell"] if run else None,
+                cell=run.cell if run else None,
                 diverged=bool(run and diverged(run)),
                 paper=paper,
                 mean=mean,
@@ -323,35 +351,40 @@ def holm(p_values: list[float]) -> list[float]:
     return out
 
 
-def has_predictions(result: dict) -> bool:
+def has_predictions(result: Run) -> bool:
     """Whether every seed of a result kept its test predictions (test_track_ids, test_probs)."""
-    return all(s.get("test_probs") is not None for s in result["seeds"])
+    return all(s.test_probs is not None for s in result.seeds)
 
 
-def correct_matrix(result: dict) -> tuple[np.ndarray, np.ndarray]:
+def correct_matrix(result: Run) -> tuple[np.ndarray, np.ndarray]:
     """(track_ids (N,), correct (S, N) bool): each seed right or wrong on each test track."""
-    ids = np.asarray(result["seeds"][0]["test_track_ids"])
+    ids = np.asarray(result.seeds[0].test_track_ids)
     rows = []
-    for s in result["seeds"]:
-        if not np.array_equal(s["test_track_ids"], ids):
-            raise ValueError(f"cell {result['cell']}: seeds were tested on different tracks")
-        rows.append(np.argmax(np.asarray(s["test_probs"]), axis=1) == np.asarray(s["test_labels"]))
+    for s in result.seeds:
+        if not np.array_equal(s.test_track_ids, ids):
+            raise ValueError(f"cell {result.cell}: seeds were tested on different tracks")
+        rows.append(np.argmax(np.asarray(s.test_probs), axis=1) == np.asarray(s.test_labels))
     return ids, np.stack(rows)
 
 
-def artists_of(result: dict) -> np.ndarray | None:
+def artists_of(result: Run) -> np.ndarray | None:
     """(N,) int64: the artist of each test track, in `correct_matrix`'s track order (every seed's
     are the same: results.py checks); None for results written before artists were recorded."""
-    artists = result["seeds"][0].get("test_artist_ids")
+    artists = result.seeds[0].test_artist_ids
     return None if artists is None else np.asarray(artists, dtype=np.int64)
 
 
-def seed_list(result: dict) -> list[int]:
+def seed_list(result: Run) -> list[int]:
     """The seeds a result ran, in its order."""
-    return [s["seed"] for s in result["seeds"]]
+    return [s.seed for s in result.seeds]
 
 
-def accuracy_interval(result: dict) -> tuple[float, float, float] | None:
+def input_of(result: Run) -> str | None:
+    """The input kind a result's network took; None for a baseline (no network)."""
+    return None if result.config is None else result.config.model.input
+
+
+def accuracy_interval(result: Run) -> tuple[float, float, float] | None:
     """A cell's accuracy and its 95 % interval over test tracks (their artists, where the result
     records them) and seeds: (mean, low, high); None without its test predictions."""
     if not has_predictions(result):
@@ -360,15 +393,15 @@ def accuracy_interval(result: dict) -> tuple[float, float, float] | None:
     return i.estimate, i.low, i.high
 
 
-def seeds_shared(a: dict, b: dict) -> bool:
+def seeds_shared(a: Run, b: Run) -> bool:
     """Whether seed s of `a` and of `b` start from the same initial weights and batch order: the same
     seeds and the same input kind (the network's layers and their initialisation order are the
     input's; segmenting, dropout and the spectrogram's scale change no weight)."""
-    kind = a["config"].get("input")
-    return seed_list(a) == seed_list(b) and kind is not None and kind == b["config"].get("input")
+    kind = input_of(a)
+    return seed_list(a) == seed_list(b) and kind is not None and kind == input_of(b)
 
 
-def difference(a: dict, b: dict) -> tuple[Interval, str, bool] | None:
+def difference(a: Run, b: Run) -> tuple[Interval, str, bool] | None:
     """a - b in test accuracy with its 95 % interval (`stats.paired_difference`: paired on the same
     test tracks, tracks and seeds as variance components at their own t quantiles; the tracks
     resampled by artist where a side records their artists, `artists_of`, both sides the same), the method in
@@ -379,12 +412,10 @@ def difference(a: dict, b: dict) -> tuple[Interval, str, bool] | None:
     ids_a, ca = correct_matrix(a)
     ids_b, cb = correct_matrix(b)
     if not np.array_equal(ids_a, ids_b):
-        raise ValueError(f"cells {a['cell']} and {b['cell']} were tested on different tracks: no paired comparison")
+        raise ValueError(f"cells {a.cell} and {b.cell} were tested on different tracks: no paired comparison")
     artists_a, artists_b = artists_of(a), artists_of(b)
     if artists_a is not None and artists_b is not None and not np.array_equal(artists_a, artists_b):
-        raise ValueError(
-            f"cells {a['cell']} and {b['cell']} give their test tracks different artists: not the same data"
-        )
+        raise ValueError(f"cells {a.cell} and {b.cell} give their test tracks different artists: not the same data")
     artists = artists_a if artists_a is not None else artists_b  # the same tracks: one side's are both's
     same_seeds = seeds_shared(a, b)
     one_seed = "; 1 seed: no seed spread" if min(ca.shape[0], cb.shape[0]) < 2 else ""
@@ -394,7 +425,7 @@ def difference(a: dict, b: dict) -> tuple[Interval, str, bool] | None:
     return paired_difference(ca, cb, same_seeds=same_seeds, clusters=artists), method, same_seeds
 
 
-def compare(a: dict, b: dict) -> dict:
+def compare(a: Run, b: Run) -> dict:
     """a - b in test accuracy as numbers: diff, low, high (95 %), width, se, seed_share, detectable (the
     smallest difference found with 80 % power at 5 %, two-sided), seeds, method, paired (`difference`). The
     interval's fields are NaN and the method empty when a side kept no test predictions."""
@@ -419,7 +450,7 @@ def compare(a: dict, b: dict) -> dict:
     return out
 
 
-def claims(runs: dict[Setting, dict]) -> pd.DataFrame:
+def claims(runs: dict[Setting, CellResults]) -> pd.DataFrame:
     """Each claim's tests on each of its comparisons, one row per (comparison, test); the family of
     every test that has an interval is Holm-adjusted (`holm`).
 
@@ -469,8 +500,8 @@ def claims(runs: dict[Setting, dict]) -> pd.DataFrame:
                         seed_share=seed_share(i),
                         detectable=test.detectable(shown),
                     )
-                    row["seeds"] = f"{len(runs[a]['seeds'])} / {len(runs[b]['seeds'])}"
-                    if min(len(runs[a]["seeds"]), len(runs[b]["seeds"])) < 2:
+                    row["seeds"] = f"{len(runs[a].seeds)} / {len(runs[b].seeds)}"
+                    if min(len(runs[a].seeds), len(runs[b].seeds)) < 2:
                         row["verdict"] = "inconclusive (1 seed)"
                     elif i.se == 0:
                         row["verdict"] = "inconclusive (no spread)"
@@ -562,20 +593,20 @@ def split_uniform(table: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame
     return table.drop(columns=list(same)), same
 
 
-def cell_summary(results: list[dict]) -> pd.DataFrame:
+def cell_summary(results: list[CellResults]) -> pd.DataFrame:
     """One row per run: cell, setting, seeds, last/best test accuracy (mean ± std), time."""
     rows = []
-    for r in sorted(results, key=lambda r: r["cell"]):
-        s = r["summary"]
+    for r in sorted(results, key=lambda r: r.cell):
+        s = r.summary
         rows.append(
             {
-                "Cell": r["cell"],
+                "Cell": r.cell,
                 "Setting": setting_label(setting_of(r)),
-                "Seeds": s["n_seeds"],
-                "Test acc., last epoch": f"{s['test_acc_last_mean']:.3f} ± {s['test_acc_last_std']:.3f}",
-                "Test acc., best val. epoch": f"{s['test_acc_best_mean']:.3f} ± {s['test_acc_best_std']:.3f}",
-                "Parameters": f"{r['seeds'][0]['n_params']:,}",
-                "Minutes (all seeds)": f"{sum(x['seconds'] for x in r['seeds']) / 60:.1f}",
+                "Seeds": s.n_seeds,
+                "Test acc., last epoch": f"{s.test_acc_last_mean:.3f} ± {s.test_acc_last_std:.3f}",
+                "Test acc., best val. epoch": f"{s.test_acc_best_mean:.3f} ± {s.test_acc_best_std:.3f}",
+                "Parameters": f"{r.seeds[0].n_params:,}",
+                "Minutes (all seeds)": f"{sum(x.seconds for x in r.seeds) / 60:.1f}",
             }
         )
     return pd.DataFrame(rows).set_index("Cell")
@@ -591,10 +622,10 @@ def config_markdown(cfg) -> str:
     )
 
 
-def seed_table(result: dict) -> pd.DataFrame:
+def seed_table(result: CellResults) -> pd.DataFrame:
     """One row per seed of one cell: test accuracies, best epoch, time and throughput."""
     keys = ["test_acc_last", "test_acc_best", "best_epoch", "seconds", "segments_per_second"]
-    table = pd.DataFrame([{k: s[k] for k in ["seed", *keys]} for s in result["seeds"]]).set_index("seed")
+    table = pd.DataFrame([{k: getattr(s, k) for k in ["seed", *keys]} for s in result.seeds]).set_index("seed")
     return table.round(3)
 
 
@@ -609,13 +640,13 @@ ABLATION_QUESTIONS = {
 _NOT_SETTINGS = {"cell", "base"}
 
 
-def changed_keys(result: dict, base: dict) -> dict[str, tuple]:
+def changed_keys(result: CellResults, base: CellResults) -> dict[str, tuple]:
     """The config keys an ablation changes against its base cell's run: {key: (base value, ablation value)}."""
-    a, b = result["config"], base["config"]
+    a, b = result.config.to_dict(), base.config.to_dict()
     return {k: (b.get(k), v) for k, v in a.items() if k not in _NOT_SETTINGS and b.get(k) != v}
 
 
-def _interval_text(acc: tuple[float, float, float] | None, result: dict) -> str:
+def _interval_text(acc: tuple[float, float, float] | None, result: Run) -> str:
     if acc is None:
         mean, std = mean_std(accuracies(result))
         return f"{mean:.3f} ± {std:.3f} (sd)"
@@ -634,7 +665,7 @@ def reading(diff: float, low: float, high: float, detectable: float) -> str:
     return f"no clear effect: the interval [{low:+.3f}, {high:+.3f}] holds zero{small}"
 
 
-def ablation_comparisons(results: dict[str, dict]) -> list[dict]:
+def ablation_comparisons(results: dict[str, CellResults]) -> list[dict]:
     """Each ablation against its base cell, as numbers: ablation, base, changes ({key: (base
     value, ablation value)}), and `compare`'s diff, low, high, width, se, detectable, method (all
     NaN / empty when the base cell was not run: then `base_run` is None)."""
@@ -642,15 +673,15 @@ def ablation_comparisons(results: dict[str, dict]) -> list[dict]:
     for cell, r in sorted(results.items()):
         if not is_ablation(r):
             continue
-        base = results.get(r["config"]["base"])
-        row = dict(ablation=cell, base=r["config"]["base"], run=r, base_run=base)
+        base = results.get(r.config.base)
+        row = dict(ablation=cell, base=r.config.base, run=r, base_run=base)
         row["changes"] = changed_keys(r, base) if base else {}
         row.update(compare(r, base) if base else dict(diff=math.nan, low=math.nan, high=math.nan, width=math.nan))
         rows.append(row)
     return rows
 
 
-def ablation_table(results: dict[str, dict]) -> pd.DataFrame:
+def ablation_table(results: dict[str, CellResults]) -> pd.DataFrame:
     """Each ablation beside its base cell: what it changes from which cell, both accuracies with
     their 95 % intervals, the paired difference with its interval, the interval's width and the
     smallest detectable difference (the reading of each is `ablation_readings`)."""
@@ -674,7 +705,7 @@ def ablation_table(results: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("Ablation").fillna("—") if rows else pd.DataFrame()
 
 
-def ablation_readings(results: dict[str, dict]) -> list[str]:
+def ablation_readings(results: dict[str, CellResults]) -> list[str]:
     """One line of reading per ablation (Markdown): its question, and what its interval says."""
     lines = []
     for c in ablation_comparisons(results):
@@ -726,17 +757,17 @@ def widths_markdown(rows: list[dict], n_tracks: int, seeds: str) -> str:
     )
 
 
-def baseline_as_result(baseline: dict) -> dict:
+def baseline_as_result(baseline: BaselineResults) -> BaselineRun:
     """A baseline in the shape of a one-seed cell result, so `compare` pairs it with a cell."""
-    seed = {
-        "seed": 0,
-        "test_acc_last": baseline["test_acc"],
-        "test_track_ids": baseline["test_track_ids"],
-        "test_labels": baseline["test_labels"],
-        "test_probs": baseline["test_probs"],
-        "test_artist_ids": baseline.get("test_artist_ids"),
-    }
-    return {"cell": f"baselines/{baseline['variant']}", "profile": baseline["profile"], "config": {}, "seeds": [seed]}
+    seed = BaselineSeed(
+        seed=0,
+        test_acc_last=baseline.test_acc,
+        test_track_ids=baseline.test_track_ids,
+        test_labels=baseline.test_labels,
+        test_probs=baseline.test_probs,
+        test_artist_ids=baseline.test_artist_ids,
+    )
+    return BaselineRun(cell=f"baselines/{baseline.variant}", profile=baseline.profile, seeds=[seed])
 
 
 def _signed_interval(c: dict) -> str:
@@ -744,7 +775,7 @@ def _signed_interval(c: dict) -> str:
     return f"{c['diff']:+.3f} " + ("[—]" if math.isnan(c["low"]) else f"[{c['low']:+.3f}, {c['high']:+.3f}]")
 
 
-def baselines_summary(baselines: dict[str, dict]) -> pd.DataFrame:
+def baselines_summary(baselines: dict[str, BaselineResults]) -> pd.DataFrame:
     """One row per baseline (results.load_baselines): its features, the C chosen on the validation
     split, the validation accuracy there, and the test accuracy with its interval over test tracks."""
     rows = []
@@ -752,10 +783,10 @@ def baselines_summary(baselines: dict[str, dict]) -> pd.DataFrame:
         r = baseline_as_result(b)
         rows.append(
             {
-                "Baseline": b["name"],
-                "Features": b["n_features"],
-                "C (chosen)": f"{b['tuning']['chosen']:g}",
-                "Validation accuracy": f"{b['val_acc']:.3f}",
+                "Baseline": b.name,
+                "Features": b.n_features,
+                "C (chosen)": f"{b.tuning.chosen:g}",
+                "Validation accuracy": f"{b.val_acc:.3f}",
                 f"Test accuracy [{CONFIDENCE:.0%}]": _interval_text(accuracy_interval(r), r),
             }
         )
@@ -765,29 +796,29 @@ def baselines_summary(baselines: dict[str, dict]) -> pd.DataFrame:
 CHOSEN_MARK = "●"  # beside the validation accuracy of the C a baseline kept
 
 
-def baseline_tuning_table(baselines: dict[str, dict]) -> pd.DataFrame:
+def baseline_tuning_table(baselines: dict[str, BaselineResults]) -> pd.DataFrame:
     """Validation accuracy at each C of the grid (rows) for each baseline (columns); the chosen C's
     marked CHOSEN_MARK. A C that is not in a baseline's grid: '—'."""
-    grid = sorted({c for b in baselines.values() for c in b["tuning"]["grid"]})
+    grid = sorted({c for b in baselines.values() for c in b.tuning.grid})
     table = {}
     for b in baselines.values():
-        t = b["tuning"]
-        acc = dict(zip(t["grid"], t["val_acc"]))
-        table[b["name"]] = [
-            "—" if c not in acc else f"{acc[c]:.3f}" + (f" {CHOSEN_MARK}" if c == t["chosen"] else "") for c in grid
+        t = b.tuning
+        acc = dict(zip(t.grid, t.val_acc))
+        table[b.name] = [
+            "—" if c not in acc else f"{acc[c]:.3f}" + (f" {CHOSEN_MARK}" if c == t.chosen else "") for c in grid
         ]
     return pd.DataFrame(table, index=pd.Index([f"{c:g}" for c in grid], name="C"))
 
 
-def baseline_table(results: dict[str, dict], baselines: dict[str, dict]) -> pd.DataFrame:
+def baseline_table(results: dict[str, CellResults], baselines: dict[str, BaselineResults]) -> pd.DataFrame:
     """Each table cell (rows) against each baseline (columns), paired on the same test tracks: the
     cell's test accuracy, then 'CNN − <baseline>' as '+0.123 [+0.050, +0.196]' (`compare`)."""
     paired = {name: baseline_as_result(b) for name, b in baselines.items()}
     rows = []
-    for setting, r in sorted(index_runs(list(results.values())).items(), key=lambda kv: kv[1]["cell"]):
+    for setting, r in sorted(index_runs(list(results.values())).items(), key=lambda kv: kv[1].cell):
         row = {"Model": f"CNN, {setting_label(setting)}", "Test accuracy": _interval_text(accuracy_interval(r), r)}
         for name, b in paired.items():
-            row[f"CNN − {baselines[name]['name']}"] = _signed_interval(compare(r, b))
+            row[f"CNN − {baselines[name].name}"] = _signed_interval(compare(r, b))
         rows.append(row)
     return pd.DataFrame(rows).set_index("Model")
 
