@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from fakes import cell_result
 
 from fmareport import device as device_mod
 from fmareport import gpus, model, train
@@ -26,7 +27,7 @@ from fmareport.config import load_profile
 from fmareport.device import DeviceError, bf16_autocast, claimed_device, cuda_problem, device_policy, pick_device
 from fmareport.experiment import run_cell
 from fmareport.files import take_lock
-from fmareport.results import load_results
+from fmareport.results import DevicePolicyRecord, load_results, validate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -245,21 +246,25 @@ def test_the_policy_is_decided_once_per_cell_and_recorded_per_seed(tiny_config, 
         p = seed.policy
         assert (p.device_type, p.device_name, p.device_index, p.store, p.amp) == ("cpu", "cpu", None, "memmap", False)
         assert p.store_reason == "clip store: memmap (store_on_device: auto on the CPU)" and p.amp_reason
-    assert cell["seeds"][1]["policy"]["store"] == "memmap"
+    assert cell.seeds[1].policy.store == "memmap"  # as written to the file, read back
 
 
 def test_results_written_before_the_policy_still_load():
-    """The committed results (no policy) read as they are; the same schema version."""
-    old = load_results(REPO / "results", "smoke") if (REPO / "results" / "smoke").is_dir() else {}
-    assert all(s.get("policy") is None for r in old.values() for s in r["seeds"])
+    """A results file of the same schema version written before seeds had a policy reads as it is."""
+    old = json.loads(cell_result(accs=[0.5, 0.6]).model_dump_json())
+    for s in old["seeds"]:
+        del s["policy"]  # as a file written before the record was
+    assert [s.policy for s in validate(old).seeds] == [None, None]
 
 
 def test_the_reproducibility_page_shows_each_seeds_policy(tiny_config):
     from fmareport.report import pages
     from fmareport.report.book import Page
 
-    record = device_policy(tiny_config).record()
-    results = {"table1/a": {"seeds": [{"seed": 0, "policy": record}]}, "table1/b": {"seeds": [{"seed": 3}]}}
+    record = DevicePolicyRecord(**device_policy(tiny_config).record())
+    with_policy = cell_result(accs=[0.5])
+    with_policy = with_policy.model_copy(update={"seeds": [with_policy.seeds[0].model_copy(update={"policy": record})]})
+    results = {"table1/a": with_policy, "table1/b": cell_result(accs=[0.5], seeds=[3])}
     html = pages.device_policies(Page("tiny", results, {}, tiny_config, [])).data
     assert 'id="device-policy"' in html and "memmap" in html and "off (fp32)" in html
     assert "Not recorded (results written before the policy was): table1/b seed 3." in html

@@ -725,21 +725,21 @@ def device_policies(page: Page) -> HTML | Markdown:
     before it was recorded are listed as such."""
     rows, unrecorded = [], []
     for cell, r in page.results.items():
-        for s in r["seeds"]:
-            p = s.get("policy")
+        for s in r.seeds:
+            p = s.policy
             if p is None:
-                unrecorded.append(f"{cell} seed {s['seed']}")
+                unrecorded.append(f"{cell} seed {s.seed}")
                 continue
-            where = "" if p["device_index"] is None else f" {p['device_index']}"
+            where = "" if p.device_index is None else f" {p.device_index}"
             rows.append(
                 {
                     "cell": cell,
-                    "seed": s["seed"],
-                    "device": f"{p['device_type']}{where}: {p['device_name']}",
-                    "GPU UUID": p["device_uuid"] or "",
-                    "autocast": p["amp_dtype"] or "off (fp32)",
-                    "clip store": p["store"],
-                    "why": "; ".join(p[k] for k in ("device_reason", "amp_reason", "store_reason")),
+                    "seed": s.seed,
+                    "device": f"{p.device_type}{where}: {p.device_name}",
+                    "GPU UUID": p.device_uuid or "",
+                    "autocast": p.amp_dtype or "off (fp32)",
+                    "clip store": p.store,
+                    "why": "; ".join((p.device_reason, p.amp_reason, p.store_reason)),
                 }
             )
     note = f"Not recorded (results written before the policy was): {', '.join(unrecorded)}." if unrecorded else ""
