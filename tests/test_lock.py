@@ -93,3 +93,9 @@ def test_lock_hashes_names_each_lock_files_sha256(locks):
     assert list(hashes) == list(provenance.LOCK_FILES)
     assert all(re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes.values()), hashes
     assert provenance.lock_hashes(REPO / "nowhere") == dict.fromkeys(provenance.LOCK_FILES)
+
+
+def test_environment_yml_installs_the_same_locks(locks):
+    text = (REPO / "environment.yml").read_text()
+    assert "--require-hashes" in text and all(f"-r {name}" in text for name in provenance.LOCK_FILES), text
+    assert f"torch=={locks['requirements-torch.lock']['torch'][0]}" in text
