@@ -149,7 +149,7 @@ def data_sets(dry: bool, root: Path, device: str) -> dict:
     """{'shapes': (cfg, store) at the paper's shapes (smoke's when dry), 'tiny': (cfg, store) for the short runs}."""
     # dry: 1.5 s clips at 8 kHz (the test suite's tiny set), one decode process
     small = {"clip_samples": 8192, "segment_samples": 2048, "prepare_workers": 1} if dry else {}
-    tiny_cfg = synth_config("smoke", root, 5 if dry else 10, device=device, amp=False, **small)
+    tiny_cfg = synth_config("smoke", root, 3 if dry else 10, device=device, amp=False, **small)
     sets = {"tiny": (tiny_cfg, prepare(tiny_cfg, progress=False))}
     if dry:
         sets["shapes"] = sets["tiny"]
