@@ -84,7 +84,8 @@ def cuda_problem() -> str | None:
         names = ", ".join(sorted({g["name"] for g in gpus}))
         return (
             f"{wheel}, but torch cannot use the GPU(s) ({names}) with the installed driver {gpus[0]['driver']}: "
-            "update the driver, or install a torch wheel built for an older CUDA"
+            "update the driver, or install a torch wheel built for an older CUDA: make install "
+            "TORCH_INDEX=https://download.pytorch.org/whl/cu126 (CUDA 12.6, driver >= 525; docs/running.md)"
         )
     arch = [a for a in torch.cuda.get_arch_list() if a.startswith("sm_")]  # e.g. sm_75 ... sm_120
     cap = torch.cuda.get_device_capability(0)

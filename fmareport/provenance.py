@@ -8,6 +8,7 @@ with `now()`. Nothing here fails a run: what cannot be found is recorded as null
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import importlib.metadata
 import os
 import platform
@@ -42,6 +43,18 @@ def versions() -> dict[str, str | None]:
     except (ImportError, OSError, AttributeError):
         out["libsndfile"] = None
     return out
+
+
+# The pinned environment `make install` installs (Makefile): the rest, then torch and its CUDA packages.
+LOCK_FILES = ("requirements.lock", "requirements-torch.lock")
+
+
+def lock_hashes(root: Path = REPO_ROOT) -> dict[str, str | None]:
+    """{lock file: SHA-256 of its bytes} for this checkout's LOCK_FILES; None for one that is missing."""
+    return {
+        name: hashlib.sha256((root / name).read_bytes()).hexdigest() if (root / name).is_file() else None
+        for name in LOCK_FILES
+    }
 
 
 def _git(*args: str, cwd: Path) -> str | None:

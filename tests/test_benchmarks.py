@@ -45,3 +45,17 @@ def test_the_benchmark_runs_in_its_tiny_mode(name, capsys, one_torch_thread, tmp
     load(name, monkeypatch).main(["--tiny"])
     out = capsys.readouterr().out
     assert LAST_WORDS[name] in out, out[-2000:]
+
+
+def test_the_gpu_check_runs_every_check_in_its_dry_mode(tmp_path, monkeypatch):
+    """benchmarks/gpu_check.py --dry: every check on the CPU at tiny sizes (the GPU-only parts say
+    skipped), one markdown report, exit status 0 (docs/running.md, "The GPU check")."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    out = tmp_path / "gpu-check.md"
+    assert load("gpu_check", monkeypatch).main(["--dry", "--out", str(out)]) == 0
+    report = out.read_text()
+    for check in ("1. gpu tests", "2. paper shapes", "3. sync-free steps", "4. resume after kill -9"):
+        assert f"| {check} |" in report, report
+    assert "| 5. > 2^31 samples | pass" in report and "| 6. bf16 vs fp32 | pass" in report, report
+    assert "| 4. resume after kill -9 | pass |" in report and "SIGKILL (exit -9) after epoch 1" in report, report
+    assert "FAIL" not in report, report
