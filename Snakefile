@@ -72,6 +72,12 @@ except ConfigError as err:
 if CFG.profile != PROFILE:
     raise WorkflowError(f"{PROFILE_YAML} says 'profile: {CFG.profile}': it must be '{PROFILE}' (its file name)")
 GPU = int(config.get("gpu", 1 if GPUS and CFG.compute.device != "cpu" else 0))  # GPUs per cell job
+# synth and prepare take every core of a local run (--cores). A cluster executor has no --cores
+# (workflow.cores raises): there the profile's set-threads gives their threads, else one.
+try:
+    ALL_CORES = workflow.cores
+except WorkflowError:
+    ALL_CORES = 1
 # A cell job on a GPU runs on one of its own (a lock per GPU, CUDA_VISIBLE_DEVICES set).
 ON_GPU = f"{PY} -m fmareport.cli on-gpu --" if GPU else ""
 
@@ -173,7 +179,7 @@ if CFG.data.source == "synth":
             # how synth cuts it into artists (a set made before it had artists is refused by prepare).
             settings=shlex.join(synth_arguments(CFG)),
             artist_tracks=ARTIST_TRACKS,
-        threads: workflow.cores
+        threads: ALL_CORES
         shell:
             "{PY} -m fmareport.cli synth {params.data_dir:q} {params.settings} --workers {threads} --force"
 
@@ -196,7 +202,7 @@ rule prepare:
         profile=PROFILE_YAML,
     output:
         BUILD / "store.txt",  # the store's path and counts: the marker every cell waits for
-    threads: workflow.cores
+    threads: ALL_CORES
     shell:
         "{PY} -m fmareport.cli prepare --profile {input.profile} --workers {threads} > {output}"
 
