@@ -18,15 +18,14 @@
 # SLURM_* variable but the job's ids removed, SLURM_CONF too, so srun looks for /etc/slurm/slurm.conf
 # and fails ("srun: fatal: Could not establish a configuration source"; upstream issue
 # snakemake-executor-plugin-slurm#164). A real cluster keeps its slurm.conf there or runs configless.
-# Ports: SLURMCTLD_PORT and SLURMD_PORT (default 6817 and 6818). Runs as root (apt-get, and
-# slurmd runs jobs as the submitting user); sudo is used when not root.
+# Ports: SLURMCTLD_PORT and SLURMD_PORT (default 6817 and 6818). Runs as root (apt-get; slurmd
+# runs jobs as the submitting user): `sudo tests/slurm/cluster.sh start DIR` otherwise.
 set -euo pipefail
 
 usage() { echo "usage: $0 start|stop|status DIR" >&2; exit 2; }
 [ $# -eq 2 ] || usage
 ACTION=$1
 DIR=$2
-SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
 SBIN=/usr/sbin
 DAEMONS=(slurmd slurmctld munged)   # stopped in this order
 
@@ -38,8 +37,8 @@ install_packages() {
     command -v munged >/dev/null 2>&1 || [ -x $SBIN/munged ] || missing+=(munge)
     [ ${#missing[@]} -eq 0 ] && return
     echo "cluster.sh: installing ${missing[*]} (apt-get)" >&2
-    $SUDO apt-get update -qq
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+    apt-get update -qq
+    env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
 # Wait up to $2 seconds for command $1 to succeed.
@@ -69,6 +68,7 @@ fail() {
 }
 
 start() {
+    [ "$(id -u)" = 0 ] || { echo "cluster.sh: run as root (apt-get, slurmd): sudo $0 start $DIR" >&2; exit 1; }
     install_packages
     [ ! -e "$DIR/run" ] || { echo "cluster.sh: $DIR already holds a cluster (stop it first)" >&2; exit 1; }
     mkdir -p "$DIR"/{bin,munge,run,log,state/ctld,state/d}
