@@ -86,6 +86,12 @@ if not GPU and (CFG.compute.device == "cuda" or (CFG.compute.device == "auto" an
         f"has none torch can use (gpus={GPUS}){why}. To run it here on the CPU (days), set device: cpu in "
         f"{PROFILE_YAML}; {GPU_FIX}; on a cluster, give each cell a GPU with --config gpu=1 (profiles/slurm)"
     )
+# synth and prepare take every core of a local run (--cores). A cluster executor has no --cores
+# (workflow.cores raises): there the profile's set-threads gives their threads, else one.
+try:
+    ALL_CORES = workflow.cores
+except WorkflowError:
+    ALL_CORES = 1
 # A cell job on a GPU runs on one of its own (a claim per GPU, CUDA_VISIBLE_DEVICES set).
 ON_GPU = f"{PY} -m fmareport.cli on-gpu --" if GPU else ""
 
@@ -187,7 +193,7 @@ if CFG.data.source == "synth":
             # how synth cuts it into artists (a set made before it had artists is refused by prepare).
             settings=shlex.join(synth_arguments(CFG)),
             artist_tracks=ARTIST_TRACKS,
-        threads: workflow.cores
+        threads: ALL_CORES
         shell:
             "{PY} -m fmareport.cli synth {params.data_dir:q} {params.settings} --workers {threads} --force"
 
@@ -210,7 +216,7 @@ rule prepare:
         profile=PROFILE_YAML,
     output:
         BUILD / "store.txt",  # the store's path and counts: the marker every cell waits for
-    threads: workflow.cores
+    threads: ALL_CORES
     shell:
         "{PY} -m fmareport.cli prepare --profile {input.profile} --workers {threads} > {output}"
 

@@ -47,6 +47,7 @@ def test_the_benchmark_runs_in_its_tiny_mode(name, capsys, one_torch_thread, tmp
     assert LAST_WORDS[name] in out, out[-2000:]
 
 
+@pytest.mark.gpucheck
 def test_the_gpu_check_runs_every_check_in_its_dry_mode(tmp_path, monkeypatch):
     """benchmarks/gpu_check.py --dry: every check on the CPU at tiny sizes (the GPU-only parts say
     skipped), one markdown report, exit status 0 (docs/running.md, "The GPU check")."""

@@ -20,14 +20,20 @@ REPO = Path(__file__).resolve().parents[1]
 PAPER_CELLS = sorted(p.stem for t in ("table1", "table2", "ablations") for p in (REPO / "params" / t).glob("*.yaml"))
 
 
-def dry_run(workdir: Path, *args: str) -> dict[str, list[dict]]:
+def dry_run(workdir: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, list[dict]]:
     """`snakemake --dry-run --printshellcmds` of the repo's Snakefile in `workdir` (a copy of params/),
-    no data needed; -> the planned jobs by rule: [{"resources": {...}, "shell": "..."}]."""
+    no data needed, in `env` (default: this process's); -> the planned jobs by rule:
+    [{"resources": {...}, "shell": "..."}]."""
     if not (workdir / "params").exists():
         shutil.copytree(REPO / "params", workdir / "params")
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir)]
     done = subprocess.run(
-        [*cmd, "--dry-run", "--printshellcmds", *args], cwd=workdir, capture_output=True, text=True, timeout=300
+        [*cmd, "--dry-run", "--printshellcmds", *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     jobs: dict[str, list[dict]] = {}
@@ -149,24 +155,35 @@ SLURM_PLUGIN = importlib.util.find_spec("snakemake_executor_plugin_slurm") is no
 )
 def test_slurm_dry_run_of_the_paper_profile(tmp_path):
     """The committed workflow profile, as docs/running.md shows it: one SLURM job per cell with one
-    GPU and the cell resources it states; the download runs where Snakemake runs (a local rule)."""
+    GPU and the cell resources it states, the account and partitions from the environment; the
+    download runs where Snakemake runs (a local rule). tests/test_slurm.py runs it on a real cluster."""
     profile = REPO / "profiles" / "slurm" / "config.yaml"
     settings = yaml.safe_load(profile.read_text())
     docs = (REPO / "docs" / "running.md").read_text()
     assert profile.read_text().split("executor: slurm", 1)[1] in docs, "docs/running.md must quote the profile"
     assert settings["executor"] == "slurm"
 
-    jobs = dry_run(tmp_path, "--workflow-profile", str(profile.parent))
+    cluster = {
+        "FMAREPORT_SLURM_ACCOUNT": "lab",
+        "FMAREPORT_SLURM_PARTITION": "cpu",
+        "FMAREPORT_SLURM_GPU_PARTITION": "gpu",
+    }
+    jobs = dry_run(tmp_path, "--workflow-profile", str(profile.parent), env={**os.environ, **cluster})
     cell_res = settings["set-resources"]["cell"]
     assert len(jobs["cell"]) == len(PAPER_CELLS)
     for job in jobs["cell"]:
         r = job["resources"]
-        assert r["gpu"] == "1" and r["slurm_partition"] == cell_res["slurm_partition"]
+        assert (r["gpu"], r["slurm_partition"], r["slurm_account"]) == ("1", "gpu", "lab")
         assert (int(r["mem_mb"]), int(r["runtime"])) == (cell_res["mem_mb"], cell_res["runtime"])
         assert "on-gpu" in job["shell"]
     for rule in ("fetch", "prepare"):
         (job,) = jobs[rule]
-        assert "gpu" not in job["resources"] and job["resources"]["slurm_partition"] == "<cpu partition>"
+        assert "gpu" not in job["resources"]
+        assert (job["resources"]["slurm_partition"], job["resources"]["slurm_account"]) == ("cpu", "lab")
+    # Unset, each is empty: the plugin then submits without -A and to the cluster's default partition.
+    unset = {k: v for k, v in os.environ.items() if k not in cluster}
+    (job,) = dry_run(tmp_path, "--workflow-profile", str(profile.parent), "prepare", env=unset)["prepare"]
+    assert (job["resources"]["slurm_partition"], job["resources"]["slurm_account"]) == ("", "")
 
     # Which rules run on the submitting host, as the SLURM executor reads them from the workflow.
     script = (
