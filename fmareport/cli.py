@@ -93,7 +93,7 @@ def _synth(sub) -> None:
 
         try:
             given = {k: v for k in SynthSettings.model_fields if (v := getattr(args, k)) is not None}
-            out = synthesize(args.dir, synth_settings(given, "fmareport synth"), True, args.workers, args.force)
+            out = synthesize(args.dir, synth_settings(given), True, args.workers, args.force)
         except (FileExistsError, ValueError) as err:
             raise ConfigError(str(err)) from None
         print(out)

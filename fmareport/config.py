@@ -122,8 +122,9 @@ class SynthSettings(Section):
     def _consistent(self) -> SynthSettings:
         if self.validation_fraction + self.test_fraction >= 1:
             raise ValueError(
-                f"keys 'synth_validation_fraction' + 'synth_test_fraction': {self.validation_fraction:g} + "
-                f"{self.test_fraction:g} leave no training tracks; their sum must be below 1"
+                f"the validation and test fractions {self.validation_fraction:g} + {self.test_fraction:g} (keys "
+                "'synth_validation_fraction' and 'synth_test_fraction', options --validation-fraction and "
+                "--test-fraction) leave no training tracks; their sum must be below 1"
             )
         return self
 
@@ -344,17 +345,21 @@ def flat_key(section: str | None, field: str) -> str:
 
 
 def nest(raw: dict[str, Any]) -> dict[str, Any]:
-    """A flat mapping into sections ({"n_fft": 8} -> {"model": {"n_fft": 8}}); an unknown key, or a
-    section given as a mapping, stays where it is for the model to refuse or take."""
+    """A flat mapping into sections ({"n_fft": 8} -> {"model": {"n_fft": 8}}); an unknown key stays on
+    top for the model to refuse. A section given whole (a model's own dump) is taken as a copy, its
+    flat keys beside it winning; `raw` is never changed."""
     out: dict[str, Any] = {}
+    flat: dict[str, dict[str, Any]] = {}
     for key, value in raw.items():
         section, field = FLAT_KEYS.get(key, (None, key)) if isinstance(key, str) else (None, key)
         if section is None:
             out[key] = value
         else:
-            sub = out.setdefault(section, {})
-            if isinstance(sub, dict):
-                sub[field] = value
+            flat.setdefault(section, {})[field] = value
+    for section, fields in flat.items():
+        given = out.get(section)
+        given = given.model_dump() if isinstance(given, Section) else given
+        out[section] = {**given, **fields} if isinstance(given, dict) else fields if given is None else given
     return out
 
 
@@ -409,22 +414,25 @@ def shown(value: Any, text: bool = False) -> str:
 
 def _describe(key: str) -> str:
     """What a key accepts, in words: 'one of 'raw', 'spectrogram', 'both'', 'an integer', ..."""
-    schema = FlatConfig.model_json_schema()["properties"][key]
+    schema = FlatConfig.model_json_schema()["properties"].get(key, {})
+    if "anyOf" in schema:  # an optional key (base): what it takes when it is given
+        schema = next((s for s in schema["anyOf"] if s.get("type") != "null"), {})
     if "enum" in schema:
         return "one of " + ", ".join(repr(a) for a in schema["enum"])
     kind = schema.get("type")
     if kind == "array":
         return f"a list of {schema['items'].get('type', 'value')}s".replace("integers", "int")
     return {"integer": "an integer", "number": "a number", "boolean": "true or false", "string": "a string"}.get(
-        kind, str(kind)
+        kind, "a value of another kind"
     )
 
 
-def _flat_loc(loc: tuple) -> tuple:
-    """A pydantic error's place as a params file names it: ('model', 'n_fft') -> ('n_fft',)."""
+def flat_loc(loc: tuple) -> tuple:
+    """A pydantic error's place as a params file names it: ('model', 'n_fft') -> ('n_fft',); a whole
+    section's check (('model',)) -> () (its message names its keys)."""
     if len(loc) >= 2 and loc[0] in SECTIONS and (loc[0], loc[1]) in _FLAT_OF:
         return (flat_key(loc[0], loc[1]), *loc[2:])
-    return loc
+    return () if len(loc) == 1 and loc[0] in SECTIONS else loc
 
 
 def _key(loc: tuple) -> str:
@@ -477,10 +485,12 @@ def _key_name(loc: tuple) -> str:
 
 def _message(e: dict, name: Callable[[tuple], str] = _key_name) -> str:
     """One pydantic error as our message: the key, what was given (shortened), what is allowed."""
-    kind, loc, value = e["type"], _flat_loc(e["loc"]), shown(e.get("input"))
-    if kind == "value_error" and (not loc or loc[0] in SECTIONS):  # our cross-field checks name their keys
+    kind, loc, value = e["type"], flat_loc(e["loc"]), shown(e.get("input"))
+    if kind == "value_error" and not loc:  # our cross-field checks name their keys
         return str(e["ctx"]["error"])
     key = name(loc)
+    if kind == "invalid_key" or not isinstance(loc[0], str):
+        return f"key {shown(loc[0])} is not a name: a key is text, such as n_fft"
     if kind == "extra_forbidden":
         near = difflib.get_close_matches(str(loc[0])[:MAX_SHOWN], FIELDS, n=1, cutoff=0.6)
         hint = f" Did you mean {near[0]!r}?" if near else ""
@@ -530,18 +540,18 @@ def from_dict(raw: dict[str, Any], source: str = "<dict>", base: dict[str, Any] 
         raise ConfigError(f"{source}: {_messages(err.errors(include_url=False))}") from None
 
 
-def synth_settings(values: dict[str, Any], source: str) -> SynthSettings:
+def synth_settings(values: dict[str, Any]) -> SynthSettings:
     """SynthSettings from `fmareport synth`'s options ({"seconds": 5.0, ...}: only those given; the
     rest are the defaults), checked by the section's own rules; ConfigError names each option."""
     try:
         return SynthSettings.model_validate(values)
     except ValidationError as err:
-        errors = [{**e, "loc": _flat_loc(("synth", *e["loc"]))} for e in err.errors(include_url=False)]
+        errors = [{**e, "loc": flat_loc(("synth", *e["loc"]))} for e in err.errors(include_url=False)]
 
         def option(loc: tuple) -> str:  # ('synth_seconds',) -> 'option --seconds'
             return f"option --{FLAT_KEYS[loc[0]][1].replace('_', '-')}"
 
-        raise ConfigError(f"{source}: {_messages(errors, option)}") from None
+        raise ConfigError(_messages(errors, option)) from None  # the CLI puts its command first
 
 
 class _Loader(yaml.SafeLoader):

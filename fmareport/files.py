@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -30,9 +31,10 @@ def atomic_file(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     temporary file is removed and `path` is left as it was. `mode`: "w" (UTF-8 text) or "wb"."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # one per writer
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the mode a plain open() gives
     try:
-        with open(tmp, mode, encoding=None if "b" in mode else "utf-8") as f:
+        with open(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -87,9 +89,11 @@ def _open_shared(path: Path) -> int:
         except FileNotFoundError:
             pass
         try:
-            return os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             continue  # another process made it in between: open it as it is
+        os.fchmod(fd, 0o644)  # readable by every user whatever this one's umask (077 on many clusters)
+        return fd
 
 
 @contextlib.contextmanager
@@ -116,9 +120,11 @@ def mark_owned(folder: str | Path, marker: str, text: str = "") -> Path:
 
 
 def is_owned(folder: str | Path, marker: str) -> bool:
-    """Whether `folder` is a real folder (not a symbolic link to one) with our `marker` file in it."""
+    """Whether `folder` is a real folder (not a symbolic link to one) with our `marker` file in it
+    (a real file, not a link to one)."""
     folder = Path(folder)
-    return folder.is_dir() and not folder.is_symlink() and (folder / marker).is_file()
+    mark = folder / marker
+    return folder.is_dir() and not folder.is_symlink() and mark.is_file() and not mark.is_symlink()
 
 
 def remove_owned(folder: str | Path, marker: str) -> bool:

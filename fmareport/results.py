@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
 
-from .config import Config
+from .config import Config, FlatConfig, flat_loc
 from .data.fma import GENRES
 from .files import write_atomic
 
@@ -258,7 +258,7 @@ class CellResults(_Model):
     run_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]  # also printed by the cell's notebook
     profile: str
     cell: str
-    config: Config
+    config: Annotated[Config, WithJsonSchema(FlatConfig.model_json_schema())]  # written flat, as a params file
     genres: Annotated[list[str], Field(min_length=_K, max_length=_K)]
     data: DataInfo
     seeds: Annotated[list[SeedResult], Field(min_length=1)]
@@ -426,7 +426,8 @@ def write_results(path: str | Path, results: CellResults) -> Path:
 def _errors(err: ValidationError) -> str:
     """The first error in one line: where (a path such as seeds/0) and what; our checks' own words."""
     e = err.errors()[0]
-    where = "/".join(str(p) for p in e["loc"]) or "(top level)"
+    loc = ("config", *flat_loc(e["loc"][1:])) if e["loc"][:1] == ("config",) else e["loc"]  # as the file has it
+    where = "/".join(str(p) for p in loc) or "(top level)"
     more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
     what = str(e["ctx"]["error"]) if e["type"] == "value_error" else e["msg"]
     return f"results JSON invalid at {where}: {what}{more}"

@@ -244,7 +244,8 @@ def _set_rng_state(state: dict, device: torch.device | None = None) -> None:
     """Restore `_rng_state()`: Python's, numpy's, torch's CPU generator and the run's CUDA device's
     (`device`). Checkpoints before this kept one state per visible GPU: the run's device's is the
     one at its index, and when that GPU is not in the list (fewer visible now) the device's
-    generator keeps its seed (the net draws nothing from it: no dropout)."""
+    generator keeps its seed: the numbers of a dropout cell resumed so then differ from an
+    uninterrupted run's (the dropout masks are drawn from it)."""
     version, py_state, py_gauss = state["python"]
     random.setstate((version, tuple(py_state), py_gauss))
     n = state["numpy"]

@@ -126,7 +126,7 @@ def test_unknown_key_names_file_and_nearest_key(tmp_path):
         ("segment_samples: 256\n", r"key 'segment_samples': 256 samples give 0 steps"),
         (
             "synth_test_fraction: 0.95\n",
-            r"'synth_validation_fraction' \+ 'synth_test_fraction': 0\.1 \+ 0\.95 leave no",
+            r"fractions 0\.1 \+ 0\.95 \(keys 'synth_validation_fraction' and 'synth_test_fraction', .*\) leave no",
         ),
         ("synth_test_fraction: 0\n", r"key 'synth_test_fraction': must be in \(0, 1\), got 0"),
         ("- a\n- b\n", r"expected a mapping of keys to values, got list"),
@@ -296,9 +296,11 @@ def test_synth_options_are_the_synth_section(capsys):
     text = capsys.readouterr().out
     for name, field in SynthSettings.model_fields.items():
         assert f"--{name.replace('_', '-')}" in text and f"(default: {field.default})" in " ".join(text.split())
-    with pytest.raises(ConfigError, match=r"^fmareport synth: option --seconds: must be in \(0, 600\], got 0.0$"):
-        synth_settings({"seconds": 0.0}, "fmareport synth")
-    assert synth_settings({"seconds": 3.0}, "x") == SynthSettings(seconds=3.0)
+    with pytest.raises(ConfigError, match=r"^option --seconds: must be in \(0, 600\], got 0.0$"):
+        synth_settings({"seconds": 0.0})
+    assert synth_settings({"seconds": 3.0}) == SynthSettings(seconds=3.0)
+    assert main(["synth", "/nonexistent/x", "--seconds", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "fmareport synth: option --seconds: must be in (0, 600], got 0.0"
 
 
 def test_every_input_kind_builds_its_first_layer():
@@ -315,3 +317,23 @@ def test_every_input_kind_builds_its_first_layer():
         built = tuple(b for b, conv in (("raw", first.raw), ("spectrogram", first.spec)) if conv is not None)
         assert built == kind.branches
         assert Net(model).conv1(torch.zeros(2, 256)).shape == (2, 8, 256 // 8 - 2)  # (B, C, T)
+
+
+@pytest.mark.parametrize("text", ["1: 2\n", "true: 2\n", "~: 2\n"])
+def test_a_key_that_is_not_text_is_refused_by_name(tmp_path, text):
+    with pytest.raises(ConfigError, match=r"cell\.yaml: key .* is not a name: a key is text, such as n_fft"):
+        load_config(write(tmp_path, text))
+
+
+def test_an_optional_key_of_the_wrong_kind_says_what_it_takes():
+    with pytest.raises(ConfigError, match=r"key 'base': got 3 \(int\), expected a string"):
+        from_dict({"base": 3})
+
+
+def test_a_section_given_whole_beside_flat_keys_loses_neither():
+    """Internal callers may pass a section (a dict or a model) with flat keys beside it."""
+    given = {"model": {"n_fft": 512}, "hop": 64}
+    for raw in (given, {"hop": 64, "model": ModelSettings(n_fft=512)}):
+        cfg = Config.model_validate(raw)
+        assert (cfg.model.n_fft, cfg.model.hop) == (512, 64)
+    assert given == {"model": {"n_fft": 512}, "hop": 64}  # not changed

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import subprocess
 import sys
 import threading
@@ -138,3 +139,43 @@ def test_file_digest_is_hashlibs_and_feeds_one_hash_over_several_files(tmp_path)
     assert file_digest(b, h) == hashlib.sha1(a.read_bytes() + b";").hexdigest() == h.hexdigest()
     with pytest.raises(FileNotFoundError):
         file_digest(tmp_path / "missing")
+
+
+def test_atomic_writes_from_two_threads_to_one_path_do_not_collide(tmp_path):
+    """Each writer has its own temporary file (the name carries process and thread)."""
+    path, errors = tmp_path / "r.json", []
+
+    def write(text: str) -> None:
+        try:
+            for _ in range(200):
+                write_atomic(path, text)
+        except OSError as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=write, args=(t,)) for t in ("a" * 1000, "b" * 1000)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and path.read_text() in ("a" * 1000, "b" * 1000)
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_a_shared_lock_file_is_readable_by_every_user_whatever_the_umask(tmp_path):
+    """Made under umask 077 (common on clusters) it would be 0600: another user could not open it."""
+    old = os.umask(0o077)
+    try:
+        fd = take_lock(tmp_path / "locks" / "gpu-uuid.lock", wait=False, shared=True)
+    finally:
+        os.umask(old)
+    os.close(fd)
+    assert stat.S_IMODE((tmp_path / "locks" / "gpu-uuid.lock").stat().st_mode) == 0o644
+
+
+def test_a_marker_that_is_a_link_does_not_make_a_folder_ours(tmp_path):
+    elsewhere = tmp_path / "marker-elsewhere"
+    elsewhere.write_text("")
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / MARKER).symlink_to(elsewhere)
+    assert not is_owned(folder, MARKER) and not remove_owned(folder, MARKER) and folder.is_dir()

@@ -22,7 +22,9 @@ from fmareport.results import (
     SeedResult,
     load_baselines,
     read_results,
+    schema,
     summarize,
+    validate,
 )
 
 LABELS = [0, 1, 2, 3, 3, 7]  # six test tracks
@@ -404,3 +406,27 @@ def test_a_baselines_artists_are_read_back_and_checked(tmp_path):
     path = write_baseline(tmp_path / "short", {**baseline(), "test_artist_ids": ARTIST_IDS[:5]})
     with pytest.raises(ResultsError, match=f"^{path}: .*test_artist_ids: 5 artist ids for 6 test tracks"):
         load_baselines(tmp_path / "short", "p")
+
+
+def test_the_json_schema_describes_the_files_as_written():
+    """`fmareport schema` validates a results file as it is on disk: its config flat, as a params file
+    (the model holds it in sections), and refuses a bad config value."""
+    import jsonschema
+    from fakes import cell_result
+
+    validator = jsonschema.Draft202012Validator(schema())
+    written = json.loads(cell_result(accs=[0.5, 0.6]).model_dump_json())
+    assert "n_fft" in written["config"] and list(validator.iter_errors(written)) == []
+    written["config"]["n_fft"] = "1024"
+    (error,) = validator.iter_errors(written)
+    assert list(error.absolute_path) == ["config", "n_fft"]
+
+
+@pytest.mark.parametrize("key, value, where", [("n_fft", 1023, "config"), ("n_fft", "x", "config/n_fft")])
+def test_a_bad_config_in_a_results_file_is_named_as_the_file_has_it(key, value, where):
+    from fakes import cell_result
+
+    written = json.loads(cell_result(accs=[0.5]).model_dump_json())
+    written["config"][key] = value
+    with pytest.raises(ResultsError, match=rf"^results JSON invalid at {where}: "):
+        validate(written)

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from fakes import of_config
 
 from fmareport.config import ConfigError, from_dict, load_cell
@@ -114,6 +115,14 @@ def test_settings_stamp_changes_only_when_the_cell_must_run_again(tmp_path, monk
     runs.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
     first = stamp.read_text()
     assert "cell: table1/raw_whole" in first
+
+    # The same settings in another key order (a stamp written before the config had sections): left
+    # alone, so that no cell runs again for it.
+    reordered = yaml.safe_dump(dict(reversed(yaml.safe_load(first).items())), sort_keys=False)
+    stamp.write_text(reordered)
+    runs.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
+    assert stamp.read_text() == reordered != first
+    stamp.write_text(first)
 
     # A result of today's settings: left alone (the cell is up to date).
     out.write_text(result("table1/raw_whole").model_dump_json())

@@ -184,7 +184,7 @@ def settings_stamp(stamp: str | Path, profile: str, cell: str, result: str | Pat
         cfg, text = None, f"# does not load: {err}\n"
     old = stamp.read_text(encoding="utf-8") if stamp.is_file() else None
     settings, _, mark = (old or "").partition(RERUN_MARK)
-    if old is None or settings != text:
+    if old is None or not _same_settings(settings, text):
         write_atomic(stamp, text)
     elif cfg is not None and result.is_file():
         try:
@@ -195,6 +195,19 @@ def settings_stamp(stamp: str | Path, profile: str, cell: str, result: str | Pat
         if differ and mark.strip() != run_id:
             write_atomic(stamp, text + RERUN_MARK + run_id + "\n")
     return stamp
+
+
+def _same_settings(old: str, new: str) -> bool:
+    """Whether two stamps' settings are the same: the same text, or the same keys and values in
+    another order (a stamp written before the config had sections lists its keys in another order,
+    and must not make every cell run again)."""
+    if old == new:
+        return True
+    try:
+        a, b = yaml.safe_load(old), yaml.safe_load(new)
+    except yaml.YAMLError:
+        return False
+    return isinstance(a, dict) and a == b
 
 
 def newest_profile(results_root: str | Path) -> str | None:
