@@ -92,8 +92,9 @@ report: install
 # Under the report lock no other make report runs here, so a Snakemake lock left by a killed run
 # is stale: release it. --rerun-incomplete runs again the jobs a kill left half done.
 # --keep-going: a failing cell does not stop the others; a rerun does only what is missing.
+# GPUS is counted once (a torch subprocess: the eval makes it a simple variable) and given to both runs.
 workflow:
-	$(SNAKEMAKE) $(WORKFLOW_ARGS) --unlock --cores 1 --config profile=$(PROFILE) > /dev/null
+	$(eval GPUS := $(GPUS))$(SNAKEMAKE) $(WORKFLOW_ARGS) --unlock --cores 1 --config profile=$(PROFILE) gpus=$(GPUS) > /dev/null
 	$(SNAKEMAKE) $(WORKFLOW_ARGS) --cores $(CORES) --keep-going --rerun-incomplete --show-failed-logs \
 		--resources gpu=$(GPUS) --config profile=$(PROFILE) gpus=$(GPUS)
 
