@@ -154,30 +154,7 @@ def architecture(cfg: Config, n_samples: int | None = None) -> plt.Figure:
     ax.axis("off")
     xs = {r.name: i + 1.2 for i, r in enumerate(rows)}
     y, w, h = 0.45, 0.8, 0.4
-    # The paper's three blocks as shaded groups behind their layers.
-    for b, (title, _) in enumerate(BLOCKS):
-        members = [xs[r.name] for r in rows if _block_of(r) == b]
-        if members:
-            left, right = min(members) - w / 2 - 0.06, max(members) + w / 2 + 0.06
-            ax.add_patch(
-                FancyBboxPatch(
-                    (left, 0.16),
-                    right - left,
-                    0.7,
-                    boxstyle="round,pad=0,rounding_size=0.05",
-                    facecolor=BLOCK_COLORS[b],
-                    edgecolor="none",
-                )
-            )
-            ax.text(
-                (left + right) / 2,
-                0.78,
-                title.replace(" and ", " and\n") if len(members) == 1 else title,
-                ha="center",
-                va="center",
-                fontsize=9,
-                fontweight="bold",
-            )
+    _blocks(ax, rows, xs, w)
     _box(ax, 0.35, y, 0.5, 0.22, f"input\nwaveform\n{_shape((n,))}", "white", fontsize=8)
     prev_x = 0.35 + 0.25
     for r in rows:
@@ -209,6 +186,21 @@ def architecture(cfg: Config, n_samples: int | None = None) -> plt.Figure:
     return fig
 
 
+def _blocks(ax: plt.Axes, rows: list[LayerRow], xs: dict[str, float], w: float) -> None:
+    """The paper's three blocks as shaded groups behind their layers (boxes of width `w` at `xs`)."""
+    for b, (title, _) in enumerate(BLOCKS):
+        members = [xs[r.name] for r in rows if _block_of(r) == b]
+        if not members:
+            continue
+        left, right = min(members) - w / 2 - 0.06, max(members) + w / 2 + 0.06
+        style = "round,pad=0,rounding_size=0.05"
+        ax.add_patch(
+            FancyBboxPatch((left, 0.16), right - left, 0.7, boxstyle=style, facecolor=BLOCK_COLORS[b], edgecolor="none")
+        )
+        text = title.replace(" and ", " and\n") if len(members) == 1 else title
+        ax.text((left + right) / 2, 0.78, text, ha="center", va="center", fontsize=9, fontweight="bold")
+
+
 def _branches(parts: list[LayerRow], n_samples: int) -> list[list[LayerRow]]:
     """Split the first layer's parts into parallel branches: a part fed the waveform starts one."""
     branches: list[list[LayerRow]] = []
@@ -232,48 +224,7 @@ def first_layers(cfg: Config, n_samples: int | None = None) -> plt.Figure:
     widths = [k.panel_width for k in kinds]
     fig, axes = plt.subplots(1, len(kinds), figsize=(13, 6.5), gridspec_kw=dict(width_ratios=widths))
     for ax, kind in zip(axes, kinds):
-        rows = layer_table(cfg.replace(input=kind.name).model, n)
-        first = next(r for r in rows if r.kind == "first")
-        branches = _branches([r for r in rows if r.depth == 1], n)
-        depth = max(len(b) for b in branches)
-        ax.set(xlim=(0, 1), ylim=(0, 1))
-        ax.axis("off")
-        ax.set_title(f"{kind.label} input ({kind.name})", fontsize=11, fontweight="bold")
-        top, bottom = 0.93, 0.1
-        step = (top - bottom) / (depth + 1)
-        _box(ax, 0.5, top, 0.5, 0.07, f"waveform {_shape((n,))}", "white")
-        bw = min(0.9 / len(branches), 0.85)
-        for i, branch in enumerate(branches):
-            x = (i + 0.5) / len(branches)
-            prev_y = top - 0.035
-            for j, part in enumerate(branch):
-                yj = top - (j + 1) * step
-                _arrow(ax, (0.5 if j == 0 else x, prev_y), (x, yj + 0.06), _shape(part.in_shape) if j else "")
-                text = f"{part.name}: {PART_NAMES.get(part.kind, part.kind)}\n{conv_label(part)}"
-                _box(
-                    ax,
-                    x,
-                    yj,
-                    bw * 0.95,
-                    0.12,
-                    text,
-                    PART_COLORS.get(part.kind, "white"),
-                    fontsize=8.5 if len(branches) == 1 else 7.5,
-                )
-                prev_y = yj - 0.06
-            _arrow(ax, (x, prev_y), (0.5, bottom + 0.05), _shape(branch[-1].out_shape))
-        merge = "concatenate channels, " if len(branches) > 1 else ""
-        squeeze = " (height 1 squeezed)" if any(len(s) == 3 for s in (b[-1].out_shape for b in branches)) else ""
-        _box(
-            ax,
-            0.5,
-            bottom,
-            0.9,
-            0.09,
-            f"{first.name}: {merge}BN, ELU{squeeze}\n→ {_shape(first.out_shape)}; {first.params:,} parameters",
-            "#fff2cc",
-            fontsize=8.5,
-        )
+        _first_layer_panel(ax, kind, layer_table(cfg.replace(input=kind.name).model, n), n)
     fig.suptitle(
         f"Fig. 2 — the three first layers, {{features, (kernel), stride, padding}}, "
         f"for a {n:,}-sample input (n_fft {cfg.model.n_fft}, hop {cfg.model.hop}); "
@@ -282,6 +233,51 @@ def first_layers(cfg: Config, n_samples: int | None = None) -> plt.Figure:
     )
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig
+
+
+def _first_layer_panel(ax: plt.Axes, kind, rows: list[LayerRow], n: int) -> None:
+    """One input kind's panel of Fig. 2: the waveform, each branch's parts top to bottom, the merge."""
+    first = next(r for r in rows if r.kind == "first")
+    branches = _branches([r for r in rows if r.depth == 1], n)
+    depth = max(len(b) for b in branches)
+    ax.set(xlim=(0, 1), ylim=(0, 1))
+    ax.axis("off")
+    ax.set_title(f"{kind.label} input ({kind.name})", fontsize=11, fontweight="bold")
+    top, bottom = 0.93, 0.1
+    step = (top - bottom) / (depth + 1)
+    _box(ax, 0.5, top, 0.5, 0.07, f"waveform {_shape((n,))}", "white")
+    bw = min(0.9 / len(branches), 0.85)
+    for i, branch in enumerate(branches):
+        x = (i + 0.5) / len(branches)
+        prev_y = top - 0.035
+        for j, part in enumerate(branch):
+            yj = top - (j + 1) * step
+            _arrow(ax, (0.5 if j == 0 else x, prev_y), (x, yj + 0.06), _shape(part.in_shape) if j else "")
+            text = f"{part.name}: {PART_NAMES.get(part.kind, part.kind)}\n{conv_label(part)}"
+            _box(
+                ax,
+                x,
+                yj,
+                bw * 0.95,
+                0.12,
+                text,
+                PART_COLORS.get(part.kind, "white"),
+                fontsize=8.5 if len(branches) == 1 else 7.5,
+            )
+            prev_y = yj - 0.06
+        _arrow(ax, (x, prev_y), (0.5, bottom + 0.05), _shape(branch[-1].out_shape))
+    merge = "concatenate channels, " if len(branches) > 1 else ""
+    squeeze = " (height 1 squeezed)" if any(len(s) == 3 for s in (b[-1].out_shape for b in branches)) else ""
+    _box(
+        ax,
+        0.5,
+        bottom,
+        0.9,
+        0.09,
+        f"{first.name}: {merge}BN, ELU{squeeze}\n→ {_shape(first.out_shape)}; {first.params:,} parameters",
+        "#fff2cc",
+        fontsize=8.5,
+    )
 
 
 def _ordered(results: list[CellResults]) -> list[CellResults]:
