@@ -450,6 +450,40 @@ def compare(a: Run, b: Run) -> dict:
     return out
 
 
+def _claim_row(name: str, a: Setting, b: Setting, test, runs: dict[Setting, CellResults], found) -> tuple[dict, bool]:
+    """One (comparison, test) row of `claims`, before Holm: the interval the test reads and its
+    smaller p-value (-> row, True), or why it is inconclusive (-> row, False)."""
+    row = dict(
+        claim=name,
+        comparison=f"{setting_label(a)} − {setting_label(b)}",
+        word=test.word,
+        test=test.kind,
+        margin=test.margin,
+        confidence=test.confidence,
+        paper_diff=paper_value(a) - paper_value(b),
+        **dict.fromkeys(("diff", "low", "high", "se", "seed_share", "detectable"), math.nan),
+        seeds="",
+        method="",
+        paired=False,
+        p=math.nan,
+        p_holm=math.nan,
+        verdict="",
+    )
+    if a not in runs or b not in runs:
+        return row | {"verdict": f"inconclusive (not run: {setting_label(a if a not in runs else b)})"}, False
+    if found is None:
+        return row | {"verdict": "inconclusive (no test predictions kept)"}, False
+    i, row["method"], row["paired"] = found
+    shown = i.at(test.confidence)
+    row.update(diff=i.estimate, low=shown.low, high=shown.high, se=i.se, seed_share=seed_share(i))
+    row.update(detectable=test.detectable(shown), seeds=f"{len(runs[a].seeds)} / {len(runs[b].seeds)}")
+    if min(len(runs[a].seeds), len(runs[b].seeds)) < 2:
+        return row | {"verdict": "inconclusive (1 seed)"}, False
+    if i.se == 0:
+        return row | {"verdict": "inconclusive (no spread)"}, False
+    return row | {"p": min(test.p_values(i))}, True
+
+
 def claims(runs: dict[Setting, CellResults]) -> pd.DataFrame:
     """Each claim's tests on each of its comparisons, one row per (comparison, test); the family of
     every test that has an interval is Holm-adjusted (`holm`).
@@ -464,50 +498,9 @@ def claims(runs: dict[Setting, CellResults]) -> pd.DataFrame:
         for a, b in claim.comparisons:
             found = difference(runs[a], runs[b]) if a in runs and b in runs else None
             for test in claim.tests:
-                row = dict(
-                    claim=claim.name,
-                    comparison=f"{setting_label(a)} − {setting_label(b)}",
-                    word=test.word,
-                    test=test.kind,
-                    margin=test.margin,
-                    confidence=test.confidence,
-                    paper_diff=paper_value(a) - paper_value(b),
-                    diff=math.nan,
-                    low=math.nan,
-                    high=math.nan,
-                    se=math.nan,
-                    seed_share=math.nan,
-                    detectable=math.nan,
-                    seeds="",
-                    method="",
-                    paired=False,
-                    p=math.nan,
-                    p_holm=math.nan,
-                    verdict="",
-                )
-                if a not in runs or b not in runs:
-                    row["verdict"] = f"inconclusive (not run: {setting_label(a if a not in runs else b)})"
-                elif found is None:
-                    row["verdict"] = "inconclusive (no test predictions kept)"
-                else:
-                    i, row["method"], row["paired"] = found
-                    shown = i.at(test.confidence)
-                    row.update(
-                        diff=i.estimate,
-                        low=shown.low,
-                        high=shown.high,
-                        se=i.se,
-                        seed_share=seed_share(i),
-                        detectable=test.detectable(shown),
-                    )
-                    row["seeds"] = f"{len(runs[a].seeds)} / {len(runs[b].seeds)}"
-                    if min(len(runs[a].seeds), len(runs[b].seeds)) < 2:
-                        row["verdict"] = "inconclusive (1 seed)"
-                    elif i.se == 0:
-                        row["verdict"] = "inconclusive (no spread)"
-                    else:
-                        row["p"] = min(test.p_values(i))
-                        intervals.append((len(rows), test, i))
+                row, judged = _claim_row(claim.name, a, b, test, runs, found)
+                if judged:  # a verdict from its interval and its Holm-adjusted p, below
+                    intervals.append((len(rows), test, found[0]))
                 rows.append(row)
     for (k, test, i), p_holm in zip(intervals, holm([rows[k]["p"] for k, _, _ in intervals])):
         rows[k]["p_holm"] = p_holm
