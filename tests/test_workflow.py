@@ -128,6 +128,53 @@ def test_injected_names_are_read_from_papermills_cell():
 
 
 @pytest.mark.slow
+def test_readme_papermill_command_runs_as_written_in_a_fresh_checkout(tmp_path):
+    """The README's papermill line, run by a shell in a copy of the checkout (no data, no results
+    yet): it makes its data and store and writes the executed notebook beside the cell's JSON.
+    The kernel is found in the environment alone: an empty HOME. (Before the tests that need the
+    smoke grid: under pytest-xdist it runs while another worker runs the grid.)"""
+    command = readme_command("papermill book/experiment.ipynb")
+    match = re.search(r"results/(\w+)/(\S+)\.ipynb -p profile (\w+) -p cell (\S+)$", command)
+    assert match and match[1] == match[3] == PROFILE and match[2] == match[4], command
+    checkout = checkout_copy(tmp_path / "checkout")
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+    env.pop("JUPYTER_PATH", None)
+    done = subprocess.run(command, shell=True, cwd=checkout, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "Passed unknown parameter" not in done.stderr
+    obj = read_results(checkout / "results" / PROFILE / f"{match[2]}.json")
+    assert obj["config"] == load_cell(PROFILE, match[2]).to_dict()
+    nb = nbformat.read(checkout / "results" / PROFILE / f"{match[2]}.ipynb", as_version=4)
+    assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+
+    # A config key passed as a papermill parameter is refused, not silently ignored: the kernel's
+    # input history holds papermill's cell (overrides are checked in-process, in
+    # test_injected_names_are_read_from_papermills_cell).
+    bad = subprocess.run(command + " -p epochs 3", shell=True, cwd=checkout, env=env, capture_output=True, text=True)
+    assert bad.returncode != 0
+    assert "'epochs' not a parameter of this notebook" in bad.stderr
+
+    # The second promised command, alone: the report of exactly the runs on disk, the others "not run".
+    build = readme_command("jupyter-book build")
+    assert build == "jupyter-book build book/"
+    env = {k: v for k, v in env.items() if not k.startswith("FMAREPORT_")}
+    done = subprocess.run(build, shell=True, cwd=checkout, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    assert f"fmareport book: profile '{PROFILE}'" in done.stdout
+    page = BeautifulSoup((checkout / "_build/html/generated/results.html").read_text(), "html.parser")
+    status = {
+        tr.th.get_text(strip=True): [td.get_text(strip=True) for td in tr.find_all("td")]
+        for tr in page.find("table", id="runs").tbody.find_all("tr")
+    }
+    assert sorted(status) == CELLS
+    assert status[match[2]] == [obj["run_id"][:12], "current"]
+    assert all(v == ["—", "not run"] for c, v in status.items() if c != match[2])
+    ours = [td.get_text(strip=True) for tr in page.find("table", id="table-1").tbody.find_all("tr") for td in tr("td")]
+    mean = sum(s["test_acc_last"] for s in obj["seeds"]) / len(obj["seeds"])
+    assert f"{mean:.3f} ± " in " ".join(ours) and ours.count("not run") == 5
+
+
+@pytest.mark.slow
 def test_grid_writes_every_cell(smoke_grid):
     results = load_results(smoke_grid / "results", PROFILE)  # validates each file against the schema
     assert sorted(results) == CELLS
@@ -229,52 +276,6 @@ def test_bad_params_file_fails_fast_and_keeps_the_others(grid):
     # Fixed, the failed cell is all that is left to run.
     bad.write_text(original)
     assert plan(grid) == ({"cell": 1, "results": 1}, ["table1/spectrogram_whole"])
-
-
-@pytest.mark.slow
-def test_readme_papermill_command_runs_as_written_in_a_fresh_checkout(tmp_path):
-    """The README's papermill line, run by a shell in a copy of the checkout (no data, no results
-    yet): it makes its data and store and writes the executed notebook beside the cell's JSON.
-    The kernel is found in the environment alone: an empty HOME."""
-    command = readme_command("papermill book/experiment.ipynb")
-    match = re.search(r"results/(\w+)/(\S+)\.ipynb -p profile (\w+) -p cell (\S+)$", command)
-    assert match and match[1] == match[3] == PROFILE and match[2] == match[4], command
-    checkout = checkout_copy(tmp_path / "checkout")
-    env = {**os.environ, "HOME": str(tmp_path / "home"), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
-    env.pop("JUPYTER_PATH", None)
-    done = subprocess.run(command, shell=True, cwd=checkout, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-4000:]
-    assert "Passed unknown parameter" not in done.stderr
-    obj = read_results(checkout / "results" / PROFILE / f"{match[2]}.json")
-    assert obj["config"] == load_cell(PROFILE, match[2]).to_dict()
-    nb = nbformat.read(checkout / "results" / PROFILE / f"{match[2]}.ipynb", as_version=4)
-    assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
-
-    # A config key passed as a papermill parameter is refused, not silently ignored: the kernel's
-    # input history holds papermill's cell (overrides are checked in-process, in
-    # test_injected_names_are_read_from_papermills_cell).
-    bad = subprocess.run(command + " -p epochs 3", shell=True, cwd=checkout, env=env, capture_output=True, text=True)
-    assert bad.returncode != 0
-    assert "'epochs' not a parameter of this notebook" in bad.stderr
-
-    # The second promised command, alone: the report of exactly the runs on disk, the others "not run".
-    build = readme_command("jupyter-book build")
-    assert build == "jupyter-book build book/"
-    env = {k: v for k, v in env.items() if not k.startswith("FMAREPORT_")}
-    done = subprocess.run(build, shell=True, cwd=checkout, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-    assert f"fmareport book: profile '{PROFILE}'" in done.stdout
-    page = BeautifulSoup((checkout / "_build/html/generated/results.html").read_text(), "html.parser")
-    status = {
-        tr.th.get_text(strip=True): [td.get_text(strip=True) for td in tr.find_all("td")]
-        for tr in page.find("table", id="runs").tbody.find_all("tr")
-    }
-    assert sorted(status) == CELLS
-    assert status[match[2]] == [obj["run_id"][:12], "current"]
-    assert all(v == ["—", "not run"] for c, v in status.items() if c != match[2])
-    ours = [td.get_text(strip=True) for tr in page.find("table", id="table-1").tbody.find_all("tr") for td in tr("td")]
-    mean = sum(s["test_acc_last"] for s in obj["seeds"]) / len(obj["seeds"])
-    assert f"{mean:.3f} ± " in " ".join(ours) and ours.count("not run") == 5
 
 
 @pytest.mark.slow
