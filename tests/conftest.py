@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import subprocess
 import sys
@@ -87,9 +89,20 @@ def run_snakemake(workdir: Path, *args: str, profile: str = "smoke") -> subproce
 def smoke_grid(tmp_path_factory) -> Path:
     """The smoke profile's whole grid, run once per session through the real Snakefile (target
     `results`) in a scratch working directory with its own copy of params/: the working
-    directory holding data/, build/, results/. The book and workflow tests share it."""
-    work = tmp_path_factory.mktemp("smoke-grid")
-    shutil.copytree(REPO / "params", work / "params")
-    done = run_snakemake(work, "results")
-    assert done.returncode == 0, f"smoke workflow failed:\n{done.stdout[-8000:]}"
+    directory holding data/, build/, results/. The book and workflow tests share it.
+
+    Under pytest-xdist (pyproject.toml's addopts) the first worker that needs it runs it, holding
+    a lock in the folder the workers' temporary folders share; another worker waits for it there
+    and then reads the same grid (its tests copy it before they change anything)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    root = tmp_path_factory.getbasetemp().parent if worker else tmp_path_factory.mktemp("shared")
+    work, done_marker = root / "smoke-grid", root / "smoke-grid.done"
+    with open(root / "smoke-grid.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, however the worker ends
+        if not done_marker.exists():
+            shutil.rmtree(work, ignore_errors=True)  # what a failed run left
+            shutil.copytree(REPO / "params", work / "params")
+            done = run_snakemake(work, "results")
+            assert done.returncode == 0, f"smoke workflow failed:\n{done.stdout[-8000:]}"
+            done_marker.touch()
     return work

@@ -91,32 +91,32 @@ def test_01_fmareport_config_refuses_a_cell_that_climbs_out(tmp_path, capsys):
     assert "key 'cell': '../../../../tmp/evil' is not a cell" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_01_papermill_with_a_path_as_cell_touches_nothing(tmp_path, victim):
-    before = state(victim)
-    out = tmp_path / "out.ipynb"
+@pytest.fixture(scope="module")
+def papermill_with_a_path_as_cell(tmp_path_factory):
+    """The experiment notebook run by papermill (--log-output, as the workflow's cell job runs it)
+    with a user's folder as its cell, in an empty folder: (the run, the folder it ran in, the user's
+    folder, that folder's state before). One kernel for the two tests below."""
+    work = tmp_path_factory.mktemp("papermill-path")
+    folder = work / "victim"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "precious.txt").write_text("keep me")
+    (folder / "sub" / "data.bin").write_bytes(b"\0" * 100)
+    before = state(folder)
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "papermill",
-            str(REPO / "book/experiment.ipynb"),
-            str(out),
-            "-p",
-            "profile",
-            "smoke",
-            "-p",
-            "cell",
-            str(victim),
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+        [sys.executable, "-m", "papermill", str(REPO / "book/experiment.ipynb"), str(work / "out.ipynb"),
+         "-p", "profile", "smoke", "-p", "cell", str(folder), "--log-output"],
+        cwd=work, capture_output=True, text=True,
+    )  # fmt: skip
+    return done, work, folder, before
+
+
+@pytest.mark.slow
+def test_01_papermill_with_a_path_as_cell_touches_nothing(papermill_with_a_path_as_cell):
+    done, work, victim, before = papermill_with_a_path_as_cell
     assert done.returncode != 0
     assert "not a cell name" in done.stderr
     assert state(victim) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.ipynb", "victim"]  # no data, results, build
+    assert sorted(p.name for p in work.iterdir()) == ["out.ipynb", "victim"]  # no data, results, build
 
 
 # --- 2. synth checks before it touches anything; --force replaces only its own sets ---------------
@@ -955,17 +955,13 @@ def test_14_the_notebook_shows_an_fmareport_error_as_its_one_line():
 
 
 @pytest.mark.slow
-def test_14_papermill_logs_the_notebooks_error_as_its_one_line(tmp_path):
+def test_14_papermill_logs_the_notebooks_error_as_its_one_line(papermill_with_a_path_as_cell):
     """What the workflow's cell log (papermill's stderr) ends with when the notebook stops."""
-    done = subprocess.run(
-        [sys.executable, "-m", "papermill", str(REPO / "book/experiment.ipynb"), str(tmp_path / "out.ipynb"),
-         "-p", "profile", "smoke", "-p", "cell", "/tmp/x/victim", "--log-output"],
-        cwd=tmp_path, capture_output=True, text=True,
-    )  # fmt: skip
+    done, _, victim, _ = papermill_with_a_path_as_cell
     assert done.returncode == 1
     tail = done.stderr[done.stderr.index('Exception encountered at "In [') :].splitlines()
     assert [line for line in tail[1:] if line.strip()] == [
         "An exception has occurred, use %tb to see the full traceback.",
-        "ConfigError: cell '/tmp/x/victim': not a cell name (e.g. table1/raw_whole: lower-case letters, digits, "
+        f"ConfigError: cell '{victim}': not a cell name (e.g. table1/raw_whole: lower-case letters, digits, "
         "'_' and '-', one '/' at most)",
     ]

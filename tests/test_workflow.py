@@ -1,10 +1,12 @@
 """The workflow end to end on the smoke profile, through the real Snakefile and notebook.
 
-The session's smoke grid (conftest.smoke_grid) is copied once for this module, so the tests
-here can edit its params files without touching the grid the book tests read: a second run
-does nothing, an edited cell re-runs alone, a bad cell fails before any training and leaves
-the other cells' results alone. The README's papermill command runs as written in a copy of
-the checkout, and a cell runs without Jupyter through `run_cell`.
+The session's smoke grid (conftest.smoke_grid) is copied for each test that changes it (a few
+MB), so a test edits its params files without touching the grid the book tests read, or another
+test's: a second run does nothing, and after a change Snakemake's plan (a dry run, seconds) holds
+exactly the jobs the change calls for. Real reruns where running is the point: a bad cell fails
+before any training and leaves the other cells' results alone while another edited cell runs, and
+`make report` recovers from a kill by running the half-done cell again. The README's papermill
+command runs as written in a copy of the checkout, and a cell runs without Jupyter through `run_cell`.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
+import yaml
 from bs4 import BeautifulSoup
 from conftest import run_snakemake
 
 from fmareport import experiment
+from fmareport.cli import main as cli_main
 from fmareport.config import ConfigError, load_cell, load_config
 from fmareport.report.reference import compare, differences, read_reference
 from fmareport.report.runs import run_statuses
@@ -50,10 +54,23 @@ def result_mtimes(workdir: Path) -> dict[str, int]:
     return {c: (workdir / "results" / PROFILE / f"{c}.json").stat().st_mtime_ns for c in CELLS}
 
 
-@pytest.fixture(scope="module")
-def grid(smoke_grid, tmp_path_factory) -> Path:
+def plan(workdir: Path) -> tuple[dict[str, int], list[str]]:
+    """What `snakemake results` would run now (a dry run): (jobs by rule, the cells of the cell jobs)."""
+    done = snakemake(workdir, "results", "--dry-run")
+    assert done.returncode == 0, done.stdout[-3000:]
+    if "Nothing to be done" in done.stdout:
+        return {}, []
+    stats = done.stdout.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    jobs = {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", stats, re.M) if rule != "total"}
+    cells = sorted(re.findall(r"^rule cell:\n(?:    .*\n)*?    wildcards: cell=(\S+)$", done.stdout, re.M))
+    assert len(cells) == jobs.get("cell", 0), done.stdout[-3000:]
+    return jobs, cells
+
+
+@pytest.fixture
+def grid(smoke_grid, tmp_path) -> Path:
     """A copy of the session's smoke grid (data, store, results, Snakemake's records) to edit."""
-    return shutil.copytree(smoke_grid, tmp_path_factory.mktemp("workflow") / "grid", symlinks=True)
+    return shutil.copytree(smoke_grid, tmp_path / "grid", symlinks=True)
 
 
 def checkout_copy(dest: Path) -> Path:
@@ -104,6 +121,57 @@ def test_injected_names_are_read_from_papermills_cell():
         experiment.notebook_config("smoke", "table1/raw_whole", {}, history)
     cfg = experiment.notebook_config("smoke", "table1/raw_whole", "epochs: 2\nlr: 1e-3", history[:2])
     assert (cfg.schedule.epochs, cfg.train.lr, cfg.cell) == (2, 1e-3, "table1/raw_whole")
+    # papermill's -y 'overrides: {dropout: 1.5}' hands the notebook a mapping: taken, and checked
+    with pytest.raises(ConfigError, match=re.escape("overrides: key 'dropout': must be in [0, 1), got 1.5")):
+        experiment.notebook_config("smoke", "table1/raw_whole", {"dropout": 1.5}, history[:2])
+    assert experiment.notebook_config("smoke", "table1/raw_whole", {"dropout": 0.5}, history[:2]).model.dropout == 0.5
+
+
+@pytest.mark.slow
+def test_readme_papermill_command_runs_as_written_in_a_fresh_checkout(tmp_path):
+    """The README's papermill line, run by a shell in a copy of the checkout (no data, no results
+    yet): it makes its data and store and writes the executed notebook beside the cell's JSON.
+    The kernel is found in the environment alone: an empty HOME. (Before the tests that need the
+    smoke grid: under pytest-xdist it runs while another worker runs the grid.)"""
+    command = readme_command("papermill book/experiment.ipynb")
+    match = re.search(r"results/(\w+)/(\S+)\.ipynb -p profile (\w+) -p cell (\S+)$", command)
+    assert match and match[1] == match[3] == PROFILE and match[2] == match[4], command
+    checkout = checkout_copy(tmp_path / "checkout")
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+    env.pop("JUPYTER_PATH", None)
+    done = subprocess.run(command, shell=True, cwd=checkout, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "Passed unknown parameter" not in done.stderr
+    obj = read_results(checkout / "results" / PROFILE / f"{match[2]}.json")
+    assert obj.config == load_cell(PROFILE, match[2])
+    nb = nbformat.read(checkout / "results" / PROFILE / f"{match[2]}.ipynb", as_version=4)
+    assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+
+    # A config key passed as a papermill parameter is refused, not silently ignored: the kernel's
+    # input history holds papermill's cell (overrides are checked in-process, in
+    # test_injected_names_are_read_from_papermills_cell).
+    bad = subprocess.run(command + " -p epochs 3", shell=True, cwd=checkout, env=env, capture_output=True, text=True)
+    assert bad.returncode != 0
+    assert "'epochs' not a parameter of this notebook" in bad.stderr
+
+    # The second promised command, alone: the report of exactly the runs on disk, the others "not run".
+    build = readme_command("jupyter-book build")
+    assert build == "jupyter-book build book/"
+    env = {k: v for k, v in env.items() if not k.startswith("FMAREPORT_")}
+    done = subprocess.run(build, shell=True, cwd=checkout, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    assert f"fmareport book: profile '{PROFILE}'" in done.stdout
+    page = BeautifulSoup((checkout / "_build/html/generated/results.html").read_text(), "html.parser")
+    status = {
+        tr.th.get_text(strip=True): [td.get_text(strip=True) for td in tr.find_all("td")]
+        for tr in page.find("table", id="runs").tbody.find_all("tr")
+    }
+    assert sorted(status) == CELLS
+    assert status[match[2]] == [obj.run_id[:12], "current"]
+    assert all(v == ["—", "not run"] for c, v in status.items() if c != match[2])
+    ours = [td.get_text(strip=True) for tr in page.find("table", id="table-1").tbody.find_all("tr") for td in tr("td")]
+    mean = sum(s.test_acc_last for s in obj.seeds) / len(obj.seeds)
+    assert f"{mean:.3f} ± " in " ".join(ours) and ours.count("not run") == 5
 
 
 @pytest.mark.slow
@@ -168,27 +236,20 @@ def test_results_schema_refuses_broken_files(smoke_grid):
 
 @pytest.mark.slow
 def test_second_run_does_nothing_and_missing_results_are_remade(grid):
-    done = snakemake(grid, "results", "--dry-run")
-    assert done.returncode == 0 and "Nothing to be done" in done.stdout, done.stdout[-3000:]
-    before = result_mtimes(grid)
+    assert plan(grid) == ({}, [])  # "Nothing to be done"
     (grid / "results" / PROFILE / "table2" / "both_segmented_dropout.json").unlink()
-    done = snakemake(grid, "results")
-    assert done.returncode == 0, done.stdout[-6000:]
-    after = result_mtimes(grid)
-    assert [c for c in CELLS if after[c] != before[c]] == ["table2/both_segmented_dropout"]
+    assert plan(grid) == ({"cell": 1, "results": 1}, ["table2/both_segmented_dropout"])
 
 
 @pytest.mark.slow
 def test_changing_one_cell_reruns_that_cell_only(grid):
     path = grid / "params" / "table1" / "raw_whole.yaml"
-    before = result_mtimes(grid)
     path.write_text(path.read_text() + "seeds: [1]\n")
-    done = snakemake(grid, "results")
-    assert done.returncode == 0, done.stdout[-6000:]
-    after = result_mtimes(grid)
-    assert [c for c in CELLS if after[c] != before[c]] == ["table1/raw_whole"]
-    obj = read_results(grid / "results" / PROFILE / "table1" / "raw_whole.json")
-    assert [s.seed for s in obj.seeds] == [1] and obj.config.schedule.seeds == [1]
+    assert plan(grid) == ({"cell": 1, "results": 1}, ["table1/raw_whole"])
+    # the job's settings stamp, which the Snakefile wrote as it started, is the edited config
+    stamp = yaml.safe_load((grid / "build" / PROFILE / "settings" / "table1" / "raw_whole.yaml").read_text())
+    edited = load_config(grid / "params/profiles/smoke.yaml", path)
+    assert stamp == edited.to_dict() and edited.schedule.seeds == [1]
 
 
 @pytest.mark.slow
@@ -212,60 +273,9 @@ def test_bad_params_file_fails_fast_and_keeps_the_others(grid):
     assert sorted(c for c in CELLS if after.get(c) != before[c]) == ["table1/both_whole", "table1/spectrogram_whole"]
     assert "table1/spectrogram_whole" not in after  # a failed job leaves no stale result
 
+    # Fixed, the failed cell is all that is left to run.
     bad.write_text(original)
-    done = snakemake(grid, "results")
-    assert done.returncode == 0, done.stdout[-6000:]
-    assert sorted(load_results(grid / "results", PROFILE)) == CELLS
-
-
-@pytest.mark.slow
-def test_readme_papermill_command_runs_as_written_in_a_fresh_checkout(tmp_path):
-    """The README's papermill line, run by a shell in a copy of the checkout (no data, no results
-    yet): it makes its data and store and writes the executed notebook beside the cell's JSON.
-    The kernel is found in the environment alone: an empty HOME."""
-    command = readme_command("papermill book/experiment.ipynb")
-    match = re.search(r"results/(\w+)/(\S+)\.ipynb -p profile (\w+) -p cell (\S+)$", command)
-    assert match and match[1] == match[3] == PROFILE and match[2] == match[4], command
-    checkout = checkout_copy(tmp_path / "checkout")
-    env = {**os.environ, "HOME": str(tmp_path / "home"), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
-    env.pop("JUPYTER_PATH", None)
-    done = subprocess.run(command, shell=True, cwd=checkout, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-4000:]
-    assert "Passed unknown parameter" not in done.stderr
-    obj = read_results(checkout / "results" / PROFILE / f"{match[2]}.json")
-    assert obj.config == load_cell(PROFILE, match[2])
-    nb = nbformat.read(checkout / "results" / PROFILE / f"{match[2]}.ipynb", as_version=4)
-    assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
-
-    # A config key passed as a papermill parameter is refused, not silently ignored;
-    # as an override it is taken.
-    bad = subprocess.run(command + " -p epochs 3", shell=True, cwd=checkout, env=env, capture_output=True, text=True)
-    assert bad.returncode != 0
-    assert "'epochs' not a parameter of this notebook" in bad.stderr
-    bad = subprocess.run(
-        command + " -y 'overrides: {dropout: 1.5}'", shell=True, cwd=checkout, env=env, capture_output=True, text=True
-    )
-    assert bad.returncode != 0
-    assert "overrides: key 'dropout': must be in [0, 1), got 1.5" in bad.stderr
-
-    # The second promised command, alone: the report of exactly the runs on disk, the others "not run".
-    build = readme_command("jupyter-book build")
-    assert build == "jupyter-book build book/"
-    env = {k: v for k, v in env.items() if not k.startswith("FMAREPORT_")}
-    done = subprocess.run(build, shell=True, cwd=checkout, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-    assert f"fmareport book: profile '{PROFILE}'" in done.stdout
-    page = BeautifulSoup((checkout / "_build/html/generated/results.html").read_text(), "html.parser")
-    status = {
-        tr.th.get_text(strip=True): [td.get_text(strip=True) for td in tr.find_all("td")]
-        for tr in page.find("table", id="runs").tbody.find_all("tr")
-    }
-    assert sorted(status) == CELLS
-    assert status[match[2]] == [obj["run_id"][:12], "current"]
-    assert all(v == ["—", "not run"] for c, v in status.items() if c != match[2])
-    ours = [td.get_text(strip=True) for tr in page.find("table", id="table-1").tbody.find_all("tr") for td in tr("td")]
-    mean = sum(s["test_acc_last"] for s in obj["seeds"]) / len(obj["seeds"])
-    assert f"{mean:.3f} ± " in " ".join(ours) and ours.count("not run") == 5
+    assert plan(grid) == ({"cell": 1, "results": 1}, ["table1/spectrogram_whole"])
 
 
 @pytest.mark.slow
@@ -290,26 +300,18 @@ def test_run_cell_without_jupyter(tiny_config, tiny_store, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_result_of_other_settings_is_kept_out_of_the_book_and_run_again(grid):
-    """`fmareport run --set lr=0.01` writes into the profile's results: the book keeps it out of the
-    tables, naming the key, and the workflow runs the cell again with the params' settings."""
+def test_a_result_of_other_settings_is_kept_out_of_the_book_and_run_again(grid, monkeypatch, capsys, one_torch_thread):
+    """`fmareport run --set lr=0.01` (in this process: the command's own code) writes into the
+    profile's results: the book keeps it out of the tables, naming the key, and the workflow plans
+    the cell again (with the params' settings: the cell job is the README's papermill command)."""
     cell = "table1/raw_whole"
-    done = subprocess.run(
-        [sys.executable, "-m", "fmareport.cli", "run", "--profile", PROFILE, "--cell", cell, "--set", "lr=0.01"],
-        cwd=grid,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    monkeypatch.chdir(grid)
+    assert cli_main(["run", "--profile", PROFILE, "--cell", cell, "--set", "lr=0.01"]) == 0, capsys.readouterr().err
+    assert read_results(grid / "results" / PROFILE / f"{cell}.json").config.train.lr == 0.01
     status = {s.cell: s for s in run_statuses(PROFILE, load_results(grid / "results", PROFILE), grid)}
     assert status[cell].label == "other settings: lr 0.01 (params: 0.0005)"
     assert all(s.shown for c, s in status.items() if c != cell)
-
-    plan = snakemake(grid, "results", "--dry-run")
-    assert plan.returncode == 0, plan.stdout[-3000:]
-    assert re.search(r"^cell\s+1$", plan.stdout, re.M) and f"cell={cell}" in plan.stdout, plan.stdout[-3000:]
-    assert snakemake(grid, "results").returncode == 0
-    assert read_results(grid / "results" / PROFILE / f"{cell}.json").config.train.lr == 5e-4
+    assert plan(grid) == ({"cell": 1, "results": 1}, [cell])
 
 
 @pytest.mark.slow
