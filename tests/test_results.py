@@ -13,6 +13,7 @@ import re
 
 import numpy as np
 import pytest
+from fakes import PROVENANCE  # one provenance for every fake result
 
 from fmareport.config import Config
 from fmareport.data.fma import GENRES
@@ -64,17 +65,6 @@ def seed_record(seed: int, val_accs=(0.25, 0.5)) -> dict:
     }
 
 
-PROVENANCE = {
-    "versions": {"torch": "2"},
-    "python": "3.11",
-    "git_commit": None,
-    "git_dirty": None,
-    "device": "cpu",
-    "hardware": {},
-    "started": "2026-01-01T00:00:00Z",
-    "finished": "2026-01-01T00:01:00Z",
-    "entry": "test",
-}
 DATA = {
     "source": "synth",
     "data_dir": "data",

@@ -160,31 +160,13 @@ def tree(root):
 
 
 def test_same_seed_same_bytes(tmp_path):
-    a = tree(
-        synthesize(
-            tmp_path / "a",
-            SynthSettings(tracks_per_genre=2, seconds=1.0, sample_rate=16000, seed=3, bad_cases=True),
-            progress=False,
-            workers=1,
-        )
-    )
-    b = tree(
-        synthesize(
-            tmp_path / "b",
-            SynthSettings(tracks_per_genre=2, seconds=1.0, sample_rate=16000, seed=3, bad_cases=True),
-            progress=False,
-            workers=2,
-        )
-    )
+    def made(name: str, seed: int, bad_cases: bool, workers: int) -> dict:
+        settings = SynthSettings(tracks_per_genre=2, seconds=1.0, sample_rate=16000, seed=seed, bad_cases=bad_cases)
+        return tree(synthesize(tmp_path / name, settings, progress=False, workers=workers))
+
+    a, b = made("a", 3, True, workers=1), made("b", 3, True, workers=2)
     assert a == b
-    c = tree(
-        synthesize(
-            tmp_path / "c",
-            SynthSettings(tracks_per_genre=2, seconds=1.0, sample_rate=16000, seed=4, bad_cases=False),
-            progress=False,
-            workers=1,
-        )
-    )
+    c = made("c", 4, False, workers=1)
     metadata = {f"fma_metadata/{name}.csv" for name in ("tracks", "genres", "features")}
     assert set(a) & set(c) <= {"fma_small/checksums", *metadata, MARKER}
     assert a["fma_metadata/tracks.csv"] != c["fma_metadata/tracks.csv"]
