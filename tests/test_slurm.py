@@ -103,8 +103,8 @@ def test_the_smoke_grid_and_its_book_through_slurm(slurm_cluster, tmp_path, requ
     results = load_results(repo / "results", PROFILE)
     baselines = load_baselines(repo / "results", PROFILE)
     assert sorted(results) == CELLS
-    provenance = next(iter(results.values()))["provenance"]
-    assert provenance["hardware"]["torch_threads"] == 1
+    provenance = next(iter(results.values())).provenance
+    assert provenance.hardware["torch_threads"] == 1
     ref = read_reference(PROFILE, REPO)
     if ref is None or differences(ref, provenance):
         local = request.getfixturevalue("smoke_grid")
