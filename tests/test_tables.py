@@ -127,6 +127,15 @@ def test_a_significant_loss_refutes_similar_but_not_no_advantage():
     assert tables.verdict(similar, i, min(similar.p_values(i))).startswith("does not hold")
 
 
+@pytest.mark.parametrize("gap", [0.01, 0.5, 50.0])
+def test_two_seeds_give_p_values_too(gap):
+    """One component of 1 df (2 seeds): the p-value is the t test's, t.sf(gap / se, 1); a far null
+    once overflowed a float (the 1-df quantile squared at p = 1e-300)."""
+    i = stats_.t_interval(0.5, [(1e-4, 1)])
+    p = i.p_value(0.5 - gap, "greater")
+    assert p == pytest.approx(stats.t.sf(gap / 1e-2, 1), rel=1e-9) and 0 < p < 0.5
+
+
 def test_tost_reads_the_90_interval_and_non_superiority_the_95():
     """TOST holds exactly when the 90 % interval is inside +-margin; non-superiority exactly when the
     95 % interval's upper bound is below the margin."""

@@ -92,16 +92,21 @@ class Interval:
             return 0.5
 
         # the one-sided level p whose bound reaches the null: half-width sqrt(sum t.isf(p, df)^2 v) = |gap|,
-        # falling in p; solved on log p, so that p-values far below any level still come out (1e-300 at most).
+        # falling in p; solved on log p, so that p-values far below any level still come out (P_FLOOR at most).
         # t.isf(p, df) is -stdtrit(df, p) (scipy's own t._isf), called as the ufunc: the same numbers,
         # without stats.t's argument checks, which took 98 % of the time (a p-value is ~40 calls)
         def excess(log_p: float) -> float:
             p = math.exp(log_p)
             return math.sqrt(sum(float(special.stdtrit(df, p)) ** 2 * v for v, df in self.components)) - abs(gap)
 
-        lowest = math.log(1e-300)
-        one_sided = 1e-300 if excess(lowest) < 0 else math.exp(optimize.brentq(excess, lowest, math.log(0.5)))
+        lowest = math.log(P_FLOOR)
+        one_sided = P_FLOOR if excess(lowest) < 0 else math.exp(optimize.brentq(excess, lowest, math.log(0.5)))
         return one_sided if gap > 0 else 1 - one_sided
+
+
+# The smallest p-value reported: far below any level. A t quantile of 1 df (2 seeds) at p is about
+# 1 / (pi p); at 1e-300 its square overflows a float (1e599), at 1e-150 it is 1e299.
+P_FLOOR = 1e-150
 
 
 def t_interval(estimate: float, components: list[tuple[float, float]], confidence: float = CONFIDENCE) -> Interval:
