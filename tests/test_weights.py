@@ -79,3 +79,19 @@ def test_the_weights_record_is_optional_and_checked(both_cell):
         validate({**obj, "weights": {**obj["weights"], "seed": 4}})
     with pytest.raises(ResultsError, match="weights/file"):
         validate({**obj, "weights": {**obj["weights"], "file": "raw_whole.weights.pt"}})
+
+
+def test_the_kept_weights_make_the_filter_figure_and_paragraph(both_cell):
+    import matplotlib.pyplot as plt
+
+    from fmareport.report import filters
+
+    cfg, path, results = both_cell
+    kept = load_weights(path, results)
+    fig = filters.learned_filters(kept, cfg)
+    assert len(fig.axes) == 6  # 1D and 2D rows: initial, learned, colour bar
+    plt.close(fig)
+    learned = filters.branch_responses(kept["final"], cfg)["conv1.raw.weight"]
+    initial = filters.branch_responses(kept["initial"], cfg)["conv1.raw.weight"]
+    assert learned.values.shape[0] == 4
+    assert "of 4 (" in filters.filters_paragraph(learned, initial, cfg.store.sample_rate)
