@@ -16,7 +16,10 @@ A cell is a profile plus one params file (`params/<table>/<cell>.yaml`); its run
    checked names and a hash of the settings that change numbers
    (`build/<profile>/<cell>/checkpoints/<hash>/seed<N>.pt`), so a killed run resumes and
    a run with other settings never resumes from it;
-4. collects provenance and writes `results/<profile>/<cell>.json` atomically;
+4. collects provenance and writes the first seed's weights (`results/<profile>/<cell>.weights.pt`,
+   fmareport.weights) and then `results/<profile>/<cell>.json`, each atomically; the results
+   file names the weights file by its SHA1, so weights a killed run left are never taken for
+   those of the results beside them;
 5. deletes its checkpoint folder, which it marked as its own when it made it.
 
 The experiment notebook (`book/experiment.ipynb`) is this call plus figures; tests call it
@@ -48,6 +51,7 @@ from .files import locked, mark_owned, remove_owned
 from .model import Net
 from .results import CellResults, DataInfo, Provenance, results_path, summarize, write_results
 from .train import checkpoint_bytes, train_seed
+from .weights import save_weights, weights_blob, weights_bytes, weights_path
 
 # The notebook's parameters: what a user passes to papermill with -p (or -y for overrides).
 PARAMETERS = ("profile", "cell", "overrides")
@@ -69,6 +73,7 @@ class CellPaths:
     """Where one cell's files go; every part of every path comes from checked names."""
 
     results: Path  # results/<profile>/<cell>.json
+    weights: Path  # results/<profile>/<cell>.weights.pt: the first seed's weights (fmareport.weights)
     notebook: Path  # results/<profile>/<cell>.ipynb: the executed notebook papermill writes
     build: Path  # build/<profile>/<cell>/: lock and checkpoints
     checkpoints: Path  # build/<profile>/<cell>/checkpoints/<settings hash>/
@@ -77,7 +82,8 @@ class CellPaths:
     def of(cls, cfg: Config) -> CellPaths:
         build = Path(cfg.run.build_dir) / cfg.profile / cfg.cell
         json_path = results_path(cfg.run.results_dir, cfg.profile, cfg.cell)
-        return cls(json_path, json_path.with_suffix(".ipynb"), build, build / "checkpoints" / settings_hash(cfg))
+        checkpoints = build / "checkpoints" / settings_hash(cfg)
+        return cls(json_path, weights_path(json_path), json_path.with_suffix(".ipynb"), build, checkpoints)
 
 
 def settings_hash(cfg: Config) -> str:
@@ -105,14 +111,16 @@ def results_bytes(cfg: Config, n_test: int) -> int:
 
 def check_folders(cfg: Config, paths: CellPaths, n_test: int) -> None:
     """Before the first epoch: the checkpoint and results folders are writable, and their disks hold
-    every seed's checkpoint plus the one being saved, and the results file twice (the old and the new
-    one during its atomic write). StorageError naming the folder, the key and the room needed."""
+    every seed's checkpoint plus the one being saved, and the results and weights files twice (the old
+    and the new one during their atomic writes). StorageError naming the folder, the key and the room needed."""
     with torch.device("meta"):  # the model's shapes, no memory
-        checkpoint = checkpoint_bytes(Net(cfg.model).state_dict())
+        state = Net(cfg.model).state_dict()
+    checkpoint = checkpoint_bytes(state)
     check_writable(paths.checkpoints, "build_dir")
     check_room(paths.checkpoints, (len(cfg.schedule.seeds) + 1) * checkpoint, "the checkpoints", "build_dir")
     check_writable(paths.results.parent, "results_dir")
-    check_room(paths.results.parent, 2 * results_bytes(cfg, n_test), "the results file", "results_dir")
+    results = 2 * (results_bytes(cfg, n_test) + weights_bytes(state))
+    check_room(paths.results.parent, results, "the results and weights files", "results_dir")
 
 
 def run_cell(cfg: Config, progress: bool = True, entry: str = "fmareport.experiment.run_cell") -> CellResults:
@@ -129,10 +137,12 @@ def run_cell(cfg: Config, progress: bool = True, entry: str = "fmareport.experim
         check_folders(cfg, paths, len(store.split_indices("test")))
         checkpoints = mark_owned(paths.checkpoints, CHECKPOINT_MARKER)  # resumed or made afresh
         policy = device_policy(cfg, store.audio.nbytes, device)  # once: every seed runs as the first
+        kept: dict = {}  # the first seed's weights (fmareport.weights)
         seeds = [
-            train_seed(cfg, store, seed, checkpoint_dir=checkpoints, progress=progress, policy=policy)
-            for seed in cfg.schedule.seeds
+            train_seed(cfg, store, seed, checkpoint_dir=checkpoints, progress=progress, policy=policy, keep=keep)
+            for seed, keep in zip(cfg.schedule.seeds, [kept] + [None] * (len(cfg.schedule.seeds) - 1))
         ]
+        blob, weights = weights_blob(kept, cfg.cell)
         results = CellResults(
             run_id=uuid.uuid4().hex,
             profile=cfg.profile,
@@ -145,7 +155,9 @@ def run_cell(cfg: Config, progress: bool = True, entry: str = "fmareport.experim
             provenance=Provenance(
                 **provenance.collect(str(device)), started=started, finished=provenance.now(), entry=entry
             ),
+            weights=weights,
         )
+        save_weights(paths.weights, blob)  # first: the results file that names it comes after
         write_results(paths.results, results)
         remove_owned(checkpoints, CHECKPOINT_MARKER)
     return results

@@ -198,6 +198,17 @@ class SeedResult(_Model):
         return self
 
 
+def check_weights(weights: WeightsRecord | None, cell: str, first_seed: int) -> None:
+    """A weights record names the file beside the results (<cell name>.weights.pt) and the first seed."""
+    if weights is None:
+        return
+    name = f"{cell.rsplit('/', 1)[-1]}.weights.pt"
+    if weights.file != name:
+        raise ValueError(f"weights/file is {weights.file!r}, but the weights of cell {cell!r} are {name!r}")
+    if weights.seed != first_seed:
+        raise ValueError(f"weights/seed is {weights.seed}, but the weights kept are the first seed's ({first_seed})")
+
+
 class Tracks(_Model):
     training: Count
     validation: Count
@@ -251,8 +262,17 @@ class Provenance(_Model):
     entry: str  # what ran the cell: the notebook, or a Python call
 
 
+class WeightsRecord(_Model):
+    """The weights file a cell keeps for the figures of what its network learned (fmareport.weights):
+    the first seed's final state_dict and its first layer at initialisation."""
+
+    file: Annotated[str, Field(pattern=r"^[^/\\]+\.weights\.pt$")]  # beside the results file: <cell name>.weights.pt
+    seed: int  # the first seed of config.seeds
+    sha1: Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")]  # of the file's bytes: a stale file is refused
+
+
 class CellResults(_Model):
-    """Everything one run of one cell produced; the book reads nothing else."""
+    """Everything one run of one cell produced; the book reads nothing else (and its weights file)."""
 
     schema_version: Literal[3] = SCHEMA_VERSION
     run_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]  # also printed by the cell's notebook
@@ -264,6 +284,9 @@ class CellResults(_Model):
     seeds: Annotated[list[SeedResult], Field(min_length=1)]
     summary: Summary
     provenance: Provenance
+    # The first seed's weights file (fmareport.weights). None in files written before weights were
+    # kept (reference/*.json included): the same schema version reads both.
+    weights: WeightsRecord | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> CellResults:
@@ -293,6 +316,7 @@ class CellResults(_Model):
                         f"seeds/{i}/{key} differs from seeds/0/{key}: every seed of a cell trains the same network "
                         "and is tested on the same tracks"
                     )
+        check_weights(self.weights, self.cell, first.seed)
         expected = summarize(self.seeds)
         for key, value in expected.model_dump().items():
             if abs(getattr(self.summary, key) - value) > SAME:

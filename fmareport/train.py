@@ -60,6 +60,7 @@ from .files import atomic_file
 from .model import Net, n_params
 from .progress import tqdm
 from .results import DevicePolicyRecord, Epoch, SeedResult
+from .weights import cpu_state, first_layer_state
 
 # Training steps between the loop's waits for the device (loss, accuracy, NaN check, progress
 # bar): 8 per epoch of the paper profile's 128 steps, plus one at the end of every epoch.
@@ -400,6 +401,9 @@ class SeedRun:
     history: list[dict] = field(default_factory=list)
     train_seconds: list[float] = field(default_factory=list)
     best: dict = field(default_factory=lambda: {"epoch": 0, "val_acc": -1.0, "state": None})
+    # The first layer's kernels at initialisation (weights.first_layer_state), CPU copies taken
+    # before a checkpoint is loaded: a resumed seed has them too (the same seed, the same init).
+    initial_first: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def segments(self) -> int:
@@ -414,6 +418,7 @@ def train_seed(
     checkpoint_dir: str | Path | None = None,
     progress: bool = True,
     policy: DevicePolicy | None = None,
+    keep: dict | None = None,
 ) -> SeedResult:
     """Train and test one seed; return its record of the results file.
 
@@ -422,7 +427,9 @@ def train_seed(
     each epoch is saved to checkpoint_dir/seed{seed}.pt, and a run finding that file
     resumes from it (in deterministic CPU mode with the same numbers as a run that was
     never stopped). `policy`: the cell's device policy (run_cell decides once for every seed);
-    without it the seed decides its own.
+    without it the seed decides its own. `keep`: a dict to fill with what the figures of the learned
+    network need (fmareport.weights): {"seed", "final": the state_dict after the last epoch,
+    "initial": the first layer at initialisation}, CPU copies.
     """
     run = start_seed(cfg, store, seed, checkpoint_dir, progress, policy)
     epoch = saved = len(run.history)  # the epoch running and the last one in the checkpoint: what Ctrl-C says
@@ -432,6 +439,8 @@ def train_seed(
             if run.ckpt_path is not None:
                 save_checkpoint(run.ckpt_path, checkpoint_state(run))
                 saved = epoch
+        if keep is not None:  # before test_seed, which may load the best epoch's weights
+            keep.update(seed=seed, final=cpu_state(run.model), initial=run.initial_first)
         return test_seed(run, store)
     except KeyboardInterrupt:
         raise interrupted(seed, epoch, saved, cfg.schedule.epochs, run.ckpt_path) from None
@@ -467,6 +476,7 @@ def start_seed(
         opt=torch.optim.Adam(model.parameters(), lr=cfg.train.lr),
         ckpt_path=Path(checkpoint_dir) / f"seed{seed}.pt" if checkpoint_dir is not None else None,
         fingerprint=getattr(store, "fingerprint", None),
+        initial_first=first_layer_state(model),
     )
     ckpt = load_checkpoint(run.ckpt_path) if run.ckpt_path is not None and run.ckpt_path.exists() else None
     if ckpt is not None:
