@@ -80,7 +80,7 @@ if CFG.profile != PROFILE:
 GPU = int(config.get("gpu", 1 if GPUS and CFG.compute.device != "cpu" else 0))  # GPUs per cell job
 if not GPU and (CFG.compute.device == "cuda" or (CFG.compute.device == "auto" and not CFG.run.cpu_fallback)):
     # Stop before fetch and prepare: every cell would die in pick_device after the download and the store.
-    seen = torch_gpus() if "gpus" not in config else None
+    seen = torch_gpus()  # why none, in torch's words (asked here too when make gave the count)
     why = f" ({seen['problem']})" if seen and seen.get("problem") else ""
     raise WorkflowError(
         f"profile {PROFILE!r} needs a GPU (device: {CFG.compute.device}, cpu_fallback: false) and this machine "
