@@ -49,6 +49,7 @@ from fmareport import provenance, train
 from fmareport.config import REPO_ROOT, from_dict, load_profile
 from fmareport.data.store import open_store, prepare
 from fmareport.device import cuda_problem, device_policy
+from fmareport.files import write_atomic
 from fmareport.inputs import INPUTS
 
 # Dense (no sparsity) bf16 tensor-core peaks from NVIDIA's data sheets, TFLOP/s; the first name
@@ -105,10 +106,7 @@ class Report:
         ]
         for title, verdict, body, _ in self.sections:
             lines += ["", f"## {title}: {verdict}", "", body.rstrip()]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("\n".join(lines) + "\n")
-        tmp.replace(self.path)
+        write_atomic(self.path, "\n".join(lines) + "\n")
 
 
 def table(rows: list[dict]) -> str:

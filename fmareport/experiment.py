@@ -139,8 +139,16 @@ def run_cell(cfg: Config, progress: bool = True, entry: str = "fmareport.experim
         policy = device_policy(cfg, store.audio.nbytes, device)  # once: every seed runs as the first
         kept: dict = {}  # the first seed's weights (fmareport.weights)
         seeds = [
-            train_seed(cfg, store, seed, checkpoint_dir=checkpoints, progress=progress, policy=policy, keep=keep)
-            for seed, keep in zip(cfg.schedule.seeds, [kept] + [None] * (len(cfg.schedule.seeds) - 1))
+            train_seed(
+                cfg,
+                store,
+                seed,
+                checkpoint_dir=checkpoints,
+                progress=progress,
+                policy=policy,
+                keep=kept if i == 0 else None,
+            )
+            for i, seed in enumerate(cfg.schedule.seeds)
         ]
         blob, weights = weights_blob(kept, cfg.cell)
         results = CellResults(

@@ -8,7 +8,6 @@ with `now()`. Nothing here fails a run: what cannot be found is recorded as null
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import importlib.metadata
 import os
 import platform
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import REPO_ROOT
+from .files import file_digest
 
 # Distributions whose versions decide the numbers (the names pip knows them by).
 PACKAGES = ("fmareport", "torch", "torchaudio", "numpy", "pandas", "soundfile", "soxr", "papermill", "jupytext")
@@ -28,14 +28,17 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
+def package_version(name: str) -> str | None:
+    """The installed version of the distribution `name`; None when it is not installed."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def versions() -> dict[str, str | None]:
     """Installed versions of PACKAGES, plus libsndfile's (what decodes the mp3s); None if absent."""
-    out: dict[str, str | None] = {}
-    for name in PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
+    out = {name: package_version(name) for name in PACKAGES}
     try:
         import soundfile
 
@@ -51,10 +54,7 @@ LOCK_FILES = ("requirements.lock", "requirements-torch.lock")
 
 def lock_hashes(root: Path = REPO_ROOT) -> dict[str, str | None]:
     """{lock file: SHA-256 of its bytes} for this checkout's LOCK_FILES; None for one that is missing."""
-    return {
-        name: hashlib.sha256((root / name).read_bytes()).hexdigest() if (root / name).is_file() else None
-        for name in LOCK_FILES
-    }
+    return {name: file_digest(root / name, "sha256") if (root / name).is_file() else None for name in LOCK_FILES}
 
 
 def _git(*args: str, cwd: Path) -> str | None:

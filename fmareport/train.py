@@ -532,8 +532,7 @@ def train_epoch(run: SeedRun, epoch: int, progress: bool) -> None:
         shown = {"loss": "train_loss", "acc": "train_acc", "val_loss": "val_loss", "val_acc": "val_acc"}
         bar.set_postfix({k: f"{row[key]:.3f}" for k, key in shown.items()}, refresh=False)
     if val_acc > run.best["val_acc"]:
-        state = {k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()}
-        run.best = {"epoch": epoch, "val_acc": val_acc, "state": state}
+        run.best = {"epoch": epoch, "val_acc": val_acc, "state": cpu_state(run.model)}
 
 
 def train_step(

@@ -9,7 +9,6 @@ with a message naming what differs, so a page never fails on its own code.
 from __future__ import annotations
 
 import datetime as dt
-import importlib.metadata
 import json
 import math
 from pathlib import Path
@@ -21,6 +20,7 @@ from ..config import Config
 from ..data.fma import FMA_SMALL_SPLITS, GENRES, PUBLISHED_TASK
 from ..data.store import ClipStore, open_store
 from ..inputs import INPUTS
+from ..provenance import package_version
 from ..results import BaselineResults, CellResults, load_baselines
 from . import tables
 from .book import BookError, Page, html_table, store_path
@@ -814,14 +814,7 @@ BOOK_PACKAGES = (
 
 def book_versions() -> HTML:
     """The versions of the packages that render the book, in this environment (id book-versions)."""
-
-    def version(name):
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            return "not installed"
-
-    book_env = pd.Series({name: version(name) for name in BOOK_PACKAGES})
+    book_env = pd.Series({name: package_version(name) or "not installed" for name in BOOK_PACKAGES})
     book_env.index.name = "package"
     caption = "Packages that rendered this book (tables, figures, HTML)."
     return as_html(book_env.to_frame("version"), "book-versions", caption)
