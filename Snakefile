@@ -141,7 +141,7 @@ def cell_priority(wildcards):
         c = load_cell(PROFILE, wildcards.cell)
     except ConfigError:
         return 0
-    windows = c.n_segments * c.window_samples if c.model.segmented else c.window_samples
+    windows = c.windows_per_clip * c.window_samples
     return len(c.schedule.seeds) * c.schedule.epochs * c.train.train_fraction * windows / 1e6
 
 

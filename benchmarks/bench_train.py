@@ -66,7 +66,7 @@ class SegmentDataset(Dataset):
 
     def __init__(self, audio: np.ndarray, labels: np.ndarray, cfg, spectrogram: bool):
         self.audio, self.labels, self.cfg = audio, labels, cfg
-        self.s = cfg.n_segments if cfg.model.segmented else 1
+        self.s = cfg.windows_per_clip
         self.stft = Spectrogram(cfg.model.n_fft, cfg.model.hop) if spectrogram else None
 
     def __len__(self) -> int:
@@ -180,7 +180,7 @@ def bench_paths(cfg, args, policy, audio: np.ndarray, labels: np.ndarray, rng: n
     """{path: (endless batches, its own Net)}: ours; ours on the conv kernels (where the matmul form
     is ours); the naive DataLoader path for an input of one branch."""
     device, n_clips = policy.device, len(audio)
-    s = cfg.n_segments if cfg.model.segmented else 1
+    s = cfg.windows_per_clip
     source = clip_source(audio, policy, progress=False)  # resident on a GPU, as in training
     labels_dev = policy.to_device(torch.from_numpy(labels))
 
@@ -218,7 +218,7 @@ def bench_input(kind: str, args, audio: np.ndarray, labels: np.ndarray, rng: np.
     cfg = bench_config(kind, args)
     policy = device_policy(cfg, audio.nbytes)
     seed_everything(0)
-    per_step = args.clips * (cfg.n_segments if cfg.model.segmented else 1)
+    per_step = args.clips * cfg.windows_per_clip
     paths = bench_paths(cfg, args, policy, audio, labels, rng)
     opts = {k: torch.optim.Adam(m.parameters(), lr=cfg.train.lr) for k, (_, m) in paths.items()}
 

@@ -310,6 +310,11 @@ class Config(BaseModel):
         """Samples the network sees at once: a whole clip or one segment."""
         return self.model.segment_samples if self.model.segmented else self.store.clip_samples
 
+    @property
+    def windows_per_clip(self) -> int:
+        """Windows the network sees of each clip: its n_segments segments, or the whole clip (1)."""
+        return self.n_segments if self.model.segmented else 1
+
     def to_dict(self) -> dict[str, Any]:
         """The flat mapping of a params file: {"profile": ..., "data_source": ..., "n_fft": ..., ...}."""
         return self.model_dump()

@@ -70,7 +70,7 @@ def training_flops(cfg: Config, clips: int) -> int:
     forward, cross-entropy and backward, counted by torch.utils.flop_counter.FlopCounterMode on
     the meta device (no memory, no time). It counts convolutions and matrix products, 2 FLOPs
     per multiply-add; not the STFT, batch norm, activations, pooling or Adam's update."""
-    s = cfg.n_segments if cfg.model.segmented else 1
+    s = cfg.windows_per_clip
     with torch.device("meta"):
         net = Net(cfg.model)
         x = torch.zeros(clips * s, cfg.window_samples)  # (B * S, W)
@@ -107,7 +107,7 @@ def step_peak_memory(cfg: Config, clips: int) -> tuple[int, float] | None:
     torch.manual_seed(0)
     net = Net(cfg.model)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.train.lr)
-    s = cfg.n_segments if cfg.model.segmented else 1
+    s = cfg.windows_per_clip
     clips16 = torch.randint(-3000, 3000, (clips, cfg.store.clip_samples), dtype=torch.int16)  # (B, N), the store's rows
     y = torch.randint(0, len(GENRES), (clips * s,))
     _release_free_memory()
@@ -153,7 +153,7 @@ def cost_text(base: Config, tracks: int = FMA_SMALL_SPLITS["training"], memory: 
     for kind in INPUTS:
         for label, segmented in (("whole clip", False), ("segments", True)):
             cfg = base.replace(input=kind, segmented=segmented)
-            s = cfg.n_segments if segmented else 1
+            s = cfg.windows_per_clip
             flops = training_flops(cfg, cfg.train.batch_size)
             line = f"  {kind:<13}{label:<12}{cfg.train.batch_size * s:>13}{flops / 1e9:>12.1f}"
             line += f"{flops * tracks / cfg.train.batch_size / 1e12:>13.2f}"

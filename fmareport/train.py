@@ -191,7 +191,7 @@ def evaluate(
     the device, at the end. -> (mean NLL of the track probabilities, accuracy, (n,) predicted
     labels and (n, K) track probabilities, both in sorted-row order)"""
     model.eval()
-    s = cfg.n_segments if cfg.model.segmented else 1
+    s = cfg.windows_per_clip
     rows = np.sort(rows)
     rows_dev = policy.to_device(torch.from_numpy(rows))  # (n,)
     loss = torch.zeros((), dtype=torch.float64, device=policy.device)
@@ -405,11 +405,6 @@ class SeedRun:
     # before a checkpoint is loaded: a resumed seed has them too (the same seed, the same init).
     initial_first: dict[str, torch.Tensor] = field(default_factory=dict)
 
-    @property
-    def segments(self) -> int:
-        """Windows per clip: the clip's segments, or the whole clip."""
-        return self.cfg.n_segments if self.cfg.model.segmented else 1
-
 
 def train_seed(
     cfg: Config,
@@ -519,7 +514,9 @@ def train_epoch(run: SeedRun, epoch: int, progress: bool) -> None:
         run.train_seconds.append(time.perf_counter() - t0)
         val_loss, val_acc, _, _ = evaluate(run.model, run.source, run.labels, run.rows["validation"], cfg, policy)
         per_segment = cfg.model.segmented and cfg.train.batch_unit == "segments"  # a batch: segments across clips
-        n_items = len(run.rows["training"]) * (run.segments if per_segment else 1)  # what train loss/acc average
+        n_items = len(run.rows["training"]) * (
+            cfg.windows_per_clip if per_segment else 1
+        )  # what train loss/acc average
         row = {
             "epoch": epoch,
             "train_loss": loss_sum / n_items,
@@ -541,7 +538,7 @@ def train_step(
     """One optimizer step on clips `b` (store rows; `idx` the same on the device), or on the windows
     `pick` of them (per-segment batches) -> (mean loss, correct tracks or windows, their number), on
     the device: no wait for it."""
-    s, policy = run.segments, run.policy
+    s, policy = run.cfg.windows_per_clip, run.policy
     y = run.labels[idx]  # (B,)
     x = windows(load_clips(run.source, b, policy, idx), run.cfg)  # (B * S, W)
     y_win = y.repeat_interleave(s)  # (B * S,)
@@ -617,7 +614,10 @@ def test_seed(run: SeedRun, store) -> SeedResult:
         },
         n_params=n_params(run.model),
         seconds=seconds,
-        segments_per_second=len(run.history) * len(run.rows["training"]) * run.segments / sum(run.train_seconds),
+        segments_per_second=len(run.history)
+        * len(run.rows["training"])
+        * run.cfg.windows_per_clip
+        / sum(run.train_seconds),
         test_track_ids=np.asarray(track_ids(store))[test_rows].tolist(),
         test_labels=y_test.tolist(),
         test_probs=probs.astype(np.float64).tolist(),

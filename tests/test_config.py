@@ -337,3 +337,9 @@ def test_a_section_given_whole_beside_flat_keys_loses_neither():
         cfg = Config.model_validate(raw)
         assert (cfg.model.n_fft, cfg.model.hop) == (512, 64)
     assert given == {"model": {"n_fft": 512}, "hop": 64}  # not changed
+
+
+def test_a_clip_is_seen_as_its_segments_or_whole():
+    demo = load_profile("demo")  # 65536-sample clips, 16384-sample segments at 50 %: 7 segments
+    assert demo.replace(segmented=True).windows_per_clip == demo.n_segments == 7
+    assert demo.replace(segmented=False).windows_per_clip == 1
