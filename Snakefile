@@ -107,7 +107,7 @@ DATA = Path(CFG.run.data_dir) / "fma_metadata" / "tracks.csv" if CFG.data.source
 # The ablations (params/ablations/) are cells too: each names its table cell (`base`) and the one
 # thing it changes; a change to the base cell's file re-runs them as well.
 try:
-    CELLS = expected_cells(PARAMS)
+    CELLS = expected_cells(PARAMS, PROFILE)  # those the profile's `cells` select
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 if not CELLS:
