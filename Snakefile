@@ -67,7 +67,6 @@ PY = sys.executable  # the environment Snakemake runs in runs every step (no PAT
 REPO = Path(workflow.basedir)
 PROFILE = str(config.get("profile", "demo"))
 CELL_THREADS = int(config.get("cell_threads", 1))
-GPUS = int(config["gpus"]) if "gpus" in config else gpu_count()
 
 PARAMS = Path("params")
 PROFILE_YAML = PARAMS / "profiles" / f"{PROFILE}.yaml"
@@ -77,14 +76,24 @@ except ConfigError as err:
     raise WorkflowError(f"profile {PROFILE!r}: {err}") from None
 if CFG.profile != PROFILE:
     raise WorkflowError(f"{PROFILE_YAML} says 'profile: {CFG.profile}': it must be '{PROFILE}' (its file name)")
-GPU = int(config.get("gpu", 1 if GPUS and CFG.compute.device != "cpu" else 0))  # GPUs per cell job
+# GPUs per cell job: as --config gpu= says (profiles/slurm: 1); none on device: cpu; else one while this
+# machine has GPUs: make's count (--config gpus=N), else counted here (torch in a subprocess: 3 CPU-s,
+# so asked only where a cell could use one).
+GPUS = None  # not counted
+if "gpu" in config:
+    GPU = int(config["gpu"])
+elif CFG.compute.device == "cpu":
+    GPU = 0
+else:
+    GPUS = int(config["gpus"]) if "gpus" in config else gpu_count()
+    GPU = 1 if GPUS else 0
 if not GPU and (CFG.compute.device == "cuda" or (CFG.compute.device == "auto" and not CFG.run.cpu_fallback)):
     # Stop before fetch and prepare: every cell would die in pick_device after the download and the store.
     seen = torch_gpus()  # why none, in torch's words (asked here too when make gave the count)
     why = f" ({seen['problem']})" if seen and seen.get("problem") else ""
     raise WorkflowError(
         f"profile {PROFILE!r} needs a GPU (device: {CFG.compute.device}, cpu_fallback: false) and this machine "
-        f"has none torch can use (gpus={GPUS}){why}. To run it here on the CPU (days), set device: cpu in "
+        f"has none torch can use{'' if GPUS is None else f' (gpus={GPUS})'}{why}. To run it here on the CPU (days), set device: cpu in "
         f"{PROFILE_YAML}; {GPU_FIX}; on a cluster, give each cell a GPU with --config gpu=1 (profiles/slurm)"
     )
 # synth and prepare take every core of a local run (--cores). A cluster executor has no --cores
