@@ -197,6 +197,30 @@ def test_a_bf16_autocast_step_on_the_cpu_gives_float32_logits_and_every_gradient
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
 
 
+@pytest.mark.parametrize("segmented", [False, True])
+def test_the_test_pass_keeps_each_tracks_embedding_from_the_same_forward_pass(segmented, tones):
+    """evaluate(embed=True): the predictions are those without it, and each track's embedding is the
+    mean over its segments of Net.embed (the penultimate layer, dense[-1] wide), from the same pass."""
+    cfg = tone_config(input="both", segmented=segmented)
+    policy = device_policy(cfg)
+    seed_everything(0)
+    model = Net(cfg.model)
+    labels = torch.from_numpy(tones.labels)
+    rows = tones.split_indices("test")  # 24 tracks, in two batches of 12
+    plain = train.evaluate(model, tones.audio, labels, rows, cfg, policy)
+    kept = train.evaluate(model, tones.audio, labels, rows, cfg, policy, embed=True)
+    assert plain.embeddings is None and kept.embeddings.shape == (24, 150) and kept.embeddings.dtype == np.float32
+    assert np.array_equal(kept.probs, plain.probs) and kept.loss == plain.loss
+    model.eval()
+    with torch.no_grad():
+        z = model.embed(windows(load_clips(tones.audio, np.sort(rows), policy), cfg))  # (24 * S, 150)
+        probs = track_log_probs(model.head(z), cfg.windows_per_clip).exp()  # (24, 8)
+    s = cfg.windows_per_clip
+    assert s == (7 if segmented else 1) and z.shape == (24 * s, 150)
+    np.testing.assert_allclose(kept.embeddings, z.view(24, s, 150).mean(dim=1).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(kept.probs, probs.numpy(), rtol=1e-5, atol=1e-7)  # embed + head is the forward
+
+
 def test_the_resident_store_gives_the_numbers_of_the_memmap(tones, tmp_path):
     """store_on_device: always (an int16 tensor, indexed on the device: the GPU's code) against
     never (the memmap, indexed on the host): fp32, deterministic, the same numbers."""
