@@ -293,6 +293,8 @@ class Net(nn.Module):
 
     (B, N) float waveform in [-1, 1] -> (B, n_classes) logits. N is a clip
     (the store's clip_samples) or a segment (model.segment_samples); any N >= 6 * hop works.
+    forward is `head(embed(x))`: `embed` gives the penultimate layer's (B, D) activations, which the
+    test pass keeps (train.evaluate(embed=True), fmareport.weights).
     """
 
     def __init__(self, model: ModelSettings, n_classes: int = len(GENRES)):
