@@ -221,6 +221,21 @@ def test_the_test_pass_keeps_each_tracks_embedding_from_the_same_forward_pass(se
     np.testing.assert_allclose(kept.probs, probs.numpy(), rtol=1e-5, atol=1e-7)  # embed + head is the forward
 
 
+def test_the_embeddings_of_a_bf16_autocast_test_pass_are_float32(tones, monkeypatch):
+    """Under autocast (a GPU's amp: true, run here by CPU autocast) Net.embed gives bf16: the kept
+    embeddings are float32 means of them, and the predictions those without embed."""
+    monkeypatch.setattr(device_mod, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    cfg = tone_config(input="both", segmented=True, amp=True)
+    policy = device_policy(cfg)
+    assert policy.amp_dtype == torch.bfloat16
+    seed_everything(0)
+    model, labels, rows = Net(cfg.model), torch.from_numpy(tones.labels), tones.split_indices("test")
+    kept = train.evaluate(model, tones.audio, labels, rows, cfg, policy, embed=True)
+    assert kept.embeddings.dtype == np.float32 and kept.embeddings.shape == (24, 150)
+    assert np.isfinite(kept.embeddings).all()
+    assert np.array_equal(kept.probs, train.evaluate(model, tones.audio, labels, rows, cfg, policy).probs)
+
+
 def test_the_resident_store_gives_the_numbers_of_the_memmap(tones, tmp_path):
     """store_on_device: always (an int16 tensor, indexed on the device: the GPU's code) against
     never (the memmap, indexed on the host): fp32, deterministic, the same numbers."""
