@@ -12,7 +12,8 @@ Jobs (docs/running.md has the details and the measured times):
   cell            the README's command: papermill book/experiment.ipynb
                   results/<profile>/<cell>.ipynb -p profile <profile> -p cell <cell>,
                   which writes results/<profile>/<cell>.json beside the executed notebook,
-                  and the first seed's weights, results/<profile>/<cell>.weights.pt
+                  and the first seed's weights, results/<profile>/<cell>.weights.pt, and
+                  every seed's test-set embeddings, results/<profile>/<cell>.embeddings.npz
   baseline        fmareport baseline: the baselines of the profile (fmareport.baseline),
                   results/<profile>/baselines/<name>.json
   book            fmareport book --complete: the HTML report of the profile's results, refused
@@ -241,8 +242,10 @@ rule cell:
         store=BUILD / "store.txt",
     output:
         json=RESULTS / "{cell}.json",
-        # The first seed's weights (fmareport.weights): run_cell writes them, then the json naming them.
+        # The first seed's weights and every seed's test-set embeddings (fmareport.weights): run_cell
+        # writes them, then the json naming them.
         weights=RESULTS / "{cell}.weights.pt",
+        embeddings=RESULTS / "{cell}.embeddings.npz",
         notebook=RESULTS / "{cell}.ipynb",
     log:
         config=BUILD / "logs/{cell}.config.yaml",

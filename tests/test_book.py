@@ -505,6 +505,27 @@ def test_the_data_page_plays_each_genre_offline(built):
     assert len(sources) == 8 and all(s.startswith("data:audio/wav;base64,") for s in sources)
 
 
+def test_the_learned_page_shows_filters_mistakes_to_hear_the_inputs_per_genre_and_maps(built):
+    """What the networks learned (fmareport.report.learned), from the smoke grid's kept files: the filter
+    figures of the best 1D and 2D cells with their paragraphs, the mistakes with embedded players, the
+    per-genre table of the three inputs, the t-SNE maps; no note of anything missing."""
+    root, _, results = built
+    page = html(root, "generated/learned.html")
+    text = page.get_text(" ", strip=True)
+    assert page.find("h1").get_text(strip=True).startswith("What the networks learned")
+    assert len(page.find_all("img")) == 4  # 2 filter figures, the per-genre figure, the maps
+    assert "have a clear peak" in text and "nothing to draw" not in text and "has a current run" not in text
+    for which in ("best", "worst"):
+        players = page.find("table", id=f"mistakes-{which}")
+        sources = [a["src"] for a in players("audio")]
+        assert sources and all(s.startswith("data:audio/wav;base64,") for s in sources), which
+    ranked = sorted((-r["summary"]["test_acc_last_mean"], c) for c, r in results.items() if c.startswith("table"))
+    assert f"The best table cell : {ranked[0][1]} (" in text and f"The worst table cell : {ranked[-1][1]} (" in text
+    rows = [tr.th.get_text(strip=True) for tr in page.find("table", id="per-genre").tbody("tr")]
+    assert rows[-1] == "all genres" and len(rows) >= 2
+    assert re.search(r"\d+ of the \d+ test tracks are wrong in every prediction of the 8 table cells", text)
+
+
 def test_the_reproducibility_page_sets_each_run_beside_the_published_reference(built):
     """reference/smoke.json against the runs the book shows: a verdict per cell and baseline, and the
     reference's machine and versions beside the runs' (fmareport.report.reference)."""

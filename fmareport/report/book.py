@@ -47,7 +47,7 @@ from .reference import REFERENCE_DIR
 from .runs import PROFILE_ENV, RESULTS_ENV, RunStatus, build_choice, run_statuses
 from .tables import index_runs, setting_label, setting_of
 
-PAGES = ("intro", "data", "methods", "results", "beyond", "experiments", "reproducibility")
+PAGES = ("intro", "data", "methods", "results", "beyond", "learned", "experiments", "reproducibility")
 SOURCE_DIR = Path("book/pages")
 GENERATED_DIR = Path("book/generated")
 STAGED_MARKER = ".fmareport-staged"
@@ -237,22 +237,51 @@ def open_page(profile: str, results_dir: str | Path) -> Page:
 PLAYER_SECONDS = 5.0  # of each clip in the page: 5 s of 44.1 kHz int16 WAV is 430 kB, 590 kB as base64
 
 
+def wav_uri(clip: np.ndarray, sample_rate: int, seconds: float = PLAYER_SECONDS) -> str:
+    """A WAV data URI of an int16 clip's first `seconds` (16-bit PCM): sound embedded in the page,
+    which plays offline. clip: (n_samples,) int16."""
+    import soundfile as sf
+
+    buffer = io.BytesIO()
+    sf.write(buffer, np.asarray(clip[: int(seconds * sample_rate)]), sample_rate, format="WAV", subtype="PCM_16")
+    return "data:audio/wav;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def player(clip: np.ndarray, sample_rate: int, seconds: float = PLAYER_SECONDS) -> str:
+    """An HTML audio player of a clip's first `seconds`, its sound embedded (`wav_uri`)."""
+    return f'<audio controls preload="none" src="{wav_uri(clip, sample_rate, seconds)}"></audio>'
+
+
 def audio_players(clips: dict[str, tuple[int, np.ndarray]], sample_rate: int, seconds: float = PLAYER_SECONDS) -> str:
     """An HTML table, one row per genre: its name, the track and an audio player whose sound is
     embedded (a WAV data URI of the clip's first `seconds`), so the page plays offline.
     clips: {genre: (track_id, int16 clip)}."""
-    import soundfile as sf
-
-    rows = []
-    for genre, (track_id, clip) in clips.items():
-        buffer = io.BytesIO()
-        sf.write(buffer, np.asarray(clip[: int(seconds * sample_rate)]), sample_rate, format="WAV", subtype="PCM_16")
-        uri = "data:audio/wav;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-        rows.append(
-            f"<tr><th>{escape(genre)}</th><td>track {track_id:06d}</td>"
-            f'<td><audio controls preload="none" src="{uri}"></audio></td></tr>'
-        )
+    rows = [
+        f"<tr><th>{escape(genre)}</th><td>track {track_id:06d}</td><td>{player(clip, sample_rate, seconds)}</td></tr>"
+        for genre, (track_id, clip) in clips.items()
+    ]
     return '<table id="audio-players" class="fmareport-table"><tbody>' + "".join(rows) + "</tbody></table>"
+
+
+def player_table(
+    rows: list[dict[str, str]], clips: list[np.ndarray], sample_rate: int, table_id: str, caption: str
+) -> str:
+    """An HTML table of `rows` (each a {column: text} of the same columns, escaped here) with a last
+    column "listen": the player of the matching int16 clip (`player`), with an id and a caption."""
+    if len(rows) != len(clips):
+        raise ValueError(f"{len(rows)} rows for {len(clips)} clips")
+    columns = list(rows[0]) if rows else []
+    head = "".join(f"<th>{escape(c)}</th>" for c in [*columns, "listen"])
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{escape(str(r[c]))}</td>" for c in columns)
+        + f"<td>{player(clip, sample_rate)}</td></tr>"
+        for r, clip in zip(rows, clips)
+    )
+    return (
+        f'<table id="{escape(table_id)}" class="fmareport-table"><caption>{escape(caption)}</caption>'
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    )
 
 
 def html_table(df, table_id: str, caption: str) -> str:
