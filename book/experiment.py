@@ -33,15 +33,18 @@ cell = "table1/spectrogram_segmented"  # params/<cell>.yaml
 overrides = {}  # config keys over both (a mapping, or YAML text)
 
 # %%
-from IPython.display import Markdown
-
-from fmareport import errors, experiment
-from fmareport.report import figures, tables
+from fmareport import errors, notebook
 
 errors.short_tracebacks(get_ipython())  # noqa: F821 (IPython's): an fmareport error shows as its one line
 
-# A bad name, key or value stops here, before any data or training, naming what to fix.
-cfg = experiment.notebook_config(profile, cell, overrides, history=In)  # noqa: F821 (IPython's input history)
+# A bad name, key or value stops here, before torch is imported, naming what to fix.
+cfg = notebook.config(profile, cell, overrides, history=In)  # noqa: F821 (IPython's input history)
+
+from IPython.display import Markdown  # noqa: E402 (after the check: the imports below take seconds)
+
+from fmareport import experiment  # noqa: E402
+from fmareport.report import figures, tables  # noqa: E402
+
 Markdown(tables.config_markdown(cfg))
 
 # %% [markdown]

@@ -29,25 +29,23 @@ directly. Relative paths are relative to the working directory.
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from . import provenance
-from .config import RESUME_FREE_KEYS, Config, load_cell
+from .config import RESUME_FREE_KEYS, Config
 from .data.fma import GENRES
 from .data.store import prepare
 from .device import claimed_device, device_policy
 from .disk import check_room, check_writable
-from .errors import ConfigError, FmareportError
+from .errors import FmareportError
 from .files import locked, mark_owned, remove_owned
 from .model import Net
 from .results import CellResults, DataInfo, Provenance, results_path, summarize, write_results
@@ -62,8 +60,6 @@ from .weights import (
     weights_path,
 )
 
-# The notebook's parameters: what a user passes to papermill with -p (or -y for overrides).
-PARAMETERS = ("profile", "cell", "overrides")
 CHECKPOINT_MARKER = ".fmareport-checkpoints"  # inside every checkpoint folder run_cell makes
 # A results file's size: per seed, a test track's 8 probabilities, label, id and artist id as JSON
 # (8 x 25 characters and some: 224 bytes measured at indent 1) and an epoch's row of the history;
@@ -193,37 +189,3 @@ def run_cell(cfg: Config, progress: bool = True, entry: str = "fmareport.experim
         write_results(paths.results, results)
         remove_owned(checkpoints, CHECKPOINT_MARKER)
     return results
-
-
-def injected_names(history: Sequence[str]) -> list[str]:
-    """The names papermill injected: the assignments of the last executed cell that starts with
-    papermill's '# Parameters' comment, read from IPython's input history (`In`)."""
-    for source in reversed(list(history)):
-        if source.lstrip().startswith("# Parameters"):
-            tree = ast.parse(source)
-            return [
-                t.id
-                for node in tree.body
-                if isinstance(node, ast.Assign)
-                for t in node.targets
-                if isinstance(t, ast.Name)
-            ]
-    return []
-
-
-def notebook_config(
-    profile: str, cell: str | None, overrides: dict[str, Any] | str | None, history: Sequence[str] = ()
-) -> Config:
-    """The experiment notebook's config: profile, then cell, then overrides, every layer checked.
-
-    `history` is IPython's `In`: a papermill parameter that is not one of PARAMETERS (say
-    `-p epochs 3`) is refused here rather than silently ignored.
-    """
-    stray = [n for n in injected_names(history) if n not in PARAMETERS]
-    if stray:
-        raise ConfigError(
-            f"papermill parameters: {', '.join(map(repr, stray))} not a parameter of this notebook "
-            f"(its parameters: {', '.join(PARAMETERS)}); pass config keys as overrides, e.g. "
-            f"-y \"overrides: {{{stray[0]}: ...}}\" or -p overrides '{stray[0]}: ...'"
-        )
-    return load_cell(profile, cell, overrides)

@@ -32,7 +32,7 @@ import yaml
 from conftest import run_snakemake
 from fakes import of_config
 
-from fmareport import disk, errors, experiment, train
+from fmareport import disk, errors, experiment, notebook, train
 from fmareport.cli import main
 from fmareport.config import Config, ConfigError, SynthSettings, load_cell, load_config, profile_path
 from fmareport.data.audio import Skip, decode_clip
@@ -75,7 +75,7 @@ def test_01_a_cell_name_is_not_a_path(tmp_path, cell):
     with pytest.raises(ConfigError, match=r"cell\.yaml: key 'cell': .* is not a cell"):
         load_config(profile_path("smoke"), path)
     with pytest.raises(ConfigError, match=r"not a cell name"):
-        experiment.notebook_config("smoke", cell, {})
+        notebook.config("smoke", cell, {})
 
 
 @pytest.mark.parametrize("profile", ["../profiles/smoke", "/etc/passwd", "", "smoke/../../x"])

@@ -29,7 +29,7 @@ import yaml
 from bs4 import BeautifulSoup
 from conftest import run_snakemake
 
-from fmareport import experiment
+from fmareport import experiment, notebook
 from fmareport.cli import main as cli_main
 from fmareport.config import ConfigError, load_cell, load_config
 from fmareport.report.reference import compare, differences, read_reference
@@ -107,20 +107,20 @@ def test_the_committed_notebook_is_the_text_notebook_without_outputs():
     assert not any(c.outputs or c.execution_count for c in code), "commit book/experiment.ipynb without outputs"
     (params,) = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     names = [t.id for node in ast.parse(params.source).body for t in node.targets]
-    assert tuple(names) == experiment.PARAMETERS
+    assert tuple(names) == notebook.PARAMETERS
 
 
 def test_injected_names_are_read_from_papermills_cell():
     history = ["", "profile = 'smoke'", '# Parameters\nprofile = "demo"\ncell = "table1/raw_whole"\nepochs = 3\n']
-    assert experiment.injected_names(history) == ["profile", "cell", "epochs"]
+    assert notebook.injected_names(history) == ["profile", "cell", "epochs"]
     with pytest.raises(ConfigError, match=r"'epochs' not a parameter of this notebook.*overrides"):
-        experiment.notebook_config("smoke", "table1/raw_whole", {}, history)
-    cfg = experiment.notebook_config("smoke", "table1/raw_whole", "epochs: 2\nlr: 1e-3", history[:2])
+        notebook.config("smoke", "table1/raw_whole", {}, history)
+    cfg = notebook.config("smoke", "table1/raw_whole", "epochs: 2\nlr: 1e-3", history[:2])
     assert (cfg.schedule.epochs, cfg.train.lr, cfg.cell) == (2, 1e-3, "table1/raw_whole")
     # papermill's -y 'overrides: {dropout: 1.5}' hands the notebook a mapping: taken, and checked
     with pytest.raises(ConfigError, match=re.escape("overrides: key 'dropout': must be in [0, 1), got 1.5")):
-        experiment.notebook_config("smoke", "table1/raw_whole", {"dropout": 1.5}, history[:2])
-    assert experiment.notebook_config("smoke", "table1/raw_whole", {"dropout": 0.5}, history[:2]).model.dropout == 0.5
+        notebook.config("smoke", "table1/raw_whole", {"dropout": 1.5}, history[:2])
+    assert notebook.config("smoke", "table1/raw_whole", {"dropout": 0.5}, history[:2]).model.dropout == 0.5
 
 
 @pytest.mark.slow
