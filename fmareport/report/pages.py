@@ -186,7 +186,7 @@ def layer_shapes(page: Page, paper: Config) -> HTML:
         for label in ("whole clip", "segment"):
             for name, c in {"paper": paper, page.profile: page.cfg}.items():
                 n = c.store.clip_samples if label == "whole clip" else c.model.segment_samples
-                table = layer_table(c.replace(input=kind).model, n)
+                table = layer_table(c.replace(input=kind).model, n, c.store.sample_rate)
                 rows.append(
                     {
                         "input": INPUTS[kind].label,
