@@ -88,9 +88,9 @@ def test_make_report_runs_one_cell_job_per_gpu(tmp_path):
 def test_paper_dry_run_with_two_gpus_plans_one_gpu_per_cell_job(tmp_path):
     jobs = dry_run(tmp_path, "--resources", "gpu=2", "--config", "profile=paper", "gpus=2")
     cells = jobs["cell"]
-    assert len(cells) == len(PAPER_CELLS) == 13  # 8 table cells, 5 ablations
+    assert len(cells) == len(PAPER_CELLS) == 17  # 8 table cells, 9 ablations
     # Each cell job takes one unit of `gpu`, of which there are 2: at most 2 cells at a time.
-    assert [c["resources"].get("gpu") for c in cells] == ["1"] * 13
+    assert [c["resources"].get("gpu") for c in cells] == ["1"] * 17
     assert all("-m fmareport.cli on-gpu -- " in c["shell"] for c in cells)  # and on a GPU of its own
     for rule in ("fetch", "prepare", "book"):
         assert all(j["resources"].get("gpu") in (None, "0") for j in jobs[rule]), rule
