@@ -12,7 +12,8 @@ Jobs (docs/running.md has the details and the measured times):
   cell            the README's command: papermill book/experiment.ipynb
                   results/<profile>/<cell>.ipynb -p profile <profile> -p cell <cell>,
                   which writes results/<profile>/<cell>.json beside the executed notebook,
-                  and the first seed's weights, results/<profile>/<cell>.weights.pt
+                  and the first seed's weights, results/<profile>/<cell>.weights.pt, and
+                  every seed's test-set embeddings, results/<profile>/<cell>.embeddings.npz
   baseline        fmareport baseline: the baselines of the profile (fmareport.baseline),
                   results/<profile>/baselines/<name>.json
   book            fmareport book --complete: the HTML report of the profile's results, refused
@@ -67,7 +68,6 @@ PY = sys.executable  # the environment Snakemake runs in runs every step (no PAT
 REPO = Path(workflow.basedir)
 PROFILE = str(config.get("profile", "demo"))
 CELL_THREADS = int(config.get("cell_threads", 1))
-GPUS = int(config["gpus"]) if "gpus" in config else gpu_count()
 
 PARAMS = Path("params")
 PROFILE_YAML = PARAMS / "profiles" / f"{PROFILE}.yaml"
@@ -77,14 +77,24 @@ except ConfigError as err:
     raise WorkflowError(f"profile {PROFILE!r}: {err}") from None
 if CFG.profile != PROFILE:
     raise WorkflowError(f"{PROFILE_YAML} says 'profile: {CFG.profile}': it must be '{PROFILE}' (its file name)")
-GPU = int(config.get("gpu", 1 if GPUS and CFG.compute.device != "cpu" else 0))  # GPUs per cell job
+# GPUs per cell job: as --config gpu= says (profiles/slurm: 1); none on device: cpu; else one while this
+# machine has GPUs: make's count (--config gpus=N), else counted here (torch in a subprocess: 3 CPU-s,
+# so asked only where a cell could use one).
+GPUS = None  # not counted
+if "gpu" in config:
+    GPU = int(config["gpu"])
+elif CFG.compute.device == "cpu":
+    GPU = 0
+else:
+    GPUS = int(config["gpus"]) if "gpus" in config else gpu_count()
+    GPU = 1 if GPUS else 0
 if not GPU and (CFG.compute.device == "cuda" or (CFG.compute.device == "auto" and not CFG.run.cpu_fallback)):
     # Stop before fetch and prepare: every cell would die in pick_device after the download and the store.
     seen = torch_gpus()  # why none, in torch's words (asked here too when make gave the count)
     why = f" ({seen['problem']})" if seen and seen.get("problem") else ""
     raise WorkflowError(
         f"profile {PROFILE!r} needs a GPU (device: {CFG.compute.device}, cpu_fallback: false) and this machine "
-        f"has none torch can use (gpus={GPUS}){why}. To run it here on the CPU (days), set device: cpu in "
+        f"has none torch can use{'' if GPUS is None else f' (gpus={GPUS})'}{why}. To run it here on the CPU (days), set device: cpu in "
         f"{PROFILE_YAML}; {GPU_FIX}; on a cluster, give each cell a GPU with --config gpu=1 (profiles/slurm)"
     )
 # synth and prepare take every core of a local run (--cores). A cluster executor has no --cores
@@ -107,7 +117,7 @@ DATA = Path(CFG.run.data_dir) / "fma_metadata" / "tracks.csv" if CFG.data.source
 # The ablations (params/ablations/) are cells too: each names its table cell (`base`) and the one
 # thing it changes; a change to the base cell's file re-runs them as well.
 try:
-    CELLS = expected_cells(PARAMS)
+    CELLS = expected_cells(PARAMS, PROFILE)  # those the profile's `cells` select
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 if not CELLS:
@@ -232,8 +242,10 @@ rule cell:
         store=BUILD / "store.txt",
     output:
         json=RESULTS / "{cell}.json",
-        # The first seed's weights (fmareport.weights): run_cell writes them, then the json naming them.
+        # The first seed's weights and every seed's test-set embeddings (fmareport.weights): run_cell
+        # writes them, then the json naming them.
         weights=RESULTS / "{cell}.weights.pt",
+        embeddings=RESULTS / "{cell}.embeddings.npz",
         notebook=RESULTS / "{cell}.ipynb",
     log:
         config=BUILD / "logs/{cell}.config.yaml",

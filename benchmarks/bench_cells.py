@@ -38,6 +38,7 @@ from pathlib import Path
 import tiny  # benchmarks/tiny.py: the --tiny option
 
 from fmareport.config import load_cell
+from fmareport.report.runs import expected_cells
 
 REPO = Path(__file__).resolve().parents[1]
 FORMS = ("ours", "before")
@@ -65,16 +66,6 @@ print(json.dumps({"epoch": sum(epochs) / len(epochs), "test": r.seconds - sum(ep
 
 
 TINY = {"profile": "smoke", "cells": ["table1/raw_whole"], "epochs": 1}  # --tiny's settings
-
-
-def cells() -> list[str]:
-    """Every table and ablation cell, as the workflow runs them."""
-    root = REPO / "params"
-    return sorted(
-        str(p.relative_to(root).with_suffix(""))
-        for d in ("table1", "table2", "ablations")
-        for p in (root / d).glob("*.yaml")
-    )
 
 
 def extract(rev: str, into: Path) -> Path:
@@ -109,13 +100,13 @@ def measure(tree: Path, cell: str, args, convs: bool) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--profile", default="demo")
-    p.add_argument("--cells", nargs="*", default=None, help="default: every table and ablation cell")
+    p.add_argument("--cells", nargs="*", default=None, help="default: the cells the profile runs")
     p.add_argument("--against", default=None, help="a commit to compare with (default: our own conv kernels)")
     p.add_argument("--epochs", type=int, default=1, help="epochs timed per cell and form")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--wall", action="store_true", help="wall-clock seconds instead of CPU seconds")
     args = tiny.parse_args(p, argv, TINY)
-    names = args.cells or cells()
+    names = args.cells or expected_cells(REPO / "params", args.profile)  # as the workflow runs them
     full = load_cell(args.profile, names[0])  # the profile's seeds and epochs, for the totals
     with tempfile.TemporaryDirectory() as tmp:
         args.workdir = REPO

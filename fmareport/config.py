@@ -57,6 +57,8 @@ CELL_PATTERN = rf"{NAME_PATTERN}(/{NAME_PATTERN})?"
 ProfileName = Annotated[str, StringConstraints(pattern=rf"^{NAME_PATTERN}$")]
 CellName = Annotated[str, StringConstraints(pattern=rf"^{CELL_PATTERN}$")]
 Positive = Annotated[int, Field(gt=0)]
+# A shell-style pattern over cell names (fnmatch: * ? [...]), e.g. "table1/*" or "ablations/log_*".
+CellPattern = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_*?\[\]!-]+(/[A-Za-z0-9_*?\[\]!-]+)?$")]
 
 # A seed is what numpy's legacy seeding takes (np.random.seed, in train.seed_everything):
 # 0 <= seed < 2**32. A negative seed used to pass here and fail in numpy after prepare.
@@ -249,6 +251,10 @@ class RunSettings(Section):
     prepare_workers: Annotated[int, Field(ge=0)] = 0  # decode processes (0: one per usable CPU)
     store_on_device: Literal["auto", "always", "never"] = "auto"  # clip store as a tensor on the device
     cpu_fallback: bool = True  # device auto without a usable GPU: run on the CPU (false: stop at once)
+    # The cells the profile runs (PROFILE_KEY: a profile's key, refused in a cell's file): shell-style
+    # patterns over cell names, each matching at least one (fmareport.report.runs.expected_cells).
+    # smoke runs the tables and two ablations: the other ablations' code is tested in-process.
+    cells: Annotated[list[CellPattern], Field(min_length=1)] = ["*"]
 
 
 # Flat keys that are not the section's prefix and field name: `data_source` reads better than
@@ -419,6 +425,7 @@ def flatten(nested: dict[str, Any]) -> dict[str, Any]:
 # Keys that never change a run's numbers (a result that differs from a config only in these is still
 # its run, fmareport.report.runs), and those a checkpoint may also differ in (fmareport.train).
 NUMBER_FREE_KEYS = section_keys("run")
+PROFILE_KEY = flat_key("run", "cells")  # the one key only a profile may set: which cells it runs
 RESUME_FREE_KEYS = section_keys("run", "schedule")
 
 # A flat model of the params file: its JSON Schema describes a key (`_describe`) and a results
@@ -753,16 +760,22 @@ def load_config(*paths: str | Path, overrides: dict[str, Any] | None = None) -> 
     >>> load_config("params/profiles/demo.yaml", "params/table1/raw_whole.yaml")  # doctest: +SKIP
     """
     values: dict[str, Any] = {}
-    for path in paths:
+    for i, path in enumerate(paths):
         raw = read_yaml(path)
+        if i and PROFILE_KEY in raw:
+            raise ConfigError(f"{path}: key {PROFILE_KEY!r} says which cells a profile runs: set it in the profile")
         if raw.get("base") is not None:  # an ablation: its table cell first, then what it changes
             base = cell_path(raw["base"])
             base_raw = read_yaml(base)
+            if PROFILE_KEY in base_raw:
+                raise ConfigError(f"{base}: key {PROFILE_KEY!r} says which cells a profile runs: set it in the profile")
             if base_raw.get("base") is not None:
                 raise ConfigError(f"{path}: key 'base': {shown(raw['base'])} is itself an ablation; name a table cell")
             values = from_dict(base_raw, source=str(base), base=values).to_dict(every_key=True)
         values = from_dict(raw, source=str(path), base=values).to_dict(every_key=True)
     if overrides:
+        if PROFILE_KEY in overrides:
+            raise ConfigError(f"overrides: key {PROFILE_KEY!r} says which cells a profile runs: set it in the profile")
         values = from_dict(overrides, source="overrides", base=values).to_dict(every_key=True)
     return Config.model_validate(values)
 

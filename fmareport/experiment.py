@@ -16,9 +16,10 @@ A cell is a profile plus one params file (`params/<table>/<cell>.yaml`); its run
    checked names and a hash of the settings that change numbers
    (`build/<profile>/<cell>/checkpoints/<hash>/seed<N>.pt`), so a killed run resumes and
    a run with other settings never resumes from it;
-4. collects provenance and writes the first seed's weights (`results/<profile>/<cell>.weights.pt`,
+4. collects provenance and writes the first seed's weights (`results/<profile>/<cell>.weights.pt`)
+   and every seed's test-set embeddings (`results/<profile>/<cell>.embeddings.npz`, both
    fmareport.weights) and then `results/<profile>/<cell>.json`, each atomically; the results
-   file names the weights file by its SHA1, so weights a killed run left are never taken for
+   file names the kept files by their SHA1, so files a killed run left are never taken for
    those of the results beside them;
 5. deletes its checkpoint folder, which it marked as its own when it made it.
 
@@ -51,7 +52,15 @@ from .files import locked, mark_owned, remove_owned
 from .model import Net
 from .results import CellResults, DataInfo, Provenance, results_path, summarize, write_results
 from .train import checkpoint_bytes, train_seed
-from .weights import save_weights, weights_blob, weights_bytes, weights_path
+from .weights import (
+    embeddings_blob,
+    embeddings_bytes,
+    embeddings_path,
+    save_kept,
+    weights_blob,
+    weights_bytes,
+    weights_path,
+)
 
 # The notebook's parameters: what a user passes to papermill with -p (or -y for overrides).
 PARAMETERS = ("profile", "cell", "overrides")
@@ -74,6 +83,7 @@ class CellPaths:
 
     results: Path  # results/<profile>/<cell>.json
     weights: Path  # results/<profile>/<cell>.weights.pt: the first seed's weights (fmareport.weights)
+    embeddings: Path  # results/<profile>/<cell>.embeddings.npz: every seed's test-set embeddings
     notebook: Path  # results/<profile>/<cell>.ipynb: the executed notebook papermill writes
     build: Path  # build/<profile>/<cell>/: lock and checkpoints
     checkpoints: Path  # build/<profile>/<cell>/checkpoints/<settings hash>/
@@ -83,7 +93,14 @@ class CellPaths:
         build = Path(cfg.run.build_dir) / cfg.profile / cfg.cell
         json_path = results_path(cfg.run.results_dir, cfg.profile, cfg.cell)
         checkpoints = build / "checkpoints" / settings_hash(cfg)
-        return cls(json_path, weights_path(json_path), json_path.with_suffix(".ipynb"), build, checkpoints)
+        return cls(
+            json_path,
+            weights_path(json_path),
+            embeddings_path(json_path),
+            json_path.with_suffix(".ipynb"),
+            build,
+            checkpoints,
+        )
 
 
 def settings_hash(cfg: Config) -> str:
@@ -111,16 +128,18 @@ def results_bytes(cfg: Config, n_test: int) -> int:
 
 def check_folders(cfg: Config, paths: CellPaths, n_test: int) -> None:
     """Before the first epoch: the checkpoint and results folders are writable, and their disks hold
-    every seed's checkpoint plus the one being saved, and the results and weights files twice (the old
-    and the new one during their atomic writes). StorageError naming the folder, the key and the room needed."""
+    every seed's checkpoint plus the one being saved, and the results, weights and embeddings files twice
+    (the old and the new one during their atomic writes). StorageError naming the folder, the key and the
+    room needed."""
     with torch.device("meta"):  # the model's shapes, no memory
         state = Net.of(cfg).state_dict()
     checkpoint = checkpoint_bytes(state)
     check_writable(paths.checkpoints, "build_dir")
     check_room(paths.checkpoints, (len(cfg.schedule.seeds) + 1) * checkpoint, "the checkpoints", "build_dir")
     check_writable(paths.results.parent, "results_dir")
-    results = 2 * (results_bytes(cfg, n_test) + weights_bytes(state))
-    check_room(paths.results.parent, results, "the results and weights files", "results_dir")
+    kept = weights_bytes(state) + embeddings_bytes(len(cfg.schedule.seeds), n_test, cfg.model.dense[-1])
+    results = 2 * (results_bytes(cfg, n_test) + kept)
+    check_room(paths.results.parent, results, "the results, weights and embeddings files", "results_dir")
 
 
 def run_cell(cfg: Config, progress: bool = True, entry: str = "fmareport.experiment.run_cell") -> CellResults:
@@ -138,6 +157,7 @@ def run_cell(cfg: Config, progress: bool = True, entry: str = "fmareport.experim
         checkpoints = mark_owned(paths.checkpoints, CHECKPOINT_MARKER)  # resumed or made afresh
         policy = device_policy(cfg, store.audio.nbytes, device)  # once: every seed runs as the first
         kept: dict = {}  # the first seed's weights (fmareport.weights)
+        embeddings: dict = {}  # every seed's test-set embeddings (fmareport.weights)
         seeds = [
             train_seed(
                 cfg,
@@ -147,10 +167,12 @@ def run_cell(cfg: Config, progress: bool = True, entry: str = "fmareport.experim
                 progress=progress,
                 policy=policy,
                 keep=kept if i == 0 else None,
+                embeddings=embeddings,
             )
             for i, seed in enumerate(cfg.schedule.seeds)
         ]
         blob, weights = weights_blob(kept, cfg.cell)
+        embedded, embeddings_record = embeddings_blob(embeddings, seeds[0].test_track_ids, cfg.cell)
         results = CellResults(
             run_id=uuid.uuid4().hex,
             profile=cfg.profile,
@@ -164,8 +186,10 @@ def run_cell(cfg: Config, progress: bool = True, entry: str = "fmareport.experim
                 **provenance.collect(str(device)), started=started, finished=provenance.now(), entry=entry
             ),
             weights=weights,
+            embeddings=embeddings_record,
         )
-        save_weights(paths.weights, blob)  # first: the results file that names it comes after
+        save_kept(paths.weights, blob)  # first: the results file that names them comes after
+        save_kept(paths.embeddings, embedded)
         write_results(paths.results, results)
         remove_owned(checkpoints, CHECKPOINT_MARKER)
     return results

@@ -330,6 +330,8 @@ class Net(nn.Module):
     (B, N) float waveform in [-1, 1] -> (B, n_classes) logits. N is a clip
     (the store's clip_samples) or a segment (model.segment_samples); any N >= 6 * hop works.
     The log-mel input also needs the clips' sample rate (`sample_rate`; `Net.of(cfg)` gives the store's).
+    forward is `head(embed(x))`: `embed` gives the penultimate layer's (B, D) activations, which the
+    test pass keeps (train.evaluate(embed=True), fmareport.weights).
     """
 
     def __init__(self, model: ModelSettings, n_classes: int = len(GENRES), sample_rate: int | None = None):
@@ -350,14 +352,26 @@ class Net(nn.Module):
         return cls(cfg.model, sample_rate=cfg.store.sample_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))  # (B, n_classes) float32
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Everything but the output layer: the penultimate layer's activations, i.e. the last
+        dense layer's output after its ELU (and dropout, in train mode), cfg.model.dense[-1] wide
+        (150 in the paper profile). What the book's embedding maps show. (B, N) -> (B, D), in the
+        autocast dtype under autocast."""
         h1 = self.drop(F.elu(self.conv1(x)))  # (B, C, T)
         h2 = self.drop(F.elu(self.conv2(h1)))  # (B, C, T)
         h3 = self.drop(F.elu(self.conv3(h2) + h1))  # (B, C, T): conv3 + conv1 shortcut
         z = self.pool(h3)  # (B, 2C)
         for layer in self.dense:
             z = self.drop(F.elu(layer(z)))  # (B, D)
+        return z  # (B, D)
+
+    def head(self, z: torch.Tensor) -> torch.Tensor:
+        """The output layer on penultimate activations (`embed`): (B, D) -> (B, n_classes) float32
+        logits, also under bf16 autocast."""
         with _no_autocast(z.device.type):
-            return self.out(z.float())  # (B, n_classes) float32, also under bf16 autocast
+            return self.out(z.float())  # (B, n_classes)
 
 
 def _no_autocast(device_type: str):

@@ -209,6 +209,20 @@ def check_weights(weights: WeightsRecord | None, cell: str, first_seed: int) -> 
         raise ValueError(f"weights/seed is {weights.seed}, but the weights kept are the first seed's ({first_seed})")
 
 
+def check_embeddings(embeddings: EmbeddingsRecord | None, cell: str, width: int) -> None:
+    """An embeddings record names the file beside the results (<cell name>.embeddings.npz) and the
+    penultimate layer's width, config.model.dense[-1]."""
+    if embeddings is None:
+        return
+    name = f"{cell.rsplit('/', 1)[-1]}.embeddings.npz"
+    if embeddings.file != name:
+        raise ValueError(f"embeddings/file is {embeddings.file!r}, but the embeddings of cell {cell!r} are {name!r}")
+    if embeddings.width != width:
+        raise ValueError(
+            f"embeddings/width is {embeddings.width}, but the penultimate layer (config dense[-1]) is {width} wide"
+        )
+
+
 class Tracks(_Model):
     training: Count
     validation: Count
@@ -271,8 +285,18 @@ class WeightsRecord(_Model):
     sha1: Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")]  # of the file's bytes: a stale file is refused
 
 
+class EmbeddingsRecord(_Model):
+    """The embeddings file a cell keeps for the maps of what its network learned (fmareport.weights):
+    every seed's penultimate activations of each test track, as float16."""
+
+    file: Annotated[str, Field(pattern=r"^[^/\\]+\.embeddings\.npz$")]  # beside the results: <cell name>.embeddings.npz
+    width: Annotated[int, Field(ge=1)]  # D, the penultimate layer's width: config.model.dense[-1]
+    sha1: Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")]  # of the file's bytes: a stale file is refused
+
+
 class CellResults(_Model):
-    """Everything one run of one cell produced; the book reads nothing else (and its weights file)."""
+    """Everything one run of one cell produced; the book reads nothing else (and its weights and
+    embeddings files)."""
 
     schema_version: Literal[3] = SCHEMA_VERSION
     run_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]  # also printed by the cell's notebook
@@ -287,6 +311,9 @@ class CellResults(_Model):
     # The first seed's weights file (fmareport.weights). None in files written before weights were
     # kept (reference/*.json included): the same schema version reads both.
     weights: WeightsRecord | None = None
+    # Every seed's test-set embeddings (fmareport.weights). None in files written before they were
+    # kept (reference/*.json's runs included): the same schema version reads both.
+    embeddings: EmbeddingsRecord | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> CellResults:
@@ -317,6 +344,7 @@ class CellResults(_Model):
                         "and is tested on the same tracks"
                     )
         check_weights(self.weights, self.cell, first.seed)
+        check_embeddings(self.embeddings, self.cell, self.config.model.dense[-1])
         expected = summarize(self.seeds)
         for key, value in expected.model_dump().items():
             if abs(getattr(self.summary, key) - value) > SAME:

@@ -44,7 +44,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -183,33 +183,48 @@ def batches(rows: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return [np.sort(b) for b in np.array_split(rows, n)]
 
 
+class Evaluation(NamedTuple):
+    """What `evaluate` gives for rows of the store, in sorted-row order."""
+
+    loss: float  # mean NLL of the track probabilities
+    acc: float  # per-track accuracy
+    pred: np.ndarray  # (n,) predicted labels
+    probs: np.ndarray  # (n, K) track probabilities
+    embeddings: np.ndarray | None  # (n, D) float32 penultimate activations per track (embed=True), else None
+
+
 @torch.no_grad()
 def evaluate(
-    model: Net, source, labels: torch.Tensor, rows: np.ndarray, cfg: Config, policy: DevicePolicy
-) -> tuple[float, float, np.ndarray, np.ndarray]:
+    model: Net, source, labels: torch.Tensor, rows: np.ndarray, cfg: Config, policy: DevicePolicy, embed: bool = False
+) -> Evaluation:
     """Per-track loss, accuracy and predictions on `rows`, in eval mode, batched; one wait for
-    the device, at the end. -> (mean NLL of the track probabilities, accuracy, (n,) predicted
-    labels and (n, K) track probabilities, both in sorted-row order)"""
+    the device, at the end. embed=True also keeps each track's penultimate activations from the
+    same forward pass (Net.embed, then Net.head): the mean over the track's segments, as its
+    probabilities are the mean of the segments' softmaxes (one segment for whole clips)."""
     model.eval()
     s = cfg.windows_per_clip
     rows = np.sort(rows)
     rows_dev = policy.to_device(torch.from_numpy(rows))  # (n,)
     loss = torch.zeros((), dtype=torch.float64, device=policy.device)
-    preds = []
+    preds, embeds = [], []
     a = 0
     for b in batches(rows, cfg.train.batch_size):
         idx = rows_dev[a : a + len(b)]  # (B,), the rows of b, already on the device
         a += len(b)
         with policy.autocast():
-            logits = model(windows(load_clips(source, b, policy, idx), cfg))  # (B * S, K) float32
+            z = model.embed(windows(load_clips(source, b, policy, idx), cfg))  # (B * S, D)
+            logits = model.head(z)  # (B * S, K) float32
         logp = track_log_probs(logits, s)  # (B, K)
         loss += F.nll_loss(logp, labels[idx], reduction="sum").double()
         preds.append(logp.exp())  # (B, K) probabilities
+        if embed:
+            embeds.append(z.float().view(len(b), s, -1).mean(dim=1))  # (B, D): the mean over segments
     model.train()
     probs = torch.cat(preds).cpu().numpy()  # (n, K): the one wait
     pred = probs.argmax(-1)  # (n,)
     acc = float((pred == labels.cpu().numpy()[rows]).mean())
-    return loss.item() / len(rows), acc, pred, probs
+    embeddings = torch.cat(embeds).cpu().numpy() if embed else None  # (n, D) float32
+    return Evaluation(loss.item() / len(rows), acc, pred, probs, embeddings)
 
 
 # --- checkpoints -------------------------------------------------------------------------
@@ -414,6 +429,7 @@ def train_seed(
     progress: bool = True,
     policy: DevicePolicy | None = None,
     keep: dict | None = None,
+    embeddings: dict | None = None,
 ) -> SeedResult:
     """Train and test one seed; return its record of the results file.
 
@@ -424,7 +440,8 @@ def train_seed(
     never stopped). `policy`: the cell's device policy (run_cell decides once for every seed);
     without it the seed decides its own. `keep`: a dict to fill with what the figures of the learned
     network need (fmareport.weights): {"seed", "final": the state_dict after the last epoch,
-    "initial": the first layer at initialisation}, CPU copies.
+    "initial": the first layer at initialisation}, CPU copies. `embeddings`: a dict to which the
+    seed's test-set embeddings are added ({seed: (n_test, D) float32}, `test_seed`).
     """
     run = start_seed(cfg, store, seed, checkpoint_dir, progress, policy)
     epoch = saved = len(run.history)  # the epoch running and the last one in the checkpoint: what Ctrl-C says
@@ -436,7 +453,7 @@ def train_seed(
                 saved = epoch
         if keep is not None:  # before test_seed, which may load the best epoch's weights
             keep.update(seed=seed, final=cpu_state(run.model), initial=run.initial_first)
-        return test_seed(run, store)
+        return test_seed(run, store, embeddings)
     except KeyboardInterrupt:
         raise interrupted(seed, epoch, saved, cfg.schedule.epochs, run.ckpt_path) from None
 
@@ -512,7 +529,7 @@ def train_epoch(run: SeedRun, epoch: int, progress: bool) -> None:
                 bar.set_postfix(loss=f"{loss_sum / done:.3f}", refresh=False)
             bar.update()
         run.train_seconds.append(time.perf_counter() - t0)
-        val_loss, val_acc, _, _ = evaluate(run.model, run.source, run.labels, run.rows["validation"], cfg, policy)
+        val_loss, val_acc, *_ = evaluate(run.model, run.source, run.labels, run.rows["validation"], cfg, policy)
         per_segment = cfg.model.segmented and cfg.train.batch_unit == "segments"  # a batch: segments across clips
         n_items = len(run.rows["training"]) * (
             cfg.windows_per_clip if per_segment else 1
@@ -583,12 +600,18 @@ def checkpoint_state(run: SeedRun) -> dict:
     }
 
 
-def test_seed(run: SeedRun, store) -> SeedResult:
+def test_seed(run: SeedRun, store, embeddings: dict | None = None) -> SeedResult:
     """Test the last epoch's weights (and the best epoch's, when that is another), and make the
-    seed's record."""
+    seed's record. `embeddings`: a dict to which the last epoch's test-set embeddings are added,
+    from the pass that makes the test predictions: {seed: (n_test, D) float32}, one row per test
+    track in the record's test_track_ids order (evaluate, embed=True)."""
     cfg, t_test = run.cfg, time.perf_counter()
     test_rows = np.sort(run.rows["test"])
-    _, test_acc, pred, probs = evaluate(run.model, run.source, run.labels, test_rows, cfg, run.policy)
+    _, test_acc, pred, probs, z = evaluate(
+        run.model, run.source, run.labels, test_rows, cfg, run.policy, embed=embeddings is not None
+    )
+    if embeddings is not None:
+        embeddings[run.seed] = z  # (n_test, D)
     y_test = run.labels.cpu().numpy()[test_rows]
     k = len(GENRES)
     confusion = np.zeros((k, k), dtype=np.int64)

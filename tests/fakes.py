@@ -146,3 +146,32 @@ def without_predictions(result: CellResults) -> CellResults:
     interval for such a run. The schema (version 3) requires predictions, so only a copy that skips
     validation holds none."""
     return result.model_copy(update={"seeds": [s.model_copy(update={"test_probs": None}) for s in result.seeds]})
+
+
+def of_probs(cfg: Config, labels, probs, artists=None) -> CellResults:
+    """A validated result of the config `cfg` whose seed s predicted the test tracks 0..N-1 (labels
+    (N,)) with the probabilities probs[s] (N, 8); its accuracies and confusion matrices follow from them."""
+    labels = np.asarray(labels)
+    records = []
+    for seed, p in zip(cfg.schedule.seeds, probs):
+        p = np.asarray(p, dtype=np.float64)
+        record = seed_record(seed, np.ones(len(labels), bool), artists, (2.0,) * cfg.schedule.epochs)
+        confusion = np.zeros((8, 8), int)
+        np.add.at(confusion, (labels, p.argmax(1)), 1)
+        totals = confusion.sum(1)
+        acc = float((p.argmax(1) == labels).mean())
+        record |= {
+            "test_labels": labels.tolist(),
+            "test_probs": p.tolist(),
+            "confusion": confusion.tolist(),
+            "per_genre_acc": {g: (confusion[i, i] / totals[i] if totals[i] else None) for i, g in enumerate(GENRES)},
+            "test_acc_last": acc,
+            "test_acc_best": acc,
+        }
+        records.append(record)
+    last = mean_std([r["test_acc_last"] for r in records])
+    result = of_config(cfg, np.ones((len(records), len(labels)), bool), artists)
+    obj = result.model_dump(mode="json") | {"seeds": records}
+    obj["summary"] |= {"test_acc_last_mean": last[0], "test_acc_last_std": last[1],
+                       "test_acc_best_mean": last[0], "test_acc_best_std": last[1]}  # fmt: skip
+    return validate(obj)

@@ -26,6 +26,7 @@ from fakes import of_config
 
 from fmareport.config import Config
 from fmareport.report import book
+from fmareport.report.runs import expected_cells
 from fmareport.report.tables import CONFIDENCE, PAPER
 
 REPO = Path(__file__).resolve().parents[1]
@@ -457,7 +458,7 @@ def test_no_page_logs_a_console_error_in_headless_chromium(built, tmp_path):
 def test_beyond_the_paper_shows_each_ablation_and_the_results_page_the_baseline(built):
     root, _, results = built
     ablations = sorted(c for c in results if c.startswith("ablations/"))
-    assert len(ablations) == 5
+    assert ablations == [c for c in expected_cells(REPO / "params", "smoke") if c.startswith("ablations/")]
     table = html(root, "generated/beyond.html").find("table", id="ablations")
     rows = {tr.th.get_text(strip=True): [td.get_text(strip=True) for td in tr("td")] for tr in table.tbody("tr")}
     assert sorted(rows) == ablations
@@ -502,6 +503,27 @@ def test_the_data_page_plays_each_genre_offline(built):
     players = html(root, "generated/data.html").find("table", id="audio-players")
     sources = [a["src"] for a in players("audio")]
     assert len(sources) == 8 and all(s.startswith("data:audio/wav;base64,") for s in sources)
+
+
+def test_the_learned_page_shows_filters_mistakes_to_hear_the_inputs_per_genre_and_maps(built):
+    """What the networks learned (fmareport.report.learned), from the smoke grid's kept files: the filter
+    figures of the best 1D and 2D cells with their paragraphs, the mistakes with embedded players, the
+    per-genre table of the three inputs, the t-SNE maps; no note of anything missing."""
+    root, _, results = built
+    page = html(root, "generated/learned.html")
+    text = page.get_text(" ", strip=True)
+    assert page.find("h1").get_text(strip=True).startswith("What the networks learned")
+    assert len(page.find_all("img")) == 4  # 2 filter figures, the per-genre figure, the maps
+    assert "have a clear peak" in text and "nothing to draw" not in text and "has a current run" not in text
+    for which in ("best", "worst"):
+        players = page.find("table", id=f"mistakes-{which}")
+        sources = [a["src"] for a in players("audio")]
+        assert sources and all(s.startswith("data:audio/wav;base64,") for s in sources), which
+    ranked = sorted((-r["summary"]["test_acc_last_mean"], c) for c, r in results.items() if c.startswith("table"))
+    assert f"The best table cell : {ranked[0][1]} (" in text and f"The worst table cell : {ranked[-1][1]} (" in text
+    rows = [tr.th.get_text(strip=True) for tr in page.find("table", id="per-genre").tbody("tr")]
+    assert rows[-1] == "all genres" and len(rows) >= 2
+    assert re.search(r"\d+ of the \d+ test tracks are wrong in every prediction of the 8 table cells", text)
 
 
 def test_the_reproducibility_page_sets_each_run_beside_the_published_reference(built):

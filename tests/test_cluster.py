@@ -16,8 +16,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fmareport.report.runs import expected_cells
+
 REPO = Path(__file__).resolve().parents[1]
-PAPER_CELLS = sorted(p.stem for t in ("table1", "table2", "ablations") for p in (REPO / "params" / t).glob("*.yaml"))
+PAPER_CELLS = expected_cells(REPO / "params", "paper")  # every cell
+SMOKE_CELLS = expected_cells(REPO / "params", "smoke")  # the tables and two ablations
 
 
 def dry_run(workdir: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, list[dict]]:
@@ -67,7 +70,7 @@ def test_a_book_built_in_the_repo_does_not_hide_the_plan_of_another_working_dire
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "Nothing to be done" not in done.stdout
     planned = dict(re.findall(r"^(\w+)\s+(\d+)$", done.stdout.split("Job stats:", 1)[1], re.M))
-    assert planned["cell"] == str(len(PAPER_CELLS)) and planned["book"] == "1", planned
+    assert planned["cell"] == str(len(SMOKE_CELLS)) and planned["book"] == "1", planned
     assert built.read_text() == "<html>a book built before</html>"  # a dry run: nothing written
 
 
@@ -88,15 +91,15 @@ def test_make_report_runs_one_cell_job_per_gpu(tmp_path):
 def test_paper_dry_run_with_two_gpus_plans_one_gpu_per_cell_job(tmp_path):
     jobs = dry_run(tmp_path, "--resources", "gpu=2", "--config", "profile=paper", "gpus=2")
     cells = jobs["cell"]
-    assert len(cells) == len(PAPER_CELLS) == 17  # 8 table cells, 9 ablations
+    assert len(cells) == len(PAPER_CELLS) == len(list((REPO / "params").glob("[ta]*/*.yaml")))  # tables, ablations
     # Each cell job takes one unit of `gpu`, of which there are 2: at most 2 cells at a time.
-    assert [c["resources"].get("gpu") for c in cells] == ["1"] * 17
+    assert [c["resources"].get("gpu") for c in cells] == ["1"] * len(PAPER_CELLS)
     assert all("-m fmareport.cli on-gpu -- " in c["shell"] for c in cells)  # and on a GPU of its own
     for rule in ("fetch", "prepare", "book"):
         assert all(j["resources"].get("gpu") in (None, "0") for j in jobs[rule]), rule
     # A machine without GPUs, on a profile without a GPU: no gpu resource, cells run as they are.
     cpu = dry_run(tmp_path, "--config", "profile=smoke", "gpus=0")["cell"]
-    assert [c["resources"].get("gpu", "0") for c in cpu] == ["0"] * len(PAPER_CELLS)
+    assert [c["resources"].get("gpu", "0") for c in cpu] == ["0"] * len(SMOKE_CELLS)
     assert not any("on-gpu" in c["shell"] for c in cpu)
 
 

@@ -16,7 +16,7 @@ from fakes import cell_result
 from test_results import baseline, cell_results, probs
 
 from fmareport.cli import main
-from fmareport.config import PARAMS_DIR
+from fmareport.config import REPO_ROOT as REPO
 from fmareport.report.reference import (
     compare,
     compare_cell,
@@ -173,6 +173,6 @@ def test_the_hash_is_of_the_numbers_as_stored():
 def test_the_command_refuses_a_profile_without_every_run(tmp_path, capsys):
     assert main(["reference", "--profile", "smoke", "--results-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    n = len(expected_cells(PARAMS_DIR))  # every table and ablation cell
+    n = len(expected_cells(REPO / "params", "smoke"))
     assert err.startswith(f"fmareport reference: profile 'smoke' lacks {n} current cell run(s)")
     assert "A reference is a whole run" in err

@@ -52,6 +52,74 @@ def test_a_new_table_folder_is_found_and_any_other_folder_refused(tmp_path):
         runs.expected_cells(tmp_path)
 
 
+def write_profile(params: Path, text: str) -> None:
+    (params / "profiles").mkdir(parents=True, exist_ok=True)
+    (params / "profiles" / "p.yaml").write_text("profile: p\n" + text)
+
+
+def test_a_profile_runs_the_cells_its_patterns_select(tmp_path):
+    for cell in ("table1/a", "table1/b", "table2/c", "ablations/log_x", "ablations/y"):
+        (tmp_path / cell).parent.mkdir(exist_ok=True)
+        (tmp_path / f"{cell}.yaml").write_text(f"cell: {cell}\n")
+    write_profile(tmp_path, "")  # no key: every cell
+    assert runs.expected_cells(tmp_path, "p") == runs.expected_cells(tmp_path) == [
+        "ablations/log_x", "ablations/y", "table1/a", "table1/b", "table2/c"
+    ]  # fmt: skip
+    write_profile(tmp_path, "cells: [table1/*, ablations/log_*, table2/c]\n")
+    assert runs.expected_cells(tmp_path, "p") == ["ablations/log_x", "table1/a", "table1/b", "table2/c"]
+    # smoke runs the tables and two ablations; paper and demo run every cell
+    smoke = runs.expected_cells(REPO / "params", "smoke")
+    assert [c for c in smoke if not c.startswith("ablations/")] == [
+        c for c in runs.expected_cells(REPO / "params") if not c.startswith("ablations/")
+    ]
+    assert len([c for c in smoke if c.startswith("ablations/")]) == 2
+    assert (
+        runs.expected_cells(REPO / "params", "demo")
+        == runs.expected_cells(REPO / "params", "paper")
+        == (runs.expected_cells(REPO / "params"))
+    )
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("cells: [table9/*]\n", r"p.yaml: key 'cells': 'table9/\*' selects no cell under"),
+        ("cells: []\n", r"key 'cells': needs at least 1 value"),
+        ("cells: [../x]\n", r"cells"),
+        ("cells: table1/*\n", r"cells"),
+    ],
+)
+def test_a_profile_pattern_that_selects_nothing_or_is_no_pattern_is_refused(tmp_path, text, message):
+    (tmp_path / "table1").mkdir()
+    (tmp_path / "table1" / "a.yaml").write_text("cell: table1/a\n")
+    write_profile(tmp_path, text)
+    with pytest.raises(ConfigError, match=message):
+        runs.expected_cells(tmp_path, "p")
+
+
+def test_only_a_profile_says_which_cells_run(tmp_path, monkeypatch):
+    """`cells` in a cell's file, its base or the overrides is refused, naming the file."""
+    monkeypatch.chdir(tmp_path)
+    write_profile(tmp_path / "params", "")
+    (tmp_path / "params" / "table1").mkdir()
+    (tmp_path / "params" / "table1" / "a.yaml").write_text("cell: table1/a\ncells: ['*']\n")
+    with pytest.raises(ConfigError, match=r"table1/a.yaml: key 'cells' says which cells a profile runs"):
+        load_cell("p", "table1/a")
+    with pytest.raises(ConfigError, match=r"overrides: key 'cells'"):
+        load_cell("p", None, overrides={"cells": ["*"]})
+
+
+def test_a_result_of_a_cell_the_profile_does_not_run_is_not_shown():
+    statuses = {
+        s.cell: s
+        for s in runs.run_statuses(
+            "smoke", {"ablations/train_fraction_25": result("ablations/train_fraction_25")}, REPO
+        )
+    }
+    left = statuses["ablations/train_fraction_25"]
+    assert not left.shown and left.label == "other settings: not among the cells profile 'smoke' runs (its key 'cells')"
+
+
 def test_keys_that_change_no_number_are_not_differences():
     cfg = load_cell("smoke", "table1/raw_whole")
     moved = cfg.to_dict() | {"results_dir": "/elsewhere", "build_dir": "b", "prepare_workers": 7}
@@ -86,7 +154,7 @@ def test_statuses_name_every_expected_cell_and_keep_other_settings_out():
         "table1/spectrogram_segmented": result("table1/spectrogram_segmented"),
     }
     statuses = {s.cell: s for s in runs.run_statuses("smoke", results, REPO)}
-    assert sorted(statuses) == runs.expected_cells(REPO / "params")
+    assert sorted(statuses) == runs.expected_cells(REPO / "params", "smoke")
     assert statuses["table1/raw_whole"].shown and statuses["table1/raw_whole"].label == "current"
     other = statuses["table1/both_whole"]
     assert not other.shown and other.label == "other settings: epochs 3 (params: 1), lr 0.01 (params: 0.0005)"
@@ -192,6 +260,6 @@ def test_the_workflows_book_refuses_to_build_without_every_cell(tmp_path, capsys
     (tmp_path / "smoke").mkdir()
     assert main(["book", "--profile", "smoke", "--results-dir", str(tmp_path), "--complete", "--no-build"]) == 1
     err = capsys.readouterr().err
-    assert f"lacks {len(runs.expected_cells(REPO / 'params'))} current cell run(s)" in err
+    assert f"lacks {len(runs.expected_cells(REPO / 'params', 'smoke'))} current cell run(s)" in err
     assert "table1/raw_whole (not run)" in err
     assert list((tmp_path / "smoke").iterdir()) == []  # nothing written

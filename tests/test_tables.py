@@ -646,3 +646,30 @@ def test_widths_say_whether_seeds_or_tracks_make_them_wide():
     d = stats_.paired_difference(graded([0.5, 0.6, 0.7], 600), graded([0.5, 0.5, 0.5], 600, seed=1))
     assert stats_.seed_share(d) == pytest.approx(1 - d.components[0][0] / d.se**2)
     assert 0 < stats_.seed_share(d) < 1
+
+
+def test_the_coverage_table_is_cached_under_the_digest_of_what_makes_it(tmp_path):
+    """A cached table reads back equal (bit for bit) to the simulation; another reps or design is
+    another file; a damaged file is computed again and replaced; an unwritable folder is no error."""
+    from fmareport.report import coverage
+
+    designs = {"tiny": coverage.Design(2, (2, 1, 3))}
+    made = coverage.cached_table(reps=5, designs=designs, cache_dir=tmp_path)
+    (path,) = tmp_path.glob("coverage-*.csv")
+    assert path.name == f"coverage-{coverage.table_digest(5, designs)}.csv"
+    pd.testing.assert_frame_equal(made, coverage.coverage_table(reps=5, designs=designs), check_exact=True)
+    pd.testing.assert_frame_equal(
+        coverage.cached_table(reps=5, designs=designs, cache_dir=tmp_path), made, check_exact=True
+    )
+    assert coverage.table_digest(6, designs) != coverage.table_digest(5, designs)
+    assert coverage.table_digest(5, {"tiny": coverage.Design(3, (2, 1, 3))}) != coverage.table_digest(5, designs)
+    path.write_text("design,coverage\ntiny,0.99\n")  # damaged: not the table
+    pd.testing.assert_frame_equal(
+        coverage.cached_table(reps=5, designs=designs, cache_dir=tmp_path), made, check_exact=True
+    )
+    assert pd.read_csv(path).shape == made.shape
+    blocked = tmp_path / "file"
+    blocked.write_text("")  # a file where the folder should be: the write fails, the table is still there
+    pd.testing.assert_frame_equal(
+        coverage.cached_table(reps=5, designs=designs, cache_dir=blocked), made, check_exact=True
+    )

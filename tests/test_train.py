@@ -197,6 +197,45 @@ def test_a_bf16_autocast_step_on_the_cpu_gives_float32_logits_and_every_gradient
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
 
 
+@pytest.mark.parametrize("segmented", [False, True])
+def test_the_test_pass_keeps_each_tracks_embedding_from_the_same_forward_pass(segmented, tones):
+    """evaluate(embed=True): the predictions are those without it, and each track's embedding is the
+    mean over its segments of Net.embed (the penultimate layer, dense[-1] wide), from the same pass."""
+    cfg = tone_config(input="both", segmented=segmented)
+    policy = device_policy(cfg)
+    seed_everything(0)
+    model = Net(cfg.model)
+    labels = torch.from_numpy(tones.labels)
+    rows = tones.split_indices("test")  # 24 tracks, in two batches of 12
+    plain = train.evaluate(model, tones.audio, labels, rows, cfg, policy)
+    kept = train.evaluate(model, tones.audio, labels, rows, cfg, policy, embed=True)
+    assert plain.embeddings is None and kept.embeddings.shape == (24, 150) and kept.embeddings.dtype == np.float32
+    assert np.array_equal(kept.probs, plain.probs) and kept.loss == plain.loss
+    model.eval()
+    with torch.no_grad():
+        z = model.embed(windows(load_clips(tones.audio, np.sort(rows), policy), cfg))  # (24 * S, 150)
+        probs = track_log_probs(model.head(z), cfg.windows_per_clip).exp()  # (24, 8)
+    s = cfg.windows_per_clip
+    assert s == (7 if segmented else 1) and z.shape == (24 * s, 150)
+    np.testing.assert_allclose(kept.embeddings, z.view(24, s, 150).mean(dim=1).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(kept.probs, probs.numpy(), rtol=1e-5, atol=1e-7)  # embed + head is the forward
+
+
+def test_the_embeddings_of_a_bf16_autocast_test_pass_are_float32(tones, monkeypatch):
+    """Under autocast (a GPU's amp: true, run here by CPU autocast) Net.embed gives bf16: the kept
+    embeddings are float32 means of them, and the predictions those without embed."""
+    monkeypatch.setattr(device_mod, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    cfg = tone_config(input="both", segmented=True, amp=True)
+    policy = device_policy(cfg)
+    assert policy.amp_dtype == torch.bfloat16
+    seed_everything(0)
+    model, labels, rows = Net(cfg.model), torch.from_numpy(tones.labels), tones.split_indices("test")
+    kept = train.evaluate(model, tones.audio, labels, rows, cfg, policy, embed=True)
+    assert kept.embeddings.dtype == np.float32 and kept.embeddings.shape == (24, 150)
+    assert np.isfinite(kept.embeddings).all()
+    assert np.array_equal(kept.probs, train.evaluate(model, tones.audio, labels, rows, cfg, policy).probs)
+
+
 def test_the_resident_store_gives_the_numbers_of_the_memmap(tones, tmp_path):
     """store_on_device: always (an int16 tensor, indexed on the device: the GPU's code) against
     never (the memmap, indexed on the host): fp32, deterministic, the same numbers."""

@@ -1,7 +1,11 @@
-"""The weights a cell keeps for the figures of what its network learned (fmareport.weights, issue 19)."""
+"""The weights and embeddings a cell keeps for the figures of what its network learned
+(fmareport.weights, issue 19)."""
 
+import hashlib
+import io
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -9,7 +13,14 @@ from fmareport.experiment import run_cell
 from fmareport.model import Net
 from fmareport.results import ResultsError, read_results, validate
 from fmareport.train import seed_everything
-from fmareport.weights import FIRST_LAYER_KEYS, load_weights, weights_path
+from fmareport.weights import (
+    FIRST_LAYER_KEYS,
+    embeddings_blob,
+    embeddings_path,
+    load_embeddings,
+    load_weights,
+    weights_path,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -95,3 +106,71 @@ def test_the_kept_weights_make_the_filter_figure_and_paragraph(both_cell):
     initial = filters.branch_responses(kept["initial"], cfg)["conv1.raw.weight"]
     assert learned.values.shape[0] == 4
     assert "of 4 (" in filters.filters_paragraph(learned, initial, cfg.store.sample_rate)
+
+
+def test_a_cell_keeps_every_seeds_test_embeddings_from_its_test_pass(both_cell, tiny_store):
+    cfg, path, results = both_cell
+    assert embeddings_path(path) == path.with_name("both_whole.embeddings.npz") and embeddings_path(path).is_file()
+    assert results.embeddings.file == "both_whole.embeddings.npz" and results.embeddings.width == 150
+    assert read_results(path).embeddings == results.embeddings
+    kept = load_embeddings(path, read_results(path))
+    assert kept.seeds == [3, 4] and kept.track_ids.tolist() == results.seeds[0].test_track_ids
+    assert kept.values.shape == (2, 4, 150) and kept.values.dtype == np.float16  # seeds, test tracks, dense[-1]
+    # Seed 3's are its final network's penultimate activations of the test clips (float16 of them).
+    net = Net(cfg.model)
+    net.load_state_dict(load_weights(path, results)["final"])
+    net.eval()
+    rows = np.sort(tiny_store.split_indices("test"))
+    with torch.no_grad():
+        z = net.embed(torch.from_numpy(tiny_store.audio[rows]).float() / 32768).numpy()  # (4, 150)
+    np.testing.assert_allclose(kept.of_seed(3), z, rtol=2e-3, atol=1e-3)  # float16: 11 bits
+    assert not np.allclose(kept.of_seed(4), kept.of_seed(3))  # another seed, another network
+
+
+def test_embeddings_the_results_do_not_name_or_do_not_fit_are_refused(both_cell, tmp_path):
+    _, path, results = both_cell
+    own = tmp_path / "both_whole.json"
+    own.write_bytes(path.read_bytes())
+    with pytest.raises(ResultsError, match="cannot read the embeddings the results name"):
+        load_embeddings(own, results)
+    blob = bytearray(embeddings_path(path).read_bytes())
+    blob[-1] ^= 1
+    embeddings_path(own).write_bytes(bytes(blob))
+    with pytest.raises(ResultsError, match="not the embeddings .* names \\(SHA1 differs\\)"):
+        load_embeddings(own, results)
+    with pytest.raises(ResultsError, match="names no embeddings file .*fmareport run --profile tiny"):
+        load_embeddings(own, results.model_copy(update={"embeddings": None}))
+    # A file the results name (its SHA1 given) that holds other seeds, or no arrays but a pickle.
+    ids = results.seeds[0].test_track_ids
+    for blob, message in (
+        (embeddings_blob({3: np.zeros((4, 150))}, ids, results.cell)[0], "holds other seeds or test tracks"),
+        (_pickled_npz(), "not an embeddings file"),
+    ):
+        embeddings_path(own).write_bytes(blob)
+        record = results.embeddings.model_copy(update={"sha1": hashlib.sha1(blob).hexdigest()})
+        with pytest.raises(ResultsError, match=message):
+            load_embeddings(own, results.model_copy(update={"embeddings": record}))
+
+
+def _pickled_npz() -> bytes:
+    """An npz whose array needs pickle to load (an object array): np.load(allow_pickle=False) refuses it."""
+    buf = io.BytesIO()
+    np.savez(buf, seeds=np.array([3, 4]), track_ids=np.array([{"code": 1}], dtype=object), embeddings=np.zeros(1))
+    return buf.getvalue()
+
+
+def test_the_embeddings_record_is_optional_and_checked(both_cell):
+    _, path, _ = both_cell
+    obj = json.loads(path.read_text())
+    assert validate({k: v for k, v in obj.items() if k != "embeddings"}).embeddings is None  # older files
+    with pytest.raises(ResultsError, match="embeddings/width is 300, but the penultimate layer .* is 150 wide"):
+        validate({**obj, "embeddings": {**obj["embeddings"], "width": 300}})
+    with pytest.raises(ResultsError, match="embeddings/file"):
+        validate({**obj, "embeddings": {**obj["embeddings"], "file": "raw_whole.embeddings.npz"}})
+
+
+def test_embeddings_beyond_float16_are_clipped_to_its_range():
+    blob, record = embeddings_blob({0: np.array([[1e6, -1e6, 0.5]])}, [7], "table1/raw_whole")
+    with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+        assert npz["embeddings"].tolist() == [[[65504.0, -65504.0, 0.5]]] and npz["track_ids"].tolist() == [7]
+    assert record.file == "raw_whole.embeddings.npz" and record.width == 3

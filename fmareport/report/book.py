@@ -13,7 +13,8 @@ run any cells, builds the report of exactly those runs. Staging:
 2. judges every expected cell (`runs.run_statuses`): current, not run, other settings;
    only current runs reach the tables, and every page names the others;
 3. executes each page with papermill (`-p profile P -p results_dir ...`) into
-   `book/generated/<page>.ipynb`; the pages save their figures under
+   `book/generated/<page>.ipynb`, all pages in one kernel (`page_kernel`), each after a cell
+   that clears what the page before left (`PAGE_RESET`); the pages save their figures under
    `book/generated/figures/` and include them as files;
 4. copies each cell's executed notebook `results/<P>/<cell>.ipynb` to
    `book/generated/experiments/<cell>.ipynb`, titled with its cell, with the honesty banner
@@ -27,6 +28,7 @@ build. `fmareport book --profile P` runs the same command with P named (`build`)
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -45,7 +47,7 @@ from .reference import REFERENCE_DIR
 from .runs import PROFILE_ENV, RESULTS_ENV, RunStatus, build_choice, run_statuses
 from .tables import index_runs, setting_label, setting_of
 
-PAGES = ("intro", "data", "methods", "results", "beyond", "experiments", "reproducibility")
+PAGES = ("intro", "data", "methods", "results", "beyond", "learned", "experiments", "reproducibility")
 SOURCE_DIR = Path("book/pages")
 GENERATED_DIR = Path("book/generated")
 STAGED_MARKER = ".fmareport-staged"
@@ -235,22 +237,51 @@ def open_page(profile: str, results_dir: str | Path) -> Page:
 PLAYER_SECONDS = 5.0  # of each clip in the page: 5 s of 44.1 kHz int16 WAV is 430 kB, 590 kB as base64
 
 
+def wav_uri(clip: np.ndarray, sample_rate: int, seconds: float = PLAYER_SECONDS) -> str:
+    """A WAV data URI of an int16 clip's first `seconds` (16-bit PCM): sound embedded in the page,
+    which plays offline. clip: (n_samples,) int16."""
+    import soundfile as sf
+
+    buffer = io.BytesIO()
+    sf.write(buffer, np.asarray(clip[: int(seconds * sample_rate)]), sample_rate, format="WAV", subtype="PCM_16")
+    return "data:audio/wav;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def player(clip: np.ndarray, sample_rate: int, seconds: float = PLAYER_SECONDS) -> str:
+    """An HTML audio player of a clip's first `seconds`, its sound embedded (`wav_uri`)."""
+    return f'<audio controls preload="none" src="{wav_uri(clip, sample_rate, seconds)}"></audio>'
+
+
 def audio_players(clips: dict[str, tuple[int, np.ndarray]], sample_rate: int, seconds: float = PLAYER_SECONDS) -> str:
     """An HTML table, one row per genre: its name, the track and an audio player whose sound is
     embedded (a WAV data URI of the clip's first `seconds`), so the page plays offline.
     clips: {genre: (track_id, int16 clip)}."""
-    import soundfile as sf
-
-    rows = []
-    for genre, (track_id, clip) in clips.items():
-        buffer = io.BytesIO()
-        sf.write(buffer, np.asarray(clip[: int(seconds * sample_rate)]), sample_rate, format="WAV", subtype="PCM_16")
-        uri = "data:audio/wav;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-        rows.append(
-            f"<tr><th>{escape(genre)}</th><td>track {track_id:06d}</td>"
-            f'<td><audio controls preload="none" src="{uri}"></audio></td></tr>'
-        )
+    rows = [
+        f"<tr><th>{escape(genre)}</th><td>track {track_id:06d}</td><td>{player(clip, sample_rate, seconds)}</td></tr>"
+        for genre, (track_id, clip) in clips.items()
+    ]
     return '<table id="audio-players" class="fmareport-table"><tbody>' + "".join(rows) + "</tbody></table>"
+
+
+def player_table(
+    rows: list[dict[str, str]], clips: list[np.ndarray], sample_rate: int, table_id: str, caption: str
+) -> str:
+    """An HTML table of `rows` (each a {column: text} of the same columns, escaped here) with a last
+    column "listen": the player of the matching int16 clip (`player`), with an id and a caption."""
+    if len(rows) != len(clips):
+        raise ValueError(f"{len(rows)} rows for {len(clips)} clips")
+    columns = list(rows[0]) if rows else []
+    head = "".join(f"<th>{escape(c)}</th>" for c in [*columns, "listen"])
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{escape(str(r[c]))}</td>" for c in columns)
+        + f"<td>{player(clip, sample_rate)}</td></tr>"
+        for r, clip in zip(rows, clips)
+    )
+    return (
+        f'<table id="{escape(table_id)}" class="fmareport-table"><caption>{escape(caption)}</caption>'
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    )
 
 
 def html_table(df, table_id: str, caption: str) -> str:
@@ -287,28 +318,70 @@ def results_dir_for(profile: str, results_dir: str | None) -> Path:
     return Path(results_dir).resolve()
 
 
-def _execute_page(name: str, root: Path, profile: str, results_dir: Path) -> Path:
-    """Run one page with papermill into book/generated/<name>.ipynb and hide its parameters."""
+# The pages run one after another in one kernel: a kernel's start and the imports every page makes
+# (torch, pandas, scipy.stats, matplotlib, seaborn) cost 4-7 CPU-s a page, paid once instead of 7 times
+# (docs/running.md, "The test suite's time"). Before each page this cell, which staging adds and then
+# takes out of the executed notebook, clears what the page before left: its names (IPython's
+# %reset: a page that forgot an import fails as in a kernel of its own; the modules stay imported),
+# its open figures, and the record of warnings already shown (resetwarnings, then the same filters
+# back: a warning the page before raised at the same line is shown again).
+PAGE_RESET = """\
+get_ipython().run_line_magic("reset", "-f")
+import matplotlib.pyplot as _plt, warnings as _warnings
+_plt.close("all")
+_filters = _warnings.filters[:]
+_warnings.resetwarnings()
+_warnings.filters[:] = _filters
+del _plt, _warnings, _filters"""
+PAGE_RESET_TAG = "fmareport-page-reset"
+
+
+@contextlib.contextmanager
+def page_kernel():
+    """A Python kernel manager for the pages: the first page starts its kernel (papermill, through
+    nbclient, which leaves a kernel it does not own running), and it is shut down on the way out,
+    however the staging ends."""
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+
+    km = AsyncKernelManager(kernel_name="python3")
+    try:
+        yield km
+    finally:
+        if km.has_kernel:
+            run_sync(km.shutdown_kernel)(now=True)
+
+
+def _execute_page(name: str, root: Path, profile: str, results_dir: Path, km) -> Path:
+    """Run one page with papermill in `km`'s kernel (page_kernel), after PAGE_RESET, into
+    book/generated/<name>.ipynb, without that cell, and hide its parameters."""
     import jupytext
+    import nbformat
     import papermill
 
     source = root / SOURCE_DIR / f"{name}.md"
     if not source.is_file():
         raise BookError(f"page source {source} is missing")
     out = root / GENERATED_DIR / f"{name}.ipynb"
+    nb = jupytext.read(source)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(PAGE_RESET, metadata={"tags": [PAGE_RESET_TAG]}))
     try:
         papermill.execute_notebook(
-            jupytext.read(source),
+            nb,
             str(out),
             kernel_name="python3",
             parameters=dict(profile=profile, results_dir=str(results_dir)),
             cwd=str(out.parent),
             progress_bar=False,
+            km=km,
         )
     except papermill.PapermillExecutionError as err:
         raise BookError(
             f"page {source} failed (its output with the traceback: {out}):\n{err.ename}: {err.evalue}"
         ) from None
+    done = nbformat.read(out, as_version=4)
+    done.cells = [c for c in done.cells if PAGE_RESET_TAG not in c.metadata.get("tags", [])]
+    nbformat.write(done, out)
     hide_injected_cell(out)
     return out
 
@@ -430,10 +503,11 @@ def stage(
     top_banner = banner({c: r for c, r in results.items() if statuses[c].shown} or results)
     for cell, result in results.items():
         _stage_experiment(cell, result, statuses[cell], results_dir, generated / "experiments", top_banner)
-    for name in PAGES:
-        if progress:
-            print(f"fmareport book: executing page {name}", flush=True)
-        _execute_page(name, root, profile, results_dir)
+    with page_kernel() as km:
+        for name in PAGES:
+            if progress:
+                print(f"fmareport book: executing page {name}", flush=True)
+            _execute_page(name, root, profile, results_dir, km)
     mark_owned(generated, STAGED_MARKER, digest + "\n")
     return results
 

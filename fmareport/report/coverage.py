@@ -18,19 +18,24 @@ when the results record the test tracks' artists) and resampling single tracks (
 before, and still uses for results without artists). docs/statistics.md has the table.
 
     coverage_table(reps=1000)   # one row per design x seed SD x kind, with both coverages
+    cached_table(reps=1000)     # the same, kept in build/cache/ under the digest of what makes it
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
-from ..config import load_profile
+from ..config import REPO_ROOT, load_profile
 from ..data.synth import ARTIST_TRACKS
+from ..files import write_atomic
 from .stats import accuracy_interval, paired_difference
 
 TRACK_SD = 1.5  # logit SD of track difficulty: from near-certain to near-hopeless tracks, as in the demo
@@ -180,3 +185,47 @@ def coverage_table(reps: int = 1000, designs: dict[str, Design] = DESIGNS) -> pd
                 found = simulate(design, sd, kind, reps, rng)
                 rows.append(Row(name, design.tracks, len(design.artist_sizes), design.seeds, sd, kind, **found))
     return pd.DataFrame([r.__dict__ for r in rows])
+
+
+CACHE_DIR = REPO_ROOT / "build" / "cache"  # gitignored; `cached_table` keeps its tables here
+
+
+def table_digest(reps: int, designs: dict[str, Design] = DESIGNS) -> str:
+    """SHA-256 of all that makes coverage_table(reps, designs): this module's and stats.py's code (its
+    constants and the interval functions, SIM_SEED among them), the designs (from the profiles'
+    seeds), `reps`, and the numpy and scipy versions (their generators and special functions)."""
+    import scipy
+
+    from . import stats
+
+    h = hashlib.sha256()
+    for module in (__file__, stats.__file__):
+        h.update(Path(module).read_bytes())
+    h.update(f"{reps}\0{designs!r}\0{np.__version__}\0{scipy.__version__}".encode())
+    return h.hexdigest()
+
+
+def cached_table(reps: int = 1000, designs: dict[str, Design] = DESIGNS, cache_dir: Path = CACHE_DIR) -> pd.DataFrame:
+    """coverage_table(reps, designs), read from `cache_dir`/coverage-<table_digest>.csv when an earlier
+    call wrote it (a book built again skips the 10 CPU-s simulation), else computed and written there
+    (atomically: a file cut short is never read). The digest covers everything the table depends on,
+    so a cached table is the one the code computes; a file that does not read as one is computed again,
+    and one that cannot be written is not kept."""
+    path = Path(cache_dir) / f"coverage-{table_digest(reps, designs)}.csv"
+    if path.is_file():
+        try:
+            cached = pd.read_csv(path)
+            if list(cached.columns) == list(Row.__dataclass_fields__) and len(cached) == len(designs) * len(
+                SEED_SDS
+            ) * len(KINDS):
+                return cached
+        except (ValueError, pd.errors.ParserError):
+            pass
+    table = coverage_table(reps, designs)
+    buffer = io.StringIO()
+    table.to_csv(buffer, index=False)  # floats as repr: read back bit for bit
+    try:
+        write_atomic(path, buffer.getvalue())
+    except OSError:
+        pass  # a read-only checkout or a full disk: computed each time, as before the cache
+    return table

@@ -22,7 +22,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.patches import FancyBboxPatch
 from matplotlib.ticker import FixedLocator, MaxNLocator
 
@@ -312,6 +311,8 @@ def training_curves(results: list[CellResults]) -> plt.Figure:
     """Train/validation loss and accuracy per epoch, one line per run (mean over seeds, band: min–max)."""
     df = history_frame(results)
     epochs = sorted(df["epoch"].unique())
+    settings = list(dict.fromkeys(df["setting"]))  # in the order of the runs
+    colors = plt.get_cmap("tab10" if len(settings) <= 10 else "tab20").colors
     fig, axes = plt.subplots(2, 2, figsize=(12, 7.5), sharex=True)
     panels = [
         ("train_loss", "training loss"),
@@ -320,16 +321,35 @@ def training_curves(results: list[CellResults]) -> plt.Figure:
         ("val_acc", "validation accuracy (per track)"),
     ]
     for ax, (col, title) in zip(axes.flat, panels):
-        sns.lineplot(data=df, x="epoch", y=col, hue="setting", errorbar=("pi", 100), marker="o", ax=ax)
+        for setting, color in zip(settings, colors * len(settings)):
+            by_epoch = df[df["setting"] == setting].groupby("epoch")[col].agg(["mean", "min", "max"])  # (E, 3)
+            ax.fill_between(by_epoch.index, by_epoch["min"], by_epoch["max"], color=color, alpha=0.2, lw=0)
+            ax.plot(by_epoch.index, by_epoch["mean"], marker="o", color=color, label=setting)
         ax.set(title=title, ylabel="", xlabel="epoch")
-    for ax in axes.flat:  # after all plotting: the panels share the x axis
         ax.xaxis.set_major_locator(FixedLocator(epochs) if len(epochs) <= 20 else MaxNLocator(integer=True))
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    for ax in axes.flat:
-        ax.get_legend().remove()
     fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
+
+
+def _heatmap(ax, share: np.ndarray, counts: np.ndarray, xlabels=None, ylabels=None) -> None:
+    """share (K, K) in [0, 1] as blue squares, each annotated with its count (white on the dark ones).
+    Drawn with matplotlib: seaborn's heatmap draws the whole figure once per panel (to check its tick
+    labels for overlap), which made the Results page's 13 panels cost 7 CPU-s."""
+    ax.imshow(share, vmin=0, vmax=1, cmap="Blues")
+    for (row, col), n in np.ndenumerate(counts):
+        ax.text(
+            col,
+            row,
+            f"{n:d}",
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if share[row, col] > 0.6 else "black",
+        )
+    ax.set_xticks(range(share.shape[1]) if xlabels else [], xlabels or [], rotation=90)
+    ax.set_yticks(range(share.shape[0]) if ylabels else [], ylabels or [])
 
 
 def confusion_matrices(results: list[CellResults]) -> plt.Figure:
@@ -344,19 +364,12 @@ def confusion_matrices(results: list[CellResults]) -> plt.Figure:
     for i, (ax, r) in enumerate(zip(axes.flat, ordered)):
         counts = np.sum([np.array(s.confusion) for s in r.seeds], axis=0)
         share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-        sns.heatmap(
+        _heatmap(
+            ax,
             share,
-            vmin=0,
-            vmax=1,
-            cmap="Blues",
-            annot=counts,
-            fmt="d",
-            cbar=False,
-            square=True,
-            annot_kws=dict(fontsize=7),
-            ax=ax,
-            xticklabels=genres if i // ncol == nrow - 1 else False,
-            yticklabels=genres if i % ncol == 0 else False,
+            counts,
+            xlabels=genres if i // ncol == nrow - 1 else None,
+            ylabels=genres if i % ncol == 0 else None,
         )
         ax.set_title(f"{setting_label(setting_of(r))}\n({r.summary.n_seeds} seed(s) summed)", fontsize=9)
         ax.tick_params(labelsize=7)
@@ -380,6 +393,8 @@ def per_genre_frame(results: list[CellResults]) -> pd.DataFrame:
 def per_genre_accuracy(results: list[CellResults]) -> plt.Figure:
     """Test accuracy per genre (recall), one bar per run, mean over seeds (whiskers: min–max)."""
     df = per_genre_frame(results)
+    import seaborn as sns  # here, not at the top: the cell notebook's kernel need not import it (1.5 s)
+
     fig, ax = plt.subplots(figsize=(14, 4.8))
     sns.barplot(
         data=df, x="genre", y="acc", hue="setting", errorbar=("pi", 100), ax=ax, order=_ordered(results)[0].genres

@@ -573,9 +573,9 @@ about ±{se_paper_diff:.3f}; the paper's differences between 2D and 1D+2D are
 def coverage(reps: int = 1000) -> None:
     """Display the simulated coverage of the intervals (coverage.coverage_table, id coverage) and
     its lowest values in words."""
-    from .coverage import coverage_table
+    from .coverage import cached_table
 
-    cov = coverage_table(reps=reps)
+    cov = cached_table(reps=reps)
     shown = pd.DataFrame(
         {
             "Design": cov["design"],
@@ -594,7 +594,7 @@ def coverage(reps: int = 1000) -> None:
             shown.set_index("Design"),
             "coverage",
             f"Coverage of the 95 % intervals in {reps} simulated runs per row "
-            "(fmareport.report.coverage): resampling artists, with their mean width and their "
+            "(fmareport.report.coverage, cached under the digest of its code and inputs): resampling artists, with their mean width and their "
             "coverage at 90 % (the level TOST reads), and, on the same runs, resampling single "
             "tracks.",
         )

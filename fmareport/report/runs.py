@@ -21,6 +21,7 @@ A current run whose training loss diverged stays in the tables, flagged (`diverg
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import math
 import os
@@ -31,7 +32,16 @@ from pathlib import Path
 
 import yaml
 
-from ..config import NUMBER_FREE_KEYS, Config, ConfigError, load_cell, params_dir
+from ..config import (
+    NUMBER_FREE_KEYS,
+    PROFILE_KEY,
+    Config,
+    ConfigError,
+    load_cell,
+    load_config,
+    params_dir,
+    profile_path,
+)
 from ..data.fma import GENRES
 from ..files import write_atomic
 from ..results import CellResults
@@ -53,10 +63,22 @@ PROFILE_ENV = "FMAREPORT_PROFILE"
 RESULTS_ENV = "FMAREPORT_RESULTS_DIR"
 
 
-def expected_cells(params: str | Path | None = None) -> list[str]:
-    """Every cell of the report: 'table1/raw_whole', ..., from the YAML files under params/."""
+def expected_cells(params: str | Path | None = None, profile: str | None = None) -> list[str]:
+    """The cells of the report: 'table1/raw_whole', ..., from the YAML files under params/; with a
+    `profile`, those its `cells` patterns select (ConfigError names a pattern that selects none)."""
     root = Path(params) if params is not None else params_dir()
-    return sorted(f"{f}/{p.stem}" for f in cell_folders(root) for p in (root / f).glob("*.yaml"))
+    cells = sorted(f"{f}/{p.stem}" for f in cell_folders(root) for p in (root / f).glob("*.yaml"))
+    if profile is None:
+        return cells
+    path = profile_path(profile)  # checks the name
+    path = path if params is None else root / "profiles" / path.name
+    patterns = load_config(path).run.cells
+    if empty := [p for p in patterns if not any(fnmatch.fnmatchcase(c, p) for c in cells)]:
+        raise ConfigError(
+            f"{path}: key {PROFILE_KEY!r}: {empty[0]!r} selects no cell under {root} (cells are named like "
+            "'table1/raw_whole'; '*' selects them all)"
+        )
+    return [c for c in cells if any(fnmatch.fnmatchcase(c, p) for p in patterns)]
 
 
 def cell_folders(root: Path) -> list[str]:
@@ -134,7 +156,7 @@ def run_statuses(profile: str, results: dict[str, CellResults], workdir: str | P
     """
     workdir = Path(workdir)
     params = workdir / "params" if (workdir / "params" / "profiles").is_dir() else None
-    cells = expected_cells(params)
+    cells = expected_cells(params, profile)
     stores = Counter(r.data.store_fingerprint for r in results.values())
     usual_store = stores.most_common(1)[0][0] if stores else None
     out = []
@@ -144,7 +166,10 @@ def run_statuses(profile: str, results: dict[str, CellResults], workdir: str | P
             out.append(RunStatus(cell, "not run"))
             continue
         if cell not in cells:
-            out.append(RunStatus(cell, "other settings", "no params file for this cell any more"))
+            why = "no params file for this cell any more"
+            if cell in expected_cells(params):
+                why = f"not among the cells profile {profile!r} runs (its key {PROFILE_KEY!r})"
+            out.append(RunStatus(cell, "other settings", why))
             continue
         try:
             differ = differing_keys(result.config, expected_config(profile, cell, workdir if params else Path.cwd()))
