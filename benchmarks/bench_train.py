@@ -193,9 +193,9 @@ def bench_paths(cfg, args, policy, audio: np.ndarray, labels: np.ndarray, rng: n
                 x = windows(load_clips(source, rows, policy, idx), cfg)  # (B * S, W)
                 yield x, labels_dev[idx].repeat_interleave(s)
 
-    paths = {"ours": (ours(), Net(cfg.model).to(device))}
+    paths = {"ours": (ours(), Net.of(cfg).to(device))}
     if device.type in model.MATMUL_DEVICES:  # before: the same net and batches on the conv kernels
-        paths["convs"] = (ours(), Net(cfg.model).to(device))
+        paths["convs"] = (ours(), Net.of(cfg).to(device))
     if len(branches := INPUTS[cfg.model.input].branches) == 1:  # one branch: a naive path exists
         spec = branches == ("spectrogram",)
         dataset = SegmentDataset(audio, labels, cfg, spectrogram=spec)
@@ -206,7 +206,7 @@ def bench_paths(cfg, args, policy, audio: np.ndarray, labels: np.ndarray, rng: n
                 for xb, yb in loader:
                     yield xb.to(device), yb.to(device)
 
-        net = Net(cfg.model).to(device)
+        net = Net.of(cfg).to(device)
         if spec:
             net.conv1 = SpectrogramFirstLayer(net.conv1)  # items are spectrograms already
         paths["naive"] = (naive(), net)

@@ -156,7 +156,11 @@ class ModelSettings(Section):
     channels: Positive = 32  # feature maps of the residual block (paper: 256), even
     dense: Annotated[list[Positive], Field(min_length=1)] = [300, 150]  # hidden dense widths (Zhang et al.)
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0  # after every layer but the last dense (0 or 0.2)
-    spectrogram_scale: Literal["linear", "log"] = "linear"  # 2D input: |STFT| (the paper's) or log1p(|STFT|)
+    # 2D input: |STFT| (the paper's), log1p(|STFT|), or log-mel: log(mel energies + a floor), model.Spectrogram
+    spectrogram_scale: Literal["linear", "log", "mel"] = "linear"
+    # Mel bands of the log-mel input (only with spectrogram_scale: mel; the smoke profile's 64, as the other
+    # defaults are its: 8 kHz and n_fft 256 fill at most 86 bands, Config's check). Paper and demo: 128.
+    n_mels: Positive = 64
     # segments (the paper's "~3 s with 50 % overlap")
     segmented: bool = False
     segment_samples: Positive = 4096  # samples per segment (paper: 2**17, ~3 s at 44.1 kHz)
@@ -191,8 +195,9 @@ class ModelSettings(Section):
 
     @property
     def n_bins(self) -> int:
-        """Frequency bins of the one-sided STFT: 1025 for n_fft = 2048."""
-        return self.n_fft // 2 + 1
+        """Frequency rows of the 2D input, which the 2D first layer spans: the one-sided STFT's
+        n_fft // 2 + 1 bins (1025 for n_fft = 2048), or n_mels bands for the log-mel input."""
+        return self.n_mels if self.spectrogram_scale == "mel" else self.n_fft // 2 + 1
 
     def steps(self, n_samples: int) -> int:
         """Time steps after the first layer, T = N // hop - 2 (974 for 10**6, 126 for 2**17)."""
@@ -256,6 +261,12 @@ class RunSettings(Section):
 # `source` in a params file. Everything else is derived (FLAT_KEYS).
 FLAT_NAMES = {("data", "source"): "data_source"}
 
+# Keys that mean something only when another key has a value: {key: (other key, value)}. A profile
+# names n_mels for its mel cells; in its other cells it changes nothing, so `to_dict` (a run's
+# settings: results files, the settings hash, the reference) leaves it out there, and the configs of
+# cells without mel are the same as before the key came.
+ONLY_WITH = {"n_mels": ("spectrogram_scale", "mel")}
+
 
 class Config(BaseModel):
     """Every setting of one experiment run, in sections a module takes whole.
@@ -285,9 +296,13 @@ class Config(BaseModel):
         return nest(raw) if isinstance(raw, dict) else raw
 
     @model_serializer(mode="wrap")
-    def _to_flat(self, handler) -> dict[str, Any]:
-        """Written flat, as a params file: results files and references keep one key per setting."""
-        return flatten(handler(self))
+    def _to_flat(self, handler, info) -> dict[str, Any]:
+        """Written flat, as a params file: results files and references keep one key per setting; a key
+        of ONLY_WITH without its other key's value is left out unless the context asks for every key."""
+        flat = flatten(handler(self))
+        if (info.context or {}).get("every_key"):
+            return flat
+        return {k: v for k, v in flat.items() if k not in ONLY_WITH or flat[ONLY_WITH[k][0]] == ONLY_WITH[k][1]}
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:
@@ -301,6 +316,8 @@ class Config(BaseModel):
                 f"key 'n_fft': the window of {m.n_fft} samples is longer than a "
                 f"{min(m.segment_samples, clip)}-sample {'segment' if m.segment_samples <= clip else 'clip'}; lower it"
             )
+        if m.spectrogram_scale == "mel" and (problem := mel_problem(m, self.store.sample_rate)):
+            e.append(problem)
         if e:
             raise ValueError("; ".join(e))
         return self
@@ -321,13 +338,35 @@ class Config(BaseModel):
         """Windows the network sees of each clip: its n_segments segments, or the whole clip (1)."""
         return self.n_segments if self.model.segmented else 1
 
-    def to_dict(self) -> dict[str, Any]:
-        """The flat mapping of a params file: {"profile": ..., "data_source": ..., "n_fft": ..., ...}."""
-        return self.model_dump()
+    def to_dict(self, every_key: bool = False) -> dict[str, Any]:
+        """The flat mapping of a params file: {"profile": ..., "data_source": ..., "n_fft": ..., ...}: the
+        run's settings, without the keys of ONLY_WITH that change nothing here (n_mels without mel).
+        every_key: those too (FLAT_KEYS' order), for a layer under another: a profile's n_mels must
+        reach the mel cell that uses it; `Config.model_validate(cfg.to_dict(True)) == cfg`."""
+        return self.model_dump(context={"every_key": every_key})
 
     def replace(self, **changes: Any) -> Config:
         """A copy with `changes` (flat keys), checked like any other layer (ConfigError on a bad value)."""
-        return from_dict(changes, source="replace", base=self.to_dict())
+        return from_dict(changes, source="replace", base=self.to_dict(every_key=True))
+
+
+def mel_problem(m: ModelSettings, sample_rate: int) -> str | None:
+    """Why the STFT's bins cannot fill m.n_mels mel bands at `sample_rate` (the log-mel input's
+    filters, fmareport.mel), or None when every band gets a bin."""
+    from . import mel  # torchaudio: loaded only for a mel config
+
+    bins = m.n_fft // 2 + 1
+    if m.n_mels > mel.max_bands(m.n_fft):  # refused unbuilt: n_mels may be huge
+        which = f"more than {mel.max_bands(m.n_fft)} bands never all get a bin"
+    elif empty := mel.empty_bands(m.n_fft, m.n_mels, sample_rate):
+        which = f"band(s) {shown(list(empty))} get no bin"
+    else:
+        return None
+    return (
+        f"key 'n_mels': {m.n_mels} mel bands at {sample_rate} Hz from n_fft {m.n_fft} ({bins} bins, "
+        f"{sample_rate / m.n_fft:g} Hz apart): {which}, and an empty band is a constant input row; "
+        f"lower n_mels to {mel.most_bands(m.n_fft, sample_rate)} or fewer, or raise n_fft"
+    )
 
 
 # Config's fields: its sections, and the keys that name the run (profile, cell, base).
@@ -732,12 +771,12 @@ def load_config(*paths: str | Path, overrides: dict[str, Any] | None = None) -> 
                 raise ConfigError(f"{base}: key {PROFILE_KEY!r} says which cells a profile runs: set it in the profile")
             if base_raw.get("base") is not None:
                 raise ConfigError(f"{path}: key 'base': {shown(raw['base'])} is itself an ablation; name a table cell")
-            values = from_dict(base_raw, source=str(base), base=values).to_dict()
-        values = from_dict(raw, source=str(path), base=values).to_dict()
+            values = from_dict(base_raw, source=str(base), base=values).to_dict(every_key=True)
+        values = from_dict(raw, source=str(path), base=values).to_dict(every_key=True)
     if overrides:
         if PROFILE_KEY in overrides:
             raise ConfigError(f"overrides: key {PROFILE_KEY!r} says which cells a profile runs: set it in the profile")
-        values = from_dict(overrides, source="overrides", base=values).to_dict()
+        values = from_dict(overrides, source="overrides", base=values).to_dict(every_key=True)
     return Config.model_validate(values)
 
 

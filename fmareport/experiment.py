@@ -128,7 +128,7 @@ def check_folders(cfg: Config, paths: CellPaths, n_test: int) -> None:
     (the old and the new one during their atomic writes). StorageError naming the folder, the key and the
     room needed."""
     with torch.device("meta"):  # the model's shapes, no memory
-        state = Net(cfg.model).state_dict()
+        state = Net.of(cfg).state_dict()
     checkpoint = checkpoint_bytes(state)
     check_writable(paths.checkpoints, "build_dir")
     check_room(paths.checkpoints, (len(cfg.schedule.seeds) + 1) * checkpoint, "the checkpoints", "build_dir")

@@ -16,7 +16,9 @@ Choices the paper leaves open, and ours (the report states them):
 
 * The spectrogram is |STFT| (power 1, Hann window, centered with reflect padding) with
   no log compression and no input normalisation: the paper says "STFT magnitude". The
-  batch norm right after the first conv rescales whatever the conv makes of it.
+  batch norm right after the first conv rescales whatever the conv makes of it. Two
+  ablations change it (`spectrogram_scale`): log1p(|STFT|), and the field's log-mel
+  (`Spectrogram`), whose first layer spans all n_mels bands as the paper's spans all bins.
 * Batch norm sits between every layer and its ELU (the paper's words). In the residual
   block the shortcut is added after conv3's batch norm and before the ELU:
   out = ELU(BN(conv3(h2)) + h1), where h1 = ELU(BN(conv1(x))) (He et al. 2016's order).
@@ -56,7 +58,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import ModelSettings
+from . import mel
+from .config import Config, ModelSettings
 from .data.fma import GENRES
 from .inputs import INPUTS
 
@@ -73,6 +76,13 @@ RAW_HOPS = 3  # 1D first layer kernel = 3 * hop, stride hop -> T = N // hop - 3 
 # Not CUDA: cuDNN picks its algorithm per shape (cudnn.benchmark), implicit-GEMM among them,
 # without the im2col copy (1.4 GB for the paper's 2D segments at 700 per step in fp32).
 MATMUL_DEVICES = ("cpu",)
+# The log-mel input's floor, log(mel + floor): the power that rounding to int16 alone puts in one STFT bin,
+# per sample of n_fft. The store holds int16 (the model sees x / 32768), whose rounding error is uniform on
+# +-half a step of 2**-15: variance 2**-30 / 12 per sample; a Hann-windowed bin of white noise has expected
+# power variance * sum(w**2) = variance * 3 n_fft / 8 (periodic Hann). So floor = n_fft * 2**-35 (-75 dB at
+# n_fft 1024, -72 dB at the paper's 2048): a band's value below it is below what the clip's format resolves.
+INT16_NOISE_POWER = 2.0**-30 / 12  # (2**-15)**2 / 12
+HANN_POWER_GAIN = 3 / 8  # sum(w**2) / n_fft for torch.hann_window (periodic)
 
 
 def matmul_form(x: torch.Tensor) -> bool:
@@ -121,38 +131,61 @@ class Spectrogram(nn.Module):
     floor at |X| ~ 1 (nearly linear below, log above, so where it bends depends on the STFT's
     scale), silence (zero padding) stays 0, and no per-batch reference; the batch norm after
     the first layer takes care of its scale (book, "Beyond the paper").
+
+    scale "mel" (an ablation: the input most music CNNs take) returns log(mel + floor),
+    (B, n_mels, frames): torchaudio.transforms.MelSpectrogram(sample_rate, n_fft, hop_length=hop,
+    n_mels=n_mels) on the same STFT (power 2: each band sums its bins' energy, MelSpectrogram's
+    and librosa's default), then a natural log over a fixed floor, n_fft * 2**-35 (INT16_NOISE_POWER:
+    what int16 rounding puts in a bin), not AmplitudeToDB's top_db, which clips against each
+    spectrogram's own peak. dB would be 10 / ln 10 times this; the batch norm after the first
+    layer removes any such factor. The mel product runs in float32 also under autocast.
     """
 
-    def __init__(self, n_fft: int, hop: int, scale: str = "linear"):
+    def __init__(
+        self, n_fft: int, hop: int, scale: str = "linear", n_mels: int | None = None, sample_rate: int | None = None
+    ):
         super().__init__()
-        if scale not in ("linear", "log"):
-            raise ValueError(f"spectrogram scale {scale!r}: expected 'linear' or 'log'")
+        if scale not in ("linear", "log", "mel"):
+            raise ValueError(f"spectrogram scale {scale!r}: expected 'linear', 'log' or 'mel'")
+        if scale == "mel" and (n_mels is None or sample_rate is None):
+            raise ValueError("a mel spectrogram needs n_mels and the sample rate: Net.of(cfg) passes the store's")
         self.n_fft, self.hop, self.scale = n_fft, hop, scale
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        if scale == "mel":  # (F, n_mels), on the window's device (meta in the layer table); not a parameter
+            self.register_buffer(
+                "mel", mel.filters(n_fft, n_mels, sample_rate).to(self.window.device), persistent=False
+            )
+        self.floor = n_fft * HANN_POWER_GAIN * INT16_NOISE_POWER  # = n_fft * 2**-35
+        self.features = n_mels if scale == "mel" else n_fft // 2 + 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         per_item = (self.n_fft // 2 + 1) * (x.shape[-1] // self.hop + 1) * 8  # complex64 bytes
         n = max(1, CPU_CHUNK_BYTES // per_item) if x.device.type == "cpu" else len(x)
-        parts = [self._magnitude(chunk).transpose(1, 2) for chunk in x.split(n)]  # [(b, frames, F)]: no copy
-        out = parts[0] if len(parts) == 1 else torch.cat(parts)  # (B, frames, F)
-        return out.transpose(1, 2)  # (B, F, frames), frames-major in memory
+        parts = [self._frames(chunk) for chunk in x.split(n)]  # [(b, frames, F')]
+        out = parts[0] if len(parts) == 1 else torch.cat(parts)  # (B, frames, F')
+        return out.transpose(1, 2)  # (B, F', frames), frames-major in memory; F' = n_mels for mel
 
-    def _magnitude(self, x: torch.Tensor) -> torch.Tensor:
+    def _frames(self, x: torch.Tensor) -> torch.Tensor:
+        """(b, N) -> (b, frames, F') in the scale asked for; F' is F bins, or n_mels bands."""
         # Autocast has no rule for the STFT: it runs in x's float32 also under bf16 autocast.
         spec = torch.stft(
             x, self.n_fft, self.hop, window=self.window, center=True, pad_mode="reflect", return_complex=True
-        )  # (B, F, frames) complex
-        re, im = torch.view_as_real(spec).unbind(-1)  # (B, F, frames) each
-        mag = (re * re).addcmul_(im, im).sqrt_()  # |X| (B, F, frames)
-        return mag.log1p() if self.scale == "log" else mag  # (B, F, frames)
+        )  # (b, F, frames) complex
+        re, im = torch.view_as_real(spec).unbind(-1)  # (b, F, frames) each
+        power = (re * re).addcmul_(im, im)  # |X|^2 (b, F, frames)
+        if self.scale == "mel":
+            with _no_autocast(x.device.type):
+                return (power.transpose(1, 2) @ self.mel).add_(self.floor).log_()  # (b, frames, n_mels)
+        mag = power.sqrt_()  # |X| (b, F, frames)
+        return (mag.log1p() if self.scale == "log" else mag).transpose(1, 2)  # (b, frames, F): a view
 
     def describe(self) -> dict:
         return dict(
-            kind="stft",
+            kind={"linear": "stft", "log": "logstft", "mel": "logmel"}[self.scale],
             kernel=(self.n_fft,),
             stride=(self.hop,),
             padding=(self.n_fft // 2, self.n_fft // 2),
-            features=self.n_fft // 2 + 1,
+            features=self.features,
         )
 
 
@@ -188,7 +221,8 @@ class FirstLayer(nn.Module):
 
     raw:         Conv1d(1, C, 3*hop, stride=hop) on the waveform.
     spectrogram: Conv2d(1, C, (n_fft//2 + 1, 4)) on the |STFT|, which spans every
-                 frequency bin, so the output has height 1 and is squeezed.
+                 frequency bin, so the output has height 1 and is squeezed (log-mel:
+                 Conv2d(1, C, (n_mels, 4)), every band; `model.n_bins` rows either way).
     both:        C/2 maps from each (raw first), concatenated on channels
                  ("128 for 1D data + 128 for 2D data").
     Then batch norm (per channel, so one BN over the concatenation equals one per half).
@@ -196,13 +230,15 @@ class FirstLayer(nn.Module):
     (B, N) -> (B, C, T) with T = N // hop - 2 for every input.
     """
 
-    def __init__(self, model: ModelSettings):
+    def __init__(self, model: ModelSettings, sample_rate: int | None = None):
         super().__init__()
         branches = INPUTS[model.input].branches
         c = model.channels // len(branches)
         raw, spec = "raw" in branches, "spectrogram" in branches
         self.raw = Conv1d(1, c, RAW_HOPS * model.hop, stride=model.hop, bias=False) if raw else None
-        self.stft = Spectrogram(model.n_fft, model.hop, model.spectrogram_scale) if spec else None
+        self.stft = (
+            Spectrogram(model.n_fft, model.hop, model.spectrogram_scale, model.n_mels, sample_rate) if spec else None
+        )
         self.spec = SpectrogramConv(1, c, (model.n_bins, SPEC_FRAMES), bias=False) if spec else None
         self.bn = nn.BatchNorm1d(model.channels)
         self.hop = model.hop
@@ -293,14 +329,15 @@ class Net(nn.Module):
 
     (B, N) float waveform in [-1, 1] -> (B, n_classes) logits. N is a clip
     (the store's clip_samples) or a segment (model.segment_samples); any N >= 6 * hop works.
+    The log-mel input also needs the clips' sample rate (`sample_rate`; `Net.of(cfg)` gives the store's).
     forward is `head(embed(x))`: `embed` gives the penultimate layer's (B, D) activations, which the
     test pass keeps (train.evaluate(embed=True), fmareport.weights).
     """
 
-    def __init__(self, model: ModelSettings, n_classes: int = len(GENRES)):
+    def __init__(self, model: ModelSettings, n_classes: int = len(GENRES), sample_rate: int | None = None):
         super().__init__()
         c = model.channels
-        self.conv1 = FirstLayer(model)
+        self.conv1 = FirstLayer(model, sample_rate)
         self.conv2 = ConvLayer(c)
         self.conv3 = ConvLayer(c)
         self.pool = GlobalPool()
@@ -308,6 +345,11 @@ class Net(nn.Module):
         self.dense = nn.ModuleList(DenseLayer(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.out = nn.Linear(widths[-1], n_classes)
         self.drop = nn.Dropout(model.dropout)
+
+    @classmethod
+    def of(cls, cfg: Config) -> Net:
+        """The network of a run: cfg.model at the store's sample rate (which a mel input needs)."""
+        return cls(cfg.model, sample_rate=cfg.store.sample_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(x))  # (B, n_classes) float32
@@ -344,14 +386,14 @@ class LayerRow:
     """One layer of the network as it ran on an input of a given length (batch dim dropped)."""
 
     name: str  # module path in Net, e.g. "conv1.spec", "dense.0"
-    kind: str  # stft | first | conv1d | conv2d | pool | dense | linear
+    kind: str  # stft | logstft | logmel | first | conv1d | conv2d | pool | dense | linear
     depth: int  # 0: a layer of Fig. 1; 1: a part of the first layer (Fig. 2)
     in_shape: tuple[int, ...]  # e.g. (1025, 977)
     out_shape: tuple[int, ...]  # e.g. (256, 974)
     kernel: tuple[int, ...] | None  # samples, or (bins, frames) for the 2D conv
     stride: tuple[int, ...] | None
     padding: tuple[int, ...] | None  # samples added (left, right) or per dim
-    features: int | None  # output maps / units / frequency bins
+    features: int | None  # output maps / units / frequency bins or mel bands
     params: int  # trainable parameters of this module (incl. its BN)
     note: str  # what happens after it: BN, ELU, shortcut, ...
 
@@ -365,14 +407,15 @@ _NOTES = {
 }
 
 
-def layer_table(model: ModelSettings, n_samples: int) -> list[LayerRow]:
+def layer_table(model: ModelSettings, n_samples: int, sample_rate: int | None = None) -> list[LayerRow]:
     """The layers of Net(model) on an input of `n_samples` samples (a clip, `cfg.window_samples`,
     or a segment), traced with forward hooks on the meta device (no memory). Rows come in the order
-    the modules run; depth-1 rows are the parts of the first layer (its convs and STFT).
+    the modules run; depth-1 rows are the parts of the first layer (its convs and STFT). A mel input
+    needs `sample_rate` (cfg.store.sample_rate).
     """
     n = n_samples
     with torch.device("meta"):
-        net = Net(model).eval()
+        net = Net(model, sample_rate=sample_rate).eval()
     layers = {
         "conv1": 0,
         "conv1.raw": 1,

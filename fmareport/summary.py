@@ -31,7 +31,7 @@ from .train import windows
 
 def format_table(cfg, n_samples: int) -> str:
     """The layer table of Net(cfg.model) on an input of `n_samples` samples, as text."""
-    rows = layer_table(cfg.model, n_samples)
+    rows = layer_table(cfg.model, n_samples, cfg.store.sample_rate)
     lines = [f"  {'layer':<14}{'kind':<8}{'output shape':<18}{'kernel':<12}{'stride':<9}{'params':>10}"]
     for r in rows:
         name = ("  " * r.depth) + r.name
@@ -48,7 +48,8 @@ def summary_text(base: Config) -> str:
     sr = base.store.sample_rate
     out = [
         f"profile {base.profile}: {sr} Hz, n_fft {base.model.n_fft}, hop {base.model.hop}, {base.model.channels} maps, "
-        f"dense {base.model.dense}, dropout {base.model.dropout}"
+        f"dense {base.model.dense}, dropout {base.model.dropout}, spectrogram {base.model.spectrogram_scale}"
+        + (f" ({base.model.n_mels} bands)" if base.model.spectrogram_scale == "mel" else "")
     ]
     windows = [("whole clip", base.store.clip_samples, False), ("segment", base.model.segment_samples, True)]
     for kind in INPUTS:
@@ -72,7 +73,7 @@ def training_flops(cfg: Config, clips: int) -> int:
     per multiply-add; not the STFT, batch norm, activations, pooling or Adam's update."""
     s = cfg.windows_per_clip
     with torch.device("meta"):
-        net = Net(cfg.model)
+        net = Net.of(cfg)
         x = torch.zeros(clips * s, cfg.window_samples)  # (B * S, W)
         y = torch.zeros(clips * s, dtype=torch.long)  # (B * S,)
     with FlopCounterMode(display=False) as counter:
@@ -105,7 +106,7 @@ def step_peak_memory(cfg: Config, clips: int) -> tuple[int, float] | None:
     the kernels' scratch; not the weights or the int16 clips, which are there before. fp32, as
     the CPU runs; None where /proc/self/clear_refs cannot be written (not Linux)."""
     torch.manual_seed(0)
-    net = Net(cfg.model)
+    net = Net.of(cfg)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.train.lr)
     s = cfg.windows_per_clip
     clips16 = torch.randint(-3000, 3000, (clips, cfg.store.clip_samples), dtype=torch.int16)  # (B, N), the store's rows

@@ -476,7 +476,7 @@ def start_seed(
     labels = torch.tensor(np.asarray(store.labels, dtype=np.int64), device=policy.device)  # (n_tracks,), a copy
     rows = {s: np.asarray(store.split_indices(s), dtype=np.int64) for s in ("training", "validation", "test")}
     rows["training"] = stratified_subset(rows["training"], np.asarray(store.labels), cfg.train.train_fraction, seed)
-    model = Net(cfg.model).to(policy.device)  # after everything above, as ever: the same initial weights
+    model = Net.of(cfg).to(policy.device)  # after everything above, as ever: the same initial weights
     run = SeedRun(
         cfg=cfg,
         seed=seed,

@@ -13,6 +13,7 @@ from fmareport.config import (
     MAX_PARAMS_BYTES,
     MAX_SHOWN,
     NUMBER_FREE_KEYS,
+    ONLY_WITH,
     PARAMS_DIR,
     RESUME_FREE_KEYS,
     SECTIONS,
@@ -236,18 +237,24 @@ def test_each_ablation_names_its_table_cell_and_changes_one_thing(path):
     raw = read_yaml(path)
     assert raw["cell"] == path.relative_to(PARAMS_DIR).with_suffix("").as_posix()
     assert raw["base"].startswith("table") and set(raw) - {"cell", "base"} and len(set(raw) - {"cell", "base"}) == 1
-    ablation = load_config(profile_path("demo"), path)
-    base = load_config(profile_path("demo"), cell_path(raw["base"]))
-    changed = {k for k, v in ablation.to_dict().items() if base.to_dict()[k] != v} - {"cell", "base"}
-    assert changed == set(raw) - {"cell", "base"}
+    ablation = load_config(profile_path("demo"), path).to_dict()
+    base = load_config(profile_path("demo"), cell_path(raw["base"])).to_dict()
+    changed = {k for k, v in ablation.items() if base.get(k) != v} - {"cell", "base"}
+    new_to_the_run = set(ablation) - set(base)  # a key of ONLY_WITH the change brings in: n_mels with mel
+    assert new_to_the_run <= set(ONLY_WITH) and changed == set(raw) - {"cell", "base"} | new_to_the_run
 
 
 def test_the_ablations_cover_the_issue(tmp_path):
+    """Issue 19's: log1p and log-mel on the 2D and 1D+2D segmented cells, batches of segments on
+    all three segmented cells, and the fractions of the training split."""
     changes = {p.stem: {k: v for k, v in load_config(profile_path("smoke"), p).to_dict().items()} for p in ABLATIONS}
-    assert {c["base"] for c in changes.values()} == {"table1/spectrogram_segmented", "table1/both_segmented"}
+    segmented = {f"table1/{k}_segmented" for k in INPUTS}
+    assert {c["base"] for c in changes.values()} == segmented
     assert sorted(c["train_fraction"] for c in changes.values() if c["train_fraction"] < 1) == [0.25, 0.5]
-    assert sum(c["spectrogram_scale"] == "log" for c in changes.values()) == 2
-    assert sum(c["batch_unit"] == "segments" for c in changes.values()) == 1
+    for scale in ("log", "mel"):
+        bases = {c["base"] for c in changes.values() if c["spectrogram_scale"] == scale}
+        assert bases == {"table1/spectrogram_segmented", "table1/both_segmented"}, scale
+    assert {c["base"] for c in changes.values() if c["batch_unit"] == "segments"} == segmented
     nested = tmp_path / "nested.yaml"
     nested.write_text("cell: ablations/nested\nbase: ablations/train_fraction_25\n")
     with pytest.raises(ConfigError, match="is itself an ablation"):
@@ -260,10 +267,14 @@ def test_the_ablations_cover_the_issue(tmp_path):
 @pytest.mark.parametrize("profile", PROFILES)
 def test_a_config_is_sections_and_its_params_form_is_flat(profile):
     """Every cell of every profile: written flat (one key per setting, as a params file), read back the same."""
-    for path in CELLS:
+    for path in CELLS + ABLATIONS:
         cfg = load_cell(profile, path.relative_to(PARAMS_DIR).with_suffix("").as_posix())
-        flat = cfg.to_dict()
-        assert list(flat) == list(FLAT_KEYS) and Config.model_validate(flat) == cfg
+        flat, every = cfg.to_dict(), cfg.to_dict(every_key=True)
+        assert list(every) == list(FLAT_KEYS) and Config.model_validate(every) == cfg
+        # The run's settings: every key but those of ONLY_WITH whose other key has another value.
+        assert list(flat) == [k for k in FLAT_KEYS if k not in ONLY_WITH or every[ONLY_WITH[k][0]] == ONLY_WITH[k][1]]
+        assert Config.model_validate(flat).to_dict() == flat
+        assert ("n_mels" in flat) == (cfg.model.spectrogram_scale == "mel")
         assert all(not isinstance(v, dict) for v in flat.values())
         assert flat["synth_seconds"] == cfg.synth.seconds and flat["n_fft"] == cfg.model.n_fft
         assert flat["data_source"] == cfg.data.source and flat["epochs"] == cfg.schedule.epochs
@@ -301,6 +312,38 @@ def test_synth_options_are_the_synth_section(capsys):
     assert synth_settings({"seconds": 3.0}) == SynthSettings(seconds=3.0)
     assert main(["synth", "/nonexistent/x", "--seconds", "0"]) == 2
     assert capsys.readouterr().err.strip() == "fmareport synth: option --seconds: must be in (0, 600], got 0.0"
+
+
+def test_n_mels_is_a_setting_of_the_mel_input_only():
+    """A profile names n_mels for its mel cells; elsewhere it changes no number, so it is not in the run's
+    settings (to_dict: results files, the reference) nor its settings hash: those cells are as before it."""
+    from fmareport.experiment import settings_hash
+
+    linear = load_profile("smoke")
+    assert "n_mels" not in linear.to_dict() and linear.to_dict(every_key=True)["n_mels"] == 64
+    assert settings_hash(linear.replace(n_mels=32)) == settings_hash(linear)
+    assert linear.replace(n_mels=1000).model.n_bins == 129  # not checked against the bins: not used
+    mel = linear.replace(spectrogram_scale="mel")
+    assert mel.to_dict()["n_mels"] == 64 and mel.model.n_bins == 64
+    assert settings_hash(mel.replace(n_mels=32)) != settings_hash(mel) != settings_hash(linear)
+    assert load_cell("demo", "ablations/mel_both_segmented").model.n_bins == 128  # the demo profile's
+
+
+@pytest.mark.parametrize(
+    "n_mels, message",
+    [
+        (87, r"key 'n_mels': 87 mel bands at 8000 Hz from n_fft 256 \(129 bins, 31\.25 Hz apart\): band\(s\) \[0\] "
+         r"get no bin, and an empty band is a constant input row; lower n_mels to 86 or fewer, or raise n_fft"),
+        (10**9, r"key 'n_mels': 1000000000 mel bands .*: more than 258 bands never all get a bin, .* to 86 or fewer"),
+        (0, r"key 'n_mels': must be > 0, got 0"),
+        (64.0, r"key 'n_mels': got 64\.0 \(float\), expected an integer"),
+    ],
+)  # fmt: skip
+def test_mel_bands_without_a_bin_are_refused_naming_n_mels(tmp_path, n_mels, message):
+    cell = write(tmp_path, f"spectrogram_scale: mel\nn_mels: {n_mels}\n")
+    with pytest.raises(ConfigError, match=rf"cell\.yaml: {message}"):
+        load_config(profile_path("smoke"), cell)
+    assert load_cell("smoke", None, {"spectrogram_scale": "mel", "n_mels": 86}).model.n_bins == 86  # the most
 
 
 def test_every_input_kind_builds_its_first_layer():

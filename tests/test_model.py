@@ -1,5 +1,6 @@
 """The network's shapes, traced on the meta device (no data), and its wiring on small inputs."""
 
+import math
 import re
 
 import pytest
@@ -66,7 +67,7 @@ def test_every_input_lands_on_the_same_steps(kind, extra):
 
 @pytest.mark.parametrize("chunk_bytes", [model.CPU_CHUNK_BYTES, 1], ids=["one-chunk", "item-by-item"])
 def test_spectrogram_is_torchaudio_magnitude(chunk_bytes, monkeypatch):
-    import torchaudio  # the test extra's (pyproject.toml): the one use of it
+    import torchaudio
 
     monkeypatch.setattr(model, "CPU_CHUNK_BYTES", chunk_bytes)
     x = torch.randn(3, 5000)
@@ -74,6 +75,52 @@ def test_spectrogram_is_torchaudio_magnitude(chunk_bytes, monkeypatch):
     ref = torchaudio.transforms.Spectrogram(n_fft=256, hop_length=128, power=1)(x)
     assert ours.shape == ref.shape == (3, 129, 5000 // 128 + 1)
     torch.testing.assert_close(ours, ref)
+
+
+@pytest.mark.parametrize("chunk_bytes", [model.CPU_CHUNK_BYTES, 1], ids=["one-chunk", "item-by-item"])
+def test_mel_spectrogram_is_torchaudios_then_the_log_over_the_int16_floor(chunk_bytes, monkeypatch):
+    import torchaudio
+
+    monkeypatch.setattr(model, "CPU_CHUNK_BYTES", chunk_bytes)
+    x = torch.randn(3, 5000) * 0.1  # (B, N)
+    ours = Spectrogram(256, 128, "mel", n_mels=40, sample_rate=8000)(x)  # (B, n_mels, frames)
+    ref = torchaudio.transforms.MelSpectrogram(8000, n_fft=256, hop_length=128, n_mels=40)(x)  # power 2
+    assert ours.shape == ref.shape == (3, 40, 5000 // 128 + 1)
+    torch.testing.assert_close(ours, torch.log(ref + 256 * 2.0**-35))
+    assert model.INT16_NOISE_POWER * model.HANN_POWER_GAIN * 256 == 256 * 2.0**-35
+    silence = Spectrogram(256, 128, "mel", n_mels=40, sample_rate=8000)(torch.zeros(1, 4096))
+    assert torch.equal(silence, torch.full((1, 40, 33), math.log(256 * 2.0**-35)))  # the floor, finite
+
+
+def test_a_pure_tone_lands_in_the_mel_band_centred_on_it():
+    """A sine at band k's centre (HTK mel: 2595 log10(1 + f / 700), n_mels + 2 points evenly spaced
+    from 0 Hz to Nyquist; band k peaks at point k + 1) is loudest in band k, in every frame."""
+    rate, n_mels = 8000, 64
+
+    def hz(m):
+        return 700 * (10 ** (m / 2595) - 1)
+
+    top = 2595 * math.log10(1 + rate / 2 / 700)
+    for k in (10, 40, 60):
+        f = hz(top * (k + 1) / (n_mels + 1))
+        x = torch.sin(2 * math.pi * f * torch.arange(4096) / rate)[None]  # (1, N)
+        s = Spectrogram(256, 128, "mel", n_mels=n_mels, sample_rate=rate)(x)  # (1, n_mels, frames)
+        assert s[0, :, 2:-2].argmax(dim=0).tolist() == [k] * (s.shape[-1] - 4), (k, f)  # edge frames are padding
+
+
+def test_the_mel_first_layer_spans_every_band():
+    cfg = load_profile("smoke").replace(spectrogram_scale="mel", input="both", segmented=True)
+    rows = {r.name: r for r in layer_table(cfg.model, cfg.window_samples, cfg.store.sample_rate)}
+    t = cfg.model.steps(cfg.window_samples)
+    assert (rows["conv1.stft"].kind, rows["conv1.stft"].out_shape) == ("logmel", (64, t + 3))  # (n_mels, frames)
+    assert (rows["conv1.spec"].kernel, rows["conv1.spec"].out_shape) == ((64, 4), (16, 1, t))
+    net = Net.of(cfg)
+    assert net.conv1.spec.weight.shape == (16, 1, 64, 4)
+    assert "conv1.stft.mel" not in net.state_dict()  # the filters are made, not kept: checkpoints as before
+    h = net.conv1(torch.randn(2, cfg.window_samples) * 0.1)  # (B, C, T)
+    assert h.shape == (2, 32, t)
+    with pytest.raises(ValueError, match="needs n_mels and the sample rate"):
+        Net(cfg.model)
 
 
 def test_residual_shortcut_adds_conv1_before_the_elu():

@@ -593,6 +593,40 @@ def test_each_ablation_gets_a_line_of_reading():
     assert table.loc["ablations/orphan", "Width"] == "—"
 
 
+def test_an_ablation_of_one_setting_on_two_bases_reads_by_its_value():
+    """The questions are keyed by setting and value: log1p and log-mel both change spectrogram_scale and
+    ask their own question, each against its own base; batches of segments ask one question on any base.
+    n_mels, new to a mel run (its base's settings leave it out), is shown by its value alone."""
+    right = np.tile(np.arange(400) % 2 == 0, (2, 1))
+    better = right.copy()
+    better[:, 1:81:2] = True  # +0.10 on the same tracks and seeds
+    results = {
+        "table1/s": predicted("spectrogram", True, 0.0, right, cell="table1/s"),
+        "table1/b": predicted("both", True, 0.0, right, cell="table1/b"),
+        "table1/r": predicted("raw", True, 0.0, right, cell="table1/r"),
+    }
+    for name, base, kind, change in [
+        ("mel_s", "s", "spectrogram", {"spectrogram_scale": "mel"}),
+        ("mel_b", "b", "both", {"spectrogram_scale": "mel", "n_mels": 32}),
+        ("log_b", "b", "both", {"spectrogram_scale": "log"}),
+        ("seg_r", "r", "raw", {"batch_unit": "segments"}),
+        ("seg_b", "b", "both", {"batch_unit": "segments"}),
+    ]:
+        cell = f"ablations/{name}"
+        results[cell] = predicted(kind, True, 0.0, better, cell=cell, base=f"table1/{base}", **change)
+    lines = dict(zip(sorted(c for c in results if c.startswith("ablations/")), tables.ablation_readings(results)))
+    table = tables.ablation_table(results)
+    assert lines["ablations/mel_b"].startswith("**ablations/mel_b** (against table1/b): Does the input most music")
+    assert lines["ablations/mel_s"].startswith("**ablations/mel_s** (against table1/s): Does the input most music")
+    assert lines["ablations/log_b"].startswith("**ablations/log_b** (against table1/b): Does a log-compressed")
+    for seg in ("seg_r", "seg_b"):
+        assert "Does the reading of 'mini-batches of 50'" in lines[f"ablations/{seg}"], seg
+    assert all(line.endswith("helps: +0.100, the whole interval above zero.") for line in lines.values())
+    assert table.loc["ablations/mel_b", "Changes"] == "spectrogram_scale: linear → mel, n_mels: 32 (from table1/b)"
+    assert table.loc["ablations/seg_r", "Changes"] == "batch_unit: clips → segments (from table1/r)"
+    assert tables.ablation_question({"lr": (1e-3, 1e-4)}) == ""  # a setting with no question: none asked
+
+
 def test_a_synthetic_task_sets_no_number_beside_the_papers():
     runs = predicted_grid({("raw", True, 0.0): [0.50, 0.52, 0.54]})
     table = tables.paper_table("Table 1", runs)

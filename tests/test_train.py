@@ -445,7 +445,11 @@ def test_segment_batches_draw_batch_size_segments_across_all_clips():
     assert all(p is None for _, p in clip_steps) and sum(len(b) for b, _ in clip_steps) == 10
 
 
-@pytest.mark.parametrize("change", [{"batch_unit": "segments"}, {"train_fraction": 0.5}, {"spectrogram_scale": "log"}])
+@pytest.mark.parametrize(
+    "change",
+    [{"batch_unit": "segments"}, {"train_fraction": 0.5}, {"spectrogram_scale": "log"}, {"spectrogram_scale": "mel"}],
+    ids=["segment-batches", "train-fraction", "log", "mel"],
+)
 def test_the_ablation_options_train_and_learn(tones, change):
     rec = train_seed(tone_config(segmented=True, epochs=4, **change), tones, seed=0, progress=False)
     assert rec.history[0].train_loss > rec.history[-1].train_loss

@@ -39,8 +39,15 @@ BLOCKS = (
     ("Fully connected block", ("dense", "linear")),
 )
 BLOCK_COLORS = ("#dbe9f6", "#fdebd0", "#e2f0d9")
-PART_COLORS = {"stft": "#f4f4f4", "conv1d": "#dbe9f6", "conv2d": "#dbe9f6"}
-PART_NAMES = {"stft": "|STFT| (Hann, centered)", "conv1d": "Conv1d", "conv2d": "Conv2d"}
+# The first layer's parts by LayerRow.kind: the spectrogram in each scale (model.Spectrogram), the convs.
+PART_COLORS = {"stft": "#f4f4f4", "logstft": "#f4f4f4", "logmel": "#f4f4f4", "conv1d": "#dbe9f6", "conv2d": "#dbe9f6"}
+PART_NAMES = {
+    "stft": "|STFT| (Hann, centered)",
+    "logstft": "log1p |STFT| (Hann, centered)",
+    "logmel": "log-mel bands (Hann, centered)",
+    "conv1d": "Conv1d",
+    "conv2d": "Conv2d",
+}
 
 
 def save(fig: plt.Figure, path: str | Path, dpi: int = 110) -> Path:
@@ -146,7 +153,7 @@ def architecture(cfg: Config, n_samples: int | None = None) -> plt.Figure:
     shortcut named in the layer table.
     """
     n = n_samples or cfg.window_samples
-    rows = [r for r in layer_table(cfg.model, n) if r.depth == 0]
+    rows = [r for r in layer_table(cfg.model, n, cfg.store.sample_rate) if r.depth == 0]
     k = len(rows)
     fig, ax = plt.subplots(figsize=(1.5 * (k + 1.3), 3.8))
     ax.set(xlim=(0, k + 1.3), ylim=(0, 1))
@@ -223,7 +230,7 @@ def first_layers(cfg: Config, n_samples: int | None = None) -> plt.Figure:
     widths = [k.panel_width for k in kinds]
     fig, axes = plt.subplots(1, len(kinds), figsize=(13, 6.5), gridspec_kw=dict(width_ratios=widths))
     for ax, kind in zip(axes, kinds):
-        _first_layer_panel(ax, kind, layer_table(cfg.replace(input=kind.name).model, n), n)
+        _first_layer_panel(ax, kind, layer_table(cfg.replace(input=kind.name).model, n, cfg.store.sample_rate), n)
     fig.suptitle(
         f"Fig. 2 — the three first layers, {{features, (kernel), stride, padding}}, "
         f"for a {n:,}-sample input (n_fft {cfg.model.n_fft}, hop {cfg.model.hop}); "

@@ -186,7 +186,7 @@ def layer_shapes(page: Page, paper: Config) -> HTML:
         for label in ("whole clip", "segment"):
             for name, c in {"paper": paper, page.profile: page.cfg}.items():
                 n = c.store.clip_samples if label == "whole clip" else c.model.segment_samples
-                table = layer_table(c.replace(input=kind).model, n)
+                table = layer_table(c.replace(input=kind).model, n, c.store.sample_rate)
                 rows.append(
                     {
                         "input": INPUTS[kind].label,
@@ -264,7 +264,8 @@ def _deviations_model(paper: Config) -> str:
 
 
 def _deviations_training(paper: Config, cfg: Config) -> str:
-    """Items 6 to 19: epochs, clips, batches, frameworks, GPUs, dropout, segments, the ablations."""
+    """Items 6 to 20: epochs, clips, batches, frameworks, GPUs, dropout, segments, the ablations."""
+    mel = paper.replace(spectrogram_scale="mel").model  # the paper's scale's log-mel cells
     covered = (
         paper.model.segment_samples + (paper.n_segments - 1) * paper.model.segment_hop
     )  # samples a segmented cell sees
@@ -314,7 +315,12 @@ def _deviations_training(paper: Config, cfg: Config) -> str:
 19. **The batch-of-segments ablation changes three things at once** (Beyond the paper): segments per
    batch ({paper.train.batch_size} instead of {paper.train.batch_size * paper.n_segments} at the paper's scale),
    {paper.n_segments}× the optimizer steps per epoch, and which segments share a batch (drawn across
-   clips instead of a clip's own). It ran on the 2D cell only, so its verdict is about that cell.
+   clips instead of a clip's own). It runs on all three segmented cells (1D, 2D, 1D+2D), so a verdict the
+   three share is about segmented training, not about one input.
+20. **The log-mel ablation changes two things at once** (Beyond the paper): the scale (a log over a fixed
+   floor) and the rows (mel bands: {mel.n_mels} instead of {paper.model.n_bins} bins at the paper's scale, so
+   the 2D first layer has {mel.n_mels / paper.model.n_bins:.0%} of its weights and other initial weights). Its
+   log1p neighbour changes the scale alone.
 """
 
 

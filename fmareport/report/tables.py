@@ -624,19 +624,36 @@ def seed_table(result: CellResults) -> pd.DataFrame:
 
 # --- beyond the paper: the ablations and the baseline ----------------------------------------------
 
-# What each ablation key tests, for the one line of reading under its result.
+# What an ablation tests, for the one line of reading under its result: by the key it changes and the
+# value it sets, or by the key alone (None: any value). The same question on every base cell.
 ABLATION_QUESTIONS = {
-    "spectrogram_scale": "Does a log-compressed spectrogram (what most music CNNs use) help?",
-    "batch_unit": "Does the reading of 'mini-batches of 50' (50 clips' segments vs 50 segments) matter?",
-    "train_fraction": "How much does the amount of training data matter (the paper's own suspicion)?",
+    ("spectrogram_scale", "log"): "Does a log-compressed spectrogram (log1p of the magnitude) help?",
+    ("spectrogram_scale", "mel"): "Does the input most music CNNs take, log-mel bands, help?",
+    ("batch_unit", None): "Does the reading of 'mini-batches of 50' (50 clips' segments vs 50 segments, "
+    "n_segments times the updates per epoch) matter?",
+    ("train_fraction", None): "How much does the amount of training data matter (the paper's own suspicion)?",
 }
 _NOT_SETTINGS = {"cell", "base"}
 
 
+def ablation_question(changes: dict[str, tuple]) -> str:
+    """The question of the first change (`changed_keys`) that ABLATION_QUESTIONS knows, or ''."""
+    for key, (_, value) in changes.items():
+        if question := ABLATION_QUESTIONS.get((key, value), ABLATION_QUESTIONS.get((key, None))):
+            return question
+    return ""
+
+
 def changed_keys(result: CellResults, base: CellResults) -> dict[str, tuple]:
-    """The config keys an ablation changes against its base cell's run: {key: (base value, ablation value)}."""
+    """The config keys an ablation changes against its base cell's run: {key: (base value, ablation value)};
+    a key the base's settings leave out (config.ONLY_WITH: n_mels without mel) has base value None."""
     a, b = result.config.to_dict(), base.config.to_dict()
     return {k: (b.get(k), v) for k, v in a.items() if k not in _NOT_SETTINGS and b.get(k) != v}
+
+
+def changes_text(changes: dict[str, tuple]) -> str:
+    """'spectrogram_scale: linear → mel, n_mels: 128': a key new to the run (base value None) by its value alone."""
+    return ", ".join(f"{k}: {a}" if b is None else f"{k}: {b} → {a}" for k, (b, a) in changes.items())
 
 
 def _interval_text(acc: tuple[float, float, float] | None, result: Run) -> str:
@@ -681,8 +698,7 @@ def ablation_table(results: dict[str, CellResults]) -> pd.DataFrame:
     rows = []
     for c in ablation_comparisons(results):
         r, base = c["run"], c["base_run"]
-        changes = ", ".join(f"{k}: {b} → {a}" for k, (b, a) in c["changes"].items())
-        row = {"Ablation": c["ablation"], "Changes": f"{changes or '—'} (from {c['base']})"}
+        row = {"Ablation": c["ablation"], "Changes": f"{changes_text(c['changes']) or '—'} (from {c['base']})"}
         if base is not None:
             interval = "" if math.isnan(c["low"]) else f" [{c['low']:+.3f}, {c['high']:+.3f}]"
             row.update(
@@ -705,7 +721,7 @@ def ablation_readings(results: dict[str, CellResults]) -> list[str]:
         if c["base_run"] is None:
             lines.append(f"**{c['ablation']}**: base cell {c['base']} not run: no comparison.")
             continue
-        question = next((q for k, q in ABLATION_QUESTIONS.items() if k in c["changes"]), "")
+        question = ablation_question(c["changes"])
         said = reading(c["diff"], c["low"], c["high"], c["detectable"])
         lines.append(f"**{c['ablation']}** (against {c['base']}): {question + ' ' if question else ''}{said}.")
     return lines
