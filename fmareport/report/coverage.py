@@ -34,6 +34,7 @@ import pandas as pd
 from scipy import optimize, special
 
 from ..config import REPO_ROOT, load_profile
+from ..data.fma import GENRES
 from ..data.synth import ARTIST_TRACKS
 from ..files import write_atomic
 from .stats import accuracy_interval, paired_difference
@@ -86,11 +87,12 @@ class Design:
         return np.repeat(np.arange(len(self.artist_sizes)), self.artist_sizes)
 
 
+_DEMO = load_profile("demo")
+# the demo's test split: test_fraction of each genre's tracks, whole artists of ARTIST_TRACKS (data/synth.py)
+_DEMO_TEST = round(_DEMO.synth.tracks_per_genre * _DEMO.synth.test_fraction) * len(GENRES)
 DESIGNS = {
     # the seeds are the profiles' own (params/profiles/), so the table follows a change of them
-    "demo": Design(
-        len(load_profile("demo").schedule.seeds), (ARTIST_TRACKS,) * (640 // ARTIST_TRACKS)
-    ),  # 160 artists of 4
+    "demo": Design(len(_DEMO.schedule.seeds), (ARTIST_TRACKS,) * (_DEMO_TEST // ARTIST_TRACKS)),  # artists of 4
     "paper": Design(
         len(load_profile("paper").schedule.seeds), fma_like_sizes(800)
     ),  # FMA-small's test split, as assumed above
