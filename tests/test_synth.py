@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from fmareport.cli import main
-from fmareport.config import SynthSettings
+from fmareport.config import SynthSettings, load_profile
 from fmareport.data.fma import GENRE_IDS, GENRES, SPLITS, audio_path, load_features, load_genres, load_tracks
 from fmareport.data.music import draw_artist, render
 from fmareport.data.synth import ARTIST_TRACKS, BAD_CASES, MARKER, SHORT_SECONDS, split_sizes, synthesize
@@ -26,7 +26,11 @@ def test_split_sizes():
 
 
 def test_split_sizes_at_other_fractions():
-    """The demo's split: 160 tracks a genre, 10 % validation, half test -> 64 / 16 / 80 per genre."""
+    """The demo's split: 120 tracks a genre, 10 % validation, half test -> 48 / 12 / 60 per genre
+    (whole artists of 4: 12 / 3 / 15); its earlier 160 -> 64 / 16 / 80."""
+    demo = load_profile("demo").synth
+    assert (demo.tracks_per_genre, demo.validation_fraction, demo.test_fraction) == (120, 0.1, 0.5)
+    assert all(tuple(s.values()) == (48, 12, 60) for s in split_sizes(120, 0.1, 0.5))
     assert all(tuple(s.values()) == (64, 16, 80) for s in split_sizes(160, 0.1, 0.5))
     sizes = split_sizes(7, 0.2, 0.3)  # 1.4 and 2.1 a genre: rounded cumulatively, the totals hold
     assert [sum(s[k] for s in sizes) for k in SPLITS] == [56 - 11 - 17, 11, 17]
