@@ -198,13 +198,23 @@ class SeedResult(_Model):
         return self
 
 
+# The kept files beside a results file <cell name>.json (fmareport.weights writes and reads them).
+WEIGHTS_SUFFIX = ".weights.pt"  # the first seed's weights
+EMBEDDINGS_SUFFIX = ".embeddings.npz"  # every seed's test-set embeddings
+
+
+def check_kept_file(record: WeightsRecord | EmbeddingsRecord, what: str, cell: str, suffix: str) -> None:
+    """A kept-file record names the file beside the results: <cell name><suffix>."""
+    name = f"{cell.rsplit('/', 1)[-1]}{suffix}"
+    if record.file != name:
+        raise ValueError(f"{what}/file is {record.file!r}, but the {what} of cell {cell!r} are {name!r}")
+
+
 def check_weights(weights: WeightsRecord | None, cell: str, first_seed: int) -> None:
     """A weights record names the file beside the results (<cell name>.weights.pt) and the first seed."""
     if weights is None:
         return
-    name = f"{cell.rsplit('/', 1)[-1]}.weights.pt"
-    if weights.file != name:
-        raise ValueError(f"weights/file is {weights.file!r}, but the weights of cell {cell!r} are {name!r}")
+    check_kept_file(weights, "weights", cell, WEIGHTS_SUFFIX)
     if weights.seed != first_seed:
         raise ValueError(f"weights/seed is {weights.seed}, but the weights kept are the first seed's ({first_seed})")
 
@@ -214,9 +224,7 @@ def check_embeddings(embeddings: EmbeddingsRecord | None, cell: str, width: int)
     penultimate layer's width, config.model.dense[-1]."""
     if embeddings is None:
         return
-    name = f"{cell.rsplit('/', 1)[-1]}.embeddings.npz"
-    if embeddings.file != name:
-        raise ValueError(f"embeddings/file is {embeddings.file!r}, but the embeddings of cell {cell!r} are {name!r}")
+    check_kept_file(embeddings, "embeddings", cell, EMBEDDINGS_SUFFIX)
     if embeddings.width != width:
         raise ValueError(
             f"embeddings/width is {embeddings.width}, but the penultimate layer (config dense[-1]) is {width} wide"

@@ -44,12 +44,10 @@ import torch
 import torch.nn as nn
 
 from .files import write_atomic
-from .results import CellResults, EmbeddingsRecord, ResultsError, WeightsRecord
+from .results import EMBEDDINGS_SUFFIX, WEIGHTS_SUFFIX, CellResults, EmbeddingsRecord, ResultsError, WeightsRecord
 
-WEIGHTS_SUFFIX = ".weights.pt"  # results/<profile>/<cell>.weights.pt
 FIRST_LAYER_KEYS = ("conv1.raw.weight", "conv1.spec.weight")  # the first layer's kernels (model.FirstLayer)
 WEIGHTS_EXTRA_BYTES = 64 << 10  # pickle framing, the keys and the seed
-EMBEDDINGS_SUFFIX = ".embeddings.npz"  # results/<profile>/<cell>.embeddings.npz
 EMBEDDINGS_EXTRA_BYTES = 64 << 10  # the zip and .npy headers, seeds and track ids (8 bytes a track)
 FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65504: embeddings are clipped to +-this
 
