@@ -62,7 +62,7 @@ from fmareport.data.store import synth_arguments
 from fmareport.data.synth import ARTIST_TRACKS
 from fmareport.gpus import GPU_FIX, gpu_count, torch_gpus
 from fmareport.results import BASELINE_SCHEMA_VERSION
-from fmareport.report.runs import CELL_FOLDER, expected_cells, settings_stamp
+from fmareport.report.runs import CELL_FOLDER, NOT_LOADED, expected_cells, settings_stamp
 
 PY = sys.executable  # the environment Snakemake runs in runs every step (no PATH needed)
 REPO = Path(workflow.basedir)
@@ -81,16 +81,19 @@ if CFG.profile != PROFILE:
 # machine has GPUs: make's count (--config gpus=N), else counted here (torch in a subprocess: 3 CPU-s,
 # so asked only where a cell could use one).
 GPUS = None  # not counted
+SEEN = None  # what torch sees (gpus.torch_gpus), once asked
 if "gpu" in config:
     GPU = int(config["gpu"])
 elif CFG.compute.device == "cpu":
     GPU = 0
 else:
-    GPUS = int(config["gpus"]) if "gpus" in config else gpu_count()
+    if "gpus" not in config:
+        SEEN = torch_gpus()
+    GPUS = int(config["gpus"]) if "gpus" in config else gpu_count(seen=SEEN)
     GPU = 1 if GPUS else 0
 if not GPU and (CFG.compute.device == "cuda" or (CFG.compute.device == "auto" and not CFG.run.cpu_fallback)):
     # Stop before fetch and prepare: every cell would die in pick_device after the download and the store.
-    seen = torch_gpus()  # why none, in torch's words (asked here too when make gave the count)
+    seen = torch_gpus() if SEEN is None else SEEN  # why none, in torch's words (asked when make gave the count)
     why = f" ({seen['problem']})" if seen and seen.get("problem") else ""
     raise WorkflowError(
         f"profile {PROFILE!r} needs a GPU (device: {CFG.compute.device}, cpu_fallback: false) and this machine "
@@ -248,23 +251,23 @@ rule cell:
         embeddings=RESULTS / "{cell}.embeddings.npz",
         notebook=RESULTS / "{cell}.ipynb",
     log:
-        config=BUILD / "logs/{cell}.config.yaml",
         papermill=BUILD / "logs/{cell}.log",
     threads: CELL_THREADS
     priority: cell_priority
     resources:
         gpu=GPU,
     shell:
-        # 1. Check the params files first: a bad one fails here, naming the file and key.
+        # 1. A params file that does not load fails here, before papermill starts: its settings
+        #    stamp, written as the workflow started (load_cell: every layer checked, the cell's name
+        #    its path), holds the config layer's message naming the file and key.
         # 2. The documented papermill command, its cell outputs logged (a bar line per 30 s, not
         #    per step). A kernel can lose the race for a free TCP port to another kernel starting
         #    at the same moment (ZMQError: Address already in use): that start alone is retried.
         """
-        {PY} -m fmareport.cli config {input.profile} {input.params} > {log.config}
-        grep -qxF 'cell: {wildcards.cell}' {log.config} || {{
-            echo "{input.params}: key 'cell' must be '{wildcards.cell}' (the file's path under params/)" >&2
+        if grep -q '^{NOT_LOADED}' {input.settings:q}; then
+            sed '1s/^{NOT_LOADED}//' {input.settings:q} >&2
             exit 2
-        }}
+        fi
         export TQDM_MININTERVAL=30
         for attempt in 1 2 3; do
             if {ON_GPU} {PY} -m papermill {input.notebook:q} {output.notebook:q} -p profile {PROFILE:q} -p cell {wildcards.cell:q} \\

@@ -3,6 +3,7 @@
     python benchmarks/bench_cells.py                          # demo: every cell, ours against our conv kernels
     python benchmarks/bench_cells.py --against 27288fd        # ours against a commit (git archive of fmareport/)
     python benchmarks/bench_cells.py --epochs 2 --cells table1/raw_whole ablations/segment_batches
+    python benchmarks/bench_cells.py --profile smoke --workdir DIR   # DIR/params, DIR/data: a workflow's folder
 
 Each measurement is one process that runs fmareport.train.train_seed (seed 0, --epochs
 epochs, no checkpoints) on the profile's clip store (made first if missing: `fmareport
@@ -27,6 +28,7 @@ counts the time a process waits for a core.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -105,15 +107,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, default=1, help="epochs timed per cell and form")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--wall", action="store_true", help="wall-clock seconds instead of CPU seconds")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="the folder whose params/ names the cells and where the profile's data and store are (made "
+        "there when missing); default: the repository, or under --tiny a temporary folder",
+    )
     args = tiny.parse_args(p, argv, TINY)
-    names = args.cells or expected_cells(REPO / "params", args.profile)  # as the workflow runs them
-    full = load_cell(args.profile, names[0])  # the profile's seeds and epochs, for the totals
     with tempfile.TemporaryDirectory() as tmp:
-        args.workdir = REPO
-        if args.tiny:  # data and store in the temporary folder, not the repository's data/
+        if args.workdir is None and args.tiny:  # data and store in the temporary folder, not the repository's data/
             args.workdir = Path(tmp) / "work"
             args.workdir.mkdir()
             (args.workdir / "params").symlink_to(REPO / "params")
+        args.workdir = (args.workdir or REPO).resolve()
+        names = args.cells or expected_cells(args.workdir / "params", args.profile)  # as the workflow runs them
+        with contextlib.chdir(args.workdir):  # its params/, as the children read them
+            full = load_cell(args.profile, names[0])  # the profile's seeds and epochs, for the totals
         before = extract(args.against, Path(tmp)) if args.against else REPO
         what = f"commit {args.against}" if args.against else "our conv kernels"
         print(

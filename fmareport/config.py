@@ -253,7 +253,7 @@ class RunSettings(Section):
     cpu_fallback: bool = True  # device auto without a usable GPU: run on the CPU (false: stop at once)
     # The cells the profile runs (PROFILE_KEY: a profile's key, refused in a cell's file): shell-style
     # patterns over cell names, each matching at least one (fmareport.report.runs.expected_cells).
-    # smoke runs the tables and two ablations: the other ablations' code is tested in-process.
+    # smoke runs the tables and one ablation: the other ablations' code is tested in-process.
     cells: Annotated[list[CellPattern], Field(min_length=1)] = ["*"]
 
 
@@ -353,7 +353,7 @@ class Config(BaseModel):
 def mel_problem(m: ModelSettings, sample_rate: int) -> str | None:
     """Why the STFT's bins cannot fill m.n_mels mel bands at `sample_rate` (the log-mel input's
     filters, fmareport.mel), or None when every band gets a bin."""
-    from . import mel  # torchaudio: loaded only for a mel config
+    from . import mel  # numpy only: the filters themselves (torchaudio) are not built here
 
     bins = m.n_fft // 2 + 1
     if m.n_mels > mel.max_bands(m.n_fft):  # refused unbuilt: n_mels may be huge

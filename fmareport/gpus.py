@@ -132,11 +132,12 @@ def cuda_visible_entries(value: str) -> list[str]:
     return valid
 
 
-def gpu_count(env: dict[str, str] | None = None) -> int:
+def gpu_count(env: dict[str, str] | None = None, seen: dict | None = None) -> int:
     """How many cell jobs may each have a GPU here: 0 when torch sees no usable CUDA device (then no
     cell could use one, whatever nvidia-smi lists), else the visible entries (every MIG slice; torch
-    itself enumerates one slice per process). Without torch to ask: the visible entries."""
-    seen = torch_gpus(env)
+    itself enumerates one slice per process). Without torch to ask: the visible entries.
+    `seen`: torch_gpus(env), when the caller has asked it (else asked here)."""
+    seen = torch_gpus(env) if seen is None else seen
     if seen is not None and not seen["uuids"]:
         return 0
     return len(visible_gpus(env, seen))

@@ -40,9 +40,12 @@ def test_every_benchmark_is_listed():
 
 
 @pytest.mark.parametrize("name", sorted(LAST_WORDS))
-def test_the_benchmark_runs_in_its_tiny_mode(name, capsys, one_torch_thread, tmp_path, monkeypatch):
+def test_the_benchmark_runs_in_its_tiny_mode(name, capsys, one_torch_thread, tmp_path, monkeypatch, request):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # every benchmark writes into a temporary folder
-    load(name, monkeypatch).main(["--tiny"])
+    args = ["--tiny"]
+    if name == "bench_cells":  # on the smoke data and store the session's workflow made (no 9 CPU-s synth)
+        args += ["--workdir", str(request.getfixturevalue("smoke_grid"))]
+    load(name, monkeypatch).main(args)
     out = capsys.readouterr().out
     assert LAST_WORDS[name] in out, out[-2000:]
 

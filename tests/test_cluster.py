@@ -20,7 +20,7 @@ from fmareport.report.runs import expected_cells
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_CELLS = expected_cells(REPO / "params", "paper")  # every cell
-SMOKE_CELLS = expected_cells(REPO / "params", "smoke")  # the tables and two ablations
+SMOKE_CELLS = expected_cells(REPO / "params", "smoke")  # the tables and one ablation
 
 
 def dry_run(workdir: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, list[dict]]:
@@ -123,15 +123,21 @@ def test_the_paper_plan_without_a_gpu_stops_before_the_download(tmp_path, how):
     assert "CUDA_VISIBLE_DEVICES='-1' hides every GPU" in out
 
 
+# Two GPUs named by UUID, as a scheduler may set CUDA_VISIBLE_DEVICES: their locks are named by them.
+# (Indices are mapped to UUIDs through nvidia-smi or torch: tests/test_gpu.py, at the level of gpu_keys;
+# here that would start torch in every job, 3 CPU-s each, to learn that this machine has no GPU.)
+FAKE_GPUS = ("GPU-3a3a3a3a", "GPU-5b5b5b5b")
+
+
 def _probe(lock_dir: Path, hold: float, out: Path) -> subprocess.Popen:
-    """`fmareport on-gpu` with CUDA_VISIBLE_DEVICES=3,5 running a command that writes the GPU it got
-    and the time it started, then holds the GPU for `hold` seconds."""
+    """`fmareport on-gpu` with CUDA_VISIBLE_DEVICES naming FAKE_GPUS, running a command that writes the
+    GPU it got and the time it started, then holds the GPU for `hold` seconds."""
     script = (
         "import os, sys, time; "
         "open(sys.argv[1], 'w').write(f\"{os.environ['CUDA_VISIBLE_DEVICES']} {time.time()}\"); "
         "time.sleep(float(sys.argv[2]))"
     )
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "3,5"}
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(FAKE_GPUS)}
     cmd = [sys.executable, "-m", "fmareport.cli", "on-gpu", "--lock-dir", str(lock_dir), "--poll", "0.1"]
     return subprocess.Popen([*cmd, "--", sys.executable, "-c", script, str(out), str(hold)], env=env, cwd=REPO)
 
@@ -145,9 +151,10 @@ def test_on_gpu_gives_each_job_its_own_gpu_and_a_third_waits(tmp_path):
     third = _probe(tmp_path / "locks", 0.0, tmp_path / "job2")
     assert all(p.wait(60) == 0 for p in [*first, third])
     got = [(tmp_path / f"job{i}").read_text().split() for i in range(3)]
-    assert sorted(g[0] for g in got[:2]) == ["3", "5"], got  # two jobs, two GPUs
+    assert sorted(g[0] for g in got[:2]) == sorted(FAKE_GPUS), got  # two jobs, two GPUs
     ended = min(float(g[1]) for g in got[:2]) + 3.0
-    assert got[2][0] in ("3", "5") and float(got[2][1]) >= ended - 0.2, "the third job did not wait for a GPU"
+    assert got[2][0] in FAKE_GPUS and float(got[2][1]) >= ended - 0.2, "the third job did not wait for a GPU"
+    assert sorted(p.name for p in (tmp_path / "locks").glob("*.claim")) == ["3a3a3a3a.claim", "5b5b5b5b.claim"]
 
 
 SLURM_PLUGIN = importlib.util.find_spec("snakemake_executor_plugin_slurm") is not None

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from fmareport import cli, model, summary
+from fmareport import cli, mel, model, summary
 from fmareport.config import load_profile
 from fmareport.model import Net, Spectrogram, layer_table, n_params
 from fmareport.train import windows
@@ -106,6 +106,17 @@ def test_a_pure_tone_lands_in_the_mel_band_centred_on_it():
         x = torch.sin(2 * math.pi * f * torch.arange(4096) / rate)[None]  # (1, N)
         s = Spectrogram(256, 128, "mel", n_mels=n_mels, sample_rate=rate)(x)  # (1, n_mels, frames)
         assert s[0, :, 2:-2].argmax(dim=0).tolist() == [k] * (s.shape[-1] - 4), (k, f)  # edge frames are padding
+
+
+@pytest.mark.parametrize("n_fft, rate", [(256, 8000), (512, 22050), (2048, 44100)])
+def test_the_empty_bands_the_config_refuses_are_torchaudios_all_zero_filters(n_fft, rate):
+    """mel.empty_bands reads the mel points (numpy, no torch at config load); torchaudio builds the
+    filters the model uses. Around the most bands that fill, and further out, they name the same."""
+    most = mel.most_bands(n_fft, rate)
+    for n_mels in sorted({1, 40, most - 1, most, most + 1, most + 2, (most + mel.max_bands(n_fft)) // 2}):
+        zero = (mel.filters(n_fft, n_mels, rate).amax(dim=0) == 0).nonzero().flatten().tolist()  # (n_mels,) -> bands
+        assert list(mel.empty_bands(n_fft, n_mels, rate)) == zero, (n_fft, rate, n_mels)
+        assert bool(zero) == (n_mels > most)
 
 
 def test_the_mel_first_layer_spans_every_band():

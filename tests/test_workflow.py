@@ -3,15 +3,16 @@
 The session's smoke grid (conftest.smoke_grid) is copied for each test that changes it (a few
 MB), so a test edits its params files without touching the grid the book tests read, or another
 test's: a second run does nothing, and after a change Snakemake's plan (a dry run, seconds) holds
-exactly the jobs the change calls for. Real reruns where running is the point: a bad cell fails
-before any training and leaves the other cells' results alone while another edited cell runs, and
-`make report` recovers from a kill by running the half-done cell again. The README's papermill
+exactly the jobs the change calls for. Real runs where running is the point: a bad cell's job
+fails before papermill starts and leaves the other cells' results alone, and `make report`
+recovers from a kill by running the half-done cell again. The README's papermill
 command runs as written in a copy of the checkout, and a cell runs without Jupyter through `run_cell`.
 """
 
 from __future__ import annotations
 
 import ast
+import fcntl
 import json
 import os
 import re
@@ -250,23 +251,22 @@ def test_changing_one_cell_reruns_that_cell_only(grid):
 
 @pytest.mark.slow
 def test_bad_params_file_fails_fast_and_keeps_the_others(grid):
+    """The cell job of a params file that does not load stops before papermill starts, with the config
+    layer's message; the other cells' results stay as they were. (That Snakemake's --keep-going runs
+    the other jobs of a run regardless is Snakemake's; `make report` passes it.)"""
     bad = grid / "params" / "table1" / "spectrogram_whole.yaml"
-    good = grid / "params" / "table1" / "both_whole.yaml"
     log = grid / "build" / PROFILE / "logs" / "table1" / "spectrogram_whole.log"
     before = result_mtimes(grid)
     original = bad.read_text()
     bad.write_text(original.replace("dropout: 0.0", "dropuot: 0.0"))
-    good.write_text(good.read_text() + "seeds: [2]\n")
 
     done = snakemake(grid, "results", "--keep-going")
     assert done.returncode != 0
     # The config layer's message, naming the file, the key and the nearest known key.
     assert "params/table1/spectrogram_whole.yaml: unknown key 'dropuot'. Did you mean 'dropout'?" in done.stdout
     assert not log.exists() or log.stat().st_size == 0, "papermill must not start for a bad params file"
-    # --keep-going: the other edited cell ran; the untouched cells' results are still there.
-    assert read_results(grid / "results" / PROFILE / "table1" / "both_whole.json").config.schedule.seeds == [2]
     after = {c: p.stat().st_mtime_ns for c in CELLS if (p := grid / "results" / PROFILE / f"{c}.json").exists()}
-    assert sorted(c for c in CELLS if after.get(c) != before[c]) == ["table1/both_whole", "table1/spectrogram_whole"]
+    assert sorted(c for c in CELLS if after.get(c) != before[c]) == ["table1/spectrogram_whole"]
     assert "table1/spectrogram_whole" not in after  # a failed job leaves no stale result
 
     # Fixed, the failed cell is all that is left to run.
@@ -335,6 +335,20 @@ def test_make_report_refuses_a_second_run_and_recovers_from_a_kill(grid, tmp_pat
 
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
+    # The kernel drops the report lock as the killed flock(1) exits, which need not have happened when
+    # make's own exit is seen (a rerun right after once found it held, under load): wait for that, as a
+    # user's next command would, up to 30 s.
+    with open(tmp_path / "report.lock") as lock:
+        for _ in range(300):
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                time.sleep(0.1)
+            else:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+                break
+        else:
+            pytest.fail("the report lock is still held 30 s after the kill")
     assert list((grid / ".snakemake" / "locks").iterdir()), "a killed run leaves Snakemake's lock behind"
     again = subprocess.run(make, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]

@@ -373,6 +373,10 @@ def _execute_page(name: str, root: Path, profile: str, results_dir: Path, km) ->
             parameters=dict(profile=profile, results_dir=str(results_dir)),
             cwd=str(out.parent),
             progress_bar=False,
+            # Written once, at the end (and on an error, with its traceback): papermill would also
+            # write the whole notebook as each cell starts and ends, players and figures included
+            # (276 writes in a smoke book's build).
+            request_save_on_cell_execute=False,
             km=km,
         )
     except papermill.PapermillExecutionError as err:

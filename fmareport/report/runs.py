@@ -190,6 +190,7 @@ def run_statuses(profile: str, results: dict[str, CellResults], workdir: str | P
 
 
 RERUN_MARK = "# runs again to replace run "  # a stamp line: the result it was changed for
+NOT_LOADED = "# does not load: "  # a stamp's first line when its params files do not (the cell job says why)
 
 
 def settings_stamp(stamp: str | Path, profile: str, cell: str, result: str | Path) -> Path:
@@ -206,7 +207,7 @@ def settings_stamp(stamp: str | Path, profile: str, cell: str, result: str | Pat
         cfg = load_cell(profile, cell)
         text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
     except ConfigError as err:  # the cell's job fails on it first thing, naming the file and key
-        cfg, text = None, f"# does not load: {err}\n"
+        cfg, text = None, f"{NOT_LOADED}{err}\n"
     old = stamp.read_text(encoding="utf-8") if stamp.is_file() else None
     settings, _, mark = (old or "").partition(RERUN_MARK)
     if old is None or not _same_settings(settings, text):

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special  # scipy.optimize (0.25 CPU-s to import) only where a p-value is solved for
 
 # Mean and SD over seeds: one function, the run side's (results.summarize writes them into every results file).
 from ..results import mean_std as mean_std
@@ -100,8 +100,10 @@ class Interval:
             p = math.exp(log_p)
             return math.sqrt(sum(float(special.stdtrit(df, p)) ** 2 * v for v, df in self.components)) - abs(gap)
 
+        from scipy.optimize import brentq
+
         lowest = math.log(P_FLOOR)
-        one_sided = P_FLOOR if excess(lowest) < 0 else math.exp(optimize.brentq(excess, lowest, math.log(0.5)))
+        one_sided = P_FLOOR if excess(lowest) < 0 else math.exp(brentq(excess, lowest, math.log(0.5)))
         return one_sided if gap > 0 else 1 - one_sided
 
 
