@@ -260,7 +260,10 @@ def fit_baseline(
         test_probs=probs.tolist(),
         test_artist_ids=store.artists[rows["test"]].tolist(),
         provenance=Provenance(
-            **provenance.collect("cpu"), started=started, finished=provenance.now(), entry="fmareport baseline"
+            **provenance.collect("cpu", torch_facts=False),  # scikit-learn's: torch's threads and CUDA say nothing
+            started=started,
+            finished=provenance.now(),
+            entry="fmareport baseline",
         ),
     )
     write_atomic(baseline_path(cfg, name), results.model_dump_json(indent=1) + "\n")

@@ -98,10 +98,9 @@ def _memory_bytes() -> int | None:
         return None  # not a POSIX system that reports it
 
 
-def hardware() -> dict[str, Any]:
-    """CPU, memory, torch threads and, when CUDA is present, the GPUs."""
-    import torch
-
+def hardware(torch_facts: bool = True) -> dict[str, Any]:
+    """CPU, memory, torch threads and, when CUDA is present, the GPUs. torch_facts=False: a run that
+    used no torch (the baselines) records the machine without importing it (2-3 CPU-s)."""
     memory = _memory_bytes()
     hw: dict[str, Any] = {
         "platform": platform.platform(),
@@ -109,8 +108,14 @@ def hardware() -> dict[str, Any]:
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
         "memory_gib": round(memory / 2**30, 1) if memory else None,
+    }
+    if not torch_facts:
+        return hw
+    import torch
+
+    hw |= {
+        "torch_threads": torch.get_num_threads(),
         "cuda": torch.version.cuda if torch.cuda.is_available() else None,
         "gpus": [],
     }
@@ -125,6 +130,8 @@ def hardware() -> dict[str, Any]:
 
 def device_name(device: str) -> str:
     """'cpu', or e.g. 'cuda:0 (NVIDIA H100 80GB HBM3)' for a CUDA device."""
+    if device == "cpu":
+        return device
     import torch
 
     dev = torch.device(device)
@@ -134,8 +141,9 @@ def device_name(device: str) -> str:
     return str(dev)
 
 
-def collect(device: str) -> dict[str, Any]:
-    """The provenance block for a run on `device` (a torch device string such as 'cpu', 'cuda')."""
+def collect(device: str, torch_facts: bool = True) -> dict[str, Any]:
+    """The provenance block for a run on `device` (a torch device string such as 'cpu', 'cuda');
+    torch_facts=False for a run that used no torch (`hardware`)."""
     commit, dirty = git_state()
     return {
         "versions": versions(),
@@ -143,5 +151,5 @@ def collect(device: str) -> dict[str, Any]:
         "git_commit": commit,
         "git_dirty": dirty,
         "device": device_name(device),
-        "hardware": hardware(),
+        "hardware": hardware(torch_facts),
     }

@@ -22,6 +22,35 @@ REPO = Path(__file__).resolve().parents[1]
 FMA_REAL = REPO.parent / "shared" / "data" / "fma_real"  # real FMA files (see its README.md)
 
 
+# The order in which the two pytest-xdist workers take the test files (pyproject.toml: --dist loadfile,
+# --no-loadscope-reorder: a file's tests on one worker, the next file to the first worker free), costliest
+# first so that the last files to run are short ones (longest-processing-time-first; CPU-seconds of one
+# run in docs/running.md, "The test suite's time"). test_book.py first: its fixture makes the smoke grid,
+# then the book, the suite's longest chain. test_workflow.py, the costliest after it, next but one: its
+# first test (the README's route in a fresh checkout) needs no grid, and by its second the grid is made.
+FILE_ORDER = (
+    "test_book.py",
+    "test_cluster.py",
+    "test_workflow.py",
+    "test_faults.py",
+    "test_benchmarks.py",
+    "test_synth.py",
+    "test_train.py",
+    "test_model.py",
+    "test_gpu.py",
+    "test_store.py",
+    "test_baseline.py",
+)  # then the others, alphabetically
+
+
+def pytest_collection_modifyitems(config, items):
+    missing = [name for name in FILE_ORDER if not (Path(__file__).parent / name).is_file()]
+    if missing:
+        raise pytest.UsageError(f"tests/conftest.py: FILE_ORDER names {missing}, which are not test files here")
+    rank = {name: i for i, name in enumerate(FILE_ORDER)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(FILE_ORDER)))  # stable: a file's tests keep their order
+
+
 @pytest.fixture(scope="session")
 def tiny_config(tmp_path_factory) -> Config:
     """Data settings of the tiny set: 5 tracks/genre x 1.5 s at 22.05 kHz -> clips of 8192 samples at 8 kHz."""

@@ -101,6 +101,9 @@ def test_the_mfcc_baseline_tunes_c_on_validation_and_fits_on_training_only(tiny_
     check_baseline(res.model_dump(mode="json"), tiny_store, "mfcc")
     assert res.n_features == 140 and res.features_file is None
     assert res.train_acc >= 0.8  # 8 distinct synthetic styles: a linear model on MFCCs separates them
+    # scikit-learn's run: the machine without torch's facts (torch is not imported for them)
+    assert res.provenance.device == "cpu" and {"cpu", "memory_gib"} <= set(res.provenance.hardware)
+    assert not {"torch_threads", "cuda", "gpus"} & set(res.provenance.hardware)
 
     # The kept model is the chosen C's fit on the training split alone (not training + validation).
     features, labels = mfcc_features(tiny_store, progress=False), tiny_store.labels
