@@ -106,6 +106,41 @@ def one_torch_thread():
     torch.set_num_threads(n)
 
 
+def snakemake_plan(
+    workdir: Path,
+    *targets: str,
+    config: dict,
+    resources: dict[str, int] | None = None,
+    snakefile: Path = REPO / "Snakefile",
+) -> str:
+    """What `snakemake -s SNAKEFILE --directory WORKDIR --cores 2 --dry-run --printshellcmds [--resources
+    ...] TARGETS --config ...` prints, planned in this process through Snakemake's API (what its command
+    line calls once the arguments are parsed): 0.2-0.6 CPU-s a plan where a `snakemake` process takes 2-3,
+    most of it imports. Nothing runs; the working directory is changed back. A Snakefile that stops
+    raises its error (snakemake.exceptions.WorkflowError) with what it printed as a note."""
+    import contextlib
+    import io
+
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, DAGSettings, OutputSettings, ResourceSettings
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):  # where its log handler writes
+        try:
+            with SnakemakeApi(OutputSettings(printshellcmds=True)) as api:
+                workflow = api.workflow(
+                    resource_settings=ResourceSettings(cores=2, resources=resources or {}),
+                    config_settings=ConfigSettings(config=config),
+                    snakefile=snakefile,
+                    workdir=workdir,
+                )
+                workflow.dag(DAGSettings(targets=set(targets))).execute_workflow(executor="dryrun")
+        except Exception as err:
+            err.add_note(out.getvalue()[-3000:])
+            raise
+    return out.getvalue()
+
+
 def run_snakemake(workdir: Path, *args: str, profile: str = "smoke") -> subprocess.CompletedProcess:
     """The repo's Snakefile run in `workdir` (its own params/ copy) on `profile`; stdout and stderr
     together as text. `args` (options, then targets such as "results") go before --config."""

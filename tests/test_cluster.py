@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import snakemake_plan
+from snakemake.exceptions import WorkflowError
 
 from fmareport.report.runs import expected_cells
 
@@ -23,10 +25,32 @@ PAPER_CELLS = expected_cells(REPO / "params", "paper")  # every cell
 SMOKE_CELLS = expected_cells(REPO / "params", "smoke")  # the tables and one ablation
 
 
-def dry_run(workdir: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, list[dict]]:
-    """`snakemake --dry-run --printshellcmds` of the repo's Snakefile in `workdir` (a copy of params/),
-    no data needed, in `env` (default: this process's); -> the planned jobs by rule:
-    [{"resources": {...}, "shell": "..."}]."""
+def jobs_of(printed: str) -> dict[str, list[dict]]:
+    """The jobs a dry run printed (with its shell commands), by rule: [{"resources": {...}, "shell": "..."}]."""
+    jobs: dict[str, list[dict]] = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", printed):
+        head = re.match(r"(?:local)?rule (\w+):", block)
+        if not head:
+            continue
+        res = re.search(r"^\s+resources: (.*)$", block, re.M)
+        resources = dict(kv.split("=", 1) for kv in res[1].split(", ")) if res else {}
+        shell = block.split("Shell command:", 1)[1] if "Shell command:" in block else ""
+        jobs.setdefault(head[1], []).append({"resources": resources, "shell": shell})
+    return jobs
+
+
+def dry_run(workdir: Path, *targets: str, config: dict, resources: dict | None = None) -> dict[str, list[dict]]:
+    """The repo's Snakefile planned in `workdir` (a copy of params/), no data needed, in this process
+    (conftest.snakemake_plan: what `snakemake --dry-run --printshellcmds --resources ... --config ...`
+    prints) -> the planned jobs by rule (jobs_of)."""
+    if not (workdir / "params").exists():
+        shutil.copytree(REPO / "params", workdir / "params")
+    return jobs_of(snakemake_plan(workdir, *targets, config=config, resources=resources))
+
+
+def dry_run_command(workdir: Path, *args: str, env: dict[str, str]) -> dict[str, list[dict]]:
+    """`snakemake --dry-run --printshellcmds ARGS` as a command (for --workflow-profile, a command-line
+    option), in `workdir` (a copy of params/) and `env` -> the planned jobs by rule (jobs_of)."""
     if not (workdir / "params").exists():
         shutil.copytree(REPO / "params", workdir / "params")
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir)]
@@ -39,16 +63,7 @@ def dry_run(workdir: Path, *args: str, env: dict[str, str] | None = None) -> dic
         env=env,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    jobs: dict[str, list[dict]] = {}
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", done.stdout):
-        head = re.match(r"(?:local)?rule (\w+):", block)
-        if not head:
-            continue
-        res = re.search(r"^\s+resources: (.*)$", block, re.M)
-        resources = dict(kv.split("=", 1) for kv in res[1].split(", ")) if res else {}
-        shell = block.split("Shell command:", 1)[1] if "Shell command:" in block else ""
-        jobs.setdefault(head[1], []).append({"resources": resources, "shell": shell})
-    return jobs
+    return jobs_of(done.stdout)
 
 
 def test_a_book_built_in_the_repo_does_not_hide_the_plan_of_another_working_directory(tmp_path):
@@ -65,11 +80,9 @@ def test_a_book_built_in_the_repo_does_not_hide_the_plan_of_another_working_dire
     built.write_text("<html>a book built before</html>")
     work = tmp_path / "work"
     shutil.copytree(REPO / "params", work / "params")
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory", str(work), "--dry-run"]
-    done = subprocess.run([*cmd, "--config", "profile=smoke"], cwd=work, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "Nothing to be done" not in done.stdout
-    planned = dict(re.findall(r"^(\w+)\s+(\d+)$", done.stdout.split("Job stats:", 1)[1], re.M))
+    out = snakemake_plan(work, config={"profile": "smoke"}, snakefile=repo / "Snakefile")
+    assert "Nothing to be done" not in out
+    planned = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:", 1)[1], re.M))
     assert planned["cell"] == str(len(SMOKE_CELLS)) and planned["book"] == "1", planned
     assert built.read_text() == "<html>a book built before</html>"  # a dry run: nothing written
 
@@ -89,7 +102,7 @@ def test_make_report_runs_one_cell_job_per_gpu(tmp_path):
 
 
 def test_paper_dry_run_with_two_gpus_plans_one_gpu_per_cell_job(tmp_path):
-    jobs = dry_run(tmp_path, "--resources", "gpu=2", "--config", "profile=paper", "gpus=2")
+    jobs = dry_run(tmp_path, config={"profile": "paper", "gpus": 2}, resources={"gpu": 2})
     cells = jobs["cell"]
     assert len(cells) == len(PAPER_CELLS) == len(list((REPO / "params").glob("[ta]*/*.yaml")))  # tables, ablations
     # Each cell job takes one unit of `gpu`, of which there are 2: at most 2 cells at a time.
@@ -98,24 +111,22 @@ def test_paper_dry_run_with_two_gpus_plans_one_gpu_per_cell_job(tmp_path):
     for rule in ("fetch", "prepare", "book"):
         assert all(j["resources"].get("gpu") in (None, "0") for j in jobs[rule]), rule
     # A machine without GPUs, on a profile without a GPU: no gpu resource, cells run as they are.
-    cpu = dry_run(tmp_path, "--config", "profile=smoke", "gpus=0")["cell"]
+    cpu = dry_run(tmp_path, config={"profile": "smoke", "gpus": 0})["cell"]
     assert [c["resources"].get("gpu", "0") for c in cpu] == ["0"] * len(SMOKE_CELLS)
     assert not any("on-gpu" in c["shell"] for c in cpu)
 
 
-@pytest.mark.parametrize("how", [["gpus=0"], []])
-def test_the_paper_plan_without_a_gpu_stops_before_the_download(tmp_path, how):
+@pytest.mark.parametrize("how", [{"gpus": 0}, {}])
+def test_the_paper_plan_without_a_gpu_stops_before_the_download(tmp_path, how, monkeypatch):
     """No GPU to give (gpus=0, or none torch sees: CUDA_VISIBLE_DEVICES=-1 here): the paper profile
     stops at once, saying why and how, instead of fetching 7.6 GB, building a 16 GB store and running
     the baseline before every cell dies in pick_device."""
     shutil.copytree(REPO / "params", tmp_path / "params")
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path)]
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1"}
-    done = subprocess.run(
-        [*cmd, "--dry-run", "--config", "profile=paper", *how], cwd=tmp_path, capture_output=True, text=True, env=env
-    )
-    out = done.stdout + done.stderr
-    assert done.returncode != 0 and "rule fetch" not in out, out[-3000:]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # the Snakefile's torch subprocess sees it too
+    with pytest.raises(WorkflowError) as stopped:
+        snakemake_plan(tmp_path, config={"profile": "paper", **how})
+    out = "\n".join([str(stopped.value), *stopped.value.__notes__])
+    assert "rule fetch" not in out, out[-3000:]
     assert "profile 'paper' needs a GPU (device: auto, cpu_fallback: false)" in out, out[-3000:]
     assert "set device: cpu in params/profiles/paper.yaml" in out and "TORCH_INDEX=" in out
     assert "--config gpu=1" in out
@@ -178,7 +189,7 @@ def test_slurm_dry_run_of_the_paper_profile(tmp_path):
         "FMAREPORT_SLURM_PARTITION": "cpu",
         "FMAREPORT_SLURM_GPU_PARTITION": "gpu",
     }
-    jobs = dry_run(tmp_path, "--workflow-profile", str(profile.parent), env={**os.environ, **cluster})
+    jobs = dry_run_command(tmp_path, "--workflow-profile", str(profile.parent), env={**os.environ, **cluster})
     cell_res = settings["set-resources"]["cell"]
     assert len(jobs["cell"]) == len(PAPER_CELLS)
     for job in jobs["cell"]:
@@ -192,7 +203,7 @@ def test_slurm_dry_run_of_the_paper_profile(tmp_path):
         assert (job["resources"]["slurm_partition"], job["resources"]["slurm_account"]) == ("cpu", "lab")
     # Unset, each is empty: the plugin then submits without -A and to the cluster's default partition.
     unset = {k: v for k, v in os.environ.items() if k not in cluster}
-    (job,) = dry_run(tmp_path, "--workflow-profile", str(profile.parent), "prepare", env=unset)["prepare"]
+    (job,) = dry_run_command(tmp_path, "--workflow-profile", str(profile.parent), "prepare", env=unset)["prepare"]
     assert (job["resources"]["slurm_partition"], job["resources"]["slurm_account"]) == ("", "")
 
     # Which rules run on the submitting host, as the SLURM executor reads them from the workflow.

@@ -2,8 +2,8 @@
 
 The session's smoke grid (conftest.smoke_grid) is copied for each test that changes it (a few
 MB), so a test edits its params files without touching the grid the book tests read, or another
-test's: a second run does nothing, and after a change Snakemake's plan (a dry run, seconds) holds
-exactly the jobs the change calls for. Real runs where running is the point: a bad cell's job
+test's: a second run does nothing, and after a change Snakemake's plan (a dry run through its API,
+in this process: conftest.snakemake_plan) holds exactly the jobs the change calls for. Real runs where running is the point: a bad cell's job
 fails before papermill starts and leaves the other cells' results alone, and `make report`
 recovers from a kill by running the half-done cell again. The README's papermill
 command runs as written in a copy of the checkout, and a cell runs without Jupyter through `run_cell`.
@@ -28,7 +28,7 @@ import nbformat
 import pytest
 import yaml
 from bs4 import BeautifulSoup
-from conftest import run_snakemake
+from conftest import run_snakemake, snakemake_plan
 
 from fmareport import experiment, notebook
 from fmareport.cli import main as cli_main
@@ -52,15 +52,15 @@ def result_mtimes(workdir: Path) -> dict[str, int]:
 
 
 def plan(workdir: Path) -> tuple[dict[str, int], list[str]]:
-    """What `snakemake results` would run now (a dry run): (jobs by rule, the cells of the cell jobs)."""
-    done = snakemake(workdir, "results", "--dry-run")
-    assert done.returncode == 0, done.stdout[-3000:]
-    if "Nothing to be done" in done.stdout:
+    """What `snakemake results` would run now (a dry run, in this process: conftest.snakemake_plan):
+    (jobs by rule, the cells of the cell jobs)."""
+    out = snakemake_plan(workdir, "results", config={"profile": PROFILE})
+    if "Nothing to be done" in out:
         return {}, []
-    stats = done.stdout.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    stats = out.split("Job stats:", 1)[1].split("\n\n", 1)[0]
     jobs = {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", stats, re.M) if rule != "total"}
-    cells = sorted(re.findall(r"^rule cell:\n(?:    .*\n)*?    wildcards: cell=(\S+)$", done.stdout, re.M))
-    assert len(cells) == jobs.get("cell", 0), done.stdout[-3000:]
+    cells = sorted(re.findall(r"^rule cell:\n(?:    .*\n)*?    wildcards: cell=(\S+)$", out, re.M))
+    assert len(cells) == jobs.get("cell", 0), out[-3000:]
     return jobs, cells
 
 
