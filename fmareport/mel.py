@@ -51,8 +51,8 @@ def empty_bands(n_fft: int, n_mels: int, sample_rate: int) -> tuple[int, ...]:
     the two agree on whether a band is empty and on the first empty band for every n_fft in
     {128, 256, 400, 512, 1024, 2048}, sample rate in {8, 11.025, 16, 22.05, 44.1, 48} kHz and n_mels
     up to `max_bands` (every one to n_fft 512, every third above: 13,980 cases; tests/test_model.py
-    checks a sample against torchaudio), so
-    `most_bands` is theirs; far past it, a listed band may differ by rounding."""
+    checks a sample against torchaudio), so `most_bands` is theirs; far past it, a listed band may
+    differ by rounding."""
     bins = np.linspace(0.0, sample_rate // 2, n_fft // 2 + 1)  # (n_fft // 2 + 1,) Hz
     top = 2595.0 * math.log10(1.0 + sample_rate / 2 / 700.0)  # the Nyquist frequency in HTK mel
     points = 700.0 * (10.0 ** (np.linspace(0.0, top, n_mels + 2) / 2595.0) - 1.0)  # (n_mels + 2,) Hz
