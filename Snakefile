@@ -87,9 +87,11 @@ if "gpu" in config:
 elif CFG.compute.device == "cpu":
     GPU = 0
 else:
-    if "gpus" not in config:
+    if "gpus" in config:
+        GPUS = int(config["gpus"])
+    else:
         SEEN = torch_gpus()
-    GPUS = int(config["gpus"]) if "gpus" in config else gpu_count(seen=SEEN)
+        GPUS = gpu_count(seen=SEEN)
     GPU = 1 if GPUS else 0
 if not GPU and (CFG.compute.device == "cuda" or (CFG.compute.device == "auto" and not CFG.run.cpu_fallback)):
     # Stop before fetch and prepare: every cell would die in pick_device after the download and the store.

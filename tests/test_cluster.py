@@ -39,20 +39,24 @@ def jobs_of(printed: str) -> dict[str, list[dict]]:
     return jobs
 
 
+def with_params(workdir: Path) -> Path:
+    """`workdir` with a copy of the repo's params/ (made once), for the Snakefile to plan in."""
+    if not (workdir / "params").exists():
+        shutil.copytree(REPO / "params", workdir / "params")
+    return workdir
+
+
 def dry_run(workdir: Path, *targets: str, config: dict, resources: dict | None = None) -> dict[str, list[dict]]:
     """The repo's Snakefile planned in `workdir` (a copy of params/), no data needed, in this process
     (conftest.snakemake_plan: what `snakemake --dry-run --printshellcmds --resources ... --config ...`
     prints) -> the planned jobs by rule (jobs_of)."""
-    if not (workdir / "params").exists():
-        shutil.copytree(REPO / "params", workdir / "params")
-    return jobs_of(snakemake_plan(workdir, *targets, config=config, resources=resources))
+    return jobs_of(snakemake_plan(with_params(workdir), *targets, config=config, resources=resources))
 
 
 def dry_run_command(workdir: Path, *args: str, env: dict[str, str]) -> dict[str, list[dict]]:
     """`snakemake --dry-run --printshellcmds ARGS` as a command (for --workflow-profile, a command-line
     option), in `workdir` (a copy of params/) and `env` -> the planned jobs by rule (jobs_of)."""
-    if not (workdir / "params").exists():
-        shutil.copytree(REPO / "params", workdir / "params")
+    with_params(workdir)
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir)]
     done = subprocess.run(
         [*cmd, "--dry-run", "--printshellcmds", *args],
@@ -78,9 +82,7 @@ def test_a_book_built_in_the_repo_does_not_hide_the_plan_of_another_working_dire
     built = repo / "_build" / "html" / "generated" / "results.html"
     built.parent.mkdir(parents=True)
     built.write_text("<html>a book built before</html>")
-    work = tmp_path / "work"
-    shutil.copytree(REPO / "params", work / "params")
-    out = snakemake_plan(work, config={"profile": "smoke"}, snakefile=repo / "Snakefile")
+    out = snakemake_plan(with_params(tmp_path / "work"), config={"profile": "smoke"}, snakefile=repo / "Snakefile")
     assert "Nothing to be done" not in out
     planned = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:", 1)[1], re.M))
     assert planned["cell"] == str(len(SMOKE_CELLS)) and planned["book"] == "1", planned
@@ -121,10 +123,9 @@ def test_the_paper_plan_without_a_gpu_stops_before_the_download(tmp_path, how, m
     """No GPU to give (gpus=0, or none torch sees: CUDA_VISIBLE_DEVICES=-1 here): the paper profile
     stops at once, saying why and how, instead of fetching 7.6 GB, building a 16 GB store and running
     the baseline before every cell dies in pick_device."""
-    shutil.copytree(REPO / "params", tmp_path / "params")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # the Snakefile's torch subprocess sees it too
     with pytest.raises(WorkflowError) as stopped:
-        snakemake_plan(tmp_path, config={"profile": "paper", **how})
+        snakemake_plan(with_params(tmp_path), config={"profile": "paper", **how})
     out = "\n".join([str(stopped.value), *stopped.value.__notes__])
     assert "rule fetch" not in out, out[-3000:]
     assert "profile 'paper' needs a GPU (device: auto, cpu_fallback: false)" in out, out[-3000:]

@@ -3,16 +3,15 @@
 The session's smoke grid (conftest.smoke_grid) is copied for each test that changes it (a few
 MB), so a test edits its params files without touching the grid the book tests read, or another
 test's: a second run does nothing, and after a change Snakemake's plan (a dry run through its API,
-in this process: conftest.snakemake_plan) holds exactly the jobs the change calls for. Real runs where running is the point: a bad cell's job
-fails before papermill starts and leaves the other cells' results alone, and `make report`
-recovers from a kill by running the half-done cell again. The README's papermill
+in this process: conftest.snakemake_plan) holds exactly the jobs the change calls for. Real runs
+where running is the point: a bad cell's job fails before papermill starts and leaves the other
+cells' results alone, and `make report` recovers from a kill by running the half-done cell again. The README's papermill
 command runs as written in a copy of the checkout, and a cell runs without Jupyter through `run_cell`.
 """
 
 from __future__ import annotations
 
 import ast
-import fcntl
 import json
 import os
 import re
@@ -33,6 +32,7 @@ from conftest import run_snakemake, snakemake_plan
 from fmareport import experiment, notebook
 from fmareport.cli import main as cli_main
 from fmareport.config import ConfigError, load_cell, load_config
+from fmareport.files import take_lock
 from fmareport.report.reference import compare, differences, read_reference
 from fmareport.report.runs import expected_cells, run_statuses
 from fmareport.results import ResultsError, load_baselines, load_results, read_results, validate
@@ -338,17 +338,13 @@ def test_make_report_refuses_a_second_run_and_recovers_from_a_kill(grid, tmp_pat
     # The kernel drops the report lock as the killed flock(1) exits, which need not have happened when
     # make's own exit is seen (a rerun right after once found it held, under load): wait for that, as a
     # user's next command would, up to 30 s.
-    with open(tmp_path / "report.lock") as lock:
-        for _ in range(300):
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                time.sleep(0.1)
-            else:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-                break
-        else:
-            pytest.fail("the report lock is still held 30 s after the kill")
+    for _ in range(300):
+        if (fd := take_lock(tmp_path / "report.lock", wait=False)) is not None:
+            os.close(fd)
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the report lock is still held 30 s after the kill")
     assert list((grid / ".snakemake" / "locks").iterdir()), "a killed run leaves Snakemake's lock behind"
     again = subprocess.run(make, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]

@@ -34,8 +34,7 @@ import pandas as pd
 from scipy import optimize, special
 
 from ..config import REPO_ROOT, load_profile
-from ..data.fma import GENRES
-from ..data.synth import ARTIST_TRACKS
+from ..data.synth import ARTIST_TRACKS, split_sizes
 from ..files import write_atomic
 from .stats import accuracy_interval, paired_difference
 
@@ -88,8 +87,11 @@ class Design:
 
 
 _DEMO = load_profile("demo")
-# the demo's test split: test_fraction of each genre's tracks, whole artists of ARTIST_TRACKS (data/synth.py)
-_DEMO_TEST = round(_DEMO.synth.tracks_per_genre * _DEMO.synth.test_fraction) * len(GENRES)
+# the demo's test split (data/synth.py: split_sizes), in whole artists of ARTIST_TRACKS
+_DEMO_TEST = sum(
+    s["test"]
+    for s in split_sizes(_DEMO.synth.tracks_per_genre, _DEMO.synth.validation_fraction, _DEMO.synth.test_fraction)
+)
 DESIGNS = {
     # the seeds are the profiles' own (params/profiles/), so the table follows a change of them
     "demo": Design(len(_DEMO.schedule.seeds), (ARTIST_TRACKS,) * (_DEMO_TEST // ARTIST_TRACKS)),  # artists of 4
