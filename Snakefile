@@ -58,8 +58,7 @@ from snakemake.exceptions import WorkflowError
 
 from fmareport.baseline import baselines_for
 from fmareport.config import ConfigError, load_cell, load_profile, read_yaml
-from fmareport.data.store import synth_arguments
-from fmareport.data.synth import ARTIST_TRACKS
+from fmareport.data.store import synth_arguments, synth_stamp
 from fmareport.gpus import GPU_FIX, gpu_count, torch_gpus
 from fmareport.results import BASELINE_SCHEMA_VERSION
 from fmareport.report.runs import CELL_FOLDER, NOT_LOADED, expected_cells, settings_stamp
@@ -200,15 +199,19 @@ rule baseline:
 
 if CFG.data.source == "synth":
 
+    # The set's settings stamp (fmareport.data.store.synth_stamp), written at every start when it
+    # changes: changed settings re-make the set, and so does a set on disk made with other settings
+    # by anyone (papermill, a user, an older synth that cut no artists), which prepare would refuse.
+    SYNTH_STAMP = synth_stamp(BUILD / "synth.txt", CFG)
+
     rule synth:
+        input:
+            SYNTH_STAMP,
         output:
             DATA,
         params:
             data_dir=CFG.run.data_dir,
-            # Changed settings re-make the set (Snakemake's params trigger), and so does a change in
-            # how synth cuts it into artists (a set made before it had artists is refused by prepare).
             settings=shlex.join(synth_arguments(CFG)),
-            artist_tracks=ARTIST_TRACKS,
         threads: ALL_CORES
         shell:
             "{PY} -m fmareport.cli synth {params.data_dir:q} {params.settings} --workers {threads} --force"

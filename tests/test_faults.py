@@ -38,7 +38,7 @@ from fmareport.config import Config, ConfigError, SynthSettings, load_cell, load
 from fmareport.data.audio import Skip, decode_clip
 from fmareport.data.fetch import FetchError, extract, fetch
 from fmareport.data.fma import TracksError, load_tracks
-from fmareport.data.store import StoreError, _decode_job, ensure_data, prepare, select_tracks
+from fmareport.data.store import STALE_MARK, StoreError, _decode_job, ensure_data, prepare, select_tracks, synth_stamp
 from fmareport.data.synth import BAD_CASES, MARKER, TrackMeta, synthesize, tracks_table
 from fmareport.files import locked, mark_owned, remove_owned
 from fmareport.report import book
@@ -187,6 +187,35 @@ def test_02_a_cell_never_trains_on_a_synthetic_set_made_with_other_settings(synt
     assert state(synth_set) == before and not (tmp_path / "stores").exists()
     # the same settings as the set's: it is used as it is
     assert len(prepare(cfg.replace(synth_test_fraction=0.1), progress=False).index) == 8
+
+
+def test_02_the_workflows_synth_stamp_changes_for_a_set_made_with_other_settings(synth_set, tmp_path):
+    """The stamp the synth job takes as input (store.synth_stamp): beside a set that fits, a new
+    stamp is as old as the set (nothing runs again); beside a set made with other settings (by
+    papermill, by hand, by an older version), it gains a line naming them and is newer than the
+    set (the job re-makes it), once: the next start leaves it alone."""
+    cfg = load_config(profile_path("smoke")).replace(
+        data_dir=str(synth_set), synth_tracks_per_genre=1, synth_seconds=0.5, synth_sample_rate=8000,
+        synth_bad_cases=False,
+    )  # fmt: skip
+    tracks_csv, stamp = synth_set / "fma_metadata" / "tracks.csv", tmp_path / "build" / "synth.txt"
+    synth_stamp(stamp, cfg)
+    text = stamp.read_text()
+    assert STALE_MARK not in text and f"fmareport synth {synth_set} --tracks-per-genre 1" in text
+    assert stamp.stat().st_mtime_ns == tracks_csv.stat().st_mtime_ns
+
+    other = cfg.replace(synth_test_fraction=0.5)  # the profile now wants another set
+    synth_stamp(stamp, other)
+    assert f"{STALE_MARK}{{" in stamp.read_text() and '"test_fraction": 0.1' in stamp.read_text()
+    assert stamp.stat().st_mtime_ns > tracks_csv.stat().st_mtime_ns
+    written = stamp.stat().st_mtime_ns
+    synth_stamp(stamp, other)  # a second start before the set is re-made: the same stamp
+    assert stamp.stat().st_mtime_ns == written
+
+    synthesize(synth_set, other.synth, progress=False, workers=1, force=True)  # what the job runs
+    synth_stamp(stamp, other)
+    assert stamp.stat().st_mtime_ns == written and stamp.stat().st_mtime_ns < tracks_csv.stat().st_mtime_ns
+    assert json.loads((synth_set / MARKER).read_text())["test_fraction"] == 0.5
 
 
 # --- 3. a notebook that is not its JSON's run is flagged; one run per cell at a time -------------

@@ -31,7 +31,8 @@ from conftest import run_snakemake, snakemake_plan
 
 from fmareport import experiment, notebook
 from fmareport.cli import main as cli_main
-from fmareport.config import ConfigError, load_cell, load_config
+from fmareport.config import ConfigError, SynthSettings, load_cell, load_config
+from fmareport.data.synth import synthesize
 from fmareport.files import take_lock
 from fmareport.report.reference import compare, differences, read_reference
 from fmareport.report.runs import expected_cells, run_statuses
@@ -236,6 +237,19 @@ def test_second_run_does_nothing_and_missing_results_are_remade(grid):
     assert plan(grid) == ({}, [])  # "Nothing to be done"
     (grid / "results" / PROFILE / "table2" / "both_segmented_dropout.json").unlink()
     assert plan(grid) == ({"cell": 1, "results": 1}, ["table2/both_segmented_dropout"])
+
+
+@pytest.mark.slow
+def test_a_set_made_with_other_settings_outside_the_workflow_is_made_again(grid):
+    """The smoke set replaced with one of other settings, as papermill would make it under an
+    edited profile: the workflow plans synth, prepare, every cell and the baseline again (prepare
+    alone would refuse that set). A synth stamp made anew beside a set that fits plans nothing."""
+    (grid / "build" / PROFILE / "synth.txt").unlink()
+    assert plan(grid) == ({}, [])
+    settings = SynthSettings(tracks_per_genre=1, seconds=0.5, sample_rate=8000, bad_cases=False)
+    synthesize(grid / "data" / "synth-smoke", settings, progress=False, workers=1, force=True)
+    jobs, cells = plan(grid)
+    assert jobs == {"synth": 1, "prepare": 1, "cell": len(CELLS), "baseline": 1, "results": 1} and cells == CELLS
 
 
 @pytest.mark.slow
