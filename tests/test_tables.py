@@ -87,11 +87,30 @@ def test_an_interval_gives_its_p_values_and_other_levels():
     assert i.p_value(i.estimate, "greater") == 0.5
     ninety = i.at(0.90)
     assert i.low < ninety.low < ninety.high < i.high and i.p_value(ninety.low, "greater") == pytest.approx(0.05)
-    assert stats_.t_interval(i.estimate, list(i.components), 0.90) == ninety
+    assert stats_.t_interval(i.estimate, list(i.components), 0.90, stats_.ACCURACY_BOUNDS) == ninety
     normal = interval(0.1, 0.02)
     assert normal.p_value(0.0, "greater") == pytest.approx(stats.norm.sf(5.0), rel=1e-3)
     with pytest.raises(ValueError, match="'greater' or 'less'"):
         i.p_value(0.0, "two-sided")
+
+
+def test_an_interval_is_cut_to_the_values_its_quantity_can_take():
+    """A near-perfect cell on few tracks: its t-interval would pass 1, and is cut at 1 at every level,
+    the estimate, the lower end, the se and the p-values as they were. A difference is cut at -1 and 1."""
+    correct = np.ones((2, 6), dtype=bool)
+    correct[:, 0] = False  # (S, N) = (2, 6): 5 of 6 right on either seed
+    i = stats_.accuracy_interval(correct)
+    uncut = stats_.t_interval(i.estimate, list(i.components))
+    assert uncut.high > 1 and i.high == 1.0 and (i.estimate, i.low, i.se) == (uncut.estimate, uncut.low, uncut.se)
+    assert i.half_width == pytest.approx((uncut.high - uncut.low) / 2) and stats_.detectable(i) == stats_.detectable(
+        uncut
+    )
+    assert i.at(0.90).high == 1.0 and i.at(0.90).low == uncut.at(0.90).low
+    assert i.p_value(0.5, "greater") == uncut.p_value(0.5, "greater")
+    d = stats_.paired_difference(correct, ~correct)  # a - b: 1 on five tracks, -1 on one
+    uncut = stats_.t_interval(d.estimate, list(d.components))
+    assert uncut.high > 1 and d.high == 1.0 and d.low == uncut.low > -1
+    assert stats_.paired_difference(~correct, correct).low == -1.0
 
 
 @pytest.mark.parametrize(

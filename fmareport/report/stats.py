@@ -63,6 +63,12 @@ def _half_width(components: tuple[tuple[float, float], ...], confidence: float) 
     return math.sqrt(sum(t_quantile(0.5 + confidence / 2, df) ** 2 * v for v, df in components))
 
 
+# The values an estimated quantity can take: an interval is cut to them (`t_interval`).
+UNBOUNDED = (-math.inf, math.inf)
+ACCURACY_BOUNDS = (0.0, 1.0)  # a share of test tracks
+DIFFERENCE_BOUNDS = (-1.0, 1.0)  # one accuracy minus another
+
+
 @dataclass(frozen=True)
 class Interval:
     """An estimate with its two-sided interval at `confidence`: estimate, low, high, standard error,
@@ -75,10 +81,16 @@ class Interval:
     se: float
     components: tuple[tuple[float, float], ...] = ()
     confidence: float = CONFIDENCE
+    bounds: tuple[float, float] = UNBOUNDED
+
+    @property
+    def half_width(self) -> float:
+        """The uncut half-width, sqrt(sum_k q_k^2 v_k) (`t_interval`): what a power calculation reads."""
+        return _half_width(self.components, self.confidence) if self.se > 0 else 0.0
 
     def at(self, confidence: float) -> Interval:
         """The interval of the same estimate at another two-sided level (0.90 is the one TOST reads)."""
-        return t_interval(self.estimate, list(self.components), confidence)
+        return t_interval(self.estimate, list(self.components), confidence, self.bounds)
 
     def p_value(self, null: float, alternative: str) -> float:
         """One-sided p-value of H0: estimate's true value <= null ("greater": H1 is above the null) or
@@ -112,10 +124,17 @@ class Interval:
 P_FLOOR = 1e-150
 
 
-def t_interval(estimate: float, components: list[tuple[float, float]], confidence: float = CONFIDENCE) -> Interval:
+def t_interval(
+    estimate: float,
+    components: list[tuple[float, float]],
+    confidence: float = CONFIDENCE,
+    bounds: tuple[float, float] = UNBOUNDED,
+) -> Interval:
     """estimate +- sqrt(sum_k q_k^2 v_k) from variance components [(v_k: variance of the estimate,
     df_k), ...], q_k the t quantile of df_k (a component with no df is left out): each component's
-    half-width at its own quantile, added in quadrature. No spread: low = high.
+    half-width at its own quantile, added in quadrature. No spread: low = high. The interval is cut
+    to `bounds`, the values the estimated quantity can take (an accuracy: [0, 1]); since the true
+    value lies in them, cutting never lowers coverage. `se` and the p-values are the uncut ones'.
 
     With one large component (3 seeds' luck) the interval is that component's t-interval; with
     both small it is the normal one. Welch-Satterthwaite's single df instead rises when the seed
@@ -123,9 +142,10 @@ def t_interval(estimate: float, components: list[tuple[float, float]], confidenc
     parts = tuple((float(v), float(df)) for v, df in components if df > 0)
     var = sum(v for v, _ in parts)
     if var <= 0:
-        return Interval(estimate, estimate, estimate, 0.0, parts, confidence)
+        return Interval(estimate, estimate, estimate, 0.0, parts, confidence, bounds)
     half = _half_width(parts, confidence)
-    return Interval(estimate, estimate - half, estimate + half, math.sqrt(var), parts, confidence)
+    low, high = max(estimate - half, bounds[0]), min(estimate + half, bounds[1])
+    return Interval(estimate, low, high, math.sqrt(var), parts, confidence, bounds)
 
 
 def cluster_index(clusters: np.ndarray, n: int) -> tuple[np.ndarray, int]:
@@ -187,9 +207,12 @@ def accuracy_interval(
     clusters: (N,) the artist of each test track, or None; given, the tracks' part of the interval
     resamples artists (cluster-robust, G - 1 df) rather than single tracks.
     With one seed the seed component is unknown and left out: the interval is the tracks' alone.
+    The interval is cut to [0, 1] (`t_interval`).
     """
     c = np.asarray(correct, dtype=np.float64)  # (S, N)
-    return t_interval(float(c.mean()), _components(c.mean(axis=0), [c.mean(axis=1)], clusters), confidence)
+    return t_interval(
+        float(c.mean()), _components(c.mean(axis=0), [c.mean(axis=1)], clusters), confidence, ACCURACY_BOUNDS
+    )
 
 
 def paired_difference(
@@ -205,7 +228,7 @@ def paired_difference(
     sides. same_seeds: row s of both sides started from the same weights and batch order, so the
     seeds are paired (their per-seed differences make one component); otherwise each side's
     seeds add a component of their own. clusters: (N,) the artist of each test track, or None
-    (as in `accuracy_interval`).
+    (as in `accuracy_interval`). The interval is cut to [-1, 1] (`t_interval`).
     """
     a, b = (np.asarray(c, dtype=np.float64) for c in (correct_a, correct_b))
     if a.shape[1] != b.shape[1]:
@@ -214,7 +237,7 @@ def paired_difference(
         raise ValueError(f"pairing by seed needs the same seeds on both sides: {a.shape[0]} and {b.shape[0]} seeds")
     tracks = a.mean(axis=0) - b.mean(axis=0)  # (N,)
     seeds = [a.mean(axis=1) - b.mean(axis=1)] if same_seeds else [a.mean(axis=1), b.mean(axis=1)]
-    return t_interval(float(a.mean() - b.mean()), _components(tracks, seeds, clusters), confidence)
+    return t_interval(float(a.mean() - b.mean()), _components(tracks, seeds, clusters), confidence, DIFFERENCE_BOUNDS)
 
 
 def seed_share(interval: Interval) -> float:
@@ -233,4 +256,4 @@ def detectable(interval: Interval, power: float = 0.8, both_bounds: bool = False
     interval's own t quantiles, a normal quantile for the power: an approximation, good to a few
     per cent of the value."""
     z = special.ndtri((1 + power) / 2 if both_bounds else power)
-    return float((interval.high - interval.low) / 2 + z * interval.se)
+    return float(interval.half_width + z * interval.se)
