@@ -110,6 +110,7 @@ def test_build_has_zero_warnings_and_prints_the_results_page(built):
     root, output, _ = built
     assert "build succeeded" in output and "with problems" not in output
     assert not SPHINX_WARNING.search(output), SPHINX_WARNING.search(output).group(0)
+    assert "[IPKernelApp] WARNING" not in output  # the pages' kernel on plain TCP would warn (book.page_kernel)
     assert f"results page {root / book.RESULTS_PAGE}" in output
     for page in PAGES:
         assert (root / "_build/html" / page).is_file(), page

@@ -340,11 +340,12 @@ PAGE_RESET_TAG = "fmareport-page-reset"
 def page_kernel():
     """A Python kernel manager for the pages: the first page starts its kernel (papermill, through
     nbclient, which leaves a kernel it does not own running), and it is shut down on the way out,
-    however the staging ends."""
+    however the staging ends. Its channels are CurveZMQ-encrypted where the kernel says it can be
+    (ipykernel 7.4's does): over plain TCP the kernel warns at start, in the build's output."""
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
 
-    km = AsyncKernelManager(kernel_name="python3")
+    km = AsyncKernelManager(kernel_name="python3", transport_encryption="auto")
     try:
         yield km
     finally:
