@@ -51,6 +51,7 @@ from fmareport.data.store import open_store, prepare
 from fmareport.device import cuda_problem, device_policy
 from fmareport.files import write_atomic
 from fmareport.inputs import INPUTS
+from fmareport.results import Predictions, TestTracks
 
 # Dense (no sparsity) bf16 tensor-core peaks from NVIDIA's data sheets, TFLOP/s; the first name
 # the device's name contains counts (so the specific ones come first).
@@ -315,6 +316,11 @@ def check_resume(cfg, store, root: Path) -> tuple[str, str]:
     at = torch.load(ckpt, weights_only=True)["epoch"]
     child(killed)  # resumes from the checkpoint
     a, b = (json.loads(Path(x["out"]).read_text()) for x in (straight, killed))
+    test = TestTracks.of(store)
+
+    def accuracy(probs) -> float:
+        return Predictions(test, [probs]).accuracies[0]
+
     wa, wb = (torch.load(Path(x["ckpt"]) / "seed0.pt", weights_only=True)["model"] for x in (straight, killed))
     same_weights = all(torch.equal(wa[k], wb[k]) for k in wa)
     body = (
@@ -322,7 +328,7 @@ def check_resume(cfg, store, root: Path) -> tuple[str, str]:
         f"SIGKILL (exit {status}) after epoch {at}'s checkpoint, then resumed.\n\n"
         f"| | never stopped | killed and resumed |\n|---|---|---|\n"
         f"| last train loss | {a['history'][-1]['train_loss']!r} | {b['history'][-1]['train_loss']!r} |\n"
-        f"| test accuracy (last) | {a['test_acc_last']} | {b['test_acc_last']} |\n"
+        f"| test accuracy (last) | {accuracy(a['test_probs'])} | {accuracy(b['test_probs'])} |\n"
         f"| history, confusion, predictions identical | {a == b} | |\n"
         f"| weights identical | {same_weights} | |"
     )
@@ -372,7 +378,7 @@ def check_bf16(cfg, store, dry: bool) -> tuple[str, str]:
             "autocast": "bf16" if amp else "fp32",
             "train loss (last)": f"{r.history[-1].train_loss:.4f}",
             "val acc (last)": f"{r.history[-1].val_acc:.3f}",
-            "test acc (last)": f"{r.test_acc_last:.3f}",
+            "test acc (last)": f"{Predictions(TestTracks.of(store), [r.test_probs]).accuracies[0]:.3f}",
         }
         for amp, r in runs.items()
     ]

@@ -53,6 +53,7 @@ from .results import (
     DataInfo,
     Provenance,
     SourceFile,
+    TestTracks,
     Tuning,
 )
 
@@ -218,7 +219,7 @@ def tune(kind: str, features: np.ndarray, labels: np.ndarray, rows: dict[str, np
         fits.append(model)
         scores.append(accuracy(model, features[val], labels[val]))
     best = int(np.argmax(scores))  # the first of equal ones
-    return fits[best], Tuning(grid=list(grid), val_acc=scores, chosen=grid[best])
+    return fits[best], Tuning(grid=list(grid), val_acc=scores)
 
 
 # ----------------------------------------------------------------------------
@@ -233,8 +234,7 @@ def fit_baseline(
     labels = store.labels
     rows = {s: store.split_indices(s) for s in ("training", "validation", "test")}
     model, tuning = tune(variant.classifier, features, labels, rows)
-    test = rows["test"]
-    probs = class_probs(model, features[test])  # (n_test, 8)
+    probs = class_probs(model, features[rows["test"]])  # (n_test, 8): ascending rows, as TestTracks.of
     what = (
         f"{N_MFCC} MFCCs (librosa defaults) per clip of the store, FMA's 7 statistics over frames"
         if variant.source == "clips"
@@ -253,12 +253,8 @@ def fit_baseline(
         tuning=tuning,
         data=DataInfo.of(cfg, store),
         train_acc=accuracy(model, features[rows["training"]], labels[rows["training"]]),
-        val_acc=accuracy(model, features[rows["validation"]], labels[rows["validation"]]),
-        test_acc=float((probs.argmax(axis=1) == labels[test]).mean()),
-        test_track_ids=store.index["track_id"].to_numpy()[test].tolist(),
-        test_labels=labels[test].tolist(),
+        test=TestTracks.of(store),
         test_probs=probs.tolist(),
-        test_artist_ids=store.artists[rows["test"]].tolist(),
         provenance=Provenance(
             **provenance.collect("cpu", torch_facts=False),  # scikit-learn's: torch's threads and CUDA say nothing
             started=started,

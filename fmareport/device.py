@@ -209,7 +209,6 @@ class DevicePolicy:
             device_uuid=self.uuid,
             cuda_visible_devices=self.gpu,
             device_reason=device_note,
-            amp=self.amp,
             amp_dtype=str(self.amp_dtype).removeprefix("torch.") if self.amp else None,
             amp_reason=amp_note,
             store="resident" if self.resident_store else "memmap",

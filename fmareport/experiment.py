@@ -47,8 +47,8 @@ from .device import claimed_device, device_policy
 from .disk import check_room, check_writable
 from .errors import FmareportError
 from .files import locked, mark_owned, remove_owned
-from .model import Net
-from .results import CellResults, DataInfo, Provenance, results_path, summarize, write_results
+from .model import Net, n_params
+from .results import CellResults, DataInfo, Provenance, TestTracks, results_path, write_results
 from .train import checkpoint_bytes, train_seed
 from .weights import (
     embeddings_blob,
@@ -116,6 +116,12 @@ def cell_lock(paths: CellPaths) -> Iterator[None]:
         yield
 
 
+def meta_net(cfg: Config) -> Net:
+    """The cell's network on torch's meta device: its shapes and sizes, no memory."""
+    with torch.device("meta"):
+        return Net.of(cfg)
+
+
 def results_bytes(cfg: Config, n_test: int) -> int:
     """The most a cell's results file takes, for `n_test` test tracks."""
     per_seed = n_test * RESULTS_BYTES_PER_TEST_TRACK + cfg.schedule.epochs * RESULTS_BYTES_PER_EPOCH
@@ -127,8 +133,7 @@ def check_folders(cfg: Config, paths: CellPaths, n_test: int) -> None:
     every seed's checkpoint plus the one being saved, and the results, weights and embeddings files twice
     (the old and the new one during their atomic writes). StorageError naming the folder, the key and the
     room needed."""
-    with torch.device("meta"):  # the model's shapes, no memory
-        state = Net.of(cfg).state_dict()
+    state = meta_net(cfg).state_dict()
     checkpoint = checkpoint_bytes(state)
     check_writable(paths.checkpoints, "build_dir")
     check_room(paths.checkpoints, (len(cfg.schedule.seeds) + 1) * checkpoint, "the checkpoints", "build_dir")
@@ -167,8 +172,8 @@ def run_cell(cfg: Config, progress: bool = True, entry: str = "fmareport.experim
             )
             for i, seed in enumerate(cfg.schedule.seeds)
         ]
-        blob, weights = weights_blob(kept, cfg.cell)
-        embedded, embeddings_record = embeddings_blob(embeddings, seeds[0].test_track_ids, cfg.cell)
+        test = TestTracks.of(store)
+        blob, embedded = weights_blob(kept), embeddings_blob(embeddings, test.track_ids)
         results = CellResults(
             run_id=uuid.uuid4().hex,
             profile=cfg.profile,
@@ -176,13 +181,14 @@ def run_cell(cfg: Config, progress: bool = True, entry: str = "fmareport.experim
             config=cfg,
             genres=list(GENRES),
             data=DataInfo.of(cfg, store),
+            n_params=n_params(meta_net(cfg)),
+            test=test,
             seeds=seeds,
-            summary=summarize(seeds),
             provenance=Provenance(
                 **provenance.collect(str(device)), started=started, finished=provenance.now(), entry=entry
             ),
-            weights=weights,
-            embeddings=embeddings_record,
+            weights_sha1=hashlib.sha1(blob).hexdigest(),
+            embeddings_sha1=hashlib.sha1(embedded).hexdigest(),
         )
         save_kept(paths.weights, blob)  # first: the results file that names them comes after
         save_kept(paths.embeddings, embedded)

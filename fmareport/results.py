@@ -1,19 +1,25 @@
 """The results of one experiment cell: `results/<profile>/<cell>.json`, one typed schema.
 
-`CellResults` (pydantic) is the schema: the full config, the data it ran on, one
-`SeedResult` per seed (history, test accuracies, confusion matrix, timings), the summary
-over seeds, the provenance, and the id of the run that wrote it. Training builds the
-seed records, `fmareport.experiment.run_cell` the whole, `write_results` writes it
-atomically, and the book reads it back with `read_results` / `load_results` (validated,
-as CellResults). The JSON Schema is generated from the model: `fmareport schema`.
+A results file stores only what cannot be derived (docs/contracts.md, "The results file"): the
+full config, the data it ran on, the cell's test tracks once (`TestTracks`: ids, labels,
+artists), and per seed its history, timings, device policy and test probabilities after the
+last epoch. Everything else is derived on read from those: each seed's test accuracy, the
+confusion matrices, the accuracy per genre, the best epoch and the mean and SD over seeds
+(`Scored`). So a file cannot state a number that its own predictions contradict.
+
+Training builds the seed records, `fmareport.experiment.run_cell` the whole, `write_results`
+writes it atomically, and the book reads it back with `read_results` / `load_results`
+(validated, as CellResults; a schema-3 file is read through `upgrade_v3`). The JSON Schema is
+generated from the model: `fmareport schema`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
@@ -22,20 +28,18 @@ from .config import Config, FlatConfig, flat_loc
 from .data.fma import GENRES
 from .files import write_atomic
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Accuracy = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Seconds = NonNegative
 Count = Annotated[int, Field(ge=0)]
+Sha1 = Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")]
 _K = len(GENRES)
 Label = Annotated[int, Field(ge=0, lt=_K)]  # an index into GENRES (label order)
 ProbRow = Annotated[list[Annotated[float, Field(ge=0, le=1)]], Field(min_length=_K, max_length=_K)]
 
-# Two numbers a file states twice (an accuracy and the predictions it comes from, a summary and
-# its seeds) are computed the same way from the same counts: they agree to float64 rounding.
-SAME = 1e-9
 # A row of test_probs sums to 1 within PROB_SUM_TOLERANCE. Training writes exp() of float32
 # log-probabilities (train.track_log_probs: log_softmax, then the logsumexp over a track's
 # segments less log S): each step rounds to float32 (relative error <= 2**-24), so each of the
@@ -44,6 +48,9 @@ SAME = 1e-9
 # segments). 1e-5 is 40 times the measured error and still refuses any row that is not a
 # distribution. The baseline's float64 predict_proba rows are within 1e-15.
 PROB_SUM_TOLERANCE = 1e-5
+# A stored accuracy that must equal a derived one (schema 3's, read by `upgrade_v3`) does to
+# float64 rounding: both are counts over the same tracks.
+SAME = 1e-9
 
 
 class _Model(BaseModel):
@@ -61,63 +68,112 @@ class Epoch(_Model):
     seconds: Seconds
 
 
-def check_predictions(ids: list[int], labels: list[int], probs: list[list[float]], acc: float, name: str) -> list[int]:
-    """The checks any set of test predictions passes (a seed's, the baseline's); returns the
-    predicted labels (the argmax of each row; the first of equal ones, as numpy's argmax).
+class TestTracks(_Model):
+    """The test split a run was scored on, one entry per track in ascending track_id: the same for
+    every seed of a cell, and for a baseline on the same store."""
 
-    As many ids, labels and rows; ids ascending (so each track once); each row a distribution
-    (within PROB_SUM_TOLERANCE); `acc` (the field `name`) the argmax accuracy.
-    """
-    n = len(ids)
-    if not (len(labels) == len(probs) == n):
-        raise ValueError(
-            f"test_track_ids, test_labels, test_probs: {n} track ids, {len(labels)} labels, {len(probs)} rows; "
-            "one of each per test track"
-        )
-    for i in range(1, n):
-        if ids[i] <= ids[i - 1]:
-            raise ValueError(
-                f"test_track_ids[{i}]: {ids[i]} after {ids[i - 1]}; the ids must be ascending, each track once"
-            )
+    __test__: ClassVar[bool] = False  # not a test class, for pytest, though its name starts with Test
+    track_ids: Annotated[list[Count], Field(min_length=1)]
+    labels: list[Label]
+    # Each test track's artist (tracks.csv's ('artist', 'id')): the intervals resample artists
+    # (docs/statistics.md). None in files written before artists were recorded: theirs resample tracks.
+    artist_ids: list[Count] | None = None
+
+    @classmethod
+    def of(cls, store) -> TestTracks:
+        """The test split of a clip store (fmareport.data.store.ClipStore, or any object with `labels`
+        and `split_indices`: then rows stand for track ids), in ascending row order, which is ascending
+        track_id (the store's index is sorted)."""
+        rows = np.sort(store.split_indices("test"))
+        index = getattr(store, "index", None)
+        ids = np.arange(len(store.labels)) if index is None else index["track_id"].to_numpy()
+        artists = index["artist_id"].to_numpy()[rows].tolist() if index is not None and "artist_id" in index else None
+        return cls(track_ids=ids[rows].tolist(), labels=np.asarray(store.labels)[rows].tolist(), artist_ids=artists)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TestTracks:
+        n = len(self.track_ids)
+        if len(self.labels) != n or (self.artist_ids is not None and len(self.artist_ids) != n):
+            artists = "" if self.artist_ids is None else f", {len(self.artist_ids)} artist ids"
+            raise ValueError(f"{n} track ids, {len(self.labels)} labels{artists}: one of each per test track")
+        for i in range(1, n):
+            if self.track_ids[i] <= self.track_ids[i - 1]:
+                raise ValueError(
+                    f"track_ids[{i}]: {self.track_ids[i]} after {self.track_ids[i - 1]}; the ids must be "
+                    "ascending, each track once"
+                )
+        return self
+
+
+def check_probs(probs: list[list[float]], n: int) -> None:
+    """One row per test track (`n`), each a distribution within PROB_SUM_TOLERANCE."""
+    if len(probs) != n:
+        raise ValueError(f"test_probs: {len(probs)} rows for {n} test tracks; one per test track")
     for i, row in enumerate(probs):
         if abs(sum(row) - 1) > PROB_SUM_TOLERANCE:
             raise ValueError(
                 f"test_probs[{i}] sums to {sum(row):.7g}; a row of probabilities sums to 1 (within {PROB_SUM_TOLERANCE:g})"
             )
-    pred = [max(range(_K), key=row.__getitem__) for row in probs]
-    right = sum(p == y for p, y in zip(pred, labels))
-    if abs(right / n - acc) > SAME:
-        raise ValueError(f"{name} is {acc}, but test_probs give {right} of {n} tracks right ({right / n})")
-    return pred
 
 
-def check_artists(ids: list[int], artists: list[int] | None) -> None:
-    """The test tracks' artists, when a file records them: one per test track, in test_track_ids' order."""
-    if artists is not None and len(artists) != len(ids):
-        raise ValueError(
-            f"test_artist_ids: {len(artists)} artist ids for {len(ids)} test tracks; one per test track, "
-            "in test_track_ids' order"
-        )
+@dataclass(frozen=True)
+class Summary:
+    """Mean and sample SD (0 for one seed) over seeds of the test accuracies (derived: `Scored.summary`)."""
+
+    n_seeds: int
+    test_acc_last_mean: float
+    test_acc_last_std: float
+    test_acc_best_mean: float
+    test_acc_best_std: float
 
 
-def check_history(history: list[Epoch], best_epoch: int, test_acc_best: float, test_acc_last: float) -> None:
-    """Epochs 1..n in order; `best_epoch` the first with the highest validation accuracy (fmareport.train);
-    at the last epoch, `test_acc_best` is `test_acc_last` (the same weights)."""
-    for i, h in enumerate(history):
-        if h.epoch != i + 1:
-            raise ValueError(f"history[{i}].epoch is {h.epoch}; the epochs are 1 to {len(history)} in order")
-    if best_epoch > len(history):
-        raise ValueError(f"best_epoch is {best_epoch}, but the history has {len(history)} epoch(s)")
-    val = [h.val_acc for h in history]
-    if best_epoch != 1 + val.index(max(val)):
-        raise ValueError(
-            f"best_epoch is {best_epoch}, but the first epoch with the highest val_acc ({max(val)}) is "
-            f"{1 + val.index(max(val))}"
-        )
-    if best_epoch == len(history) and abs(test_acc_best - test_acc_last) > SAME:
-        raise ValueError(
-            f"test_acc_best is {test_acc_best}, but the best epoch is the last, whose test_acc_last is {test_acc_last}"
-        )
+class Scored:
+    """What is derived from a run's test predictions, never stored: a subclass has `test`
+    (TestTracks) and `seed_probs` (per seed, one row of K probabilities per test track)."""
+
+    @property
+    def probs(self) -> np.ndarray:
+        """(S, N, K) float64: seed s's probability of genre k for test track n."""
+        return np.asarray(self.seed_probs, dtype=np.float64)
+
+    @property
+    def predicted(self) -> np.ndarray:
+        """(S, N) int: each seed's predicted genre (the first of equal probabilities, numpy's argmax)."""
+        return self.probs.argmax(axis=2)
+
+    @property
+    def correct(self) -> np.ndarray:
+        """(S, N) bool: seed s right on test track n."""
+        return self.predicted == np.asarray(self.test.labels)
+
+    @property
+    def accuracies(self) -> list[float]:
+        """Each seed's test accuracy (after the last epoch: what the tables show)."""
+        return [float(a) for a in self.correct.mean(axis=1)]
+
+    def confusion(self) -> np.ndarray:
+        """(S, K, K) int64: rows the true genre, columns the predicted one, per seed."""
+        out = np.zeros((len(self.seed_probs), _K, _K), dtype=np.int64)
+        for s, pred in enumerate(self.predicted):
+            np.add.at(out[s], (np.asarray(self.test.labels), pred), 1)
+        return out
+
+    def per_genre_accuracy(self) -> np.ndarray:
+        """(S, K) float: each seed's share of a genre's test tracks predicted right; NaN for a genre
+        with no test track (tiny synthetic sets)."""
+        counts = self.confusion()
+        totals = counts.sum(axis=2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(totals > 0, np.diagonal(counts, axis1=1, axis2=2) / totals, np.nan)
+
+
+@dataclass(frozen=True)
+class Predictions(Scored):
+    """Test predictions outside a results file (a seed record as train_seed returns it, with its
+    store's `TestTracks.of`), scored as a file's are."""
+
+    test: TestTracks
+    seed_probs: list[list[list[float]]]
 
 
 class DevicePolicyRecord(_Model):
@@ -130,105 +186,47 @@ class DevicePolicyRecord(_Model):
     device_uuid: str | None  # the GPU's UUID (its lock's name); None on the CPU
     cuda_visible_devices: str | None  # the job's CUDA_VISIBLE_DEVICES, when set
     device_reason: str
-    amp: bool  # bf16 autocast on
-    amp_dtype: Literal["bfloat16"] | None
+    amp_dtype: Literal["bfloat16"] | None  # bf16 autocast on, or None: off (fp32)
     amp_reason: str
     store: Literal["resident", "memmap"]  # the clip store as a tensor on the device, or the memmap
     store_reason: str
 
-    @model_validator(mode="after")
-    def _consistent(self) -> DevicePolicyRecord:
-        if self.amp != (self.amp_dtype is not None):
-            raise ValueError(f"policy.amp is {self.amp} but policy.amp_dtype is {self.amp_dtype!r}")
-        return self
-
 
 class SeedResult(_Model):
-    """One seed's run of a cell (fmareport.train.train_seed)."""
+    """One seed's run of a cell (fmareport.train.train_seed): what its numbers are derived from."""
 
     seed: int
     history: Annotated[list[Epoch], Field(min_length=1)]
-    test_acc_last: Accuracy  # test accuracy after the last epoch (what the tables show)
-    test_acc_best: Accuracy  # at the epoch with the best validation accuracy
-    best_epoch: Annotated[int, Field(ge=1)]
-    confusion: Annotated[
-        list[Annotated[list[Count], Field(min_length=_K, max_length=_K)]], Field(min_length=_K, max_length=_K)
-    ]  # rows: true genre, columns: predicted
-    per_genre_acc: dict[str, Accuracy | None]  # recall; None: no test track of that genre
-    n_params: Annotated[int, Field(ge=1)]
+    # The test accuracy of the weights of the best epoch (`best_epoch`), when that is not the last
+    # (whose accuracy the predictions give); None when it is. Only the last epoch's predictions are kept.
+    test_acc_at_best: Accuracy | None
     seconds: Seconds
     segments_per_second: NonNegative
-    # The test predictions after the last epoch, one row per test track (ascending track_id):
-    # the book's intervals and paired comparisons are computed from them (docs/statistics.md).
-    test_track_ids: Annotated[list[Count], Field(min_length=1)]
-    test_labels: list[Label]
+    # The test predictions after the last epoch, one row per test track (CellResults.test's order):
+    # every accuracy and interval of the book is computed from them (docs/statistics.md).
     test_probs: list[ProbRow]
-    # Each test track's artist (tracks.csv's ('artist', 'id')), in test_track_ids' order: the
-    # intervals resample artists (docs/statistics.md). None in files written before artists were
-    # recorded: their intervals resample tracks.
-    test_artist_ids: list[Count] | None = None
     # How the seed ran: device, autocast, store placement and why. None in files written before it
-    # was recorded (reference/*.json included): the same schema version reads both.
+    # was recorded.
     policy: DevicePolicyRecord | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> SeedResult:
-        """The seed's numbers agree with its predictions and its history (docs/faults.md, case 12)."""
-        pred = check_predictions(
-            self.test_track_ids, self.test_labels, self.test_probs, self.test_acc_last, "test_acc_last"
-        )
-        confusion = [[0] * _K for _ in range(_K)]
-        for y, p in zip(self.test_labels, pred):
-            confusion[y][p] += 1
-        for i, j in ((i, j) for i in range(_K) for j in range(_K)):
-            if self.confusion[i][j] != confusion[i][j]:
-                raise ValueError(
-                    f"confusion[{i}][{j}] is {self.confusion[i][j]}, but test_labels and test_probs give "
-                    f"{confusion[i][j]} track(s) of {GENRES[i]} predicted {GENRES[j]}"
-                )
-        if set(self.per_genre_acc) != set(GENRES):
-            raise ValueError(f"per_genre_acc: its keys must be the {_K} genres {list(GENRES)}")
-        for i, genre in enumerate(GENRES):
-            n, stated = sum(confusion[i]), self.per_genre_acc[genre]
-            recall = confusion[i][i] / n if n else None
-            if (stated is None) != (recall is None) or (n and abs(stated - recall) > SAME):
-                raise ValueError(f"per_genre_acc[{genre!r}] is {stated}, but the confusion matrix gives {recall}")
-        check_artists(self.test_track_ids, self.test_artist_ids)
-        check_history(self.history, self.best_epoch, self.test_acc_best, self.test_acc_last)
+        for i, h in enumerate(self.history):
+            if h.epoch != i + 1:
+                raise ValueError(f"history[{i}].epoch is {h.epoch}; the epochs are 1 to {len(self.history)} in order")
+        if (self.test_acc_at_best is None) != (self.best_epoch == len(self.history)):
+            raise ValueError(
+                f"test_acc_at_best is {self.test_acc_at_best}, but the best epoch ({self.best_epoch}, the first with "
+                f"the highest val_acc) is {'' if self.best_epoch == len(self.history) else 'not '}the last: it is "
+                "given exactly when the best epoch is not the last"
+            )
         return self
 
-
-# The kept files beside a results file <cell name>.json (fmareport.weights writes and reads them).
-WEIGHTS_SUFFIX = ".weights.pt"  # the first seed's weights
-EMBEDDINGS_SUFFIX = ".embeddings.npz"  # every seed's test-set embeddings
-
-
-def check_kept_file(record: WeightsRecord | EmbeddingsRecord, what: str, cell: str, suffix: str) -> None:
-    """A kept-file record names the file beside the results: <cell name><suffix>."""
-    name = f"{cell.rsplit('/', 1)[-1]}{suffix}"
-    if record.file != name:
-        raise ValueError(f"{what}/file is {record.file!r}, but the {what} of cell {cell!r} are {name!r}")
-
-
-def check_weights(weights: WeightsRecord | None, cell: str, first_seed: int) -> None:
-    """A weights record names the file beside the results (<cell name>.weights.pt) and the first seed."""
-    if weights is None:
-        return
-    check_kept_file(weights, "weights", cell, WEIGHTS_SUFFIX)
-    if weights.seed != first_seed:
-        raise ValueError(f"weights/seed is {weights.seed}, but the weights kept are the first seed's ({first_seed})")
-
-
-def check_embeddings(embeddings: EmbeddingsRecord | None, cell: str, width: int) -> None:
-    """An embeddings record names the file beside the results (<cell name>.embeddings.npz) and the
-    penultimate layer's width, config.model.dense[-1]."""
-    if embeddings is None:
-        return
-    check_kept_file(embeddings, "embeddings", cell, EMBEDDINGS_SUFFIX)
-    if embeddings.width != width:
-        raise ValueError(
-            f"embeddings/width is {embeddings.width}, but the penultimate layer (config dense[-1]) is {width} wide"
-        )
+    @property
+    def best_epoch(self) -> int:
+        """The first epoch with the highest validation accuracy (fmareport.train), from 1."""
+        val = [h.val_acc for h in self.history]
+        return 1 + val.index(max(val))
 
 
 class Tracks(_Model):
@@ -238,7 +236,7 @@ class Tracks(_Model):
 
 
 class DataInfo(_Model):
-    """The data a cell ran on."""
+    """The data a run used: its set, its clip store, and the store's tracks per split."""
 
     source: Literal["synth", "fma"]
     data_dir: str
@@ -256,18 +254,15 @@ class DataInfo(_Model):
             store=str(store.path.resolve()),
             store_fingerprint=store.fingerprint,
             skipped=len(store.manifest["skipped"]),
-            tracks=Tracks(**{s: int(len(store.split_indices(s))) for s in ("training", "validation", "test")}),
+            tracks=Tracks(**{s: int(len(store.split_indices(s))) for s in Tracks.model_fields}),
         )
 
-
-class Summary(_Model):
-    """Mean and sample std over seeds of the test accuracies (0 std for one seed)."""
-
-    n_seeds: Annotated[int, Field(ge=1)]
-    test_acc_last_mean: Accuracy
-    test_acc_last_std: NonNegative
-    test_acc_best_mean: Accuracy
-    test_acc_best_std: NonNegative
+    def check_test(self, test: TestTracks) -> None:
+        """The run was tested on the whole test split of its store."""
+        if len(test.track_ids) != self.tracks.test:
+            raise ValueError(
+                f"test: {len(test.track_ids)} test tracks, but data/tracks/test says {self.tracks.test} test tracks"
+            )
 
 
 class Provenance(_Model):
@@ -284,48 +279,35 @@ class Provenance(_Model):
     entry: str  # what ran the cell: the notebook, or a Python call
 
 
-class WeightsRecord(_Model):
-    """The weights file a cell keeps for the figures of what its network learned (fmareport.weights):
-    the first seed's final state_dict and its first layer at initialisation."""
-
-    file: Annotated[str, Field(pattern=r"^[^/\\]+\.weights\.pt$")]  # beside the results file: <cell name>.weights.pt
-    seed: int  # the first seed of config.seeds
-    sha1: Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")]  # of the file's bytes: a stale file is refused
+# The kept files beside a results file <cell name>.json (fmareport.weights writes and reads them),
+# named by its SHA1 in the results (CellResults.weights_sha1, .embeddings_sha1).
+WEIGHTS_SUFFIX = ".weights.pt"  # the first seed's weights
+EMBEDDINGS_SUFFIX = ".embeddings.npz"  # every seed's test-set embeddings
 
 
-class EmbeddingsRecord(_Model):
-    """The embeddings file a cell keeps for the maps of what its network learned (fmareport.weights):
-    every seed's penultimate activations of each test track, as float16."""
+class CellResults(Scored, _Model):
+    """Everything one run of one cell produced; the book reads nothing else (and its kept weights
+    and embeddings files)."""
 
-    file: Annotated[str, Field(pattern=r"^[^/\\]+\.embeddings\.npz$")]  # beside the results: <cell name>.embeddings.npz
-    width: Annotated[int, Field(ge=1)]  # D, the penultimate layer's width: config.model.dense[-1]
-    sha1: Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")]  # of the file's bytes: a stale file is refused
-
-
-class CellResults(_Model):
-    """Everything one run of one cell produced; the book reads nothing else (and its weights and
-    embeddings files)."""
-
-    schema_version: Literal[3] = SCHEMA_VERSION
+    schema_version: Literal[4] = SCHEMA_VERSION
     run_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]  # also printed by the cell's notebook
     profile: str
     cell: str
     config: Annotated[Config, WithJsonSchema(FlatConfig.model_json_schema())]  # written flat, as a params file
-    genres: Annotated[list[str], Field(min_length=_K, max_length=_K)]
+    genres: Annotated[list[str], Field(min_length=_K, max_length=_K)]  # what the labels index
     data: DataInfo
+    n_params: Annotated[int, Field(ge=1)]  # of the network every seed trains
+    test: TestTracks
     seeds: Annotated[list[SeedResult], Field(min_length=1)]
-    summary: Summary
     provenance: Provenance
-    # The first seed's weights file (fmareport.weights). None in files written before weights were
-    # kept (reference/*.json included): the same schema version reads both.
-    weights: WeightsRecord | None = None
-    # Every seed's test-set embeddings (fmareport.weights). None in files written before they were
-    # kept (reference/*.json's runs included): the same schema version reads both.
-    embeddings: EmbeddingsRecord | None = None
+    # SHA1s of the kept files beside the results (fmareport.weights): the first seed's weights, every
+    # seed's test-set embeddings. None in files written before they were kept.
+    weights_sha1: Sha1 | None = None
+    embeddings_sha1: Sha1 | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> CellResults:
-        """The file agrees with itself: config, data, seeds and summary (docs/faults.md, case 12)."""
+        """What the schema cannot make impossible: config, seeds and tracks agree (docs/faults.md, case 12)."""
         if (self.config.profile, self.config.cell) != (self.profile, self.cell):
             raise ValueError("profile/cell differ from config.profile/config.cell")
         if self.genres != list(GENRES):
@@ -334,37 +316,44 @@ class CellResults(_Model):
             raise ValueError(
                 f"seed records {[s.seed for s in self.seeds]} are not config.seeds {self.config.schedule.seeds}"
             )
-        first = self.seeds[0]
+        self.data.check_test(self.test)
         for i, s in enumerate(self.seeds):
             if len(s.history) != self.config.schedule.epochs:
                 raise ValueError(
                     f"seeds/{i}/history: {len(s.history)} epoch(s), but config.epochs is {self.config.schedule.epochs}"
                 )
-            if len(s.test_track_ids) != self.data.tracks.test:
-                raise ValueError(
-                    f"seeds/{i}/test_track_ids: {len(s.test_track_ids)} test predictions, but data/tracks/test "
-                    f"says {self.data.tracks.test} test tracks"
-                )
-            for key in ("test_track_ids", "test_labels", "test_artist_ids", "n_params"):
-                if getattr(s, key) != getattr(first, key):
-                    raise ValueError(
-                        f"seeds/{i}/{key} differs from seeds/0/{key}: every seed of a cell trains the same network "
-                        "and is tested on the same tracks"
-                    )
-        check_weights(self.weights, self.cell, first.seed)
-        check_embeddings(self.embeddings, self.cell, self.config.model.dense[-1])
-        expected = summarize(self.seeds)
-        for key, value in expected.model_dump().items():
-            if abs(getattr(self.summary, key) - value) > SAME:
-                raise ValueError(f"summary/{key}: {getattr(self.summary, key)} does not match its seeds ({value})")
+            try:
+                check_probs(s.test_probs, len(self.test.track_ids))
+            except ValueError as err:
+                raise ValueError(f"seeds/{i}/{err}") from None
         return self
+
+    @property
+    def seed_ids(self) -> list[int]:
+        return [s.seed for s in self.seeds]
+
+    @property
+    def seed_probs(self) -> list[list[list[float]]]:
+        return [s.test_probs for s in self.seeds]
+
+    @property
+    def best_accuracies(self) -> list[float]:
+        """Each seed's test accuracy at its best epoch (`SeedResult.best_epoch`)."""
+        return [a if s.test_acc_at_best is None else s.test_acc_at_best for s, a in zip(self.seeds, self.accuracies)]
+
+    @property
+    def summary(self) -> Summary:
+        """Mean and sample SD over seeds of the test accuracies, last and best epoch."""
+        last, best = mean_std(self.accuracies), mean_std(self.best_accuracies)
+        return Summary(len(self.seeds), *last, *best)
 
 
 # The baselines (fmareport.baseline.VARIANTS), in the book's order: results/<profile>/baselines/<name>.json.
 BASELINES = ("mfcc", "fma_mfcc_lr", "fma_mfcc_svm", "fma_all_lr", "fma_all_svm")
-# 2: C tuned on validation (`tuning`), FMA's 7 statistics, the variants. 1 (files with no
-# schema_version): mfcc.json alone, 40 MFCC statistics, C fixed at 1; `load_baselines` refuses it.
-BASELINE_SCHEMA_VERSION = 2
+# 3: the test tracks once (`test`), accuracies derived. Older files (2: every number stored; 1, no
+# schema_version: 40 MFCC statistics, C fixed at 1) are refused by `load_baselines`, naming the rerun
+# (seconds to minutes; the workflow reruns them on a new version).
+BASELINE_SCHEMA_VERSION = 3
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
@@ -373,7 +362,6 @@ class Tuning(_Model):
 
     grid: Annotated[list[Positive], Field(min_length=1)]  # ascending
     val_acc: list[Accuracy]  # one per C of grid
-    chosen: Positive  # the first C of grid with the highest val_acc (the smallest: the most regularised)
 
     @model_validator(mode="after")
     def _consistent(self) -> Tuning:
@@ -381,27 +369,26 @@ class Tuning(_Model):
             raise ValueError(f"{len(self.grid)} values of C in grid but {len(self.val_acc)} validation accuracies")
         if any(b <= a for a, b in zip(self.grid, self.grid[1:])):
             raise ValueError(f"grid {self.grid} is not ascending")
-        best = self.grid[self.val_acc.index(max(self.val_acc))]
-        if self.chosen != best:
-            raise ValueError(
-                f"chosen is {self.chosen:g}, but the first C with the highest validation accuracy "
-                f"({max(self.val_acc)}) is {best:g}"
-            )
         return self
+
+    @property
+    def chosen(self) -> float:
+        """The first C of the grid with the highest validation accuracy (the smallest: the most regularised)."""
+        return self.grid[self.val_acc.index(max(self.val_acc))]
 
 
 class SourceFile(_Model):
     """A file a baseline read its features from (FMA's features.csv), and its SHA1 when read."""
 
     path: str
-    sha1: Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")]
+    sha1: Sha1
 
 
-class BaselineResults(_Model):
-    """One baseline's run on a profile's store: its features, its tuning, its accuracies and its test
-    predictions (fmareport.baseline)."""
+class BaselineResults(Scored, _Model):
+    """One baseline's run on a profile's store: its features, its tuning, and its test predictions,
+    scored as a one-seed run (`Scored`) on the same test tracks as the cells (fmareport.baseline)."""
 
-    schema_version: Literal[2]
+    schema_version: Literal[3]
     run_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
     profile: str
     variant: Literal[BASELINES]  # the file's name: results/<profile>/baselines/<variant>.json
@@ -412,32 +399,38 @@ class BaselineResults(_Model):
     classifier: str
     tuning: Tuning
     data: DataInfo
-    train_acc: Accuracy  # at the chosen C
-    val_acc: Accuracy  # at the chosen C: the tuning's best
-    test_acc: Accuracy
-    test_track_ids: Annotated[list[Count], Field(min_length=1)]  # ascending
-    test_labels: list[Label]
+    train_acc: Accuracy  # at the chosen C (the training predictions are not kept)
+    test: TestTracks
     test_probs: list[ProbRow]  # (n_test, 8) class probabilities, label order (an SVM: the one-hot of its decision)
-    test_artist_ids: list[Count] | None = None  # as a seed's (SeedResult); None in files written before
     provenance: Provenance
 
     @model_validator(mode="after")
     def _consistent(self) -> BaselineResults:
-        """Predictions as a seed's (check_predictions), one per test track of its data; the validation
-        accuracy the tuning's best (docs/faults.md, case 12)."""
-        check_predictions(self.test_track_ids, self.test_labels, self.test_probs, self.test_acc, "test_acc")
-        check_artists(self.test_track_ids, self.test_artist_ids)
-        if len(self.test_track_ids) != self.data.tracks.test:
-            raise ValueError(
-                f"test_track_ids: {len(self.test_track_ids)} test predictions, but data/tracks/test says "
-                f"{self.data.tracks.test} test tracks"
-            )
-        if abs(max(self.tuning.val_acc) - self.val_acc) > SAME:
-            raise ValueError(
-                f"val_acc is {self.val_acc}, but the tuning gives {max(self.tuning.val_acc)} at the chosen C "
-                f"({self.tuning.chosen:g})"
-            )
+        """One row of predictions per test track of its data (docs/faults.md, case 12)."""
+        self.data.check_test(self.test)
+        check_probs(self.test_probs, len(self.test.track_ids))
         return self
+
+    # A one-seed run for the comparisons: seed 0, no network.
+    seed_ids: ClassVar[tuple[int, ...]] = (0,)
+    config: ClassVar[None] = None
+
+    @property
+    def seed_probs(self) -> list[list[list[float]]]:
+        return [self.test_probs]
+
+    @property
+    def cell(self) -> str:
+        return f"baselines/{self.variant}"
+
+    @property
+    def test_acc(self) -> float:
+        return self.accuracies[0]
+
+    @property
+    def val_acc(self) -> float:
+        """The validation accuracy at the chosen C: the tuning's best."""
+        return max(self.tuning.val_acc)
 
 
 class ResultsError(ValueError):
@@ -451,21 +444,6 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     if x.size == 0:
         raise ValueError("mean_std: no values")
     return float(x.mean()), float(x.std(ddof=1)) if x.size > 1 else 0.0
-
-
-def summarize(seeds: list[SeedResult]) -> Summary:
-    """Mean and sample std (ddof=1; 0.0 for one seed) of the test accuracies over seeds."""
-    if not seeds:
-        raise ResultsError("summarize: no seed records")
-    last = mean_std([s.test_acc_last for s in seeds])
-    best = mean_std([s.test_acc_best for s in seeds])
-    return Summary(
-        n_seeds=len(seeds),
-        test_acc_last_mean=last[0],
-        test_acc_last_std=last[1],
-        test_acc_best_mean=best[0],
-        test_acc_best_std=best[1],
-    )
 
 
 def schema() -> dict[str, Any]:
@@ -493,11 +471,47 @@ def _errors(err: ValidationError) -> str:
     return f"results JSON invalid at {where}: {what}{more}"
 
 
+# Schema 3 stored, per seed, the test tracks again and what schema 4 derives (test_acc_last, confusion,
+# per_genre_acc, best_epoch, the summary) beside the predictions they came from.
+V3_DERIVED = ("test_acc_last", "best_epoch", "confusion", "per_genre_acc")
+
+
+def upgrade_v3(obj: dict) -> dict:
+    """A schema-3 results dict as schema 4 (docs/contracts.md, "The results file"): the test tracks
+    (every seed's the same, else ValueError) and n_params once per cell, the weights' and embeddings'
+    SHA1s; what schema 4 derives is dropped unread, and `test_acc_best` is kept only where the best
+    epoch was not the last. Recomputed from the predictions, the numbers are the ones schema 3 checked
+    it stored. Anything else is left for validation to judge."""
+    seeds = obj.get("seeds") or [{}]
+    keys = ("test_track_ids", "test_labels", "test_artist_ids", "n_params")
+    first = {k: seeds[0].get(k) for k in keys}
+    for i, s in enumerate(seeds):
+        if differs := [k for k in keys if s.get(k) != first[k]]:
+            raise ValueError(f"seeds/{i}/{differs[0]} differs from seeds/0/{differs[0]}: a schema-3 file to upgrade")
+    out = {k: v for k, v in obj.items() if k not in ("summary", "weights", "embeddings")}
+    out |= {"schema_version": 4, "n_params": first["n_params"], "weights_sha1": (obj.get("weights") or {}).get("sha1"),
+            "embeddings_sha1": (obj.get("embeddings") or {}).get("sha1")}  # fmt: skip
+    out["test"] = {"track_ids": first["test_track_ids"], "labels": first["test_labels"],
+                   "artist_ids": first["test_artist_ids"]}  # fmt: skip
+    out["seeds"] = []
+    for s in seeds:
+        last = len(s.get("history") or []) == s.get("best_epoch")
+        policy = None if s.get("policy") is None else {k: v for k, v in s["policy"].items() if k != "amp"}
+        out["seeds"].append(
+            {k: v for k, v in s.items() if k not in (*keys, *V3_DERIVED, "test_acc_best", "policy")}
+            | {"test_acc_at_best": None if last else s.get("test_acc_best"), "policy": policy}
+        )
+    return out
+
+
 def validate(obj: Any) -> CellResults:
-    """Parse a results dict (as read from JSON) into CellResults; ResultsError says where it is wrong."""
+    """Parse a results dict (as read from JSON; schema 3 through `upgrade_v3`) into CellResults;
+    ResultsError says where it is wrong."""
     try:
+        if isinstance(obj, dict) and obj.get("schema_version") == 3:
+            obj = upgrade_v3(obj)
         return CellResults.model_validate_json(json.dumps(obj, allow_nan=False))
-    except ValueError as err:  # ValidationError, or NaN/inf that JSON cannot hold
+    except ValueError as err:  # ValidationError, NaN/inf that JSON cannot hold, a schema-3 file's seeds
         raise ResultsError(_errors(err) if isinstance(err, ValidationError) else str(err)) from None
 
 
@@ -565,10 +579,11 @@ def load_baselines(results_dir: str | Path, profile: str) -> dict[str, BaselineR
             raise ResultsError(f"{path}: not a baseline's file; they are {', '.join(f'{b}.json' for b in BASELINES)}")
         try:
             obj = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(obj, dict) and "schema_version" not in obj:
+            version = obj.get("schema_version", 1) if isinstance(obj, dict) else None
+            if isinstance(version, int) and version < BASELINE_SCHEMA_VERSION:
                 raise ResultsError(
-                    "a baseline of the first format (40 MFCC statistics, C fixed at 1, no schema_version); "
-                    f"this version reads schema {BASELINE_SCHEMA_VERSION} (C tuned on validation): {rerun}"
+                    f"a baseline of schema {version} (an older format); this version reads "
+                    f"schema {BASELINE_SCHEMA_VERSION}: {rerun}"
                 )
             result = BaselineResults.model_validate_json(json.dumps(obj, allow_nan=False))
         except ValidationError as err:

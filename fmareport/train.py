@@ -52,12 +52,11 @@ import torch.nn.functional as F
 
 from .config import RESUME_FREE_KEYS, Config
 from .data.audio import INT16_SCALE
-from .data.fma import GENRES
 from .device import DevicePolicy, device_policy
 from .disk import free_bytes, human
 from .errors import ConfigError, FmareportError, Interrupted, StorageError
 from .files import atomic_file
-from .model import Net, n_params
+from .model import Net
 from .progress import tqdm
 from .results import DevicePolicyRecord, Epoch, SeedResult
 from .weights import cpu_state, first_layer_state
@@ -386,18 +385,6 @@ def epoch_steps(
     return steps
 
 
-def track_ids(store) -> np.ndarray:
-    """The store's track ids in row order (row numbers for a store without an index)."""
-    index = getattr(store, "index", None)
-    return index["track_id"].to_numpy() if index is not None else np.arange(len(store.labels))
-
-
-def artist_ids(store) -> np.ndarray | None:
-    """The store's artist ids in row order (None for a store that records none)."""
-    index = getattr(store, "index", None)
-    return index["artist_id"].to_numpy() if index is not None and "artist_id" in index else None
-
-
 @dataclass
 class SeedRun:
     """One seed's training as it stands between epochs: its data on the device, its net and
@@ -604,46 +591,27 @@ def test_seed(run: SeedRun, store, embeddings: dict | None = None) -> SeedResult
     """Test the last epoch's weights (and the best epoch's, when that is another), and make the
     seed's record. `embeddings`: a dict to which the last epoch's test-set embeddings are added,
     from the pass that makes the test predictions: {seed: (n_test, D) float32}, one row per test
-    track in the record's test_track_ids order (evaluate, embed=True)."""
+    track in ascending track order, the record's (evaluate, embed=True)."""
     cfg, t_test = run.cfg, time.perf_counter()
-    test_rows = np.sort(run.rows["test"])
-    _, test_acc, pred, probs, z = evaluate(
+    test_rows = np.sort(run.rows["test"])  # ascending rows: ascending track ids (results.TestTracks.of)
+    _, _, _, probs, z = evaluate(
         run.model, run.source, run.labels, test_rows, cfg, run.policy, embed=embeddings is not None
     )
     if embeddings is not None:
         embeddings[run.seed] = z  # (n_test, D)
-    y_test = run.labels.cpu().numpy()[test_rows]
-    k = len(GENRES)
-    confusion = np.zeros((k, k), dtype=np.int64)
-    np.add.at(confusion, (y_test, pred), 1)
-    test_acc_best = test_acc
+    at_best = None  # the best epoch is the last: its accuracy is the predictions'
     if run.best["epoch"] != len(run.history):
         run.model.load_state_dict(run.best["state"])
-        test_acc_best = evaluate(run.model, run.source, run.labels, test_rows, cfg, run.policy)[1]
+        at_best = evaluate(run.model, run.source, run.labels, test_rows, cfg, run.policy)[1]
     # Seconds of this seed's work: its epochs (also those before a resume) and the test.
     seconds = sum(h["seconds"] for h in run.history) + time.perf_counter() - t_test
-    artists = artist_ids(store)
+    windows = len(run.history) * len(run.rows["training"]) * cfg.windows_per_clip
     return SeedResult(
         seed=run.seed,
         history=[Epoch(**h) for h in run.history],
-        test_acc_last=test_acc,
-        test_acc_best=test_acc_best,
-        best_epoch=run.best["epoch"],
-        confusion=confusion.tolist(),
-        # Recall per genre; None for a genre with no test track (tiny synthetic sets).
-        per_genre_acc={
-            g: (float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else None)
-            for i, g in enumerate(GENRES)
-        },
-        n_params=n_params(run.model),
+        test_acc_at_best=at_best,
         seconds=seconds,
-        segments_per_second=len(run.history)
-        * len(run.rows["training"])
-        * run.cfg.windows_per_clip
-        / sum(run.train_seconds),
-        test_track_ids=np.asarray(track_ids(store))[test_rows].tolist(),
-        test_labels=y_test.tolist(),
+        segments_per_second=windows / sum(run.train_seconds),
         test_probs=probs.astype(np.float64).tolist(),
-        test_artist_ids=None if artists is None else artists[test_rows].tolist(),
         policy=DevicePolicyRecord(**run.policy.record()),
     )

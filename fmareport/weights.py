@@ -16,7 +16,7 @@ Each cell also keeps every seed's test-set embeddings as `results/<profile>/<cel
 (np.savez, read back with np.load(allow_pickle=False): arrays only, no code):
 
     seeds       (S,) int64: config.seeds, in order
-    track_ids   (N,) int64: the test tracks, as the results' test_track_ids (ascending)
+    track_ids   (N,) int64: the test tracks, as the results' test.track_ids (ascending)
     embeddings  (S, N, D) float16: seed s's penultimate activations of track n (Net.embed, D =
                 config.model.dense[-1]), from the pass that made its test predictions after the
                 last epoch (train.test_seed): a segmented track's is the mean over its segments,
@@ -25,8 +25,7 @@ Each cell also keeps every seed's test-set embeddings as `results/<profile>/<cel
                 values beyond its range (65504) are clipped to it, which activations after batch
                 norm and an ELU do not reach in practice.
 
-The results file names both (CellResults.weights: name, seed, SHA1 of the bytes; .embeddings: name,
-width, SHA1). run_cell writes them atomically just before the results file, which it also writes
+The results file names both by the SHA1 of their bytes (CellResults.weights_sha1, .embeddings_sha1). run_cell writes them atomically just before the results file, which it also writes
 atomically: a kept file that a killed run left without its results file has a SHA1 that no results
 file names, and `load_weights` / `load_embeddings` refuse it. The book's "What the networks learned"
 page draws them (fmareport.report.learned, issue 19).
@@ -44,7 +43,7 @@ import torch
 import torch.nn as nn
 
 from .files import write_atomic
-from .results import EMBEDDINGS_SUFFIX, WEIGHTS_SUFFIX, CellResults, EmbeddingsRecord, ResultsError, WeightsRecord
+from .results import EMBEDDINGS_SUFFIX, WEIGHTS_SUFFIX, CellResults, ResultsError
 
 FIRST_LAYER_KEYS = ("conv1.raw.weight", "conv1.spec.weight")  # the first layer's kernels (model.FirstLayer)
 WEIGHTS_EXTRA_BYTES = 64 << 10  # pickle framing, the keys and the seed
@@ -77,14 +76,11 @@ def weights_bytes(state: dict[str, torch.Tensor]) -> int:
     return sum(t.nbytes for t in state.values()) + first + WEIGHTS_EXTRA_BYTES
 
 
-def weights_blob(kept: dict, cell: str) -> tuple[bytes, WeightsRecord]:
-    """The bytes of a weights file of `kept` ({"seed", "final", "initial"}, as train_seed fills it)
-    and the record the results file of `cell` gives it (its name, seed and SHA1)."""
+def weights_blob(kept: dict) -> bytes:
+    """The bytes of a weights file of `kept` ({"seed", "final", "initial"}, as train_seed fills it)."""
     buf = io.BytesIO()
     torch.save({"seed": int(kept["seed"]), "final": kept["final"], "initial": kept["initial"]}, buf)
-    blob = buf.getvalue()
-    name = Path(cell).name + WEIGHTS_SUFFIX
-    return blob, WeightsRecord(file=name, seed=int(kept["seed"]), sha1=hashlib.sha1(blob).hexdigest())
+    return buf.getvalue()
 
 
 def embeddings_path(results_json: str | Path) -> Path:
@@ -98,12 +94,10 @@ def embeddings_bytes(n_seeds: int, n_test: int, width: int) -> int:
     return n_seeds * n_test * width * 2 + n_test * 8 + EMBEDDINGS_EXTRA_BYTES
 
 
-def embeddings_blob(
-    embeddings: dict[int, np.ndarray], track_ids: list[int], cell: str
-) -> tuple[bytes, EmbeddingsRecord]:
+def embeddings_blob(embeddings: dict[int, np.ndarray], track_ids: list[int]) -> bytes:
     """The bytes of an embeddings file of `embeddings` ({seed: (N, D) float32}, as train_seed fills
-    it, in the order of config.seeds) over the test tracks `track_ids` (N,), and the record the
-    results file of `cell` gives it (its name, D and SHA1). Values are clipped to float16's range."""
+    it, in the order of config.seeds) over the test tracks `track_ids` (N,). Values are clipped to
+    float16's range."""
     seeds = list(embeddings)
     values = np.stack([np.asarray(embeddings[s], dtype=np.float32) for s in seeds])  # (S, N, D)
     if values.shape[1] != len(track_ids):
@@ -115,9 +109,10 @@ def embeddings_blob(
         track_ids=np.asarray(track_ids, dtype=np.int64),  # (N,)
         embeddings=np.clip(values, -FLOAT16_MAX, FLOAT16_MAX).astype(np.float16),  # (S, N, D)
     )
-    blob = buf.getvalue()
-    name = Path(cell).name + EMBEDDINGS_SUFFIX
-    return blob, EmbeddingsRecord(file=name, width=values.shape[2], sha1=hashlib.sha1(blob).hexdigest())
+    return buf.getvalue()
+
+
+KEPT_PATHS = {"weights": weights_path, "embeddings": embeddings_path}
 
 
 def save_kept(path: str | Path, blob: bytes) -> Path:
@@ -129,19 +124,22 @@ def _rerun(results: CellResults) -> str:
     return f"run the cell again (`fmareport run --profile {results.profile} --cell {results.cell}`)"
 
 
-def kept_bytes(results_json: str | Path, results: CellResults, record: WeightsRecord | EmbeddingsRecord) -> bytes:
-    """The bytes of the kept file `record` names (beside `results_json`), when they are the ones it
-    names; ResultsError naming the file and the fix when the file is missing or its SHA1 differs
-    (another run's, or a run killed between the kept file and its results)."""
-    path = Path(results_json).with_name(record.file)
-    what = "weights" if isinstance(record, WeightsRecord) else "embeddings"
+def kept_bytes(results_json: str | Path, results: CellResults, what: str) -> bytes:
+    """The bytes of the kept file `what` ("weights", "embeddings") beside `results_json`, when its SHA1
+    is the one the results name; ResultsError naming the file and the fix when they name none (written
+    before the files were kept), the file is missing or its SHA1 differs (another run's, or a run
+    killed between the kept file and its results)."""
+    sha1 = getattr(results, f"{what}_sha1")
+    if sha1 is None:
+        raise ResultsError(f"{results_json}: names no {what} file (written before {what} were kept): {_rerun(results)}")
+    path = KEPT_PATHS[what](results_json)
     try:
         blob = path.read_bytes()
     except OSError as err:
         raise ResultsError(
             f"{path}: cannot read the {what} the results name ({err.strerror}): {_rerun(results)}"
         ) from None
-    if hashlib.sha1(blob).hexdigest() != record.sha1:
+    if hashlib.sha1(blob).hexdigest() != sha1:
         raise ResultsError(f"{path}: not the {what} {results_json} names (SHA1 differs): {_rerun(results)}")
     return blob
 
@@ -150,18 +148,14 @@ def load_weights(results_json: str | Path, results: CellResults) -> dict:
     """The weights file that the results file `results_json` (read as `results`) names, loaded to
     the CPU with weights_only=True: {"seed", "final", "initial"}. ResultsError naming the file when
     the results name none (written before weights were kept), or `kept_bytes` refuses the file."""
-    if results.weights is None:
-        raise ResultsError(
-            f"{results_json}: names no weights file (written before weights were kept): {_rerun(results)}"
-        )
-    blob = kept_bytes(results_json, results, results.weights)
+    blob = kept_bytes(results_json, results, "weights")
     return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
 
 
 @dataclass(frozen=True)
 class Embeddings:
     """A cell's kept embeddings (`load_embeddings`): seeds (S,) as config.seeds; track_ids (N,) as
-    the results' test_track_ids; values (S, N, D) float16, seed x test track x penultimate unit."""
+    the results' test.track_ids; values (S, N, D) float16, seed x test track x penultimate unit."""
 
     seeds: list[int]
     track_ids: np.ndarray
@@ -177,21 +171,16 @@ def load_embeddings(results_json: str | Path, results: CellResults) -> Embedding
     np.load(allow_pickle=False) and checked against the results: its seeds, its test tracks and
     (S, N, D) float16. ResultsError naming the file when the results name none (written before
     embeddings were kept), `kept_bytes` refuses the file, or it holds other arrays."""
-    record = results.embeddings
-    if record is None:
-        raise ResultsError(
-            f"{results_json}: names no embeddings file (written before embeddings were kept): {_rerun(results)}"
-        )
-    path = Path(results_json).with_name(record.file)
-    blob = kept_bytes(results_json, results, record)
+    path = embeddings_path(results_json)
+    blob = kept_bytes(results_json, results, "embeddings")
     seeds = [s.seed for s in results.seeds]
-    shape = (len(seeds), len(results.seeds[0].test_track_ids), record.width)
+    shape = (len(seeds), len(results.test.track_ids), results.config.model.dense[-1])
     try:
         with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
             kept = Embeddings(npz["seeds"].tolist(), npz["track_ids"], npz["embeddings"])
     except (OSError, ValueError, KeyError) as err:  # not an npz, a pickled array, an array missing
         raise ResultsError(f"{path}: not an embeddings file ({type(err).__name__}: {err}): {_rerun(results)}") from None
-    if kept.seeds != seeds or kept.track_ids.tolist() != results.seeds[0].test_track_ids:
+    if kept.seeds != seeds or kept.track_ids.tolist() != results.test.track_ids:
         raise ResultsError(f"{path}: holds other seeds or test tracks than {results_json}: {_rerun(results)}")
     if kept.values.shape != shape or kept.values.dtype != np.float16:
         raise ResultsError(

@@ -10,7 +10,7 @@ import numpy as np
 
 from fmareport.config import Config
 from fmareport.data.fma import GENRES
-from fmareport.results import CellResults, mean_std, validate
+from fmareport.results import CellResults, validate
 
 N_TRACKS = 1000  # test tracks of a result given by accuracies: 3 decimals are exact (k / 1000)
 PROVENANCE = {
@@ -32,38 +32,33 @@ def correct_of(accs, n: int = N_TRACKS) -> np.ndarray:
     return np.stack([np.arange(n) < round(a * n) for a in accs])
 
 
-def seed_record(seed: int, right: np.ndarray, artists=None, losses=(2.0,)) -> dict:
-    """One seed's record: labels i % 8, a guess of the label where `right`, else the next genre."""
-    n = len(right)
-    labels = np.arange(n) % 8
+def seed_record(seed: int, right: np.ndarray, losses=(2.0,)) -> dict:
+    """One seed's record: labels i % 8 (`labels_of`), a guess of the label where `right`, else the next genre."""
+    labels = labels_of(len(right))
     guess = np.where(right, labels, (labels + 1) % 8)
-    probs = np.full((n, 8), 0.01)
-    probs[np.arange(n), guess] = 0.93
-    confusion = np.zeros((8, 8), int)
-    np.add.at(confusion, (labels, guess), 1)
-    totals = confusion.sum(1)
-    acc = int(right.sum()) / n
     return {
         "seed": seed,
         "history": [
             {"epoch": e, "train_loss": v, "train_acc": 0.5, "val_loss": 1.0, "val_acc": 0.5, "seconds": 1.0}
             for e, v in enumerate(losses, start=1)
         ],
-        "test_acc_last": acc,
-        "test_acc_best": acc,
-        "best_epoch": 1,
-        "confusion": confusion.tolist(),
-        "per_genre_acc": {
-            g: (int(confusion[i, i]) / int(totals[i]) if totals[i] else None) for i, g in enumerate(GENRES)
-        },
-        "n_params": 1234,
+        "test_acc_at_best": None,  # every epoch's val_acc is the same: the first is the best
         "seconds": 60.0,
         "segments_per_second": 10.0,
-        "test_track_ids": list(range(n)),
-        "test_labels": labels.tolist(),
-        "test_probs": probs.tolist(),
-        "test_artist_ids": None if artists is None else [int(a) for a in artists],
+        "test_probs": probs_of(guess),
     }
+
+
+def labels_of(n: int) -> np.ndarray:
+    """The labels of n fake test tracks: track i is genre i % 8."""
+    return np.arange(n) % 8
+
+
+def probs_of(guess) -> list[list[float]]:
+    """A row per track: 0.93 on the guess, 0.01 elsewhere."""
+    probs = np.full((len(guess), 8), 0.01)
+    probs[np.arange(len(guess)), guess] = 0.93
+    return probs.tolist()
 
 
 def cell_result(
@@ -109,11 +104,13 @@ def of_config(
     seeds = cfg.schedule.seeds
     losses = (2.0,) * cfg.schedule.epochs if losses is None else losses
     correct = np.tile(np.arange(8) % 2 == 0, (len(seeds), 1)) if correct is None else np.asarray(correct, dtype=bool)
-    records = [seed_record(s, right, artists, losses) for s, right in zip(seeds, correct)]
-    last, best = mean_std([r["test_acc_last"] for r in records]), mean_std([r["test_acc_best"] for r in records])
+    records = [seed_record(s, right, losses) for s, right in zip(seeds, correct)]
+    if len(losses) > 1:  # the first epoch is the best: the last's accuracy is not the best's
+        records = [r | {"test_acc_at_best": 0.5} for r in records]
+    n = correct.shape[1]
     return validate(
         {
-            "schema_version": 3,
+            "schema_version": 4,
             "run_id": "0" * 32,
             "profile": cfg.profile,
             "cell": cfg.cell,
@@ -124,54 +121,29 @@ def of_config(
                 "data_dir": "data",
                 "store": "/stores/x",
                 "store_fingerprint": store_fingerprint,
-                "tracks": {"training": 30, "validation": 6, "test": correct.shape[1]},
+                "tracks": {"training": 30, "validation": 6, "test": n},
                 "skipped": 0,
             }
             | (data or {}),
-            "seeds": records,
-            "summary": {
-                "n_seeds": len(records),
-                "test_acc_last_mean": last[0],
-                "test_acc_last_std": last[1],
-                "test_acc_best_mean": best[0],
-                "test_acc_best_std": best[1],
+            "n_params": 1234,
+            "test": {
+                "track_ids": list(range(n)),
+                "labels": labels_of(n).tolist(),
+                "artist_ids": None if artists is None else [int(a) for a in artists],
             },
+            "seeds": records,
             "provenance": PROVENANCE | {"hardware": hardware or {}},
         }
     )
-
-
-def without_predictions(result: CellResults) -> CellResults:
-    """The same result with no test predictions kept (test_probs None): the report's tables show no
-    interval for such a run. The schema (version 3) requires predictions, so only a copy that skips
-    validation holds none."""
-    return result.model_copy(update={"seeds": [s.model_copy(update={"test_probs": None}) for s in result.seeds]})
 
 
 def of_probs(cfg: Config, labels, probs, artists=None) -> CellResults:
     """A validated result of the config `cfg` whose seed s predicted the test tracks 0..N-1 (labels
     (N,)) with the probabilities probs[s] (N, 8); its accuracies and confusion matrices follow from them."""
     labels = np.asarray(labels)
-    records = []
-    for seed, p in zip(cfg.schedule.seeds, probs):
-        p = np.asarray(p, dtype=np.float64)
-        record = seed_record(seed, np.ones(len(labels), bool), artists, (2.0,) * cfg.schedule.epochs)
-        confusion = np.zeros((8, 8), int)
-        np.add.at(confusion, (labels, p.argmax(1)), 1)
-        totals = confusion.sum(1)
-        acc = float((p.argmax(1) == labels).mean())
-        record |= {
-            "test_labels": labels.tolist(),
-            "test_probs": p.tolist(),
-            "confusion": confusion.tolist(),
-            "per_genre_acc": {g: (confusion[i, i] / totals[i] if totals[i] else None) for i, g in enumerate(GENRES)},
-            "test_acc_last": acc,
-            "test_acc_best": acc,
-        }
-        records.append(record)
-    last = mean_std([r["test_acc_last"] for r in records])
-    result = of_config(cfg, np.ones((len(records), len(labels)), bool), artists)
-    obj = result.model_dump(mode="json") | {"seeds": records}
-    obj["summary"] |= {"test_acc_last_mean": last[0], "test_acc_last_std": last[1],
-                       "test_acc_best_mean": last[0], "test_acc_best_std": last[1]}  # fmt: skip
+    result = of_config(cfg, np.ones((len(cfg.schedule.seeds), len(labels)), bool), artists)
+    obj = result.model_dump(mode="json")
+    obj["test"]["labels"] = labels.tolist()
+    for record, p in zip(obj["seeds"], probs):
+        record["test_probs"] = np.asarray(p, dtype=np.float64).tolist()
     return validate(obj)

@@ -776,7 +776,7 @@ def test_14_ctrl_c_in_training_exits_130_naming_the_epoch_a_rerun_resumes_from(t
     result = json.loads(paths.results.read_text())
     assert [h["epoch"] for h in result["seeds"][0]["history"]] == [1, 2, 3]
     cfg = load_cell(str(tiny_profile), "table1/raw_whole", {"epochs": 3})
-    assert paths.results.stat().st_size <= experiment.results_bytes(cfg, len(result["seeds"][0]["test_labels"]))
+    assert paths.results.stat().st_size <= experiment.results_bytes(cfg, len(result["test"]["labels"]))
 
 
 def test_14_ctrl_c_before_training_exits_130_with_one_line(tiny_profile, monkeypatch, capsys):

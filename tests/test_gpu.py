@@ -244,7 +244,13 @@ def test_the_policy_is_decided_once_per_cell_and_recorded_per_seed(tiny_config, 
     (cell,) = load_results(tmp_path / "r", "tiny").values()
     for seed in (results.seeds[0], results.seeds[1]):
         p = seed.policy
-        assert (p.device_type, p.device_name, p.device_index, p.store, p.amp) == ("cpu", "cpu", None, "memmap", False)
+        assert (p.device_type, p.device_name, p.device_index, p.store, p.amp_dtype) == (
+            "cpu",
+            "cpu",
+            None,
+            "memmap",
+            None,
+        )
         assert p.store_reason == "clip store: memmap (store_on_device: auto on the CPU)" and p.amp_reason
     assert cell.seeds[1].policy.store == "memmap"  # as written to the file, read back
 

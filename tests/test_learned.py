@@ -118,7 +118,7 @@ def test_kept_files_missing_or_refused_are_said_not_drawn(trained, tmp_path, mon
     blob = bytearray(path.read_bytes())
     blob[-1] ^= 1
     path.write_bytes(bytes(blob))
-    older = page.results["table1/raw_segmented"].model_copy(update={"embeddings": None})
+    older = page.results["table1/raw_segmented"].model_copy(update={"embeddings_sha1": None})
     spec = page.results["table1/spectrogram_segmented"]
     out = shown(monkeypatch)
     learned.embedding_maps(page_of([older, spec]), copy)
@@ -307,6 +307,6 @@ def test_the_sha1_check_is_what_refuses_a_tampered_file(trained):
     results_dir, page = trained
     r = page.results["table1/raw_segmented"]
     path = embeddings_path(results_dir / "tiny" / "table1" / "raw_segmented.json")
-    assert hashlib.sha1(path.read_bytes()).hexdigest() == r.embeddings.sha1
+    assert hashlib.sha1(path.read_bytes()).hexdigest() == r.embeddings_sha1
     embeddings, why = learned.kept(learned.load_embeddings, r, results_dir)
     assert why is None and embeddings.values.shape == (2, 4, 150)

@@ -1,8 +1,9 @@
-"""A results file agrees with itself, or is refused naming the file and the field (docs/faults.md, case 12).
+"""A results file stores only what cannot be derived, and what can still disagree is refused naming
+the file and the field (docs/faults.md, case 12).
 
-`cell_results` builds a small results dict whose every number follows from its predictions,
-as training writes it; each test breaks one thing the way a stale, mixed or hand-edited file
-would. Real runs pass the same checks: tests/test_train.py and tests/test_baseline.py.
+`cell_results` builds a small schema-4 results dict, as training writes it; each test breaks one
+thing the way a stale, mixed or hand-edited file would. Real runs pass the same checks:
+tests/test_train.py and tests/test_baseline.py.
 """
 
 from __future__ import annotations
@@ -17,16 +18,7 @@ from fakes import PROVENANCE  # one provenance for every fake result
 
 from fmareport.config import Config
 from fmareport.data.fma import GENRES
-from fmareport.results import (
-    PROB_SUM_TOLERANCE,
-    ResultsError,
-    SeedResult,
-    load_baselines,
-    read_results,
-    schema,
-    summarize,
-    validate,
-)
+from fmareport.results import PROB_SUM_TOLERANCE, ResultsError, load_baselines, read_results, schema, validate
 
 LABELS = [0, 1, 2, 3, 3, 7]  # six test tracks
 GUESS = [0, 1, 2, 3, 4, 7]  # what the network predicts: 5 of 6 right
@@ -40,28 +32,18 @@ def probs(guess: list[int]) -> list[list[float]]:
     return rows.tolist()
 
 
-def seed_record(seed: int, val_accs=(0.25, 0.5)) -> dict:
-    confusion = np.zeros((8, 8), int)
-    np.add.at(confusion, (LABELS, GUESS), 1)
-    acc = float(np.mean(np.equal(LABELS, GUESS)))
-    rows = confusion.sum(1)
+def seed_record(seed: int, val_accs=(0.25, 0.5), guess=GUESS) -> dict:
+    best_is_last = val_accs.index(max(val_accs)) == len(val_accs) - 1
     return {
         "seed": seed,
         "history": [
             {"epoch": e, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0, "val_acc": v, "seconds": 1.0}
             for e, v in enumerate(val_accs, start=1)
         ],
-        "test_acc_last": acc,
-        "test_acc_best": acc,  # the best epoch is the last
-        "best_epoch": 1 + val_accs.index(max(val_accs)),
-        "confusion": confusion.tolist(),
-        "per_genre_acc": {g: (float(confusion[i, i] / rows[i]) if rows[i] else None) for i, g in enumerate(GENRES)},
-        "n_params": 1234,
+        "test_acc_at_best": None if best_is_last else 0.5,
         "seconds": 2.0,
         "segments_per_second": 10.0,
-        "test_track_ids": TRACK_IDS,
-        "test_labels": LABELS,
-        "test_probs": probs(GUESS),
+        "test_probs": probs(guess),
     }
 
 
@@ -73,29 +55,25 @@ DATA = {
     "tracks": {"training": 30, "validation": 6, "test": len(LABELS)},
     "skipped": 0,
 }
+TEST = {"track_ids": TRACK_IDS, "labels": LABELS, "artist_ids": None}
 
 
 def cell_results(seeds=(0, 1)) -> dict:
-    """A results dict that agrees with itself: two seeds of two epochs, six test tracks."""
+    """A results dict: two seeds of two epochs (the second the best), six test tracks."""
     cfg = Config(profile="p", cell="table1/raw_whole", seeds=list(seeds), epochs=2)
-    records = [seed_record(s) for s in seeds]
-    obj = {
-        "schema_version": 3,
+    return {
+        "schema_version": 4,
         "run_id": "0" * 32,
         "profile": "p",
         "cell": "table1/raw_whole",
         "config": cfg.to_dict(),
         "genres": list(GENRES),
         "data": DATA,
-        "seeds": records,
-        "summary": summary(records),
+        "n_params": 1234,
+        "test": TEST,
+        "seeds": [seed_record(s) for s in seeds],
         "provenance": PROVENANCE,
     }
-    return obj
-
-
-def summary(records: list[dict]) -> dict:
-    return summarize([SeedResult.model_validate(r) for r in records]).model_dump()
 
 
 def refused(tmp_path, obj: dict) -> str:
@@ -109,54 +87,46 @@ def refused(tmp_path, obj: dict) -> str:
     return message
 
 
-def test_a_consistent_file_is_read_back_whole(tmp_path):
+def test_a_file_is_read_back_whole_with_what_it_derives(tmp_path):
+    """Accuracies, confusion matrices, per-genre accuracy, the best epoch and the summary come from the
+    predictions and the history: none is stored."""
     path = tmp_path / "raw_whole.json"
     obj = cell_results()
+    obj["seeds"][1] = seed_record(1, val_accs=(0.5, 0.25), guess=[0, 1, 2, 3, 3, 0])  # 5 of 6, best epoch 1
     path.write_text(json.dumps(obj))
-    assert read_results(path).seeds[1].test_track_ids == TRACK_IDS
-    assert read_results(path).summary.test_acc_last_mean == pytest.approx(5 / 6)
+    r = read_results(path)
+    assert r.test.track_ids == TRACK_IDS and r.seed_ids == [0, 1]
+    assert r.accuracies == [5 / 6, 5 / 6] and r.correct.tolist() == [[1, 1, 1, 1, 0, 1], [1, 1, 1, 1, 1, 0]]
+    assert [s.best_epoch for s in r.seeds] == [2, 1] and r.best_accuracies == [5 / 6, 0.5]
+    confusion = r.confusion()
+    assert confusion.shape == (2, 8, 8) and confusion[0, 3, 4] == 1 and confusion[1, 7, 0] == 1
+    assert confusion.sum(axis=(1, 2)).tolist() == [6, 6]
+    per_genre = r.per_genre_accuracy()  # Hip-Hop (3): 1 of 2 right in seed 0; Pop (5): no test track
+    assert per_genre[0, 3] == 0.5 and per_genre[1, 7] == 0.0 and np.isnan(per_genre[:, 5]).all()
+    s = r.summary
+    assert (s.n_seeds, s.test_acc_last_mean, s.test_acc_last_std) == (2, 5 / 6, 0.0)
+    assert s.test_acc_best_mean == pytest.approx((5 / 6 + 0.5) / 2)
 
 
-def scale_confusion(o):
-    """The confusion matrix of 400 tracks against 6 test labels (a stale matrix)."""
-    o["seeds"][0]["confusion"] = (np.array(o["seeds"][0]["confusion"]) * 400 // 6).tolist()
-
-
-def shift(key, i=1):
-    def change(o):
-        o["seeds"][i][key] = list(o["seeds"][i][key])
-        o["seeds"][i][key][0] += 1
-
-    return change
+@pytest.mark.parametrize("key", ["test_acc_last", "confusion", "per_genre_acc", "best_epoch"])
+def test_a_seed_that_states_what_is_derived_is_refused(tmp_path, key):
+    """Schema 4 has no field for a number its predictions give: a file that states one is not schema 4."""
+    obj = cell_results()
+    obj["seeds"][0][key] = 1
+    assert re.search(rf"seeds/0/{key}: Extra inputs are not permitted", refused(tmp_path, obj))
 
 
 @pytest.mark.parametrize(
     "breaks, message",
     [
-        (scale_confusion, r"seeds/0: confusion\[0\]\[0\] is 66, but test_labels and test_probs give 1 track\(s\) of"),
         (
-            lambda o: o["seeds"][0]["per_genre_acc"].update(Folk=0.5),
-            r"seeds/0: per_genre_acc\['Folk'\] is 0\.5, but the confusion matrix gives 1\.0",
+            lambda o: o["seeds"][0].update(test_acc_at_best=0.1),
+            r"seeds/0: test_acc_at_best is 0\.1, but the best epoch \(2, the first with the highest val_acc\) is the "
+            r"last: it is given exactly when the best epoch is not the last",
         ),
         (
-            lambda o: o["seeds"][0]["per_genre_acc"].update(Pop=0.0),
-            r"seeds/0: per_genre_acc\['Pop'\] is 0\.0, but the confusion matrix gives None",
-        ),
-        (
-            lambda o: o["seeds"][0]["per_genre_acc"].pop("Pop"),
-            r"seeds/0: per_genre_acc: its keys must be the 8 genres",
-        ),
-        (
-            lambda o: o["seeds"][0].update(best_epoch=99),
-            r"seeds/0: best_epoch is 99, but the history has 2 epoch\(s\)",
-        ),
-        (
-            lambda o: o["seeds"][0].update(best_epoch=1),
-            r"seeds/0: best_epoch is 1, but the first epoch with the highest val_acc \(0\.5\) is 2",
-        ),
-        (
-            lambda o: o["seeds"][0].update(test_acc_best=0.1),
-            r"seeds/0: test_acc_best is 0\.1, but the best epoch is the last, whose test_acc_last is 0\.83",
+            lambda o: o["seeds"][0]["history"][1].update(val_acc=0.1),
+            r"seeds/0: test_acc_at_best is None, but the best epoch \(1, .*\) is not the last",
         ),
         (
             lambda o: o["seeds"][0]["history"][1].update(epoch=3),
@@ -164,37 +134,40 @@ def shift(key, i=1):
         ),
         (
             lambda o: o["seeds"][0]["test_probs"][2].__setitem__(0, 1.0),  # a row of 1.95
-            r"seeds/0: test_probs\[2\] sums to 1\.95; a row of probabilities sums to 1 \(within 1e-05\)",
+            r"\(top level\): seeds/0/test_probs\[2\] sums to 1\.95; a row of probabilities sums to 1 \(within 1e-05\)",
         ),
         (
             lambda o: o["seeds"][0].update(test_probs=[[0.9] * 8] * 6),  # rows of 7.2
-            r"seeds/0: test_probs\[0\] sums to 7\.2;",
+            r"seeds/0/test_probs\[0\] sums to 7\.2;",
         ),
         (
-            lambda o: o["seeds"][0].update(test_acc_last=1.0, test_acc_best=1.0),
-            r"seeds/0: test_acc_last is 1\.0, but test_probs give 5 of 6 tracks right \(0\.83",
+            lambda o: o["seeds"][1].update(test_probs=probs(GUESS[:5])),
+            r"\(top level\): seeds/1/test_probs: 5 rows for 6 test tracks; one per test track",
         ),
         (
-            lambda o: o["seeds"][0].update(test_labels=LABELS[:4]),
-            r"seeds/0: test_track_ids, test_labels, test_probs: 6 track ids, 4 labels, 6 rows",
+            lambda o: o.update(test={**TEST, "labels": LABELS[:4]}),
+            r"test: 6 track ids, 4 labels: one of each per test track",
         ),
         (
-            lambda o: o["seeds"][0].update(test_track_ids=[2, 5, 5, 11, 12, 20]),
-            r"seeds/0: test_track_ids\[2\]: 5 after 5; the ids must be ascending, each track once",
+            lambda o: o.update(test={**TEST, "track_ids": [2, 5, 5, 11, 12, 20]}),
+            r"test: track_ids\[2\]: 5 after 5; the ids must be ascending, each track once",
         ),
+        (lambda o: o.update(test={**TEST, "track_ids": TRACK_IDS[::-1]}), r"test: track_ids\[1\]: 12 after 20"),
         (
-            lambda o: o["seeds"][0].update(test_track_ids=TRACK_IDS[::-1]),
-            r"seeds/0: test_track_ids\[1\]: 12 after 20",
+            lambda o: o.update(test={**TEST, "labels": [0, 1, 2, 3, 3, 8]}),
+            r"test/labels/5: Input should be less than 8",
         ),
         (
             lambda o: o["data"]["tracks"].update(test=999),
-            r"\(top level\): seeds/0/test_track_ids: 6 test predictions, but data/tracks/test says 999 test tracks",
+            r"\(top level\): test: 6 test tracks, but data/tracks/test says 999 test tracks",
         ),
-        (shift("test_track_ids"), r"\(top level\): seeds/1/test_track_ids differs from seeds/0/test_track_ids"),
-        (lambda o: o["seeds"][1].update(n_params=99), r"seeds/1/n_params differs from seeds/0/n_params"),
         (
             lambda o: o["config"].update(epochs=3),
             r"\(top level\): seeds/0/history: 2 epoch\(s\), but config\.epochs is 3",
+        ),
+        (
+            lambda o: o["config"].update(seeds=[0, 2]),
+            r"\(top level\): seed records \[0, 1\] are not config.seeds \[0, 2\]",
         ),
         (
             lambda o: o.update(genres=sorted(GENRES, reverse=True)),
@@ -202,24 +175,19 @@ def shift(key, i=1):
         ),
     ],
     ids=[
-        "stale confusion",
-        "per-genre wrong",
-        "per-genre of no track",
-        "per-genre key missing",
-        "best epoch 99 of 2",
-        "best epoch not the first best",
-        "best accuracy not the last",
+        "best accuracy beside a best last epoch",
+        "no best accuracy beside an earlier best epoch",
         "epochs out of order",
         "row of 1.95",
         "rows of 7.2",
-        "accuracy not the predictions",
+        "5 rows for 6 tracks",
         "4 labels for 6 tracks",
         "a track twice",
         "ids descending",
+        "label 8",
         "999 test tracks",
-        "other tracks per seed",
-        "other network per seed",
         "history not config.epochs",
+        "seeds not config.seeds",
         "genres reordered",
     ],
 )
@@ -229,55 +197,77 @@ def test_a_file_that_contradicts_itself_is_refused_naming_the_field(tmp_path, br
     assert re.search(message, refused(tmp_path, obj))
 
 
-def test_labels_that_differ_between_seeds_are_refused(tmp_path):
-    """Seed 1's labels are not seed 0's (its predictions and numbers agree among themselves)."""
-    obj = cell_results()
-    seed = obj["seeds"][1]
-    seed["test_labels"] = [1, 1, 2, 3, 3, 7]  # track 2 is Experimental now: 4 of 6 right
-    seed["confusion"][0][0], seed["confusion"][1][0] = 0, 1
-    seed["test_acc_last"] = seed["test_acc_best"] = 4 / 6
-    seed["per_genre_acc"].update(Electronic=None, Experimental=0.5)
-    obj["summary"] = summary(obj["seeds"])
-    assert "(top level): seeds/1/test_labels differs from seeds/0/test_labels" in refused(tmp_path, obj)
-
-
 ARTIST_IDS = [1, 1, 6, 4, 4, 4]  # the six test tracks' artists: three artists
 
 
 def test_files_with_and_without_the_test_tracks_artists_read_back(tmp_path):
     """A file written before artists were recorded reads back with none (its intervals resample tracks);
-    one with them keeps them, in test_track_ids' order."""
+    one with them keeps them, in the test tracks' order."""
     path = tmp_path / "raw_whole.json"
-    old = cell_results()
-    assert "test_artist_ids" not in old["seeds"][0]
-    path.write_text(json.dumps(old))
-    assert [s.test_artist_ids for s in read_results(path).seeds] == [None, None]
-    new = cell_results()
-    for seed in new["seeds"]:
-        seed["test_artist_ids"] = ARTIST_IDS
-    path.write_text(json.dumps(new))
-    assert [s.test_artist_ids for s in read_results(path).seeds] == [ARTIST_IDS, ARTIST_IDS]
+    path.write_text(json.dumps(cell_results()))
+    assert read_results(path).test.artist_ids is None
+    path.write_text(json.dumps(cell_results() | {"test": TEST | {"artist_ids": ARTIST_IDS}}))
+    assert read_results(path).test.artist_ids == ARTIST_IDS
 
 
 @pytest.mark.parametrize(
     "artists, message",
     [
-        ([ARTIST_IDS[:5]] * 2, r"seeds/0: test_artist_ids: 5 artist ids for 6 test tracks; one per test track"),
-        (
-            [ARTIST_IDS, ARTIST_IDS[::-1]],
-            r"\(top level\): seeds/1/test_artist_ids differs from seeds/0/test_artist_ids",
-        ),
-        ([ARTIST_IDS, None], r"\(top level\): seeds/1/test_artist_ids differs from seeds/0/test_artist_ids"),
-        ([[1, 1, None, 4, 4, 4]] * 2, r"seeds/0/test_artist_ids/2: Input should be a valid integer"),
-        ([[1, 1, "AWOL", 4, 4, 4]] * 2, r"seeds/0/test_artist_ids/2: Input should be a valid integer"),
+        (ARTIST_IDS[:5], r"test: 6 track ids, 6 labels, 5 artist ids: one of each per test track"),
+        ([1, 1, None, 4, 4, 4], r"test/artist_ids/2: Input should be a valid integer"),
+        ([1, 1, "AWOL", 4, 4, 4], r"test/artist_ids/2: Input should be a valid integer"),
     ],
-    ids=["5 artists for 6 tracks", "other artists per seed", "artists in one seed only", "null", "a name"],
+    ids=["5 artists for 6 tracks", "null", "a name"],
 )
 def test_test_tracks_artists_that_do_not_fit_are_refused(tmp_path, artists, message):
-    obj = cell_results()
-    for seed, a in zip(obj["seeds"], artists):
-        seed["test_artist_ids"] = a
+    obj = cell_results() | {"test": TEST | {"artist_ids": artists}}
     assert re.search(message, refused(tmp_path, obj))
+
+
+def v3_file() -> dict:
+    """`cell_results` as schema 3 wrote it: every seed with its test tracks and derived numbers."""
+    obj = cell_results()
+    seeds = []
+    for s in obj["seeds"]:
+        confusion = np.zeros((8, 8), int)
+        np.add.at(confusion, (LABELS, GUESS), 1)
+        seeds.append(
+            {k: v for k, v in s.items() if k != "test_acc_at_best"}
+            | {
+                "test_acc_last": 5 / 6,
+                "test_acc_best": 5 / 6,
+                "best_epoch": 2,
+                "confusion": confusion.tolist(),
+                "per_genre_acc": {g: None for g in GENRES},
+                "n_params": 1234,
+                "test_track_ids": TRACK_IDS,
+                "test_labels": LABELS,
+                "test_artist_ids": ARTIST_IDS,
+            }  # fmt: skip
+        )
+    weights = {"file": "raw_whole.weights.pt", "seed": 0, "sha1": "a" * 40}
+    rest = {k: v for k, v in obj.items() if k not in ("n_params", "test")}
+    return rest | {"schema_version": 3, "seeds": seeds, "summary": {}, "weights": weights, "embeddings": None}
+
+
+def test_a_schema_3_file_is_read_through_the_upgrade(tmp_path):
+    """Schema 3 stored the test tracks per seed and what schema 4 derives: they are moved or dropped."""
+    path = tmp_path / "raw_whole.json"
+    path.write_text(json.dumps(v3_file()))
+    r = read_results(path)
+    assert r.schema_version == 4 and r.n_params == 1234 and r.weights_sha1 == "a" * 40 and r.embeddings_sha1 is None
+    assert (r.test.track_ids, r.test.labels, r.test.artist_ids) == (TRACK_IDS, LABELS, ARTIST_IDS)
+    assert r.accuracies == [5 / 6, 5 / 6] and [s.test_acc_at_best for s in r.seeds] == [None, None]
+
+
+def test_a_schema_3_file_whose_seeds_saw_other_tracks_is_refused(tmp_path):
+    obj = v3_file()
+    obj["seeds"][1]["test_labels"] = [1, 1, 2, 3, 3, 7]
+    path = tmp_path / "raw_whole.json"
+    path.write_text(json.dumps(obj))
+    with pytest.raises(ResultsError, match=rf"^{path}: seeds/1/test_labels differs from seeds/0/test_labels: a "
+                       "schema-3 file to upgrade$"):  # fmt: skip
+        read_results(path)
 
 
 def test_the_row_sum_tolerance_holds_float32_rounding():
@@ -294,7 +284,7 @@ def test_the_row_sum_tolerance_holds_float32_rounding():
 
 def baseline() -> dict:
     return {
-        "schema_version": 2,
+        "schema_version": 3,
         "run_id": "1" * 32,
         "profile": "p",
         "variant": "mfcc",
@@ -303,13 +293,10 @@ def baseline() -> dict:
         "n_features": 140,
         "features_file": None,
         "classifier": "logistic regression",
-        "tuning": {"grid": [0.01, 1.0, 100.0], "val_acc": [0.25, 0.5, 0.5], "chosen": 1.0},
+        "tuning": {"grid": [0.01, 1.0, 100.0], "val_acc": [0.25, 0.5, 0.5]},
         "data": DATA,
         "train_acc": 0.9,
-        "val_acc": 0.5,
-        "test_acc": 5 / 6,
-        "test_track_ids": TRACK_IDS,
-        "test_labels": LABELS,
+        "test": TEST,
         "test_probs": probs(GUESS),
         "provenance": PROVENANCE,
     }
@@ -330,6 +317,7 @@ def test_consistent_baselines_are_read_back_in_the_books_order(tmp_path):
     write_baseline(tmp_path, baseline())
     read = load_baselines(tmp_path, "p")
     assert list(read) == ["mfcc", "fma_all_svm"] and read["mfcc"].test_acc == 5 / 6
+    assert read["mfcc"].val_acc == 0.5 and read["mfcc"].tuning.chosen == 1.0  # the first C of the best
     assert read["fma_all_svm"].features_file.sha1 == "a" * 40
 
 
@@ -341,27 +329,25 @@ def tuning(**changes):
     "breaks, message",
     [
         (lambda o: o.update(test_probs=[r[:7] for r in o["test_probs"]]), r"test_probs/0: List should have at least 8"),
-        (lambda o: o.update(test_labels=[8] * 6), r"test_labels/0: Input should be less than 8"),
-        (lambda o: o.update(test_labels=LABELS[:5]), r"\(top level\): .* 6 track ids, 5 labels, 6 rows"),
-        (lambda o: o.update(test_acc=0.9), r"\(top level\): test_acc is 0\.9, but test_probs give 5 of 6 tracks"),
+        (lambda o: o.update(test=TEST | {"labels": [8] * 6}), r"test/labels/0: Input should be less than 8"),
+        (lambda o: o.update(test=TEST | {"labels": LABELS[:5]}), r"test: 6 track ids, 5 labels"),
+        (lambda o: o.update(test_probs=probs(GUESS[:5])), r"\(top level\): test_probs: 5 rows for 6 test tracks"),
+        (lambda o: o.update(test_acc=0.9), r"test_acc: Extra inputs are not permitted"),
         (lambda o: o["test_probs"][0].__setitem__(1, 0.5), r"\(top level\): test_probs\[0\] sums to 1\.45"),
         (
             lambda o: o.update(data={**DATA, "tracks": {**DATA["tracks"], "test": 999}}),
-            r"\(top level\): test_track_ids: 6 test predictions, but data/tracks/test says 999 test tracks",
+            r"\(top level\): test: 6 test tracks, but data/tracks/test says 999 test tracks",
         ),
         (tuning(val_acc=[0.5, 0.5]), r"tuning: 3 values of C in grid but 2 validation accuracies"),
         (tuning(grid=[1.0, 0.01, 100.0]), r"tuning: grid \[1\.0, 0\.01, 100\.0\] is not ascending"),
-        (tuning(chosen=100.0), r"tuning: chosen is 100, but the first C with the highest validation accuracy "
-         r"\(0\.5\) is 1"),
+        (tuning(chosen=100.0), r"tuning/chosen: Extra inputs are not permitted"),
         (tuning(grid=[0.0, 1.0, 100.0]), r"tuning/grid/0: Input should be greater than 0"),
-        (lambda o: o.update(val_acc=0.25), r"\(top level\): val_acc is 0\.25, but the tuning gives 0\.5 at the "
-         r"chosen C \(1\)"),
         (lambda o: o.update(variant="svm"), r"variant: Input should be 'mfcc', 'fma_mfcc_lr'"),
-        (lambda o: o.update(schema_version=1), r"schema_version: Input should be 2"),
+        (lambda o: o.update(schema_version=4), r"schema_version: Input should be 3"),
     ],
-    ids=["7 classes", "label 8", "5 labels for 6 tracks", "accuracy not the predictions", "row of 1.45", "999 tracks",
-         "2 accuracies for 3 Cs", "grid not ascending", "chosen not the best", "C of 0", "val_acc not the best",
-         "unknown variant", "schema 1"],
+    ids=["7 classes", "label 8", "5 labels for 6 tracks", "5 rows for 6 tracks", "an accuracy stated", "row of 1.45",
+         "999 tracks", "2 accuracies for 3 Cs", "grid not ascending", "a chosen C stated", "C of 0", "unknown variant",
+         "schema 4"],
 )  # fmt: skip
 def test_a_baseline_that_contradicts_itself_is_refused(tmp_path, breaks, message):
     obj = baseline()
@@ -371,12 +357,15 @@ def test_a_baseline_that_contradicts_itself_is_refused(tmp_path, breaks, message
         load_baselines(tmp_path, "p")
 
 
-def test_a_baseline_of_the_first_format_says_how_to_make_it_again(tmp_path):
-    """The first baseline files (mfcc.json: 40 MFCC statistics, C fixed at 1) have no schema_version."""
-    old = {k: v for k, v in baseline().items() if k not in ("schema_version", "variant", "n_features", "tuning")}
-    path = write_baseline(tmp_path, {**old, "features_file": None})
-    with pytest.raises(ResultsError, match=rf"^{path}: a baseline of the first format .* run `fmareport baseline "
-                       r"--profile p` again \(`make report` does\)$"):  # fmt: skip
+@pytest.mark.parametrize("version", [None, 2])
+def test_a_baseline_of_an_older_format_says_how_to_make_it_again(tmp_path, version):
+    """The first baseline files had no schema_version; schema 2 stored its accuracies beside its predictions."""
+    old = {k: v for k, v in baseline().items() if k != "schema_version"} | (
+        {} if version is None else {"schema_version": 2}
+    )
+    path = write_baseline(tmp_path, old)
+    with pytest.raises(ResultsError, match=rf"^{path}: a baseline of schema {version or 1} \(an older format\); this "
+                       r"version reads schema 3: run `fmareport baseline --profile p` again \(`make report` does\)$"):  # fmt: skip
         load_baselines(tmp_path, "p")
 
 
@@ -391,10 +380,10 @@ def test_a_baseline_file_must_be_named_as_its_variant(tmp_path):
 
 
 def test_a_baselines_artists_are_read_back_and_checked(tmp_path):
-    write_baseline(tmp_path, {**baseline(), "test_artist_ids": ARTIST_IDS})
-    assert load_baselines(tmp_path, "p")["mfcc"].test_artist_ids == ARTIST_IDS
-    path = write_baseline(tmp_path / "short", {**baseline(), "test_artist_ids": ARTIST_IDS[:5]})
-    with pytest.raises(ResultsError, match=f"^{path}: .*test_artist_ids: 5 artist ids for 6 test tracks"):
+    write_baseline(tmp_path, {**baseline(), "test": TEST | {"artist_ids": ARTIST_IDS}})
+    assert load_baselines(tmp_path, "p")["mfcc"].test.artist_ids == ARTIST_IDS
+    path = write_baseline(tmp_path / "short", {**baseline(), "test": TEST | {"artist_ids": ARTIST_IDS[:5]}})
+    with pytest.raises(ResultsError, match=f"^{path}: .*test: 6 track ids, 6 labels, 5 artist ids"):
         load_baselines(tmp_path / "short", "p")
 
 

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from fakes import cell_result, without_predictions
+from fakes import cell_result
 from scipy import stats
 from test_results import DATA, baseline
 
@@ -52,7 +52,7 @@ def test_index_runs_refuses_mixed_profiles_and_duplicate_settings():
 
 
 def test_paper_table_mean_std_diff_and_missing_cells():
-    runs = tables.index_runs([without_predictions(result("spectrogram", True, 0.0, [0.40, 0.44, 0.48]))])
+    runs = tables.index_runs([result("spectrogram", True, 0.0, [0.40, 0.44, 0.48])])
     t3 = tables.paper_table("Table 3", runs).set_index("setting")
     row = t3.loc["2D input, segmented"]
     assert row["paper"] == 0.469 and row["n_seeds"] == 3
@@ -63,7 +63,14 @@ def test_paper_table_mean_std_diff_and_missing_cells():
     assert missing["n_seeds"] == 0 and math.isnan(missing["mean"])
 
     shown = tables.show_table(tables.paper_table("Table 3", runs))
-    assert shown.loc["2D input, segmented"].tolist() == ["0.469", "0.440 ± 0.040", "3", "—", "-0.029"]
+    low, high = t3.loc["2D input, segmented", ["low", "high"]]
+    assert shown.loc["2D input, segmented"].tolist() == [
+        "0.469",
+        "0.440 ± 0.040",
+        "3",
+        f"[{low:.3f}, {high:.3f}]",
+        "-0.029",
+    ]
     assert shown.loc["1D+2D input, segmented, dropout 0.2", "Ours (mean ± std)"] == "not run"
 
 
@@ -263,13 +270,6 @@ def test_claims_with_one_seed_or_a_missing_cell_are_inconclusive():
     missing = judged.loc["2D input, segmented − 1D input, segmented"]
     assert missing["verdict"] == "inconclusive (not run: 1D input, segmented)" and math.isnan(missing["diff"])
     assert tables.family_size(tables.claims(runs)) == 0
-
-
-def test_claims_without_test_predictions_have_no_interval():
-    kept = [result("spectrogram", False, 0.0, [0.6, 0.7]), result("raw", False, 0.0, [0.3, 0.4])]
-    runs = tables.index_runs([without_predictions(r) for r in kept])
-    row = tables.claims(runs).set_index("comparison").loc["2D input, not segmented − 1D input, not segmented"]
-    assert row["verdict"] == "inconclusive (no test predictions kept)" and math.isnan(row["low"])
 
 
 def test_claim_summary_names_each_verdict_when_comparisons_disagree():
@@ -513,9 +513,7 @@ def test_the_baseline_brings_its_test_tracks_artists():
     probs[np.arange(200), np.where(np.arange(200) % 3 > 0, labels, (labels + 1) % 8)] = 0.93
     base = baseline() | dict(
         data=DATA | {"tracks": DATA["tracks"] | {"test": 200}},
-        test_acc=float(np.mean(np.arange(200) % 3 > 0)),
-        test_track_ids=list(range(200)),
-        test_labels=labels.tolist(),
+        test={"track_ids": list(range(200)), "labels": labels.tolist()},
         test_probs=probs.tolist(),
     )
 
@@ -524,10 +522,11 @@ def test_the_baseline_brings_its_test_tracks_artists():
 
     cell = predicted("spectrogram", True, 0.0, np.tile(np.arange(200) % 2 > 0, (2, 1)), cell="a")
     artists = (np.arange(200) // 5 + 1).tolist()
-    with_artists = tables.baseline_as_result(read({**base, "test_artist_ids": artists}))
-    assert with_artists.seeds[0].test_artist_ids == artists and with_artists.cell == "baselines/mfcc"
+    with_artists = read({**base, "test": base["test"] | {"artist_ids": artists}})
+    assert with_artists.test.artist_ids == artists and with_artists.cell == "baselines/mfcc"
+    assert with_artists.accuracies == [float(np.mean(np.arange(200) % 3 > 0))] and with_artists.seed_ids == (0,)
     assert tables.compare(cell, with_artists)["method"].startswith("t over 40 artists (200 paired tracks)")
-    assert tables.compare(cell, tables.baseline_as_result(read(base)))["method"].startswith("t over 200 paired tracks")
+    assert tables.compare(cell, read(base))["method"].startswith("t over 200 paired tracks")
 
 
 def test_claims_use_the_paired_interval_when_predictions_are_kept():

@@ -1,5 +1,5 @@
 """The weights and embeddings a cell keeps for the figures of what its network learned
-(fmareport.weights, issue 19)."""
+(fmareport.weights)."""
 
 import hashlib
 import io
@@ -46,8 +46,8 @@ def both_cell(tiny_config, tiny_store, tmp_path_factory):
 def test_a_cell_keeps_its_first_seeds_final_weights_and_initial_first_layer(both_cell):
     cfg, path, results = both_cell
     assert weights_path(path) == path.with_name("both_whole.weights.pt") and weights_path(path).is_file()
-    assert results.weights.file == "both_whole.weights.pt" and results.weights.seed == 3
-    assert read_results(path).weights == results.weights  # the file on disk names it too
+    assert results.weights_sha1 == hashlib.sha1(weights_path(path).read_bytes()).hexdigest()
+    assert read_results(path).weights_sha1 == results.weights_sha1  # the file on disk names it too
     kept = load_weights(path, read_results(path))
     assert kept["seed"] == 3
     net = Net(cfg.model)
@@ -77,19 +77,19 @@ def test_weights_the_results_do_not_name_are_refused(both_cell, tmp_path):
     weights_path(own).write_bytes(bytes(blob))
     with pytest.raises(ResultsError, match="SHA1 differs"):
         load_weights(own, results)
-    older = results.model_copy(update={"weights": None})
+    older = results.model_copy(update={"weights_sha1": None})
     with pytest.raises(ResultsError, match="names no weights file"):
         load_weights(own, older)
 
 
-def test_the_weights_record_is_optional_and_checked(both_cell):
+def test_the_kept_files_sha1s_are_optional_and_checked(both_cell):
     _, path, _ = both_cell
     obj = json.loads(path.read_text())
-    assert validate({k: v for k, v in obj.items() if k != "weights"}).weights is None  # older files
-    with pytest.raises(ResultsError, match="first seed"):
-        validate({**obj, "weights": {**obj["weights"], "seed": 4}})
-    with pytest.raises(ResultsError, match="weights/file"):
-        validate({**obj, "weights": {**obj["weights"], "file": "raw_whole.weights.pt"}})
+    older = validate({k: v for k, v in obj.items() if k not in ("weights_sha1", "embeddings_sha1")})  # older files
+    assert (older.weights_sha1, older.embeddings_sha1) == (None, None)
+    for key in ("weights_sha1", "embeddings_sha1"):
+        with pytest.raises(ResultsError, match=f"{key}: String should match pattern"):
+            validate({**obj, key: "a" * 39})
 
 
 def test_the_kept_weights_make_the_filter_figure_and_paragraph(both_cell):
@@ -111,10 +111,10 @@ def test_the_kept_weights_make_the_filter_figure_and_paragraph(both_cell):
 def test_a_cell_keeps_every_seeds_test_embeddings_from_its_test_pass(both_cell, tiny_store):
     cfg, path, results = both_cell
     assert embeddings_path(path) == path.with_name("both_whole.embeddings.npz") and embeddings_path(path).is_file()
-    assert results.embeddings.file == "both_whole.embeddings.npz" and results.embeddings.width == 150
-    assert read_results(path).embeddings == results.embeddings
+    assert results.embeddings_sha1 == hashlib.sha1(embeddings_path(path).read_bytes()).hexdigest()
+    assert read_results(path).embeddings_sha1 == results.embeddings_sha1
     kept = load_embeddings(path, read_results(path))
-    assert kept.seeds == [3, 4] and kept.track_ids.tolist() == results.seeds[0].test_track_ids
+    assert kept.seeds == [3, 4] and kept.track_ids.tolist() == results.test.track_ids
     assert kept.values.shape == (2, 4, 150) and kept.values.dtype == np.float16  # seeds, test tracks, dense[-1]
     # Seed 3's are its final network's penultimate activations of the test clips (float16 of them).
     net = Net(cfg.model)
@@ -139,17 +139,18 @@ def test_embeddings_the_results_do_not_name_or_do_not_fit_are_refused(both_cell,
     with pytest.raises(ResultsError, match="not the embeddings .* names \\(SHA1 differs\\)"):
         load_embeddings(own, results)
     with pytest.raises(ResultsError, match="names no embeddings file .*fmareport run --profile tiny"):
-        load_embeddings(own, results.model_copy(update={"embeddings": None}))
-    # A file the results name (its SHA1 given) that holds other seeds, or no arrays but a pickle.
-    ids = results.seeds[0].test_track_ids
+        load_embeddings(own, results.model_copy(update={"embeddings_sha1": None}))
+    # A file the results name (its SHA1 given) that holds other seeds, another width, or no arrays but a pickle.
+    ids = results.test.track_ids
     for blob, message in (
-        (embeddings_blob({3: np.zeros((4, 150))}, ids, results.cell)[0], "holds other seeds or test tracks"),
+        (embeddings_blob({3: np.zeros((4, 150))}, ids), "holds other seeds or test tracks"),
+        (embeddings_blob({3: np.zeros((4, 300)), 4: np.zeros((4, 300))}, ids), r"float16 \(2, 4, 300\), expected "),
         (_pickled_npz(), "not an embeddings file"),
     ):
         embeddings_path(own).write_bytes(blob)
-        record = results.embeddings.model_copy(update={"sha1": hashlib.sha1(blob).hexdigest()})
+        sha1 = hashlib.sha1(blob).hexdigest()
         with pytest.raises(ResultsError, match=message):
-            load_embeddings(own, results.model_copy(update={"embeddings": record}))
+            load_embeddings(own, results.model_copy(update={"embeddings_sha1": sha1}))
 
 
 def _pickled_npz() -> bytes:
@@ -159,18 +160,7 @@ def _pickled_npz() -> bytes:
     return buf.getvalue()
 
 
-def test_the_embeddings_record_is_optional_and_checked(both_cell):
-    _, path, _ = both_cell
-    obj = json.loads(path.read_text())
-    assert validate({k: v for k, v in obj.items() if k != "embeddings"}).embeddings is None  # older files
-    with pytest.raises(ResultsError, match="embeddings/width is 300, but the penultimate layer .* is 150 wide"):
-        validate({**obj, "embeddings": {**obj["embeddings"], "width": 300}})
-    with pytest.raises(ResultsError, match="embeddings/file"):
-        validate({**obj, "embeddings": {**obj["embeddings"], "file": "raw_whole.embeddings.npz"}})
-
-
 def test_embeddings_beyond_float16_are_clipped_to_its_range():
-    blob, record = embeddings_blob({0: np.array([[1e6, -1e6, 0.5]])}, [7], "table1/raw_whole")
+    blob = embeddings_blob({0: np.array([[1e6, -1e6, 0.5]])}, [7])
     with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
         assert npz["embeddings"].tolist() == [[[65504.0, -65504.0, 0.5]]] and npz["track_ids"].tolist() == [7]
-    assert record.file == "raw_whole.embeddings.npz" and record.width == 3

@@ -168,7 +168,7 @@ def test_readme_papermill_command_runs_as_written_in_a_fresh_checkout(tmp_path):
     assert status[match[2]] == [obj.run_id[:12], "current"]
     assert all(v == ["—", "not run"] for c, v in status.items() if c != match[2])
     ours = [td.get_text(strip=True) for tr in page.find("table", id="table-1").tbody.find_all("tr") for td in tr("td")]
-    mean = sum(s.test_acc_last for s in obj.seeds) / len(obj.seeds)
+    mean = sum(obj.accuracies) / len(obj.seeds)
     assert f"{mean:.3f} ± " in " ".join(ours) and ours.count("not run") == 5
 
 
@@ -219,11 +219,12 @@ def test_results_schema_refuses_broken_files(smoke_grid):
     obj = read_results(smoke_grid / "results" / PROFILE / "table1" / "raw_whole.json").model_dump(mode="json")
     validate(obj)
     for breaks in (
-        lambda o: o["seeds"][0].pop("confusion"),
-        lambda o: o["summary"].update(test_acc_last_mean=o["summary"]["test_acc_last_mean"] + 0.1),
+        lambda o: o["seeds"][0].pop("test_probs"),
+        lambda o: o.update(summary={"test_acc_last_mean": 0.5}),  # derived, never stored
         lambda o: o["config"].update(epoch=3),
         lambda o: o["config"].update(cell="../../../tmp/x"),
         lambda o: o["seeds"][0].update(test_acc_last=1.5),
+        lambda o: o["test"]["labels"].pop(),
         lambda o: o.update(run_id="not hex"),
     ):
         broken = json.loads(json.dumps(obj))

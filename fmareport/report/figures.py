@@ -362,7 +362,7 @@ def confusion_matrices(results: list[CellResults]) -> plt.Figure:
     for ax in axes.flat[len(ordered) :]:
         ax.axis("off")
     for i, (ax, r) in enumerate(zip(axes.flat, ordered)):
-        counts = np.sum([np.array(s.confusion) for s in r.seeds], axis=0)
+        counts = r.confusion().sum(axis=0)  # (K, K), summed over seeds
         share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
         _heatmap(
             ax,
@@ -383,10 +383,9 @@ def per_genre_frame(results: list[CellResults]) -> pd.DataFrame:
     """Long table: setting, seed, genre, test recall (genres with no test track left out)."""
     rows = []
     for r in _ordered(results):
-        for s in r.seeds:
-            for genre, acc in s.per_genre_acc.items():
-                if acc is not None:
-                    rows.append(dict(setting=setting_label(setting_of(r)), seed=s.seed, genre=genre, acc=acc))
+        for seed, accs in zip(r.seed_ids, r.per_genre_accuracy()):  # (K,) per seed
+            rows += [dict(setting=setting_label(setting_of(r)), seed=seed, genre=g, acc=float(a))
+                     for g, a in zip(r.genres, accs) if not np.isnan(a)]  # fmt: skip
     return pd.DataFrame(rows)
 
 

@@ -142,23 +142,18 @@ def wrong_predictions(result: CellResults) -> pd.DataFrame:
     """Every wrong test prediction of every seed: one row per (seed, track) whose argmax is not its
     label (the confusion matrix's off-diagonal counts). Columns: track_id, true, predicted (label
     indices), probability (that seed's probability of the predicted genre), seed."""
-    parts = []
-    for s in result.seeds:
-        probs = np.asarray(s.test_probs)  # (N, K)
-        pred, labels = probs.argmax(axis=1), np.asarray(s.test_labels)  # (N,), (N,)
-        wrong = np.flatnonzero(pred != labels)
-        parts.append(
-            pd.DataFrame(
-                {
-                    "track_id": np.asarray(s.test_track_ids)[wrong],
-                    "true": labels[wrong],
-                    "predicted": pred[wrong],
-                    "probability": probs[wrong, pred[wrong]],
-                    "seed": s.seed,
-                }
-            )
-        )
-    return pd.concat(parts, ignore_index=True)
+    probs, pred = result.probs, result.predicted  # (S, N, K), (S, N)
+    labels, ids = np.asarray(result.test.labels), np.asarray(result.test.track_ids)
+    s, n = np.nonzero(pred != labels)  # seed-major, as the rows of each seed in track order
+    return pd.DataFrame(
+        {
+            "track_id": ids[n],
+            "true": labels[n],
+            "predicted": pred[s, n],
+            "probability": probs[s, n, pred[s, n]],
+            "seed": np.asarray(result.seed_ids)[s],
+        }
+    )
 
 
 def confident_mistakes(
@@ -198,13 +193,11 @@ def all_wrong(page: Page) -> pd.DataFrame:
     columns = ["track_id", "true", "taken_for", "share", "predictions"]
     if not cells:
         return pd.DataFrame(columns=columns)
-    ids, labels = np.asarray(cells[0].seeds[0].test_track_ids), np.asarray(cells[0].seeds[0].test_labels)
-    preds = []  # (cells x seeds) arrays of (N,) predicted labels
+    ids, labels = np.asarray(cells[0].test.track_ids), np.asarray(cells[0].test.labels)
     for r in cells:
-        if r.seeds[0].test_track_ids != cells[0].seeds[0].test_track_ids:
+        if r.test.track_ids != cells[0].test.track_ids:
             raise BookError(f"cells {cells[0].cell} and {r.cell} were tested on different tracks: not the same data")
-        preds += [np.asarray(s.test_probs).argmax(axis=1) for s in r.seeds]
-    preds = np.stack(preds)  # (P, N)
+    preds = np.concatenate([r.predicted for r in cells])  # (P, N): every seed of every cell
     every = np.flatnonzero((preds != labels).all(axis=0))  # (M,) tracks no prediction got right
     rows = []
     for n in every:
@@ -279,7 +272,7 @@ def all_wrong_tracks(page: Page, results_dir: str | Path) -> None:
 
     frame = all_wrong(page)
     inputs = sorted({INPUTS[k].label for k in (r.config.model.input for r in page.runs.values())})
-    n_test = len(next(iter(page.results.values())).seeds[0].test_track_ids)
+    n_test = len(next(iter(page.results.values())).test.track_ids)
     said = (
         f"{len(frame)} of the {n_test} test tracks are wrong in every prediction of the {len(page.runs)} "
         f"table cells that ran (inputs {', '.join(inputs) or 'none'}; every seed of each)."
@@ -310,7 +303,7 @@ def per_genre_cells(page: Page, segmented: bool = PER_GENRE_SEGMENTED) -> dict[s
 def genre_groups(result: CellResults) -> dict[str, np.ndarray]:
     """{genre: (N,) bool mask of its test tracks} for the genres with test tracks (label order), then
     {ALL_GENRES: every track}."""
-    labels = np.asarray(result.seeds[0].test_labels)
+    labels = np.asarray(result.test.labels)
     groups = {g: labels == i for i, g in enumerate(GENRES) if (labels == i).any()}
     return groups | {ALL_GENRES: np.ones(len(labels), dtype=bool)}
 
@@ -494,13 +487,12 @@ def embedding_maps(page: Page, results_dir: str | Path) -> None:
         if embeddings is None:
             notes.append(missing_note(result, why))
             continue
-        seed = result.seeds[0]
-        if len(seed.test_track_ids) < MIN_MAP_TRACKS:
-            notes.append(Markdown(f"{result.cell}: {len(seed.test_track_ids)} test tracks, too few for a map."))
+        seed, n = result.seed_ids[0], len(result.test.track_ids)
+        if n < MIN_MAP_TRACKS:
+            notes.append(Markdown(f"{result.cell}: {n} test tracks, too few for a map."))
             continue
-        labels = np.asarray(seed.test_labels)
-        right = np.asarray(seed.test_probs).argmax(axis=1) == labels
-        maps.append((f"{cell_label(result)}\nseed {seed.seed}", tsne_map(embeddings.of_seed(seed.seed)), labels, right))
+        labels, right = np.asarray(result.test.labels), result.correct[0]
+        maps.append((f"{cell_label(result)}\nseed {seed}", tsne_map(embeddings.of_seed(seed)), labels, right))
     if maps:
         show(embedding_figure(maps))
     display(*notes)

@@ -117,17 +117,17 @@ def make_reference(profile: str, results: dict[str, CellResults], baselines: dic
             seeds=[
                 SeedReference(
                     seed=s.seed,
-                    test_acc_last=s.test_acc_last,
-                    predictions_sha256=predictions_sha256(s.test_track_ids, s.test_probs),
+                    test_acc_last=acc,
+                    predictions_sha256=predictions_sha256(r.test.track_ids, s.test_probs),
                 )
-                for s in r.seeds
+                for s, acc in zip(r.seeds, r.accuracies)
             ],
         )
         for cell, r in results.items()
     }
     base = {
         name: BaselineReference(
-            test_acc=b.test_acc, predictions_sha256=predictions_sha256(b.test_track_ids, b.test_probs)
+            test_acc=b.test_acc, predictions_sha256=predictions_sha256(b.test.track_ids, b.test_probs)
         )
         for name, b in baselines.items()
     }
@@ -210,12 +210,12 @@ def compare_cell(ref: CellReference | None, result: CellResults, exact: bool) ->
     moved = [
         s.seed
         for s in result.seeds
-        if predictions_sha256(s.test_track_ids, s.test_probs) != seeds[s.seed].predictions_sha256
+        if predictions_sha256(result.test.track_ids, s.test_probs) != seeds[s.seed].predictions_sha256
     ]
     if not moved:
         return "identical", f"{len(seeds)} seed(s): the same test predictions, bit for bit"
     ref_accs = [s.test_acc_last for s in ref.seeds]
-    delta = statistics.fmean(s.test_acc_last for s in result.seeds) - statistics.fmean(ref_accs)
+    delta = statistics.fmean(result.accuracies) - statistics.fmean(ref_accs)
     detail = f"seed(s) {', '.join(map(str, moved))} predict otherwise; mean accuracy {delta:+.4f}"
     if exact:
         return "differs", detail + " on the reference's kind of machine and versions, where identical is expected"
@@ -241,7 +241,7 @@ def compare(
         if ref is None:
             rows.append({"Run": f"baseline {name}", "Verdict": "not in the reference", "Detail": ""})
             continue
-        same = predictions_sha256(b.test_track_ids, b.test_probs) == ref.predictions_sha256
+        same = predictions_sha256(b.test.track_ids, b.test_probs) == ref.predictions_sha256
         rows.append(
             {
                 "Run": f"baseline {name}",

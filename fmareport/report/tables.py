@@ -3,7 +3,7 @@
 Input: the results of one profile, `results/<profile>/<cell>.json` read as CellResults
 (fmareport.results; the schema in docs/contracts.md). A run is found by its setting (input,
 segmented, dropout) read from its config, not by its file name, so a table cell cannot pick
-the wrong run. A baseline enters the comparisons as a one-seed run (`baseline_as_result`).
+the wrong run. A baseline enters the comparisons as a one-seed run (results.BaselineResults).
 
     runs = index_runs(results)                  # {(input, segmented, dropout): result}
     paper_table("Table 1", runs)                # numbers: paper, mean, std, seeds, diff
@@ -35,30 +35,8 @@ from .stats import (
 Setting = tuple[str, bool, float]
 
 
-@dataclass(frozen=True)
-class BaselineSeed:
-    """A baseline's test predictions in the fields of a seed (results.SeedResult) that `compare` reads."""
-
-    seed: int
-    test_acc_last: float
-    test_track_ids: list[int]
-    test_labels: list[int]
-    test_probs: list[list[float]]
-    test_artist_ids: list[int] | None
-
-
-@dataclass(frozen=True)
-class BaselineRun:
-    """A baseline as a one-seed run (`baseline_as_result`): no config, as it trains no network."""
-
-    cell: str
-    profile: str
-    seeds: list[BaselineSeed]
-    config: None = None
-
-
-# What the comparisons read: a cell's results, or a baseline as a one-seed run.
-Run = CellResults | BaselineRun
+# What the comparisons read: a cell's results, or a baseline (a one-seed run with no config).
+Run = CellResults | BaselineResults
 
 
 # The paper's test accuracies (Benito Calvino & Pacheco Garcia, §VI): Table 1 (no
@@ -146,7 +124,7 @@ def index_runs(results: list[CellResults]) -> dict[Setting, CellResults]:
 
 def accuracies(result: Run) -> list[float]:
     """The last-epoch test accuracy of each seed (what the tables show)."""
-    return [float(s.test_acc_last) for s in result.seeds]
+    return result.accuracies
 
 
 def paper_table(name: str, runs: dict[Setting, CellResults]) -> pd.DataFrame:
@@ -351,32 +329,21 @@ def holm(p_values: list[float]) -> list[float]:
     return out
 
 
-def has_predictions(result: Run) -> bool:
-    """Whether every seed of a result kept its test predictions (test_track_ids, test_probs)."""
-    return all(s.test_probs is not None for s in result.seeds)
-
-
 def correct_matrix(result: Run) -> tuple[np.ndarray, np.ndarray]:
     """(track_ids (N,), correct (S, N) bool): each seed right or wrong on each test track."""
-    ids = np.asarray(result.seeds[0].test_track_ids)
-    rows = []
-    for s in result.seeds:
-        if not np.array_equal(s.test_track_ids, ids):
-            raise ValueError(f"cell {result.cell}: seeds were tested on different tracks")
-        rows.append(np.argmax(np.asarray(s.test_probs), axis=1) == np.asarray(s.test_labels))
-    return ids, np.stack(rows)
+    return np.asarray(result.test.track_ids), result.correct
 
 
 def artists_of(result: Run) -> np.ndarray | None:
-    """(N,) int64: the artist of each test track, in `correct_matrix`'s track order (every seed's
-    are the same: results.py checks); None for results written before artists were recorded."""
-    artists = result.seeds[0].test_artist_ids
+    """(N,) int64: the artist of each test track, in `correct_matrix`'s track order; None for results
+    written before artists were recorded."""
+    artists = result.test.artist_ids
     return None if artists is None else np.asarray(artists, dtype=np.int64)
 
 
 def seed_list(result: Run) -> list[int]:
     """The seeds a result ran, in its order."""
-    return [s.seed for s in result.seeds]
+    return list(result.seed_ids)
 
 
 def input_of(result: Run) -> str | None:
@@ -387,8 +354,6 @@ def input_of(result: Run) -> str | None:
 def accuracy_interval(result: Run) -> tuple[float, float, float] | None:
     """A cell's accuracy and its 95 % interval over test tracks (their artists, where the result
     records them) and seeds: (mean, low, high); None without its test predictions."""
-    if not has_predictions(result):
-        return None
     i = _accuracy_interval(correct_matrix(result)[1], clusters=artists_of(result))
     return i.estimate, i.low, i.high
 
@@ -407,8 +372,6 @@ def difference(a: Run, b: Run) -> tuple[Interval, str, bool] | None:
     resampled by artist where a side records their artists, `artists_of`, both sides the same), the method in
     words, and whether the seeds are paired (`seeds_shared`: the same initial weights). None when a
     side kept no test predictions."""
-    if not (has_predictions(a) and has_predictions(b)):
-        return None
     ids_a, ca = correct_matrix(a)
     ids_b, cb = correct_matrix(b)
     if not np.array_equal(ids_a, ids_b):
@@ -598,7 +561,7 @@ def cell_summary(results: list[CellResults]) -> pd.DataFrame:
                 "Seeds": s.n_seeds,
                 "Test acc., last epoch": f"{s.test_acc_last_mean:.3f} ± {s.test_acc_last_std:.3f}",
                 "Test acc., best val. epoch": f"{s.test_acc_best_mean:.3f} ± {s.test_acc_best_std:.3f}",
-                "Parameters": f"{r.seeds[0].n_params:,}",
+                "Parameters": f"{r.n_params:,}",
                 "Minutes (all seeds)": f"{sum(x.seconds for x in r.seeds) / 60:.1f}",
             }
         )
@@ -617,8 +580,16 @@ def config_markdown(cfg) -> str:
 
 def seed_table(result: CellResults) -> pd.DataFrame:
     """One row per seed of one cell: test accuracies, best epoch, time and throughput."""
-    keys = ["test_acc_last", "test_acc_best", "best_epoch", "seconds", "segments_per_second"]
-    table = pd.DataFrame([{k: getattr(s, k) for k in ["seed", *keys]} for s in result.seeds]).set_index("seed")
+    table = pd.DataFrame(
+        {
+            "seed": result.seed_ids,
+            "test_acc_last": result.accuracies,
+            "test_acc_best": result.best_accuracies,
+            "best_epoch": [s.best_epoch for s in result.seeds],
+            "seconds": [s.seconds for s in result.seeds],
+            "segments_per_second": [s.segments_per_second for s in result.seeds],
+        }
+    ).set_index("seed")
     return table.round(3)
 
 
@@ -766,19 +737,6 @@ def widths_markdown(rows: list[dict], n_tracks: int, seeds: str) -> str:
     )
 
 
-def baseline_as_result(baseline: BaselineResults) -> BaselineRun:
-    """A baseline in the shape of a one-seed cell result, so `compare` pairs it with a cell."""
-    seed = BaselineSeed(
-        seed=0,
-        test_acc_last=baseline.test_acc,
-        test_track_ids=baseline.test_track_ids,
-        test_labels=baseline.test_labels,
-        test_probs=baseline.test_probs,
-        test_artist_ids=baseline.test_artist_ids,
-    )
-    return BaselineRun(cell=f"baselines/{baseline.variant}", profile=baseline.profile, seeds=[seed])
-
-
 def _signed_interval(c: dict) -> str:
     """'+0.123 [+0.050, +0.196]': a comparison's difference and its interval ('—' without one)."""
     return f"{c['diff']:+.3f} " + ("[—]" if math.isnan(c["low"]) else f"[{c['low']:+.3f}, {c['high']:+.3f}]")
@@ -789,7 +747,7 @@ def baselines_summary(baselines: dict[str, BaselineResults]) -> pd.DataFrame:
     split, the validation accuracy there, and the test accuracy with its interval over test tracks."""
     rows = []
     for b in baselines.values():
-        r = baseline_as_result(b)
+        r = b
         rows.append(
             {
                 "Baseline": b.name,
@@ -822,7 +780,7 @@ def baseline_tuning_table(baselines: dict[str, BaselineResults]) -> pd.DataFrame
 def baseline_table(results: dict[str, CellResults], baselines: dict[str, BaselineResults]) -> pd.DataFrame:
     """Each table cell (rows) against each baseline (columns), paired on the same test tracks: the
     cell's test accuracy, then 'CNN − <baseline>' as '+0.123 [+0.050, +0.196]' (`compare`)."""
-    paired = {name: baseline_as_result(b) for name, b in baselines.items()}
+    paired = baselines
     rows = []
     for setting, r in sorted(index_runs(list(results.values())).items(), key=lambda kv: kv[1].cell):
         row = {"Model": f"CNN, {setting_label(setting)}", "Test accuracy": _interval_text(accuracy_interval(r), r)}
