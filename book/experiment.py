@@ -43,9 +43,10 @@ cfg = notebook.config(profile, cell, overrides, history=In)  # noqa: F821 (IPyth
 from IPython.display import Markdown  # noqa: E402 (after the check: the imports below take seconds)
 
 from fmareport import experiment  # noqa: E402
-from fmareport.report import figures, tables  # noqa: E402
+from fmareport.report import figures  # noqa: E402
+from fmareport.report.pages.experiments import config_line, seed_table  # noqa: E402
 
-Markdown(tables.config_markdown(cfg))
+Markdown(config_line(cfg))
 
 # %% [markdown]
 # ## Training
@@ -57,7 +58,7 @@ Markdown(tables.config_markdown(cfg))
 results = experiment.run_cell(cfg, entry="book/experiment.ipynb")
 print(f"run {results.run_id}: wrote {experiment.CellPaths.of(cfg).results}")
 
-# %%
+# %% mystnb={"image": {"alt": "Training and validation loss (left) and accuracy (right) per epoch: the mean over seeds as a line, the range over seeds as a band."}}
 figures.show(figures.training_curves([results]))
 
 # %% [markdown]
@@ -68,7 +69,7 @@ figures.show(figures.training_curves([results]))
 # predictions after the last epoch (rows: true genre, columns: predicted).
 
 # %%
-tables.seed_table(results)
+seed_table(results)
 
-# %%
+# %% mystnb={"image": {"alt": "The test confusion matrix summed over seeds: true genre in rows, predicted genre in columns, each cell the track count, coloured by its share of the true genre."}}
 figures.show(figures.confusion_matrices([results]))

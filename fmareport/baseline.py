@@ -42,7 +42,7 @@ import numpy as np
 from . import provenance
 from .config import Config
 from .data.audio import to_float
-from .data.fma import FEATURE_STATISTICS, FEATURES_COLUMNS, GENRES, load_features
+from .data.fma import FEATURE_STATISTICS, FEATURES_COLUMNS, GENRES, SPLITS, load_features
 from .data.store import ClipStore, prepare
 from .files import file_digest, write_atomic
 from .progress import tqdm
@@ -232,7 +232,7 @@ def fit_baseline(
     """Tune and fit one variant on its features (n_tracks, n_features) of the store's rows; write it."""
     variant = VARIANTS[name]
     labels = store.labels
-    rows = {s: store.split_indices(s) for s in ("training", "validation", "test")}
+    rows = {s: store.split_indices(s) for s in SPLITS}
     model, tuning = tune(variant.classifier, features, labels, rows)
     probs = class_probs(model, features[rows["test"]])  # (n_test, 8): ascending rows, as TestTracks.of
     what = (

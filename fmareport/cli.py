@@ -351,10 +351,10 @@ def _book(sub) -> None:
 
     def run(args) -> int:
         from .config import REPO_ROOT
+        from .errors import BookError
         from .report.book import (
             BUILD_COMMAND,
             GENERATED_DIR,
-            BookError,
             build,
             require_complete,
             results_dir_for,
@@ -397,7 +397,8 @@ def _reference(sub) -> None:
 
     def run(args) -> int:
         from .config import REPO_ROOT
-        from .report.book import BookError, require_complete, results_dir_for
+        from .errors import BookError
+        from .report.book import require_complete, results_dir_for
         from .report.reference import make_reference, write_reference
         from .results import ResultsError, load_baselines
 

@@ -36,6 +36,10 @@ class ConfigError(FmareportError, ValueError):
     exit_status = EXIT_BAD_INPUT
 
 
+class BookError(FmareportError, RuntimeError):
+    """The book cannot be made: no results, a page that failed, a Sphinx warning."""
+
+
 class CommandError(FmareportError, RuntimeError):
     """A step that failed for a reason the user can act on; the message says what to do."""
 

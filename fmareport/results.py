@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
 
 from .config import Config, FlatConfig, flat_loc
-from .data.fma import GENRES
+from .data.fma import GENRES, SPLITS
 from .files import write_atomic
 
 SCHEMA_VERSION = 4
@@ -254,7 +254,7 @@ class DataInfo(_Model):
             store=str(store.path.resolve()),
             store_fingerprint=store.fingerprint,
             skipped=len(store.manifest["skipped"]),
-            tracks=Tracks(**{s: int(len(store.split_indices(s))) for s in Tracks.model_fields}),
+            tracks=Tracks(**{s: int(len(store.split_indices(s))) for s in SPLITS}),
         )
 
     def check_test(self, test: TestTracks) -> None:

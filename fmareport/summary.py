@@ -1,5 +1,5 @@
-"""The network's layer table for each input, and what training it costs
-(`fmareport summary --profile P [CELL.yaml ...]`).
+"""The network's layer table for each input (`layer_table`: the Methods page's figures and tables
+draw from it too), and what training it costs (`fmareport summary --profile P [CELL.yaml ...]`).
 
 For each input kind (raw, spectrogram, both) and each window (a whole clip, a segment)
 it prints every layer's output shape (batch dim dropped) and parameter count, traced
@@ -15,18 +15,110 @@ import ctypes
 import gc
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from .config import Config
+from .config import Config, ModelSettings
 from .data.audio import INT16_SCALE
 from .data.fma import FMA_SMALL_SPLITS, GENRES
 from .inputs import INPUTS
-from .model import Net, layer_table
+from .model import Net
 from .train import windows
+
+
+@dataclass
+class LayerRow:
+    """One layer of the network as it ran on an input of a given length (batch dim dropped)."""
+
+    name: str  # module path in Net, e.g. "conv1.spec", "dense.0"
+    kind: str  # stft | logstft | logmel | first | conv1d | conv2d | pool | dense | linear
+    depth: int  # 0: a layer of Fig. 1; 1: a part of the first layer (Fig. 2)
+    in_shape: tuple[int, ...]  # e.g. (1025, 977)
+    out_shape: tuple[int, ...]  # e.g. (256, 974)
+    kernel: tuple[int, ...] | None  # samples, or (bins, frames) for the 2D conv
+    stride: tuple[int, ...] | None
+    padding: tuple[int, ...] | None  # samples added (left, right) or per dim
+    features: int | None  # output maps / units / frequency bins or mel bands
+    params: int  # trainable parameters of this module (incl. its BN)
+    note: str  # what happens after it: BN, ELU, shortcut, ...
+
+
+_NOTES = {
+    "conv1": "BN, ELU (also the shortcut to conv3)",
+    "conv2": "BN, ELU",
+    "conv3": "BN, + conv1 (residual), ELU",
+    "pool": "global max and global mean over time, concatenated",
+    "out": "logits (softmax in the loss)",
+}
+
+
+def layer_table(model: ModelSettings, n_samples: int, sample_rate: int | None = None) -> list[LayerRow]:
+    """The layers of Net(model) on an input of `n_samples` samples (a clip, `cfg.window_samples`,
+    or a segment), traced with forward hooks on the meta device (no memory). Rows come in the order
+    the modules run; depth-1 rows are the parts of the first layer (its convs and STFT). A mel input
+    needs `sample_rate` (cfg.store.sample_rate).
+    """
+    n = n_samples
+    with torch.device("meta"):
+        net = Net(model, sample_rate=sample_rate).eval()
+    layers = {
+        "conv1": 0,
+        "conv1.raw": 1,
+        "conv1.stft": 1,
+        "conv1.spec": 1,
+        "conv2": 0,
+        "conv3": 0,
+        "pool": 0,
+        "out": 0,
+        **{f"dense.{i}": 0 for i in range(len(model.dense))},
+    }
+    rows: list[LayerRow] = []
+    dropped = {"conv1", "conv2", "conv3", *(f"dense.{i}" for i in range(len(model.dense)))}  # dropout after
+
+    def hook(name: str):
+        def fn(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+            if hasattr(module, "describe"):
+                d = module.describe()
+            elif isinstance(module, nn.Linear):
+                d = dict(kind="linear", kernel=None, stride=None, padding=None, features=module.out_features)
+            else:  # Conv1d / SpectrogramConv (an nn.Conv2d) inside the first layer
+                d = dict(
+                    kind="conv2d" if isinstance(module, nn.Conv2d) else "conv1d",
+                    kernel=module.kernel_size,
+                    stride=module.stride,
+                    padding=module.padding,
+                    features=module.out_channels,
+                )
+            note = _NOTES.get(name, "BN, ELU" if name.startswith("dense.") else "")
+            if model.dropout and name in dropped:
+                note += f", dropout {model.dropout:g}"
+            rows.append(
+                LayerRow(
+                    name=name,
+                    depth=layers[name],
+                    in_shape=tuple(args[0].shape[1:]),
+                    out_shape=tuple(out.shape[1:]),
+                    params=sum(p.numel() for p in module.parameters()),
+                    note=note,
+                    **d,
+                )
+            )
+
+        return fn
+
+    for name, module in net.named_modules():
+        if name in layers:
+            module.register_forward_hook(hook(name))
+    with torch.no_grad():
+        net(torch.zeros(1, n, device="meta"))
+    # Hooks fire when a module finishes: put the first layer before its parts.
+    parts, top = [r for r in rows if r.depth == 1], [r for r in rows if r.depth == 0]
+    return [top[0], *parts, *top[1:]]
 
 
 def format_table(cfg, n_samples: int) -> str:

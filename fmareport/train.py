@@ -52,6 +52,7 @@ import torch.nn.functional as F
 
 from .config import RESUME_FREE_KEYS, Config
 from .data.audio import INT16_SCALE
+from .data.fma import SPLITS
 from .device import DevicePolicy, device_policy
 from .disk import free_bytes, human
 from .errors import ConfigError, FmareportError, Interrupted, StorageError
@@ -461,7 +462,7 @@ def start_seed(
         policy = device_policy(cfg, store.audio.nbytes, resident_nbytes=resident_bytes(store.audio))
     source = clip_source(store.audio, policy, progress)
     labels = torch.tensor(np.asarray(store.labels, dtype=np.int64), device=policy.device)  # (n_tracks,), a copy
-    rows = {s: np.asarray(store.split_indices(s), dtype=np.int64) for s in ("training", "validation", "test")}
+    rows = {s: np.asarray(store.split_indices(s), dtype=np.int64) for s in SPLITS}
     rows["training"] = stratified_subset(rows["training"], np.asarray(store.labels), cfg.train.train_fraction, seed)
     model = Net.of(cfg).to(policy.device)  # after everything above, as ever: the same initial weights
     run = SeedRun(

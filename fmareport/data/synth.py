@@ -408,7 +408,7 @@ def _plan(settings: SynthSettings, tmp: Path) -> tuple[list[TrackMeta], list[Job
     extras = ids[n_small:]
     for k, tid in enumerate(extras):
         genre, other = GENRES[k % len(GENRES)], GENRES[(k + 3) % len(GENRES)]
-        split = ("training", "validation", "test")[k % 3]
+        split = SPLITS[k % 3]
         if k < len(extras) // 2:
             subset, top, genre_ids = "medium", genre, [GENRE_IDS[genre]]
         else:  # a large-subset track under two top genres: FMA then leaves genre_top empty

@@ -1,7 +1,8 @@
 """The HTML report of one profile's results (Jupyter Book 1): `jupyter-book build book/`.
 
 The book's sources are `_config.yml` and `_toc.yml` at the repo root (`book/_toc.yml`
-links to the root's) and the pages in `book/pages/` (MyST notebooks, jupytext). The toc
+links to the root's; the toc is the one list of the pages, `book_pages`) and the pages in
+`book/pages/` (MyST notebooks, jupytext; what each computes: fmareport/report/pages/). The toc
 lists the *executed* pages, which every build stages into `book/generated/` (gitignored)
 first: the book's Sphinx extension (`fmareport.report.sphinx_checks`) calls
 `stage_for_build` when Sphinx starts, so the plain documented command, after papermill has
@@ -11,14 +12,15 @@ run any cells, builds the report of exactly those runs. Staging:
    profile whose cell result was written last) and reads and validates
    `results/<P>/**.json` (`fmareport.results.load_results`);
 2. judges every expected cell (`runs.run_statuses`): current, not run, other settings;
-   only current runs reach the tables, and every page names the others;
+   only current runs reach the tables, and every page names the others; and sets the Sphinx
+   tags the pages' `{only}` blocks read (`page.tags`, kept in the staged folder's marker);
 3. executes each page with papermill (`-p profile P -p results_dir ...`) into
    `book/generated/<page>.ipynb`, all pages in one kernel (`page_kernel`), each after a cell
    that clears what the page before left (`PAGE_RESET`); the pages save their figures under
    `book/generated/figures/` and include them as files;
 4. copies each cell's executed notebook `results/<P>/<cell>.ipynb` to
-   `book/generated/experiments/<cell>.ipynb`, titled with its cell, with the honesty banner
-   and a red box when it is not the run behind the numbers.
+   `book/generated/experiments/<cell>.ipynb`, titled with its cell, with the banner every page
+   includes (book/pages/_banner.md) and a red box when it is not the run behind the numbers.
 
 Jupyter Book finds `_config.yml` in the root and writes `_build/html` there; it does not
 execute the staged notebooks (`execute_notebooks: 'off'`), and any Sphinx warning fails the
@@ -27,27 +29,25 @@ build. `fmareport book --profile P` runs the same command with P named (`build`)
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import io
 import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-import numpy as np
+import yaml
 
-from ..config import REPO_ROOT, Config, load_profile
+from ..config import REPO_ROOT, load_profile
+from ..errors import BookError
 from ..files import mark_owned, remove_owned
 from ..results import CellResults, hide_injected_cell, load_results
+from .compare import setting_label, setting_of
+from .page import tags
 from .reference import REFERENCE_DIR
 from .runs import PROFILE_ENV, RESULTS_ENV, RunStatus, build_choice, run_statuses
-from .tables import index_runs, setting_label, setting_of
 
-PAGES = ("intro", "data", "methods", "results", "beyond", "learned", "experiments", "reproducibility")
 SOURCE_DIR = Path("book/pages")
 GENERATED_DIR = Path("book/generated")
 STAGED_MARKER = ".fmareport-staged"
@@ -55,259 +55,25 @@ HTML_DIR = Path("_build/html")
 RESULTS_PAGE = HTML_DIR / "generated" / "results.html"  # book/ is the source folder
 
 
-class BookError(RuntimeError):
-    """The book cannot be made (no results, a page failed, a Sphinx warning)."""
-
-
 # The documented command, run in the repo root. A warning fails it through the book's own
 # Sphinx extension (sphinx_checks), so the plain command is as strict as `-W --keep-going`.
 BUILD_ARGS = ("build", "book/")
 BUILD_COMMAND = "jupyter-book " + " ".join(BUILD_ARGS)
+TOC = Path("_toc.yml")  # the book's pages, in order: the one list of them
+BANNER = "```{include} /pages/_banner.md\n```"  # what every page shows first (book/pages/_banner.md)
+
+
+def book_pages(root: Path = REPO_ROOT) -> list[str]:
+    """The pages the toc lists (`generated/<name>` -> name), in its order; each has a source in book/pages/."""
+    toc = yaml.safe_load((root / TOC).read_text(encoding="utf-8"))
+    entries = [toc["root"], *(chapter["file"] for chapter in toc["chapters"])]
+    return [Path(entry).name for entry in entries]
 
 
 def build_command() -> list[str]:
     """The Jupyter Book call: the jupyter-book beside this Python, else the one on PATH."""
     exe = Path(sys.executable).with_name("jupyter-book")
     return [str(exe) if exe.exists() else "jupyter-book", *BUILD_ARGS]
-
-
-def banner(results: dict[str, CellResults]) -> str:
-    """The honesty banner (MyST markdown): which profile and data set made a page's numbers.
-
-    With synthetic data it says plainly that these are not FMA results and how to get them.
-    """
-    if not results:
-        raise BookError("no results to describe")
-    first = next(iter(results.values()))
-    profile, data = first.profile, first.data
-    sources = {r.data.source for r in results.values()}
-    if len(sources) > 1:
-        raise BookError(f"profile {profile!r} mixes data sources {sorted(sources)}")
-    seeds = sorted({s.seed for r in results.values() for s in r.seeds})
-    t = data.tracks
-    size = f"{t.training:,} training / {t.validation:,} validation / {t.test:,} test tracks, {data.skipped} skipped"
-    runs = f"{len(results)} cells, seeds {', '.join(map(str, seeds))}"
-    how = (
-        "To get FMA results, run the `paper` profile on a GPU machine: `fmareport fetch data/fma`, then "
-        "`make report PROFILE=paper` (see {doc}`/generated/reproducibility`)."
-    )
-    if data.source == "synth":
-        return (
-            f":::{{admonition}} These are NOT FMA results\n:class: warning\n"
-            f"Every number on this page comes from the **`{profile}`** profile run on a **synthetic data "
-            f"set** in FMA's on-disk format (`{data.data_dir}`: {size}; {runs}). Its eight "
-            f'"genres" are generated sounds named after FMA-small\'s, made to exercise the pipeline: these '
-            f"numbers say nothing about the paper's claims on real music. {how}\n:::\n"
-        )
-    scale = (
-        ""
-        if profile == "paper"
-        else (" This profile is not the paper's scale (see the profile table in {doc}`/generated/methods`).")
-    )
-    return (
-        f":::{{admonition}} FMA-small, profile `{profile}`\n:class: note\n"
-        f"Every number on this page comes from the **`{profile}`** profile on **FMA-small** "
-        f"(`{data.data_dir}`: {size}; {runs}).{scale}\n:::\n"
-    )
-
-
-@dataclass
-class Page:
-    """What every page of the book starts from: one profile's results, validated, and the status
-    of every cell the profile expects (fmareport.report.runs)."""
-
-    profile: str
-    results: dict[str, CellResults]  # cell -> results (as read from its JSON): the current runs only
-    runs: dict  # setting -> CellResults (tables.index_runs)
-    cfg: Config  # the config of the first cell: the profile's data and scale
-    statuses: list[RunStatus]  # every expected cell: current, not run, other settings, other store
-
-    @property
-    def synthetic(self) -> bool:
-        """Whether the profile ran on the synthetic data set (then no number is set against the paper's)."""
-        return self.cfg.data.source == "synth"
-
-    @property
-    def task(self) -> str:
-        """What the verdicts are about, for captions: 'on the synthetic task' or 'on FMA-small'."""
-        return "on the synthetic task" if self.synthetic else "on FMA-small"
-
-    def banner(self):
-        """The honesty banner as a notebook output (Markdown): the data, and which cells are missing."""
-        from IPython.display import Markdown
-
-        return Markdown(banner(self.results) + runs_note(self.statuses))
-
-    def status_table(self):
-        """Every expected cell and what the book makes of it, as an HTML table (id `runs`)."""
-        import pandas as pd
-        from IPython.display import HTML
-
-        rows = [
-            dict(Cell=s.cell, Run=(self.results[s.cell].run_id[:12] if s.shown else "—"), Status=s.label)
-            for s in self.statuses
-        ]
-        return HTML(
-            html_table(
-                pd.DataFrame(rows).set_index("Cell"),
-                "runs",
-                f"Every cell of profile {self.profile}: the run its numbers come from (the first 12 digits of "
-                "its run id, printed by its notebook), or why it has none in the tables.",
-            )
-        )
-
-    def reference_check(self, results_dir: str | Path, root: str | Path = REPO_ROOT):
-        """These runs against the profile's published reference (fmareport.report.reference): a
-        paragraph, the machine facts side by side, and a verdict per cell and baseline (HTML)."""
-        import pandas as pd
-        from IPython.display import HTML
-
-        from ..results import load_baselines
-        from . import reference as ref_mod
-
-        ref = ref_mod.read_reference(self.profile, root)
-        path = ref_mod.reference_path(self.profile)
-        if ref is None:
-            return HTML(
-                f"<p>Profile {escape(self.profile)} has no published reference ({escape(str(path))} is not in the "
-                "repository): these runs cannot be checked against one.</p>"
-            )
-        rows = ref_mod.compare(ref, self.results, load_baselines(results_dir, self.profile))
-        counts = pd.Series([r["Verdict"] for r in rows]).value_counts()
-        said = ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
-        facts = pd.DataFrame(ref_mod.fact_rows(ref, self.results)).set_index("Fact")
-        verdicts = pd.DataFrame(rows).set_index("Run")
-        intro = (
-            f"<p>{escape(str(path))}: run {escape(str(ref.git_commit or 'outside git')[:12])} of "
-            f"{ref.written:%Y-%m-%d}. Of {len(rows)} runs shown here: {escape(said)}.</p>"
-        )
-        return HTML(
-            intro
-            + html_table(facts, "reference-facts", "The reference's machine and versions beside these runs'.")
-            + html_table(verdicts, "reference-check", "Each run against the reference's (the rule is above).")
-        )
-
-    def widths(self, rows: list[dict]):
-        """`tables.widths_markdown` of these comparisons over this profile's test tracks and seeds
-        (every cell of a profile is tested on the same tracks), as a notebook output."""
-        from IPython.display import Markdown
-
-        from .tables import widths_markdown
-
-        seeds = sorted({s.seed for r in self.results.values() for s in r.seeds})
-        n_test = next(iter(self.results.values())).data.tracks.test
-        return Markdown(widths_markdown(rows, n_test, ", ".join(map(str, seeds))))
-
-
-def runs_note(statuses: list[RunStatus]) -> str:
-    """A warning (MyST) naming the expected cells the tables lack or flag; '' when all are current."""
-    missing = [s for s in statuses if not s.shown]
-    flagged = [s for s in statuses if s.shown and s.diverged]
-    if not missing and not flagged:
-        return ""
-    lines = [f"* `{s.cell}`: {s.label}" for s in missing + flagged]
-    shown = sum(s.shown for s in statuses)
-    return (
-        f"\n:::{{admonition}} {shown} of {len(statuses)} cells are in the tables\n:class: warning\n"
-        "These cells are not in the tables, or are flagged beside their numbers (a diverged run: its last "
-        "training loss is far above where it started, or above chance):\n\n"
-        + "\n".join(lines)
-        + "\n\nRun a missing cell with "
-        "its papermill command (or `make report`), then build the book again.\n:::\n"
-    )
-
-
-def open_page(profile: str, results_dir: str | Path) -> Page:
-    """The shared preamble of the book's pages: load one profile's results, keep the current runs
-    (those whose config is what the profile and the params files give: fmareport.report.runs),
-    and index them. The params files are those of the folder holding `results_dir` (the runs'
-    working directory), else the repository's."""
-    all_results = load_results(results_dir, profile)
-    statuses = run_statuses(profile, all_results, Path(results_dir).resolve().parent)
-    results = {s.cell: all_results[s.cell] for s in statuses if s.shown}
-    if not results:
-        raise BookError(
-            f"no current results in {Path(results_dir) / profile}: "
-            + ("; ".join(f"{s.cell}: {s.label}" for s in statuses if s.state != "not run") or "no cell was run")
-        )
-    cfg = next(iter(results.values())).config
-    return Page(profile, results, index_runs(list(results.values())), cfg, statuses)
-
-
-PLAYER_SECONDS = 5.0  # of each clip in the page: 5 s of 44.1 kHz int16 WAV is 430 kB, 590 kB as base64
-
-
-def wav_uri(clip: np.ndarray, sample_rate: int, seconds: float = PLAYER_SECONDS) -> str:
-    """A WAV data URI of an int16 clip's first `seconds` (16-bit PCM): sound embedded in the page,
-    which plays offline. clip: (n_samples,) int16."""
-    import soundfile as sf
-
-    buffer = io.BytesIO()
-    sf.write(buffer, np.asarray(clip[: int(seconds * sample_rate)]), sample_rate, format="WAV", subtype="PCM_16")
-    return "data:audio/wav;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def player(clip: np.ndarray, sample_rate: int, seconds: float = PLAYER_SECONDS) -> str:
-    """An HTML audio player of a clip's first `seconds`, its sound embedded (`wav_uri`)."""
-    return f'<audio controls preload="none" src="{wav_uri(clip, sample_rate, seconds)}"></audio>'
-
-
-def audio_players(clips: dict[str, tuple[int, np.ndarray]], sample_rate: int, seconds: float = PLAYER_SECONDS) -> str:
-    """An HTML table, one row per genre: its name, the track and an audio player whose sound is
-    embedded (a WAV data URI of the clip's first `seconds`), so the page plays offline.
-    clips: {genre: (track_id, int16 clip)}."""
-    rows = [
-        f"<tr><th>{escape(genre)}</th><td>track {track_id:06d}</td><td>{player(clip, sample_rate, seconds)}</td></tr>"
-        for genre, (track_id, clip) in clips.items()
-    ]
-    return '<table id="audio-players" class="fmareport-table"><tbody>' + "".join(rows) + "</tbody></table>"
-
-
-def player_table(
-    rows: list[dict[str, str]], clips: list[np.ndarray], sample_rate: int, table_id: str, caption: str
-) -> str:
-    """An HTML table of `rows` (each a {column: text} of the same columns, escaped here) with a last
-    column "listen": the player of the matching int16 clip (`player`), with an id and a caption."""
-    if len(rows) != len(clips):
-        raise ValueError(f"{len(rows)} rows for {len(clips)} clips")
-    columns = list(rows[0]) if rows else []
-    head = "".join(f"<th>{escape(c)}</th>" for c in [*columns, "listen"])
-    body = "".join(
-        "<tr>"
-        + "".join(f"<td>{escape(str(r[c]))}</td>" for c in columns)
-        + f"<td>{player(clip, sample_rate)}</td></tr>"
-        for r, clip in zip(rows, clips)
-    )
-    return (
-        f'<table id="{escape(table_id)}" class="fmareport-table"><caption>{escape(caption)}</caption>'
-        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-    )
-
-
-def html_table(df, table_id: str, caption: str) -> str:
-    """A DataFrame as an HTML table with an id (tests and links find it) and a caption."""
-    html = df.to_html(table_id=table_id, classes="fmareport-table", border=0)
-    return html.replace(">", f"><caption>{escape(caption)}</caption>", 1)  # right after <table ...>
-
-
-def store_path(result: CellResults, results_dir: str | Path) -> Path:
-    """The clip store a result ran on.
-
-    A relative path is relative to the folder the run worked in: the one holding the
-    results folder (the workflow's working directory), else the repo root.
-    """
-    path = Path(result.data.store)
-    if path.is_absolute():
-        return path
-    tried = [Path(results_dir).resolve().parent / path, REPO_ROOT / path]
-    for candidate in tried:
-        if (candidate / "manifest.json").is_file():
-            return candidate
-    raise BookError(
-        f"the clip store {path} of cell {result.cell!r} is in none of "
-        f"{', '.join(map(str, tried))}: run the workflow (or `fmareport prepare`) for "
-        f"profile {result.profile!r} on this machine"
-    )
 
 
 def results_dir_for(profile: str, results_dir: str | None) -> Path:
@@ -392,19 +158,18 @@ def _execute_page(name: str, root: Path, profile: str, results_dir: Path, km) ->
 
 
 def _danger(title: str, text: str) -> str:
-    return f":::{{admonition}} {title}\n:class: danger\n{text}\n:::\n"
+    """A red box (MyST); `text` is HTML-escaped and shown as it is (a raw block: no Markdown in it)."""
+    return f":::{{admonition}} {title}\n:class: danger\n<p>{escape(text)}</p>\n:::\n"
 
 
-def _stage_experiment(
-    cell: str, result: CellResults, status: RunStatus, results_dir: Path, dest_root: Path, top_banner: str
-) -> Path:
+def _stage_experiment(cell: str, result: CellResults, status: RunStatus, results_dir: Path, dest_root: Path) -> Path:
     """Copy a cell's executed notebook into the book, titled with its cell, with the banner, and a
     red box when it is not the run behind the tables' numbers (or when it cannot be read)."""
     import nbformat
 
     source = results_dir / result.profile / f"{cell}.ipynb"
     title = nbformat.v4.new_markdown_cell(f"# {cell}: {setting_label(setting_of(result))}")
-    boxes = [nbformat.v4.new_markdown_cell(top_banner)]
+    boxes = [nbformat.v4.new_markdown_cell(BANNER)]
     if not status.shown:
         boxes.append(
             nbformat.v4.new_markdown_cell(
@@ -414,9 +179,9 @@ def _stage_experiment(
     try:
         nb = nbformat.read(source, as_version=4)
     except FileNotFoundError:
-        nb, why = nbformat.v4.new_notebook(), f"Its executed notebook `{source}` is missing."
+        nb, why = nbformat.v4.new_notebook(), f"Its executed notebook {source} is missing."
     except (OSError, ValueError) as err:  # nbformat's NotJSONError and validation errors are ValueErrors
-        nb, why = nbformat.v4.new_notebook(), f"Its executed notebook `{source}` cannot be read ({type(err).__name__})."
+        nb, why = nbformat.v4.new_notebook(), f"Its executed notebook {source} cannot be read ({type(err).__name__})."
     else:
         why = notebook_mismatch(nb, result)
     if why:
@@ -424,8 +189,7 @@ def _stage_experiment(
             nbformat.v4.new_markdown_cell(
                 _danger(
                     "This notebook is not the run behind the numbers",
-                    f"{why} The tables use `{cell}.json` (run `{result.run_id}`); rerun the cell to get its "
-                    "notebook back.",
+                    f"{why} The tables use {cell}.json (run {result.run_id}); rerun the cell to get its notebook back.",
                 )
             )
         )
@@ -487,12 +251,13 @@ def staging_inputs(profile: str, results_dir: Path, root: Path) -> str:
 
 def stage(
     profile: str, results_dir: Path, root: Path = REPO_ROOT, progress: bool = True, digest: str | None = None
-) -> dict[str, CellResults]:
-    """Stage the book for `profile` into root/book/generated (wiped first); return the results staged.
+) -> set[str]:
+    """Stage the book for `profile` into root/book/generated (wiped first); return its Sphinx tags
+    (page.tags: what the pages' `{only}` blocks read).
 
     The staged folder's marker holds the digest of its inputs (`staging_inputs`, or `digest` when
-    the caller has it), written last: a folder whose staging was cut short has none, and is staged
-    again."""
+    the caller has it) and the tags, written last: a folder whose staging was cut short has none,
+    and is staged again."""
     digest = digest or staging_inputs(profile, results_dir, root)
     results = load_results(results_dir, profile)
     if not results:
@@ -505,21 +270,22 @@ def stage(
     if generated.exists() and not remove_owned(generated, STAGED_MARKER):  # only a folder staged here is deleted
         raise BookError(f"{generated} exists and was not staged by `fmareport book` (no {STAGED_MARKER}): move it away")
     mark_owned(generated, STAGED_MARKER)  # no digest yet: a staging cut short is staged again
-    top_banner = banner({c: r for c, r in results.items() if statuses[c].shown} or results)
+    book_tags = tags(results, list(statuses.values()))
     for cell, result in results.items():
-        _stage_experiment(cell, result, statuses[cell], results_dir, generated / "experiments", top_banner)
+        _stage_experiment(cell, result, statuses[cell], results_dir, generated / "experiments")
     with page_kernel() as km:
-        for name in PAGES:
+        for name in book_pages(root):
             if progress:
                 print(f"fmareport book: executing page {name}", flush=True)
             _execute_page(name, root, profile, results_dir, km)
-    mark_owned(generated, STAGED_MARKER, digest + "\n")
-    return results
+    mark_owned(generated, STAGED_MARKER, f"{digest}\n{' '.join(sorted(book_tags))}\n")
+    return book_tags
 
 
-def stage_for_build(srcdir: str | Path) -> None:
+def stage_for_build(srcdir: str | Path) -> set[str]:
     """What `jupyter-book build book/` does first (fmareport.report.sphinx_checks): stage the pages
-    of the profile `runs.build_choice` names, from its results, into `<srcdir>/generated`."""
+    of the profile `runs.build_choice` names, from its results, into `<srcdir>/generated`; return
+    the build's Sphinx tags (`stage`)."""
     profile, results_dir = build_choice()
     if profile is None:
         raise BookError(
@@ -539,10 +305,11 @@ def stage_for_build(srcdir: str | Path) -> None:
     root = Path(srcdir).resolve().parent
     digest = staging_inputs(profile, results_dir, root)
     marker = root / GENERATED_DIR / STAGED_MARKER
-    if marker.is_file() and marker.read_text().strip() == digest:
+    staged, _, staged_tags = (marker.read_text() if marker.is_file() else "").partition("\n")
+    if staged == digest:
         print("fmareport book: the staged pages are of these results, params and code: kept", flush=True)
-        return
-    stage(profile, results_dir, root, digest=digest)
+        return set(staged_tags.split())
+    return stage(profile, results_dir, root, digest=digest)
 
 
 def require_complete(profile: str, results_dir: Path, then: str) -> dict[str, CellResults]:

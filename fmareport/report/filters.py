@@ -1,4 +1,4 @@
-"""What the first layer learned: its filters as frequency responses, a figure and a paragraph.
+"""What the first layer learned: its filters as frequency responses, a figure and its numbers.
 
 The first layer (fmareport.model.FirstLayer) is the one whose weights have a meaning on their own:
 the 1D branch's kernels, Conv1d(1, C, 3*hop, stride=hop), are FIR filters on the waveform, and
@@ -16,7 +16,7 @@ first layer at initialisation).
   its peak frequency and whether the peak is clear; rows sorted by peak frequency.
 * `spectrogram_responses(weight, sample_rate, n_fft)`: each 2D kernel summed over its 4 frames.
 * `mel_spread(peak_hz, sample_rate)`: how peak frequencies spread against a mel scale.
-* `learned_filters(kept, cfg)`: the figure, learned beside initial; `filters_paragraph`: the text.
+* `learned_filters(kept, cfg)`: the figure, learned beside initial; `peak_facts`: its numbers.
 """
 
 from __future__ import annotations
@@ -204,36 +204,26 @@ def learned_filters(kept: dict, cfg: Config) -> plt.Figure:
     return fig
 
 
-def _share(k: int, n: int) -> str:
-    """'k of n (p %)'."""
-    return f"{k} of {n} ({100 * k / n:.0f} %)"
-
-
-def filters_paragraph(learned: Responses, initial: Responses, sample_rate: float) -> str:
-    """One paragraph on the 1D first layer, every number computed from `learned` and `initial`
-    (raw_responses of the final and initial kernels, `sample_rate` Hz): the filters with a clear
-    peak (CLEAR_PEAK_DB above their median response) before and after training, and how the learned
-    clear peaks spread against a mel scale (mel_spread: the KS distances, the lowest and highest of
-    MEL_BANDS bands). For a spectrogram branch (clear None) every filter's peak counts."""
+def peak_facts(learned: Responses, initial: Responses, sample_rate: float) -> dict[str, str]:
+    """The first layer's filters in numbers, each computed from `learned` and `initial` (the final and
+    initial kernels' responses, `sample_rate` Hz): the filters with a clear peak (CLEAR_PEAK_DB above
+    their median response; a 2D kernel's response is a weight, not a gain, and every peak counts),
+    and how the clear peaks spread against a mel scale (mel_spread: KS distances, the lowest and
+    highest of MEL_BANDS bands). {column: text}, as the Learned page's table shows them."""
     n = len(learned.peak_hz)
     clear = learned.clear if learned.clear is not None else np.ones(n, bool)
-    text = []
+    share = lambda k: f"{k} of {n} ({100 * k / n:.0f} %)"  # noqa: E731
+    out = {"filters with a clear peak, learned / initial": "— (2D: every peak counts)"}
     if learned.clear is not None:
-        text.append(
-            f"After training, {_share(int(clear.sum()), n)} of the first layer's filters have a clear peak "
-            f"(at least {CLEAR_PEAK_DB:.0f} dB above their median response), against "
-            f"{_share(int(initial.clear.sum()), n)} at initialisation."
+        out["filters with a clear peak, learned / initial"] = (
+            f"{share(int(clear.sum()))} / {share(int(initial.clear.sum()))}"
         )
     if not clear.any():
-        text.append("With no clear peak, their peak frequencies say nothing of a frequency scale.")
-        return " ".join(text)
+        return out | {"peaks spread": "no clear peak: no frequency scale to read"}
     s = mel_spread(learned.peak_hz[clear], sample_rate)
-    closer = "closer to a mel scale" if s.ks_mel < s.ks_hz else "closer to an even spread in Hz than to a mel scale"
-    text.append(
-        f"The {s.n} peak frequencies lie at a Kolmogorov-Smirnov distance of {s.ks_mel:.2f} from an even "
-        f"spread on the mel scale and {s.ks_hz:.2f} from an even spread in Hz: {closer}. Of {MEL_BANDS} "
-        f"equal mel bands, the lowest (0-{s.edges_hz[1]:.0f} Hz) holds {100 * s.fractions[0]:.0f} % of them "
-        f"and the highest ({s.edges_hz[-2]:.0f}-{s.edges_hz[-1]:.0f} Hz) {100 * s.fractions[-1]:.0f} %; "
-        f"an even mel spread puts {100 / MEL_BANDS:.0f} % in each."
-    )
-    return " ".join(text)
+    return out | {
+        "KS distance from an even spread, mel / Hz": f"{s.ks_mel:.2f} / {s.ks_hz:.2f}",
+        "peaks spread": "closer to a mel scale" if s.ks_mel < s.ks_hz else "closer to an even spread in Hz",
+        "in the lowest / highest mel band": f"{100 * s.fractions[0]:.0f} % (0-{s.edges_hz[1]:.0f} Hz) / "
+        f"{100 * s.fractions[-1]:.0f} % ({s.edges_hz[-2]:.0f}-{s.edges_hz[-1]:.0f} Hz)",
+    }

@@ -4,6 +4,8 @@ does and must hold to, with no flags.
 * Before Sphinx looks for the pages, it stages them from the results
   (`fmareport.report.book.stage_for_build`): the build shows exactly the runs on disk, and
   fails with a one-line message (no results, a results file that is not valid) otherwise.
+  It sets the tags the pages' `{only}` blocks read (`page.tags`: synthetic or fma data, the
+  paper's scale, cells missing).
 
 * Any Sphinx warning fails the build, after all of them are reported (what `-W --keep-going`
   does on the command line): the plain documented command is as strict as our tests.
@@ -27,11 +29,13 @@ class StagingFailed(SphinxError):
 
 
 def _stage(app: Sphinx, config) -> None:
+    from ..errors import BookError
     from ..results import ResultsError
-    from .book import BookError, stage_for_build
+    from .book import stage_for_build
 
     try:
-        stage_for_build(app.srcdir)
+        for tag in stage_for_build(app.srcdir):
+            app.tags.add(tag)
     except (BookError, ResultsError) as err:
         raise StagingFailed(str(err)) from None
 

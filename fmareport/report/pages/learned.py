@@ -1,23 +1,22 @@
-"""What the networks learned: the book's page of that name (book/pages/learned.md, issue 19).
+"""What the networks learned: the Learned page (book/pages/learned.md).
 
 What a cell keeps beside its results (fmareport.weights: the first seed's weights, every seed's
-test-set embeddings; docs/contracts.md "Kept weights and embeddings") and its test predictions
-(fmareport.results), drawn for a reader. Which cells: among the paper's table cells that have a
-current run (the ablations left out), ranked by mean test accuracy over seeds (the tables' number).
+test-set embeddings; docs/contracts.md "Kept weights and embeddings") and its test predictions,
+drawn for a reader. Which cells: among the paper's table cells that have a current run (the
+ablations left out), ranked by mean test accuracy over seeds (the tables' number).
 
-* `filters`: the first layer's filters of the best 1D and the best 2D cell as frequency responses
-  (fmareport.report.filters), learned beside initial, each with its paragraph;
-* `mistakes`: for the best and the worst cell, the most confident wrong test predictions of its most
-  confused (true, predicted) genre pairs, each with a player of its clip (`confident_mistakes`); then
-  the test tracks that every seed of every table cell gets wrong (`all_wrong`);
-* `per_genre`: each genre's test accuracy for 1D, 2D and 1D+2D (Table 1's segmented cells) on the same
-  tracks, and their paired differences, with the tables' intervals (report.stats: over artists and
-  seeds, docs/statistics.md), as a figure and a table;
-* `embedding_maps`: t-SNE maps (scikit-learn) of the first seed's test-set embeddings of the best 1D
-  and the best 2D cell, coloured by genre.
+* `filters`, `peaks`: the first layer's filters of the best 1D and the best 2D cell as frequency
+  responses (report.filters), learned beside initial, and their peaks in numbers;
+* `mistakes`, `all_wrong_tracks`: for the best and the worst cell, its most confident wrong test
+  predictions in its most confused genre pairs, each with a player of its clip; the test tracks every
+  seed of every table cell gets wrong;
+* `per_genre`: each genre's test accuracy for 1D, 2D and 1D+2D (Table 1's segmented cells) on the
+  same tracks, and their paired differences, with the tables' intervals;
+* `embedding_maps`: t-SNE maps (scikit-learn) of the first seed's test-set embeddings of the best
+  1D and the best 2D cell, coloured by genre.
 
-Each displays its output, or a sentence saying what is missing (a cell not run, results written
-before their kept files, a kept file refused), so a book of some cells only still builds.
+Each displays its output, or a line saying what is missing (a cell not run, results written before
+their kept files, a kept file refused), so a book of some cells only still builds.
 """
 
 from __future__ import annotations
@@ -30,16 +29,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from IPython.display import HTML, Markdown, display
+from IPython.display import Markdown, display
 
-from ..data.fma import GENRES
-from ..inputs import INPUTS
-from ..results import CellResults, ResultsError, results_path
-from ..weights import load_embeddings, load_weights
-from . import filters as filters_mod
-from . import stats, tables
-from .book import BookError, Page, html_table, player_table
-from .figures import show
+from ...data.fma import GENRES
+from ...errors import BookError
+from ...inputs import INPUTS
+from ...results import CellResults, ResultsError, results_path
+from ...weights import load_embeddings, load_weights
+from .. import filters as filters_mod
+from .. import stats
+from ..compare import artists_of, seeds_shared, setting_label, setting_of
+from ..figures import show
+from ..page import Page, clip_store, player_table, table
 
 # What the mistakes show: per cell, this many most-confused (true, predicted) pairs with this many
 # tracks each, and this many of the tracks every cell gets wrong, each with a player of PLAYER_SECONDS
@@ -85,7 +86,7 @@ def best_of_input(page: Page, kind: str) -> CellResults | None:
 
 def cell_label(result: CellResults) -> str:
     """'table1/raw_segmented (1D input, segmented)'."""
-    return f"{result.cell} ({tables.setting_label(tables.setting_of(result))})"
+    return f"{result.cell} ({setting_label(setting_of(result))})"
 
 
 def not_run(page: Page, kind: str) -> Markdown:
@@ -114,25 +115,39 @@ def missing_note(result: CellResults, why: str) -> Markdown:
 # --- first-layer filters ------------------------------------------------------------------------------
 
 
-def filters(page: Page, results_dir: str | Path) -> None:
-    """Display, for the best 1D and the best 2D table cell, its first layer's filters at initialisation
-    and learned (filters.learned_filters, from its kept weights: the first seed's) and the paragraph on
-    their peaks (filters.filters_paragraph), or what is missing."""
+def filters(page: Page, results_dir: str | Path, kind: str) -> None:
+    """Display the best `kind` table cell's first-layer filters at initialisation and learned
+    (filters.learned_filters, from its kept weights: the first seed's), or what is missing."""
+    result = best_of_input(page, kind)
+    if result is None:
+        display(not_run(page, kind))
+        return
+    weights, why = kept(load_weights, result, results_dir)
+    if weights is None:
+        display(missing_note(result, why))
+        return
+    display(Markdown(f"**{cell_label(result)}**, seed {weights['seed']}:"))
+    show(filters_mod.learned_filters(weights, result.config))
+
+
+def peaks(page: Page, results_dir: str | Path):
+    """The peaks of the best 1D and the best 2D cell's learned filters in numbers (filters.peak_facts,
+    id filter-peaks): one row per cell whose weights could be read."""
+    rows = {}
     for kind in MAP_INPUTS:
         result = best_of_input(page, kind)
-        if result is None:
-            display(not_run(page, kind))
-            continue
-        weights, why = kept(load_weights, result, results_dir)
+        weights = None if result is None else kept(load_weights, result, results_dir)[0]
         if weights is None:
-            display(missing_note(result, why))
             continue
-        display(Markdown(f"**{cell_label(result)}**, seed {weights['seed']}:"))
-        show(filters_mod.learned_filters(weights, result.config))
         key = FIRST_LAYER[kind]
-        learned = filters_mod.branch_responses(weights["final"], result.config)[key]
-        initial = filters_mod.branch_responses(weights["initial"], result.config)[key]
-        display(Markdown(filters_mod.filters_paragraph(learned, initial, result.config.store.sample_rate)))
+        learned, initial = (filters_mod.branch_responses(weights[w], result.config)[key] for w in ("final", "initial"))
+        rows[cell_label(result)] = filters_mod.peak_facts(learned, initial, result.config.store.sample_rate)
+    if not rows:
+        return Markdown("No cell's weights to read.")
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "cell"
+    caption = "The first layer's learned filters of the best 1D and the best 2D cell (their first seed), in numbers."
+    return table(frame, "filter-peaks", caption)
 
 
 # --- mistakes ----------------------------------------------------------------------------------------
@@ -223,8 +238,8 @@ def _mistake_rows(frame: pd.DataFrame) -> list[dict[str, str]]:
     """The mistakes' rows as the page shows them."""
     return [
         {
-            "pair": f"{r.pair}: {r.true} → {r.predicted} ({r.confusions}×)",
             "track": f"{r.track_id:06d}",
+            "pair": f"{r.pair}: {r.true} → {r.predicted} ({r.confusions}×)",
             "true genre": r.true,
             "predicted": r.predicted,
             "probability": f"{r.probability:.3f}",
@@ -238,8 +253,6 @@ def _mistake_rows(frame: pd.DataFrame) -> list[dict[str, str]]:
 def mistakes(page: Page, results_dir: str | Path) -> None:
     """Display, for the best and the worst table cell, its most confident mistakes with a player of each
     clip (`confident_mistakes`; ids mistakes-best, mistakes-worst), or why there are none."""
-    from .pages import clip_store
-
     cells = best_and_worst(page)
     if not cells:
         display(Markdown(f"No cell of the paper's tables has a current run in profile `{page.profile}`."))
@@ -247,48 +260,46 @@ def mistakes(page: Page, results_dir: str | Path) -> None:
     store = clip_store(page, results_dir)
     for which, result in cells.items():
         frame = confident_mistakes(result)
-        display(
-            Markdown(
-                f"**The {which} table cell**: {cell_label(result)}, mean test accuracy "
-                f"{result.summary.test_acc_last_mean:.3f} over {len(result.seeds)} seed(s)."
-            )
+        said = (
+            f"The {which} table cell: {cell_label(result)}, mean test accuracy {result.summary.test_acc_last_mean:.3f} "
+            f"over {len(result.seeds)} seed(s)"
         )
         if frame.empty:
-            display(Markdown("Every seed got every test track right: no mistake to hear."))
+            display(Markdown(f"{said}: every seed got every test track right, no mistake to hear."))
             continue
         caption = (
-            f"The most confident wrong test predictions of {result.cell} in its {frame['pair'].max()} most "
-            f"confused genre pairs (true → predicted, with the pair's count over its {len(result.seeds)} "
-            "seed(s)); the probability is that seed's for the genre it predicted."
+            f"{said}: its most confident wrong test predictions in its {frame['pair'].max()} most confused genre pairs "
+            f"(true → predicted, with the pair's count over its {len(result.seeds)} seed(s)); the probability is that "
+            "seed's for the genre it predicted."
         )
         clips = clips_of(store, frame["track_id"])
-        display(HTML(player_table(_mistake_rows(frame), clips, store.sample_rate, f"mistakes-{which}", caption)))
+        display(player_table(_mistake_rows(frame), clips, store.sample_rate, f"mistakes-{which}", caption))
 
 
 def all_wrong_tracks(page: Page, results_dir: str | Path) -> None:
-    """Display the tracks every seed of every table cell gets wrong (`all_wrong`): how many, and the
-    first ALL_WRONG_PLAYERS with a player (id all-wrong), or a sentence when there are none."""
-    from .pages import clip_store
-
+    """Display the tracks every seed of every table cell gets wrong (`all_wrong`): the first
+    ALL_WRONG_PLAYERS with a player (id all-wrong), or a line when there are none."""
     frame = all_wrong(page)
-    inputs = sorted({INPUTS[k].label for k in (r.config.model.input for r in page.runs.values())})
-    n_test = len(next(iter(page.results.values())).test.track_ids)
+    inputs = sorted({INPUTS[r.config.model.input].label for r in page.runs.values()})
     said = (
-        f"{len(frame)} of the {n_test} test tracks are wrong in every prediction of the {len(page.runs)} "
-        f"table cells that ran (inputs {', '.join(inputs) or 'none'}; every seed of each)."
+        f"{len(frame)} of the {page.n_test} test tracks are wrong in every prediction of the {len(page.runs)} "
+        f"table cells that ran (inputs {', '.join(inputs) or 'none'}; every seed of each)"
     )
     if frame.empty:
-        display(Markdown(said))
+        display(Markdown(said + "."))
         return
     shown = frame.head(ALL_WRONG_PLAYERS)
-    display(Markdown(said + (f" The first {len(shown)}:" if len(frame) > len(shown) else "")))
     store = clip_store(page, results_dir)
     rows = [
         {"track": f"{r.track_id:06d}", "true genre": r.true, "taken for": r.taken_for, "in": f"{r.share} predictions"}
         for r in shown.itertuples(index=False)
     ]
-    caption = "Test tracks that no seed of any table cell gets right, and the genre they are taken for most often."
-    display(HTML(player_table(rows, clips_of(store, shown["track_id"]), store.sample_rate, "all-wrong", caption)))
+    caption = (
+        said
+        + (f"; the first {len(shown)}" if len(frame) > len(shown) else "")
+        + ", and the genre each is taken for most often."
+    )
+    display(player_table(rows, clips_of(store, shown["track_id"]), store.sample_rate, "all-wrong", caption))
 
 
 # --- per genre, the three inputs on the same tracks -------------------------------------------------------
@@ -311,7 +322,7 @@ def genre_groups(result: CellResults) -> dict[str, np.ndarray]:
 def _clusters(result: CellResults, mask: np.ndarray) -> tuple[np.ndarray | None, int]:
     """The artists of the tracks in `mask` (None when the result records none) and how many units
     the interval resamples (artists, else tracks): with fewer than 2 it has no degrees of freedom."""
-    artists = tables.artists_of(result)
+    artists = artists_of(result)
     if artists is None:
         return None, int(mask.sum())
     return artists[mask], len(np.unique(artists[mask]))
@@ -323,7 +334,7 @@ def per_genre_accuracy(cells: dict[str, CellResults]) -> pd.DataFrame:
     when the group has fewer than 2 artists), tracks, artists."""
     rows = []
     for kind, result in cells.items():
-        _, correct = tables.correct_matrix(result)  # (S, N)
+        correct = result.correct  # (S, N)
         for group, mask in genre_groups(result).items():
             clusters, units = _clusters(result, mask)
             i = stats.accuracy_interval(correct[:, mask], clusters=clusters) if units >= 2 else None
@@ -336,15 +347,15 @@ def per_genre_accuracy(cells: dict[str, CellResults]) -> pd.DataFrame:
 def per_genre_differences(cells: dict[str, CellResults]) -> pd.DataFrame:
     """Each genre's paired difference a − b for PER_GENRE_COMPARISONS of inputs that ran, long: group,
     comparison ('2D − 1D'), estimate, low, high (stats.paired_difference over the group's tracks,
-    clustered by artist, seeds paired when tables.seeds_shared; NaN under 2 artists). BookError when two
+    clustered by artist, seeds paired when compare.seeds_shared; NaN under 2 artists). BookError when two
     cells were tested on different tracks."""
     rows = []
     for a_kind, b_kind in PER_GENRE_COMPARISONS:
         if a_kind not in cells or b_kind not in cells:
             continue
         a, b = cells[a_kind], cells[b_kind]
-        (ids_a, ca), (ids_b, cb) = tables.correct_matrix(a), tables.correct_matrix(b)
-        if not np.array_equal(ids_a, ids_b):
+        ca, cb = a.correct, b.correct  # (S, N) each
+        if a.test.track_ids != b.test.track_ids:
             raise BookError(f"cells {a.cell} and {b.cell} were tested on different tracks: no paired comparison")
         name = f"{INPUTS[a_kind].label} − {INPUTS[b_kind].label}"
         for group, mask in genre_groups(a).items():
@@ -352,7 +363,7 @@ def per_genre_differences(cells: dict[str, CellResults]) -> pd.DataFrame:
             estimate = float(ca[:, mask].mean() - cb[:, mask].mean())
             low = high = math.nan
             if units >= 2:
-                i = stats.paired_difference(ca[:, mask], cb[:, mask], tables.seeds_shared(a, b), clusters=clusters)
+                i = stats.paired_difference(ca[:, mask], cb[:, mask], seeds_shared(a, b), clusters=clusters)
                 estimate, low, high = i.estimate, i.low, i.high
             rows.append(dict(group=group, comparison=name, estimate=estimate, low=low, high=high))
     return pd.DataFrame(rows, columns=["group", "comparison", "estimate", "low", "high"])
@@ -415,28 +426,29 @@ def per_genre_table(accuracy: pd.DataFrame, differences: pd.DataFrame) -> pd.Dat
     return table
 
 
-def per_genre(page: Page) -> None:
-    """Display the per-genre comparison of the three inputs (`per_genre_cells`): which cells, the figure,
-    the table (id per-genre) and a word on multiplicity; or what is missing."""
+def per_genre(page: Page, what: str) -> None:
+    """Display the per-genre comparison of the three inputs (`per_genre_cells`): `what` "figure" or
+    "table" (id per-genre); a line on what is missing."""
     cells = per_genre_cells(page)
-    window = "segmented" if PER_GENRE_SEGMENTED else "whole-clip"
     lacking = [INPUTS[k].label for k in INPUTS if k not in cells]
-    if lacking:
+    if not cells or (lacking and what == "figure"):
+        window = "segmented" if PER_GENRE_SEGMENTED else "whole-clip"
         display(Markdown(f"No current run of the {window} Table 1 cell of {', '.join(lacking)} input: "
                          "the comparison shows the others (the Results page lists every cell's status)."))  # fmt: skip
     if not cells:
         return
     accuracy, differences = per_genre_accuracy(cells), per_genre_differences(cells)
-    display(Markdown("Cells: " + ", ".join(cell_label(r) for r in cells.values()) + "."))
-    show(per_genre_figure(accuracy, differences))
+    if what == "figure":
+        show(per_genre_figure(accuracy, differences))
+        return
     n = differences["low"].notna().sum() + accuracy["low"].notna().sum()
     caption = (
-        f"Test accuracy per genre of each input and the differences paired on the same tracks, with "
-        f"{tables.CONFIDENCE:.0%} intervals over the genre's artists and the seeds (profile {page.profile}). "
-        f"These {n} intervals are each at {tables.CONFIDENCE:.0%} on its own, not adjusted for their number: "
-        "they describe, they do not test."
+        "Test accuracy per genre of " + ", ".join(cell_label(r) for r in cells.values()) + ", and the differences "
+        f"paired on the same tracks, with {stats.CONFIDENCE:.0%} intervals over the genre's artists and the seeds "
+        f"(profile {page.profile}). These {n} intervals are each at {stats.CONFIDENCE:.0%} on its own, not adjusted "
+        "for their number: they describe, they do not test."
     )
-    display(HTML(html_table(per_genre_table(accuracy, differences), "per-genre", caption)))
+    display(table(per_genre_table(accuracy, differences), "per-genre", caption))
 
 
 # --- embedding maps ---------------------------------------------------------------------------------------

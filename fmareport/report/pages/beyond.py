@@ -1,0 +1,72 @@
+"""The Beyond-the-paper page (book/pages/beyond.md): each ablation beside its base cell (compare.
+ablation_comparisons), and how wide their intervals came out."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+from IPython.display import Markdown
+
+from ..compare import ablation_comparisons, accuracy_interval
+from ..page import Page, table
+from ..stats import CONFIDENCE
+from .results import interval_text, widths
+
+
+def changes_text(changes: dict[str, tuple]) -> str:
+    """'spectrogram_scale: linear → mel, n_mels: 128': a key new to the run (base value None) by its value alone."""
+    return ", ".join(f"{k}: {a}" if b is None else f"{k}: {b} → {a}" for k, (b, a) in changes.items())
+
+
+def reading(c: dict) -> str:
+    """What an ablation's difference and its interval say, in a few words."""
+    if c["low"] > 0:
+        return "helps: the whole interval above zero"
+    if c["high"] < 0:
+        return "hurts: the whole interval below zero"
+    return "no clear effect: the interval holds zero"
+
+
+def ablations(page: Page):
+    """Each ablation beside its base cell (id ablations): what it changes, both accuracies with their
+    intervals, the paired difference with its interval, the smallest detectable difference and the
+    reading; a line when none ran."""
+    rows = []
+    for c in ablation_comparisons(page.results):
+        row = {"Ablation": c["ablation"], "Changes": f"{changes_text(c['changes']) or '—'} (from {c['base']})"}
+        if c["base_run"] is None:
+            row["Reading"] = f"base cell {c['base']} not run: no comparison"
+        else:
+            row |= {
+                "Base accuracy": interval_text(accuracy_interval(c["base_run"])),
+                "Ablation accuracy": interval_text(accuracy_interval(c["run"])),
+                f"Difference, {CONFIDENCE:.0%} interval": f"{c['diff']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]",
+                "Detectable": "—" if math.isnan(c["detectable"]) else f"{c['detectable']:.3f}",
+                "Reading": reading(c),
+            }
+        rows.append(row)
+    if not rows:
+        return Markdown("No ablation was run for this profile (`params/ablations/`).")
+    caption = (
+        f"Each ablation beside its base cell: accuracies with their {CONFIDENCE:.0%} intervals, the paired "
+        f"difference with its interval (profile {page.profile})."
+    )
+    return table(pd.DataFrame(rows).set_index("Ablation").fillna("—"), "ablations", caption)
+
+
+def ablation_widths(page: Page):
+    """`results.widths` of the ablations' intervals (id ablation-widths)."""
+    rows = [
+        dict(
+            name=f"{c['ablation']} − {c['base']}",
+            diff=c["diff"],
+            low=c["low"],
+            high=c["high"],
+            seed_share=c["seed_share"],
+        )
+        for c in ablation_comparisons(page.results)
+        if c["base_run"] is not None
+    ]
+    caption = f"How wide the ablations' {CONFIDENCE:.0%} intervals are, over {page.n_test:,} test tracks and seeds {', '.join(map(str, page.seeds))}"
+    return widths(rows, "ablation-widths", caption)
