@@ -58,10 +58,10 @@ from snakemake.exceptions import WorkflowError
 
 from fmareport.baseline import baselines_for
 from fmareport.config import ConfigError, load_cell, load_profile, read_yaml
-from fmareport.data.store import synth_arguments, synth_stamp
+from fmareport.data.store import synth_arguments
 from fmareport.gpus import GPU_FIX, gpu_count, torch_gpus
 from fmareport.results import BASELINE_SCHEMA_VERSION
-from fmareport.report.runs import CELL_FOLDER, NOT_LOADED, expected_cells, settings_stamp
+from fmareport.workflow import CELL_FOLDER, NOT_LOADED, expected_cells, settings_stamp, synth_stamp
 
 PY = sys.executable  # the environment Snakemake runs in runs every step (no PATH needed)
 REPO = Path(workflow.basedir)
@@ -199,7 +199,7 @@ rule baseline:
 
 if CFG.data.source == "synth":
 
-    # The set's settings stamp (fmareport.data.store.synth_stamp), written at every start when it
+    # The set's settings stamp (fmareport.workflow.synth_stamp), written at every start when it
     # changes: changed settings re-make the set, and so does a set on disk made with other settings
     # by anyone (papermill, a user, an older synth that cut no artists), which prepare would refuse.
     SYNTH_STAMP = synth_stamp(BUILD / "synth.txt", CFG)

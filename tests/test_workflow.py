@@ -1,4 +1,4 @@
-"""The workflow end to end on the smoke profile, through the real Snakefile and notebook.
+"""The workflow: what it plans with (fmareport.workflow: the cells of a profile, the stamps), then end to end on the smoke profile, through the real Snakefile and notebook.
 
 The session's smoke grid (conftest.smoke_grid) is copied for each test that changes it (a few
 MB), so a test edits its params files without touching the grid the book tests read, or another
@@ -28,15 +28,17 @@ import pytest
 import yaml
 from bs4 import BeautifulSoup
 from conftest import run_snakemake, snakemake_plan
+from fakes import of_config
 
-from fmareport import experiment, notebook
+from fmareport import experiment, notebook, workflow
 from fmareport.cli import main as cli_main
 from fmareport.config import ConfigError, SynthSettings, load_cell, load_config
 from fmareport.data.synth import synthesize
 from fmareport.files import take_lock
 from fmareport.report.reference import compare, differences, read_reference
-from fmareport.report.runs import expected_cells, run_statuses
-from fmareport.results import ResultsError, load_baselines, load_results, read_results, validate
+from fmareport.report.runs import run_statuses
+from fmareport.results import CellResults, ResultsError, load_baselines, load_results, read_results, validate
+from fmareport.workflow import expected_cells
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = "smoke"
@@ -93,6 +95,144 @@ def readme_command(prefix: str) -> str:
     lines = [line.strip() for line in (REPO / "README.md").read_text().splitlines() if line.strip().startswith(prefix)]
     assert len(lines) == 1, f"README should hold exactly one `{prefix}` command line, found {lines}"
     return lines[0].split("  #")[0].strip()
+
+
+# --- fmareport.workflow: what the Snakefile plans with, tested at the module ------------------------------
+
+
+def smoke_result(cell: str, **changes) -> CellResults:
+    """A validated result of the smoke cell `cell` (the config load_cell gives here), changed by `changes`."""
+    return of_config(load_cell(PROFILE, cell).replace(**changes))
+
+
+def test_expected_cells_are_the_params_files_of_tables_and_ablations():
+    cells = workflow.expected_cells(REPO / "params")
+    on_disk = sorted(
+        p.relative_to(REPO / "params").with_suffix("").as_posix()
+        for p in (REPO / "params").glob("*/*.yaml")
+        if p.parent.name != "profiles"
+    )
+    assert cells == on_disk and "table1/raw_whole" in cells and "ablations/segment_batches" in cells
+
+
+def test_a_new_table_folder_is_found_and_any_other_folder_refused(tmp_path):
+    """A table3/ (say) is run like table1/; a folder that is no table is named, never passed over."""
+    for folder in ("profiles", "table1", "table3", "ablations", ".cache"):
+        (tmp_path / folder).mkdir()
+    for cell in ("table1/a", "table3/b", "ablations/c"):
+        (tmp_path / f"{cell}.yaml").write_text("cell: x\n")
+    assert workflow.expected_cells(tmp_path) == ["ablations/c", "table1/a", "table3/b"]
+    (tmp_path / "tabel4").mkdir()
+    with pytest.raises(ConfigError, match=r"tabel4: not a folder of cells; cells live in .*table<N>/"):
+        workflow.expected_cells(tmp_path)
+
+
+def write_profile(params: Path, text: str) -> None:
+    (params / "profiles").mkdir(parents=True, exist_ok=True)
+    (params / "profiles" / "p.yaml").write_text("profile: p\n" + text)
+
+
+def test_a_profile_runs_the_cells_its_patterns_select(tmp_path):
+    for cell in ("table1/a", "table1/b", "table2/c", "ablations/log_x", "ablations/y"):
+        (tmp_path / cell).parent.mkdir(exist_ok=True)
+        (tmp_path / f"{cell}.yaml").write_text(f"cell: {cell}\n")
+    write_profile(tmp_path, "")  # no key: every cell
+    assert workflow.expected_cells(tmp_path, "p") == workflow.expected_cells(tmp_path) == [
+        "ablations/log_x", "ablations/y", "table1/a", "table1/b", "table2/c"
+    ]  # fmt: skip
+    write_profile(tmp_path, "cells: [table1/*, ablations/log_*, table2/c]\n")
+    assert workflow.expected_cells(tmp_path, "p") == ["ablations/log_x", "table1/a", "table1/b", "table2/c"]
+    # smoke runs the tables and one ablation; paper every cell; demo all but the log1p ablations
+    smoke = workflow.expected_cells(REPO / "params", "smoke")
+    assert [c for c in smoke if not c.startswith("ablations/")] == [
+        c for c in workflow.expected_cells(REPO / "params") if not c.startswith("ablations/")
+    ]
+    assert [c for c in smoke if c.startswith("ablations/")] == ["ablations/mel_both_segmented"]
+    every = workflow.expected_cells(REPO / "params")
+    assert workflow.expected_cells(REPO / "params", "paper") == every
+    assert workflow.expected_cells(REPO / "params", "demo") == [c for c in every if not c.startswith("ablations/log_")]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("cells: [table9/*]\n", r"p.yaml: key 'cells': 'table9/\*' selects no cell under"),
+        ("cells: []\n", r"key 'cells': needs at least 1 value"),
+        ("cells: [../x]\n", r"cells"),
+        ("cells: table1/*\n", r"cells"),
+    ],
+)
+def test_a_profile_pattern_that_selects_nothing_or_is_no_pattern_is_refused(tmp_path, text, message):
+    (tmp_path / "table1").mkdir()
+    (tmp_path / "table1" / "a.yaml").write_text("cell: table1/a\n")
+    write_profile(tmp_path, text)
+    with pytest.raises(ConfigError, match=message):
+        workflow.expected_cells(tmp_path, "p")
+
+
+def test_only_a_profile_says_which_cells_run(tmp_path, monkeypatch):
+    """`cells` in a cell's file, its base or the overrides is refused, naming the file."""
+    monkeypatch.chdir(tmp_path)
+    write_profile(tmp_path / "params", "")
+    (tmp_path / "params" / "table1").mkdir()
+    (tmp_path / "params" / "table1" / "a.yaml").write_text("cell: table1/a\ncells: ['*']\n")
+    with pytest.raises(ConfigError, match=r"table1/a.yaml: key 'cells' says which cells a profile runs"):
+        load_cell("p", "table1/a")
+    with pytest.raises(ConfigError, match=r"overrides: key 'cells'"):
+        load_cell("p", None, overrides={"cells": ["*"]})
+
+
+def test_settings_stamp_changes_only_when_the_cell_must_run_again(tmp_path, monkeypatch):
+    """Snakemake reruns a job whose small input changed in content (a touch alone is not enough)."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(REPO / "params", tmp_path / "params")
+    stamp, out = tmp_path / "build/settings/table1/raw_whole.yaml", tmp_path / "raw_whole.json"
+    workflow.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
+    first = stamp.read_text()
+    assert "cell: table1/raw_whole" in first
+
+    # The same settings in another key order (a stamp written before the config had sections): left
+    # alone, so that no cell runs again for it.
+    reordered = yaml.safe_dump(dict(reversed(yaml.safe_load(first).items())), sort_keys=False)
+    stamp.write_text(reordered)
+    workflow.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
+    assert stamp.read_text() == reordered != first
+    stamp.write_text(first)
+
+    # A result of today's settings: left alone (the cell is up to date).
+    out.write_text(smoke_result("table1/raw_whole").model_dump_json())
+    workflow.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
+    assert stamp.read_text() == first
+
+    # A result of other settings (`fmareport run --set lr=0.01`): the stamp names the run it replaces.
+    out.write_text(smoke_result("table1/raw_whole", lr=0.01).model_copy(update={"run_id": "b" * 32}).model_dump_json())
+    workflow.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
+    assert stamp.read_text() == first + workflow.RERUN_MARK + "b" * 32 + "\n"
+    # ... once: a second start changes nothing, nor does the cell's own run that replaces it.
+    marked = stamp.read_text()
+    workflow.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
+    out.write_text(smoke_result("table1/raw_whole").model_dump_json())
+    workflow.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
+    assert stamp.read_text() == marked
+
+    # An edited params file: the stamp's text changes.
+    params = tmp_path / "params/table1/raw_whole.yaml"
+    params.write_text(params.read_text() + "seeds: [1]\n")
+    workflow.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
+    assert "- 1" in stamp.read_text() and workflow.RERUN_MARK not in stamp.read_text()
+
+    # A params file that does not load: the stamp says so (the cell's job then fails, naming it).
+    params.write_text("dropuot: 0.0\n")
+    workflow.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
+    assert stamp.read_text().startswith("# does not load:") and "dropuot" in stamp.read_text()
+
+
+def test_the_workflow_module_imports_nothing_of_the_report_nor_torch():
+    """fmareport.workflow sits below fmareport.report (which reads the cell list from it), and a plan
+    imports no torch (2-3 CPU-s at every start)."""
+    code = "import sys, fmareport.workflow; print(sorted(m for m in sys.modules if m.startswith(('fmareport.report', 'torch'))))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_the_committed_notebook_is_the_text_notebook_without_outputs():
