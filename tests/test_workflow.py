@@ -1,4 +1,5 @@
-"""The workflow: what it plans with (fmareport.workflow: the cells of a profile, the stamps), then end to end on the smoke profile, through the real Snakefile and notebook.
+"""The workflow: what it plans with (fmareport.workflow: the cells of a profile, GPUs per cell job,
+the stamps), then end to end on the smoke profile, through the real Snakefile and notebook.
 
 The session's smoke grid (conftest.smoke_grid) is copied for each test that changes it (a few
 MB), so a test edits its params files without touching the grid the book tests read, or another
@@ -32,7 +33,7 @@ from fakes import of_config
 
 from fmareport import experiment, notebook, workflow
 from fmareport.cli import main as cli_main
-from fmareport.config import ConfigError, SynthSettings, load_cell, load_config
+from fmareport.config import ConfigError, SynthSettings, load_cell, load_config, read_yaml
 from fmareport.data.synth import synthesize
 from fmareport.files import take_lock
 from fmareport.report.reference import compare, differences, read_reference
@@ -103,6 +104,13 @@ def readme_command(prefix: str) -> str:
 def smoke_result(cell: str, **changes) -> CellResults:
     """A validated result of the smoke cell `cell` (the config load_cell gives here), changed by `changes`."""
     return of_config(load_cell(PROFILE, cell).replace(**changes))
+
+
+def params_copy(tmp_path: Path, monkeypatch) -> Path:
+    """A working directory with a copy of the repo's params/, made the current one (where the workflow runs)."""
+    shutil.copytree(REPO / "params", tmp_path / "params")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "params"
 
 
 def test_expected_cells_are_the_params_files_of_tables_and_ablations():
@@ -225,6 +233,94 @@ def test_settings_stamp_changes_only_when_the_cell_must_run_again(tmp_path, monk
     params.write_text("dropuot: 0.0\n")
     workflow.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
     assert stamp.read_text().startswith("# does not load:") and "dropuot" in stamp.read_text()
+
+
+def test_start_plans_the_profile_and_writes_its_stamps(tmp_path, monkeypatch):
+    """What the Snakefile's rules are made of: the smoke profile's cells, no GPU (device: cpu: torch is
+    not asked), one thread per cell, its synthetic set, its baselines, and a stamp per cell and for the set."""
+    params_copy(tmp_path, monkeypatch)
+    monkeypatch.setattr(workflow, "torch_gpus", lambda: pytest.fail("torch asked for a cpu profile"))
+    plan = workflow.start({"profile": PROFILE})
+    cfg = load_cell(PROFILE, None)
+    assert (plan.profile, plan.cells, plan.gpu, plan.cell_threads) == (PROFILE, CELLS, 0, 1)
+    assert plan.profile_yaml == Path("params/profiles/smoke.yaml") and plan.build == Path("build/smoke")
+    assert plan.results == Path(cfg.run.results_dir) / PROFILE
+    assert plan.data == Path(cfg.run.data_dir) / "fma_metadata" / "tracks.csv"
+    assert [p.stem for p in plan.baselines] == ["mfcc"]
+    stamps = sorted(
+        p.relative_to("build/smoke/settings").with_suffix("").as_posix() for p in Path("build").rglob("*.yaml")
+    )
+    assert stamps == CELLS and Path("build/smoke/synth.txt").is_file()
+    assert workflow.start({"profile": PROFILE, "cell_threads": 2, "gpu": 1}).cell_threads == 2
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"profile": "nope"}, r"profile 'nope': params/profiles/nope.yaml: no such params file"),
+        ({"profile": PROFILE, "cell_threads": 0}, r"--config cell_threads=0: must be a whole number >= 1"),
+        ({"profile": PROFILE, "cell_threads": "two"}, r"--config cell_threads='two': must be a whole number >= 1"),
+        ({"profile": PROFILE, "gpu": -1}, r"--config gpu=-1: must be a whole number >= 0"),
+        ({"profile": "paper", "gpus": 1.5}, r"--config gpus=1.5: must be a whole number >= 0"),
+        ({"profile": PROFILE, "gpu": True}, r"--config gpu=True: must be a whole number >= 0"),
+    ],
+)
+def test_start_refuses_a_bad_profile_or_config_value(tmp_path, monkeypatch, config, message):
+    params_copy(tmp_path, monkeypatch)
+    with pytest.raises(ConfigError, match=message):
+        workflow.start(config)
+
+
+def test_start_refuses_a_profile_that_names_another_and_a_folder_without_cells(tmp_path, monkeypatch):
+    params = params_copy(tmp_path, monkeypatch)
+    shutil.copy(params / "profiles" / "smoke.yaml", params / "profiles" / "other.yaml")
+    with pytest.raises(ConfigError, match=r"other.yaml says 'profile: smoke': it must be 'other' \(its file name\)"):
+        workflow.start({"profile": "other"})
+    for folder in ("table1", "table2", "ablations"):
+        shutil.rmtree(params / folder)
+    write_profile(params, "")  # no `cells`: every cell, and there are none
+    with pytest.raises(ConfigError, match=r"p.yaml: key 'cells': '\*' selects no cell under params \(cells are"):
+        workflow.start({"profile": "p"})
+
+
+def test_gpus_per_cell_follow_the_config_the_device_and_the_count(monkeypatch):
+    """gpu=N as given; one per cell while there are GPUs; none on device: cpu; and a profile that needs a
+    GPU with none stops, naming torch's reason (asked here: make report gave the count)."""
+    paper, smoke = load_cell("paper", None), load_cell(PROFILE, None)
+    asked = []
+    monkeypatch.setattr(workflow, "torch_gpus", lambda: asked.append(1) or {"uuids": [], "problem": "a CPU-only build"})
+    yaml_path = Path("params/profiles/paper.yaml")
+    assert workflow.gpus_per_cell(paper, {"gpu": 2}, yaml_path) == 2
+    assert workflow.gpus_per_cell(paper, {"gpus": 3}, yaml_path) == 1
+    assert workflow.gpus_per_cell(smoke, {"gpus": 3}, yaml_path) == 0
+    assert workflow.gpus_per_cell(paper.replace(cpu_fallback=True), {"gpus": 0}, yaml_path) == 0
+    assert not asked
+    with pytest.raises(ConfigError) as stopped:
+        workflow.gpus_per_cell(paper, {"gpus": 0}, yaml_path)
+    assert asked == [1]
+    assert str(stopped.value).startswith(
+        "profile 'paper' needs a GPU (device: auto, cpu_fallback: false) and this machine has none torch can use "
+        "(gpus=0) (a CPU-only build). To run it here on the CPU (days), set device: cpu in params/profiles/paper.yaml"
+    )
+    assert "TORCH_INDEX=" in str(stopped.value) and str(stopped.value).endswith("--config gpu=1 (profiles/slurm)")
+    with pytest.raises(ConfigError, match=r"needs a GPU \(device: cuda"):
+        workflow.gpus_per_cell(smoke.replace(device="cuda"), {"gpu": 0}, yaml_path)
+
+
+def test_a_cells_inputs_are_its_params_and_its_bases_and_the_longest_runs_first(tmp_path, monkeypatch):
+    params = params_copy(tmp_path, monkeypatch)
+    base = read_yaml(params / "ablations" / "mel_both_segmented.yaml")["base"]
+    assert workflow.cell_inputs("ablations/mel_both_segmented") == [
+        Path("params/ablations/mel_both_segmented.yaml"),
+        Path(f"params/{base}.yaml"),
+    ]
+    assert workflow.cell_inputs("table1/raw_whole") == [Path("params/table1/raw_whole.yaml")]
+    whole, segmented = (workflow.cell_priority(PROFILE, f"table1/raw_{c}") for c in ("whole", "segmented"))
+    seg, one = (load_cell(PROFILE, f"table1/raw_{c}") for c in ("segmented", "whole"))  # the same but the windows
+    samples = seg.windows_per_clip * seg.window_samples / (one.windows_per_clip * one.window_samples)
+    assert segmented / whole == pytest.approx(samples) and samples > 1  # the segmented cell starts first
+    (params / "table1" / "raw_whole.yaml").write_text("dropuot: 0.0\n")
+    assert workflow.cell_priority(PROFILE, "table1/raw_whole") == 0  # its job fails first thing
 
 
 def test_the_workflow_module_imports_nothing_of_the_report_nor_torch():
