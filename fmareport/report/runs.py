@@ -27,7 +27,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import PROFILE_KEY, Config, ConfigError, load_cell
+from ..config import PROFILE_KEY, ConfigError, load_cell
 from ..data.fma import GENRES
 from ..results import CellResults
 from ..workflow import differing_keys, expected_cells
@@ -83,12 +83,6 @@ def _short(value) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def expected_config(profile: str, cell: str, workdir: str | Path) -> Config:
-    """The config the profile and the cell's params file give, looked up in `workdir`'s params/."""
-    with contextlib.chdir(workdir):
-        return load_cell(profile, cell)
-
-
 def run_statuses(profile: str, results: dict[str, CellResults], workdir: str | Path) -> list[RunStatus]:
     """The status of every expected cell (and of any result of a cell that is no longer expected).
 
@@ -112,8 +106,9 @@ def run_statuses(profile: str, results: dict[str, CellResults], workdir: str | P
                 why = f"not among the cells profile {profile!r} runs (its key {PROFILE_KEY!r})"
             out.append(RunStatus(cell, "other settings", why))
             continue
-        try:
-            differ = differing_keys(result.config, expected_config(profile, cell, workdir if params else Path.cwd()))
+        try:  # what the profile and the cell's params file give, looked up in the runs' params/
+            with contextlib.chdir(workdir if params else Path.cwd()):
+                differ = differing_keys(result.config, load_cell(profile, cell))
         except ConfigError as err:
             out.append(RunStatus(cell, "other settings", f"its params file does not load: {err}"))
             continue
@@ -146,12 +141,12 @@ def newest_profile(results_root: str | Path) -> str | None:
     return profile
 
 
-def build_choice(results_root: str | Path | None = None) -> tuple[str | None, Path]:
+def build_choice() -> tuple[str | None, Path]:
     """(profile, results folder) a plain `jupyter-book build book/` shows.
 
     The rule (docs/running.md): the results folder is $FMAREPORT_RESULTS_DIR, else `results` in
     the working directory; the profile is $FMAREPORT_PROFILE, else the profile whose cell
     result was written last (the runs you just made). None: no result at all.
     """
-    root = Path(os.environ.get(RESULTS_ENV) or results_root or "results").resolve()
+    root = Path(os.environ.get(RESULTS_ENV) or "results").resolve()
     return os.environ.get(PROFILE_ENV) or newest_profile(root), root
