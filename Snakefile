@@ -19,6 +19,9 @@ Jobs (docs/running.md has the details and the measured times):
   book            fmareport book --complete: the HTML report of the profile's results, refused
                   unless every cell has a current run
 
+The profile, its cells, the GPUs a cell job takes and the stamps below come from
+fmareport.workflow (`start`, at every start of the workflow).
+
 The cells are the YAML files under params/table1/, params/table2/ and params/ablations/
 (Table 3 reuses the segmented cells' runs). A cell job's inputs are the notebook, the
 profile, the cell YAML and its settings stamp (build/<profile>/settings/<cell>.yaml, the
@@ -56,107 +59,28 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from fmareport.baseline import baselines_for
-from fmareport.config import ConfigError, load_cell, load_profile, read_yaml
-from fmareport.data.store import synth_arguments, synth_stamp
-from fmareport.gpus import GPU_FIX, gpu_count, torch_gpus
+from fmareport.config import ConfigError
+from fmareport.data.store import synth_arguments
 from fmareport.results import BASELINE_SCHEMA_VERSION
-from fmareport.report.runs import CELL_FOLDER, NOT_LOADED, expected_cells, settings_stamp
+from fmareport.workflow import CELL_FOLDER, NOT_LOADED, cell_inputs, cell_priority, start
 
 PY = sys.executable  # the environment Snakemake runs in runs every step (no PATH needed)
 REPO = Path(workflow.basedir)
-PROFILE = str(config.get("profile", "demo"))
-CELL_THREADS = int(config.get("cell_threads", 1))
-
-PARAMS = Path("params")
-PROFILE_YAML = PARAMS / "profiles" / f"{PROFILE}.yaml"
-try:
-    CFG = load_profile(PROFILE_YAML)
+NOTEBOOK = REPO / "book/experiment.ipynb"
+try:  # the profile, its cells, GPUs per cell job; the stamps written (fmareport.workflow.start)
+    PLAN = start(config)
 except ConfigError as err:
-    raise WorkflowError(f"profile {PROFILE!r}: {err}") from None
-if CFG.profile != PROFILE:
-    raise WorkflowError(f"{PROFILE_YAML} says 'profile: {CFG.profile}': it must be '{PROFILE}' (its file name)")
-# GPUs per cell job: as --config gpu= says (profiles/slurm: 1); none on device: cpu; else one while this
-# machine has GPUs: make's count (--config gpus=N), else counted here (torch in a subprocess: 3 CPU-s,
-# so asked only where a cell could use one).
-GPUS = None  # not counted
-SEEN = None  # what torch sees (gpus.torch_gpus), once asked
-if "gpu" in config:
-    GPU = int(config["gpu"])
-elif CFG.compute.device == "cpu":
-    GPU = 0
-else:
-    if "gpus" in config:
-        GPUS = int(config["gpus"])
-    else:
-        SEEN = torch_gpus()
-        GPUS = gpu_count(seen=SEEN)
-    GPU = 1 if GPUS else 0
-if not GPU and (CFG.compute.device == "cuda" or (CFG.compute.device == "auto" and not CFG.run.cpu_fallback)):
-    # Stop before fetch and prepare: every cell would die in pick_device after the download and the store.
-    seen = torch_gpus() if SEEN is None else SEEN  # why none, in torch's words (asked when make gave the count)
-    why = f" ({seen['problem']})" if seen and seen.get("problem") else ""
-    raise WorkflowError(
-        f"profile {PROFILE!r} needs a GPU (device: {CFG.compute.device}, cpu_fallback: false) and this machine "
-        f"has none torch can use{'' if GPUS is None else f' (gpus={GPUS})'}{why}. To run it here on the CPU (days), set device: cpu in "
-        f"{PROFILE_YAML}; {GPU_FIX}; on a cluster, give each cell a GPU with --config gpu=1 (profiles/slurm)"
-    )
+    raise WorkflowError(str(err)) from None
+PROFILE, CFG, CELLS, BUILD, RESULTS = PLAN.profile, PLAN.cfg, PLAN.cells, PLAN.build, PLAN.results
+RESULTS_ROOT = Path(CFG.run.results_dir).resolve()  # for the book, which may run elsewhere
+# A cell job on a GPU runs on one of its own (a claim per GPU, CUDA_VISIBLE_DEVICES set).
+ON_GPU = f"{PY} -m fmareport.cli on-gpu --" if PLAN.gpu else ""
 # synth and prepare take every core of a local run (--cores). A cluster executor has no --cores
 # (workflow.cores raises): there the profile's set-threads gives their threads, else one.
 try:
     ALL_CORES = workflow.cores
 except WorkflowError:
     ALL_CORES = 1
-# A cell job on a GPU runs on one of its own (a claim per GPU, CUDA_VISIBLE_DEVICES set).
-ON_GPU = f"{PY} -m fmareport.cli on-gpu --" if GPU else ""
-
-RESULTS_ROOT = Path(CFG.run.results_dir).resolve()  # for the book, which may run elsewhere
-RESULTS = Path(CFG.run.results_dir) / PROFILE
-BUILD = Path("build") / PROFILE
-NOTEBOOK = REPO / "book/experiment.ipynb"
-# What prepare waits for: synth writes its set whole (tracks.csv last); fetch resumes
-# partial downloads, so it gets a marker of its own that Snakemake may delete.
-DATA = Path(CFG.run.data_dir) / "fma_metadata" / "tracks.csv" if CFG.data.source == "synth" else BUILD / "fetched"
-# A cell is the path of its YAML under params/ without the suffix, e.g. table1/raw_whole.
-# The ablations (params/ablations/) are cells too: each names its table cell (`base`) and the one
-# thing it changes; a change to the base cell's file re-runs them as well.
-try:
-    CELLS = expected_cells(PARAMS, PROFILE)  # those the profile's `cells` select
-except ConfigError as err:
-    raise WorkflowError(str(err)) from None
-if not CELLS:
-    raise WorkflowError(f"no cell YAMLs under {PARAMS}/table<N>/ or {PARAMS}/ablations/ (run from the "
-                        "repo root, or give --directory)")
-# The baselines that apply to the profile (fmareport.baseline.baselines_for): the MFCC one on its
-# clips always, FMA's features.csv ones on FMA data.
-BASELINES = [RESULTS / "baselines" / f"{name}.json" for name in baselines_for(CFG)]
-# Each cell's settings stamp: the config its profile and params files give today. Written here,
-# at every start, when it changes, and given a line naming the cell's result when that result
-# ran with other settings (say `fmareport run --set epochs=3`): either way the cell runs again.
-for _cell in CELLS:
-    settings_stamp(BUILD / "settings" / f"{_cell}.yaml", PROFILE, _cell, RESULTS / f"{_cell}.json")
-
-
-def cell_inputs(wildcards):
-    """A cell's params file, and its base cell's for an ablation (its settings come first).
-    Read as the config layer reads it (fmareport.config.read_yaml: no aliases, no key twice)."""
-    own = PARAMS / f"{wildcards.cell}.yaml"
-    base = read_yaml(own).get("base") if own.is_file() else None
-    return [own] + ([PARAMS / f"{base}.yaml"] if base else [])
-
-
-def cell_priority(wildcards):
-    """Longest cell first, so that the last cells to run are short ones and no core idles long at
-    the end (longest-processing-time-first order). A cell's cost, relative: the audio samples its
-    training reads, seeds x epochs x training share x the windows of a clip (measured on the demo:
-    segmented cells cost 1.6-1.8 times their whole-clip cells, as 7 x 16384 / 65536 = 1.75 says;
-    docs/running.md). A params file that does not load gets 0: its job fails first thing anyway."""
-    try:
-        c = load_cell(PROFILE, wildcards.cell)
-    except ConfigError:
-        return 0
-    windows = c.windows_per_clip * c.window_samples
-    return len(c.schedule.seeds) * c.schedule.epochs * c.train.train_fraction * windows / 1e6
 
 
 wildcard_constraints:
@@ -170,7 +94,7 @@ localrules: all, results
 rule all:
     input:
         expand(RESULTS / "{cell}.json", cell=CELLS),
-        BASELINES,
+        PLAN.baselines,
         REPO / "_build/html/generated/results.html",
         BUILD / "book.done",
 
@@ -178,15 +102,15 @@ rule all:
 rule results:
     input:
         expand(RESULTS / "{cell}.json", cell=CELLS),
-        BASELINES,
+        PLAN.baselines,
 
 
 rule baseline:
     input:
-        profile=PROFILE_YAML,
+        profile=PLAN.profile_yaml,
         store=BUILD / "store.txt",  # on FMA data, fetch (before prepare) brought features.csv too
     output:
-        BASELINES,
+        PLAN.baselines,
     params:
         # A new results schema re-runs the baselines (Snakemake's params trigger): no stale file
         # of an older one is left for the book to refuse.
@@ -199,16 +123,14 @@ rule baseline:
 
 if CFG.data.source == "synth":
 
-    # The set's settings stamp (fmareport.data.store.synth_stamp), written at every start when it
-    # changes: changed settings re-make the set, and so does a set on disk made with other settings
-    # by anyone (papermill, a user, an older synth that cut no artists), which prepare would refuse.
-    SYNTH_STAMP = synth_stamp(BUILD / "synth.txt", CFG)
-
     rule synth:
         input:
-            SYNTH_STAMP,
+            # The set's settings stamp (fmareport.workflow.synth_stamp), kept at every start: changed
+            # settings re-make the set, and so does a set on disk made with other settings by anyone
+            # (papermill, a user, an older synth that cut no artists), which prepare would refuse.
+            BUILD / "synth.txt",
         output:
-            DATA,
+            PLAN.data,
         params:
             data_dir=CFG.run.data_dir,
             settings=shlex.join(synth_arguments(CFG)),
@@ -220,7 +142,7 @@ else:
 
     rule fetch:
         output:
-            touch(DATA),
+            touch(PLAN.data),
         params:
             data_dir=CFG.run.data_dir,
         shell:
@@ -231,8 +153,8 @@ else:
 
 rule prepare:
     input:
-        DATA,
-        profile=PROFILE_YAML,
+        PLAN.data,
+        profile=PLAN.profile_yaml,
     output:
         BUILD / "store.txt",  # the store's path and counts: the marker every cell waits for
     threads: ALL_CORES
@@ -243,9 +165,8 @@ rule prepare:
 rule cell:
     input:
         notebook=NOTEBOOK,
-        profile=PROFILE_YAML,
-        params=PARAMS / "{cell}.yaml",
-        bases=lambda wildcards: cell_inputs(wildcards)[1:],
+        profile=PLAN.profile_yaml,
+        params=lambda wildcards: cell_inputs(wildcards.cell),  # and its base's, for an ablation
         settings=BUILD / "settings/{cell}.yaml",
         store=BUILD / "store.txt",
     output:
@@ -257,10 +178,10 @@ rule cell:
         notebook=RESULTS / "{cell}.ipynb",
     log:
         papermill=BUILD / "logs/{cell}.log",
-    threads: CELL_THREADS
-    priority: cell_priority
+    threads: PLAN.cell_threads
+    priority: lambda wildcards: cell_priority(PROFILE, wildcards.cell)  # longest first
     resources:
-        gpu=GPU,
+        gpu=PLAN.gpu,
     shell:
         # 1. A params file that does not load fails here, before papermill starts: its settings
         #    stamp, written as the workflow started (load_cell: every layer checked, the cell's name
@@ -288,7 +209,7 @@ rule cell:
 rule book:
     input:
         expand(RESULTS / "{cell}.{ext}", cell=CELLS, ext=("json", "ipynb")),
-        BASELINES,
+        PLAN.baselines,
         REPO / "_config.yml",
         REPO / "_toc.yml",
         sorted((REPO / "book/pages").glob("*.md")),

@@ -40,7 +40,7 @@ from pathlib import Path
 import tiny  # benchmarks/tiny.py: the --tiny option
 
 from fmareport.config import load_cell
-from fmareport.report.runs import expected_cells
+from fmareport.workflow import expected_cells
 
 REPO = Path(__file__).resolve().parents[1]
 FORMS = ("ours", "before")

@@ -48,8 +48,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from fmareport import provenance, train
 from fmareport.config import REPO_ROOT, from_dict, load_profile
 from fmareport.data.store import open_store, prepare
-from fmareport.device import cuda_problem, device_policy
+from fmareport.device import device_policy
 from fmareport.files import write_atomic
+from fmareport.gpus import cuda_problem
 from fmareport.inputs import INPUTS
 from fmareport.results import Predictions, TestTracks
 

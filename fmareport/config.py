@@ -252,7 +252,7 @@ class RunSettings(Section):
     store_on_device: Literal["auto", "always", "never"] = "auto"  # clip store as a tensor on the device
     cpu_fallback: bool = True  # device auto without a usable GPU: run on the CPU (false: stop at once)
     # The cells the profile runs (PROFILE_KEY: a profile's key, refused in a cell's file): shell-style
-    # patterns over cell names, each matching at least one (fmareport.report.runs.expected_cells).
+    # patterns over cell names, each matching at least one (fmareport.workflow.expected_cells).
     # smoke runs the tables and one ablation: the other ablations' code is tested in-process.
     cells: Annotated[list[CellPattern], Field(min_length=1)] = ["*"]
 

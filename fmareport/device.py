@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,11 +42,8 @@ import torch
 
 from .config import Config
 from .errors import FmareportError
-from .gpus import GPU_FIX, cuda_visible_entries, hold_gpu, machine_gpus, uuid_key
+from .gpus import GPU_FIX, cuda_problem, hold_gpu, uuid_key
 
-# Linux driver a CUDA major version needs at least (NVIDIA's CUDA Toolkit release notes,
-# "CUDA minor version compatibility": 11.x >= 450.80.02, 12.x >= 525.60.13, 13.x >= 580).
-CUDA_MIN_DRIVER = {"11": "450.80.02", "12": "525.60.13", "13": "580.65.06"}
 BF16_MIN_CAPABILITY = (8, 0)  # Ampere (A100, RTX 30xx) and later have bf16 tensor cores
 STORE_SHARE_OF_FREE = 0.5  # store_on_device auto: at most this share of the free GPU memory
 # CPU flags (/proc/cpuinfo) of bf16 arithmetic in hardware: AVX512-BF16 and AMX (x86), BF16 (Arm).
@@ -57,44 +53,6 @@ CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 
 class DeviceError(FmareportError, RuntimeError):
     """The config asks for a device this machine cannot give; the message says what to do."""
-
-
-def cuda_problem() -> str | None:
-    """None when torch can run on a GPU here; else why not, naming the wheel's CUDA, the driver
-    (from nvidia-smi when it exists) and the GPU."""
-    build = f"torch {torch.__version__}"
-    if torch.version.cuda is None:
-        return f"{build} is a CPU-only build"
-    major = torch.version.cuda.split(".")[0]
-    wheel = f"{build} is built for CUDA {torch.version.cuda}, which needs an NVIDIA driver >= " + CUDA_MIN_DRIVER.get(
-        major, "?"
-    )
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if not torch.cuda.is_available():
-        if visible is not None and not cuda_visible_entries(visible):
-            return (
-                f"the environment variable CUDA_VISIBLE_DEVICES={visible!r} hides every GPU from this process "
-                "(unset it, or set it to a GPU's index)"
-            )
-        if shutil.which("nvidia-smi") is None:
-            return f"{wheel}; this machine has no NVIDIA driver (nvidia-smi not found)"
-        gpus = machine_gpus()
-        if not gpus:
-            return f"{wheel}; nvidia-smi lists no GPU"
-        names = ", ".join(sorted({g["name"] for g in gpus}))
-        return (
-            f"{wheel}, but torch cannot use the GPU(s) ({names}) with the installed driver {gpus[0]['driver']}: "
-            "update the driver, or install a torch wheel built for an older CUDA: make install "
-            "TORCH_INDEX=https://download.pytorch.org/whl/cu126 (CUDA 12.6, driver >= 525; docs/running.md)"
-        )
-    arch = [a for a in torch.cuda.get_arch_list() if a.startswith("sm_")]  # e.g. sm_75 ... sm_120
-    cap = torch.cuda.get_device_capability(0)
-    if arch and cap[0] * 10 + cap[1] < min(int(a[3:]) for a in arch):
-        return (
-            f"{torch.cuda.get_device_name(0)} has compute capability {cap[0]}.{cap[1]}; {wheel} and has kernels "
-            f"for {arch[0]} to {arch[-1]} only"
-        )
-    return None
 
 
 def pick_device(cfg: Config) -> torch.device:

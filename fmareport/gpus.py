@@ -6,6 +6,8 @@ Snakefile and the Makefile ask this before any job starts; torch is asked in a s
   lists (a GPU by index; a GPU split into MIG slices by each slice's MIG UUID, since a CUDA
   process enumerates one MIG slice only), else the devices torch counts (a container with the
   driver's library but no nvidia-smi); [] on a machine without any.
+* `cuda_problem()`: why torch cannot compute on a GPU here (None: it can), in the words every
+  message about a missing GPU uses; the one function here that imports torch.
 * `gpu_count()`: how many cell jobs can have a GPU: 0 when torch (asked in a subprocess) sees no
   CUDA device (a CPU-only wheel, a driver too old for the wheel, CUDA_VISIBLE_DEVICES=-1), else
   the visible entries. The workflow's `gpus` and the Makefile's GPUS are this count.
@@ -44,10 +46,13 @@ GPU_FIX = (
     "with a CPU-only torch wheel or one too new for the driver, install a CUDA 12 wheel "
     "(make report TORCH_INDEX=https://download.pytorch.org/whl/cu126)"
 )
+# Linux driver a CUDA major version needs at least (NVIDIA's CUDA Toolkit release notes,
+# "CUDA minor version compatibility": 11.x >= 450.80.02, 12.x >= 525.60.13, 13.x >= 580).
+CUDA_MIN_DRIVER = {"11": "450.80.02", "12": "525.60.13", "13": "580.65.06"}
 # What the torch subprocess prints: the UUIDs of the devices torch can use, and why none when none.
 TORCH_GPUS_CODE = (
     "import json, torch\n"
-    "from fmareport.device import cuda_problem\n"
+    "from fmareport.gpus import cuda_problem\n"
     "problem = cuda_problem()\n"
     "n = torch.cuda.device_count() if problem is None else 0\n"
     "print(json.dumps({'uuids': [str(torch.cuda.get_device_properties(i).uuid) for i in range(n)], "
@@ -92,7 +97,7 @@ def smi_devices(listing: str | None = None) -> dict[str, str]:
 
 def torch_gpus(env: dict[str, str] | None = None) -> dict | None:
     """What torch sees, asked in a subprocess (no torch, no CUDA in this one): {"uuids": [the UUID of
-    each device torch can use, in its order], "problem": why none (device.cuda_problem) or None};
+    each device torch can use, in its order], "problem": why none (cuda_problem) or None};
     None when the subprocess fails (torch not installed). Devices are numbered in PCI bus order, as
     nvidia-smi and `on-gpu` number them."""
     env = {**(os.environ if env is None else env)}
@@ -104,6 +109,47 @@ def torch_gpus(env: dict[str, str] | None = None) -> dict | None:
         return json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
     except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
         return None
+
+
+def cuda_problem() -> str | None:
+    """None when torch can run on a GPU here; else why not, naming the wheel's CUDA, the driver
+    (from nvidia-smi when it exists) and the GPU. Imports torch: the count's subprocess asks it
+    (TORCH_GPUS_CODE), and so does a run choosing its device (device.pick_device)."""
+    import torch
+
+    build = f"torch {torch.__version__}"
+    if torch.version.cuda is None:
+        return f"{build} is a CPU-only build"
+    major = torch.version.cuda.split(".")[0]
+    wheel = f"{build} is built for CUDA {torch.version.cuda}, which needs an NVIDIA driver >= " + CUDA_MIN_DRIVER.get(
+        major, "?"
+    )
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if not torch.cuda.is_available():
+        if visible is not None and not cuda_visible_entries(visible):
+            return (
+                f"the environment variable CUDA_VISIBLE_DEVICES={visible!r} hides every GPU from this process "
+                "(unset it, or set it to a GPU's index)"
+            )
+        if shutil.which("nvidia-smi") is None:
+            return f"{wheel}; this machine has no NVIDIA driver (nvidia-smi not found)"
+        gpus = machine_gpus()
+        if not gpus:
+            return f"{wheel}; nvidia-smi lists no GPU"
+        names = ", ".join(sorted({g["name"] for g in gpus}))
+        return (
+            f"{wheel}, but torch cannot use the GPU(s) ({names}) with the installed driver {gpus[0]['driver']}: "
+            "update the driver, or install a torch wheel built for an older CUDA: make install "
+            "TORCH_INDEX=https://download.pytorch.org/whl/cu126 (CUDA 12.6, driver >= 525; docs/running.md)"
+        )
+    arch = [a for a in torch.cuda.get_arch_list() if a.startswith("sm_")]  # e.g. sm_75 ... sm_120
+    cap = torch.cuda.get_device_capability(0)
+    if arch and cap[0] * 10 + cap[1] < min(int(a[3:]) for a in arch):
+        return (
+            f"{torch.cuda.get_device_name(0)} has compute capability {cap[0]}.{cap[1]}; {wheel} and has kernels "
+            f"for {arch[0]} to {arch[-1]} only"
+        )
+    return None
 
 
 def visible_gpus(env: dict[str, str] | None = None, seen: dict | None = None) -> list[str]:

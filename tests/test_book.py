@@ -26,8 +26,8 @@ from fakes import of_config
 
 from fmareport.config import Config
 from fmareport.report import book
-from fmareport.report.runs import expected_cells
 from fmareport.report.tables import CONFIDENCE, PAPER
+from fmareport.workflow import expected_cells
 
 REPO = Path(__file__).resolve().parents[1]
 INPUT = {"raw": "1D", "spectrogram": "2D", "both": "1D+2D"}

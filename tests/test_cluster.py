@@ -18,7 +18,7 @@ import yaml
 from conftest import snakemake_plan
 from snakemake.exceptions import WorkflowError
 
-from fmareport.report.runs import expected_cells
+from fmareport.workflow import expected_cells
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_CELLS = expected_cells(REPO / "params", "paper")  # every cell

@@ -38,10 +38,11 @@ from fmareport.config import Config, ConfigError, SynthSettings, load_cell, load
 from fmareport.data.audio import Skip, decode_clip
 from fmareport.data.fetch import FetchError, extract, fetch
 from fmareport.data.fma import TracksError, load_tracks
-from fmareport.data.store import STALE_MARK, StoreError, _decode_job, ensure_data, prepare, select_tracks, synth_stamp
+from fmareport.data.store import StoreError, _decode_job, ensure_data, prepare, select_tracks
 from fmareport.data.synth import BAD_CASES, MARKER, TrackMeta, synthesize, tracks_table
 from fmareport.files import locked, mark_owned, remove_owned
 from fmareport.report import book
+from fmareport.workflow import STALE_MARK, synth_stamp
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -190,7 +191,7 @@ def test_02_a_cell_never_trains_on_a_synthetic_set_made_with_other_settings(synt
 
 
 def test_02_the_workflows_synth_stamp_changes_for_a_set_made_with_other_settings(synth_set, tmp_path):
-    """The stamp the synth job takes as input (store.synth_stamp): beside a set that fits, a new
+    """The stamp the synth job takes as input (workflow.synth_stamp): beside a set that fits, a new
     stamp is as old as the set (nothing runs again); beside a set made with other settings (by
     papermill, by hand, by an older version), it gains a line naming them and is newer than the
     set (the job re-makes it), once: the next start leaves it alone."""

@@ -5,6 +5,7 @@ monkeypatched torch.cuda calls."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import stat
@@ -24,7 +25,7 @@ from fmareport import device as device_mod
 from fmareport import gpus, model, train
 from fmareport.cli import main
 from fmareport.config import load_profile
-from fmareport.device import DeviceError, bf16_autocast, claimed_device, cuda_problem, device_policy, pick_device
+from fmareport.device import DeviceError, bf16_autocast, claimed_device, device_policy, pick_device
 from fmareport.experiment import run_cell
 from fmareport.files import take_lock
 from fmareport.results import DevicePolicyRecord, load_results, validate
@@ -92,6 +93,16 @@ def test_the_count_asks_the_real_torch_in_a_subprocess(monkeypatch):
     seen = gpus.torch_gpus()
     assert seen == {"uuids": [], "problem": seen["problem"]} and "hides every GPU" in seen["problem"]
     assert gpus.gpu_count(seen=seen) == 0  # (asking torch itself: the Snakefile's count, tests/test_cluster.py)
+
+
+def test_the_counts_subprocess_imports_gpus_not_device():
+    """device.py imports gpus.py; the code gpus.py runs in its torch subprocess finds cuda_problem in
+    gpus.py itself, so no import loop passes through that code string."""
+    tree = ast.parse(gpus.TORCH_GPUS_CODE)
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert imported == {"json", "torch", "fmareport.gpus"}
+    assert device_mod.cuda_problem is gpus.cuda_problem  # pick_device's reasons are the count's
 
 
 # --- 2. the lock is the computing process's, per machine ------------------------------------------------
@@ -201,7 +212,7 @@ def test_hidden_gpus_blame_the_variable_not_the_driver(monkeypatch):
     monkeypatch.setattr(torch.version, "cuda", "12.6")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
-    assert "CUDA_VISIBLE_DEVICES='-1' hides every GPU" in cuda_problem()
+    assert "CUDA_VISIBLE_DEVICES='-1' hides every GPU" in gpus.cuda_problem()
 
 
 # --- 4. the store's place decided once per cell; 5. each seed records how it ran ---------------------------

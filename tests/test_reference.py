@@ -26,8 +26,8 @@ from fmareport.report.reference import (
     tolerance,
     write_reference,
 )
-from fmareport.report.runs import expected_cells
 from fmareport.results import BaselineResults, CellResults, ResultsError, validate
+from fmareport.workflow import expected_cells
 
 MACHINE = {"cpu": "Xeon X", "torch_threads": 1}
 

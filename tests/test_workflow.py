@@ -1,4 +1,5 @@
-"""The workflow end to end on the smoke profile, through the real Snakefile and notebook.
+"""The workflow: what it plans with (fmareport.workflow: the cells of a profile, GPUs per cell job,
+the stamps), then end to end on the smoke profile, through the real Snakefile and notebook.
 
 The session's smoke grid (conftest.smoke_grid) is copied for each test that changes it (a few
 MB), so a test edits its params files without touching the grid the book tests read, or another
@@ -28,15 +29,17 @@ import pytest
 import yaml
 from bs4 import BeautifulSoup
 from conftest import run_snakemake, snakemake_plan
+from fakes import of_config
 
-from fmareport import experiment, notebook
+from fmareport import experiment, notebook, workflow
 from fmareport.cli import main as cli_main
-from fmareport.config import ConfigError, SynthSettings, load_cell, load_config
+from fmareport.config import ConfigError, SynthSettings, load_cell, load_config, read_yaml
 from fmareport.data.synth import synthesize
 from fmareport.files import take_lock
 from fmareport.report.reference import compare, differences, read_reference
-from fmareport.report.runs import expected_cells, run_statuses
-from fmareport.results import ResultsError, load_baselines, load_results, read_results, validate
+from fmareport.report.runs import run_statuses
+from fmareport.results import CellResults, ResultsError, load_baselines, load_results, read_results, validate
+from fmareport.workflow import expected_cells
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = "smoke"
@@ -93,6 +96,241 @@ def readme_command(prefix: str) -> str:
     lines = [line.strip() for line in (REPO / "README.md").read_text().splitlines() if line.strip().startswith(prefix)]
     assert len(lines) == 1, f"README should hold exactly one `{prefix}` command line, found {lines}"
     return lines[0].split("  #")[0].strip()
+
+
+# --- fmareport.workflow: what the Snakefile plans with, tested at the module ------------------------------
+
+
+def smoke_result(cell: str, **changes) -> CellResults:
+    """A validated result of the smoke cell `cell` (the config load_cell gives here), changed by `changes`."""
+    return of_config(load_cell(PROFILE, cell).replace(**changes))
+
+
+def params_copy(tmp_path: Path, monkeypatch) -> Path:
+    """A working directory with a copy of the repo's params/, made the current one (where the workflow runs)."""
+    shutil.copytree(REPO / "params", tmp_path / "params")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "params"
+
+
+def test_expected_cells_are_the_params_files_of_tables_and_ablations():
+    cells = workflow.expected_cells(REPO / "params")
+    on_disk = sorted(
+        p.relative_to(REPO / "params").with_suffix("").as_posix()
+        for p in (REPO / "params").glob("*/*.yaml")
+        if p.parent.name != "profiles"
+    )
+    assert cells == on_disk and "table1/raw_whole" in cells and "ablations/segment_batches" in cells
+
+
+def test_a_new_table_folder_is_found_and_any_other_folder_refused(tmp_path):
+    """A table3/ (say) is run like table1/; a folder that is no table is named, never passed over."""
+    for folder in ("profiles", "table1", "table3", "ablations", ".cache"):
+        (tmp_path / folder).mkdir()
+    for cell in ("table1/a", "table3/b", "ablations/c"):
+        (tmp_path / f"{cell}.yaml").write_text("cell: x\n")
+    assert workflow.expected_cells(tmp_path) == ["ablations/c", "table1/a", "table3/b"]
+    (tmp_path / "tabel4").mkdir()
+    with pytest.raises(ConfigError, match=r"tabel4: not a folder of cells; cells live in .*table<N>/"):
+        workflow.expected_cells(tmp_path)
+
+
+def write_profile(params: Path, text: str) -> None:
+    (params / "profiles").mkdir(parents=True, exist_ok=True)
+    (params / "profiles" / "p.yaml").write_text("profile: p\n" + text)
+
+
+def test_a_profile_runs_the_cells_its_patterns_select(tmp_path):
+    for cell in ("table1/a", "table1/b", "table2/c", "ablations/log_x", "ablations/y"):
+        (tmp_path / cell).parent.mkdir(exist_ok=True)
+        (tmp_path / f"{cell}.yaml").write_text(f"cell: {cell}\n")
+    write_profile(tmp_path, "")  # no key: every cell
+    assert workflow.expected_cells(tmp_path, "p") == workflow.expected_cells(tmp_path) == [
+        "ablations/log_x", "ablations/y", "table1/a", "table1/b", "table2/c"
+    ]  # fmt: skip
+    write_profile(tmp_path, "cells: [table1/*, ablations/log_*, table2/c]\n")
+    assert workflow.expected_cells(tmp_path, "p") == ["ablations/log_x", "table1/a", "table1/b", "table2/c"]
+    # smoke runs the tables and one ablation; paper every cell; demo all but the log1p ablations
+    smoke = workflow.expected_cells(REPO / "params", "smoke")
+    assert [c for c in smoke if not c.startswith("ablations/")] == [
+        c for c in workflow.expected_cells(REPO / "params") if not c.startswith("ablations/")
+    ]
+    assert [c for c in smoke if c.startswith("ablations/")] == ["ablations/mel_both_segmented"]
+    every = workflow.expected_cells(REPO / "params")
+    assert workflow.expected_cells(REPO / "params", "paper") == every
+    assert workflow.expected_cells(REPO / "params", "demo") == [c for c in every if not c.startswith("ablations/log_")]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("cells: [table9/*]\n", r"p.yaml: key 'cells': 'table9/\*' selects no cell under"),
+        ("cells: []\n", r"key 'cells': needs at least 1 value"),
+        ("cells: [../x]\n", r"cells"),
+        ("cells: table1/*\n", r"cells"),
+    ],
+)
+def test_a_profile_pattern_that_selects_nothing_or_is_no_pattern_is_refused(tmp_path, text, message):
+    (tmp_path / "table1").mkdir()
+    (tmp_path / "table1" / "a.yaml").write_text("cell: table1/a\n")
+    write_profile(tmp_path, text)
+    with pytest.raises(ConfigError, match=message):
+        workflow.expected_cells(tmp_path, "p")
+
+
+def test_only_a_profile_says_which_cells_run(tmp_path, monkeypatch):
+    """`cells` in a cell's file, its base or the overrides is refused, naming the file."""
+    monkeypatch.chdir(tmp_path)
+    write_profile(tmp_path / "params", "")
+    (tmp_path / "params" / "table1").mkdir()
+    (tmp_path / "params" / "table1" / "a.yaml").write_text("cell: table1/a\ncells: ['*']\n")
+    with pytest.raises(ConfigError, match=r"table1/a.yaml: key 'cells' says which cells a profile runs"):
+        load_cell("p", "table1/a")
+    with pytest.raises(ConfigError, match=r"overrides: key 'cells'"):
+        load_cell("p", None, overrides={"cells": ["*"]})
+
+
+def test_settings_stamp_changes_only_when_the_cell_must_run_again(tmp_path, monkeypatch):
+    """Snakemake reruns a job whose small input changed in content (a touch alone is not enough)."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(REPO / "params", tmp_path / "params")
+    stamp, out = tmp_path / "build/settings/table1/raw_whole.yaml", tmp_path / "raw_whole.json"
+    workflow.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
+    first = stamp.read_text()
+    assert "cell: table1/raw_whole" in first
+
+    # The same settings in another key order (a stamp written before the config had sections): left
+    # alone, so that no cell runs again for it.
+    reordered = yaml.safe_dump(dict(reversed(yaml.safe_load(first).items())), sort_keys=False)
+    stamp.write_text(reordered)
+    workflow.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
+    assert stamp.read_text() == reordered != first
+    stamp.write_text(first)
+
+    # A result of today's settings: left alone (the cell is up to date).
+    out.write_text(smoke_result("table1/raw_whole").model_dump_json())
+    workflow.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
+    assert stamp.read_text() == first
+
+    # A result of other settings (`fmareport run --set lr=0.01`): the stamp names the run it replaces.
+    out.write_text(smoke_result("table1/raw_whole", lr=0.01).model_copy(update={"run_id": "b" * 32}).model_dump_json())
+    workflow.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
+    assert stamp.read_text() == first + workflow.RERUN_MARK + "b" * 32 + "\n"
+    # ... once: a second start changes nothing, nor does the cell's own run that replaces it.
+    marked = stamp.read_text()
+    workflow.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
+    out.write_text(smoke_result("table1/raw_whole").model_dump_json())
+    workflow.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
+    assert stamp.read_text() == marked
+
+    # An edited params file: the stamp's text changes.
+    params = tmp_path / "params/table1/raw_whole.yaml"
+    params.write_text(params.read_text() + "seeds: [1]\n")
+    workflow.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
+    assert "- 1" in stamp.read_text() and workflow.RERUN_MARK not in stamp.read_text()
+
+    # A params file that does not load: the stamp says so (the cell's job then fails, naming it).
+    params.write_text("dropuot: 0.0\n")
+    workflow.settings_stamp(stamp, "smoke", "table1/raw_whole", out)
+    assert stamp.read_text().startswith("# does not load:") and "dropuot" in stamp.read_text()
+
+
+def test_start_plans_the_profile_and_writes_its_stamps(tmp_path, monkeypatch):
+    """What the Snakefile's rules are made of: the smoke profile's cells, no GPU (device: cpu: torch is
+    not asked), one thread per cell, its synthetic set, its baselines, and a stamp per cell and for the set."""
+    params_copy(tmp_path, monkeypatch)
+    monkeypatch.setattr(workflow, "torch_gpus", lambda: pytest.fail("torch asked for a cpu profile"))
+    plan = workflow.start({"profile": PROFILE})
+    cfg = load_cell(PROFILE, None)
+    assert (plan.profile, plan.cells, plan.gpu, plan.cell_threads) == (PROFILE, CELLS, 0, 1)
+    assert plan.profile_yaml == Path("params/profiles/smoke.yaml") and plan.build == Path("build/smoke")
+    assert plan.results == Path(cfg.run.results_dir) / PROFILE
+    assert plan.data == Path(cfg.run.data_dir) / "fma_metadata" / "tracks.csv"
+    assert [p.stem for p in plan.baselines] == ["mfcc"]
+    stamps = sorted(
+        p.relative_to("build/smoke/settings").with_suffix("").as_posix() for p in Path("build").rglob("*.yaml")
+    )
+    assert stamps == CELLS and Path("build/smoke/synth.txt").is_file()
+    assert workflow.start({"profile": PROFILE, "cell_threads": 2, "gpu": 1}).cell_threads == 2
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"profile": "nope"}, r"profile 'nope': params/profiles/nope.yaml: no such params file"),
+        ({"profile": PROFILE, "cell_threads": 0}, r"--config cell_threads=0: must be a whole number >= 1"),
+        ({"profile": PROFILE, "cell_threads": "two"}, r"--config cell_threads='two': must be a whole number >= 1"),
+        ({"profile": PROFILE, "gpu": -1}, r"--config gpu=-1: must be a whole number >= 0"),
+        ({"profile": "paper", "gpus": 1.5}, r"--config gpus=1.5: must be a whole number >= 0"),
+        ({"profile": PROFILE, "gpu": True}, r"--config gpu=True: must be a whole number >= 0"),
+    ],
+)
+def test_start_refuses_a_bad_profile_or_config_value(tmp_path, monkeypatch, config, message):
+    params_copy(tmp_path, monkeypatch)
+    with pytest.raises(ConfigError, match=message):
+        workflow.start(config)
+
+
+def test_start_refuses_a_profile_that_names_another_and_a_folder_without_cells(tmp_path, monkeypatch):
+    params = params_copy(tmp_path, monkeypatch)
+    shutil.copy(params / "profiles" / "smoke.yaml", params / "profiles" / "other.yaml")
+    with pytest.raises(ConfigError, match=r"other.yaml says 'profile: smoke': it must be 'other' \(its file name\)"):
+        workflow.start({"profile": "other"})
+    for folder in ("table1", "table2", "ablations"):
+        shutil.rmtree(params / folder)
+    write_profile(params, "")  # no `cells`: every cell, and there are none
+    with pytest.raises(ConfigError, match=r"p.yaml: key 'cells': '\*' selects no cell under params \(cells are"):
+        workflow.start({"profile": "p"})
+
+
+def test_gpus_per_cell_follow_the_config_the_device_and_the_count(monkeypatch):
+    """gpu=N as given; one per cell while there are GPUs; none on device: cpu; and a profile that needs a
+    GPU with none stops, naming torch's reason (asked here: make report gave the count)."""
+    paper, smoke = load_cell("paper", None), load_cell(PROFILE, None)
+    asked = []
+    monkeypatch.setattr(workflow, "torch_gpus", lambda: asked.append(1) or {"uuids": [], "problem": "a CPU-only build"})
+    yaml_path = Path("params/profiles/paper.yaml")
+    assert workflow.gpus_per_cell(paper, {"gpu": 2}, yaml_path) == 2
+    assert workflow.gpus_per_cell(paper, {"gpus": 3}, yaml_path) == 1
+    assert workflow.gpus_per_cell(smoke, {"gpus": 3}, yaml_path) == 0
+    assert workflow.gpus_per_cell(paper.replace(cpu_fallback=True), {"gpus": 0}, yaml_path) == 0
+    assert not asked
+    with pytest.raises(ConfigError) as stopped:
+        workflow.gpus_per_cell(paper, {"gpus": 0}, yaml_path)
+    assert asked == [1]
+    assert str(stopped.value).startswith(
+        "profile 'paper' needs a GPU (device: auto, cpu_fallback: false) and this machine has none torch can use "
+        "(gpus=0) (a CPU-only build). To run it here on the CPU (days), set device: cpu in params/profiles/paper.yaml"
+    )
+    assert "TORCH_INDEX=" in str(stopped.value) and str(stopped.value).endswith("--config gpu=1 (profiles/slurm)")
+    with pytest.raises(ConfigError, match=r"needs a GPU \(device: cuda"):
+        workflow.gpus_per_cell(smoke.replace(device="cuda"), {"gpu": 0}, yaml_path)
+
+
+def test_a_cells_inputs_are_its_params_and_its_bases_and_the_longest_runs_first(tmp_path, monkeypatch):
+    params = params_copy(tmp_path, monkeypatch)
+    base = read_yaml(params / "ablations" / "mel_both_segmented.yaml")["base"]
+    assert workflow.cell_inputs("ablations/mel_both_segmented") == [
+        Path("params/ablations/mel_both_segmented.yaml"),
+        Path(f"params/{base}.yaml"),
+    ]
+    assert workflow.cell_inputs("table1/raw_whole") == [Path("params/table1/raw_whole.yaml")]
+    whole, segmented = (workflow.cell_priority(PROFILE, f"table1/raw_{c}") for c in ("whole", "segmented"))
+    seg, one = (load_cell(PROFILE, f"table1/raw_{c}") for c in ("segmented", "whole"))  # the same but the windows
+    samples = seg.windows_per_clip * seg.window_samples / (one.windows_per_clip * one.window_samples)
+    assert segmented / whole == pytest.approx(samples) and samples > 1  # the segmented cell starts first
+    (params / "table1" / "raw_whole.yaml").write_text("dropuot: 0.0\n")
+    assert workflow.cell_priority(PROFILE, "table1/raw_whole") == 0  # its job fails first thing
+
+
+def test_the_workflow_module_imports_nothing_of_the_report_nor_torch():
+    """fmareport.workflow sits below fmareport.report (which reads the cell list from it), and a plan
+    imports no torch (2-3 CPU-s at every start)."""
+    code = (
+        "import sys, fmareport.workflow; print([m for m in sys.modules if m.startswith(('fmareport.report', 'torch'))])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_the_committed_notebook_is_the_text_notebook_without_outputs():

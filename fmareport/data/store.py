@@ -283,46 +283,6 @@ def check_synthetic_set(data_dir: Path, cfg: Config) -> None:
         )
 
 
-# The line a synth stamp gets when the set on disk was made with other settings (`synth_stamp`).
-STALE_MARK = "stale set, made with: "
-
-
-def synth_stamp(stamp: str | Path, cfg: Config) -> Path:
-    """Keep `stamp`, an input of the workflow's synth job, saying which synthetic set cfg needs.
-
-    It holds the `fmareport synth` command of cfg's set, rewritten when that changes. When the
-    set in cfg's data_dir was made with other settings (`check_synthetic_set`), by whoever made
-    it (papermill, a user, an older version), a line naming them is added: the stamp changes, so
-    the job re-makes the set (`--force`: synth replaces only its own sets). A stamp written beside
-    a set that fits gets that set's time: nothing runs again for it. Relative paths are relative
-    to the working directory.
-    """
-    from .synth import ARTIST_TRACKS, made_with
-
-    stamp, data_dir = Path(stamp), Path(cfg.run.data_dir)
-    tracks_csv = data_dir / "fma_metadata" / "tracks.csv"
-    text = (
-        shlex.join(["fmareport", "synth", str(data_dir), *synth_arguments(cfg)])
-        + f"\nartists of {ARTIST_TRACKS} tracks\n"
-    )
-    stale = None
-    if tracks_csv.is_file():
-        try:
-            check_synthetic_set(data_dir, cfg)
-        except ConfigError:
-            stale = json.dumps(made_with(data_dir), sort_keys=True)
-    old = stamp.read_text(encoding="utf-8") if stamp.is_file() else None
-    settings, _, mark = (old or "").partition(STALE_MARK)
-    if old is None or settings != text:
-        write_atomic(stamp, text + (f"{STALE_MARK}{stale}\n" if stale else ""))
-        if stale is None and tracks_csv.is_file():
-            made = tracks_csv.stat().st_mtime_ns  # synth writes tracks.csv last
-            os.utime(stamp, ns=(made, made))
-    elif stale and mark.strip() != stale:
-        write_atomic(stamp, f"{text}{STALE_MARK}{stale}\n")
-    return stamp
-
-
 def synth_arguments(cfg: Config) -> list[str]:
     """The `fmareport synth` options that make cfg's synthetic set (the Snakefile's synth job uses them)."""
     out = []

@@ -1,8 +1,8 @@
 """Which runs a book shows: the cells a profile expects, and whether each result is that cell's run.
 
 A number in the book must be the output of the run it names, of the config it names
-(docs/faults.md, case 15). For every expected cell of a profile (`expected_cells`: the
-YAML files under params/table1, params/table2 and params/ablations) a result is one of:
+(docs/faults.md, case 15). For every expected cell of a profile (fmareport.workflow.expected_cells:
+the YAML files under params/table<N>/ and params/ablations/ it selects) a result is one of:
 
 * **current**: its config is what the profile and the params file give today (keys that
   do not change a number, such as folders, aside), on the profile's clip store;
@@ -21,34 +21,16 @@ A current run whose training loss diverged stays in the tables, flagged (`diverg
 from __future__ import annotations
 
 import contextlib
-import fnmatch
-import json
 import math
 import os
-import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from ..config import (
-    NUMBER_FREE_KEYS,
-    PROFILE_KEY,
-    Config,
-    ConfigError,
-    load_cell,
-    load_config,
-    params_dir,
-    profile_path,
-)
+from ..config import PROFILE_KEY, ConfigError, load_cell
 from ..data.fma import GENRES
-from ..files import write_atomic
 from ..results import CellResults
-
-# The folders of params/ that hold cells: a table of the paper (table1, table2; Table 3 reuses the
-# segmented cells of Tables 1 and 2, so it has none), or the ablations, beyond the paper.
-CELL_FOLDER = r"table[0-9]+|ablations"
+from ..workflow import differing_keys, expected_cells
 
 # A run diverged when its last training loss is over DIVERGED_FACTOR times the smaller of its first
 # epoch's and ln(K), the loss of a uniform guess over K = 8 genres (2.08). A network that learned
@@ -61,47 +43,6 @@ CHANCE_LOSS = math.log(len(GENRES))
 # Environment variables that choose a build's profile and results folder (docs/running.md).
 PROFILE_ENV = "FMAREPORT_PROFILE"
 RESULTS_ENV = "FMAREPORT_RESULTS_DIR"
-
-
-def expected_cells(params: str | Path | None = None, profile: str | None = None) -> list[str]:
-    """The cells of the report: 'table1/raw_whole', ..., from the YAML files under params/; with a
-    `profile`, those its `cells` patterns select (ConfigError names a pattern that selects none)."""
-    root = Path(params) if params is not None else params_dir()
-    cells = sorted(f"{f}/{p.stem}" for f in cell_folders(root) for p in (root / f).glob("*.yaml"))
-    if profile is None:
-        return cells
-    path = profile_path(profile)  # checks the name
-    path = path if params is None else root / "profiles" / path.name
-    patterns = load_config(path).run.cells
-    if empty := [p for p in patterns if not any(fnmatch.fnmatchcase(c, p) for c in cells)]:
-        raise ConfigError(
-            f"{path}: key {PROFILE_KEY!r}: {empty[0]!r} selects no cell under {root} (cells are named like "
-            "'table1/raw_whole'; '*' selects them all)"
-        )
-    return [c for c in cells if any(fnmatch.fnmatchcase(c, p) for p in patterns)]
-
-
-def cell_folders(root: Path) -> list[str]:
-    """The folders of cells under params/ (`root`): every folder but profiles/ must be one (CELL_FOLDER),
-    so that a new table's cells are run, never passed over; ConfigError names any other."""
-    if not root.is_dir():
-        return []
-    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "profiles" and p.name[0] != ".")
-    if other := [f for f in folders if not re.fullmatch(CELL_FOLDER, f)]:
-        raise ConfigError(
-            f"{root / other[0]}: not a folder of cells; cells live in {root}/table<N>/ (a table of the paper) or "
-            f"{root}/ablations/: move or rename it"
-        )
-    return folders
-
-
-def differing_keys(ran: Config | dict, expected: Config | dict) -> dict[str, tuple]:
-    """{key: (value the run used, value expected: what the params give today, or a reference's)} over
-    the keys that change numbers."""
-    ran = ran.to_dict() if isinstance(ran, Config) else ran
-    now = expected.to_dict() if isinstance(expected, Config) else expected
-    keys = (set(ran) | set(now)) - NUMBER_FREE_KEYS
-    return {k: (ran.get(k), now.get(k)) for k in sorted(keys) if ran.get(k) != now.get(k)}
 
 
 def diverged(result: CellResults) -> list[int]:
@@ -142,12 +83,6 @@ def _short(value) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def expected_config(profile: str, cell: str, workdir: str | Path) -> Config:
-    """The config the profile and the cell's params file give, looked up in `workdir`'s params/."""
-    with contextlib.chdir(workdir):
-        return load_cell(profile, cell)
-
-
 def run_statuses(profile: str, results: dict[str, CellResults], workdir: str | Path) -> list[RunStatus]:
     """The status of every expected cell (and of any result of a cell that is no longer expected).
 
@@ -171,8 +106,9 @@ def run_statuses(profile: str, results: dict[str, CellResults], workdir: str | P
                 why = f"not among the cells profile {profile!r} runs (its key {PROFILE_KEY!r})"
             out.append(RunStatus(cell, "other settings", why))
             continue
-        try:
-            differ = differing_keys(result.config, expected_config(profile, cell, workdir if params else Path.cwd()))
+        try:  # what the profile and the cell's params file give, looked up in the runs' params/
+            with contextlib.chdir(workdir if params else Path.cwd()):
+                differ = differing_keys(result.config, load_cell(profile, cell))
         except ConfigError as err:
             out.append(RunStatus(cell, "other settings", f"its params file does not load: {err}"))
             continue
@@ -187,53 +123,6 @@ def run_statuses(profile: str, results: dict[str, CellResults], workdir: str | P
         else:
             out.append(RunStatus(cell, "current", "", seeds))
     return out
-
-
-RERUN_MARK = "# runs again to replace run "  # a stamp line: the result it was changed for
-NOT_LOADED = "# does not load: "  # a stamp's first line when its params files do not (the cell job says why)
-
-
-def settings_stamp(stamp: str | Path, profile: str, cell: str, result: str | Path) -> Path:
-    """Keep `stamp` (an input of the cell's workflow job) saying what the cell must run with.
-
-    It holds the resolved config of the cell (or the error its params files give), rewritten
-    when that changes. When `result` ran with other settings (`differing_keys`), a line naming
-    that run is added: the stamp's content changes (Snakemake compares small inputs by content,
-    not only by time), so the cell runs again. Once the cell's own run replaces it, the line
-    stays and nothing changes. Relative paths are relative to the working directory.
-    """
-    stamp, result = Path(stamp), Path(result)
-    try:
-        cfg = load_cell(profile, cell)
-        text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
-    except ConfigError as err:  # the cell's job fails on it first thing, naming the file and key
-        cfg, text = None, f"{NOT_LOADED}{err}\n"
-    old = stamp.read_text(encoding="utf-8") if stamp.is_file() else None
-    settings, _, mark = (old or "").partition(RERUN_MARK)
-    if old is None or not _same_settings(settings, text):
-        write_atomic(stamp, text)
-    elif cfg is not None and result.is_file():
-        try:
-            ran = json.loads(result.read_text(encoding="utf-8"))
-            run_id, differ = str(ran.get("run_id")), bool(differing_keys(ran["config"], cfg))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            run_id, differ = f"unreadable {result.stat().st_mtime_ns}", True  # the book refuses it, naming it
-        if differ and mark.strip() != run_id:
-            write_atomic(stamp, text + RERUN_MARK + run_id + "\n")
-    return stamp
-
-
-def _same_settings(old: str, new: str) -> bool:
-    """Whether two stamps' settings are the same: the same text, or the same keys and values in
-    another order (a stamp written before the config had sections lists its keys in another order,
-    and must not make every cell run again)."""
-    if old == new:
-        return True
-    try:
-        a, b = yaml.safe_load(old), yaml.safe_load(new)
-    except yaml.YAMLError:
-        return False
-    return isinstance(a, dict) and a == b
 
 
 def newest_profile(results_root: str | Path) -> str | None:
@@ -252,12 +141,12 @@ def newest_profile(results_root: str | Path) -> str | None:
     return profile
 
 
-def build_choice(results_root: str | Path | None = None) -> tuple[str | None, Path]:
+def build_choice() -> tuple[str | None, Path]:
     """(profile, results folder) a plain `jupyter-book build book/` shows.
 
     The rule (docs/running.md): the results folder is $FMAREPORT_RESULTS_DIR, else `results` in
     the working directory; the profile is $FMAREPORT_PROFILE, else the profile whose cell
     result was written last (the runs you just made). None: no result at all.
     """
-    root = Path(os.environ.get(RESULTS_ENV) or results_root or "results").resolve()
+    root = Path(os.environ.get(RESULTS_ENV) or "results").resolve()
     return os.environ.get(PROFILE_ENV) or newest_profile(root), root
