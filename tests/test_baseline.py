@@ -27,8 +27,7 @@ from fmareport.baseline import (
 from fmareport.cli import main
 from fmareport.data.audio import to_float
 from fmareport.data.fma import FEATURE_STATISTICS, GENRES
-from fmareport.results import BASELINE_SCHEMA_VERSION
-from fmareport.results import load_baselines
+from fmareport.results import BASELINE_SCHEMA_VERSION, load_baselines
 
 
 def test_features_are_fmas_7_statistics_of_20_mfccs_per_clip(tiny_store):

@@ -1,4 +1,4 @@
-"""First-layer filters as frequency responses (fmareport.report.filters, issue 19 item 2)."""
+"""First-layer filters as frequency responses (fmareport.report.filters)."""
 
 import matplotlib
 
@@ -80,21 +80,24 @@ def test_ks_and_mel_bands_follow_from_the_peaks():
     assert low.fractions.tolist() == [2 / 3] + [0.0] * 8 + [1 / 3]
 
 
-def test_the_paragraph_states_what_the_responses_give():
+def test_the_peak_facts_state_what_the_responses_give():
     rng = np.random.default_rng(1)
     noise = [rng.standard_normal(K) for _ in range(2)]
     hz = [250.0, 1000.0, 3000.0]
     learned = filters.raw_responses(np.stack([tone(f) for f in hz] + noise), RATE)
     initial = filters.raw_responses(np.stack([rng.standard_normal(K) for _ in range(5)]), RATE)
-    text = filters.filters_paragraph(learned, initial, RATE)
-    s = filters.mel_spread(np.array(hz), RATE)
-    assert "3 of 5 (60 %) of the first layer's filters have a clear peak" in text
-    assert "against 0 of 5 (0 %) at initialisation" in text
-    assert f"distance of {s.ks_mel:.2f} from an even spread on the mel scale and {s.ks_hz:.2f}" in text
-    assert f"the lowest (0-{s.edges_hz[1]:.0f} Hz) holds {100 * s.fractions[0]:.0f} %" in text
-    assert "The 3 peak frequencies" in text
-    none = filters.filters_paragraph(initial, initial, RATE)
-    assert "0 of 5 (0 %)" in none and "say nothing of a frequency scale" in none
+    facts = filters.peak_facts(learned, initial, RATE)
+    s = filters.mel_spread(np.array(hz), RATE)  # the three tones' peaks: the clear ones
+    assert facts["filters with a clear peak, learned / initial"] == "3 of 5 (60 %) / 0 of 5 (0 %)"
+    assert facts["KS distance from an even spread, mel / Hz"] == f"{s.ks_mel:.2f} / {s.ks_hz:.2f}"
+    assert facts["peaks spread"] == (
+        "closer to a mel scale" if s.ks_mel < s.ks_hz else "closer to an even spread in Hz"
+    )
+    low = f"{100 * s.fractions[0]:.0f} % (0-{s.edges_hz[1]:.0f} Hz)"
+    assert facts["in the lowest / highest mel band"].startswith(low + " / ")
+    none = filters.peak_facts(initial, initial, RATE)
+    assert none == {"filters with a clear peak, learned / initial": "0 of 5 (0 %) / 0 of 5 (0 %)",
+                    "peaks spread": "no clear peak: no frequency scale to read"}  # fmt: skip
 
 
 @pytest.mark.parametrize("kind, rows", [("raw", 1), ("spectrogram", 1), ("both", 2)])

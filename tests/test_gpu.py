@@ -275,14 +275,14 @@ def test_results_written_before_the_policy_still_load():
 
 
 def test_the_reproducibility_page_shows_each_seeds_policy(tiny_config):
-    from fmareport.report import pages
-    from fmareport.report.book import Page
+    from fmareport.report.page import Page
+    from fmareport.report.pages import reproducibility
 
     record = DevicePolicyRecord(**device_policy(tiny_config).record())
     with_policy = cell_result(accs=[0.5])
     with_policy = with_policy.model_copy(update={"seeds": [with_policy.seeds[0].model_copy(update={"policy": record})]})
     results = {"table1/a": with_policy, "table1/b": cell_result(accs=[0.5], seeds=[3])}
-    html = pages.device_policies(Page("tiny", results, {}, tiny_config, [])).data
+    html = reproducibility.device_policies(Page("tiny", results, {}, tiny_config, [])).data
     assert 'id="device-policy"' in html and "memmap" in html and "off (fp32)" in html
     assert "Not recorded (results written before the policy was): table1/b seed 3." in html
 

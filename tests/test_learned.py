@@ -1,4 +1,4 @@
-"""The page "What the networks learned" (fmareport.report.learned, issue 19): on hand-made results
+"""The page "What the networks learned" (fmareport.report.pages.learned): on hand-made results
 (tests/fakes.py) for exact numbers, and on three tiny cells trained end to end for the kept files."""
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from fakes import cell_result, of_probs  # noqa: E402
 from fmareport.config import Config  # noqa: E402
 from fmareport.data.fma import GENRES  # noqa: E402
 from fmareport.experiment import run_cell  # noqa: E402
-from fmareport.report import book, learned, stats, tables  # noqa: E402
-from fmareport.report.book import Page  # noqa: E402
+from fmareport.report import compare, stats  # noqa: E402
+from fmareport.report.page import Page, player_table  # noqa: E402
+from fmareport.report.pages import learned  # noqa: E402
 from fmareport.weights import embeddings_path  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def page_of(results: list, cfg=None) -> Page:
     """A Page over these results (their cells' names as keys)."""
     by_cell = {r.cell: r for r in results}
-    return Page(results[0].profile, by_cell, tables.index_runs(results), cfg or results[0].config, [])
+    return Page(results[0].profile, by_cell, compare.index_runs(results), cfg or results[0].config, [])
 
 
 def shown(monkeypatch) -> list:
@@ -61,18 +62,22 @@ def trained(tiny_config, tiny_store, tmp_path_factory):
     return tmp / "results", page_of(results)
 
 
-def test_the_filters_of_the_best_1d_and_2d_cells_are_drawn_with_their_paragraphs(trained, monkeypatch):
+def test_the_filters_of_the_best_1d_and_2d_cells_are_drawn_with_their_numbers(trained, monkeypatch):
     results_dir, page = trained
     out = shown(monkeypatch)
-    learned.filters(page, results_dir)
+    learned.filters(page, results_dir, "raw")
+    learned.filters(page, results_dir, "spectrogram")
     figures = [o for o in out if isinstance(o, plt.Figure)]
     assert len(figures) == 2 and [len(f.axes) for f in figures] == [3, 3]  # initial, learned, colour bar
     said = text(out)
     assert "**table1/raw_segmented (1D input, segmented)**, seed 0:" in said
     assert "**table1/spectrogram_segmented (2D input, segmented)**, seed 0:" in said
-    assert "of 8 (" in said and "have a clear peak" in said  # the 1D paragraph: 8 filters of the tiny net
     for f in figures:
         plt.close(f)
+    peaks = learned.peaks(page, results_dir).data
+    assert 'id="filter-peaks"' in peaks and "table1/raw_segmented (1D input, segmented)" in peaks
+    assert " of 8 (" in peaks  # the 1D row: the tiny net's 8 filters with a clear peak, learned and initial
+    assert "— (2D: every peak counts)" in peaks  # the 2D row
 
 
 def test_the_mistakes_of_the_best_and_worst_cell_play_their_clips(trained, tiny_store, monkeypatch):
@@ -84,10 +89,11 @@ def test_the_mistakes_of_the_best_and_worst_cell_play_their_clips(trained, tiny_
     said = text(out)
     for which, result in cells.items():
         frame = learned.confident_mistakes(result)
-        assert f"**The {which} table cell**: {learned.cell_label(result)}" in said
+        assert f"The {which} table cell: {learned.cell_label(result)}, mean test accuracy" in said
         if frame.empty:
             continue
         html = next(o.data for o in out if f'id="mistakes-{which}"' in getattr(o, "data", ""))
+        assert f"The {which} table cell: {learned.cell_label(result)}" in html  # its caption
         assert html.count("<audio controls") == len(frame) and html.count("data:audio/wav;base64,") == len(frame)
         assert all(f"{t:06d}" in html for t in frame["track_id"])
 
@@ -193,10 +199,11 @@ def test_the_tracks_every_seed_of_every_cell_gets_wrong():
 
 def test_a_player_table_escapes_its_text_and_plays_each_clip():
     clip = np.zeros(800, np.int16)
-    html = book.player_table([{"genre": "<Rock>"}], [clip], 8000, "t", "a & b")
+    html = player_table([{"genre": "<Rock>"}], [clip], 8000, "t", "a & b").data
     assert "&lt;Rock&gt;" in html and "<caption>a &amp; b</caption>" in html and html.count("<audio") == 1
+    assert '<th scope="row">&lt;Rock&gt;</th>' in html  # the first column heads its row
     with pytest.raises(ValueError, match="1 rows for 2 clips"):
-        book.player_table([{"genre": "Rock"}], [clip, clip], 8000, "t", "c")
+        player_table([{"genre": "Rock"}], [clip, clip], 8000, "t", "c")
 
 
 # --- per genre -------------------------------------------------------------------------------------------
@@ -221,8 +228,7 @@ def test_per_genre_accuracy_and_differences_are_the_tables_intervals_on_each_gen
     assert accuracy["group"].tolist() == groups * 3 and accuracy["tracks"].tolist() == ([50] * 8 + [400]) * 3
     labels = np.arange(400) % 8
     artists = np.arange(400) // 4
-    _, raw = tables.correct_matrix(cells["raw"])
-    _, spec = tables.correct_matrix(cells["spectrogram"])
+    raw, spec = cells["raw"].correct, cells["spectrogram"].correct
     folk = labels == GENRES.index("Folk")
     row = accuracy[(accuracy["group"] == "Folk") & (accuracy["input"] == "1D")].iloc[0]
     i = stats.accuracy_interval(raw[:, folk], clusters=artists[folk])
@@ -232,8 +238,9 @@ def test_per_genre_accuracy_and_differences_are_the_tables_intervals_on_each_gen
     assert (d.estimate, d.low, d.high) == (j.estimate, j.low, j.high)
     # All genres together: the Results page's interval of the cell, and its paired comparison.
     whole = accuracy[(accuracy["group"] == learned.ALL_GENRES) & (accuracy["input"] == "1D")].iloc[0]
-    assert (whole.estimate, whole.low, whole.high) == tables.accuracy_interval(cells["raw"])
-    c = tables.compare(cells["spectrogram"], cells["raw"])
+    every = compare.accuracy_interval(cells["raw"])
+    assert (whole.estimate, whole.low, whole.high) == (every.estimate, every.low, every.high)
+    c = compare.compare(cells["spectrogram"], cells["raw"])
     d = differences[(differences["group"] == learned.ALL_GENRES) & (differences["comparison"] == "2D − 1D")].iloc[0]
     assert (d.estimate, d.low, d.high) == (c["diff"], c["low"], c["high"])
     table = learned.per_genre_table(accuracy, differences)
@@ -273,7 +280,8 @@ def test_a_genre_of_one_artist_has_no_interval_and_a_missing_input_no_comparison
 def test_the_per_genre_section_names_an_input_that_did_not_run(monkeypatch):
     cells = three_inputs(n=80, seeds=2)
     out = shown(monkeypatch)
-    learned.per_genre(page_of([cells["raw"], cells["both"]]))
+    learned.per_genre(page_of([cells["raw"], cells["both"]]), "figure")
+    learned.per_genre(page_of([cells["raw"], cells["both"]]), "table")
     said = text(out)
     assert "No current run of the segmented Table 1 cell of 2D input" in said
     assert 'id="per-genre"' in said and "1D+2D − 1D" in said and "2D − 1D" not in said.replace("1D+2D − 1D", "")

@@ -10,7 +10,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from fmareport import cli, mel, model, summary
 from fmareport.config import load_profile
-from fmareport.model import Net, Spectrogram, layer_table, n_params
+from fmareport.model import Net, Spectrogram, n_params
+from fmareport.summary import layer_table
 from fmareport.train import windows
 
 INPUTS = ["raw", "spectrogram", "both"]

@@ -124,10 +124,10 @@ def test_a_truncated_cell_notebook_is_staged_under_a_red_box_naming_it(tmp_path)
     source.parent.mkdir(parents=True)
     source.write_text('{"cells": [{"cell_type": "markdown", "sou')  # cut short mid-write
     status = runs.RunStatus(cell, "current")
-    staged = book._stage_experiment(cell, res, status, tmp_path / "results", tmp_path / "out", "banner")
+    staged = book._stage_experiment(cell, res, status, tmp_path / "results", tmp_path / "out")
     text = "\n".join(c.source for c in nbformat.read(staged, as_version=4).cells)
-    assert "This notebook is not the run behind the numbers" in text
-    assert f"`{source}` cannot be read (NotJSONError)" in text and res.run_id in text
+    assert "This notebook is not the run behind the numbers" in text and book.BANNER in text
+    assert f"{source} cannot be read (NotJSONError)" in text and res.run_id in text
 
 
 def test_the_workflows_book_refuses_to_build_without_every_cell(tmp_path, capsys):

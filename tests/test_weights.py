@@ -105,7 +105,10 @@ def test_the_kept_weights_make_the_filter_figure_and_paragraph(both_cell):
     learned = filters.branch_responses(kept["final"], cfg)["conv1.raw.weight"]
     initial = filters.branch_responses(kept["initial"], cfg)["conv1.raw.weight"]
     assert learned.values.shape[0] == 4
-    assert "of 4 (" in filters.filters_paragraph(learned, initial, cfg.store.sample_rate)
+    assert (
+        " of 4 ("
+        in filters.peak_facts(learned, initial, cfg.store.sample_rate)["filters with a clear peak, learned / initial"]
+    )
 
 
 def test_a_cell_keeps_every_seeds_test_embeddings_from_its_test_pass(both_cell, tiny_store):

@@ -168,7 +168,9 @@ def _claim_row(
         claim=claim,
         comparison=f"{setting_label(a)} − {setting_label(b)}",
         word=test.word,
-        test=test.label,
+        test=test.kind,
+        margin=test.margin,
+        confidence=test.confidence,
         paper_diff=paper_value(a) - paper_value(b),
         **dict.fromkeys(("diff", "low", "high", "se", "seed_share", "detectable", "p", "p_holm"), math.nan),
         seeds="",
@@ -193,8 +195,8 @@ def claims(runs: dict[Setting, CellResults]) -> pd.DataFrame:
     """Each claim's tests on each of its comparisons, one row per (comparison, test); the family of
     every test that has an interval is Holm-adjusted (`holm`).
 
-    Columns: claim, comparison, word (the paper's), test (its label), paper_diff, diff, low, high (the
-    interval the test reads), se, seed_share (`stats.seed_share`), detectable (`Test.detectable`),
+    Columns: claim, comparison, word (the paper's), test (its kind), margin, confidence (of the interval
+    the test reads), paper_diff, diff, low, high (that interval), se, seed_share (`stats.seed_share`), detectable (`Test.detectable`),
     seeds ("na / nb"), method, paired, p (the smaller of the test's two p-values), p_holm, verdict.
     """
     rows, judged = [], []

@@ -40,7 +40,7 @@ from .. import filters as filters_mod
 from .. import stats
 from ..compare import artists_of, seeds_shared, setting_label, setting_of
 from ..figures import show
-from ..page import Page, clip_store, player_table, table
+from ..page import Page, clip_store, glue, player_table, table
 
 # What the mistakes show: per cell, this many most-confused (true, predicted) pairs with this many
 # tracks each, and this many of the tracks every cell gets wrong, each with a player of PLAYER_SECONDS
@@ -113,6 +113,15 @@ def missing_note(result: CellResults, why: str) -> Markdown:
 
 
 # --- first-layer filters ------------------------------------------------------------------------------
+
+
+def glue_rules() -> None:
+    """The numbers the page's text on filter peaks names (report.filters)."""
+    glue(
+        clear_peak_db=filters_mod.CLEAR_PEAK_DB,
+        mel_bands=filters_mod.MEL_BANDS,
+        mel_band_share=1 / filters_mod.MEL_BANDS,
+    )
 
 
 def filters(page: Page, results_dir: str | Path, kind: str) -> None:

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import Markdown
 
 from ...baseline import C_GRID
 from ...data.fma import FMA_SMALL_SPLITS, PUBLISHED_BASELINES, PUBLISHED_TASK
@@ -21,7 +21,7 @@ from ...results import BaselineResults, CellResults, load_baselines
 from .. import compare
 from ..compare import accuracy_interval, setting_label, setting_of
 from ..page import Page, glue, table
-from ..paper import FAMILY_ALPHA, PAPER, UNEXPLAINED, paper_value
+from ..paper import FAMILY_ALPHA, PAPER, UNEXPLAINED, Test, paper_value
 from ..runs import CHANCE_LOSS, DIVERGED_FACTOR, diverged
 from ..stats import CONFIDENCE, mean_std
 
@@ -86,9 +86,8 @@ def paper_table(page: Page, name: str, table_id: str):
                 "—" if math.isnan(r.low) else f"[{r.low:.3f}, {r.high:.3f}]" for r in frame.itertuples()
             ],
             "Ours − paper": frame["diff"].map(lambda v: "—" if math.isnan(v) else f"{v:+.3f}"),
-        },
-        index=pd.Index(frame["setting"], name="Setting"),
-    )
+        }
+    ).set_axis(pd.Index(frame["setting"], name="Setting"))
     if page.synthetic:
         shown = shown.drop(columns="Ours − paper")
     return table(shown, table_id, f"{name} (profile {page.profile}): {CAPTIONS[name]}")
@@ -103,12 +102,10 @@ def baselines(page: Page, results_dir: str | Path) -> dict[str, BaselineResults]
     return load_baselines(results_dir, page.profile)
 
 
-def baseline_tables(page: Page, found: dict[str, BaselineResults]) -> None:
-    """Display the baselines' summary, their tuning over C and each table cell against each baseline
-    (ids baselines, baseline-tuning, baseline); a line when none ran."""
+def baseline_summary(page: Page, found: dict[str, BaselineResults]):
+    """The baselines' features, chosen C, validation and test accuracy (id baselines); a line when none ran."""
     if not found:
-        display(Markdown(f"No baseline was run for this profile (`fmareport baseline --profile {page.profile}`)."))
-        return
+        return Markdown(f"No baseline was run for this profile (`fmareport baseline --profile {page.profile}`).")
     summary = pd.DataFrame(
         [
             {
@@ -126,7 +123,14 @@ def baseline_tables(page: Page, found: dict[str, BaselineResults]) -> None:
         f"and the validation accuracy there, and the test accuracy with its {CONFIDENCE:.0%} interval over the "
         "test tracks (a baseline has no seeds)."
     )
-    display(table(summary, "baselines", caption))
+    return table(summary, "baselines", caption)
+
+
+def baseline_tuning(found: dict[str, BaselineResults]):
+    """Validation accuracy at each C of the grid (rows) for each baseline (columns), the chosen C's marked
+    CHOSEN_MARK; '—' where a C is not in a baseline's grid (id baseline-tuning). None when none ran."""
+    if not found:
+        return None
     grid = sorted({c for b in found.values() for c in b.tuning.grid})
     tuning = {}
     for b in found.values():
@@ -134,8 +138,16 @@ def baseline_tables(page: Page, found: dict[str, BaselineResults]) -> None:
         tuning[b.name] = [
             "—" if c not in acc else f"{acc[c]:.3f}" + (f" {CHOSEN_MARK}" if c == b.tuning.chosen else "") for c in grid
         ]
+    frame = pd.DataFrame(tuning, index=pd.Index([f"{c:g}" for c in grid], name="C"))
     caption = f"Validation accuracy at each C (one fit on the training split per C); {CHOSEN_MARK} marks the C each baseline kept."
-    display(table(pd.DataFrame(tuning, index=pd.Index([f"{c:g}" for c in grid], name="C")), "baseline-tuning", caption))
+    return table(frame, "baseline-tuning", caption)
+
+
+def baseline_pairs(page: Page, found: dict[str, BaselineResults]):
+    """Each table cell (rows) against each baseline (columns), paired on the same test tracks: the cell's
+    test accuracy, then 'CNN − <baseline>' with its interval (id baseline). None when none ran."""
+    if not found:
+        return None
     rows = []
     for setting, r in sorted(page.runs.items(), key=lambda kv: kv[1].cell):
         row = {"Model": f"CNN, {setting_label(setting)}", "Test accuracy": interval_text(accuracy_interval(r))}
@@ -147,7 +159,7 @@ def baseline_tables(page: Page, found: dict[str, BaselineResults]) -> None:
         f"its {CONFIDENCE:.0%} interval (profile {page.profile}): {len(rows) * len(found)} intervals, each at "
         f"{CONFIDENCE:.0%} on its own, not adjusted for their number: they describe, they do not test."
     )
-    display(table(pd.DataFrame(rows).set_index("Model"), "baseline", caption))
+    return table(pd.DataFrame(rows).set_index("Model"), "baseline", caption)
 
 
 def published_baselines():
@@ -180,9 +192,8 @@ def claims(page: Page) -> pd.DataFrame:
     return judged
 
 
-def claim_tables(page: Page, judged: pd.DataFrame) -> None:
-    """Display the verdict on each of the paper's claims (id claims-summary), then every test of the
-    family (id claims): a column that holds one value in every row is said once, in the caption."""
+def claim_verdicts(page: Page, judged: pd.DataFrame):
+    """The verdict on each of the paper's claims, where the paper says it (id claims-summary)."""
     summary = compare.claim_summary(judged).set_index("claim")
     summary.index.name = "Claim"
     summary.columns = ["Where the paper says it", f"Verdict {page.task}"]
@@ -190,27 +201,30 @@ def claim_tables(page: Page, judged: pd.DataFrame) -> None:
         f"The paper's claims tested {page.task} (profile {page.profile}), after Holm's adjustment over the family "
         f"of {compare.family_size(judged)} tests."
     )
-    display(table(summary, "claims-summary", caption))
+    return table(summary, "claims-summary", caption)
+
+
+def claim_tests(page: Page, judged: pd.DataFrame):
+    """Every test of the family (id claims): a column that holds one value in every row is said once, in
+    the caption; on a synthetic profile the paper's own differences are left out."""
 
     def ours(r) -> str:
         if math.isnan(r.diff):
             return "—"
         return f"{r.diff:+.3f}{PAIRED_MARK if r.paired else ''} [{r.low:+.3f}, {r.high:+.3f}]"
 
-    def number(v, fmt: str) -> str:
-        return (
-            "—" if math.isnan(v) else "< 0.001" if fmt == "p" and v < 0.001 else format(v, ".3f" if fmt == "p" else fmt)
-        )
+    def number(v: float, fmt: str) -> str:
+        return "—" if math.isnan(v) else format(v, fmt)
 
     shown = pd.DataFrame(
         {
             "Claim": judged["claim"],
             "Comparison (a − b)": judged["comparison"],
-            "Paper's word: test": [f"'{r.word}': {r.test}" for r in judged.itertuples()],
+            "Paper's word: test": [f"'{r.word}': {Test(r.test, r.word).label}" for r in judged.itertuples()],
             "Paper a − b": [number(v, "+.3f") for v in judged["paper_diff"]],
             "Ours a − b, interval": [ours(r) for r in judged.itertuples()],
             "Detectable": [number(v, ".3f") for v in judged["detectable"]],
-            "p (Holm)": [number(v, "p") for v in judged["p_holm"]],
+            "p (Holm)": ["< 0.001" if v < 0.001 else number(v, ".3f") for v in judged["p_holm"]],
             "Seeds (a / b)": judged["seeds"],
             "Interval from": judged["method"],
             "Verdict": judged["verdict"],
@@ -227,7 +241,7 @@ def claim_tables(page: Page, judged: pd.DataFrame) -> None:
         + f" {PAIRED_MARK}: seeds paired (the same input and seeds, so the same initial weights); other rows' seeds "
         "are not."
     )
-    display(table(shown.drop(columns=list(same)), "claims", caption))
+    return table(shown.drop(columns=list(same)), "claims", caption)
 
 
 def widths(rows: list[dict], table_id: str, caption: str):

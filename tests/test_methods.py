@@ -1,4 +1,4 @@
-"""Figures drawn from the model code (fmareport.report.figures): they name what the model computes."""
+"""The Methods page's figures, drawn from the model code (fmareport.report.pages.methods): they name what the model computes."""
 
 import matplotlib
 
@@ -9,7 +9,7 @@ import pytest  # noqa: E402
 
 from fmareport.config import load_profile  # noqa: E402
 from fmareport.model import Spectrogram  # noqa: E402
-from fmareport.report import figures  # noqa: E402
+from fmareport.report.pages import methods as figures  # noqa: E402
 
 
 @pytest.mark.parametrize("scale, name", [("linear", "|STFT|"), ("log", "log1p |STFT|"), ("mel", "log-mel bands")])

@@ -1,4 +1,5 @@
-"""The pure functions behind the book's tables and claims (fmareport.tables).
+"""The comparisons behind the book's tables and claims (fmareport.report.compare, .paper, and the pages
+that show them).
 
 Inputs are small results validated into the schema (tests/fakes.py), each number following from
 its test predictions; the book test (test_book.py) checks the same tables on real smoke results.
@@ -14,9 +15,29 @@ from fakes import cell_result
 from scipy import stats
 from test_results import DATA, baseline
 
+from fmareport.config import Config
+from fmareport.report import compare, paper
 from fmareport.report import stats as stats_
-from fmareport.report import tables
+from fmareport.report.page import Page
+from fmareport.report.pages import beyond
+from fmareport.report.pages import results as results_page
 from fmareport.results import BaselineResults
+
+
+def page_of(runs: dict, source: str = "fma") -> Page:
+    """A Page over index_runs' `runs` (every one current), of FMA data or synthetic ("synth")."""
+    return Page("p", {r.cell: r for r in runs.values()}, runs, Config(profile="p", data_source=source), [])
+
+
+def shown(html) -> dict[str, list[str]]:
+    """A page table's rows: {the row's headers joined by ' | ': its cells' text}, and its header under ''."""
+    from bs4 import BeautifulSoup
+
+    table = BeautifulSoup(html.data, "html.parser").table
+    rows = {"": [th.get_text() for th in table.thead("th")]}
+    for tr in table.tbody("tr"):
+        rows[" | ".join(th.get_text() for th in tr("th"))] = [td.get_text() for td in tr("td")]
+    return rows
 
 
 def result(kind, segmented, dropout, accs, profile="p", cell=None, **changes):
@@ -31,7 +52,7 @@ def predicted(kind, segmented, dropout, correct, cell=None, **changes):
 
 
 def test_paper_values_are_the_papers_tables():
-    t1, t2, t3 = (tables.PAPER[f"Table {i}"] for i in (1, 2, 3))
+    t1, t2, t3 = (paper.PAPER[f"Table {i}"] for i in (1, 2, 3))
     assert [t1[(k, False, 0.0)] for k in ("raw", "spectrogram", "both")] == [0.264, 0.395, 0.376]
     assert [t1[(k, True, 0.0)] for k in ("raw", "spectrogram", "both")] == [0.314, 0.429, 0.428]
     assert [t2[(k, True, 0.2)] for k in ("spectrogram", "both")] == [0.378, 0.369]
@@ -46,14 +67,14 @@ def test_paper_values_are_the_papers_tables():
 def test_index_runs_refuses_mixed_profiles_and_duplicate_settings():
     a = result("raw", False, 0.0, [0.3], profile="demo")
     with pytest.raises(ValueError, match="several profiles"):
-        tables.index_runs([a, result("raw", True, 0.0, [0.3], profile="smoke")])
+        compare.index_runs([a, result("raw", True, 0.0, [0.3], profile="smoke")])
     with pytest.raises(ValueError, match="same setting"):
-        tables.index_runs([a, result("raw", False, 0.0, [0.3], profile="demo", cell="other")])
+        compare.index_runs([a, result("raw", False, 0.0, [0.3], profile="demo", cell="other")])
 
 
 def test_paper_table_mean_std_diff_and_missing_cells():
-    runs = tables.index_runs([result("spectrogram", True, 0.0, [0.40, 0.44, 0.48])])
-    t3 = tables.paper_table("Table 3", runs).set_index("setting")
+    runs = compare.index_runs([result("spectrogram", True, 0.0, [0.40, 0.44, 0.48])])
+    t3 = results_page.paper_frame("Table 3", runs).set_index("setting")
     row = t3.loc["2D input, segmented"]
     assert row["paper"] == 0.469 and row["n_seeds"] == 3
     assert row["mean"] == pytest.approx(0.44)
@@ -62,21 +83,16 @@ def test_paper_table_mean_std_diff_and_missing_cells():
     missing = t3.loc["1D+2D input, segmented, dropout 0.2"]
     assert missing["n_seeds"] == 0 and math.isnan(missing["mean"])
 
-    shown = tables.show_table(tables.paper_table("Table 3", runs))
+    rows = shown(results_page.paper_table(page_of(runs), "Table 3", "table-3"))
     low, high = t3.loc["2D input, segmented", ["low", "high"]]
-    assert shown.loc["2D input, segmented"].tolist() == [
-        "0.469",
-        "0.440 ± 0.040",
-        "3",
-        f"[{low:.3f}, {high:.3f}]",
-        "-0.029",
-    ]
-    assert shown.loc["1D+2D input, segmented, dropout 0.2", "Ours (mean ± std)"] == "not run"
+    assert rows[""] == ["Setting", "Paper", "Ours (mean ± std)", "Seeds", "95% interval", "Ours − paper"]
+    assert rows["2D input, segmented"] == ["0.469", "0.440 ± 0.040", "3", f"[{low:.3f}, {high:.3f}]", "-0.029"]
+    assert rows["1D+2D input, segmented, dropout 0.2"][1] == "not run"
 
 
 def test_one_seed_has_zero_std():
-    runs = tables.index_runs([result("raw", False, 0.0, [0.3])])
-    row = tables.paper_table("Table 1", runs).set_index("setting").loc["1D input, not segmented"]
+    runs = compare.index_runs([result("raw", False, 0.0, [0.3])])
+    row = results_page.paper_frame("Table 1", runs).set_index("setting").loc["1D input, not segmented"]
     assert (row["mean"], row["std"], row["n_seeds"]) == (0.3, 0.0, 1)
 
 
@@ -123,34 +139,34 @@ def test_an_interval_is_cut_to_the_values_its_quantity_can_take():
 @pytest.mark.parametrize(
     "test, estimate, se, expected",
     [
-        (tables.Test("superiority", "w"), 0.05, 0.01, "holds"),
-        (tables.Test("superiority", "w"), -0.05, 0.01, "does not hold: a loss"),
-        (tables.Test("superiority", "w"), 0.01, 0.01, "inconclusive"),
-        (tables.Test("superiority", "w", sign=-1), -0.05, 0.01, "holds"),
-        (tables.Test("superiority", "w", sign=-1), 0.05, 0.01, "does not hold: a gain"),
-        (tables.Test("non-superiority", "w"), -0.03, 0.005, "holds"),
-        (tables.Test("non-superiority", "w"), 0.005, 0.004, "holds"),  # a gain under the margin is no advantage
-        (tables.Test("non-superiority", "w"), 0.06, 0.01, "does not hold: a gain of +0.02 or more"),
-        (tables.Test("non-superiority", "w"), 0.01, 0.01, "inconclusive"),
-        (tables.Test("equivalence", "w"), 0.0, 0.005, "holds"),  # 90 %: +-0.008, inside +-0.02
-        (tables.Test("equivalence", "w"), -0.05, 0.01, "does not hold: a loss beyond the ±0.02 margin"),
-        (tables.Test("equivalence", "w"), -0.015, 0.01, "inconclusive"),
-        (tables.Test("equivalence", "w"), 0.0, 0.015, "inconclusive"),  # 90 %: +-0.025: too wide to say
+        (paper.Test("superiority", "w"), 0.05, 0.01, "holds"),
+        (paper.Test("superiority", "w"), -0.05, 0.01, "does not hold: a loss"),
+        (paper.Test("superiority", "w"), 0.01, 0.01, "inconclusive"),
+        (paper.Test("superiority", "w", sign=-1), -0.05, 0.01, "holds"),
+        (paper.Test("superiority", "w", sign=-1), 0.05, 0.01, "does not hold: a gain"),
+        (paper.Test("non-superiority", "w"), -0.03, 0.005, "holds"),
+        (paper.Test("non-superiority", "w"), 0.005, 0.004, "holds"),  # a gain under the margin is no advantage
+        (paper.Test("non-superiority", "w"), 0.06, 0.01, "does not hold: a gain of +0.02 or more"),
+        (paper.Test("non-superiority", "w"), 0.01, 0.01, "inconclusive"),
+        (paper.Test("equivalence", "w"), 0.0, 0.005, "holds"),  # 90 %: +-0.008, inside +-0.02
+        (paper.Test("equivalence", "w"), -0.05, 0.01, "does not hold: a loss beyond the ±0.02 margin"),
+        (paper.Test("equivalence", "w"), -0.015, 0.01, "inconclusive"),
+        (paper.Test("equivalence", "w"), 0.0, 0.015, "inconclusive"),  # 90 %: +-0.025: too wide to say
     ],
 )
 def test_verdict_rules(test, estimate, se, expected):
     i = interval(estimate, se)
     p = min(test.p_values(i))
-    assert tables.verdict(test, i, p) == expected
+    assert compare.verdict(test, i, p) == expected
 
 
 def test_a_significant_loss_refutes_similar_but_not_no_advantage():
     """-0.05 +- 0.01: no advantage holds (the interval is far below +0.02), similar does not (it is
     far below -0.02): the paper's two words part ways."""
     i = interval(-0.05, 0.01)
-    no_gain, similar = tables.CLAIMS[1].tests
-    assert tables.verdict(no_gain, i, min(no_gain.p_values(i))) == "holds"
-    assert tables.verdict(similar, i, min(similar.p_values(i))).startswith("does not hold")
+    no_gain, similar = paper.CLAIMS[1].tests
+    assert compare.verdict(no_gain, i, min(no_gain.p_values(i))) == "holds"
+    assert compare.verdict(similar, i, min(similar.p_values(i))).startswith("does not hold")
 
 
 @pytest.mark.parametrize("gap", [0.01, 0.5, 50.0])
@@ -165,8 +181,8 @@ def test_two_seeds_give_p_values_too(gap):
 def test_tost_reads_the_90_interval_and_non_superiority_the_95():
     """TOST holds exactly when the 90 % interval is inside +-margin; non-superiority exactly when the
     95 % interval's upper bound is below the margin."""
-    similar, no_gain = tables.Test("equivalence", "w"), tables.Test("non-superiority", "w")
-    d = tables.NO_GAIN_MARGIN
+    similar, no_gain = paper.Test("equivalence", "w"), paper.Test("non-superiority", "w")
+    d = paper.NO_GAIN_MARGIN
     for estimate in (-0.012, 0.0, 0.009, 0.013):
         i = interval(estimate, 0.005)
         inside = -d < i.at(0.90).low and i.at(0.90).high < d
@@ -178,16 +194,16 @@ def test_tost_keeps_its_level_at_the_margin():
     """When the true difference sits exactly on the margin, TOST says "similar" in at most 5 % of
     repeated experiments (the old one-sided check at the 95 % upper bound said it in 11.7 %)."""
     rng = np.random.default_rng(7)
-    test, se = tables.Test("equivalence", "w"), 0.008
-    said = [test.p_values(interval(e, se))[0] < 0.05 for e in rng.normal(tables.NO_GAIN_MARGIN, se, 4000)]
+    test, se = paper.Test("equivalence", "w"), 0.008
+    said = [test.p_values(interval(e, se))[0] < 0.05 for e in rng.normal(paper.NO_GAIN_MARGIN, se, 4000)]
     assert 0.04 < np.mean(said) <= 0.055
 
 
 def test_holm_adjusts_step_down():
     """p 0.01, 0.04, 0.03, 0.005: sorted 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06, 0.04 x 1
     held at 0.06; back in the input's order."""
-    assert tables.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
-    assert tables.holm([0.5, 0.9]) == [1.0, 1.0] and tables.holm([]) == []
+    assert compare.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert compare.holm([0.5, 0.9]) == [1.0, 1.0] and compare.holm([]) == []
 
 
 def test_detectable_is_the_half_width_plus_the_power_quantile():
@@ -205,12 +221,12 @@ def graded(accs, n=1000, seed=0):
 
 def predicted_grid(accs_by_setting, n=1000):
     """Every cell of Tables 1-2 with test predictions: seed s of a setting right on graded tracks."""
-    settings = set(tables.PAPER["Table 1"]) | set(tables.PAPER["Table 2"])
+    settings = set(paper.PAPER["Table 1"]) | set(paper.PAPER["Table 2"])
     cells = []
     for s in settings:
         accs = accs_by_setting.get(s, [0.5, 0.5, 0.5])
         cells.append(predicted(*s, graded(accs, n)))
-    return tables.index_runs(cells)
+    return compare.index_runs(cells)
 
 
 def test_claims_from_clear_effects():
@@ -226,10 +242,10 @@ def test_claims_from_clear_effects():
             ("both", True, 0.2): [0.509, 0.51, 0.511],
         }
     )
-    judged = tables.claims(runs)
+    judged = compare.claims(runs)
     assert set(judged["verdict"]) == {"holds"}, judged[["comparison", "test", "low", "high", "p_holm"]]
-    assert len(judged) == tables.family_size(judged) == 13  # 2 + 3 x 2 + 3 + 2 tests
-    summary = tables.claim_summary(judged).set_index("claim")["verdict"]
+    assert len(judged) == compare.family_size(judged) == 13  # 2 + 3 x 2 + 3 + 2 tests
+    summary = compare.claim_summary(judged).set_index("claim")["verdict"]
     assert set(summary.index) == {
         "2D beats 1D",
         "1D+2D adds nothing over 2D ('no advantages')",
@@ -250,26 +266,26 @@ def test_holm_can_turn_a_lone_verdict_inconclusive():
     """A gain of 0.03 at se 0.013 (p = 0.02 alone) holds at 5 % on its own, but not in a family of 13
     where it is the largest p: Holm leaves it at 0.02 only if every other test is below it too."""
     runs = predicted_grid({("raw", True, 0.0): [0.50, 0.52, 0.54], ("raw", False, 0.0): [0.48, 0.49, 0.50]})
-    judged = tables.claims(runs).set_index(["comparison", "test"])
+    judged = compare.claims(runs).set_index(["comparison", "test"])
     row = judged.loc[("1D input, segmented − 1D input, not segmented", "superiority")]
     assert row["p"] < 0.05 and row["p_holm"] > row["p"]
     assert row["verdict"] == ("holds" if row["p_holm"] < 0.05 else "inconclusive")
 
 
 def test_claims_with_one_seed_or_a_missing_cell_are_inconclusive():
-    runs = tables.index_runs(
+    runs = compare.index_runs(
         [
             predicted("spectrogram", False, 0.0, graded([0.6])),
             predicted("raw", False, 0.0, graded([0.3])),
             predicted("spectrogram", True, 0.0, graded([0.6, 0.7])),
         ]
     )
-    judged = tables.claims(runs).set_index("comparison")
+    judged = compare.claims(runs).set_index("comparison")
     assert judged.loc["2D input, not segmented − 1D input, not segmented", "verdict"] == "inconclusive (1 seed)"
     assert judged.loc["2D input, not segmented − 1D input, not segmented", "diff"] == pytest.approx(0.3)
     missing = judged.loc["2D input, segmented − 1D input, segmented"]
     assert missing["verdict"] == "inconclusive (not run: 1D input, segmented)" and math.isnan(missing["diff"])
-    assert tables.family_size(tables.claims(runs)) == 0
+    assert compare.family_size(compare.claims(runs)) == 0
 
 
 def test_claim_summary_names_each_verdict_when_comparisons_disagree():
@@ -281,7 +297,7 @@ def test_claim_summary_names_each_verdict_when_comparisons_disagree():
             ("spectrogram", False, 0.0): [0.45, 0.55, 0.50],
         }
     )
-    summary = tables.claim_summary(tables.claims(runs)).set_index("claim")["verdict"]
+    summary = compare.claim_summary(compare.claims(runs)).set_index("claim")["verdict"]
     assert summary["Segmenting helps"].startswith("holds for 1D input, segmented − 1D input, not segmented; ")
     assert "inconclusive for 2D input, segmented − 2D input, not segmented" in summary["Segmenting helps"]
 
@@ -289,23 +305,23 @@ def test_claim_summary_names_each_verdict_when_comparisons_disagree():
 def test_no_spread_gives_no_verdict():
     """Every seed of both cells right on exactly the same tracks: no spread, and nothing proven."""
     same = graded([0.5, 0.5], 200)
-    runs = tables.index_runs(
+    runs = compare.index_runs(
         [
             predicted("both", True, 0.0, same, cell="a"),
             predicted("spectrogram", True, 0.0, same, cell="b"),
         ]
     )
-    judged = tables.claims(runs).set_index("comparison")
+    judged = compare.claims(runs).set_index("comparison")
     assert set(judged.loc["1D+2D input, segmented − 2D input, segmented", "verdict"]) == {"inconclusive (no spread)"}
 
 
 def test_table_3_gives_no_difference_against_the_papers_unexplained_zero():
-    runs = tables.index_runs([result("both", True, 0.0, [0.40, 0.44], cell="a")])
-    t3 = tables.paper_table("Table 3", runs).set_index("setting")
+    runs = compare.index_runs([result("both", True, 0.0, [0.40, 0.44], cell="a")])
+    t3 = results_page.paper_frame("Table 3", runs).set_index("setting")
     assert t3.loc["1D+2D input, segmented", "paper"] == 0.0
     assert math.isnan(t3.loc["1D+2D input, segmented", "diff"])
-    assert tables.show_table(tables.paper_table("Table 3", runs)).loc["1D+2D input, segmented", "Ours − paper"] == "—"
-    t1 = tables.paper_table("Table 1", runs).set_index("setting")
+    assert shown(results_page.paper_table(page_of(runs), "Table 3", "t"))["1D+2D input, segmented"][-1] == "—"
+    t1 = results_page.paper_frame("Table 1", runs).set_index("setting")
     assert t1.loc["1D+2D input, segmented", "diff"] == pytest.approx(0.42 - 0.428)
 
 
@@ -386,10 +402,10 @@ def test_cells_are_paired_by_seed_only_when_they_share_initial_weights():
     a = predicted("spectrogram", True, 0.0, right, cell="a")
     b = predicted("spectrogram", False, 0.0, right, cell="b")
     c = predicted("both", True, 0.0, right, cell="c")
-    assert tables.compare(a, b)["paired"] and not tables.compare(a, c)["paired"]
+    assert compare.compare(a, b)["paired"] and not compare.compare(a, c)["paired"]
     b = predicted("spectrogram", False, 0.0, right, cell="b", seeds=[0, 7])
-    assert not tables.compare(a, b)["paired"]
-    assert tables.compare(a, b)["method"] == "t over 200 paired tracks and the seeds"
+    assert not compare.compare(a, b)["paired"]
+    assert compare.compare(a, b)["method"] == "t over 200 paired tracks and the seeds"
 
 
 def test_the_intervals_cover_in_a_small_simulation():
@@ -491,19 +507,19 @@ def test_comparisons_resample_artists_when_the_results_record_them():
     by_artist = stats_.paired_difference(a_right, b_right, clusters=artists)
     by_track = stats_.paired_difference(a_right, b_right)
     for artists_a, artists_b in ((artists, artists), (None, artists), (artists, None)):
-        c = tables.compare(*cells(artists_a, artists_b))
+        c = compare.compare(*cells(artists_a, artists_b))
         assert (c["low"], c["high"], c["se"]) == (by_artist.low, by_artist.high, by_artist.se)
         assert c["method"] == "t over 50 artists (200 paired tracks) and the seeds"
-    c = tables.compare(*cells(None, None))
+    c = compare.compare(*cells(None, None))
     assert (c["low"], c["high"]) == (by_track.low, by_track.high)
     assert c["method"] == "t over 200 paired tracks and the seeds"
     assert by_artist.se > 1.3 * by_track.se
     with pytest.raises(ValueError, match="cells a and b give their test tracks different artists"):
-        tables.compare(*cells(artists, artists[::-1]))
+        compare.compare(*cells(artists, artists[::-1]))
 
     for artists_a, clusters in ((artists, artists), (None, None)):  # a cell alone: over its artists, or its tracks
         i = stats_.accuracy_interval(a_right, clusters=clusters)
-        assert tables.accuracy_interval(cells(artists_a, None)[0]) == (i.estimate, i.low, i.high)
+        assert compare.accuracy_interval(cells(artists_a, None)[0]) == i
 
 
 def test_the_baseline_brings_its_test_tracks_artists():
@@ -525,8 +541,8 @@ def test_the_baseline_brings_its_test_tracks_artists():
     with_artists = read({**base, "test": base["test"] | {"artist_ids": artists}})
     assert with_artists.test.artist_ids == artists and with_artists.cell == "baselines/mfcc"
     assert with_artists.accuracies == [float(np.mean(np.arange(200) % 3 > 0))] and with_artists.seed_ids == (0,)
-    assert tables.compare(cell, with_artists)["method"].startswith("t over 40 artists (200 paired tracks)")
-    assert tables.compare(cell, read(base))["method"].startswith("t over 200 paired tracks")
+    assert compare.compare(cell, with_artists)["method"].startswith("t over 40 artists (200 paired tracks)")
+    assert compare.compare(cell, read(base))["method"].startswith("t over 200 paired tracks")
 
 
 def test_claims_use_the_paired_interval_when_predictions_are_kept():
@@ -534,38 +550,45 @@ def test_claims_use_the_paired_interval_when_predictions_are_kept():
     spec = np.tile(rng.random(1000) < 0.7, (3, 1))
     both = spec.copy()  # 1D+2D: the same predictions, plus 10 of 1000 tracks right
     both[:, np.flatnonzero(~spec[0])[:10]] = True
-    runs = tables.index_runs(
+    runs = compare.index_runs(
         [
             predicted("spectrogram", True, 0.0, spec),
             predicted("both", True, 0.0, both),
         ]
     )
-    judged = tables.claims(runs).set_index(["comparison", "test"])
+    judged = compare.claims(runs).set_index(["comparison", "test"])
     row = judged.loc[("1D+2D input, segmented − 2D input, segmented", "non-superiority")]
     assert row["method"] == "t over 1000 paired tracks and the seeds"
     assert not row["paired"]  # 2D and 1D+2D: other layers, other initial weights: seeds not paired
     assert row["diff"] == pytest.approx(10 / 1000)
-    assert 0 < row["low"] and row["high"] < tables.NO_GAIN_MARGIN  # a real gain of 0.01, under the 0.02 margin
+    assert 0 < row["low"] and row["high"] < paper.NO_GAIN_MARGIN  # a real gain of 0.01, under the 0.02 margin
     assert row["verdict"] == "holds"  # no advantage of 0.02 or more
     assert judged.loc[("1D+2D input, segmented − 2D input, segmented", "equivalence"), "verdict"] == "holds"
     assert row["detectable"] > 0
-    assert tables.accuracy_interval(runs[("both", True, 0.0)])[0] == pytest.approx(both.mean())
+    assert compare.accuracy_interval(runs[("both", True, 0.0)]).estimate == pytest.approx(both.mean())
 
 
 def test_widths_say_which_intervals_are_narrower_than_their_effects():
     rows = [
-        dict(name="2D − 1D", diff=0.30, low=0.20, high=0.40),  # width 0.20 < 0.30: narrower
-        dict(name="log − linear", diff=0.06, low=-0.01, high=0.13),  # width 0.14 > 0.06
-        dict(name="one seed", diff=0.10, low=math.nan, high=math.nan),  # no interval: left out
-        dict(name="no spread", diff=0.0, low=0.0, high=0.0),  # nor a zero-width one
+        dict(name="2D − 1D", diff=0.30, low=0.20, high=0.40, seed_share=0.9),  # width 0.20 < 0.30: narrower
+        dict(name="log − linear", diff=0.06, low=-0.01, high=0.13, seed_share=0.2),  # width 0.14 > 0.06
+        dict(name="no spread", diff=0.0, low=0.0, high=0.0, seed_share=math.nan),  # a zero-width one: left out
     ]
-    text = tables.widths_markdown(rows, 640, "0, 1, 2")
-    assert text.startswith("With 640 test tracks and seeds 0, 1, 2, these 2 intervals are 0.140 to 0.200 wide; 1 of 2")
-    assert "2D − 1D: width 0.200 against an effect of 0.300 (narrower)" in text
-    assert "log − linear: width 0.140 against an effect of 0.060;" in text or text.endswith("0.060.")
-    assert "one seed" not in text and "no spread" not in text
-    assert tables.sharper_than_effect(-0.3, -0.4, -0.2) and not tables.sharper_than_effect(0.1, -0.1, 0.3)
-    assert tables.widths_markdown(rows[2:], 64, "0").startswith("No comparison here has an interval")
+    html = results_page.widths(rows, "claim-widths", "How wide")
+    table = shown(html)
+    assert table["2D − 1D"] == ["0.200", "0.300", "yes", "90%"] and table["log − linear"] == [
+        "0.140",
+        "0.060",
+        "no",
+        "20%",
+    ]
+    assert "no spread" not in table
+    assert "How wide: 1 of 2 narrower than the effect they measure; in 1 the seeds give more than half" in html.data
+    said = results_page.widths(rows[2:], "claim-widths", "How wide").data
+    assert said.startswith("No comparison here has an interval")
+    d = stats_.paired_difference(graded([0.5, 0.6, 0.7], 600), graded([0.5, 0.5, 0.5], 600, seed=1))
+    assert stats_.seed_share(d) == pytest.approx(1 - d.components[0][0] / d.se**2)
+    assert 0 < stats_.seed_share(d) < 1
 
 
 def test_ablations_are_compared_with_their_base_cell_as_numbers():
@@ -576,7 +599,7 @@ def test_ablations_are_compared_with_their_base_cell_as_numbers():
     base = predicted("spectrogram", True, 0.0, base_right, cell="table1/s")
     abl = predicted("spectrogram", True, 0.0, abl_right, cell="ablations/log", base="table1/s", spectrogram_scale="log")
     orphan = result("spectrogram", True, 0.0, [0.5, 0.5], cell="ablations/orphan", base="table1/missing")
-    rows = tables.ablation_comparisons({"table1/s": base, "ablations/log": abl, "ablations/orphan": orphan})
+    rows = compare.ablation_comparisons({"table1/s": base, "ablations/log": abl, "ablations/orphan": orphan})
     log, lone = rows
     assert (log["ablation"], log["base"], log["changes"]) == (
         "ablations/log",
@@ -584,86 +607,61 @@ def test_ablations_are_compared_with_their_base_cell_as_numbers():
         {"spectrogram_scale": ("linear", "log")},
     )
     assert log["diff"] == pytest.approx(0.10) and log["width"] == pytest.approx(log["high"] - log["low"])
-    assert tables.sharper_than_effect(log["diff"], log["low"], log["high"])  # sd sqrt(40)/400 = 0.016
-    assert lone["base_run"] is None and math.isnan(lone["width"])
+    assert log["width"] < log["diff"]  # narrower than the effect: sd sqrt(40)/400 = 0.016
+    assert lone["base_run"] is None and "width" not in lone
 
 
-def test_uniform_columns_move_out_of_a_table():
-    df = pd.DataFrame({"a": [1, 2], "same": ["x", "x"], "other": ["y", "z"]})
-    table, same = tables.split_uniform(df, ["same", "other", "missing"])
-    assert list(table.columns) == ["a", "other"] and same == {"same": "x"}
-
-
-def test_each_ablation_gets_a_line_of_reading():
+def test_each_ablation_gets_its_changes_and_a_reading():
     right = np.tile(np.arange(400) % 2 == 0, (2, 1))
     better = right.copy()
     better[:, 1:81:2] = True  # +0.10 on the same tracks and seeds
-    base = predicted("spectrogram", True, 0.0, right, cell="table1/s")
-    abl = predicted("spectrogram", True, 0.0, better, cell="ablations/log", base="table1/s", spectrogram_scale="log")
-    orphan = result("spectrogram", True, 0.0, [0.5, 0.5], cell="ablations/orphan", base="table1/missing")
-    results = {"table1/s": base, "ablations/log": abl, "ablations/orphan": orphan}
-    log, lone = tables.ablation_readings(results)
-    assert log.startswith("**ablations/log** (against table1/s): Does a log-compressed spectrogram")
-    assert "helps: +0.100, the whole interval above zero" in log
-    assert lone == "**ablations/orphan**: base cell table1/missing not run: no comparison."
-    table = tables.ablation_table(results)
-    assert table.loc["ablations/log", "Changes"] == "spectrogram_scale: linear → log (from table1/s)"
-    assert table.loc["ablations/orphan", "Width"] == "—"
-
-
-def test_an_ablation_of_one_setting_on_two_bases_reads_by_its_value():
-    """The questions are keyed by setting and value: log1p and log-mel both change spectrogram_scale and
-    ask their own question, each against its own base; batches of segments ask one question on any base.
-    n_mels, new to a mel run (its base's settings leave it out), is shown by its value alone."""
-    right = np.tile(np.arange(400) % 2 == 0, (2, 1))
-    better = right.copy()
-    better[:, 1:81:2] = True  # +0.10 on the same tracks and seeds
+    worse = right.copy()
+    worse[:, 0:80:2] = False  # -0.10
     results = {
         "table1/s": predicted("spectrogram", True, 0.0, right, cell="table1/s"),
         "table1/b": predicted("both", True, 0.0, right, cell="table1/b"),
         "table1/r": predicted("raw", True, 0.0, right, cell="table1/r"),
+        "ablations/orphan": result(
+            "spectrogram", True, 0.0, [0.5, 0.5], cell="ablations/orphan", base="table1/missing"
+        ),
     }
-    for name, base, kind, change in [
-        ("mel_s", "s", "spectrogram", {"spectrogram_scale": "mel"}),
-        ("mel_b", "b", "both", {"spectrogram_scale": "mel", "n_mels": 32}),
-        ("log_b", "b", "both", {"spectrogram_scale": "log"}),
-        ("seg_r", "r", "raw", {"batch_unit": "segments"}),
-        ("seg_b", "b", "both", {"batch_unit": "segments"}),
+    for name, base, kind, right_now, change in [
+        ("log_s", "s", "spectrogram", better, {"spectrogram_scale": "log"}),
+        ("mel_b", "b", "both", worse, {"spectrogram_scale": "mel", "n_mels": 32}),
+        ("seg_r", "r", "raw", right, {"batch_unit": "segments"}),
     ]:
         cell = f"ablations/{name}"
-        results[cell] = predicted(kind, True, 0.0, better, cell=cell, base=f"table1/{base}", **change)
-    lines = dict(zip(sorted(c for c in results if c.startswith("ablations/")), tables.ablation_readings(results)))
-    table = tables.ablation_table(results)
-    assert lines["ablations/mel_b"].startswith("**ablations/mel_b** (against table1/b): Does the input most music")
-    assert lines["ablations/mel_s"].startswith("**ablations/mel_s** (against table1/s): Does the input most music")
-    assert lines["ablations/log_b"].startswith("**ablations/log_b** (against table1/b): Does a log-compressed")
-    for seg in ("seg_r", "seg_b"):
-        assert "Does the reading of 'mini-batches of 50'" in lines[f"ablations/{seg}"], seg
-    assert all(line.endswith("helps: +0.100, the whole interval above zero.") for line in lines.values())
-    assert table.loc["ablations/mel_b", "Changes"] == "spectrogram_scale: linear → mel, n_mels: 32 (from table1/b)"
-    assert table.loc["ablations/seg_r", "Changes"] == "batch_unit: clips → segments (from table1/r)"
-    assert tables.ablation_question({"lr": (1e-3, 1e-4)}) == ""  # a setting with no question: none asked
+        results[cell] = predicted(kind, True, 0.0, right_now, cell=cell, base=f"table1/{base}", **change)
+    runs = compare.index_runs(list(results.values()))
+    table = shown(beyond.ablations(Page("p", results, runs, Config(profile="p"), [])))
+    header = table[""]
+    changes, reading = header.index("Changes") - 1, header.index("Reading") - 1  # the first header is the index's
+    assert table["ablations/log_s"][changes] == "spectrogram_scale: linear → log (from table1/s)"
+    assert table["ablations/mel_b"][changes] == "spectrogram_scale: linear → mel, n_mels: 32 (from table1/b)"
+    assert table["ablations/seg_r"][changes] == "batch_unit: clips → segments (from table1/r)"
+    assert table["ablations/log_s"][reading] == "helps: the whole interval above zero"
+    assert table["ablations/mel_b"][reading] == "hurts: the whole interval below zero"
+    assert table["ablations/seg_r"][reading] == "no clear effect: the interval holds zero"
+    assert table["ablations/orphan"][reading] == "base cell table1/missing not run: no comparison"
+    assert table["ablations/orphan"][header.index("Detectable") - 1] == "—"
+    none = beyond.ablations(Page("p", {"table1/s": results["table1/s"]}, runs, Config(profile="p"), []))
+    assert none.data == "No ablation was run for this profile (`params/ablations/`)."
 
 
 def test_a_synthetic_task_sets_no_number_beside_the_papers():
     runs = predicted_grid({("raw", True, 0.0): [0.50, 0.52, 0.54]})
-    table = tables.paper_table("Table 1", runs)
-    assert "Ours − paper" in tables.show_table(table) and "Ours − paper" not in tables.show_table(table, False)
-    judged = tables.claims(runs)
-    assert "Paper a − b" in tables.show_claims(judged)
-    assert "Paper a − b" not in tables.show_claims(judged, against_paper=False)
+    judged = compare.claims(runs)
+    for source, shows in (("fma", True), ("synth", False)):
+        page = page_of(runs, source)
+        assert ("Ours − paper" in shown(results_page.paper_table(page, "Table 1", "t"))[""]) == shows
+        assert ("Paper a − b" in shown(results_page.claim_tests(page, judged))[""]) == shows
 
 
-def test_widths_say_whether_seeds_or_tracks_make_them_wide():
-    rows = [
-        dict(name="2D − 1D", diff=0.30, low=0.20, high=0.40, seed_share=0.9),
-        dict(name="seg − whole", diff=0.02, low=-0.01, high=0.05, seed_share=0.2),
-    ]
-    text = tables.widths_markdown(rows, 640, "0, 1, 2")
-    assert "In 1 of 2 the seeds give more than half of the variance (from 20% to 90% over all 2)" in text
-    d = stats_.paired_difference(graded([0.5, 0.6, 0.7], 600), graded([0.5, 0.5, 0.5], 600, seed=1))
-    assert stats_.seed_share(d) == pytest.approx(1 - d.components[0][0] / d.se**2)
-    assert 0 < stats_.seed_share(d) < 1
+def test_a_column_of_one_value_is_said_once_in_the_caption():
+    runs = predicted_grid({("raw", True, 0.0): [0.50, 0.52, 0.54]})
+    html = results_page.claim_tests(page_of(runs), compare.claims(runs)).data
+    assert "Seeds (a / b)" not in shown(results_page.claim_tests(page_of(runs), compare.claims(runs)))[""]
+    assert " Seeds (a / b): 3 / 3. Interval from: t over 1000 paired tracks and the seeds." in html
 
 
 def test_the_coverage_table_is_cached_under_the_digest_of_what_makes_it(tmp_path):
