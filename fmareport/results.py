@@ -1,6 +1,6 @@
 """The results of one experiment cell: `results/<profile>/<cell>.json`, one typed schema.
 
-A results file stores only what cannot be derived (docs/contracts.md, "The results file"): the
+A results file stores only what cannot be derived (docs/contracts.md, "Results file"): the
 full config, the data it ran on, the cell's test tracks once (`TestTracks`: ids, labels,
 artists), and per seed its history, timings, device policy and test probabilities after the
 last epoch. Everything else is derived on read from those: each seed's test accuracy, the
@@ -477,7 +477,7 @@ V3_DERIVED = ("test_acc_last", "best_epoch", "confusion", "per_genre_acc")
 
 
 def upgrade_v3(obj: dict) -> dict:
-    """A schema-3 results dict as schema 4 (docs/contracts.md, "The results file"): the test tracks
+    """A schema-3 results dict as schema 4 (docs/contracts.md, "Results file"): the test tracks
     (every seed's the same, else ValueError) and n_params once per cell, the weights' and embeddings'
     SHA1s; what schema 4 derives is dropped unread, and `test_acc_best` is kept only where the best
     epoch was not the last. Recomputed from the predictions, the numbers are the ones schema 3 checked

@@ -526,7 +526,7 @@ def test_the_data_page_plays_each_genre_offline(built):
 
 
 def test_the_learned_page_shows_filters_mistakes_to_hear_the_inputs_per_genre_and_maps(built):
-    """What the networks learned (fmareport.report.learned), from the smoke grid's kept files: the filter
+    """What the networks learned (fmareport.report.pages.learned), from the smoke grid's kept files: the filter
     figures of the best 1D and 2D cells with their paragraphs, the mistakes with embedded players, the
     per-genre table of the three inputs, the t-SNE maps; no note of anything missing."""
     root, _, results = built

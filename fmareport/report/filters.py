@@ -1,16 +1,10 @@
 """What the first layer learned: its filters as frequency responses, a figure and its numbers.
 
-The first layer (fmareport.model.FirstLayer) is the one whose weights have a meaning on their own:
-the 1D branch's kernels, Conv1d(1, C, 3*hop, stride=hop), are FIR filters on the waveform, and
-the 2D branch's, Conv2d(1, C, (n_fft//2 + 1, 4)), weigh every |STFT| bin of 4 frames. Dieleman &
-Schrauwen ("End-to-end learning for music audio", ICASSP 2014) trained CNNs on raw audio for
-automatic tagging (MagnaTagATune; their raw-audio networks did not beat their spectrogram ones)
-and showed the first layer's filters as normalised magnitude spectra ordered by dominant
-frequency: the network had learned frequency-selective filters on its own, with more of them at
-low frequencies, much as a mel scale spaces its bands. The paper we re-run (Benito Calvino &
-Pacheco Garcia, §V) shows no filters. These functions measure both on the weights a cell keeps
-(fmareport.weights, docs/contracts.md "Kept weights and embeddings": the first seed's final weights and its
-first layer at initialisation).
+The 1D first layer's kernels, Conv1d(1, C, 3*hop, stride=hop), are FIR filters on the waveform; the 2D
+one's, Conv2d(1, C, (n_fft//2 + 1, 4)), weigh every |STFT| bin of 4 frames. Networks trained on raw audio
+learn frequency-selective filters, more of them at low frequencies, much as a mel scale spaces its bands
+(Dieleman & Schrauwen, ICASSP 2014); these functions measure how far a cell's kept weights do
+(fmareport.weights: the first seed's final weights and its first layer at initialisation).
 
 * `raw_responses(kernels, sample_rate)`: each 1D kernel's magnitude response (zero-padded rFFT, dB),
   its peak frequency and whether the peak is clear; rows sorted by peak frequency.

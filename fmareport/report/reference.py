@@ -1,18 +1,11 @@
 """The published reference of a profile, and a rerun set beside it.
 
-`reference/<profile>.json` (committed) holds what one finished run of the profile gave: per
-cell and seed the test accuracy and a SHA-256 of the test predictions, the baselines likewise,
-and the versions and machine that made them. `write_reference` makes it from a run's results;
-`compare` says per cell whether a rerun is identical to it (docs/running.md, "Checking a rerun
-against the reference"). The rule:
-
-* **same kind of machine** (the same device, CPU model and torch threads, and the same versions
-  of the packages that make the numbers, `NUMBER_PACKAGES`): a rerun is expected bit-identical
-  (measured on two machines of one kind: docs/running.md). Anything else is a difference.
-* **another kind** (a GPU, another CPU, other versions): a rerun's seeds are new draws of the
-  training noise. Its cell mean is "within tolerance" when it lies inside the 95 % prediction
-  interval of a mean of n new seeds, t(0.975, n − 1) · s · sqrt(2 / n), s the reference's seed
-  SD (exact under normal seed noise; `tolerance`). With one seed there is no spread to judge by.
+`reference/<profile>.json` (committed) holds what one finished run of the profile gave: per cell and seed
+the test accuracy and a SHA-256 of the test predictions, the baselines likewise, and the versions and
+machine that made them (`make_reference`). `compare` judges a rerun against it: identical on the same kind
+of machine (`kind`: device, CPU model, torch threads, the versions of `NUMBER_PACKAGES`), else "within
+tolerance" when its cell mean lies inside the 95 % prediction interval of a mean of n new seeds
+(`tolerance`); docs/running.md, "Checking a rerun against the reference".
 """
 
 from __future__ import annotations

@@ -1,18 +1,9 @@
 """Which runs a book shows: the cells a profile expects, and whether each result is that cell's run.
 
-A number in the book must be the output of the run it names, of the config it names
-(docs/faults.md, case 15). For every expected cell of a profile (fmareport.workflow.expected_cells:
-the YAML files under params/table<N>/ and params/ablations/ it selects) a result is one of:
-
-* **current**: its config is what the profile and the params file give today (keys that
-  do not change a number, such as folders, aside), on the profile's clip store;
-* **other settings**: it ran with other values of keys that change numbers (say
-  `fmareport run --set epochs=3`, or a params file edited since): kept out of every
-  table and figure, and named with the keys that differ;
-* **other store**: it ran on another clip store than the profile's other cells;
-* **not run**: there is no result.
-
-A current run whose training loss diverged stays in the tables, flagged (`diverged`).
+A number in the book must be the output of the run it names, of the config it names (docs/faults.md,
+case 15). Every expected cell of a profile (fmareport.workflow.expected_cells) is current, other settings,
+other store or not run (docs/running.md, "Building the book"); only current runs reach the tables, and a
+current run whose training loss diverged stays there, flagged (`diverged`).
 
     statuses = run_statuses("smoke", results, workdir=Path("."))
     shown = {s.cell: results[s.cell] for s in statuses if s.shown}

@@ -19,35 +19,12 @@ CONFIDENCE = 0.95
 
 # --- intervals over test tracks and seeds -------------------------------------------------------
 #
-# A cell's accuracy varies with the seed (initialisation, batch order) and with which tracks
-# happen to be in the test split. Both enter its interval as two variance components of the
-# mean accuracy m over S seeds x N tracks, c[s, n] = 1 when seed s is right on track n:
-#
-#   tracks: var(t) / N, t[n] = mean_s c[s, n]  (a track's difficulty, the same for every seed)
-#   seeds:  var(a) / S, a[s] = mean_n c[s, n]  (a seed's luck, the same on every track)
-#
-# and the interval adds each component's half-width at its own t quantile in quadrature
-# (`t_interval`): the seed component has S - 1 degrees of freedom, so with 3 seeds its quantile
-# is 4.30, as it must be. The var(a) / S component also holds the tracks' binomial noise once
-# more (seed s's accuracy is an average over N noisy tracks): the method errs wide when seeds
-# barely differ. A percentile bootstrap that resamples 3 seeds shrinks their variance by
-# (S - 1) / S and uses a normal quantile (86 % coverage at a seed SD of 0.05); one
-# Welch-Satterthwaite df covered 91 %. fmareport.report.coverage measures this method: 95 % or
-# more at the demo's and the paper's designs (docs/statistics.md).
-#
-# A difference a - b is paired on the tracks (t[n] = mean_s c_a[s, n] - mean_s c_b[s, n]); its
-# seeds are paired only where both cells share their initial weights and batch order (the same
-# input kind and the same seeds: `same_seeds`), then a[s] is the per-seed difference; otherwise
-# each side's seed component adds.
-#
-# On FMA the tracks are not independent: the official split keeps each artist in one split, and
-# one artist's test tracks share a sound, so they tend to be right or wrong together. Given the
-# test tracks' artists (`clusters`), the tracks' component is the variance of the mean over
-# artists instead, the cluster-robust (CR1) form with G artists:
-#
-#   G / (G - 1) * sum_g (sum_{n in g} (t[n] - mean t))^2 / N^2,   G - 1 degrees of freedom
-#
-# With one track per artist it is var(t) / N at N - 1 df, bit for bit (docs/statistics.md).
+# A mean accuracy m over S seeds x N tracks (c[s, n] = 1: seed s right on track n) has two variance
+# components, each at its own t quantile, added in quadrature (`t_interval`):
+#   tracks: var(t) / N, t[n] = mean_s c[s, n], N - 1 df (over artists: the CR1 form, G - 1 df)
+#   seeds:  var(a) / S, a[s] = mean_n c[s, n], S - 1 df
+# A difference is paired on the tracks, and on the seeds where both cells share their initial
+# weights. Why this form, and its simulated coverage: docs/statistics.md.
 
 
 @functools.lru_cache(maxsize=4096)
@@ -136,9 +113,7 @@ def t_interval(
     to `bounds`, the values the estimated quantity can take (an accuracy: [0, 1]); since the true
     value lies in them, cutting never lowers coverage. `se` and the p-values are the uncut ones'.
 
-    With one large component (3 seeds' luck) the interval is that component's t-interval; with
-    both small it is the normal one. Welch-Satterthwaite's single df instead rises when the seed
-    variance happens to come out small, and covers 91 % at 3 seeds (docs/statistics.md)."""
+    (Why not one Welch-Satterthwaite df: docs/statistics.md.)"""
     parts = tuple((float(v), float(df)) for v, df in components if df > 0)
     var = sum(v for v, _ in parts)
     if var <= 0:

@@ -1,22 +1,8 @@
-"""What the networks learned: the Learned page (book/pages/learned.md).
-
-What a cell keeps beside its results (fmareport.weights: the first seed's weights, every seed's
-test-set embeddings; docs/contracts.md "Kept weights and embeddings") and its test predictions,
-drawn for a reader. Which cells: among the paper's table cells that have a current run (the
-ablations left out), ranked by mean test accuracy over seeds (the tables' number).
-
-* `filters`, `peaks`: the first layer's filters of the best 1D and the best 2D cell as frequency
-  responses (report.filters), learned beside initial, and their peaks in numbers;
-* `mistakes`, `all_wrong_tracks`: for the best and the worst cell, its most confident wrong test
-  predictions in its most confused genre pairs, each with a player of its clip; the test tracks every
-  seed of every table cell gets wrong;
-* `per_genre`: each genre's test accuracy for 1D, 2D and 1D+2D (Table 1's segmented cells) on the
-  same tracks, and their paired differences, with the tables' intervals;
-* `embedding_maps`: t-SNE maps (scikit-learn) of the first seed's test-set embeddings of the best
-  1D and the best 2D cell, coloured by genre.
-
-Each displays its output, or a line saying what is missing (a cell not run, results written before
-their kept files, a kept file refused), so a book of some cells only still builds.
+"""The Learned page (book/pages/learned.md): what a cell keeps (fmareport.weights; docs/contracts.md "Kept
+weights and embeddings") and its test predictions, drawn for a reader: the first layer's filters, the most
+confident mistakes to hear, each genre's accuracy per input, t-SNE maps of the embeddings. "Best" and
+"worst" are among the table cells with a current run, by mean test accuracy. Each shows its output, or a
+line saying what is missing, so a book of some cells still builds.
 """
 
 from __future__ import annotations
