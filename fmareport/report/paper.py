@@ -46,6 +46,10 @@ NO_GAIN_MARGIN = 0.02
 # The claims' tests form one family (compare.claims): Holm's step-down keeps the chance of any wrong
 # "holds" or "does not hold" among them at or under FAMILY_ALPHA.
 FAMILY_ALPHA = 0.05
+# The one-sided level of both margin tests, "no advantage" and "similar": one level, so that "similar"
+# (both one-sided tests) implies "no advantage" (the upper one alone). It is 5 % a side, TOST's usual,
+# read from the 90 % interval.
+MARGIN_CONFIDENCE = 0.90
 POWER = 0.8  # the power at which the smallest detectable difference or margin is stated
 
 
@@ -65,9 +69,9 @@ class Test:
       "superiority": a beats b (or, with `sign` -1, a is worse than b): a two-sided test of
         a - b = 0 at 5 % (the 95 % interval); it holds when the difference is significant in the
         paper's direction and does not hold when it is significant the other way.
-      "non-superiority": a gives no advantage over b: H0 a - b >= NO_GAIN_MARGIN, one-sided at 2.5 %
-        (the 95 % interval's upper bound below the margin); it does not hold when a gain of the
-        margin or more is significant the same way (the lower bound above the margin).
+      "non-superiority": a gives no advantage over b: H0 a - b >= NO_GAIN_MARGIN, one-sided at 5 %
+        (the 90 % interval's upper bound below the margin, MARGIN_CONFIDENCE); it does not hold when a
+        gain of the margin or more is significant the same way (the lower bound above the margin).
       "equivalence": a and b are similar: TOST, H0 |a - b| >= NO_GAIN_MARGIN, two one-sided tests
         at 5 % (the 90 % interval inside the margins); it does not hold when the 90 % interval lies
         wholly outside them (a gap of at least the margin, either way).
@@ -81,7 +85,7 @@ class Test:
     @property
     def confidence(self) -> float:
         """The two-sided level of the interval the test reads."""
-        return 0.90 if self.kind == "equivalence" else CONFIDENCE
+        return CONFIDENCE if self.kind == "superiority" else MARGIN_CONFIDENCE
 
     @property
     def margin(self) -> str:
@@ -102,8 +106,8 @@ class Test:
             up, down = i.p_value(0.0, "greater"), i.p_value(0.0, "less")
             holds, refutes = (up, down) if self.sign > 0 else (down, up)
             return 2 * holds, 2 * refutes  # two-sided: each side at 2.5 %
-        if self.kind == "non-superiority":
-            return 2 * i.p_value(d, "less"), 2 * i.p_value(d, "greater")
+        if self.kind == "non-superiority":  # the upper one of TOST's two tests, at its level
+            return i.p_value(d, "less"), i.p_value(d, "greater")
         if self.kind == "equivalence":
             inside = max(i.p_value(-d, "greater"), i.p_value(d, "less"))  # TOST: both one-sided tests
             outside = min(i.p_value(d, "greater"), i.p_value(-d, "less"))  # a gap beyond one margin
