@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from fakes import cell_result
+from fakes import cell_result, of_config
 from scipy import stats
 from test_results import DATA, baseline
 
@@ -415,6 +415,52 @@ def test_pairing_by_seed_cancels_what_a_seed_does_to_both_cells():
         stats_.paired_difference(b, a[:2], same_seeds=True)
 
 
+@pytest.mark.parametrize(
+    "change, shared",
+    [
+        ({"spectrogram_scale": "log"}, True),
+        ({"spectrogram_scale": "mel"}, False),
+        ({"batch_unit": "segments"}, True),
+        ({"train_fraction": 0.5}, True),
+        ({"segmented": False}, True),
+        ({"dropout": 0.2}, True),
+        ({"input": "both"}, False),
+        ({"seeds": [0, 2]}, False),
+    ],
+    ids=[
+        "log1p",
+        "log-mel",
+        "batch of segments",
+        "training share",
+        "whole clips",
+        "dropout",
+        "another input",
+        "other seeds",
+    ],
+)
+def test_seeds_are_paired_exactly_where_the_initial_weights_are_the_same(change, shared):
+    """Per ablation kind (and the tables' own pairs): compare.seeds_shared says what the code that makes
+    the weights does. Seeded as train.start_seed seeds, each config's network starts from the same
+    weights as the base cell's exactly where the seeds are said to be shared."""
+    import torch
+
+    from fmareport.model import Net
+    from fmareport.train import seed_everything
+
+    base = Config(profile="p", cell="table1/s", input="spectrogram", segmented=True, seeds=[0, 1])
+    other = base.replace(cell="ablations/x", base="table1/s", **change)
+    right = np.tile(np.arange(64) % 3 > 0, (2, 1))
+    assert compare.seeds_shared(of_config(base, right), of_config(other, right)) == shared
+
+    def initial(cfg):
+        seed_everything(cfg.schedule.seeds[1])
+        return Net.of(cfg).state_dict()
+
+    a, b = initial(base), initial(other)
+    same = a.keys() == b.keys() and all(a[k].shape == b[k].shape and torch.equal(a[k], b[k]) for k in a)
+    assert same == shared
+
+
 def test_cells_are_paired_by_seed_only_when_they_share_initial_weights():
     """Seed s gives two cells the same initial weights only when their input (and so their layers)
     is the same; other inputs share the batch order alone, and their seeds are not paired."""
@@ -648,24 +694,46 @@ def test_each_ablation_gets_its_changes_and_a_reading():
     for name, base, kind, right_now, change in [
         ("log_s", "s", "spectrogram", better, {"spectrogram_scale": "log"}),
         ("mel_b", "b", "both", worse, {"spectrogram_scale": "mel", "n_mels": 32}),
-        ("seg_r", "r", "raw", right, {"batch_unit": "segments"}),
+        ("seg_r", "r", "raw", right[:, ::-1], {"batch_unit": "segments"}),  # the same accuracy, other tracks
     ]:
         cell = f"ablations/{name}"
         results[cell] = predicted(kind, True, 0.0, right_now, cell=cell, base=f"table1/{base}", **change)
     runs = compare.index_runs(list(results.values()))
     table = shown(beyond.ablations(Page("p", results, runs, Config(profile="p"), [])))
     header = table[""]
-    changes, reading = header.index("Changes") - 1, header.index("Reading") - 1  # the first header is the index's
+    changes, reading = header.index("Changes") - 1, header.index("Effect") - 1  # the first header is the index's
     assert table["ablations/log_s"][changes] == "spectrogram_scale: linear → log (from table1/s)"
     assert table["ablations/mel_b"][changes] == "spectrogram_scale: linear → mel, n_mels: 32 (from table1/b)"
     assert table["ablations/seg_r"][changes] == "batch_unit: clips → segments (from table1/r)"
-    assert table["ablations/log_s"][reading] == "helps: the whole interval above zero"
-    assert table["ablations/mel_b"][reading] == "hurts: the whole interval below zero"
-    assert table["ablations/seg_r"][reading] == "no clear effect: the interval holds zero"
+    assert table["ablations/log_s"][reading] == "helps" and table["ablations/mel_b"][reading] == "hurts"
+    assert table["ablations/seg_r"][reading] == "no clear effect"
     assert table["ablations/orphan"][reading] == "base cell table1/missing not run: no comparison"
+    paired = header.index("Seeds paired") - 1
+    assert (
+        table["ablations/log_s"][paired] == "yes" and table["ablations/mel_b"][paired] == "no (other initial weights)"
+    )
     assert table["ablations/orphan"][header.index("Detectable") - 1] == "—"
     none = beyond.ablations(Page("p", {"table1/s": results["table1/s"]}, runs, Config(profile="p"), []))
     assert none.data == "No ablation was run for this profile (`params/ablations/`)."
+
+
+def test_the_ablations_are_one_family_and_help_or_hurt_only_after_holm():
+    """An ablation whose gain is significant alone (p 0.043) is no clear effect in a family of three,
+    where Holm multiplies the smallest p by 3; alone, it helps. Every p_holm is Holm's of the ps."""
+    base_right = np.tile(np.arange(400) % 2 == 0, (3, 1))
+    gain = base_right.copy()
+    for s, k in enumerate((5, 6, 8)):  # +1.25 to +2 points, seed by seed
+        gain[s, np.flatnonzero(~gain[s])[:k]] = True
+    results = {"table1/s": predicted("spectrogram", True, 0.0, base_right, cell="table1/s")}
+    shuffled = base_right[:, np.random.default_rng(0).permutation(400)]  # the same accuracy on other tracks
+    for name, right in (("gain", gain), ("same_a", np.roll(base_right, 1, axis=1)), ("same_b", shuffled)):
+        cell = f"ablations/{name}"
+        results[cell] = predicted("spectrogram", True, 0.0, right, cell=cell, base="table1/s", spectrogram_scale="log")
+    rows = {r["ablation"]: r for r in compare.ablation_comparisons(results)}
+    assert 0.04 < rows["ablations/gain"]["p"] < 0.05 and rows["ablations/gain"]["effect"] == "no clear effect"
+    assert [r["p_holm"] for r in rows.values()] == pytest.approx(compare.holm([r["p"] for r in rows.values()]))
+    alone = compare.ablation_comparisons({c: results[c] for c in ("table1/s", "ablations/gain")})
+    assert alone[0]["p_holm"] == alone[0]["p"] and alone[0]["effect"] == "helps"
 
 
 def test_a_synthetic_task_sets_no_number_beside_the_papers():
@@ -709,3 +777,29 @@ def test_the_coverage_table_is_cached_under_the_digest_of_what_makes_it(tmp_path
     pd.testing.assert_frame_equal(
         coverage.cached_table(reps=5, designs=designs, cache_dir=blocked), made, check_exact=True
     )
+
+
+def test_a_forest_plot_shows_each_verdict_by_colour_and_marker_and_the_margin():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fmareport.report.figures import VERDICT_STYLES, forest, verdict_style
+
+    rows = [
+        dict(label="a − b: holds", estimate=0.1, low=0.05, high=0.15, verdict="holds"),
+        dict(label="c − d: does not hold", estimate=-0.1, low=-0.2, high=-0.05, verdict="does not hold: a loss"),
+        dict(label="e − f: inconclusive", estimate=0.0, low=-0.05, high=0.05, verdict="inconclusive"),
+        dict(label="g − h: helps", estimate=0.02, low=0.01, high=0.03, verdict="helps"),
+    ]
+    assert [verdict_style(r["verdict"]) for r in rows] == ["for", "against", "neither", "for"]
+    fig = forest(rows, margin=0.02)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [r["label"] for r in rows]  # top to bottom
+    points = {(line.get_color(), line.get_marker()) for line in ax.get_lines()}  # the points (and the caps)
+    for key, (color, marker, _) in VERDICT_STYLES.items():
+        assert (color, marker) in points, key
+    assert ax.patches and ax.patches[0].get_x() == pytest.approx(-0.02)  # the margin band
+    assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"±0.02 margin", "holds / helps"}
+    plt.close(fig)

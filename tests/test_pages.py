@@ -113,3 +113,26 @@ def test_the_page_list_is_the_tocs_and_every_page_has_its_source_and_module():
     for name in pages:
         assert (book.REPO_ROOT / book.SOURCE_DIR / f"{name}.md").is_file(), name
         import_module(f"fmareport.report.pages.{name}")  # its module, named as the page
+
+
+def test_the_data_page_counts_each_splits_artists_and_names_one_in_two_splits(tiny_store, monkeypatch):
+    from types import SimpleNamespace
+
+    shown = []
+    monkeypatch.setattr(data, "display", lambda *objs: shown.extend(objs))
+    data.artists(tiny_store)  # the synthetic set: every artist in one split
+    (counts,) = shown
+    index = tiny_store.index
+    assert f"<td>{index.loc[index['split'] == 'test', 'artist_id'].nunique()}</td>" in counts.data
+    assert "0 artist(s) have tracks in more than one split" in counts.data
+    moved = index.copy()
+    row = moved.index[moved["split"] == "test"][0]
+    moved.loc[row, "artist_id"] = moved.loc[moved["split"] == "training", "artist_id"].iloc[0]  # now in two splits
+    shown.clear()
+    data.artists(SimpleNamespace(index=moved))
+    assert "1 artist(s) have tracks in more than one split" in shown[0].data
+    artist, track = moved.loc[row, "artist_id"], moved.loc[row, "track_id"]
+    assert f"artist {artist}: " in shown[1].data and f"{track:06d} (test)" in shown[1].data
+    shown.clear()
+    data.artists(SimpleNamespace(index=index.drop(columns="artist_id")))
+    assert shown[0].data == "The clip store records no artists: the intervals resample single tracks."

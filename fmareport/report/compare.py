@@ -14,6 +14,7 @@ docs/statistics.md).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -81,12 +82,29 @@ def accuracy_interval(result: Run) -> Interval:
     return _accuracy_interval(result.correct, clusters=artists_of(result))
 
 
+@functools.lru_cache(maxsize=64)
+def _parameter_shapes(model_json: str, sample_rate: int) -> tuple:
+    """((name, shape), ...) of the network a run builds (model.Net.of), traced on torch's meta device."""
+    import torch
+
+    from ..config import ModelSettings
+    from ..model import Net
+
+    with torch.device("meta"):
+        net = Net(ModelSettings.model_validate_json(model_json), sample_rate=sample_rate)
+    return tuple((name, tuple(p.shape)) for name, p in net.named_parameters())
+
+
 def seeds_shared(a: Run, b: Run) -> bool:
-    """Whether seed s of `a` and of `b` start from the same initial weights and batch order: the same
-    seeds and the same input kind (the network's layers and their initialisation order are the
-    input's; segmenting, dropout and the spectrogram's scale change no weight)."""
-    kinds = [None if r.config is None else r.config.model.input for r in (a, b)]
-    return list(a.seed_ids) == list(b.seed_ids) and kinds[0] is not None and kinds[0] == kinds[1]
+    """Whether seed s of `a` and of `b` start from the same initial weights: the same seeds, the same
+    input kind, and parameters of the same names and shapes. A run seeds, then builds its network
+    (train.start_seed), so the same layers of the same shapes draw the same numbers: segmenting,
+    dropout and log1p change no weight; log-mel's first layer has n_mels rows, and its weights and
+    every layer's after it are other draws."""
+    if a.config is None or b.config is None or list(a.seed_ids) != list(b.seed_ids):
+        return False
+    shapes = [_parameter_shapes(r.config.model.model_dump_json(), r.config.store.sample_rate) for r in (a, b)]
+    return a.config.model.input == b.config.model.input and shapes[0] == shapes[1]
 
 
 def difference(a: Run, b: Run) -> tuple[Interval, str, bool]:
@@ -111,9 +129,11 @@ def difference(a: Run, b: Run) -> tuple[Interval, str, bool]:
 
 def compare(a: Run, b: Run) -> dict:
     """a - b in test accuracy as numbers: diff, low, high (95 %), width, se, seed_share, detectable
-    (the smallest difference found with 80 % power at 5 %, two-sided), seeds, method, paired (`difference`)."""
+    (the smallest difference found with 80 % power at 5 %, two-sided), seeds, method, paired, and the
+    interval itself (`difference`)."""
     i, method, paired = difference(a, b)
     return dict(
+        interval=i,
         diff=i.estimate,
         low=i.low,
         high=i.high,
@@ -172,7 +192,9 @@ def _claim_row(
         margin=test.margin,
         confidence=test.confidence,
         paper_diff=paper_value(a) - paper_value(b),
-        **dict.fromkeys(("diff", "low", "high", "se", "seed_share", "detectable", "p", "p_holm"), math.nan),
+        **dict.fromkeys(
+            ("diff", "low", "high", "low95", "high95", "se", "seed_share", "detectable", "p", "p_holm"), math.nan
+        ),
         seeds="",
         method="",
         paired=False,
@@ -182,7 +204,9 @@ def _claim_row(
         return row | {"verdict": f"inconclusive (not run: {setting_label(a if a not in runs else b)})"}, None
     i, row["method"], row["paired"] = difference(runs[a], runs[b])
     shown = i.at(test.confidence)
-    row.update(diff=i.estimate, low=shown.low, high=shown.high, se=i.se, seed_share=seed_share(i))
+    row.update(
+        diff=i.estimate, low=shown.low, high=shown.high, low95=i.low, high95=i.high, se=i.se, seed_share=seed_share(i)
+    )
     row.update(detectable=test.detectable(shown), seeds=f"{len(runs[a].seeds)} / {len(runs[b].seeds)}")
     if min(len(runs[a].seeds), len(runs[b].seeds)) < 2:
         return row | {"verdict": "inconclusive (1 seed)"}, None
@@ -196,7 +220,7 @@ def claims(runs: dict[Setting, CellResults]) -> pd.DataFrame:
     every test that has an interval is Holm-adjusted (`holm`).
 
     Columns: claim, comparison, word (the paper's), test (its kind), margin, confidence (of the interval
-    the test reads), paper_diff, diff, low, high (that interval), se, seed_share (`stats.seed_share`), detectable (`Test.detectable`),
+    the test reads), paper_diff, diff, low, high (that interval), low95, high95 (the 95 % one), se, seed_share (`stats.seed_share`), detectable (`Test.detectable`),
     seeds ("na / nb"), method, paired, p (the smaller of the test's two p-values), p_holm, verdict.
     """
     rows, judged = [], []
@@ -252,17 +276,35 @@ def changed_keys(result: CellResults, base: CellResults) -> dict[str, tuple]:
     return {k: (b.get(k), v) for k, v in a.items() if k not in _NOT_SETTINGS and b.get(k) != v}
 
 
+def two_sided_p(i: Interval) -> float:
+    """The p-value of a two-sided test of no difference that the interval inverts (each side at half)."""
+    return min(1.0, 2 * min(i.p_value(0.0, "greater"), i.p_value(0.0, "less")))
+
+
 def ablation_comparisons(results: dict[str, CellResults]) -> list[dict]:
     """Each ablation against its base cell, as numbers: ablation, base, run, base_run (None when the
-    base cell was not run), changes ({key: (base value, ablation value)}) and `compare`'s fields
-    (absent without a base run)."""
-    rows = []
+    base cell was not run), changes ({key: (base value, ablation value)}), `compare`'s fields, and the
+    test of no difference: p, p_holm (Holm over the ablations that have one: two seeds or more a side
+    and some spread; NaN for the others) and effect: "helps" or "hurts" where p_holm < FAMILY_ALPHA,
+    "no clear effect" where not, or why there is no test."""
+    rows, tested = [], []
     for cell, r in sorted(results.items()):
         if not is_ablation(r):
             continue
         base = results.get(r.config.base)
-        row = dict(ablation=cell, base=r.config.base, run=r, base_run=base, changes={})
-        if base is not None:
+        row = dict(ablation=cell, base=r.config.base, run=r, base_run=base, changes={}, p=math.nan, p_holm=math.nan)
+        if base is None:
+            row["effect"] = f"base cell {row['base']} not run: no comparison"
+        else:
             row.update(changes=changed_keys(r, base), **compare(r, base))
+            i = row["interval"]
+            if min(len(r.seeds), len(base.seeds)) < 2 or i.se == 0:
+                row["effect"] = "no test (1 seed)" if i.se > 0 else "no test (no spread)"
+            else:
+                row["p"] = two_sided_p(i)
+                tested.append(row)
         rows.append(row)
+    for row, p_holm in zip(tested, holm([row["p"] for row in tested])):
+        row["p_holm"] = p_holm
+        row["effect"] = "no clear effect" if p_holm >= FAMILY_ALPHA else "helps" if row["diff"] > 0 else "hurts"
     return rows

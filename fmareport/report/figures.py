@@ -153,3 +153,47 @@ def per_genre_accuracy(results: list[CellResults]) -> plt.Figure:
     ax.legend(fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.08), frameon=False)
     fig.tight_layout()
     return fig
+
+
+# The verdicts' look in a forest plot, colour-blind safe (Okabe & Ito's palette) and told apart by marker
+# too: a verdict for the claim (or an ablation that helps), against it (or one that hurts), neither.
+VERDICT_STYLES = {
+    "for": ("#0072B2", "o", "holds / helps"),
+    "against": ("#D55E00", "X", "does not hold / hurts"),
+    "neither": ("#7f7f7f", "s", "inconclusive / no clear effect"),
+}
+
+
+def verdict_style(verdict: str) -> str:
+    """The VERDICT_STYLES key of a verdict or an ablation's effect."""
+    if verdict.startswith(("holds", "helps")):
+        return "for"
+    return "against" if verdict.startswith(("does not hold", "hurts")) else "neither"
+
+
+def forest(
+    rows: list[dict], margin: float | None = None, xlabel: str = "difference in test accuracy, a − b"
+) -> plt.Figure:
+    """A forest plot: one row per comparison, top to bottom (rows: dicts of label, estimate, low, high and
+    verdict), its estimate a point coloured and shaped by its verdict (`verdict_style`) with its interval
+    as a bar; zero dashed and, given a `margin`, the band ±margin shaded."""
+    fig, ax = plt.subplots(figsize=(11, 1.2 + 0.38 * len(rows)), layout="constrained")
+    if margin is not None:
+        ax.axvspan(-margin, margin, color="#e8e8e8", zorder=0, label=f"±{margin:g} margin")
+    ax.axvline(0, color="#555555", ls="--", lw=1, zorder=1)
+    y = np.arange(len(rows))
+    for key, (color, marker, name) in VERDICT_STYLES.items():
+        part = [(k, r) for k, r in enumerate(rows) if verdict_style(r["verdict"]) == key]
+        if not part:
+            continue
+        est = np.array([r["estimate"] for _, r in part])
+        bars = np.array([[r["estimate"] - r["low"], r["high"] - r["estimate"]] for _, r in part]).T  # (2, n)
+        ax.errorbar(
+            est, y[[k for k, _ in part]], xerr=bars, fmt=marker, color=color, ms=7, capsize=3, lw=1.4, label=name
+        )
+    ax.set_yticks(y, [r["label"] for r in rows], fontsize=8)
+    ax.set_ylim(len(rows) - 0.5, -0.5)  # the first row on top
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", color="#dddddd", lw=0.6)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, fontsize=8, frameon=False)
+    return fig

@@ -6,9 +6,10 @@ from __future__ import annotations
 import math
 
 import pandas as pd
-from IPython.display import Markdown
+from IPython.display import Markdown, display
 
 from ..compare import ablation_comparisons, accuracy_interval
+from ..figures import forest, show
 from ..page import Page, table
 from ..stats import CONFIDENCE
 from .results import interval_text, widths
@@ -19,40 +20,51 @@ def changes_text(changes: dict[str, tuple]) -> str:
     return ", ".join(f"{k}: {a}" if b is None else f"{k}: {b} → {a}" for k, (b, a) in changes.items())
 
 
-def reading(c: dict) -> str:
-    """What an ablation's difference and its interval say, in a few words."""
-    if c["low"] > 0:
-        return "helps: the whole interval above zero"
-    if c["high"] < 0:
-        return "hurts: the whole interval below zero"
-    return "no clear effect: the interval holds zero"
-
-
 def ablations(page: Page):
     """Each ablation beside its base cell (id ablations): what it changes, both accuracies with their
-    intervals, the paired difference with its interval, the smallest detectable difference and the
-    reading; a line when none ran."""
+    intervals, the paired difference with its interval, whether the seeds are paired, the smallest
+    detectable difference, the Holm-adjusted p and the effect (compare.ablation_comparisons); a line
+    when none ran."""
     rows = []
     for c in ablation_comparisons(page.results):
         row = {"Ablation": c["ablation"], "Changes": f"{changes_text(c['changes']) or '—'} (from {c['base']})"}
-        if c["base_run"] is None:
-            row["Reading"] = f"base cell {c['base']} not run: no comparison"
-        else:
+        if c["base_run"] is not None:
             row |= {
                 "Base accuracy": interval_text(accuracy_interval(c["base_run"])),
                 "Ablation accuracy": interval_text(accuracy_interval(c["run"])),
                 f"Difference, {CONFIDENCE:.0%} interval": f"{c['diff']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]",
+                "Seeds paired": "yes" if c["paired"] else "no (other initial weights)",
                 "Detectable": "—" if math.isnan(c["detectable"]) else f"{c['detectable']:.3f}",
-                "Reading": reading(c),
+                "p (Holm)": "—"
+                if math.isnan(c["p_holm"])
+                else "< 0.001"
+                if c["p_holm"] < 0.001
+                else f"{c['p_holm']:.3f}",
             }
-        rows.append(row)
+        rows.append(row | {"Effect": c["effect"]})
     if not rows:
         return Markdown("No ablation was run for this profile (`params/ablations/`).")
     caption = (
         f"Each ablation beside its base cell: accuracies with their {CONFIDENCE:.0%} intervals, the paired "
-        f"difference with its interval (profile {page.profile})."
+        f"difference with its interval, and the test of no difference, Holm-adjusted over the ablations "
+        f"(profile {page.profile})."
     )
     return table(pd.DataFrame(rows).set_index("Ablation").fillna("—"), "ablations", caption)
+
+
+def ablations_forest(page: Page) -> None:
+    """Show each ablation's paired difference from its base cell with its 95 % interval as a forest plot
+    (figures.forest), its effect after Holm as colour, marker and label; a line when none has a base run."""
+    rows = [
+        dict(label=f"{c['ablation']} − {c['base']}: {c['effect']}", estimate=c["diff"], low=c["low"], high=c["high"],
+             verdict=c["effect"])
+        for c in ablation_comparisons(page.results)
+        if c["base_run"] is not None
+    ]  # fmt: skip
+    if not rows:
+        display(Markdown("No ablation has its base cell run: nothing to draw."))
+        return
+    show(forest(rows, xlabel="ablation − base cell, test accuracy"))
 
 
 def ablation_widths(page: Page):

@@ -68,6 +68,38 @@ def counts(page: Page, store: ClipStore):
     return table(frame, "genre-split-counts", caption)
 
 
+def artists(store: ClipStore) -> None:
+    """Display the artists of each split (id artists-per-split) and, when an artist has tracks in more
+    than one split, a warning naming each such artist with its tracks and their splits; a line when
+    the store records no artists."""
+    index = store.index
+    if "artist_id" not in index:
+        display(Markdown("The clip store records no artists: the intervals resample single tracks."))
+        return
+    splits = index.groupby("artist_id")["split"].nunique()
+    crossing = splits.index[splits > 1]
+    frame = pd.DataFrame(
+        {
+            "artists": [index.loc[index["split"] == s, "artist_id"].nunique() for s in SPLITS],
+            "tracks": [int((index["split"] == s).sum()) for s in SPLITS],
+        },
+        index=pd.Index(list(SPLITS), name="split"),
+    )
+    caption = (
+        f"Artists and tracks per split in the clip store; {len(crossing)} artist(s) have tracks in more than one split."
+    )
+    display(table(frame, "artists-per-split", caption))
+    if len(crossing):
+        lines = [
+            f"* artist {a}: "
+            + ", ".join(f"{t:06d} ({s})" for t, s in index.loc[index["artist_id"] == a, ["track_id", "split"]].itertuples(index=False))
+            for a in crossing
+        ]  # fmt: skip
+        display(
+            Markdown(":::{admonition} Artists in more than one split\n:class: warning\n" + "\n".join(lines) + "\n:::\n")
+        )
+
+
 # The store manifest's lists of tracks left out: (key, table id, caption with {n}, the line when there are none).
 LEFT_OUT = (
     ("dropped", "dropped-tracks", "{n} tracks of tracks.csv left out of the subset, and why.", "No track was dropped."),

@@ -7,6 +7,7 @@ line saying what is missing, so a book of some cells still builds.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -143,6 +144,33 @@ def peaks(page: Page, results_dir: str | Path):
     frame.index.name = "cell"
     caption = "The first layer's learned filters of the best 1D and the best 2D cell (their first seed), in numbers."
     return table(frame, "filter-peaks", caption)
+
+
+# --- the network on a track --------------------------------------------------------------------------
+
+
+def predict_example(page: Page, results_dir: str | Path) -> None:
+    """Show `fmareport predict` on the best table cell's first test track: the command and what it prints
+    (fmareport.predict), or what is missing."""
+    from ... import predict
+    from ...data.fma import audio_path
+
+    cells = best_and_worst(page)
+    if not cells:
+        display(Markdown(f"No cell of the paper's tables has a current run in profile `{page.profile}`."))
+        return
+    result = cells["best"]
+    path = results_path(results_dir, result.profile, result.cell)
+    try:
+        network = predict.network_of(path, result)
+    except ResultsError as err:
+        display(missing_note(result, str(err)))
+        return
+    track = audio_path(result.config.run.data_dir, result.test.track_ids[0], result.config.data.subset)
+    with contextlib.chdir(Path(results_dir).resolve().parent):  # the runs' working directory: data_dir's root
+        out = predict.text(predict.predict_files(network, [track]), network)
+    command = f"fmareport predict {track} --profile {page.profile} --cell {result.cell}"
+    display(Markdown(f"```bash\n{command}\n```\n\n```text\n{out}\n```"))
 
 
 # --- mistakes ----------------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ import pandas as pd
 from matplotlib.patches import FancyBboxPatch
 
 from ...config import Config
-from ...data.fma import GENRES
+from ...data.audio import INT16_SCALE
+from ...data.fma import FMA_SMALL_SPLITS, GENRES
 from ...inputs import INPUTS
 from ...summary import LayerRow, layer_table
 from ..page import Page, glue, table
@@ -306,6 +307,11 @@ def glue_deviations(paper: Config, cfg: Config) -> None:
     def first_part(kind: str, name: str) -> LayerRow:
         return next(r for r in layer_table(paper.replace(input=kind).model, clip) if r.name == name)
 
+    import inspect
+
+    import torch
+
+    adam = inspect.signature(torch.optim.Adam).parameters  # train.start_seed sets the learning rate alone
     covered = m.segment_samples + (paper.n_segments - 1) * m.segment_hop  # the samples a segmented cell sees
     mel = paper.replace(spectrogram_scale="mel").model
     glue(
@@ -330,6 +336,11 @@ def glue_deviations(paper: Config, cfg: Config) -> None:
         paper_rate=paper.store.sample_rate,
         paper_n_mels=mel.n_mels,
         paper_mel_share=mel.n_mels / m.n_bins,
+        adam_betas=", ".join(map(str, adam["betas"].default)),
+        adam_eps=float(adam["eps"].default),
+        adam_weight_decay=float(adam["weight_decay"].default),
+        fma_training=FMA_SMALL_SPLITS["training"],
+        int16_scale=INT16_SCALE,
         clip_rule=cfg.store.clip_rule,
         min_clip_fraction=cfg.store.min_clip_fraction,
     )

@@ -13,15 +13,16 @@ import math
 from pathlib import Path
 
 import pandas as pd
-from IPython.display import Markdown
+from IPython.display import Markdown, display
 
 from ...baseline import C_GRID
 from ...data.fma import FMA_SMALL_SPLITS, PUBLISHED_BASELINES, PUBLISHED_TASK
 from ...results import BaselineResults, CellResults, load_baselines
 from .. import compare
 from ..compare import accuracy_interval, setting_label, setting_of
+from ..figures import forest, show
 from ..page import Page, glue, table
-from ..paper import FAMILY_ALPHA, PAPER, UNEXPLAINED, Test, paper_value
+from ..paper import FAMILY_ALPHA, NO_GAIN_MARGIN, PAPER, UNEXPLAINED, Test, paper_value
 from ..runs import CHANCE_LOSS, DIVERGED_FACTOR, diverged
 from ..stats import CONFIDENCE, mean_std
 
@@ -244,6 +245,22 @@ def claim_tests(page: Page, judged: pd.DataFrame):
     return table(shown.drop(columns=list(same)), "claims", caption)
 
 
+def claims_forest(judged: pd.DataFrame) -> None:
+    """Show the claims' tests as a forest plot (figures.forest): each difference with the interval its
+    test reads, the ±margin band, the verdict after Holm as colour, marker and label; a line when no
+    test has an interval."""
+    rows = [
+        dict(label=f"{r.comparison}: '{r.word}' ({Test(r.test, r.word).label}), {r.verdict}", estimate=r.diff,
+             low=r.low, high=r.high, verdict=r.verdict)
+        for r in judged.itertuples()
+        if not math.isnan(r.low)
+    ]  # fmt: skip
+    if not rows:
+        display(Markdown("No claim's comparison has both of its cells run: nothing to draw."))
+        return
+    show(forest(rows, margin=NO_GAIN_MARGIN))
+
+
 def widths(rows: list[dict], table_id: str, caption: str):
     """How wide these comparisons' intervals came out (rows: dicts with name, diff, low, high and
     seed_share, `stats.seed_share`): each interval's width beside |effect|, whether it is narrower
@@ -271,9 +288,9 @@ def widths(rows: list[dict], table_id: str, caption: str):
 
 def claim_widths(page: Page, judged: pd.DataFrame):
     """`widths` of the claims' 95 % intervals, each comparison once (id claim-widths)."""
-    first = judged.drop_duplicates("comparison").dropna(subset=["low"])
+    first = judged.drop_duplicates("comparison").dropna(subset=["low95"])
     rows = [
-        dict(name=r.comparison, diff=r.diff, low=r.low, high=r.high, seed_share=r.seed_share)
+        dict(name=r.comparison, diff=r.diff, low=r.low95, high=r.high95, seed_share=r.seed_share)
         for r in first.itertuples()
     ]
     caption = f"How wide the claims' {CONFIDENCE:.0%} intervals are, over {page.n_test:,} test tracks and seeds {', '.join(map(str, page.seeds))}"
