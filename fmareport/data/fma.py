@@ -65,13 +65,9 @@ DATE_COLUMNS = [
 ]
 GENRES_COLUMNS = ("#tracks", "parent", "title", "top_level")  # genres.csv, index genre_id
 
-# features.csv (in fma_metadata.zip): FMA's own audio features of every track, computed by
-# features.py in mdeff/fma with librosa from each whole mp3 (frames of 2048 samples, hop 512;
-# zcr's frame_length 2048, hop 512 too). Each feature is a (size, frames) array; 7 statistics
-# over frames make its columns. The file's columns are sorted (feature, statistics, number):
-# 11 features x 7 statistics, 74 rows in all x 7 = 518 columns; index track_id (every track of
-# tracks.csv). Written by pandas with float_format '%.10e' under 3 named header rows and a row
-# naming the index: feature,chroma_cens,... / statistics,kurtosis,... / number,01,... / track_id,,...
+# features.csv (in fma_metadata.zip): FMA's features.py computes each feature with librosa from the
+# whole mp3 as a (size, frames) array (frames of 2048 samples, hop 512, zcr's too); 7 statistics over
+# frames make its columns, written with float_format '%.10e' (the layout: docs/contracts.md, "FMA facts").
 FEATURE_SIZES = {  # rows of each librosa feature (sorted by name, as the file's columns)
     "chroma_cens": 12,
     "chroma_cqt": 12,
