@@ -469,11 +469,6 @@ def flat_loc(loc: tuple) -> tuple:
     return () if len(loc) == 1 and loc[0] in SECTIONS else loc
 
 
-def _key(loc: tuple) -> str:
-    """('seeds', 1) -> 'seeds[1]'."""
-    return str(loc[0]) + "".join(f"[{p}]" for p in loc[1:])
-
-
 _BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
 
 
@@ -513,8 +508,9 @@ def _num(v: float) -> str:
 
 
 def _key_name(loc: tuple) -> str:
-    """How a params file names the value at `loc`: "key 'seeds[1]'"."""
-    return f"key {shown(_key(loc))}"
+    """How a params file names the value at `loc`: ('seeds', 1) -> "key 'seeds[1]'"."""
+    key = str(loc[0]) + "".join(f"[{p}]" for p in loc[1:])
+    return f"key {shown(key)}"
 
 
 def _message(e: dict, name: Callable[[tuple], str] = _key_name) -> str:
