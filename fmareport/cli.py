@@ -1,16 +1,10 @@
 """`fmareport` command line: one subcommand per step of the pipeline.
 
-Each subcommand is a small handler here over a library call; the library modules hold no
-argument parsing. Modules are imported only when their subcommand runs, so
-`fmareport synth --help` does not import torch. Relative paths are relative to the working
-directory.
-
-Every error a user can act on ends here, in `main`, as one line on stderr, `fmareport CMD:
-what and the fix`, and an exit status (fmareport/errors.py; docs/faults.md, case 14):
-0 done; 1 the work failed (a download, a data set, the disk, a diverged run, the book);
-2 a bad argument or params file (the message names it; argparse's own refusals are 2 too);
-127 `on-gpu` was given a command that does not exist; 130 Ctrl-C (a training run says the
-epoch that a rerun of the same command resumes from). Anything else is a bug: a traceback.
+Each subcommand (`COMMANDS`) is a small handler over a library call, importing its modules only
+when it runs (`fmareport synth --help` does not import torch). `main` is the one place an error
+a user can act on becomes a line on stderr, `fmareport CMD: what and the fix`, and an exit status
+(fmareport/errors.py; docs/contracts.md, "Errors"; docs/faults.md, case 14); anything else is a
+bug: a traceback.
 """
 
 from __future__ import annotations
@@ -129,11 +123,6 @@ def _fetch(sub) -> None:
     p.set_defaults(run=run)
 
 
-# What making a clip store raises for a data set it cannot use (a missing tracks.csv, a folder in
-# the way, a broken tracks.csv, no room for the store): messages that name the file and the fix.
-DATA_ERRORS = (FileNotFoundError, FileExistsError, ValueError)
-
-
 def _prepare(sub) -> None:
     p = sub.add_parser(
         "prepare",
@@ -169,7 +158,7 @@ def _prepare(sub) -> None:
             if v is not None
         }
         cfg = load_profile(args.profile, overrides=overrides)
-        with failures(*DATA_ERRORS):
+        with failures(FileNotFoundError, FileExistsError, ValueError):  # a data set prepare cannot use
             store = prepare(cfg)
         m = store.manifest
         counts = ", ".join(f"{s} {n}" for s, n in m["split_counts"].items())
@@ -352,14 +341,7 @@ def _book(sub) -> None:
     def run(args) -> int:
         from .config import REPO_ROOT
         from .errors import BookError
-        from .report.book import (
-            BUILD_COMMAND,
-            GENERATED_DIR,
-            build,
-            require_complete,
-            results_dir_for,
-            stage,
-        )
+        from .report.book import BUILD_COMMAND, GENERATED_DIR, build, require_complete, results_dir_for, stage
         from .results import ResultsError
 
         root = (args.root or REPO_ROOT).resolve()

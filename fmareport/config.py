@@ -1,23 +1,11 @@
 """One typed config for every setting of a run, built from YAML files.
 
-A run's config is a profile (`params/profiles/<name>.yaml`: data scale, model scale,
-protocol) overlaid by one experiment cell (`params/<table>/<cell>.yaml`: only what that
-cell of the paper's tables changes), then by overrides. Later layers win.
-
-`Config` is a pydantic model: unknown keys, wrong types (no silent coercion: `'3'` is
-not 3, `true` is not 1) and bad values are refused, and cross-field checks (a window
-longer than its clip, duplicate seeds, ...) run on every layer. `ConfigError` names
-the file, the key, what is allowed and, for a typo, the nearest known key.
-
-Params text (a file, `-p overrides`, a `--set` value) is read by one function, `parse_yaml`,
-which refuses what a config never needs and a hostile file uses: YAML anchors and aliases,
-a key given twice, deep nesting, more than 64 KiB (docs/faults.md, case 13). Messages show
-values through `shown`, at most 80 characters.
-
-Names (`profile`, `cell`) are checked against a strict pattern: they become parts of
-paths (`results/<profile>/<cell>.json`), so no name can climb out of a folder. Relative
-paths in a config (`data_dir`, `store_root`, `results_dir`, `build_dir`) are relative to
-the working directory of the process that uses them, as for any command line tool.
+A run's config is a profile (`params/profiles/<name>.yaml`) overlaid by one experiment cell
+(`params/<table>/<cell>.yaml`: what that cell of the paper's tables changes), then by overrides;
+later layers win, and every layer is checked (strict types, bounds, cross-field rules).
+Entry points: `load_cell`, `load_config`, `from_dict`, `cfg.replace`; `parse_yaml` reads all
+params text. Contract: docs/contracts.md, "Config"; the hostile inputs refused: docs/faults.md,
+cases 1, 5 and 13.
 """
 
 from __future__ import annotations
@@ -60,15 +48,13 @@ Positive = Annotated[int, Field(gt=0)]
 # A shell-style pattern over cell names (fnmatch: * ? [...]), e.g. "table1/*" or "ablations/log_*".
 CellPattern = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_*?\[\]!-]+(/[A-Za-z0-9_*?\[\]!-]+)?$")]
 
-# A seed is what numpy's legacy seeding takes (np.random.seed, in train.seed_everything):
-# 0 <= seed < 2**32. A negative seed used to pass here and fail in numpy after prepare.
+# A seed is what numpy's legacy seeding takes (np.random.seed, in train.seed_everything): 0 <= seed < 2**32.
 MAX_SEED = 2**32
 Seed = Annotated[int, Field(ge=0, lt=MAX_SEED)]
 
-# The largest params text we read: a file, `-p overrides` or a `--set` value. The largest real
-# file (params/profiles/demo.yaml) is 1.8 KiB; 64 KiB leaves 35 times that, and bounds the work
-# the pure-Python YAML parser and the checks do on hostile input (docs/faults.md, case 13):
-# 64 KiB of one long list parses in 0.3 to 2 s on one core (PyYAML's SafeLoader, measured).
+# The largest params text we read (a file, `-p overrides`, a `--set` value): 35 times the largest real
+# file (params/profiles/demo.yaml, 1.8 KiB), and a bound on the parser's work on hostile input
+# (docs/faults.md, case 13; its cost: docs/measurements.md).
 MAX_PARAMS_BYTES = 64 * 1024
 # How deep YAML collections may nest: a config is a mapping of scalars and flat lists (depth 2);
 # a deeper one is refused before PyYAML's recursive composer runs out of stack.
@@ -223,7 +209,7 @@ class ScheduleSettings(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> ScheduleSettings:
-        twice = sorted(s for s, n in Counter(self.seeds).items() if n > 1)  # linear: 300,000 seeds in ms
+        twice = sorted(s for s, n in Counter(self.seeds).items() if n > 1)  # linear in the seeds (faults case 13)
         if twice:
             raise ValueError(
                 f"key 'seeds': each seed once (a repeated seed would only repeat its run), "
@@ -253,7 +239,6 @@ class RunSettings(Section):
     cpu_fallback: bool = True  # device auto without a usable GPU: run on the CPU (false: stop at once)
     # The cells the profile runs (PROFILE_KEY: a profile's key, refused in a cell's file): shell-style
     # patterns over cell names, each matching at least one (fmareport.workflow.expected_cells).
-    # smoke runs the tables and one ablation: the other ablations' code is tested in-process.
     cells: Annotated[list[CellPattern], Field(min_length=1)] = ["*"]
 
 
@@ -261,10 +246,8 @@ class RunSettings(Section):
 # `source` in a params file. Everything else is derived (FLAT_KEYS).
 FLAT_NAMES = {("data", "source"): "data_source"}
 
-# Keys that mean something only when another key has a value: {key: (other key, value)}. A profile
-# names n_mels for its mel cells; in its other cells it changes nothing, so `to_dict` (a run's
-# settings: results files, the settings hash, the reference) leaves it out there, and the configs of
-# cells without mel are the same as before the key came.
+# Keys that mean something only when another key has a value: {key: (other key, value)}; `to_dict`
+# leaves them out otherwise (docs/contracts.md, "Config").
 ONLY_WITH = {"n_mels": ("spectrogram_scale", "mel")}
 
 
@@ -486,11 +469,6 @@ def flat_loc(loc: tuple) -> tuple:
     return () if len(loc) == 1 and loc[0] in SECTIONS else loc
 
 
-def _key(loc: tuple) -> str:
-    """('seeds', 1) -> 'seeds[1]'."""
-    return str(loc[0]) + "".join(f"[{p}]" for p in loc[1:])
-
-
 _BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
 
 
@@ -530,8 +508,9 @@ def _num(v: float) -> str:
 
 
 def _key_name(loc: tuple) -> str:
-    """How a params file names the value at `loc`: "key 'seeds[1]'"."""
-    return f"key {shown(_key(loc))}"
+    """How a params file names the value at `loc`: ('seeds', 1) -> "key 'seeds[1]'"."""
+    key = str(loc[0]) + "".join(f"[{p}]" for p in loc[1:])
+    return f"key {shown(key)}"
 
 
 def _message(e: dict, name: Callable[[tuple], str] = _key_name) -> str:
@@ -606,14 +585,10 @@ def synth_settings(values: dict[str, Any]) -> SynthSettings:
 
 
 class _Loader(yaml.SafeLoader):
-    """PyYAML's SafeLoader, hardened for params text (docs/faults.md, case 13).
-
-    * Numbers as YAML 1.2 reads them: `1e-3` is a float (YAML 1.1, PyYAML's default, reads a string).
-    * No anchors or aliases (`&a`, `*a`): nine nested aliases expand to 9**9 values when a message
-      or a check walks them (the "billion laughs"); a config never needs one.
-    * No key twice in a mapping (PyYAML keeps the last silently) and no merge key (`<<`).
-    * Collections nested at most MAX_YAML_DEPTH deep.
-    Each refusal is a ConfigError naming the source and the line.
+    """PyYAML's SafeLoader, hardened for params text (docs/faults.md, case 13): YAML 1.2 numbers
+    (`1e-3` is a float, not YAML 1.1's string); no anchors or aliases (nine nested ones expand to 9**9
+    values: the "billion laughs"), no key twice (PyYAML keeps the last silently), no merge key (`<<`),
+    nesting at most MAX_YAML_DEPTH deep. Each refusal is a ConfigError naming the source and the line.
     """
 
     def __init__(self, text: str, source: str):
@@ -652,8 +627,7 @@ class _Loader(yaml.SafeLoader):
                 continue  # SafeLoader refuses it below ("found unhashable key")
             if key in lines:
                 raise self.refuse(
-                    key_node.start_mark,
-                    f"key {shown(key)} given twice (first on line {lines[key]}); keep one",
+                    key_node.start_mark, f"key {shown(key)} given twice (first on line {lines[key]}); keep one"
                 )
             lines[key] = line
         return super().construct_mapping(node, deep)
@@ -676,11 +650,8 @@ def _check_size(n_bytes: int, source: str) -> None:
 
 
 def parse_yaml(text: str, source: str) -> Any:
-    """The one reader of params YAML (files, overrides, `--set` values): text -> Python values.
-
-    Through `_Loader` (YAML 1.2 numbers; no aliases, duplicate keys or deep nesting) and
-    under MAX_PARAMS_BYTES; ConfigError naming `source` (and the line) for anything else.
-    """
+    """The one reader of params YAML (files, overrides, `--set` values): text -> Python values, through
+    `_Loader` and under MAX_PARAMS_BYTES; ConfigError naming `source` (and the line) for anything else."""
     _check_size(len(text.encode("utf-8", "surrogatepass")), source)
     loader = _Loader(text, source)
     try:
@@ -762,22 +733,26 @@ def load_config(*paths: str | Path, overrides: dict[str, Any] | None = None) -> 
     values: dict[str, Any] = {}
     for i, path in enumerate(paths):
         raw = read_yaml(path)
-        if i and PROFILE_KEY in raw:
-            raise ConfigError(f"{path}: key {PROFILE_KEY!r} says which cells a profile runs: set it in the profile")
+        if i:
+            _refuse_profile_key(raw, path)
         if raw.get("base") is not None:  # an ablation: its table cell first, then what it changes
             base = cell_path(raw["base"])
             base_raw = read_yaml(base)
-            if PROFILE_KEY in base_raw:
-                raise ConfigError(f"{base}: key {PROFILE_KEY!r} says which cells a profile runs: set it in the profile")
+            _refuse_profile_key(base_raw, base)
             if base_raw.get("base") is not None:
                 raise ConfigError(f"{path}: key 'base': {shown(raw['base'])} is itself an ablation; name a table cell")
             values = from_dict(base_raw, source=str(base), base=values).to_dict(every_key=True)
         values = from_dict(raw, source=str(path), base=values).to_dict(every_key=True)
     if overrides:
-        if PROFILE_KEY in overrides:
-            raise ConfigError(f"overrides: key {PROFILE_KEY!r} says which cells a profile runs: set it in the profile")
+        _refuse_profile_key(overrides, "overrides")
         values = from_dict(overrides, source="overrides", base=values).to_dict(every_key=True)
     return Config.model_validate(values)
+
+
+def _refuse_profile_key(raw: dict[str, Any], source: str | Path) -> None:
+    """ConfigError when a layer other than the profile sets PROFILE_KEY."""
+    if PROFILE_KEY in raw:
+        raise ConfigError(f"{source}: key {PROFILE_KEY!r} says which cells a profile runs: set it in the profile")
 
 
 def load_profile(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> Config:

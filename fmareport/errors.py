@@ -1,18 +1,10 @@
 """The errors a user can act on, and the exit status each gives (docs/faults.md, case 14).
 
-One boundary for the command line, the notebook and the workflow: every such error is an
-`FmareportError` whose message is one line naming the file, key or option and the fix, and
-whose class says `fmareport`'s exit status (cli.main prints the line and returns it):
-
-* 2, `ConfigError`: a bad argument, params file or papermill parameter;
-* 1, any other `FmareportError`: the work failed (a download, the disk, a diverged run, ...);
-* 130, Ctrl-C (128 + SIGINT, as a shell reports it). `Interrupted` is a KeyboardInterrupt (so
-  no `except Exception` swallows it) that says the epoch a rerun resumes from;
-* 127, `CommandNotFound`: `fmareport on-gpu -- CMD` with no such CMD (the shell's and env(1)'s).
-
-The experiment notebook shows these as their one line (`short_tracebacks`), and so does its
-papermill log, which the workflow keeps. This module imports nothing of the project's, so
-every module may raise these.
+An `FmareportError`'s message is one line naming the file, key or option and the fix; its class
+says `fmareport`'s exit status: 2 `ConfigError`, 1 any other, 127 `CommandNotFound` (the shell's),
+130 Ctrl-C (`Interrupted`: a KeyboardInterrupt, so no `except Exception` swallows it). `cli.main`
+and the notebook (`short_tracebacks`) show them as that line (docs/contracts.md, "Errors").
+This module imports nothing of the project's, so every module may raise these.
 """
 
 from __future__ import annotations

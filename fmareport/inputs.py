@@ -1,10 +1,9 @@
-"""The input kinds a cell can train on (the paper's 1D, 2D and 1D+2D), defined once.
+"""The input kinds a cell can train on (the paper's 1D, 2D and 1D+2D), defined once in `INPUTS`.
 
-An input kind is a name (the params value `input: raw`), the paper's label, and the branches of
-the first layer it feeds (model.FirstLayer: a conv on the waveform, "raw", or on the |STFT|,
-"spectrogram"; with two, each gets half the feature maps, "128 for 1D data + 128 for 2D data").
-The config's choices, the tables' labels, Fig. 2's panels and the cost table all read this
-registry: a new kind made of these branches is one entry here and its params files.
+A kind is a name (the params value `input: raw`), the paper's label, and the first layer's
+branches it feeds (model.FirstLayer: a conv on the waveform, "raw", or on the |STFT|,
+"spectrogram"; two share the maps: "128 for 1D data + 128 for 2D data"). Readers: docs/contracts.md,
+"Input kinds"; a new kind of these branches is one entry here and its params files.
 """
 
 from __future__ import annotations

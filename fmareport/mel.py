@@ -1,15 +1,9 @@
 """The mel filters of the log-mel input (an ablation, not the paper's: the book's Beyond page).
 
-torchaudio's triangular filters, as torchaudio.transforms.MelSpectrogram builds them
-(torchaudio.functional.melscale_fbanks with its defaults): HTK mel scale, 0 Hz to the Nyquist
-frequency, each triangle peaking at 1 (no area normalisation). Band m weighs the STFT bins strictly
-between its neighbours' centres; a band so narrow that no bin falls there has no weight at all
-(torchaudio warns "At least one mel filterbank has all zero values") and its row of the input is
-a constant. The config refuses such bands (`empty_bands`, `most_bands`), naming n_mels.
-
-The check reads the mel points alone (numpy): loading a config never imports torch (2-3 CPU-s a
-process, which every workflow plan and cell check paid). torch and torchaudio are imported by
-`filters`, on first use.
+`filters`: torchaudio's triangles as MelSpectrogram builds them (melscale_fbanks' defaults: HTK
+mel, 0 Hz to Nyquist, peak 1). A band so narrow that no STFT bin falls in it has no weight, and its
+input row is a constant: the config refuses such bands (`empty_bands`, `most_bands`), naming n_mels.
+The check is numpy alone, so loading a config never imports torch (its cost: docs/measurements.md).
 """
 
 from __future__ import annotations
@@ -46,13 +40,10 @@ def filters(n_fft: int, n_mels: int, sample_rate: int) -> torch.Tensor:
 def empty_bands(n_fft: int, n_mels: int, sample_rate: int) -> tuple[int, ...]:
     """The bands (0 = the lowest) that no STFT bin reaches, the all-zero columns of `filters`, without
     building them: band m's triangle is positive strictly between mel points m and m + 2 (HTK mel,
-    n_mels + 2 points evenly spaced from 0 Hz to the Nyquist frequency; the bins at 0 to
-    sample_rate // 2 Hz, as torchaudio places them). In float64 where torchaudio computes in float32:
-    the two agree on whether a band is empty and on the first empty band for every n_fft in
-    {128, 256, 400, 512, 1024, 2048}, sample rate in {8, 11.025, 16, 22.05, 44.1, 48} kHz and n_mels
-    up to `max_bands` (every one to n_fft 512, every third above: 13,980 cases; tests/test_model.py
-    checks a sample against torchaudio), so `most_bands` is theirs; far past it, a listed band may
-    differ by rounding."""
+    n_mels + 2 points evenly spaced from 0 Hz to Nyquist; the bins at 0 to sample_rate // 2 Hz, as
+    torchaudio places them). In float64 where torchaudio uses float32: the two agree on whether a band
+    is empty and on the first empty one (tests/test_model.py; the cases checked: docs/measurements.md),
+    so `most_bands` is theirs; far past it, a listed band may differ by rounding."""
     bins = np.linspace(0.0, sample_rate // 2, n_fft // 2 + 1)  # (n_fft // 2 + 1,) Hz
     top = 2595.0 * math.log10(1.0 + sample_rate / 2 / 700.0)  # the Nyquist frequency in HTK mel
     points = 700.0 * (10.0 ** (np.linspace(0.0, top, n_mels + 2) / 2595.0) - 1.0)  # (n_mels + 2,) Hz
@@ -63,8 +54,8 @@ def empty_bands(n_fft: int, n_mels: int, sample_rate: int) -> tuple[int, ...]:
 
 def most_bands(n_fft: int, sample_rate: int) -> int:
     """The most bands the n_fft // 2 + 1 bins fill at `sample_rate` (86 at 8 kHz with n_fft 256, 227 at
-    16 kHz with 1024, 228 at 44.1 kHz with 2048), by bisection: more bands are narrower, and filling
-    is monotone in n_mels for every (sample rate, n_fft) we tried, each n_mels up to the bins' count."""
+    16 kHz with 1024, 228 at 44.1 kHz with 2048), by bisection: more bands are narrower (filling is
+    monotone in n_mels in every case tried, docs/measurements.md)."""
     low, high = 0, max_bands(n_fft)  # low fills (0 bands trivially), high + 1 does not
     while low < high:
         mid = (low + high + 1) // 2

@@ -1,9 +1,7 @@
-"""Progress bars that read well in a terminal, a notebook and a papermill log.
+"""`tqdm`: progress bars that read well in a terminal, a notebook and a papermill log.
 
-`tqdm.auto` draws a widget bar in a Jupyter kernel when ipywidgets is installed; without
-it, it falls back to text bars and warns ("IProgress not found") into every notebook
-that imports us. We do not depend on ipywidgets (a widget bar would not render in the
-offline book anyway), so we pick the text bar ourselves and nothing warns. Set
+`tqdm.auto` without ipywidgets (not a dependency: the offline book renders no widget) warns
+"IProgress not found" into every notebook, so we pick the text bar ourselves then. Set
 TQDM_MININTERVAL (seconds) to thin the lines a papermill log gets.
 """
 

@@ -1,15 +1,11 @@
-"""`fmareport fetch DIR`: download, verify and extract FMA (fma_metadata.zip, fma_small.zip).
+"""`fmareport fetch DIR` (`fetch`): download, verify and extract FMA (fma_metadata.zip, fma_small.zip).
 
-For each archive (DESIGN §3):
-  1. download BASE_URL/<name> to DIR/<name>.part, resuming with an HTTP Range request
-     after a dropped connection (RETRIES times here, or in a later run);
-  2. check its SHA1 against the published value: a mismatch deletes the .part and fails
-     naming the file, the expected and the got SHA1; a match renames it to DIR/<name>;
-  3. extract it with zipfile (the zips are bzip2-compressed) into DIR/.<top>.extracting/,
-     refusing the whole archive if any entry is absolute or leaves its top folder <top>/;
-  4. check every file that <top>/checksums lists (`<sha1>  <path>` lines);
-  5. rename <top>/ into DIR: it appears whole or not at all.
-An archive whose folder is already in DIR is skipped; the zips are kept.
+For each archive whose folder is not yet in DIR (the zips are kept):
+  1. `download` BASE_URL/<name> to DIR/<name>.part, resuming (HTTP Range) after a dropped connection;
+  2. check its SHA1 against the published value (fma.ARCHIVES); a mismatch deletes the .part;
+  3. `extract` it into DIR/.<top>.extracting/, refusing the whole archive for one unsafe entry;
+  4. check every file <top>/checksums lists, then rename <top>/ into DIR: whole or not at all.
+The archives refused: docs/faults.md, case 9.
 """
 
 from __future__ import annotations
@@ -36,11 +32,11 @@ RETRIES = 5  # resumes after a dropped connection, waiting 0, 2, 4, ... s before
 TIMEOUT = 60  # s without data before a connection counts as dropped
 
 
+MISMATCH_SUFFIX = ".sha1-mismatch"  # where an archive already in the data folder goes when its SHA1 is wrong
+
+
 class FetchError(RuntimeError):
     """A download or an archive we refuse; the message says which file and why."""
-
-
-MISMATCH_SUFFIX = ".sha1-mismatch"  # where an archive already in the data folder goes when its SHA1 is wrong
 
 
 def download(url: str, dest: Path, sha1: str, progress: bool = True) -> Path:
@@ -110,24 +106,20 @@ def _get(url: str, part: Path, have: int, progress: bool) -> None:
             )
         length = response.headers.get("Content-Length")
         total = have + int(length) if length is not None else None
-        with (
-            open(part, "ab" if have else "wb") as f,
-            tqdm(
-                total=total,
-                initial=have,
-                desc=part.name.removesuffix(".part"),
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                disable=not progress,
-            ) as bar,
-        ):
+        with open(part, "ab" if have else "wb") as f, _bytes_bar(total, part.stem, progress, have) as bar:
             for block in iter(lambda: response.read(CHUNK), b""):
                 f.write(block)
                 bar.update(len(block))
             size = f.tell()
     if total is not None and size < total:
         raise ConnectionError(f"connection closed after {size} of {total} bytes")
+
+
+def _bytes_bar(total: int | None, desc: str, progress: bool, initial: int = 0) -> tqdm:
+    """A progress bar of bytes (shown in KiB, MiB, ...); `progress` False: a silent one."""
+    return tqdm(
+        total=total, initial=initial, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, disable=not progress
+    )
 
 
 def _entry_problem(name: str, top: str) -> str | None:
@@ -209,14 +201,7 @@ def extract(zip_path: Path, data_dir: Path, progress: bool = True) -> Path:
             if clash:
                 raise FetchError(f"{zip_path.name}: refusing the archive: {clash}; nothing was extracted")
             mark_owned(tmp, EXTRACTING_MARKER)
-            with tqdm(
-                total=sum(i.file_size for i in infos),
-                desc=f"extract {zip_path.name}",
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                disable=not progress,
-            ) as bar:
+            with _bytes_bar(sum(i.file_size for i in infos), f"extract {zip_path.name}", progress) as bar:
                 for info in infos:
                     target = tmp / info.filename
                     if info.is_dir():

@@ -1,8 +1,9 @@
 """Facts about the Free Music Archive data set (Defferrard et al., ISMIR 2017).
 
-Where FMA's files are, how its metadata is read, and which of its tracks are known
-to be broken. Everything here is a fact of the published data set (the mdeff/fma
-repository and its usage notebook); nothing depends on our own pipeline.
+Where FMA's files are (`audio_path`), how its metadata is read (`load_tracks`, `load_genres`,
+`load_features`), and which of its tracks are broken: facts of the published data set (the
+mdeff/fma repository and its usage notebook), none of our pipeline. Contract: docs/contracts.md,
+"FMA facts"; the faults refused: docs/faults.md, case 6.
 """
 
 from __future__ import annotations
@@ -37,62 +38,18 @@ FMA_SMALL_SPLITS = {"training": 6400, "validation": 800, "test": 800}  # 8000 tr
 
 # The 52 columns of tracks.csv, in file order, under their top-level name.
 TRACKS_COLUMNS = {
-    "album": (
-        "comments",
-        "date_created",
-        "date_released",
-        "engineer",
-        "favorites",
-        "id",
-        "information",
-        "listens",
-        "producer",
-        "tags",
-        "title",
-        "tracks",
-        "type",
+    "album": tuple(
+        "comments date_created date_released engineer favorites id information listens producer tags title "
+        "tracks type".split()
     ),
-    "artist": (
-        "active_year_begin",
-        "active_year_end",
-        "associated_labels",
-        "bio",
-        "comments",
-        "date_created",
-        "favorites",
-        "id",
-        "latitude",
-        "location",
-        "longitude",
-        "members",
-        "name",
-        "related_projects",
-        "tags",
-        "website",
-        "wikipedia_page",
+    "artist": tuple(
+        "active_year_begin active_year_end associated_labels bio comments date_created favorites id latitude "
+        "location longitude members name related_projects tags website wikipedia_page".split()
     ),
     "set": ("split", "subset"),
-    "track": (
-        "bit_rate",
-        "comments",
-        "composer",
-        "date_created",
-        "date_recorded",
-        "duration",
-        "favorites",
-        "genre_top",
-        "genres",
-        "genres_all",
-        "information",
-        "interest",
-        "language_code",
-        "license",
-        "listens",
-        "lyricist",
-        "number",
-        "publisher",
-        "tags",
-        "title",
+    "track": tuple(
+        "bit_rate comments composer date_created date_recorded duration favorites genre_top genres genres_all "
+        "information interest language_code license listens lyricist number publisher tags title".split()
     ),
 }
 COLUMNS = [(top, name) for top, names in TRACKS_COLUMNS.items() for name in names]  # 13 + 17 + 2 + 20 = 52
@@ -108,13 +65,9 @@ DATE_COLUMNS = [
 ]
 GENRES_COLUMNS = ("#tracks", "parent", "title", "top_level")  # genres.csv, index genre_id
 
-# features.csv (in fma_metadata.zip): FMA's own audio features of every track, computed by
-# features.py in mdeff/fma with librosa from each whole mp3 (frames of 2048 samples, hop 512;
-# zcr's frame_length 2048, hop 512 too). Each feature is a (size, frames) array; 7 statistics
-# over frames make its columns. The file's columns are sorted (feature, statistics, number):
-# 11 features x 7 statistics, 74 rows in all x 7 = 518 columns; index track_id (every track of
-# tracks.csv). Written by pandas with float_format '%.10e' under 3 named header rows and a row
-# naming the index: feature,chroma_cens,... / statistics,kurtosis,... / number,01,... / track_id,,...
+# features.csv (in fma_metadata.zip): FMA's features.py computes each feature with librosa from the
+# whole mp3 as a (size, frames) array (frames of 2048 samples, hop 512, zcr's too); 7 statistics over
+# frames make its columns, written with float_format '%.10e' (the layout: docs/contracts.md, "FMA facts").
 FEATURE_SIZES = {  # rows of each librosa feature (sorted by name, as the file's columns)
     "chroma_cens": 12,
     "chroma_cqt": 12,
@@ -139,18 +92,9 @@ FEATURES_COLUMNS = [
     for stat in FEATURE_STATISTICS
     for i in range(1, size + 1)
 ]  # 74 x 7 = 518, in file order
-# The FMA authors' published baselines on these features: test accuracy in %, (notebook, paper).
-# On fma_medium: 25,000 tracks of 16 top genres, split 19,922 / 2,505 / 2,573 - not FMA-small's 8
-# genres, so another task. Each classifier at scikit-learn's 2017 defaults (C = 1, not tuned;
-# logistic regression one-vs-rest; SVC's RBF gamma 1 / n_features), on features standardised on
-# the training split and trained on it. Read, 2026-12-02, in:
-# * the baselines notebook as run: mdeff/fma, branch `outputs`, baselines.ipynb (last changed in
-#   commit 4ea3725, 2017-04-25), section 1.2 "Single genre", rows mfcc and all_non-echonest,
-#   columns LR and SVCrbf (two decimals);
-# * the paper: Defferrard, Benzi, Vandergheynst, Bresson, "FMA: A Dataset for Music Analysis",
-#   ISMIR 2017 (arXiv:1612.01840), the table "Test set accuracies of various features and classifiers
-#   for top genre recognition on the medium subset" (LaTeX: mdeff/paper-fma-ismir2017, fma.tex),
-#   rows "3 MFCC" and "1 to 9" (rounded).
+# The FMA authors' published baselines on these features, test accuracy in % (their baselines
+# notebook, their ISMIR 2017 paper): on fma_medium's 16 genres, another task than FMA-small's 8.
+# Sources and settings: docs/contracts.md, "FMA facts".
 PUBLISHED_BASELINES = {  # (features.csv block, columns) -> classifier -> (notebook %, paper %)
     ("mfcc", 140): {"LR": (57.83, 58), "SVM": (60.98, 61)},
     ("all", 518): {"LR": (61.10, 61), "SVM": (62.88, 63)},
@@ -158,7 +102,7 @@ PUBLISHED_BASELINES = {  # (features.csv block, columns) -> classifier -> (noteb
 PUBLISHED_TASK = {"subset": "medium", "genres": 16, "training": 19_922, "validation": 2_505, "test": 2_573}
 FEATURES_CHUNK = 10_000  # rows per pandas chunk: the real file's 106,574 rows x 518 columns are ~1 GB of text
 
-# Tracks of fma_small that are broken in the official zip (mdeff/fma issues and wiki):
+# Tracks of fma_small that are broken in the official zip (mdeff/fma issues and wiki).
 SHORT_TRACKS = (98565, 98567, 98569)  # decode, but much shorter than 30 s
 NO_AUDIO_TRACKS = (99134, 108925, 133297)  # no audio at all: decoders fail on them
 
@@ -188,14 +132,9 @@ def _row(tracks: pd.DataFrame, i: int) -> str:
 def load_tracks(path: str | Path) -> pd.DataFrame:
     """Read tracks.csv: index track_id, the 52 two-level columns, parsed as FMA's own utils.py does.
 
-    List columns (genres, tags) become Python lists (literals only: `ast.literal_eval`, never
-    code), dates become datetimes, ('artist', 'id') int64 (FMA gives every track its artist's id:
-    the official split keeps each artist in one split), and ('set', 'subset') an ordered
-    categorical small < medium < large, so that `tracks['set', 'subset'] <= 'medium'` selects the
-    medium subset (small included). Anything else raises TracksError naming the file, the data row
-    (and its track_id) and the column: a file that is not UTF-8 or not CSV, a track_id that is not
-    a positive integer or appears twice, an artist id that is missing or not a positive integer, a
-    list or a date that does not parse.
+    Lists (genres, tags) by `ast.literal_eval` (never code), dates as datetimes, ('artist', 'id')
+    int64, ('set', 'subset') ordered small < medium < large (`<= 'medium'` selects medium and small).
+    TracksError names the file, the data row (and its track_id) and the column of what does not parse.
     """
     path = Path(path)
     tracks = _read_tracks_csv(path)
@@ -347,12 +286,9 @@ def _check_features_header(path: Path, head: list[list[str]]) -> None:
 def load_features(path: str | Path, track_ids=None) -> pd.DataFrame:
     """Read features.csv: float64 (n_tracks, 518), index track_id, columns (feature, statistics, number).
 
-    track_ids: the tracks to keep, in this order; each must have a row, and a number in each of its
-    518 columns. None: every track, in file order. The file is read in chunks of FEATURES_CHUNK rows,
-    so FMA's (106,574 rows, ~1 GB) needs memory for the kept rows only. Anything else raises
-    FeaturesError naming the file and the line, track or column: header lines that are not FMA's
-    (`_check_features_header`), a track_id that is not a positive integer or is listed twice, a row
-    pandas cannot split, a kept track missing, a value that is not a number or is empty.
+    track_ids: the tracks to keep, in this order, each with a finite number in every column (None:
+    every track, in file order). Read in chunks of FEATURES_CHUNK rows, keeping the asked rows only.
+    FeaturesError names the file and the line, track or column (docs/contracts.md, "FMA facts").
     """
     path = Path(path)
     if not path.is_file():

@@ -1,22 +1,12 @@
 """Synthetic music in eight styles named after FMA-small's genres (for `fmareport synth`).
 
-Each genre is a musical style: its own tempo range, metre, scales, drum patterns and
-instruments (four-on-the-floor kicks and arpeggiated saws for Electronic, boom-bap
-drums and a sub bass for Hip-Hop, distorted power chords for Rock, strummed and
-finger-picked strings for Folk, hand drums, drones and modal lines for International,
-piano and bowed strings without drums for Instrumental, a sung lead over a backbeat
-for Pop, glissandi, noise and inharmonic bells without a pulse for Experimental).
-Neighbouring styles share instruments and tempi. An artist (`Artist`, drawn once by
-`draw_artist`) has its own tempo, metre, key, scale, swing and optional parts, borrows one
-part of another genre's style with probability BORROW_P, and records through its own chain
-(spectral tilt, low-pass, noise floor). Each of its tracks varies that a little (tempo,
-key, chords, a part more or less, the chain) and draws its own notes, patterns, gains,
-pans and level. So the task is learnable, but not trivially, and one artist's tracks are
-alike, as on FMA.
+Each genre is a `Style` (STYLES): its tempo range, metre, scales, drum patterns and instruments,
+neighbouring styles sharing instruments and tempi. An `Artist` (`draw_artist`) has its own tempo,
+metre, key, scale, swing, optional parts, perhaps one part of another genre's style (BORROW_P) and
+a recording chain (tilt, low-pass, noise floor); each of its tracks varies that a little and draws
+its own notes. So the task is learnable, not trivially, and one artist's tracks are alike, as on FMA.
 
-`render(genre, seconds, sr, rng, artist)` returns one stereo track; everything it draws
-comes from `rng` (and the artist from its own generator), so a track depends only on the
-generators' seeds.
+`render(genre, seconds, sr, rng, artist)`: one stereo track, drawn from the generators alone.
 """
 
 from __future__ import annotations
@@ -27,11 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 BORROW_P = 0.35  # chance that an artist plays one part of another genre's style
-# How far a track strays from its artist (`render`). A track's own key (3 tracks in 10) and its
-# own choice of each optional part (1 in 5) are drawn as an artist's are, so that a track taken
-# alone is drawn as it was before artists (the task is as hard); tempo within +-4 % of the
-# artist's (115-125 bpm for a 120 bpm artist), the chain's tilt within +-0.5 dB/octave (the
-# artists' spread is +-3) and its noise floor within +-3 dB (the artists' spread is 25 dB).
+# How far a track strays from its artist (`render`): its own key (3 tracks in 10) and its own choice
+# of each optional part (1 in 5), drawn as an artist's are, so a track alone is as hard to place;
+# tempo within +-4 % (115-125 bpm for 120), the chain's tilt within +-0.5 dB/octave (the artists'
+# spread: +-3) and its noise floor within +-3 dB (the artists' spread: 25 dB).
 OWN_KEY_P = 0.3
 OWN_PART_P = 0.2
 TEMPO_JITTER = 0.04

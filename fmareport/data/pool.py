@@ -30,29 +30,21 @@ def _init_worker(parent_pid: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def process_pool(workers: int) -> ProcessPoolExecutor:
-    """`workers` spawned processes (safe beside torch's threads) that die with this one."""
-    return ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(os.getpid(),)
-    )
-
-
 def usable_cpus() -> int:
     """CPUs this process may run on (its affinity mask, e.g. under SLURM or taskset), not the host's count."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def imap_unordered(fn: Callable, jobs: Iterable, workers: int, n_jobs: int) -> Iterator:
-    """Yield fn(job) for every job, in completion order, over `workers` processes (0: all usable CPUs).
-
-    One worker runs in this process. Only a few jobs per worker are in flight at once, so
-    results stream out as they finish and a kill loses at most those.
-    """
+    """Yield fn(job) for every job, in completion order, over `workers` processes (0: all usable CPUs;
+    1: in this process). At most 4 jobs a worker are in flight, so results stream out as they finish
+    and a kill loses at most those."""
     workers = min(workers or usable_cpus(), max(n_jobs, 1))
     if workers == 1:
         yield from map(fn, jobs)
         return
-    with process_pool(workers) as executor:
+    spawn = multiprocessing.get_context("spawn")  # safe beside torch's threads
+    with ProcessPoolExecutor(workers, mp_context=spawn, initializer=_init_worker, initargs=(os.getpid(),)) as executor:
         pending = set()
         for job in jobs:
             pending.add(executor.submit(fn, job))

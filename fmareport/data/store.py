@@ -1,37 +1,12 @@
 """The clip store: every track of a subset decoded once into one int16 array on disk.
 
-A store is a folder anyone can open:
-
     audio.npy      int16 (n_tracks, clip_samples); np.load(path, mmap_mode="r")
     index.csv      track_id, genre, label, split, artist_id: one row per row of audio.npy
-    manifest.json  settings, source fingerprint, counts per genre and split, skipped tracks
+    manifest.json  settings, source fingerprint, counts, skipped tracks, each file's size and SHA1
 
-It holds the tracks of cfg.data.subset (small ⊂ medium ⊂ large; audio under fma_<subset>/)
-whose genre_top is one of fma.GENRES, in track_id order, less the skipped ones.
-
-Each track is decoded by the rule in `fmareport.data.audio` (DECODE_VERSION).
-
-The store's folder is named after a fingerprint of its source and settings (subset,
-sample_rate, clip_samples, clip_rule, min_clip_fraction, the decode rule's version, the
-decoders' versions and index.csv's columns). The source fingerprint is the SHA1 of tracks.csv, of
-fma_<subset>/checksums when there is one, and of the (track_id, size in bytes) of
-every selected audio file: no mtimes and no absolute paths, so it is the same on
-every machine for the same data (an mp3 rewritten in place at the same size, with
-checksums left alone, goes unnoticed). A rerun with the same fingerprint reuses the
-store without decoding; any other setting makes a new one. Decoding runs in
-cfg.run.prepare_workers spawned processes (0: one per core); two prepares of the same
-store take turns (a file lock), the second reusing the first's work.
-
-The manifest records each file's size and SHA1 (`files`); `open_store` checks them, and
-index.csv's labels against fma.GENRES, every time a store is opened (prepare's reuse and
-every cell): a store changed since prepare wrote it is refused, naming the file and the
-command that rebuilds it. The full hash costs about 20 s per cell at the paper's 16 GB on a
-2-core machine (docs/running.md, "What checking the store costs").
-
-A kill at any moment leaves no store that looks complete: the work goes into
-`<name>.partial/` (rows.npy, a preallocated memmap, and journal.jsonl, one line per
-track appended after its row is written), the manifest is written last and the folder
-renamed. A rerun resumes from the journal and gives a byte-identical store.
+`prepare(cfg)` builds one (or reuses the complete one with the same fingerprint); `open_store(path)`
+opens it after checking it against its manifest. The fingerprint, the checks and how a killed
+prepare resumes: docs/contracts.md, "Clip store"; the faults refused: docs/faults.md, case 11.
 """
 
 from __future__ import annotations
@@ -168,7 +143,7 @@ def open_store(path: str | Path, profile: str | None = None) -> ClipStore:
             f"the manifest says int16 {expected}; {redo}"
         )
     _check_index(index, path / "index.csv", redo)
-    _check_files(path, files, redo, sha1=True)  # the whole store read once: about 20 s at 16 GB
+    _check_files(path, files, redo, sha1=True)  # the whole store read once (its cost: docs/contracts.md)
     return ClipStore(path, manifest, audio, index)
 
 
@@ -418,18 +393,16 @@ def _finish(partial: Path, final: Path) -> None:
 
 
 def _check_space(folder: Path, store_bytes: int) -> None:
-    """Refuse before writing when `folder`'s disk cannot hold the store twice (rows, then the
-    compacted audio.npy) with 1 GiB to spare."""
+    """StorageError unless `folder`'s disk holds the store twice (rows, then the compacted audio.npy)
+    with 1 GiB to spare."""
     folder.mkdir(parents=True, exist_ok=True)
     check_room(folder, 2 * store_bytes + (1 << 30), "the clip store (twice its size, plus 1 GiB)", "store_root")
 
 
 def _writable_memmap(path: Path, shape: tuple[int, int] | None) -> np.memmap:
     """An int16 .npy memmap to write into: a new one of `shape`, or the one at `path` (shape None).
-
-    Its bytes are reserved on disk first (posix_fallocate): writes into a sparse memmap on a
-    full disk kill the process with SIGBUS and no message; here a full disk is a StoreError
-    naming the folder and the bytes needed.
+    Its bytes are reserved first (posix_fallocate): a write into a sparse memmap on a full disk is a
+    SIGBUS with no message, here a StoreError naming the folder and the bytes (docs/faults.md, case 11).
     """
     try:
         out = np.lib.format.open_memmap(path, mode="w+" if shape else "r+", dtype=np.int16, shape=shape)
@@ -452,14 +425,9 @@ def _writable_memmap(path: Path, shape: tuple[int, int] | None) -> np.memmap:
 def _decode_all(
     partial: Path, plan: pd.DataFrame, paths: list[str], settings: dict, workers: int, progress: bool
 ) -> dict[int, tuple[str, str, str]]:
-    """Decode paths[row] for every row of plan into partial/rows.npy, resuming from the journal.
-
-    Returns row -> (status, detail, decoder notes), status "ok" or a skip reason.
-
-    rows.npy is (n_selected, clip_samples) int16; the journal gets one JSON line per
-    track, appended after its row is written. audio.npy in `partial` means this step
-    (and _compact) already finished.
-    """
+    """Decode paths[row] for every row of plan into partial/rows.npy ((n_selected, clip_samples) int16),
+    resuming from the journal (a JSON line per track, after its row); audio.npy in `partial`: done.
+    Returns row -> (status, detail, decoder notes), status "ok" or a skip reason."""
     plan_json = json.dumps({"track_ids": plan.track_id.tolist(), **settings}, sort_keys=True)
     journal_path, rows_path = partial / "journal.jsonl", partial / "rows.npy"
     resumable = (partial / "plan.json").is_file() and (partial / "plan.json").read_text() == plan_json

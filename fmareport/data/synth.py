@@ -1,27 +1,15 @@
-"""`fmareport synth DIR`: a synthetic data set in FMA's exact on-disk format.
+"""`fmareport synth DIR` (`synthesize`): a synthetic data set in FMA's exact on-disk format.
 
     DIR/fma_metadata/tracks.csv    the 52 two-level columns, written by pandas as FMA's is
     DIR/fma_metadata/genres.csv    the official columns, rows of the 8 top-level genres
-    DIR/fma_metadata/features.csv  FMA's 518 columns under its 3 header rows, a row per track (values:
-                                   noise around a genre's centre, not features of the audio)
-    DIR/fma_small/NNN/NNNNNN.mp3   stereo mp3 (libsndfile's LAME, VBR), one per small track
+    DIR/fma_metadata/features.csv  FMA's 518 columns; values: noise around a genre's centre, not the audio's
+    DIR/fma_small/NNN/NNNNNN.mp3   stereo mp3 (libsndfile's LAME, VBR) in a `data.music` style, per small track
     DIR/fma_small/checksums        `<sha1>  000/000002.mp3` lines, as in fma_small.zip
 
-Each genre is a musical style of `fmareport.data.music`: learnable, but not trivially.
-
-Tracks of the medium and large subsets are listed in tracks.csv only: as in FMA, their
-audio is not in fma_small, and `prepare` must leave them out. With `bad_cases`, five
-tracks under the ids of FMA's own broken tracks are added to the small subset:
-a track much shorter than a clip, a silent one, an empty (0-byte) mp3, an mp3 of
-random bytes, and a track listed in tracks.csv whose file is missing.
-
-Each split of each genre is cut into artists of ARTIST_TRACKS tracks: an artist is in one
-genre and one split, as in FMA, and its tracks share its sound (`music.Artist`), so they
-are alike, as one FMA artist's are. Medium, large and bad-case tracks are each an artist
-of their own.
-
-A track's audio depends only on (seed, artist_id, track_id): the same seed gives the same
-bytes, whatever the number of worker processes.
+As in FMA, medium and large tracks are in tracks.csv only (prepare leaves them out), and each
+artist is in one genre and one split: each split of a genre is cut into artists of ARTIST_TRACKS
+tracks sharing a sound (`music.Artist`). `bad_cases` adds FMA's broken tracks (BAD_CASES). A
+track's bytes depend only on (seed, artist_id, track_id), whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -55,10 +43,8 @@ from .pool import imap_unordered
 
 # Sets made before the split was a setting were split as FMA is, 80/10/10 (`made_with`).
 OLD_SETS_SPLIT = {"validation_fraction": 0.1, "test_fraction": 0.1}
-# Tracks per artist: each split of a genre is cut into artists of ARTIST_TRACKS tracks (the last
-# of a split may have fewer), so an artist is in one genre and one split, as in FMA. 4 is our
-# estimate of FMA-small's test split (fmareport.report.coverage.FMA_ARTIST_TRACKS), and it leaves
-# the demo's 80 test tracks a genre 20 artists (160 in all: the intervals over artists have 159 df).
+# Tracks per artist (the last of a split may have fewer): our estimate of FMA-small's test split
+# (fmareport.report.coverage.FMA_ARTIST_TRACKS); the demo's 60 test tracks a genre are 15 artists.
 ARTIST_TRACKS = 4
 ARTIST_STREAM = 7  # third word of an artist's seed (`artist_rng`)
 EXTRA_FRACTION = 0.1  # per genre, medium and large tracks each: 10 % of the small ones (>= 1)
@@ -102,9 +88,8 @@ class TrackMeta:
 
 
 def tracks_table(rows: list[TrackMeta], seed: int = 0) -> pd.DataFrame:
-    """tracks.csv's DataFrame: index track_id (sorted), FMA's 52 two-level columns in file order.
-
-    Long as FMA's table is wide: one line per column, a literal, not steps to split."""
+    """tracks.csv's DataFrame: index track_id (sorted), FMA's 52 two-level columns in file order; the
+    columns not given below are empty (NaN), as FMA leaves them for most tracks."""
     rows = sorted(rows, key=lambda r: r.track_id)
     rng = np.random.default_rng([seed, 1])
     n = len(rows)
@@ -117,20 +102,13 @@ def tracks_table(rows: list[TrackMeta], seed: int = 0) -> pd.DataFrame:
         ("album", "comments"): [0] * n,
         ("album", "date_created"): created,
         ("album", "date_released"): created.normalize(),
-        ("album", "engineer"): nan,
         ("album", "favorites"): rng.integers(0, 10, n),
         ("album", "id"): album,
-        ("album", "information"): nan,
         ("album", "listens"): rng.integers(50, 50_000, n),
-        ("album", "producer"): nan,
         ("album", "tags"): empty_lists,
         ("album", "title"): [f"Synthetic Album {a}" for a in album],
         ("album", "tracks"): rng.integers(1, 20, n),
         ("album", "type"): ["Album"] * n,
-        ("artist", "active_year_begin"): nan,
-        ("artist", "active_year_end"): nan,
-        ("artist", "associated_labels"): nan,
-        ("artist", "bio"): nan,
         ("artist", "comments"): [0] * n,
         ("artist", "date_created"): created - pd.Timedelta(days=30),
         ("artist", "favorites"): rng.integers(0, 50, n),
@@ -138,37 +116,30 @@ def tracks_table(rows: list[TrackMeta], seed: int = 0) -> pd.DataFrame:
         ("artist", "latitude"): rng.uniform(-50, 60, n).round(4),
         ("artist", "location"): ["Synthesizer City"] * n,
         ("artist", "longitude"): rng.uniform(-120, 140, n).round(4),
-        ("artist", "members"): nan,
         ("artist", "name"): [f"Synthetic Artist {a}" for a in artist],
-        ("artist", "related_projects"): nan,
         ("artist", "tags"): empty_lists,
-        ("artist", "website"): nan,
-        ("artist", "wikipedia_page"): nan,
         ("set", "split"): [r.split for r in rows],
         ("set", "subset"): [r.subset for r in rows],
         ("track", "bit_rate"): [r.bit_rate for r in rows],
         ("track", "comments"): [0] * n,
-        ("track", "composer"): nan,
         ("track", "date_created"): created,
-        ("track", "date_recorded"): nan,
         ("track", "duration"): [r.duration for r in rows],
         ("track", "favorites"): rng.integers(0, 5, n),
         ("track", "genre_top"): [r.genre_top for r in rows],
         ("track", "genres"): [list(r.genres) for r in rows],
         ("track", "genres_all"): [list(r.genres if r.genres_all is None else r.genres_all) for r in rows],
-        ("track", "information"): nan,
         ("track", "interest"): rng.integers(100, 20_000, n),
         ("track", "language_code"): ["en"] * n,
         ("track", "license"): [LICENSE] * n,
         ("track", "listens"): rng.integers(50, 15_000, n),
-        ("track", "lyricist"): nan,
         ("track", "number"): rng.integers(1, 12, n),
-        ("track", "publisher"): nan,
         ("track", "tags"): empty_lists,
         ("track", "title"): [r.title or f"Synthetic track {r.track_id}" for r in rows],
     }
-    assert list(columns) == COLUMNS, "tracks_table's columns drifted from fma.COLUMNS"
-    df = pd.DataFrame(columns, index=pd.Index([r.track_id for r in rows], name="track_id"))
+    assert set(columns) <= set(COLUMNS), "tracks_table's columns drifted from fma.COLUMNS"
+    df = pd.DataFrame(
+        {c: columns.get(c, nan) for c in COLUMNS}, index=pd.Index([r.track_id for r in rows], name="track_id")
+    )
     df.columns = pd.MultiIndex.from_tuples(COLUMNS)
     return df
 
@@ -191,13 +162,10 @@ def genres_table(tracks: pd.DataFrame) -> pd.DataFrame:
 
 def features_table(tracks: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """features.csv's DataFrame for the tracks of tracks.csv: (n_tracks, 518) float64, FMA's columns
-    (fma.FEATURES_COLUMNS, named by FEATURES_HEADER), index track_id in tracks.csv's order.
-
-    The values have FMA's structure only: per column an offset and a scale (10**-1 to 10**3, as FMA's
-    columns differ by orders of magnitude, so the baselines must standardise); per track its genre's
-    centre (see FEATURES_SEPARATION; a track without genre_top: none) plus unit noise that depends
-    only on (seed, track_id). They say nothing about the track's audio.
-    """
+    (fma.FEATURES_COLUMNS), index track_id in tracks.csv's order. Per column an offset and a scale
+    (10**-1 to 10**3, as FMA's differ by orders of magnitude: the baselines must standardise); per
+    track its genre's centre (FEATURES_SEPARATION; none without genre_top) plus unit noise from
+    (seed, track_id). Nothing of the track's audio."""
     rng = np.random.default_rng([seed, 2])
     n = len(FEATURES_COLUMNS)
     scale = 10.0 ** rng.uniform(-1, 3, n)  # (518,)
@@ -304,15 +272,8 @@ def _holds_files(folder: Path) -> bool:
     return any(not p.is_dir() or p.is_symlink() for p in folder.rglob("*"))
 
 
-def is_synthetic_set(path: str | Path) -> bool:
-    """Whether `path` is a folder that `synthesize` wrote (synth's marker file in it, not a symbolic
-    link): one that --force may replace."""
-    return is_owned(path, MARKER)
-
-
 def made_with(path: str | Path) -> dict | None:
-    """The settings a synthetic set was written with, from its marker (None: no marker). Sets
-    written before the split became a setting were split 80/10/10."""
+    """The settings a synthetic set was written with, from its marker (None: no marker)."""
     marker = Path(path) / MARKER
     if not marker.is_file():
         return None
@@ -320,24 +281,14 @@ def made_with(path: str | Path) -> dict | None:
     return OLD_SETS_SPLIT | made
 
 
-def remove_synthetic_set(path: str | Path) -> None:
-    """Delete a set that `synthesize` wrote; refuse any other folder (nothing else is ever deleted)."""
-    if not remove_owned(path, MARKER):
-        raise FileExistsError(
-            f"{path} is not a synthetic set written by `fmareport synth` (no {MARKER} in it): "
-            "refusing to delete it; remove it yourself or choose another folder"
-        )
-
-
 def synthesize(
     out_dir: str | Path, settings: SynthSettings, progress: bool = True, workers: int = 0, force: bool = False
 ) -> Path:
     """Write a synthetic FMA-format data set made with `settings` to out_dir; return it.
 
-    out_dir must be absent or empty; with `force`, a set synth wrote before (its marker
-    inside) is replaced, and any other folder is refused. Everything is checked before anything
-    is touched. The set is written to `out_dir.partial` and renamed at the end, so a killed run
-    never leaves a folder that looks complete. workers: processes (0: one per usable CPU).
+    out_dir must be absent or empty, or with `force` a set synth wrote (its marker inside; nothing
+    else is ever deleted). Written to `out_dir.partial`, renamed at the end: a killed run leaves no
+    folder that looks complete. workers: processes (0: one per usable CPU).
     """
     out_dir = Path(out_dir)
     check_splits(settings)
@@ -357,8 +308,12 @@ def synthesize(
     )
     _write_metadata(tmp, rows, jobs, written, settings.seed)
     if out_dir.exists():
-        if _holds_files(out_dir):
-            remove_synthetic_set(out_dir)  # checked in _start: --force on a set of ours
+        if _holds_files(out_dir):  # checked in _start: --force on a set of ours
+            if not remove_owned(out_dir, MARKER):
+                raise FileExistsError(
+                    f"{out_dir} is not a synthetic set written by `fmareport synth` (no {MARKER} in it): "
+                    "refusing to delete it; remove it yourself or choose another folder"
+                )
         else:  # empty folders only (a workflow makes them for its outputs)
             for folder in sorted(out_dir.rglob("*"), key=lambda p: len(p.parts), reverse=True):
                 folder.rmdir()
@@ -371,7 +326,7 @@ def _start(out_dir: Path, force: bool) -> Path:
     """The empty `out_dir.partial` to write into, once out_dir is known to be ours to fill."""
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"{out_dir} exists and is not a folder")
-    if out_dir.is_dir() and _holds_files(out_dir) and not (force and is_synthetic_set(out_dir)):
+    if out_dir.is_dir() and _holds_files(out_dir) and not (force and is_owned(out_dir, MARKER)):
         why = (
             f"it is not a set written by `fmareport synth` (no {MARKER}), so --force does not replace it"
             if force
