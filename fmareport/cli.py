@@ -411,6 +411,41 @@ def _schema(sub) -> None:
     p.set_defaults(run=run)
 
 
+def _predict(sub) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="the genres a cell's network gives audio files you bring",
+        description="Decode each file (anything libsndfile or its mp3 decoder reads) by the clip store's rule "
+        "for the cell (mono, its sample rate, its clip), cut it into the windows the cell trained on, and run "
+        "the cell's kept network (its first seed's final weights): each genre's probability, the mean of the "
+        "windows' softmax, as for a test track (fmareport.predict).",
+    )
+    p.add_argument("audio", nargs="+", type=Path, help="audio files")
+    p.add_argument("--profile", default="demo", help="profile name (default: demo)")
+    p.add_argument(
+        "--cell", default=None, help="cell name (default: the profile's best table cell by mean test accuracy)"
+    )
+    p.add_argument("--results-dir", default=None, help="folder holding <profile>/<cell>.json (default: the profile's)")
+    p.add_argument("--json", action="store_true", help="print JSON: a list of {file, probabilities}, with the cell")
+
+    def run(args) -> int:
+        from . import predict
+        from .results import ResultsError
+
+        with failures(ResultsError):
+            network = predict.load(args.profile, args.cell, args.results_dir)
+            outputs = predict.predict_files(network, args.audio)
+        if args.json:
+            r = network.result
+            head = {"profile": r.profile, "cell": r.cell, "run_id": r.run_id, "seed": r.seed_ids[0]}
+            print(json.dumps([head | out for out in outputs], indent=1))
+        else:
+            print(predict.text(outputs, network))
+        return 0
+
+    p.set_defaults(run=run)
+
+
 def _gpus(sub) -> None:
     p = sub.add_parser(
         "gpus",
@@ -466,7 +501,8 @@ def _on_gpu(sub) -> None:
     p.set_defaults(run=run)
 
 
-COMMANDS = (_synth, _fetch, _prepare, _config, _summary, _run, _baseline, _book, _reference, _schema, _gpus, _on_gpu)
+COMMANDS = (_synth, _fetch, _prepare, _config, _summary, _run, _baseline, _book, _reference, _schema, _predict,
+            _gpus, _on_gpu)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -94,3 +94,26 @@ def test_a_cell_without_weights_or_results_or_of_other_settings_is_refused(smoke
     with pytest.raises(ResultsError, match="no current run of profile 'demo' with kept weights"):
         predict.best_cell("demo", results)
     assert json.loads((results / "smoke" / "table1" / "both_segmented.json").read_text())["weights_sha1"]
+
+
+def test_the_command_prints_eight_probabilities_or_json_and_refuses_in_one_line(grid, fma_real, capsys):
+    from fmareport.cli import main
+
+    mp3 = fma_real / "fma_small/000/000002.mp3"
+    assert main(["predict", str(mp3), "--profile", "smoke", "--cell", CELL]) == 0
+    head, *genres = capsys.readouterr().out.splitlines()
+    assert head.startswith(f"{mp3}: profile smoke, cell {CELL} (run ") and len(genres) == 8
+    probs = {line.split()[0]: float(line.split()[1]) for line in genres}
+    assert set(probs) == set(GENRES) and sum(probs.values()) == pytest.approx(1, abs=0.005)  # 3 decimals each
+    assert list(probs.values()) == sorted(probs.values(), reverse=True)
+    assert main(["predict", str(mp3), "--profile", "smoke", "--json"]) == 0  # the best cell
+    (out,) = json.loads(capsys.readouterr().out)
+    assert out["cell"] == predict.best_cell("smoke", grid / "results") and out["file"] == str(mp3)
+    assert sum(out["probabilities"].values()) == pytest.approx(1, abs=1e-6)
+    assert main(["predict", str(grid / "no.mp3"), "--profile", "smoke", "--cell", CELL]) == 2
+    assert (
+        capsys.readouterr().err.strip() == f"fmareport predict: {grid / 'no.mp3'}: missing: no file {grid / 'no.mp3'}"
+    )
+    assert main(["predict", str(mp3), "--profile", "smoke", "--cell", "table1/nothing"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fmareport predict: ") and "no results of cell table1/nothing" in err and "\n" not in err
