@@ -74,22 +74,21 @@ def smi_devices(listing: str | None = None) -> dict[str, str]:
     GPU split into MIG slices (lines 'MIG ... (UUID: MIG-...)' under it) each slice's MIG UUID."""
     listing = nvidia_smi("-L") if listing is None else listing
     devices: dict[str, str] = {}
-    gpu = None  # the GPU line being read: (index, uuid, its MIG slices)
+    gpu = None  # the index of the GPU line being read
     for line in (listing or "").splitlines():
         if m := re.match(r"GPU (\d+):.*\(UUID: ([^)]+)\)", line.strip()):
-            gpu = (m[1], m[2].strip(), [])
-            devices[gpu[0]] = gpu[1]
+            gpu = m[1]
+            devices[gpu] = m[2].strip()
         elif (m := re.match(r"MIG .*\(UUID: ([^)]+)\)", line.strip())) and gpu is not None:
-            devices.pop(gpu[0], None)  # a GPU in MIG mode: its slices are the devices
+            devices.pop(gpu, None)  # a GPU in MIG mode: its slices are the devices
             devices[m[1].strip()] = m[1].strip()
     return devices
 
 
 def torch_gpus(env: dict[str, str] | None = None) -> dict | None:
-    """What torch sees, asked in a subprocess (no torch, no CUDA in this one): {"uuids": [the UUID of
-    each device torch can use, in its order], "problem": why none (cuda_problem) or None};
-    None when the subprocess fails (torch not installed). Devices are numbered in PCI bus order, as
-    nvidia-smi and `on-gpu` number them."""
+    """What torch sees, asked in a subprocess (no torch, no CUDA in this one), numbering the devices
+    in PCI bus order as nvidia-smi does: {"uuids": [the UUID of each device torch can use], "problem":
+    why none (cuda_problem) or None}; None when the subprocess fails (torch not installed)."""
     env = {**(os.environ if env is None else env)}
     env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
     try:
@@ -110,10 +109,8 @@ def cuda_problem() -> str | None:
     build = f"torch {torch.__version__}"
     if torch.version.cuda is None:
         return f"{build} is a CPU-only build"
-    major = torch.version.cuda.split(".")[0]
-    wheel = f"{build} is built for CUDA {torch.version.cuda}, which needs an NVIDIA driver >= " + CUDA_MIN_DRIVER.get(
-        major, "?"
-    )
+    driver = CUDA_MIN_DRIVER.get(torch.version.cuda.split(".")[0], "?")
+    wheel = f"{build} is built for CUDA {torch.version.cuda}, which needs an NVIDIA driver >= {driver}"
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if not torch.cuda.is_available():
         if visible is not None and not cuda_visible_entries(visible):
@@ -167,10 +164,9 @@ def cuda_visible_entries(value: str) -> list[str]:
 
 
 def gpu_count(env: dict[str, str] | None = None, seen: dict | None = None) -> int:
-    """How many cell jobs may each have a GPU here: 0 when torch sees no usable CUDA device (then no
-    cell could use one, whatever nvidia-smi lists), else the visible entries (every MIG slice; torch
-    itself enumerates one slice per process). Without torch to ask: the visible entries.
-    `seen`: torch_gpus(env), when the caller has asked it (else asked here)."""
+    """How many cell jobs may each have a GPU here: 0 when torch sees no usable CUDA device (whatever
+    nvidia-smi lists), else the visible entries (every MIG slice: a CUDA process enumerates one).
+    `seen`: torch_gpus(env) when the caller has asked it (else asked here)."""
     seen = torch_gpus(env) if seen is None else seen
     if seen is not None and not seen["uuids"]:
         return 0
