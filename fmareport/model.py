@@ -56,14 +56,11 @@ def matmul_form(x: torch.Tensor) -> bool:
 
 
 def conv_matmul(x: torch.Tensor, weight: torch.Tensor, stride: int = 1) -> torch.Tensor:
-    """A 1D convolution (cross-correlation, no padding, no bias) as one matrix multiply.
-
-    x (B, L, D) channels-last, weight (C, D, k) as nn.Conv1d keeps it -> (B, T, C),
-    T = (L - k) // stride + 1; equal to F.conv1d(x.transpose(1, 2), weight, stride=stride)
-    transposed. The windows are unfolded into a (B * T, k * D) matrix (im2col: one copy,
-    k / stride times the input, which autograd keeps for the weight gradient), so the
-    forward, the weight gradient and the input gradient are each one large GEMM.
-    """
+    """A 1D convolution (cross-correlation, no padding, no bias) as one matrix multiply: x (B, L, D)
+    channels-last, weight (C, D, k) as nn.Conv1d keeps it -> (B, T, C), T = (L - k) // stride + 1,
+    F.conv1d(x.transpose(1, 2), weight, stride=stride) transposed. The windows are unfolded into a
+    (B * T, k * D) matrix (im2col: one copy, k / stride times the input, kept for the weight
+    gradient), so the forward and both gradients are each one large GEMM."""
     b, k = x.shape[0], weight.shape[-1]
     cols = x.unfold(1, k, stride).transpose(2, 3)  # (B, T, k, D): a view; rows of D stay contiguous
     t = cols.shape[1]
@@ -155,11 +152,9 @@ class Conv1d(nn.Conv1d):
 
 
 class SpectrogramConv(nn.Conv2d):
-    """The 2D first layer, Conv2d(1, C, (F, 4)) on the |STFT| (the paper's layer, and its
-    parameter of shape (C, 1, F, 4)). Its kernel spans all F bins, so it equals
-    Conv1d(F, C, 4) on the (B, F, frames) spectrogram with the weight viewed as (C, F, 4):
-    the matmul form runs that one (conv_matmul over rows of F bins, 4 frames each).
-    (B, 1, F, frames) -> (B, C, 1, T); in the matmul form a view of channels-last (B, T, C)."""
+    """The 2D first layer, the paper's Conv2d(1, C, (F, 4)): (B, 1, F, frames) -> (B, C, 1, T). Its
+    kernel spans all F bins, so it equals Conv1d(F, C, 4) with the weight viewed as (C, F, 4), which
+    the matmul form runs (conv_matmul over rows of F bins), giving a view of channels-last (B, T, C)."""
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
         if not matmul_form(s):

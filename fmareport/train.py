@@ -170,10 +170,9 @@ class Evaluation(NamedTuple):
 def evaluate(
     model: Net, source, labels: torch.Tensor, rows: np.ndarray, cfg: Config, policy: DevicePolicy, embed: bool = False
 ) -> Evaluation:
-    """Per-track loss, accuracy and predictions on `rows`, in eval mode, batched; one wait for
-    the device, at the end. embed=True also keeps each track's penultimate activations from the
-    same forward pass (Net.embed, then Net.head): the mean over the track's segments, as its
-    probabilities are the mean of the segments' softmaxes (one segment for whole clips)."""
+    """Per-track loss, accuracy and probabilities on `rows` in eval mode, one wait for the device at
+    the end. embed=True also keeps each track's penultimate activations from the same pass: the
+    mean over its segments (Net.embed), as its probabilities are the mean of their softmaxes."""
     model.eval()
     s = cfg.windows_per_clip
     rows = np.sort(rows)
@@ -428,7 +427,7 @@ def start_seed(
     labels = torch.tensor(np.asarray(store.labels, dtype=np.int64), device=policy.device)  # (n_tracks,), a copy
     rows = {s: np.asarray(store.split_indices(s), dtype=np.int64) for s in SPLITS}
     rows["training"] = stratified_subset(rows["training"], np.asarray(store.labels), cfg.train.train_fraction, seed)
-    model = Net.of(cfg).to(policy.device)  # after everything above, as ever: the same initial weights
+    model = Net.of(cfg).to(policy.device)  # built last: its initial weights come from the seed alone
     run = SeedRun(
         cfg=cfg,
         seed=seed,
@@ -551,10 +550,9 @@ def checkpoint_state(run: SeedRun) -> dict:
 
 
 def test_seed(run: SeedRun, store, embeddings: dict | None = None) -> SeedResult:
-    """Test the last epoch's weights (and the best epoch's, when that is another), and make the
-    seed's record. `embeddings`: a dict to which the last epoch's test-set embeddings are added,
-    from the pass that makes the test predictions: {seed: (n_test, D) float32}, one row per test
-    track in ascending track order, the record's (evaluate, embed=True)."""
+    """Test the last epoch's weights (and the best epoch's, when that is another) and make the seed's
+    record. `embeddings`: a dict to which {seed: (n_test, D) float32} is added, from the pass that
+    makes the test predictions, one row per test track in ascending track order."""
     cfg, t_test = run.cfg, time.perf_counter()
     test_rows = np.sort(run.rows["test"])  # ascending rows: ascending track ids (results.TestTracks.of)
     test = evaluate(run.model, run.source, run.labels, test_rows, cfg, run.policy, embed=embeddings is not None)

@@ -202,9 +202,8 @@ def settings_stamp(stamp: str | Path, profile: str, cell: str, result: str | Pat
 def synth_stamp(stamp: str | Path, cfg: Config) -> Path:
     """Keep the synth job's stamp (keep_stamp): the `fmareport synth` command of cfg's set and the
     artists synth cuts. A set in data_dir made with other settings (`check_synthetic_set`), by
-    whoever made it (papermill, a user, an older version), is named by its settings, and the job
-    re-makes it (`--force`: synth replaces only its own sets); a new stamp beside a set that fits
-    gets the time of its tracks.csv, which synth writes last."""
+    whoever made it, is named by its settings, and the job re-makes it; a new stamp beside a set
+    that fits gets the time of its tracks.csv, which synth writes last."""
     from .data.synth import ARTIST_TRACKS, made_with
 
     data_dir = Path(cfg.run.data_dir)
