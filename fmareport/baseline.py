@@ -1,33 +1,12 @@
 """Computed baselines on the same split and test tracks: features per track, a classifier tuned on validation.
 
-Two sources of features, each a fixed-length vector per track:
-
-* our clips (every profile): 20 MFCCs per clip of the store, the CNN's own clips (librosa's
-  defaults: 2048-sample frames, hop 512, 128 mel bands, dB per clip), summarised over frames by
-  FMA's 7 statistics (fma.FEATURE_STATISTICS, computed as FMA's features.py does) -> 140 numbers;
-* FMA's features.csv (FMA profiles): the FMA authors' own features of each whole track
-  (fma.load_features), its MFCC block (the same 140, from the full 30 s mp3) or all 518 columns.
-
-Each is standardised on the training split and classified by a multinomial logistic regression
-(L2) or an RBF SVM, whose C is chosen on the validation split from C_GRID: one fit on the training
-split per C, the C with the highest validation accuracy kept (the smallest C on a tie: the most
-regularised). The kept fit is the one that was tuned: trained on the training split only, as every
-CNN cell is (the networks never learn from a validation track, and FMA's published baselines do
-not either); refitting on training + validation would give the baseline more labelled tracks than
-the networks it is compared with, and a C tuned for another training size. The test predictions
-are kept per track, so the book pairs each CNN cell with each baseline on the same tracks.
-
-    name           features                          classifier   profiles
-    mfcc           our clips, MFCC x 7 stats (140)   logistic     every one
-    fma_mfcc_lr    features.csv, mfcc block (140)    logistic     data_source fma
-    fma_mfcc_svm   features.csv, mfcc block (140)    RBF SVM      data_source fma
-    fma_all_lr     features.csv, all (518)           logistic     data_source fma
-    fma_all_svm    features.csv, all (518)           RBF SVM      data_source fma
-
-`fmareport baseline --profile P` runs those of the profile (`baselines_for`) and writes each to
-`results/<profile>/baselines/<name>.json` (BaselineResults) as soon as it is done. A synthetic
-set's features.csv has FMA's columns but no audio features in them (fmareport.data.synth), so the
-features.csv baselines run on FMA profiles only.
+Features: 20 MFCCs of each of our clips summarised over frames by FMA's 7 statistics
+(`mfcc_features`, 140 numbers; every profile), or FMA's own features.csv of each whole track, its
+MFCC block or all 518 columns (FMA profiles only: a synthetic set's features.csv holds no audio
+features). Each is standardised and classified by a logistic regression or an RBF SVM whose C is
+chosen on the validation split (`tune`); `VARIANTS` names the five. `run_baselines(cfg)`
+(`fmareport baseline --profile P`) writes each to results/<profile>/baselines/<name>.json as soon
+as it is done. The contract: docs/contracts.md ("Baselines").
 """
 
 from __future__ import annotations
@@ -59,11 +38,9 @@ from .results import (
 
 N_MFCC = 20  # the classic MFCC baseline's coefficients (FMA's features.csv has 20 too)
 CHUNK = 64  # clips per librosa call: bounds memory at the paper's 10**6-sample clips
-# One C per decade, 10**-3 to 10**2: on standardised features the L2 penalty goes from nearly all
-# (C = 10**-3: coefficients near zero, a prior-like guess) to nearly none (10**2); scikit-learn's
-# default C = 1, which FMA's published baselines used, is inside. The same grid for the SVM, whose
-# gamma is scikit-learn's 'scale', 1 / (n_features * variance) = 1 / n_features on standardised
-# features: FMA's 2017 default 'auto'.
+# One C per decade: on standardised features the L2 penalty goes from nearly all (10**-3: a prior-like
+# guess) to nearly none (10**2), with scikit-learn's default C = 1 (FMA's published baselines') inside.
+# The same grid for the SVM, whose gamma 'scale' is 1 / n_features on standardised features: FMA's 'auto'.
 C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 MAX_ITER = 5000  # lbfgs iterations: no ConvergenceWarning at any C of the grid on the demo store (140)
 
@@ -112,40 +89,38 @@ def features_csv(cfg: Config) -> Path:
     return Path(cfg.run.data_dir) / "fma_metadata" / "features.csv"
 
 
-# ----------------------------------------------------------------------------
-# Features
+# --- features ------------------------------------------------------------------------------
 
 
 def frame_statistics(values: np.ndarray) -> np.ndarray:
     """FMA's 7 statistics over frames: values (B, rows, frames) -> float64 (B, 7 * rows).
 
-    Statistic-major, in fma.FEATURE_STATISTICS order, as features.csv's columns of one feature
-    (kurtosis of rows 1..n, then max of rows 1..n, ...). Computed as FMA's features.py does: numpy's
-    mean, std (ddof 0), median, min, max; scipy.stats.skew and kurtosis at their defaults (biased;
-    Fisher's excess kurtosis). A row constant over its frames has no skew or kurtosis (scipy gives
-    NaN there, and FMA's file an empty field): 0 here.
+    Statistic-major in fma.FEATURE_STATISTICS order, as features.csv's columns of one feature
+    (kurtosis of rows 1..n, then max, ...), computed as FMA's features.py does: numpy's mean, std
+    (ddof 0), median, min, max; scipy.stats.skew and kurtosis at their defaults (biased; Fisher's).
+    A row constant over its frames has no skew or kurtosis (scipy: NaN, FMA's file: empty): 0 here.
     """
     from scipy import stats
 
     v = np.asarray(values, dtype=np.float64)  # (B, rows, frames)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # scipy's "precision loss" on a constant row
-        moments = {"skew": stats.skew(v, axis=-1), "kurtosis": stats.kurtosis(v, axis=-1)}
-    functions = {
-        "kurtosis": lambda: np.nan_to_num(moments["kurtosis"], nan=0.0),
-        "max": lambda: v.max(axis=-1),
-        "mean": lambda: v.mean(axis=-1),
-        "median": lambda: np.median(v, axis=-1),
-        "min": lambda: v.min(axis=-1),
-        "skew": lambda: np.nan_to_num(moments["skew"], nan=0.0),
-        "std": lambda: v.std(axis=-1),
+        skew, kurtosis = stats.skew(v, axis=-1), stats.kurtosis(v, axis=-1)
+    of = {
+        "kurtosis": np.nan_to_num(kurtosis, nan=0.0),
+        "max": v.max(axis=-1),
+        "mean": v.mean(axis=-1),
+        "median": np.median(v, axis=-1),
+        "min": v.min(axis=-1),
+        "skew": np.nan_to_num(skew, nan=0.0),
+        "std": v.std(axis=-1),
     }
-    return np.concatenate([functions[s]() for s in FEATURE_STATISTICS], axis=1)  # (B, 7 * rows)
+    return np.concatenate([of[s] for s in FEATURE_STATISTICS], axis=1)  # (B, 7 * rows)
 
 
 def clip_mfccs(clips: np.ndarray, sample_rate: int) -> np.ndarray:
     """20 MFCCs per frame of each clip: int16 (B, N) -> float32 (B, 20, frames), librosa's defaults
-    (what librosa.feature.mfcc(y=clip, sr=sample_rate) gives for each clip alone)."""
+    (2048-sample frames, hop 512, 128 mel bands): librosa.feature.mfcc(y=clip, sr=sample_rate) of each."""
     import librosa
 
     x = to_float(np.asarray(clips))  # (B, N) in [-1, 1)
@@ -175,8 +150,7 @@ def block_columns(block: str | None) -> np.ndarray:
     return np.array([i for i, c in enumerate(FEATURES_COLUMNS) if block is None or c[0] == block])
 
 
-# ----------------------------------------------------------------------------
-# Classifiers
+# --- classifiers ---------------------------------------------------------------------------
 
 
 def make_classifier(kind: str, c: float):
@@ -222,8 +196,7 @@ def tune(kind: str, features: np.ndarray, labels: np.ndarray, rows: dict[str, np
     return fits[best], Tuning(grid=list(grid), val_acc=scores)
 
 
-# ----------------------------------------------------------------------------
-# Runs
+# --- runs ----------------------------------------------------------------------------------
 
 
 def fit_baseline(

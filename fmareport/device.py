@@ -1,32 +1,11 @@
 """Where a run's work happens: one `DevicePolicy`, built from the config and this machine.
 
-It decides, once per run, and says why (`policy.notes`):
-
-* the device: cfg.compute.device "cpu", "cuda", or "auto" (CUDA when usable; otherwise the CPU if
-  cfg.run.cpu_fallback, else stop at once naming the reason: the paper profile would train
-  on a CPU for days). "Usable" means torch can run kernels on the GPU: the wheel's CUDA
-  needs a recent enough driver, and its kernels stop at some oldest GPU architecture.
-* where the clip store lives (cfg.run.store_on_device): "auto" copies it into GPU memory
-  when it takes at most half the free memory (FMA-small: 8000 x 10**6 int16 = 16 GB) and
-  reads the memmap on a CPU; "always" makes it a resident tensor on any device, the CPU
-  included (the same code the GPU runs); "never" reads the memmap.
-* autocast (cfg.compute.amp): bf16 where the device really has it. On a CPU only with bf16
-  instructions (AVX512-BF16, AMX, Arm BF16: CPU_BF16_FLAGS in /proc/cpuinfo); elsewhere CPU
-  autocast emulates bf16, slower than fp32. On CUDA only from compute capability 8.0 (Ampere)
-  on: `torch.cuda.is_bf16_supported()` is True on older GPUs too, through emulation, which is
-  slower than fp32 there. (The default profiles run amp: false on the CPU: no number changes.)
-* pinned host copies (CUDA only): batch indices and memmap batches go to the GPU from
-  pinned memory with non_blocking copies, so the loop never waits for a copy.
-* which GPU the run owns: `claimed_device` locks the first free one it sees (gpus.hold_gpu, a
-  lock named after the GPU's UUID, held by the process that computes for the whole cell) and
-  makes it the current CUDA device; the workflow narrows CUDA_VISIBLE_DEVICES per job as well
-  (`fmareport on-gpu`, gpus.py).
-
-A run decides once per cell (experiment.run_cell builds the policy, every seed uses it), and
-each seed's results record it (`DevicePolicy.record()`, results.DevicePolicyRecord).
-
-Checkpoints are loaded to the CPU (train.load_checkpoint); load_state_dict then places the
-weights and the optimizer state on the policy's device.
+`device_policy(cfg, store_nbytes)` decides once per cell (experiment.run_cell; every seed uses it
+and records it, `DevicePolicy.record()`) and says why in `policy.notes`: the device (`pick_device`:
+DeviceError when the machine cannot give it), whether the clip store is resident on it, bf16
+autocast where the device really has bf16, pinned copies on CUDA. `claimed_device` holds the GPU
+a run computes on (gpus.hold_gpu). The keys and what they decide: docs/running.md ("The device
+policy"); the contract: docs/contracts.md ("Device policy").
 """
 
 from __future__ import annotations
@@ -43,8 +22,11 @@ import torch
 from .config import Config
 from .errors import FmareportError
 from .gpus import GPU_FIX, cuda_problem, hold_gpu, uuid_key
+from .provenance import cpuinfo
 
-BF16_MIN_CAPABILITY = (8, 0)  # Ampere (A100, RTX 30xx) and later have bf16 tensor cores
+# Ampere (A100, RTX 30xx) and later have bf16 tensor cores; torch.cuda.is_bf16_supported() is True on
+# older GPUs too, through emulation, slower than fp32 there.
+BF16_MIN_CAPABILITY = (8, 0)
 STORE_SHARE_OF_FREE = 0.5  # store_on_device auto: at most this share of the free GPU memory
 # CPU flags (/proc/cpuinfo) of bf16 arithmetic in hardware: AVX512-BF16 and AMX (x86), BF16 (Arm).
 # Elsewhere CPU autocast emulates bf16 (converts around fp32 math): slower than fp32, other numbers.
@@ -78,11 +60,9 @@ def pick_device(cfg: Config) -> torch.device:
 
 @contextlib.contextmanager
 def claimed_device(cfg: Config, lock_dir: Path | None = None, poll: float = 5.0) -> Iterator[torch.device]:
-    """The run's device (pick_device), and on CUDA a GPU of its own for the block: the first of the
-    GPUs this process sees whose lock (gpus.hold_gpu: a file named after the GPU's UUID in one folder
-    for every user of the machine) no other process holds, made the current CUDA device; it waits
-    while every one is held. The process that computes on the GPU holds the lock, so two runs never
-    share a GPU, whoever started them and however (workflow, fmareport run, a notebook)."""
+    """The run's device (pick_device); on CUDA, for the block, the first GPU this process sees whose
+    lock (gpus.hold_gpu) no other process holds, made the current device (waiting while all are
+    held): two runs never share a GPU, however they were started."""
     device = pick_device(cfg)
     if device.type != "cuda":
         yield device
@@ -98,16 +78,7 @@ def claimed_device(cfg: Config, lock_dir: Path | None = None, poll: float = 5.0)
 
 def cpu_flags() -> frozenset[str]:
     """The CPU's feature flags as /proc/cpuinfo lists them ('flags' on x86, 'Features' on Arm); none elsewhere."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return frozenset()
-    flags: set[str] = set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            flags.update(value.split())
-    return frozenset(flags)
+    return frozenset(flag for value in cpuinfo("flags", "Features") for flag in value.split())
 
 
 def bf16_autocast(device: torch.device) -> tuple[bool, str]:

@@ -1,7 +1,6 @@
-"""The folders a run writes to: writable, and with room, checked before the work that fills them
-(docs/faults.md, case 14). Both raise StorageError naming the folder, the config key that sets
-it and the fix, so a read-only results folder stops a cell before its first epoch, not after
-its last.
+"""The folders a run writes to, checked before the work that fills them (docs/faults.md, case 14):
+`check_writable` and `check_room` raise StorageError naming the folder, the config key that sets it
+and the fix, so a read-only results folder stops a cell before its first epoch, not after its last.
 """
 
 from __future__ import annotations

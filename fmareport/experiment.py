@@ -1,30 +1,12 @@
 """One experiment cell, run end to end: `run_cell(cfg) -> CellResults`.
 
-A cell is a profile plus one params file (`params/<table>/<cell>.yaml`); its run:
-
-1. takes the cell's lock (`build/<profile>/<cell>/lock`): a second run of the same cell at
-   the same time is refused, so two runs never share checkpoints;
-2. checks that the machine has the device the config asks for (device.claimed_device: a GPU
-   profile without a usable GPU stops here, at once; on a GPU it holds that GPU's lock, named
-   after its UUID, for the rest of the run, waiting while another run holds every GPU it
-   sees), then makes sure the clip store
-   exists (`fmareport.data.store.prepare`), then that the build and results folders are
-   writable and their disks have room for the checkpoints and the results file
-   (`check_folders`): a read-only or full disk stops the run before its first epoch;
-3. decides the device policy once (device.device_policy: the store on the device or not,
-   autocast), then trains each seed with it, with a checkpoint after every epoch, in a folder derived from the
-   checked names and a hash of the settings that change numbers
-   (`build/<profile>/<cell>/checkpoints/<hash>/seed<N>.pt`), so a killed run resumes and
-   a run with other settings never resumes from it;
-4. collects provenance and writes the first seed's weights (`results/<profile>/<cell>.weights.pt`)
-   and every seed's test-set embeddings (`results/<profile>/<cell>.embeddings.npz`, both
-   fmareport.weights) and then `results/<profile>/<cell>.json`, each atomically; the results
-   file names the kept files by their SHA1, so files a killed run left are never taken for
-   those of the results beside them;
-5. deletes its checkpoint folder, which it marked as its own when it made it.
-
-The experiment notebook (`book/experiment.ipynb`) is this call plus figures; tests call it
-directly. Relative paths are relative to the working directory.
+A cell is a profile plus one params file (`params/<table>/<cell>.yaml`). `run_cell` takes the cell's
+lock, claims the device (a GPU profile without a usable GPU stops here), makes the store, checks
+the folders (`check_folders`) before any epoch, trains every seed with a checkpoint after each epoch
+in `build/<profile>/<cell>/checkpoints/<settings hash>/` (a killed run resumes; other settings never
+do), writes the kept files and then the results file, each atomically, and deletes its checkpoints
+(docs/contracts.md, "One cell"; docs/faults.md for what each step refuses). The experiment notebook
+(`book/experiment.ipynb`) is this call; relative paths are relative to the working directory.
 """
 
 from __future__ import annotations
@@ -46,19 +28,11 @@ from .data.store import prepare
 from .device import claimed_device, device_policy
 from .disk import check_room, check_writable
 from .errors import FmareportError
-from .files import locked, mark_owned, remove_owned
+from .files import locked, mark_owned, remove_owned, write_atomic
 from .model import Net, n_params
 from .results import CellResults, DataInfo, Provenance, TestTracks, results_path, write_results
 from .train import checkpoint_bytes, train_seed
-from .weights import (
-    embeddings_blob,
-    embeddings_bytes,
-    embeddings_path,
-    save_kept,
-    weights_blob,
-    weights_bytes,
-    weights_path,
-)
+from .weights import embeddings_blob, embeddings_bytes, embeddings_path, weights_blob, weights_bytes, weights_path
 
 CHECKPOINT_MARKER = ".fmareport-checkpoints"  # inside every checkpoint folder run_cell makes
 # A results file's size: per seed, a test track's 8 probabilities, label, id and artist id as JSON
@@ -80,7 +54,6 @@ class CellPaths:
     results: Path  # results/<profile>/<cell>.json
     weights: Path  # results/<profile>/<cell>.weights.pt: the first seed's weights (fmareport.weights)
     embeddings: Path  # results/<profile>/<cell>.embeddings.npz: every seed's test-set embeddings
-    notebook: Path  # results/<profile>/<cell>.ipynb: the executed notebook papermill writes
     build: Path  # build/<profile>/<cell>/: lock and checkpoints
     checkpoints: Path  # build/<profile>/<cell>/checkpoints/<settings hash>/
 
@@ -89,14 +62,7 @@ class CellPaths:
         build = Path(cfg.run.build_dir) / cfg.profile / cfg.cell
         json_path = results_path(cfg.run.results_dir, cfg.profile, cfg.cell)
         checkpoints = build / "checkpoints" / settings_hash(cfg)
-        return cls(
-            json_path,
-            weights_path(json_path),
-            embeddings_path(json_path),
-            json_path.with_suffix(".ipynb"),
-            build,
-            checkpoints,
-        )
+        return cls(json_path, weights_path(json_path), embeddings_path(json_path), build, checkpoints)
 
 
 def settings_hash(cfg: Config) -> str:
@@ -190,8 +156,8 @@ def run_cell(cfg: Config, progress: bool = True, entry: str = "fmareport.experim
             weights_sha1=hashlib.sha1(blob).hexdigest(),
             embeddings_sha1=hashlib.sha1(embedded).hexdigest(),
         )
-        save_kept(paths.weights, blob)  # first: the results file that names them comes after
-        save_kept(paths.embeddings, embedded)
+        write_atomic(paths.weights, blob)  # first: the results file that names them comes after
+        write_atomic(paths.embeddings, embedded)
         write_results(paths.results, results)
         remove_owned(checkpoints, CHECKPOINT_MARKER)
     return results

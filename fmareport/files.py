@@ -1,14 +1,8 @@
-"""The file mechanisms every part of fmareport shares, each written once:
-
-* `atomic_file` / `write_atomic`: a file appears whole or not at all (temporary file in the same
-  folder, fsync, os.replace), so a kill, Ctrl-C or a full disk never leaves half a file;
-* `take_lock` / `locked`: an exclusive flock on a lock file, so two processes never build or run
-  the same thing at once;
-* `mark_owned` / `is_owned` / `remove_owned`: a folder fmareport made carries a marker file, and
-  only such a folder, never a symbolic link, is ever deleted;
-* `file_digest`: a file's hash through hashlib.file_digest.
-
-Standard library only: gpus.py uses it before any job (and torch) starts.
+"""The file mechanisms every part of fmareport shares, each written once (docs/contracts.md, "Files"):
+`atomic_file` / `write_atomic` (a file appears whole or not at all), `take_lock` / `locked` (an
+exclusive flock), `mark_owned` / `is_owned` / `remove_owned` (only a folder fmareport made, never a
+symbolic link, is ever deleted), `file_digest`. Standard library only: gpus.py uses it before any
+job (and torch) starts.
 """
 
 from __future__ import annotations
@@ -137,8 +131,8 @@ def remove_owned(folder: str | Path, marker: str) -> bool:
 
 
 def file_digest(path: str | Path, algo="sha1") -> str:
-    """The hex digest of the file at `path`, read by hashlib.file_digest (C loop; SHA1 runs at about
-    1 GiB/s of CPU, docs/running.md). `algo`: a hashlib name, or a hash object to go on feeding (one
-    digest over several files, as store.source_fingerprint makes); its digest so far is returned."""
+    """The hex digest of the file at `path`, read by hashlib.file_digest (docs/measurements.md, "What
+    checking the store costs"). `algo`: a hashlib name, or a hash object to go on feeding (one digest
+    over several files, as store.source_fingerprint makes); its digest so far is returned."""
     with open(path, "rb") as f:
         return hashlib.file_digest(f, algo if isinstance(algo, str) else lambda: algo).hexdigest()

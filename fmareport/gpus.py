@@ -1,26 +1,15 @@
 """The GPUs of this machine and which one a job owns, without torch in this process (the
-Snakefile and the Makefile ask this before any job starts; torch is asked in a subprocess).
+Snakefile and the Makefile ask before any job starts; torch is asked in a subprocess, `torch_gpus`).
 
-* `visible_gpus()`: the GPUs a process may use, as CUDA_VISIBLE_DEVICES entries: that
-  variable's list when it is set (SLURM sets it to a job's allocation), else what `nvidia-smi -L`
-  lists (a GPU by index; a GPU split into MIG slices by each slice's MIG UUID, since a CUDA
-  process enumerates one MIG slice only), else the devices torch counts (a container with the
-  driver's library but no nvidia-smi); [] on a machine without any.
-* `cuda_problem()`: why torch cannot compute on a GPU here (None: it can), in the words every
-  message about a missing GPU uses; the one function here that imports torch.
-* `gpu_count()`: how many cell jobs can have a GPU: 0 when torch (asked in a subprocess) sees no
-  CUDA device (a CPU-only wheel, a driver too old for the wheel, CUDA_VISIBLE_DEVICES=-1), else
-  the visible entries. The workflow's `gpus` and the Makefile's GPUS are this count.
-* Two locks per GPU, in one folder per machine, GPU_LOCK_DIR (/tmp/fmareport-gpu-locks, mode
-  1777, so every user's and every TMPDIR's runs see the same locks; $XDG_RUNTIME_DIR is per user
-  and $TMPDIR per session, so locks there would not exclude each other), named after the GPU's
-  UUID (`uuid_key`), the same for every process whatever its CUDA_VISIBLE_DEVICES numbering:
-  - `<uuid>.lock`: held by the process that computes on the GPU, for a whole cell
-    (device.claimed_device, called by experiment.run_cell): the lock that keeps two runs off one GPU;
-  - `<uuid>.claim`: held by `fmareport on-gpu` and the command it execs (claim_gpu), so two
-    workflow jobs starting at the same moment never pick the same GPU before either holds its lock.
-* `fmareport on-gpu -- CMD ...` (cli.py) claims a GPU whose lock is free, sets
-  CUDA_VISIBLE_DEVICES to it and execs CMD: the workflow runs every cell job through it.
+* `visible_gpus()`: the GPUs a process may use, as CUDA_VISIBLE_DEVICES entries; `gpu_count()`:
+  how many cell jobs can have one (0 when torch sees no usable CUDA device); `cuda_problem()`: why
+  torch cannot compute on a GPU here, in the words every message about a missing GPU uses.
+* Two locks per GPU in GPU_LOCK_DIR, named after its UUID (`uuid_key`), the same in every process
+  whatever its CUDA_VISIBLE_DEVICES: `<uuid>.lock`, held for a whole cell by the process that
+  computes on the GPU (`hold_gpu`, device.claimed_device), keeps two runs off one GPU;
+  `<uuid>.claim`, held by `fmareport on-gpu` and the command it execs (`claim_gpu`, `exec_on_gpu`),
+  keeps two workflow jobs starting together from picking the same GPU before either holds its lock.
+The workflow runs every cell job through `fmareport on-gpu` (docs/running.md, "GPUs").
 """
 
 from __future__ import annotations
@@ -39,7 +28,8 @@ from .files import take_lock
 
 NVIDIA_SMI_TIMEOUT = 20  # s: nvidia-smi on a machine with a hung driver never answers
 TORCH_TIMEOUT = 120  # s: importing torch and starting CUDA in the subprocess
-# The GPU locks of every user and session on this machine (see above): a fixed path, not $TMPDIR.
+# The GPU locks of every user and session on this machine (mode 1777): a fixed path, as $TMPDIR is per
+# session and $XDG_RUNTIME_DIR per user, where locks would not exclude each other.
 GPU_LOCK_DIR = Path("/tmp/fmareport-gpu-locks")
 # How to get a GPU to this run, named in every message that says there is none.
 GPU_FIX = (
@@ -84,22 +74,21 @@ def smi_devices(listing: str | None = None) -> dict[str, str]:
     GPU split into MIG slices (lines 'MIG ... (UUID: MIG-...)' under it) each slice's MIG UUID."""
     listing = nvidia_smi("-L") if listing is None else listing
     devices: dict[str, str] = {}
-    gpu = None  # the GPU line being read: (index, uuid, its MIG slices)
+    gpu = None  # the index of the GPU line being read
     for line in (listing or "").splitlines():
         if m := re.match(r"GPU (\d+):.*\(UUID: ([^)]+)\)", line.strip()):
-            gpu = (m[1], m[2].strip(), [])
-            devices[gpu[0]] = gpu[1]
+            gpu = m[1]
+            devices[gpu] = m[2].strip()
         elif (m := re.match(r"MIG .*\(UUID: ([^)]+)\)", line.strip())) and gpu is not None:
-            devices.pop(gpu[0], None)  # a GPU in MIG mode: its slices are the devices
+            devices.pop(gpu, None)  # a GPU in MIG mode: its slices are the devices
             devices[m[1].strip()] = m[1].strip()
     return devices
 
 
 def torch_gpus(env: dict[str, str] | None = None) -> dict | None:
-    """What torch sees, asked in a subprocess (no torch, no CUDA in this one): {"uuids": [the UUID of
-    each device torch can use, in its order], "problem": why none (cuda_problem) or None};
-    None when the subprocess fails (torch not installed). Devices are numbered in PCI bus order, as
-    nvidia-smi and `on-gpu` number them."""
+    """What torch sees, asked in a subprocess (no torch, no CUDA in this one), numbering the devices
+    in PCI bus order as nvidia-smi does: {"uuids": [the UUID of each device torch can use], "problem":
+    why none (cuda_problem) or None}; None when the subprocess fails (torch not installed)."""
     env = {**(os.environ if env is None else env)}
     env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
     try:
@@ -120,10 +109,8 @@ def cuda_problem() -> str | None:
     build = f"torch {torch.__version__}"
     if torch.version.cuda is None:
         return f"{build} is a CPU-only build"
-    major = torch.version.cuda.split(".")[0]
-    wheel = f"{build} is built for CUDA {torch.version.cuda}, which needs an NVIDIA driver >= " + CUDA_MIN_DRIVER.get(
-        major, "?"
-    )
+    driver = CUDA_MIN_DRIVER.get(torch.version.cuda.split(".")[0], "?")
+    wheel = f"{build} is built for CUDA {torch.version.cuda}, which needs an NVIDIA driver >= {driver}"
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if not torch.cuda.is_available():
         if visible is not None and not cuda_visible_entries(visible):
@@ -153,11 +140,9 @@ def cuda_problem() -> str | None:
 
 
 def visible_gpus(env: dict[str, str] | None = None, seen: dict | None = None) -> list[str]:
-    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES entries (indices or UUIDs).
-
-    CUDA_VISIBLE_DEVICES when set (an empty value, or -1, hides every GPU), else what nvidia-smi -L
-    lists (MIG slices by UUID), else the devices torch sees (`seen`: torch_gpus(), asked here when
-    not given)."""
+    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES entries (indices or UUIDs): that
+    variable's when set (SLURM's allocation; empty or -1 hides every GPU), else what nvidia-smi -L
+    lists (MIG slices by UUID), else the devices torch sees (`seen`: torch_gpus(), else asked here)."""
     env = os.environ if env is None else env
     if "CUDA_VISIBLE_DEVICES" in env:
         return cuda_visible_entries(env["CUDA_VISIBLE_DEVICES"])
@@ -179,10 +164,9 @@ def cuda_visible_entries(value: str) -> list[str]:
 
 
 def gpu_count(env: dict[str, str] | None = None, seen: dict | None = None) -> int:
-    """How many cell jobs may each have a GPU here: 0 when torch sees no usable CUDA device (then no
-    cell could use one, whatever nvidia-smi lists), else the visible entries (every MIG slice; torch
-    itself enumerates one slice per process). Without torch to ask: the visible entries.
-    `seen`: torch_gpus(env), when the caller has asked it (else asked here)."""
+    """How many cell jobs may each have a GPU here: 0 when torch sees no usable CUDA device (whatever
+    nvidia-smi lists), else the visible entries (every MIG slice: a CUDA process enumerates one).
+    `seen`: torch_gpus(env) when the caller has asked it (else asked here)."""
     seen = torch_gpus(env) if seen is None else seen
     if seen is not None and not seen["uuids"]:
         return 0
@@ -220,11 +204,8 @@ def claim_gpu(
     candidates: list[str], lock_dir: Path | None = None, poll: float = 5.0, env: dict[str, str] | None = None
 ) -> tuple[str, int]:
     """Claim the first GPU of `candidates` (CUDA_VISIBLE_DEVICES entries) that no other job claims and
-    no process computes on; wait while there is none.
-
-    -> (the entry, the file descriptor holding its claim). The claim lasts while the descriptor is
-    open in any process (it survives exec when made inheritable); the process that computes on the
-    GPU takes its lock itself (device.claimed_device)."""
+    no process computes on, waiting while there is none -> (the entry, the descriptor holding its
+    claim, which lasts while it is open in any process: across exec when made inheritable)."""
     if not candidates:
         raise ValueError("no GPU to claim")
     lock_dir = lock_dir or GPU_LOCK_DIR
@@ -261,12 +242,9 @@ def hold_gpu(keys: list[str], lock_dir: Path | None = None, poll: float = 5.0, s
 
 
 def exec_on_gpu(command: list[str], lock_dir: Path | None = None, poll: float = 5.0) -> None:
-    """Replace this process by `command`, running on a GPU of its own (see claim_gpu).
-
-    Without a visible GPU the command runs as it is. With one, CUDA_VISIBLE_DEVICES names
-    the claimed GPU alone (when the list did not come from CUDA_VISIBLE_DEVICES,
-    CUDA_DEVICE_ORDER=PCI_BUS_ID makes CUDA number the GPUs as nvidia-smi does). Never returns. A
-    command that is not an executable file nor on PATH is CommandNotFound, before any GPU is claimed."""
+    """Replace this process by `command`, with CUDA_VISIBLE_DEVICES naming a GPU it claimed (claim_gpu;
+    numbered as nvidia-smi does), or as it is without a visible GPU. Never returns; CommandNotFound,
+    before any claim, for a command that is not an executable file nor on PATH."""
     if shutil.which(command[0]) is None:
         raise CommandNotFound(f"command not found: {command[0]} (not an executable file, nor a program on PATH)")
     env = dict(os.environ)

@@ -1,52 +1,23 @@
 """The network: one residual CNN fed raw audio (1D), its spectrogram (2D) or both.
 
-Our reconstruction of Fig. 1 and Fig. 2 of Benito Calvino & Pacheco Garcia, "Data Input
-Approaches for CNNs towards Music Genre Recognition" (§III and §V; the book's Methods page draws it), whose network is
-the residual model of Zhang et al., "Improved music genre classification with
-convolutional neural networks", Interspeech 2016:
+Our reconstruction of Fig. 1 and Fig. 2 of Benito Calvino & Pacheco Garcia (§III, §V), the
+residual model of Zhang et al. (Interspeech 2016); our readings of what the paper leaves open
+are on the book's Methods page ("Deviations from the paper's text"):
 
     waveform (B, N) float in [-1, 1]
       -> conv1: the input-specific first layer          (B, C, T),  T = N // hop - 2
       -> conv2, conv3: Conv1d(C, C, 4), length kept     (B, C, T)
       -> conv3 + conv1 (the residual shortcut)          (B, C, T)
       -> global max and global mean over time, concat   (B, 2C)
-      -> dense 2C -> 300 -> 150 -> 8 genres             (B, 8) logits
+      -> dense 2C -> 300 -> 150 -> 8 genres             (B, 8) logits, float32 under autocast too
 
-Choices the paper leaves open, and ours (the report states them):
-
-* The spectrogram is |STFT| (power 1, Hann window, centered with reflect padding) with
-  no log compression and no input normalisation: the paper says "STFT magnitude". The
-  batch norm right after the first conv rescales whatever the conv makes of it. Two
-  ablations change it (`spectrogram_scale`): log1p(|STFT|), and the field's log-mel
-  (`Spectrogram`), whose first layer spans all n_mels bands as the paper's spans all bins.
-* Batch norm sits between every layer and its ELU (the paper's words). In the residual
-  block the shortcut is added after conv3's batch norm and before the ELU:
-  out = ELU(BN(conv3(h2)) + h1), where h1 = ELU(BN(conv1(x))) (He et al. 2016's order).
-* conv2 and conv3 keep the length T with zero padding (1, 2): kernel 4 is even, so one
-  side gets one more; the same split as Keras' and PyTorch's padding="same".
-* Convolutions and hidden dense layers have no bias: the batch norm after each has
-  its own shift. Only the last dense layer (the logits) has a bias.
-* Dropout (p = model.dropout, the paper's 0.2) after the activation of every layer but the
-  last dense one: conv1, conv2, the block output, dense 1 and dense 2.
-* The 1D first layer is Conv1d(1, C, 3*hop, stride=hop) (Fig. 2 is lost): it spans the
-  samples of four STFT frames' hops and lands on the same T as the 2D one.
-* Under bf16 autocast (cfg.compute.amp) the output layer still runs in fp32 and the logits are
-  float32: bf16 keeps 8 bits of mantissa, and rounding the logits to it makes ties, which
-  argmax gives to the lowest class.
-
-How the convolutions run (the numbers are the same; only the speed differs): on the CPU
-every convolution (both first layers, conv2, conv3) is one matrix multiply over its unfolded
-input (`conv_matmul`, im2col) on activations kept channels-last in memory ((B, T, C), shown
-to callers as (B, C, T) views), with each batch norm over a (B * T, C) matrix; elsewhere
-(cuDNN on CUDA, the meta device of the layer table) the conv modules run their own kernels.
-On the CPU PyTorch's convolutions (oneDNN) took up to 2.2x the matmul form's time on these
-shapes, and its batch norm over (B, C, T) with short T up to 3x the time over (B * T, C):
-measured in docs/running.md ("Where a training step's time goes"). The modules, parameter names and
-shapes are the paper's either way (Conv2d(1, C, (F, 4)) for the 2D first layer), so
-checkpoints load in both forms and the figures draw the same layers.
-
-The model takes float waveforms; the data path (train.py) converts the int16 clip store
-with x / 32768 on the device.
+How the convolutions run (the same numbers either way; only the speed differs): on the CPU
+every convolution is one matrix multiply over its unfolded input (`conv_matmul`, im2col) on
+activations kept channels-last ((B, T, C), shown to callers as (B, C, T) views), each batch
+norm over a (B * T, C) matrix; elsewhere (cuDNN, the meta device) the conv modules run their
+own kernels (docs/measurements.md, "Where a training step's time goes"). The modules, parameter
+names and shapes are the paper's either way, so checkpoints load in both forms.
+The data path (train.py) turns the int16 clip store into x / 32768 on the device.
 """
 
 from __future__ import annotations
@@ -64,22 +35,17 @@ from .inputs import INPUTS
 
 RESIDUAL_KERNEL = 4  # conv2 and conv3 kernel (Zhang et al. 2016, nnet2)
 SPEC_FRAMES = 4  # 2D first layer spans 4 STFT frames -> T = (N // hop + 1) - 4 + 1
-# On CPU the STFT runs in chunks whose complex output (~8 MB) stays in cache: the
-# magnitude of 56 paper segments then takes 42 ms instead of 90 ms (2 cores, measured).
-CPU_CHUNK_BYTES = 8 << 20
 RAW_HOPS = 3  # 1D first layer kernel = 3 * hop, stride hop -> T = N // hop - 3 + 1
-# Devices whose convolutions run as im2col matrix multiplies (conv_matmul) on channels-last
-# activations. The CPU: there the matmul form took 0.45-0.69 of the time of PyTorch's Conv2d for
-# the 2D first layer at the demo's and the paper's shapes, 0.66-0.95 for conv2 and conv3, and
-# 0.68-1.0 for the 1D first layer, forward + backward (docs/running.md).
-# Not CUDA: cuDNN picks its algorithm per shape (cudnn.benchmark), implicit-GEMM among them,
-# without the im2col copy (1.4 GB for the paper's 2D segments at 700 per step in fp32).
+# On the CPU the STFT runs in chunks whose complex output (~8 MB) stays in cache (docs/measurements.md).
+CPU_CHUNK_BYTES = 8 << 20
+# Devices whose convolutions run as im2col matrix multiplies (conv_matmul), faster there than PyTorch's
+# kernels at every shape measured (docs/measurements.md). Not CUDA: cuDNN picks its algorithm per shape
+# without the im2col copy (1.45 GB in fp32 for the paper's 700 2D segments a step).
 MATMUL_DEVICES = ("cpu",)
-# The log-mel input's floor, log(mel + floor): the power that rounding to int16 alone puts in one STFT bin,
-# per sample of n_fft. The store holds int16 (the model sees x / 32768), whose rounding error is uniform on
-# +-half a step of 2**-15: variance 2**-30 / 12 per sample; a Hann-windowed bin of white noise has expected
-# power variance * sum(w**2) = variance * 3 n_fft / 8 (periodic Hann). So floor = n_fft * 2**-35 (-75 dB at
-# n_fft 1024, -72 dB at the paper's 2048): a band's value below it is below what the clip's format resolves.
+# The log-mel input's floor, log(mel + floor): the power int16 rounding alone puts in one STFT bin. The
+# rounding error is uniform on +-half a step of 2**-15 (variance 2**-30 / 12 a sample); a Hann-windowed bin
+# of white noise has power variance * sum(w**2) = variance * 3 n_fft / 8. So floor = n_fft * 2**-35 (-75 dB
+# at n_fft 1024, -72 dB at 2048): below it a band is below what the clip's format resolves.
 INT16_NOISE_POWER = 2.0**-30 / 12  # (2**-15)**2 / 12
 HANN_POWER_GAIN = 3 / 8  # sum(w**2) / n_fft for torch.hann_window (periodic)
 
@@ -90,20 +56,22 @@ def matmul_form(x: torch.Tensor) -> bool:
 
 
 def conv_matmul(x: torch.Tensor, weight: torch.Tensor, stride: int = 1) -> torch.Tensor:
-    """A 1D convolution (cross-correlation, no padding, no bias) as one matrix multiply.
-
-    x (B, L, D) channels-last, weight (C, D, k) as nn.Conv1d keeps it -> (B, T, C),
-    T = (L - k) // stride + 1; equal to F.conv1d(x.transpose(1, 2), weight, stride=stride)
-    transposed. The windows are unfolded into a (B * T, k * D) matrix (im2col: one copy,
-    k / stride times the input, which autograd keeps for the weight gradient), so the
-    forward, the weight gradient and the input gradient are each one large GEMM.
-    """
+    """A 1D convolution (cross-correlation, no padding, no bias) as one matrix multiply: x (B, L, D)
+    channels-last, weight (C, D, k) as nn.Conv1d keeps it -> (B, T, C), T = (L - k) // stride + 1,
+    F.conv1d(x.transpose(1, 2), weight, stride=stride) transposed. The windows are unfolded into a
+    (B * T, k * D) matrix (im2col: one copy, k / stride times the input, kept for the weight
+    gradient), so the forward and both gradients are each one large GEMM."""
     b, k = x.shape[0], weight.shape[-1]
     cols = x.unfold(1, k, stride).transpose(2, 3)  # (B, T, k, D): a view; rows of D stay contiguous
     t = cols.shape[1]
     cols = cols.reshape(b * t, -1)  # (B * T, k * D): the copy
     w = weight.transpose(1, 2).reshape(weight.shape[0], -1)  # (C, k * D), the same (tap, channel) order
     return (cols @ w.t()).view(b, t, -1)  # (B, T, C)
+
+
+def layer_info(kind: str, features: int | None = None, kernel=None, stride=None, padding=None) -> dict:
+    """A layer as summary.layer_table shows it: the `describe()` of every module it names."""
+    return dict(kind=kind, kernel=kernel, stride=stride, padding=padding, features=features)
 
 
 def batch_norm_last(bn: nn.BatchNorm1d, y: torch.Tensor) -> torch.Tensor:
@@ -113,31 +81,20 @@ def batch_norm_last(bn: nn.BatchNorm1d, y: torch.Tensor) -> torch.Tensor:
 
 
 class Spectrogram(nn.Module):
-    """|STFT| of a batch of waveforms, computed on the waveform's device.
+    """|STFT| of a batch of waveforms, on the waveform's device: (B, N) -> (B, F, N // hop + 1).
 
-    The paper's spectrogram ("STFT magnitude", §IV): n_fft 2048, hop 1024, Hann window,
-    centered, giving (1025, 977) for 10**6 samples. Equal to
-    torchaudio.transforms.Spectrogram(n_fft, hop_length=hop, power=1).
-    (B, N) -> (B, n_fft // 2 + 1, N // hop + 1), linear magnitude (no log), frames-major
-    in memory (a transposed view of (B, frames, F), as torch.stft lays it out): the 2D first
-    layer's matmul form reads it as rows of F bins without a transposing copy.
+    The paper's "STFT magnitude" (§IV): Hann window, centred, power 1, no log, as
+    torchaudio.transforms.Spectrogram(n_fft, hop_length=hop, power=1); F = n_fft // 2 + 1 bins
+    ((1025, 977) for 10**6 samples at n_fft 2048, hop 1024). Frames-major in memory (a transposed
+    view of (B, frames, F)): the matmul form reads rows of F bins without a copy. |X| is
+    sqrt(re^2 + im^2) in fp32: within 1 ulp of torch.abs, in half its time (docs/measurements.md);
+    the squares underflow only below |X| ~ 1e-19.
 
-    The magnitude is sqrt(re^2 + im^2), in fp32: half the time of torch.abs on the complex
-    STFT (a hypot per bin) and equal to it within 1 ulp (1.2e-7 relative; 14 % of bins differ
-    in the last bit). Squares underflow below |X| ~ 1e-19, which no audio bin reaches in use.
-
-    scale "log" (an ablation, not the paper's) returns log1p(|STFT|) instead: a log with a
-    floor at |X| ~ 1 (nearly linear below, log above, so where it bends depends on the STFT's
-    scale), silence (zero padding) stays 0, and no per-batch reference; the batch norm after
-    the first layer takes care of its scale (book, "Beyond the paper").
-
-    scale "mel" (an ablation: the input most music CNNs take) returns log(mel + floor),
-    (B, n_mels, frames): torchaudio.transforms.MelSpectrogram(sample_rate, n_fft, hop_length=hop,
-    n_mels=n_mels) on the same STFT (power 2: each band sums its bins' energy, MelSpectrogram's
-    and librosa's default), then a natural log over a fixed floor, n_fft * 2**-35 (INT16_NOISE_POWER:
-    what int16 rounding puts in a bin), not AmplitudeToDB's top_db, which clips against each
-    spectrogram's own peak. dB would be 10 / ln 10 times this; the batch norm after the first
-    layer removes any such factor. The mel product runs in float32 also under autocast.
+    The ablations (the book's "Beyond the paper"): scale "log" gives log1p(|STFT|) (silence stays
+    0); scale "mel" gives log(mel + floor) over F = n_mels bands: MelSpectrogram's product on the
+    same STFT (power 2), in float32 also under autocast, then a natural log over the fixed floor
+    n_fft * 2**-35 (INT16_NOISE_POWER), not AmplitudeToDB's top_db against each spectrogram's peak.
+    The batch norm after the first layer removes any scale (dB would be 10 / ln 10 times this).
     """
 
     def __init__(
@@ -179,21 +136,14 @@ class Spectrogram(nn.Module):
         return (mag.log1p() if self.scale == "log" else mag).transpose(1, 2)  # (b, frames, F): a view
 
     def describe(self) -> dict:
-        return dict(
-            kind={"linear": "stft", "log": "logstft", "mel": "logmel"}[self.scale],
-            kernel=(self.n_fft,),
-            stride=(self.hop,),
-            padding=(self.n_fft // 2, self.n_fft // 2),
-            features=self.features,
-        )
+        kind = {"linear": "stft", "log": "logstft", "mel": "logmel"}[self.scale]
+        return layer_info(kind, self.features, (self.n_fft,), (self.hop,), (self.n_fft // 2, self.n_fft // 2))
 
 
 class Conv1d(nn.Conv1d):
-    """nn.Conv1d (no padding of its own) that takes the matmul form on MATMUL_DEVICES: the 1D
-    first layer Conv1d(1, C, 3 * hop, stride=hop) and conv2, conv3's Conv1d(C, C, 4).
-    (B, C_in, L) -> (B, C_out, T); in the matmul form the output is a view of channels-last
-    (B, T, C_out), and an input that is one too ((B, C, L) strides (L * C, 1, C)) is read
-    without a copy but the im2col's."""
+    """nn.Conv1d (no padding of its own) in the matmul form on MATMUL_DEVICES: the 1D first layer
+    and conv2, conv3. (B, C_in, L) -> (B, C_out, T); in the matmul form a view of channels-last
+    (B, T, C_out), and a channels-last input is read without a copy but the im2col's."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not matmul_form(x):
@@ -202,11 +152,9 @@ class Conv1d(nn.Conv1d):
 
 
 class SpectrogramConv(nn.Conv2d):
-    """The 2D first layer, Conv2d(1, C, (F, 4)) on the |STFT| (the paper's layer, and its
-    parameter of shape (C, 1, F, 4)). Its kernel spans all F bins, so it equals
-    Conv1d(F, C, 4) on the (B, F, frames) spectrogram with the weight viewed as (C, F, 4):
-    the matmul form runs that one (conv_matmul over rows of F bins, 4 frames each).
-    (B, 1, F, frames) -> (B, C, 1, T); in the matmul form a view of channels-last (B, T, C)."""
+    """The 2D first layer, the paper's Conv2d(1, C, (F, 4)): (B, 1, F, frames) -> (B, C, 1, T). Its
+    kernel spans all F bins, so it equals Conv1d(F, C, 4) with the weight viewed as (C, F, 4), which
+    the matmul form runs (conv_matmul over rows of F bins), giving a view of channels-last (B, T, C)."""
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
         if not matmul_form(s):
@@ -216,17 +164,15 @@ class SpectrogramConv(nn.Conv2d):
 
 
 class FirstLayer(nn.Module):
-    """The input-specific first conv layer (the paper's §V and Fig. 2): any input -> (B, C, T).
+    """The input-specific first conv layer (the paper's §V and Fig. 2): (B, N) -> (B, C, T),
+    T = N // hop - 2 for every input.
 
     raw:         Conv1d(1, C, 3*hop, stride=hop) on the waveform.
-    spectrogram: Conv2d(1, C, (n_fft//2 + 1, 4)) on the |STFT|, which spans every
-                 frequency bin, so the output has height 1 and is squeezed (log-mel:
-                 Conv2d(1, C, (n_mels, 4)), every band; `model.n_bins` rows either way).
-    both:        C/2 maps from each (raw first), concatenated on channels
-                 ("128 for 1D data + 128 for 2D data").
-    Then batch norm (per channel, so one BN over the concatenation equals one per half).
-    The ELU is applied by the caller, since conv1's activation also feeds the shortcut.
-    (B, N) -> (B, C, T) with T = N // hop - 2 for every input.
+    spectrogram: Conv2d(1, C, (model.n_bins, 4)) on the spectrogram: it spans every bin (or mel
+                 band), so the output has height 1 and is squeezed.
+    both:        C/2 maps from each (raw first), concatenated on channels ("128 + 128").
+    Then batch norm (per channel: one over the concatenation equals one per half); the caller
+    applies the ELU, since conv1's activation also feeds the shortcut.
     """
 
     def __init__(self, model: ModelSettings, sample_rate: int | None = None):
@@ -259,16 +205,13 @@ class FirstLayer(nn.Module):
         return batch_norm_last(self.bn, h).transpose(1, 2)  # (B, T, C) -> (B, C, T) view
 
     def describe(self) -> dict:
-        return dict(kind="first", kernel=None, stride=None, padding=None, features=self.bn.num_features)
+        return layer_info("first", self.bn.num_features)
 
 
 class ConvLayer(nn.Module):
-    """conv2 / conv3 of the residual block (Zhang et al. 2016): Conv1d(C, C, 4) + batch norm.
-
-    Zero padding (1, 2) keeps the length T. The ELU (and for conv3 the shortcut) is
-    applied by the caller. (B, C, T) -> (B, C, T); in the matmul form a view of
-    channels-last (B, T, C) (any layout in).
-    """
+    """conv2 / conv3 of the residual block (Zhang et al. 2016): Conv1d(C, C, 4), zero padding
+    (1, 2) to keep the length, batch norm; the caller applies the ELU (and conv3's shortcut).
+    (B, C, T) -> (B, C, T), in the matmul form a view of channels-last (B, T, C)."""
 
     def __init__(self, channels: int, kernel: int = RESIDUAL_KERNEL):
         super().__init__()
@@ -283,13 +226,7 @@ class ConvLayer(nn.Module):
         return batch_norm_last(self.bn, self.conv(xp).transpose(1, 2)).transpose(1, 2)  # (B, C, T) view
 
     def describe(self) -> dict:
-        return dict(
-            kind="conv1d",
-            kernel=self.conv.kernel_size,
-            stride=self.conv.stride,
-            padding=self.pad,
-            features=self.conv.out_channels,
-        )
+        return layer_info("conv1d", self.conv.out_channels, self.conv.kernel_size, self.conv.stride, self.pad)
 
 
 class GlobalPool(nn.Module):
@@ -303,7 +240,7 @@ class GlobalPool(nn.Module):
         return torch.cat([x.amax(dim=t), x.mean(dim=t)], dim=1)  # (B, 2C)
 
     def describe(self) -> dict:
-        return dict(kind="pool", kernel=None, stride=None, padding=None, features=None)
+        return layer_info("pool")
 
 
 class DenseLayer(nn.Module):
@@ -319,18 +256,14 @@ class DenseLayer(nn.Module):
         return self.bn(self.linear(x))  # (B, D_out)
 
     def describe(self) -> dict:
-        return dict(kind="dense", kernel=None, stride=None, padding=None, features=self.linear.out_features)
+        return layer_info("dense", self.linear.out_features)
 
 
 class Net(nn.Module):
-    """The whole network (Fig. 1 of Benito Calvino & Pacheco Garcia; the residual model of
-    Zhang et al. 2016): first layer, residual block, global pooling, three dense layers.
-
-    (B, N) float waveform in [-1, 1] -> (B, n_classes) logits. N is a clip
-    (the store's clip_samples) or a segment (model.segment_samples); any N >= 6 * hop works.
-    The log-mel input also needs the clips' sample rate (`sample_rate`; `Net.of(cfg)` gives the store's).
-    forward is `head(embed(x))`: `embed` gives the penultimate layer's (B, D) activations, which the
-    test pass keeps (train.evaluate(embed=True), fmareport.weights).
+    """The whole network (the paper's Fig. 1): first layer, residual block, global pooling, three
+    dense layers. (B, N) float waveform in [-1, 1] -> (B, n_classes) logits, N a clip or a segment
+    (any N >= 6 * hop). A log-mel input needs the clips' `sample_rate` (`Net.of(cfg)` passes it).
+    forward is `head(embed(x))`; the test pass keeps `embed`'s activations (fmareport.weights).
     """
 
     def __init__(self, model: ModelSettings, n_classes: int = len(GENRES), sample_rate: int | None = None):
@@ -354,10 +287,9 @@ class Net(nn.Module):
         return self.head(self.embed(x))  # (B, n_classes) float32
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Everything but the output layer: the penultimate layer's activations, i.e. the last
-        dense layer's output after its ELU (and dropout, in train mode), cfg.model.dense[-1] wide
-        (150 in the paper profile). What the book's embedding maps show. (B, N) -> (B, D), in the
-        autocast dtype under autocast."""
+        """The penultimate activations, the last dense layer's after its ELU (and dropout in train
+        mode), which the book's embedding maps show: (B, N) -> (B, D), D = cfg.model.dense[-1]
+        (150 in the paper profile), in the autocast dtype under autocast."""
         h1 = self.drop(F.elu(self.conv1(x)))  # (B, C, T)
         h2 = self.drop(F.elu(self.conv2(h1)))  # (B, C, T)
         h3 = self.drop(F.elu(self.conv3(h2) + h1))  # (B, C, T): conv3 + conv1 shortcut
@@ -368,7 +300,7 @@ class Net(nn.Module):
 
     def head(self, z: torch.Tensor) -> torch.Tensor:
         """The output layer on penultimate activations (`embed`): (B, D) -> (B, n_classes) float32
-        logits, also under bf16 autocast."""
+        logits, also under bf16 autocast (bf16 logits tie: docs/running.md, "The device policy")."""
         with _no_autocast(z.device.type):
             return self.out(z.float())  # (B, n_classes)
 

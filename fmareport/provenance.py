@@ -67,10 +67,7 @@ def _git(*args: str, cwd: Path) -> str | None:
 
 def git_state(root: Path = REPO_ROOT) -> tuple[str | None, bool | None]:
     """(commit, dirty) of the checkout the code runs from; (None, None) outside a git checkout.
-
-    Dirty means any tracked change or untracked, non-ignored file (results and data
-    are ignored by .gitignore, so a pipeline run does not make the tree dirty).
-    """
+    Dirty: any tracked change or untracked, non-ignored file (a pipeline's results and data are ignored)."""
     top = _git("rev-parse", "--show-toplevel", cwd=root)
     if top is None or Path(top.strip()).resolve() != root.resolve():
         return None, None  # not a checkout, or an installed copy inside someone else's
@@ -81,14 +78,17 @@ def git_state(root: Path = REPO_ROOT) -> tuple[str | None, bool | None]:
     return commit.strip(), (bool(status.strip()) if status is not None else None)
 
 
-def _cpu_model() -> str:
+def cpuinfo(*keys: str) -> list[str]:
+    """The values of /proc/cpuinfo's lines named one of `keys`, in order; [] without that file."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return []
+    return [value.strip() for key, _, value in (line.partition(":") for line in lines) if key.strip() in keys]
+
+
+def _cpu_model() -> str:
+    return next(iter(cpuinfo("model name")), None) or platform.processor() or platform.machine()
 
 
 def _memory_bytes() -> int | None:
@@ -100,7 +100,7 @@ def _memory_bytes() -> int | None:
 
 def hardware(torch_facts: bool = True) -> dict[str, Any]:
     """CPU, memory, torch threads and, when CUDA is present, the GPUs. torch_facts=False: a run that
-    used no torch (the baselines) records the machine without importing it (2-3 CPU-s)."""
+    used no torch (the baselines) records the machine without importing it."""
     memory = _memory_bytes()
     hw: dict[str, Any] = {
         "platform": platform.platform(),

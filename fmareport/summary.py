@@ -1,12 +1,9 @@
-"""The network's layer table for each input (`layer_table`: the Methods page's figures and tables
-draw from it too), and what training it costs (`fmareport summary --profile P [CELL.yaml ...]`).
+"""The network's layer table and what training it costs (`fmareport summary --profile P`).
 
-For each input kind (raw, spectrogram, both) and each window (a whole clip, a segment)
-it prints every layer's output shape (batch dim dropped) and parameter count, traced
-from the model itself on the meta device: no data set, no memory. Then, per input and
-window, the FLOPs of one training epoch (counted on the meta device) and the peak memory
-and time of one real training step on this CPU at the profile's batch, so that a GPU
-run can be sized before it starts.
+`layer_table` traces the model on the meta device (no data, no memory): every layer's shapes
+and parameters, which the Methods page's figures and tables draw. `summary_text` prints it per
+input kind and window (a whole clip, a segment); `cost_text` the FLOPs of one training epoch and
+the peak memory and time of one real step on this CPU, so that a GPU run can be sized first.
 """
 
 from __future__ import annotations
@@ -27,7 +24,7 @@ from .config import Config, ModelSettings
 from .data.audio import INT16_SCALE
 from .data.fma import FMA_SMALL_SPLITS, GENRES
 from .inputs import INPUTS
-from .model import Net
+from .model import Net, layer_info
 from .train import windows
 
 
@@ -63,44 +60,30 @@ def layer_table(model: ModelSettings, n_samples: int, sample_rate: int | None = 
     the modules run; depth-1 rows are the parts of the first layer (its convs and STFT). A mel input
     needs `sample_rate` (cfg.store.sample_rate).
     """
-    n = n_samples
     with torch.device("meta"):
         net = Net(model, sample_rate=sample_rate).eval()
-    layers = {
-        "conv1": 0,
-        "conv1.raw": 1,
-        "conv1.stft": 1,
-        "conv1.spec": 1,
-        "conv2": 0,
-        "conv3": 0,
-        "pool": 0,
-        "out": 0,
-        **{f"dense.{i}": 0 for i in range(len(model.dense))},
-    }
+    dense = [f"dense.{i}" for i in range(len(model.dense))]
+    parts = {"conv1.raw", "conv1.stft", "conv1.spec"}  # depth 1: the first layer's (Fig. 2)
+    dropped = {"conv1", "conv2", "conv3", *dense}  # dropout after
+    traced = {*dropped, *parts, "pool", "out"}
     rows: list[LayerRow] = []
-    dropped = {"conv1", "conv2", "conv3", *(f"dense.{i}" for i in range(len(model.dense)))}  # dropout after
 
     def hook(name: str):
         def fn(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
             if hasattr(module, "describe"):
                 d = module.describe()
             elif isinstance(module, nn.Linear):
-                d = dict(kind="linear", kernel=None, stride=None, padding=None, features=module.out_features)
+                d = layer_info("linear", module.out_features)
             else:  # Conv1d / SpectrogramConv (an nn.Conv2d) inside the first layer
-                d = dict(
-                    kind="conv2d" if isinstance(module, nn.Conv2d) else "conv1d",
-                    kernel=module.kernel_size,
-                    stride=module.stride,
-                    padding=module.padding,
-                    features=module.out_channels,
-                )
+                kind = "conv2d" if isinstance(module, nn.Conv2d) else "conv1d"
+                d = layer_info(kind, module.out_channels, module.kernel_size, module.stride, module.padding)
             note = _NOTES.get(name, "BN, ELU" if name.startswith("dense.") else "")
             if model.dropout and name in dropped:
                 note += f", dropout {model.dropout:g}"
             rows.append(
                 LayerRow(
                     name=name,
-                    depth=layers[name],
+                    depth=int(name in parts),
                     in_shape=tuple(args[0].shape[1:]),
                     out_shape=tuple(out.shape[1:]),
                     params=sum(p.numel() for p in module.parameters()),
@@ -112,13 +95,13 @@ def layer_table(model: ModelSettings, n_samples: int, sample_rate: int | None = 
         return fn
 
     for name, module in net.named_modules():
-        if name in layers:
+        if name in traced:
             module.register_forward_hook(hook(name))
     with torch.no_grad():
-        net(torch.zeros(1, n, device="meta"))
+        net(torch.zeros(1, n_samples, device="meta"))
     # Hooks fire when a module finishes: put the first layer before its parts.
-    parts, top = [r for r in rows if r.depth == 1], [r for r in rows if r.depth == 0]
-    return [top[0], *parts, *top[1:]]
+    inner, top = [r for r in rows if r.depth == 1], [r for r in rows if r.depth == 0]
+    return [top[0], *inner, *top[1:]]
 
 
 def format_table(cfg, n_samples: int) -> str:
@@ -190,13 +173,10 @@ def _release_free_memory() -> None:
 
 
 def step_peak_memory(cfg: Config, clips: int) -> tuple[int, float] | None:
-    """Memory and time of one real training step on this CPU, at `clips` clips per step.
-
-    -> (bytes, seconds): how far the process's resident memory rose above what it held before
-    the step (Linux's peak RSS, VmHWM, reset through /proc/self/clear_refs), i.e. the float32
-    batch, its STFT, the activations kept for backward, the gradients, Adam's first moments and
-    the kernels' scratch; not the weights or the int16 clips, which are there before. fp32, as
-    the CPU runs; None where /proc/self/clear_refs cannot be written (not Linux)."""
+    """Memory and time of one real fp32 training step on this CPU at `clips` clips per step ->
+    (bytes, seconds): how far the peak resident memory (VmHWM, reset through /proc/self/clear_refs)
+    rose above what the process held before the step: the batch, its STFT, the activations kept for
+    backward, gradients, Adam's moments, kernel scratch. None where clear_refs is not writable."""
     torch.manual_seed(0)
     net = Net.of(cfg)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.train.lr)

@@ -1,38 +1,14 @@
-"""Training and evaluation of one seed, with the paper's protocol (§V; docs/running.md for its cost).
+"""Training and evaluation of one seed, with the paper's protocol (§V).
 
-Protocol (Benito Calvino & Pacheco Garcia §V): Adam (lr cfg.train.lr, 5e-4), cross-entropy,
-mini-batches of cfg.train.batch_size (50) clips, cfg.schedule.epochs (15) epochs.
+`train_seed(cfg, store, seed, checkpoint_dir)` runs `start_seed`, `train_epoch` for each epoch (a
+checkpoint after each) and `test_seed`, and returns the seed's `SeedResult` (docs/contracts.md,
+"Training"). The protocol and our readings of it (a segmented batch holds the segments of
+batch_size clips; a track's prediction is the sum of its segments' softmax; every accuracy is per
+track) are on the book's Methods page ("Training protocol", "Deviations from the paper's text").
 
-Segmented runs (cfg.model.segmented) cut every clip into cfg.n_segments windows of
-cfg.model.segment_samples with hop cfg.model.segment_hop (`unfold` views; the tail of a clip that
-does not fill a last segment is not used). Our readings, which the report states:
-
-* A training batch is the segments of cfg.train.batch_size clips (50 clips -> 700 segments
-  in the paper profile), not 50 segments. So a segmented and a whole-clip run take the
-  same number of optimizer steps per epoch on the same audio, and only the window the
-  network sees changes. The loss is the mean cross-entropy over the batch's segments
-  (the paper: "the loss is computed for the prediction of each segment").
-* A track's prediction is the sum of its segments' softmax probabilities; the
-  validation loss is the NLL of that sum normalised to 1 (the mean of the segments'
-  probabilities); every accuracy (train, validation, test) is per track. The training
-  accuracy comes from the training forward passes (train mode, weights moving during
-  the epoch), as Keras reports it. Whole clips are the case of one segment per track.
-* An epoch's clip order is a function of (seed, epoch) only, so a resumed run sees
-  the same batches. The clips are split into ceil(n / batch_size) batches of equal size
-  (within one clip): never a one-clip batch, which batch norm cannot train on.
-* The best epoch is the first one with the highest validation accuracy; `test_acc_best`
-  is the test accuracy of the weights saved at its end.
-
-Fast data path: no per-item Dataset. A batch is one fancy index (sorted rows, for
-memmap locality) into the int16 clip store; it is converted with x / 32768 to float32
-on the device; the STFT runs batched on the device inside the model. Where the store
-lives, autocast, pinned copies and the device are the device policy's (device.py): on a
-GPU the whole store sits in device memory when it fits (FMA-small: 8000 x 10**6 int16 =
-16 GB), and the same resident-store code runs on the CPU with store_on_device: always.
-
-The loop waits for the device only once per SYNC_EVERY steps and at the end of an epoch:
-the loss and correct counts add up on the device, index copies are non_blocking, and the
-NaN check reads the running loss sum at those points (DivergedError names the steps).
+No per-item Dataset: a batch is one fancy index (sorted rows) into the int16 store, resident on
+the device or the memmap (device.py), x / 32768 on the device, the STFT batched inside the model.
+The loop waits for the device once per SYNC_EVERY steps (docs/running.md, "The device policy").
 """
 
 from __future__ import annotations
@@ -82,12 +58,9 @@ class CheckpointError(FmareportError, RuntimeError):
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     """The one seed function: Python's random, numpy, torch (CPU and every CUDA device).
-
-    deterministic=True also asks torch for deterministic algorithms (warn_only: the
-    global max pool's CUDA backward has no deterministic kernel), turns off cuDNN
-    autotuning, and sets CUBLAS_WORKSPACE_CONFIG, which only works before CUDA starts.
-    deterministic=False turns cuDNN autotuning on (the input shapes of a run are fixed).
-    """
+    deterministic=True also asks for deterministic algorithms (warn_only: the global max pool's CUDA
+    backward has none), turns cuDNN autotuning off and sets CUBLAS_WORKSPACE_CONFIG (only heeded
+    before CUDA starts); False turns autotuning on (a run's input shapes are fixed)."""
     if deterministic:
         if "CUBLAS_WORKSPACE_CONFIG" not in os.environ and torch.cuda.is_initialized():
             warnings.warn(
@@ -178,7 +151,8 @@ def track_log_probs(logits: torch.Tensor, n_segments: int) -> torch.Tensor:
 
 
 def batches(rows: np.ndarray, batch_size: int) -> list[np.ndarray]:
-    """Split rows into ceil(n / batch_size) batches of equal size (within one), each sorted."""
+    """Split rows into ceil(n / batch_size) batches of equal size (within one), each sorted: never a
+    one-clip batch, which batch norm cannot train on."""
     n = max(1, math.ceil(len(rows) / batch_size))
     return [np.sort(b) for b in np.array_split(rows, n)]
 
@@ -188,7 +162,6 @@ class Evaluation(NamedTuple):
 
     loss: float  # mean NLL of the track probabilities
     acc: float  # per-track accuracy
-    pred: np.ndarray  # (n,) predicted labels
     probs: np.ndarray  # (n, K) track probabilities
     embeddings: np.ndarray | None  # (n, D) float32 penultimate activations per track (embed=True), else None
 
@@ -197,10 +170,9 @@ class Evaluation(NamedTuple):
 def evaluate(
     model: Net, source, labels: torch.Tensor, rows: np.ndarray, cfg: Config, policy: DevicePolicy, embed: bool = False
 ) -> Evaluation:
-    """Per-track loss, accuracy and predictions on `rows`, in eval mode, batched; one wait for
-    the device, at the end. embed=True also keeps each track's penultimate activations from the
-    same forward pass (Net.embed, then Net.head): the mean over the track's segments, as its
-    probabilities are the mean of the segments' softmaxes (one segment for whole clips)."""
+    """Per-track loss, accuracy and probabilities on `rows` in eval mode, one wait for the device at
+    the end. embed=True also keeps each track's penultimate activations from the same pass: the
+    mean over its segments (Net.embed), as its probabilities are the mean of their softmaxes."""
     model.eval()
     s = cfg.windows_per_clip
     rows = np.sort(rows)
@@ -221,21 +193,18 @@ def evaluate(
             embeds.append(z.float().view(len(b), s, -1).mean(dim=1))  # (B, D): the mean over segments
     model.train()
     probs = torch.cat(preds).cpu().numpy()  # (n, K): the one wait
-    pred = probs.argmax(-1)  # (n,)
-    acc = float((pred == labels.cpu().numpy()[rows]).mean())
+    acc = float((probs.argmax(-1) == labels.cpu().numpy()[rows]).mean())
     embeddings = torch.cat(embeds).cpu().numpy() if embed else None  # (n, D) float32
-    return Evaluation(loss.item() / len(rows), acc, pred, probs, embeddings)
+    return Evaluation(loss.item() / len(rows), acc, probs, embeddings)
 
 
 # --- checkpoints -------------------------------------------------------------------------
 
 
 def _rng_state(device: torch.device | None = None) -> dict:
-    """Every generator's state the run uses, as plain data (lists of ints): what
-    torch.load(weights_only=True) reads, and what no map_location can move to a device
-    (torch.set_rng_state and torch.cuda.set_rng_state take CPU ByteTensors only). Of the CUDA
-    generators only the run's device's (`device`): a resume that sees another number of GPUs
-    restores it all the same."""
+    """Every generator's state the run uses as plain data (lists of ints), which
+    torch.load(weights_only=True) reads and no map_location moves off the CPU (the setters take
+    CPU ByteTensors only); of the CUDA generators the run's device's alone."""
     kind, key, pos, has_gauss, gauss = np.random.get_state()
     version, py_state, py_gauss = random.getstate()
     on_cuda = device is not None and device.type == "cuda"
@@ -249,19 +218,17 @@ def _rng_state(device: torch.device | None = None) -> dict:
 
 
 def _bytes(state) -> torch.Tensor:
-    """A generator state as the CPU ByteTensor torch's setters take: from a list of ints, or
-    from a tensor wherever it lies (checkpoints before plain-data states held tensors)."""
+    """A generator state (a list of ints, or a tensor wherever it lies) as the CPU ByteTensor
+    torch's setters take."""
     if isinstance(state, torch.Tensor):
         return state.to("cpu", torch.uint8)
     return torch.tensor(state, dtype=torch.uint8)
 
 
 def _set_rng_state(state: dict, device: torch.device | None = None) -> None:
-    """Restore `_rng_state()`: Python's, numpy's, torch's CPU generator and the run's CUDA device's
-    (`device`). Checkpoints before this kept one state per visible GPU: the run's device's is the
-    one at its index, and when that GPU is not in the list (fewer visible now) the device's
-    generator keeps its seed: the numbers of a dropout cell resumed so then differ from an
-    uninterrupted run's (the dropout masks are drawn from it)."""
+    """Restore `_rng_state()` on `device`. A CUDA list of one state per visible GPU gives the
+    device's by its index; a device past the list keeps its seed (a resumed dropout cell's numbers
+    then differ from an unstopped run's)."""
     version, py_state, py_gauss = state["python"]
     random.setstate((version, tuple(py_state), py_gauss))
     n = state["numpy"]
@@ -282,10 +249,9 @@ def checkpoint_bytes(weights: dict[str, torch.Tensor]) -> int:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """torch.save through files.atomic_file (a temporary file, synced, then an atomic rename): a kill
-    or a full disk never leaves half a checkpoint, nor the temporary file. A failed save (torch's
+    """torch.save through files.atomic_file: never half a checkpoint. A failed save (torch's
     "enforce fail at inline_container.cc" on a full disk) is a StorageError naming the path and
-    the space a checkpoint needs."""
+    the room a checkpoint needs."""
     try:
         with atomic_file(path) as f:
             torch.save(state, f)
@@ -300,9 +266,9 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def load_checkpoint(path: Path) -> dict | None:
-    """A checkpoint's state, loaded to the CPU with weights_only=True (tensors and plain data only:
-    a crafted file cannot run code). A corrupt or foreign file is set aside as <name>.corrupt with a
-    warning naming it, and None is returned: that seed then starts from scratch."""
+    """A checkpoint's state, loaded to the CPU with weights_only=True (a crafted file cannot run
+    code); None for a corrupt or foreign file, set aside as <name>.corrupt with a warning: the seed
+    starts from scratch."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # whatever a damaged or hostile file makes the unpickler raise
@@ -421,15 +387,12 @@ def train_seed(
 ) -> SeedResult:
     """Train and test one seed; return its record of the results file.
 
-    `store` is any object with `audio` (int16 (n_tracks, clip_samples)), `labels`
-    ((n_tracks,) int64) and `split_indices(split)`. With `checkpoint_dir`, the state after
-    each epoch is saved to checkpoint_dir/seed{seed}.pt, and a run finding that file
-    resumes from it (in deterministic CPU mode with the same numbers as a run that was
-    never stopped). `policy`: the cell's device policy (run_cell decides once for every seed);
-    without it the seed decides its own. `keep`: a dict to fill with what the figures of the learned
-    network need (fmareport.weights): {"seed", "final": the state_dict after the last epoch,
-    "initial": the first layer at initialisation}, CPU copies. `embeddings`: a dict to which the
-    seed's test-set embeddings are added ({seed: (n_test, D) float32}, `test_seed`).
+    `store`: any object with `audio` (int16 (n_tracks, clip_samples)), `labels` ((n_tracks,) int64)
+    and `split_indices(split)`. With `checkpoint_dir`, each epoch's state is saved to
+    checkpoint_dir/seed{seed}.pt, from which a rerun resumes (in deterministic CPU mode with the
+    numbers of a run never stopped). `policy`: the cell's (else decided here). `keep`: a dict to
+    fill with {"seed", "final", "initial"} (fmareport.weights); `embeddings`: a dict to which
+    {seed: (n_test, D) float32} is added (`test_seed`).
     """
     run = start_seed(cfg, store, seed, checkpoint_dir, progress, policy)
     epoch = saved = len(run.history)  # the epoch running and the last one in the checkpoint: what Ctrl-C says
@@ -464,7 +427,7 @@ def start_seed(
     labels = torch.tensor(np.asarray(store.labels, dtype=np.int64), device=policy.device)  # (n_tracks,), a copy
     rows = {s: np.asarray(store.split_indices(s), dtype=np.int64) for s in SPLITS}
     rows["training"] = stratified_subset(rows["training"], np.asarray(store.labels), cfg.train.train_fraction, seed)
-    model = Net.of(cfg).to(policy.device)  # after everything above, as ever: the same initial weights
+    model = Net.of(cfg).to(policy.device)  # built last: its initial weights come from the seed alone
     run = SeedRun(
         cfg=cfg,
         seed=seed,
@@ -517,24 +480,22 @@ def train_epoch(run: SeedRun, epoch: int, progress: bool) -> None:
                 bar.set_postfix(loss=f"{loss_sum / done:.3f}", refresh=False)
             bar.update()
         run.train_seconds.append(time.perf_counter() - t0)
-        val_loss, val_acc, *_ = evaluate(run.model, run.source, run.labels, run.rows["validation"], cfg, policy)
+        val = evaluate(run.model, run.source, run.labels, run.rows["validation"], cfg, policy)
         per_segment = cfg.model.segmented and cfg.train.batch_unit == "segments"  # a batch: segments across clips
-        n_items = len(run.rows["training"]) * (
-            cfg.windows_per_clip if per_segment else 1
-        )  # what train loss/acc average
+        n_items = len(run.rows["training"]) * (cfg.windows_per_clip if per_segment else 1)  # what loss/acc average
         row = {
             "epoch": epoch,
             "train_loss": loss_sum / n_items,
             "train_acc": int(correct) / n_items,
-            "val_loss": val_loss,
-            "val_acc": val_acc,
+            "val_loss": val.loss,
+            "val_acc": val.acc,
             "seconds": time.perf_counter() - t0,
         }
         run.history.append(row)
         shown = {"loss": "train_loss", "acc": "train_acc", "val_loss": "val_loss", "val_acc": "val_acc"}
         bar.set_postfix({k: f"{row[key]:.3f}" for k, key in shown.items()}, refresh=False)
-    if val_acc > run.best["val_acc"]:
-        run.best = {"epoch": epoch, "val_acc": val_acc, "state": cpu_state(run.model)}
+    if val.acc > run.best["val_acc"]:
+        run.best = {"epoch": epoch, "val_acc": val.acc, "state": cpu_state(run.model)}
 
 
 def train_step(
@@ -589,21 +550,18 @@ def checkpoint_state(run: SeedRun) -> dict:
 
 
 def test_seed(run: SeedRun, store, embeddings: dict | None = None) -> SeedResult:
-    """Test the last epoch's weights (and the best epoch's, when that is another), and make the
-    seed's record. `embeddings`: a dict to which the last epoch's test-set embeddings are added,
-    from the pass that makes the test predictions: {seed: (n_test, D) float32}, one row per test
-    track in ascending track order, the record's (evaluate, embed=True)."""
+    """Test the last epoch's weights (and the best epoch's, when that is another) and make the seed's
+    record. `embeddings`: a dict to which {seed: (n_test, D) float32} is added, from the pass that
+    makes the test predictions, one row per test track in ascending track order."""
     cfg, t_test = run.cfg, time.perf_counter()
     test_rows = np.sort(run.rows["test"])  # ascending rows: ascending track ids (results.TestTracks.of)
-    _, _, _, probs, z = evaluate(
-        run.model, run.source, run.labels, test_rows, cfg, run.policy, embed=embeddings is not None
-    )
+    test = evaluate(run.model, run.source, run.labels, test_rows, cfg, run.policy, embed=embeddings is not None)
     if embeddings is not None:
-        embeddings[run.seed] = z  # (n_test, D)
+        embeddings[run.seed] = test.embeddings  # (n_test, D)
     at_best = None  # the best epoch is the last: its accuracy is the predictions'
     if run.best["epoch"] != len(run.history):
         run.model.load_state_dict(run.best["state"])
-        at_best = evaluate(run.model, run.source, run.labels, test_rows, cfg, run.policy)[1]
+        at_best = evaluate(run.model, run.source, run.labels, test_rows, cfg, run.policy).acc
     # Seconds of this seed's work: its epochs (also those before a resume) and the test.
     seconds = sum(h["seconds"] for h in run.history) + time.perf_counter() - t_test
     windows = len(run.history) * len(run.rows["training"]) * cfg.windows_per_clip
@@ -613,6 +571,6 @@ def test_seed(run: SeedRun, store, embeddings: dict | None = None) -> SeedResult
         test_acc_at_best=at_best,
         seconds=seconds,
         segments_per_second=windows / sum(run.train_seconds),
-        test_probs=probs.astype(np.float64).tolist(),
+        test_probs=test.probs.astype(np.float64).tolist(),
         policy=DevicePolicyRecord(**run.policy.record()),
     )

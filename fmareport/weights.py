@@ -1,34 +1,10 @@
-"""What the figures of the learned network need, kept beside the cell's results: one seed's
-weights, and every seed's test-set embeddings.
+"""What the figures of the learned network need, kept beside each cell's results file.
 
-Each cell keeps the final weights of its first seed (cfg.schedule.seeds[0]) as
-`results/<profile>/<cell>.weights.pt`, one torch.save of plain data:
-
-    {"seed": int,
-     "final": the model's state_dict after the last epoch (CPU tensors),
-     "initial": the first layer's weights at initialisation (CPU tensors): conv1.raw.weight
-                (C1, 1, 3*hop) and/or conv1.spec.weight (C2, 1, n_fft//2 + 1, 4)}
-
-read back with torch.load(weights_only=True) (tensors and plain data only: a crafted file cannot
-run code). The first layer at initialisation is what the learned filters are compared with.
-
-Each cell also keeps every seed's test-set embeddings as `results/<profile>/<cell>.embeddings.npz`
-(np.savez, read back with np.load(allow_pickle=False): arrays only, no code):
-
-    seeds       (S,) int64: config.seeds, in order
-    track_ids   (N,) int64: the test tracks, as the results' test.track_ids (ascending)
-    embeddings  (S, N, D) float16: seed s's penultimate activations of track n (Net.embed, D =
-                config.model.dense[-1]), from the pass that made its test predictions after the
-                last epoch (train.test_seed): a segmented track's is the mean over its segments,
-                as its probabilities are the mean of theirs. float16 keeps 11 bits (3 decimal
-                digits), ample for a map, at 2 bytes a value (640 tracks x 150 x 4 seeds: 768 kB);
-                values beyond its range (65504) are clipped to it, which activations after batch
-                norm and an ELU do not reach in practice.
-
-The results file names both by the SHA1 of their bytes (CellResults.weights_sha1, .embeddings_sha1). run_cell writes them atomically just before the results file, which it also writes
-atomically: a kept file that a killed run left without its results file has a SHA1 that no results
-file names, and `load_weights` / `load_embeddings` refuse it. The book's "What the networks learned"
-page draws them (fmareport.report.learned, issue 19).
+`results/<profile>/<cell>.weights.pt`: the first seed's final state_dict and its first layer at
+initialisation (one torch.save of plain data, `load_weights`); `results/<profile>/<cell>.embeddings.npz`:
+every seed's test-set embeddings (S, N, D) float16 (`load_embeddings`). The results file names both
+by the SHA1 of their bytes, so a file a killed run left is refused (`kept_bytes`). The contract:
+docs/contracts.md ("Kept weights and embeddings"); the book's "What the networks learned" draws them.
 """
 
 from __future__ import annotations
@@ -42,7 +18,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .files import write_atomic
 from .results import EMBEDDINGS_SUFFIX, WEIGHTS_SUFFIX, CellResults, ResultsError
 
 FIRST_LAYER_KEYS = ("conv1.raw.weight", "conv1.spec.weight")  # the first layer's kernels (model.FirstLayer)
@@ -53,8 +28,7 @@ FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65504: embeddings are clipped t
 
 def weights_path(results_json: str | Path) -> Path:
     """results/<profile>/<cell>.json -> results/<profile>/<cell>.weights.pt (beside it)."""
-    results_json = Path(results_json)
-    return results_json.with_name(results_json.stem + WEIGHTS_SUFFIX)
+    return Path(results_json).with_suffix(WEIGHTS_SUFFIX)
 
 
 def cpu_state(model: nn.Module, keys: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
@@ -85,8 +59,7 @@ def weights_blob(kept: dict) -> bytes:
 
 def embeddings_path(results_json: str | Path) -> Path:
     """results/<profile>/<cell>.json -> results/<profile>/<cell>.embeddings.npz (beside it)."""
-    results_json = Path(results_json)
-    return results_json.with_name(results_json.stem + EMBEDDINGS_SUFFIX)
+    return Path(results_json).with_suffix(EMBEDDINGS_SUFFIX)
 
 
 def embeddings_bytes(n_seeds: int, n_test: int, width: int) -> int:
@@ -115,20 +88,14 @@ def embeddings_blob(embeddings: dict[int, np.ndarray], track_ids: list[int]) -> 
 KEPT_PATHS = {"weights": weights_path, "embeddings": embeddings_path}
 
 
-def save_kept(path: str | Path, blob: bytes) -> Path:
-    """Write a kept file's bytes (`weights_blob`, `embeddings_blob`) atomically: whole or not at all."""
-    return write_atomic(path, blob)
-
-
 def _rerun(results: CellResults) -> str:
     return f"run the cell again (`fmareport run --profile {results.profile} --cell {results.cell}`)"
 
 
 def kept_bytes(results_json: str | Path, results: CellResults, what: str) -> bytes:
-    """The bytes of the kept file `what` ("weights", "embeddings") beside `results_json`, when its SHA1
-    is the one the results name; ResultsError naming the file and the fix when they name none (written
-    before the files were kept), the file is missing or its SHA1 differs (another run's, or a run
-    killed between the kept file and its results)."""
+    """The bytes of the kept file `what` ("weights", "embeddings") beside `results_json`; ResultsError
+    naming the file and the rerun when the results name none, the file is missing or its SHA1 is not
+    the one they name (another run's, or a run killed between the kept file and its results)."""
     sha1 = getattr(results, f"{what}_sha1")
     if sha1 is None:
         raise ResultsError(f"{results_json}: names no {what} file (written before {what} were kept): {_rerun(results)}")
@@ -145,9 +112,8 @@ def kept_bytes(results_json: str | Path, results: CellResults, what: str) -> byt
 
 
 def load_weights(results_json: str | Path, results: CellResults) -> dict:
-    """The weights file that the results file `results_json` (read as `results`) names, loaded to
-    the CPU with weights_only=True: {"seed", "final", "initial"}. ResultsError naming the file when
-    the results name none (written before weights were kept), or `kept_bytes` refuses the file."""
+    """The weights file the results file `results_json` (read as `results`) names (`kept_bytes`),
+    loaded to the CPU with weights_only=True: {"seed", "final", "initial"}."""
     blob = kept_bytes(results_json, results, "weights")
     return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
 
@@ -167,10 +133,9 @@ class Embeddings:
 
 
 def load_embeddings(results_json: str | Path, results: CellResults) -> Embeddings:
-    """The embeddings file that the results file `results_json` (read as `results`) names, read with
-    np.load(allow_pickle=False) and checked against the results: its seeds, its test tracks and
-    (S, N, D) float16. ResultsError naming the file when the results name none (written before
-    embeddings were kept), `kept_bytes` refuses the file, or it holds other arrays."""
+    """The embeddings file the results file `results_json` (read as `results`) names (`kept_bytes`),
+    read with np.load(allow_pickle=False); ResultsError when its seeds, test tracks or (S, N, D)
+    float16 are not the results'."""
     path = embeddings_path(results_json)
     blob = kept_bytes(results_json, results, "embeddings")
     seeds = [s.seed for s in results.seeds]

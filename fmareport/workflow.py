@@ -1,12 +1,10 @@
-"""What the workflow (the Snakefile) plans a profile with, run side (docs/running.md,
-"The whole grid with Snakemake").
+"""What the workflow (the Snakefile) plans a profile with (docs/running.md, "The whole grid with Snakemake").
 
-* the cells a profile runs (`expected_cells`: the YAML files under params/table<N>/ and
-  params/ablations/ that its key `cells` selects), each cell's params files (`cell_inputs`) and
-  its priority (`cell_priority`, longest first);
+* the cells a profile runs (`expected_cells`: the params files its key `cells` selects), each
+  cell's params files (`cell_inputs`) and priority (`cell_priority`, longest first);
 * the GPUs each cell job takes (`gpus_per_cell`), refusing a profile that needs a GPU where none is;
-* the stamps, small files that are inputs of jobs and change in content when a job must run
-  again (`keep_stamp`): each cell's settings (`settings_stamp`) and the synthetic set's (`synth_stamp`).
+* the stamps, inputs of jobs whose content changes when a job must run again (`keep_stamp`): each
+  cell's settings (`settings_stamp`) and the synthetic set's (`synth_stamp`).
 
 `start(config)` does all of it at each start of the workflow and returns the `Plan`. The book
 (fmareport.report) reads the cell list and `differing_keys` from here; this module never imports it.
@@ -90,11 +88,10 @@ def cell_inputs(cell: str) -> list[Path]:
 
 
 def cell_priority(profile: str, cell: str) -> float:
-    """Longest cell first, so that the last cells to run are short ones and no core idles long at
-    the end (longest-processing-time-first order). A cell's cost, relative: the audio samples its
-    training reads, seeds x epochs x training share x the windows of a clip, in millions (measured
-    on the demo: segmented cells cost 1.6-1.8 times their whole-clip cells, as 7 x 16384 / 65536 =
-    1.75 says; docs/running.md). A params file that does not load gets 0: its job fails first thing."""
+    """Longest cell first, so that no core idles long at the end (longest-processing-time-first). A
+    cell's relative cost: the audio samples its training reads, seeds x epochs x training share x the
+    windows of a clip, in millions (docs/measurements.md). A params file that does not load gets 0:
+    its job fails first thing."""
     try:
         c = load_cell(profile, cell)
     except ConfigError:
@@ -123,11 +120,9 @@ def _whole(config: dict, key: str, default: int, least: int) -> int:
 def gpus_per_cell(cfg: Config, config: dict, profile_yaml: Path) -> int:
     """GPUs per cell job, the resource `gpu`: --config gpu=N as given (profiles/slurm: 1); 0 on
     device: cpu; else 1 while this machine has GPUs: --config gpus=N (make report's count), else
-    counted here (torch in a subprocess: 3 CPU-s, so asked only where a cell could use one).
-
-    ConfigError for a profile that needs a GPU (device cuda, or auto without cpu_fallback: the
-    paper's) with none to give, before fetch and prepare: each cell would die in pick_device after
-    the download and the store. It names torch's reason and the fixes (docs/running.md)."""
+    counted here (torch in a subprocess, seconds of CPU: asked only where a cell could use one).
+    ConfigError, naming torch's reason and the fixes, for a profile that needs a GPU (device cuda,
+    or auto without cpu_fallback) with none to give: before fetch and prepare, not in every cell."""
     device, gpus, seen = cfg.compute.device, None, None
     if "gpu" in config or device == "cpu":  # on device: cpu, none unless given
         gpu = _whole(config, "gpu", 0, 0)
@@ -155,13 +150,10 @@ def keep_stamp(stamp: Path, text: str, mark: str, other: str | None = None, made
 
     Snakemake runs a job again when an input is newer than its output and differs in content from
     what the job last read (docs/running.md, "The whole grid with Snakemake"). So the stamp is
-    rewritten only when `text` changes (two YAML mappings compare with their keys in any order: a
-    stamp written before the config had sections must not run every cell again). `other` names
-    what is on disk when it was made otherwise than `text` says: a line `mark` + `other` is then
-    added, once, so that the stamp changes and the job replaces it; the line stays after. A stamp
-    written anew is newer than the output and runs its job by itself; where the caller gives the
-    output's time (`made`, ns), the output is judged at once instead: a fitting one gives the stamp
-    its time (nothing runs again), one made otherwise is named.
+    rewritten only when `text` changes (YAML mappings compare with their keys in any order). `other`
+    names what is on disk when it was made otherwise than `text` says: a line `mark` + `other` is
+    added, once, so that the job replaces it. Given the output's time (`made`, ns), a new stamp
+    judges the output at once: a fitting one gives the stamp its time (nothing runs again).
     """
     old = stamp.read_text(encoding="utf-8") if stamp.is_file() else None
     kept, _, named = (old or "").partition(mark)
@@ -210,9 +202,8 @@ def settings_stamp(stamp: str | Path, profile: str, cell: str, result: str | Pat
 def synth_stamp(stamp: str | Path, cfg: Config) -> Path:
     """Keep the synth job's stamp (keep_stamp): the `fmareport synth` command of cfg's set and the
     artists synth cuts. A set in data_dir made with other settings (`check_synthetic_set`), by
-    whoever made it (papermill, a user, an older version), is named by its settings, and the job
-    re-makes it (`--force`: synth replaces only its own sets); a new stamp beside a set that fits
-    gets the time of its tracks.csv, which synth writes last."""
+    whoever made it, is named by its settings, and the job re-makes it; a new stamp beside a set
+    that fits gets the time of its tracks.csv, which synth writes last."""
     from .data.synth import ARTIST_TRACKS, made_with
 
     data_dir = Path(cfg.run.data_dir)
