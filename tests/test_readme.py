@@ -4,9 +4,10 @@
 * Every `fmareport ...` line of the README's fenced bash blocks is run, in the README's order, in
   a temporary working directory with a copy of `params/`, in this process (`fmareport.cli.main`):
   the data steps on the smoke profile run for real (synth, then prepare, which refuses a set made
-  with other settings), so the documented commands work together. Two are checked less than
+  with other settings), so the documented commands work together. Three are checked less than
   fully, as each says: `summary` runs with `--no-memory` (the measured training step takes
-  minutes at the paper's scale), and `fetch` (7.6 GB from the network) by its argument parsing.
+  minutes at the paper's scale), `fetch` (7.6 GB from the network) by its argument parsing, and
+  `predict` on the session's smoke grid's kept networks (`--results-dir`), on an mp3 made here.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def test_the_demos_split_sizes_in_the_readme_are_its_profiles():
     assert numbers[4:] == totals, f"README: the demo's split sizes are {numbers[4:]}, its profile gives {totals}"
 
 
-def test_every_fmareport_command_of_the_readme_runs(tmp_path, monkeypatch, capsys):
+def test_every_fmareport_command_of_the_readme_runs(tmp_path, monkeypatch, capsys, smoke_grid):
     """Run in the README's order, each command sees what the ones before it made."""
     shutil.copytree(REPO / "params", tmp_path / "params")
     monkeypatch.chdir(tmp_path)
@@ -101,6 +102,14 @@ def test_every_fmareport_command_of_the_readme_runs(tmp_path, monkeypatch, capsy
             continue
         if name == "summary" and "--no-memory" not in argv:
             argv = [*argv, "--no-memory"]  # the FLOP counts and layer tables run; the timed step does not
+        elif name == "predict":  # the grid's trained cells (training one here takes a minute), on a tone
+            import numpy as np
+            import soundfile as sf
+
+            t = np.arange(3 * 22050) / 22050
+            for audio in args.audio:
+                sf.write(audio, 0.3 * np.sin(2 * np.pi * 440 * t), 22050, format="MP3")
+            argv = [*argv, "--results-dir", str(smoke_grid / "results")]
         elif name not in {"synth", "prepare", "config", "schema", "baseline"}:
             pytest.fail(f"README command `fmareport {shlex.join(argv)}`: tests/test_readme.py has no check for it")
         capsys.readouterr()
@@ -131,6 +140,11 @@ def check_output(argv: list[str], args: argparse.Namespace, out: str) -> None:
         assert "FLOPs" in out and "TFLOP/epoch" in out, out[-2000:]
     elif args.subcommand == "schema":
         assert "$defs" in json.loads(out)
+    elif args.subcommand == "predict":
+        lines = out.splitlines()
+        assert len(lines) == 9 * len(args.audio) and lines[0].startswith(f"{args.audio[0]}: profile {args.profile}"), (
+            out
+        )
     elif args.subcommand == "baseline":
         cfg = load_profile(args.profile)
         assert load_baselines(cfg.run.results_dir, cfg.profile), "no baseline written"

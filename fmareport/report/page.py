@@ -5,7 +5,7 @@ runs of every cell the profile expects, and the status of each), then calls its 
 (fmareport/report/pages/<page>.py) for its tables, figures and values. Its sentences are its own: a
 value reaches them through MyST-NB's glue (`glue`, then `{glue:text}` in the text); a sentence that
 holds only for synthetic or only for FMA data, or only where some cells are missing, sits in an
-`{only}` block of a Sphinx tag (`tags`, set by the build: docs/running.md, "How the book is built").
+`{only}` block of a Sphinx tag (`tags`, set by the build: docs/contracts.md, "The book's pages").
 The banner every page includes (book/pages/_banner.md) reads the values the Introduction glues
 (`Page.glue_banner`).
 """
