@@ -132,7 +132,21 @@ def test_the_data_page_counts_each_splits_artists_and_names_one_in_two_splits(ti
     data.artists(SimpleNamespace(index=moved))
     assert "1 artist(s) have tracks in more than one split" in shown[0].data
     artist, track = moved.loc[row, "artist_id"], moved.loc[row, "track_id"]
-    assert f"artist {artist}: " in shown[1].data and f"{track:06d} (test)" in shown[1].data
+    assert (
+        f"artist {artist}: " in shown[1].data and f"{track:06d} (test)" in shown[1].data and "warning" in shown[1].data
+    )
     shown.clear()
     data.artists(SimpleNamespace(index=index.drop(columns="artist_id")))
     assert shown[0].data == "The clip store records no artists: the intervals resample single tracks."
+
+
+def test_a_box_and_a_code_block_show_their_text_as_it_is():
+    from fmareport.report.page import box, code_block
+
+    text = "data `x`</p><script>alert(1)</script> ::: {admonition}"
+    shown = box("a <b>title</b>", text, "danger")
+    assert shown.startswith(":::{admonition} <span>a &lt;b&gt;title&lt;/b&gt;</span>\n:class: danger\n<p>")
+    assert "<script>" not in shown and "&lt;/p&gt;&lt;script&gt;" in shown and shown.endswith("</p>\n:::\n")
+    block = code_block("a ``` b ```` c", "bash")
+    assert block.startswith("`````bash\n") and block.endswith("\n`````")  # longer than any run of backticks inside
+    assert code_block("plain").startswith("```text\n")

@@ -34,7 +34,6 @@ import json
 import os
 import subprocess
 import sys
-from html import escape
 from pathlib import Path
 
 import yaml
@@ -44,7 +43,7 @@ from ..errors import BookError
 from ..files import mark_owned, remove_owned
 from ..results import CellResults, hide_injected_cell, load_results
 from .compare import setting_label, setting_of
-from .page import tags
+from .page import box, tags
 from .reference import REFERENCE_DIR
 from .runs import PROFILE_ENV, RESULTS_ENV, RunStatus, build_choice, run_statuses
 
@@ -59,6 +58,11 @@ RESULTS_PAGE = HTML_DIR / "generated" / "results.html"  # book/ is the source fo
 # Sphinx extension (sphinx_checks), so the plain command is as strict as `-W --keep-going`.
 BUILD_ARGS = ("build", "book/")
 BUILD_COMMAND = "jupyter-book " + " ".join(BUILD_ARGS)
+# What a missing result asks for, in every message that says none is there.
+RUN_A_CELL = (
+    "run a cell first, e.g. `papermill book/experiment.ipynb results/smoke/table1/raw_whole.ipynb -p profile smoke "
+    "-p cell table1/raw_whole`, or the whole workflow (`make report PROFILE=<profile>`)"
+)
 TOC = Path("_toc.yml")  # the book's pages, in order: the one list of them
 BANNER = "```{include} /pages/_banner.md\n```"  # what every page shows first (book/pages/_banner.md)
 
@@ -157,11 +161,6 @@ def _execute_page(name: str, root: Path, profile: str, results_dir: Path, km) ->
     return out
 
 
-def _danger(title: str, text: str) -> str:
-    """A red box (MyST); `text` is HTML-escaped and shown as it is (a raw block: no Markdown in it)."""
-    return f":::{{admonition}} {title}\n:class: danger\n<p>{escape(text)}</p>\n:::\n"
-
-
 def _stage_experiment(cell: str, result: CellResults, status: RunStatus, results_dir: Path, dest_root: Path) -> Path:
     """Copy a cell's executed notebook into the book, titled with its cell, with the banner, and a
     red box when it is not the run behind the tables' numbers (or when it cannot be read)."""
@@ -173,7 +172,11 @@ def _stage_experiment(cell: str, result: CellResults, status: RunStatus, results
     if not status.shown:
         boxes.append(
             nbformat.v4.new_markdown_cell(
-                _danger("This run is not in the tables", f"Its status: {status.label}. Rerun the cell to replace it.")
+                box(
+                    "This run is not in the tables",
+                    f"Its status: {status.label}. Rerun the cell to replace it.",
+                    "danger",
+                )
             )
         )
     try:
@@ -187,9 +190,10 @@ def _stage_experiment(cell: str, result: CellResults, status: RunStatus, results
     if why:
         boxes.append(
             nbformat.v4.new_markdown_cell(
-                _danger(
+                box(
                     "This notebook is not the run behind the numbers",
                     f"{why} The tables use {cell}.json (run {result.run_id}); rerun the cell to get its notebook back.",
+                    "danger",
                 )
             )
         )
@@ -241,8 +245,11 @@ def staging_inputs(profile: str, results_dir: Path, root: Path) -> str:
     for folder, pattern in inputs:
         for path in sorted(folder.rglob(pattern)):
             h.update(f"{path.relative_to(folder)}\0".encode() + path.read_bytes())
-    for result_path in sorted((results_dir / profile).glob("**/*.json"))[:1]:  # every cell shares the store
-        store = Path(json.loads(result_path.read_text(encoding="utf-8")).get("data", {}).get("store", ""))
+    for result_path in sorted(p for p in (results_dir / profile).glob("**/*.json") if p.is_file())[:1]:
+        try:  # every cell shares the store; a damaged file is named by the load that follows
+            store = Path(json.loads(result_path.read_text(encoding="utf-8"))["data"]["store"])
+        except (OSError, ValueError, KeyError, TypeError):
+            break
         manifest = store / "manifest.json"
         if store.is_absolute() and manifest.is_file():
             h.update(f"{manifest.stat().st_size}\0{manifest.stat().st_mtime_ns}".encode())
@@ -261,10 +268,7 @@ def stage(
     digest = digest or staging_inputs(profile, results_dir, root)
     results = load_results(results_dir, profile)
     if not results:
-        raise BookError(
-            f"no results in {results_dir / profile}: run a cell first (the README's papermill command), or "
-            f"the whole workflow (`make report PROFILE={profile}`)"
-        )
+        raise BookError(f"no results in {results_dir / profile}: {RUN_A_CELL}")
     statuses = {s.cell: s for s in run_statuses(profile, results, results_dir.parent)}
     generated = root / GENERATED_DIR
     if generated.exists() and not remove_owned(generated, STAGED_MARKER):  # only a folder staged here is deleted
@@ -288,10 +292,12 @@ def stage_for_build(srcdir: str | Path) -> set[str]:
     the build's Sphinx tags (`stage`)."""
     profile, results_dir = build_choice()
     if profile is None:
-        raise BookError(
-            f"no results under {results_dir}: run a cell first, e.g. `papermill book/experiment.ipynb "
-            "results/smoke/table1/raw_whole.ipynb -p profile smoke -p cell table1/raw_whole`"
+        where = (
+            ""
+            if os.environ.get(RESULTS_ENV)
+            else f" (results/ in the working directory, {Path.cwd()}: build in the repo root, or set ${RESULTS_ENV})"
         )
+        raise BookError(f"no results under {results_dir}{where}: {RUN_A_CELL}")
     others = sorted(
         p.name
         for p in results_dir.iterdir()
@@ -330,13 +336,19 @@ def require_complete(profile: str, results_dir: Path, then: str) -> dict[str, Ce
 def build(profile: str, results_dir: Path, root: Path = REPO_ROOT) -> Path:
     """Run `jupyter-book build book/` in `root` for `profile`'s results (the environment variables of
     `runs.build_choice` name them; the build stages its pages itself); return the results page.
-    Any warning fails (BookError)."""
+    Any warning fails (BookError). What Sphinx itself would fail on with a traceback is checked first:
+    no result of the profile, an HTML folder that cannot be written."""
+    from ..disk import check_writable
+
+    if not any(p.parent.name != "baselines" for p in (Path(results_dir) / profile).rglob("*.json")):
+        raise BookError(f"no results in {Path(results_dir) / profile}: {RUN_A_CELL}")
+    check_writable(root / HTML_DIR, "the book's folder (--root)")
     cmd = build_command()
     print(f"fmareport book: {BUILD_COMMAND}  (in {root})", flush=True)
     env = {**os.environ, PROFILE_ENV: profile, RESULTS_ENV: str(Path(results_dir).resolve())}
     done = subprocess.run(cmd, cwd=root, env=env)
     if done.returncode != 0:
-        raise BookError(f"jupyter-book build failed (exit {done.returncode}); its warnings are above")
+        raise BookError(f"jupyter-book build failed (exit {done.returncode}): the lines above say why")
     page = root / RESULTS_PAGE
     if not page.is_file():
         raise BookError(f"the build finished but {page} is missing")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -161,6 +162,20 @@ def html_table(frame, table_id: str, caption: str) -> str:
         f'<table id="{escape(table_id)}" class="fmareport-table"><caption>{escape(caption)}</caption>'
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
     )
+
+
+def box(title: str, text: str, kind: str = "warning") -> str:
+    """A MyST admonition of `kind` (warning, danger) whose title and text are shown as they are: both
+    HTML-escaped, the text in a raw HTML paragraph, so nothing in them (a backtick, markup, a colon fence)
+    is read as Markdown or HTML."""
+    return f":::{{admonition}} <span>{escape(title)}</span>\n:class: {kind}\n<p>{escape(text)}</p>\n:::\n"
+
+
+def code_block(text: str, language: str = "text") -> str:
+    """`text` as a fenced code block (Markdown) that no run of backticks in it can close."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{text}\n{fence}"
 
 
 def _text(value) -> str:

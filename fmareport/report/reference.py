@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..config import NUMBER_FREE_KEYS, Config
+from ..config import NUMBER_FREE_KEYS, Config, shown
 from ..files import write_atomic
 from ..provenance import now
 from ..results import BaselineResults, CellResults, Provenance, ResultsError
@@ -151,7 +151,10 @@ def read_reference(profile: str, root: str | Path = ".") -> Reference | None:
     try:
         ref = Reference.model_validate_json(path.read_text(encoding="utf-8"))
     except (ValidationError, OSError, UnicodeDecodeError) as err:
-        raise ResultsError(f"{path}: not a reference file: {err}") from None
+        what = err.errors(include_url=False)[0]["msg"] if isinstance(err, ValidationError) else str(err)
+        raise ResultsError(
+            f"{path}: not a reference file ({shown(what, text=True)}): {restore(path, profile)}"
+        ) from None
     if ref.profile != profile:
         raise ResultsError(f"{path}: holds profile {ref.profile!r}, but its name says {profile!r}")
     return ref
@@ -187,6 +190,22 @@ def differences(reference: Reference, provenance: Provenance) -> dict[str, tuple
     return {k: (ref[k], ours[k]) for k in ref if ref[k] != ours[k]}
 
 
+def restore(path: Path, profile: str) -> str:
+    """What a damaged reference asks for."""
+    return f"restore it (`git checkout {path}`) or write it anew from a finished run (`fmareport reference --profile {profile}`)"
+
+
+def same_predictions(stated: float, actual: float, what: str) -> None:
+    """A reference states an accuracy beside the hash of the predictions it came from: where a run's
+    predictions hash the same, their accuracy is the stated one, or the reference contradicts itself
+    (ResultsError): a verdict then would rest on numbers the reference does not hold."""
+    if abs(stated - actual) > 1e-9:
+        raise ResultsError(
+            f"the reference's {what}: the predictions hash as these runs', whose test accuracy is {actual:.4f}, but "
+            f"it states {stated:.4f}: it contradicts itself (edited, or damaged); restore it from git or write it anew"
+        )
+
+
 def compare_cell(ref: CellReference | None, result: CellResults, exact: bool) -> tuple[str, str]:
     """(verdict, detail) of one cell's run against its reference entry. `exact`: whether this
     machine and these versions are the reference's kind (then anything but identical differs).
@@ -200,11 +219,12 @@ def compare_cell(ref: CellReference | None, result: CellResults, exact: bool) ->
     seeds = {s.seed: s for s in ref.seeds}
     if [s.seed for s in result.seeds] != list(seeds):
         return "other settings", f"seeds {[s.seed for s in result.seeds]} (reference: {list(seeds)})"
-    moved = [
-        s.seed
-        for s in result.seeds
-        if predictions_sha256(result.test.track_ids, s.test_probs) != seeds[s.seed].predictions_sha256
-    ]
+    moved = []
+    for s, acc in zip(result.seeds, result.accuracies):
+        if predictions_sha256(result.test.track_ids, s.test_probs) != seeds[s.seed].predictions_sha256:
+            moved.append(s.seed)
+        else:
+            same_predictions(seeds[s.seed].test_acc_last, acc, f"cell {result.cell} seed {s.seed}")
     if not moved:
         return "identical", f"{len(seeds)} seed(s): the same test predictions, bit for bit"
     ref_accs = [s.test_acc_last for s in ref.seeds]
@@ -235,6 +255,8 @@ def compare(
             rows.append({"Run": f"baseline {name}", "Verdict": "not in the reference", "Detail": ""})
             continue
         same = predictions_sha256(b.test.track_ids, b.test_probs) == ref.predictions_sha256
+        if same:
+            same_predictions(ref.test_acc, b.test_acc, f"baseline {name}")
         rows.append(
             {
                 "Run": f"baseline {name}",

@@ -14,12 +14,14 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import PROFILE_KEY, ConfigError, load_cell
+from ..config import NAME_PATTERN, PROFILE_KEY, ConfigError, load_cell, profiles, shown
 from ..data.fma import GENRES
+from ..errors import BookError
 from ..results import CellResults
 from ..workflow import differing_keys, expected_cells
 
@@ -122,7 +124,7 @@ def newest_profile(results_root: str | Path) -> str | None:
     root = Path(results_root)
     if not root.is_dir():
         return None
-    for profile_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
+    for profile_dir in sorted(p for p in root.iterdir() if p.is_dir()):  # a profile's folder may be a link
         for path in profile_dir.rglob("*.json"):
             if "baselines" in path.relative_to(profile_dir).parts:
                 continue
@@ -140,4 +142,12 @@ def build_choice() -> tuple[str | None, Path]:
     result was written last (the runs you just made). None: no result at all.
     """
     root = Path(os.environ.get(RESULTS_ENV) or "results").resolve()
-    return os.environ.get(PROFILE_ENV) or newest_profile(root), root
+    if root.exists() and not root.is_dir():
+        raise BookError(
+            f"${RESULTS_ENV}: {root} is not a folder: set it to the folder holding <profile>/<cell>.json, or unset it"
+        )
+    profile = os.environ.get(PROFILE_ENV)
+    if profile and not re.fullmatch(NAME_PATTERN, profile):
+        raise BookError(f"${PROFILE_ENV}: {shown(profile)} is not a profile name (lower-case letters, digits, '_' and '-'): "
+                        f"set it to one of {', '.join(profiles())}, or unset it")  # fmt: skip
+    return profile or newest_profile(root), root

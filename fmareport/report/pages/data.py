@@ -14,7 +14,7 @@ from ...data.fma import FMA_SMALL_SPLITS, GENRES, SPLITS
 from ...data.store import ClipStore
 from ...errors import BookError
 from ...model import Spectrogram
-from ..page import Page, glue, player_table, table
+from ..page import Page, box, glue, player_table, table
 
 SOURCES = {"synth": "synthetic, in FMA's format (fmareport synth)", "fma": "FMA (fmareport fetch)"}
 CLIP_RULES = {"start": "its start", "center": "its middle"}
@@ -91,13 +91,11 @@ def artists(store: ClipStore) -> None:
     display(table(frame, "artists-per-split", caption))
     if len(crossing):
         lines = [
-            f"* artist {a}: "
+            f"artist {a}: "
             + ", ".join(f"{t:06d} ({s})" for t, s in index.loc[index["artist_id"] == a, ["track_id", "split"]].itertuples(index=False))
             for a in crossing
         ]  # fmt: skip
-        display(
-            Markdown(":::{admonition} Artists in more than one split\n:class: warning\n" + "\n".join(lines) + "\n:::\n")
-        )
+        display(Markdown(box("Artists in more than one split", "; ".join(lines))))
 
 
 # The store manifest's lists of tracks left out: (key, table id, caption with {n}, the line when there are none).

@@ -27,7 +27,7 @@ from .. import filters as filters_mod
 from .. import stats
 from ..compare import artists_of, seeds_shared, setting_label, setting_of
 from ..figures import show
-from ..page import Page, clip_store, glue, player_table, table
+from ..page import Page, box, clip_store, code_block, glue, player_table, table
 
 # What the mistakes show: per cell, this many most-confused (true, predicted) pairs with this many
 # tracks each, and this many of the tracks every cell gets wrong, each with a player of PLAYER_SECONDS
@@ -95,8 +95,8 @@ def kept(loader: Callable, result: CellResults, results_dir: str | Path) -> tupl
 
 
 def missing_note(result: CellResults, why: str) -> Markdown:
-    """A warning box: what `result` lacks, in the loader's words."""
-    return Markdown(f":::{{admonition}} {result.cell}: nothing to draw\n:class: warning\n{why}\n:::\n")
+    """A warning box: what `result` lacks, in the loader's words (shown as they are: page.box)."""
+    return Markdown(box(f"{result.cell}: nothing to draw", why))
 
 
 # --- first-layer filters ------------------------------------------------------------------------------
@@ -170,7 +170,7 @@ def predict_example(page: Page, results_dir: str | Path) -> None:
     with contextlib.chdir(Path(results_dir).resolve().parent):  # the runs' working directory: data_dir's root
         out = predict.text(predict.predict_files(network, [track]), network)
     command = f"fmareport predict {track} --profile {page.profile} --cell {result.cell}"
-    display(Markdown(f"```bash\n{command}\n```\n\n```text\n{out}\n```"))
+    display(Markdown(f"{code_block(command, 'bash')}\n\n{code_block(out)}"))
 
 
 # --- mistakes ----------------------------------------------------------------------------------------
