@@ -14,12 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import load_cell, load_profile
-from .data.audio import INT16_SCALE, Skip, decode_clip
+from .config import load_profile
+from .data.audio import Skip, decode_clip, to_float
 from .data.fma import GENRES
 from .errors import ConfigError
 from .results import CellResults, ResultsError, load_results, read_results, results_path
-from .workflow import differing_keys
 
 
 @dataclass(frozen=True)
@@ -39,31 +38,33 @@ class CellNetwork:
         cfg = self.result.config
         s = cfg.store
         clip = decode_clip(path, s.sample_rate, s.clip_samples, s.clip_rule, s.min_clip_fraction)  # (N,) int16
-        x = torch.from_numpy(clip)[None].float() / INT16_SCALE  # (1, N) in [-1, 1)
+        x = torch.from_numpy(to_float(clip))[None]  # (1, N) float32 in [-1, 1)
         with torch.no_grad():
             logits = self.net(windows(x, cfg))  # (S, K): one row per window
         return track_log_probs(logits, cfg.windows_per_clip).exp()[0].double().numpy()  # (K,)
 
 
+def statuses(profile: str, results_dir: Path, results: dict[str, CellResults]) -> dict:
+    """{cell: RunStatus} of `results` as the book judges them (report.runs.run_statuses: current when the
+    profile and the params give its settings today, on the profile's store)."""
+    from .report.runs import run_statuses
+
+    return {s.cell: s for s in run_statuses(profile, results, results_dir.resolve().parent) if s.cell in results}
+
+
 def best_cell(profile: str, results_dir: str | Path) -> str:
-    """The table cell (no ablation) of `profile` with the best mean test accuracy among the runs that are
-    current (the settings the profile and the params give today) and kept their weights."""
-    found = []
-    for cell, r in load_results(results_dir, profile).items():
-        if r.config.base is None and r.weights_sha1 is not None and not _differ(r):
-            found.append((r.summary.test_acc_last_mean, cell))
+    """The table cell (no ablation) of `profile` with the best mean test accuracy among its current runs
+    that kept their weights, as the book ranks them (the first by name among equals)."""
+    results_dir = Path(results_dir)
+    results = load_results(results_dir, profile)
+    shown = statuses(profile, results_dir, results)
+    found = [r for c, r in results.items() if shown[c].shown and r.config.base is None and r.weights_sha1 is not None]
     if not found:
         raise ResultsError(
-            f"no current run of profile {profile!r} with kept weights in {Path(results_dir) / profile}: run a cell "
+            f"no current run of profile {profile!r} with kept weights in {results_dir / profile}: run a cell "
             f"first (`fmareport run --profile {profile} --cell table1/spectrogram_segmented`)"
         )
-    return max(found)[1]
-
-
-def _differ(result: CellResults) -> dict:
-    """The keys that change numbers whose values the run did not use: what the profile and the cell's
-    params file give today against its config (workflow.differing_keys)."""
-    return differing_keys(result.config, load_cell(result.profile, result.cell))
+    return min(found, key=lambda r: (-r.summary.test_acc_last_mean, r.cell)).cell
 
 
 def load(profile: str, cell: str | None = None, results_dir: str | Path | None = None) -> CellNetwork:
@@ -82,10 +83,9 @@ def load(profile: str, cell: str | None = None, results_dir: str | Path | None =
     result = read_results(path)
     if (result.profile, result.cell) != (profile, cell):
         raise ResultsError(f"{path}: holds profile {result.profile!r} cell {result.cell!r}, not {profile!r} {cell!r}")
-    if differ := _differ(result):
-        keys = ", ".join(f"{k} {a!r} (profile and params: {b!r})" for k, (a, b) in differ.items())
-        raise ConfigError(f"{path}: the run of cell {cell} was made with other settings ({keys}): its weights are "
-                          f"not profile {profile!r}'s cell; run the cell again")  # fmt: skip
+    if not (status := statuses(profile, results_dir, {cell: result})[cell]).shown:
+        raise ConfigError(f"{path}: the run of cell {cell} is not the profile's cell as its params give it today "
+                          f"({status.label}): run the cell again")  # fmt: skip
     return network_of(path, result)
 
 

@@ -48,9 +48,6 @@ ProbRow = Annotated[list[Annotated[float, Field(ge=0, le=1)]], Field(min_length=
 # segments). 1e-5 is 40 times the measured error and still refuses any row that is not a
 # distribution. The baseline's float64 predict_proba rows are within 1e-15.
 PROB_SUM_TOLERANCE = 1e-5
-# A stored accuracy that must equal a derived one (schema 3's, read by `upgrade_v3`) does to
-# float64 rounding: both are counts over the same tracks.
-SAME = 1e-9
 
 
 class _Model(BaseModel):
@@ -480,7 +477,7 @@ def upgrade_v3(obj: dict) -> dict:
     """A schema-3 results dict as schema 4 (docs/contracts.md, "Results file"): the test tracks
     (every seed's the same, else ValueError) and n_params once per cell, the weights' and embeddings'
     SHA1s; what schema 4 derives is dropped unread, and `test_acc_best` is kept only where the best
-    epoch was not the last. Recomputed from the predictions, the numbers are the ones schema 3 checked
+    epoch (from the history, as schema 4 derives it) was not the last. Recomputed from the predictions, the numbers are the ones schema 3 checked
     it stored. Anything else is left for validation to judge."""
     seeds = obj.get("seeds") or [{}]
     keys = ("test_track_ids", "test_labels", "test_artist_ids", "n_params")
@@ -495,7 +492,8 @@ def upgrade_v3(obj: dict) -> dict:
                    "artist_ids": first["test_artist_ids"]}  # fmt: skip
     out["seeds"] = []
     for s in seeds:
-        last = len(s.get("history") or []) == s.get("best_epoch")
+        val = [h.get("val_acc") for h in s.get("history") or []]
+        last = bool(val) and val.index(max(val)) == len(val) - 1  # the best epoch, as schema 4 derives it
         policy = None if s.get("policy") is None else {k: v for k, v in s["policy"].items() if k != "amp"}
         out["seeds"].append(
             {k: v for k, v in s.items() if k not in (*keys, *V3_DERIVED, "test_acc_best", "policy")}

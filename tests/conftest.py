@@ -25,7 +25,7 @@ FMA_REAL = REPO.parent / "shared" / "data" / "fma_real"  # real FMA files (see i
 # The order in which the two pytest-xdist workers take the test files (pyproject.toml: --dist loadfile,
 # --no-loadscope-reorder: a file's tests on one worker, the next file to the first worker free), costliest
 # first so that the last files to run are short ones (longest-processing-time-first; CPU-seconds of one
-# run in docs/running.md, "The test suite's time"). test_book.py first: its fixture makes the smoke grid,
+# run in docs/measurements.md, "The test suite's time"). test_book.py first: its fixture makes the smoke grid,
 # then the book, the suite's longest chain. test_workflow.py, the costliest after it, next but one: its
 # first test (the README's route in a fresh checkout) needs no grid, and by its second the grid is made.
 FILE_ORDER = (

@@ -89,7 +89,10 @@ def test_a_cell_without_weights_or_results_or_of_other_settings_is_refused(smoke
     with pytest.raises(ResultsError, match="no results of cell table1/raw_whole of profile 'smoke': run it first"):
         predict.load("smoke", "table1/raw_whole", results)
     (copy / "table1" / "both_whole.yaml").write_text((copy / "table1" / "both_whole.yaml").read_text() + "lr: 0.01\n")
-    with pytest.raises(ConfigError, match=r"made with other settings \(lr 0.0005 \(profile and params: 0.01\)\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"not the profile's cell as its params give it today \(other settings: lr 0\.0005 \(params: 0\.01\)\)",
+    ):
         predict.load("smoke", "table1/both_whole", results)
     with pytest.raises(ResultsError, match="no current run of profile 'demo' with kept weights"):
         predict.best_cell("demo", results)

@@ -90,7 +90,7 @@ def results_dir_for(profile: str, results_dir: str | None) -> Path:
 
 # The pages run one after another in one kernel: a kernel's start and the imports every page makes
 # (torch, pandas, scipy.stats, matplotlib, seaborn) cost 4-7 CPU-s a page, paid once instead of 7 times
-# (docs/running.md, "The test suite's time"). Before each page this cell, which staging adds and then
+# (docs/measurements.md, "The test suite's time"). Before each page this cell, which staging adds and then
 # takes out of the executed notebook, clears what the page before left: its names (IPython's
 # %reset: a page that forgot an import fails as in a kernel of its own; the modules stay imported),
 # its open figures, and the record of warnings already shown (resetwarnings, then the same filters

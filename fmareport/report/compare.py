@@ -20,6 +20,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..errors import BookError
 from ..inputs import INPUTS
 from ..results import BaselineResults, CellResults
 from .paper import CLAIMS, FAMILY_ALPHA, NO_GAIN_MARGIN, POWER, Setting, Test, paper_value
@@ -107,13 +108,19 @@ def seeds_shared(a: Run, b: Run) -> bool:
     return a.config.model.input == b.config.model.input and shapes[0] == shapes[1]
 
 
+def same_tracks(a: Run, b: Run) -> None:
+    """BookError unless a and b were tested on the same tracks (the same data): every paired comparison's
+    precondition."""
+    if a.test.track_ids != b.test.track_ids:
+        raise BookError(f"cells {a.cell} and {b.cell} were tested on different tracks: no paired comparison")
+
+
 def difference(a: Run, b: Run) -> tuple[Interval, str, bool]:
     """a - b in test accuracy with its 95 % interval (`stats.paired_difference`: paired on the same
     test tracks, tracks and seeds as variance components at their own t quantiles; the tracks
     resampled by artist where a side records their artists, both sides the same), the method in
     words, and whether the seeds are paired (`seeds_shared`: the same initial weights)."""
-    if a.test.track_ids != b.test.track_ids:
-        raise ValueError(f"cells {a.cell} and {b.cell} were tested on different tracks: no paired comparison")
+    same_tracks(a, b)
     artists_a, artists_b = artists_of(a), artists_of(b)
     if artists_a is not None and artists_b is not None and not np.array_equal(artists_a, artists_b):
         raise ValueError(f"cells {a.cell} and {b.cell} give their test tracks different artists: not the same data")
@@ -125,6 +132,14 @@ def difference(a: Run, b: Run) -> tuple[Interval, str, bool]:
     unit = paired_tracks if artists is None else f"{len(np.unique(artists))} artists ({paired_tracks})"
     method = f"t over {unit} and the seeds{one_seed}"
     return paired_difference(ca, cb, same_seeds=same_seeds, clusters=artists), method, same_seeds
+
+
+def untested(a: Run, b: Run, i: Interval) -> str | None:
+    """Why a comparison of a and b gets no test (its interval `i`): "1 seed" (a side has no seed spread to
+    judge by) or "no spread"; None when it is tested."""
+    if min(len(a.seed_ids), len(b.seed_ids)) < 2:
+        return "1 seed"
+    return "no spread" if i.se == 0 else None
 
 
 def compare(a: Run, b: Run) -> dict:
@@ -202,16 +217,12 @@ def _claim_row(
     )
     if a not in runs or b not in runs:
         return row | {"verdict": f"inconclusive (not run: {setting_label(a if a not in runs else b)})"}, None
-    i, row["method"], row["paired"] = difference(runs[a], runs[b])
-    shown = i.at(test.confidence)
-    row.update(
-        diff=i.estimate, low=shown.low, high=shown.high, low95=i.low, high95=i.high, se=i.se, seed_share=seed_share(i)
-    )
-    row.update(detectable=test.detectable(shown), seeds=f"{len(runs[a].seeds)} / {len(runs[b].seeds)}")
-    if min(len(runs[a].seeds), len(runs[b].seeds)) < 2:
-        return row | {"verdict": "inconclusive (1 seed)"}, None
-    if i.se == 0:
-        return row | {"verdict": "inconclusive (no spread)"}, None
+    c = compare(runs[a], runs[b])
+    i, shown = c["interval"], c["interval"].at(test.confidence)
+    row.update({k: c[k] for k in ("diff", "se", "seed_share", "seeds", "method", "paired")})
+    row.update(low=shown.low, high=shown.high, low95=i.low, high95=i.high, detectable=test.detectable(shown))
+    if why := untested(runs[a], runs[b], i):
+        return row | {"verdict": f"inconclusive ({why})"}, None
     return row | {"p": min(test.p_values(i))}, i
 
 
@@ -267,6 +278,7 @@ def claim_summary(judged: pd.DataFrame) -> pd.DataFrame:
 # --- the ablations ---------------------------------------------------------------------------------
 
 _NOT_SETTINGS = {"cell", "base"}
+NO_DIFFERENCE = Test("superiority", "changes")  # an ablation's test: two-sided, of no difference, at 5 %
 
 
 def changed_keys(result: CellResults, base: CellResults) -> dict[str, tuple]:
@@ -274,11 +286,6 @@ def changed_keys(result: CellResults, base: CellResults) -> dict[str, tuple]:
     a key the base's settings leave out (config.ONLY_WITH: n_mels without mel) has base value None."""
     a, b = result.config.to_dict(), base.config.to_dict()
     return {k: (b.get(k), v) for k, v in a.items() if k not in _NOT_SETTINGS and b.get(k) != v}
-
-
-def two_sided_p(i: Interval) -> float:
-    """The p-value of a two-sided test of no difference that the interval inverts (each side at half)."""
-    return min(1.0, 2 * min(i.p_value(0.0, "greater"), i.p_value(0.0, "less")))
 
 
 def ablation_comparisons(results: dict[str, CellResults]) -> list[dict]:
@@ -297,11 +304,10 @@ def ablation_comparisons(results: dict[str, CellResults]) -> list[dict]:
             row["effect"] = f"base cell {row['base']} not run: no comparison"
         else:
             row.update(changes=changed_keys(r, base), **compare(r, base))
-            i = row["interval"]
-            if min(len(r.seeds), len(base.seeds)) < 2 or i.se == 0:
-                row["effect"] = "no test (1 seed)" if i.se > 0 else "no test (no spread)"
+            if why := untested(r, base, row["interval"]):
+                row["effect"] = f"no test ({why})"
             else:
-                row["p"] = two_sided_p(i)
+                row["p"] = min(NO_DIFFERENCE.p_values(row["interval"]))
                 tested.append(row)
         rows.append(row)
     for row, p_holm in zip(tested, holm([row["p"] for row in tested])):

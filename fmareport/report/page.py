@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import re
 from dataclasses import dataclass
 from html import escape
@@ -176,6 +177,19 @@ def code_block(text: str, language: str = "text") -> str:
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}{language}\n{text}\n{fence}"
+
+
+def interval_text(i, signed: bool = False) -> str:
+    """An estimate and its interval (an object with estimate, low and high: stats.Interval, a table's row)
+    as '0.412 [0.380, 0.444]' ('+0.050 [-0.020, +0.120]' signed); '[—]' without an interval (NaN bounds)."""
+    f = "{:+.3f}" if signed else "{:.3f}"
+    bounds = "[—]" if math.isnan(i.low) else f"[{f.format(i.low)}, {f.format(i.high)}]"
+    return f"{f.format(i.estimate)} {bounds}"
+
+
+def p_text(p: float) -> str:
+    """A p-value as the tables show it: '0.042', '< 0.001', '—' without a test (NaN)."""
+    return "—" if math.isnan(p) else "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def _text(value) -> str:

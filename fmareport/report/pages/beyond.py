@@ -10,9 +10,9 @@ from IPython.display import Markdown, display
 
 from ..compare import ablation_comparisons, accuracy_interval
 from ..figures import forest, show
-from ..page import Page, table
+from ..page import Page, interval_text, p_text, table
 from ..stats import CONFIDENCE
-from .results import interval_text, widths
+from .results import widths
 
 
 def changes_text(changes: dict[str, tuple]) -> str:
@@ -32,14 +32,10 @@ def ablations(page: Page):
             row |= {
                 "Base accuracy": interval_text(accuracy_interval(c["base_run"])),
                 "Ablation accuracy": interval_text(accuracy_interval(c["run"])),
-                f"Difference, {CONFIDENCE:.0%} interval": f"{c['diff']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]",
+                f"Difference, {CONFIDENCE:.0%} interval": interval_text(c["interval"], signed=True),
                 "Seeds paired": "yes" if c["paired"] else "no (other initial weights)",
                 "Detectable": "—" if math.isnan(c["detectable"]) else f"{c['detectable']:.3f}",
-                "p (Holm)": "—"
-                if math.isnan(c["p_holm"])
-                else "< 0.001"
-                if c["p_holm"] < 0.001
-                else f"{c['p_holm']:.3f}",
+                "p (Holm)": p_text(c["p_holm"]),
             }
         rows.append(row | {"Effect": c["effect"]})
     if not rows:

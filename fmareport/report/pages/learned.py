@@ -19,19 +19,19 @@ import seaborn as sns
 from IPython.display import Markdown, display
 
 from ...data.fma import GENRES
-from ...errors import BookError
+from ...errors import BookError, ConfigError
 from ...inputs import INPUTS
 from ...results import CellResults, ResultsError, results_path
 from ...weights import load_embeddings, load_weights
 from .. import filters as filters_mod
 from .. import stats
-from ..compare import artists_of, seeds_shared, setting_label, setting_of
+from ..compare import artists_of, same_tracks, seeds_shared, setting_label, setting_of
 from ..figures import show
-from ..page import Page, box, clip_store, code_block, glue, player_table, table
+from ..page import Page, box, clip_store, code_block, glue, interval_text, player_table, table
 
 # What the mistakes show: per cell, this many most-confused (true, predicted) pairs with this many
 # tracks each, and this many of the tracks every cell gets wrong, each with a player of PLAYER_SECONDS
-# (book.py: 5 s, 210 kB of base64 at 16 kHz): 2 cells x 3 x 2 + 4 = 16 players, 3.4 MB at most.
+# (page.py: 5 s, 210 kB of base64 at 16 kHz): 2 cells x 3 x 2 + 4 = 16 players, 3.4 MB at most.
 MISTAKE_PAIRS = 3
 MISTAKES_PER_PAIR = 2
 ALL_WRONG_PLAYERS = 4
@@ -151,8 +151,9 @@ def peaks(page: Page, results_dir: str | Path):
 
 def predict_example(page: Page, results_dir: str | Path) -> None:
     """Show `fmareport predict` on the best table cell's first test track: the command and what it prints
-    (fmareport.predict), or what is missing."""
+    (fmareport.predict), or what is missing (the cell's weights, the track's file)."""
     from ... import predict
+    from ...config import REPO_ROOT
     from ...data.fma import audio_path
 
     cells = best_and_worst(page)
@@ -160,15 +161,16 @@ def predict_example(page: Page, results_dir: str | Path) -> None:
         display(Markdown(f"No cell of the paper's tables has a current run in profile `{page.profile}`."))
         return
     result = cells["best"]
-    path = results_path(results_dir, result.profile, result.cell)
+    track = audio_path(result.config.run.data_dir, result.test.track_ids[0], result.config.data.subset)
+    # A relative data_dir is the runs' working directory's (the one holding the results), else the repo's.
+    where = next((d for d in (Path(results_dir).resolve().parent, REPO_ROOT) if (d / track).is_file()), REPO_ROOT)
     try:
-        network = predict.network_of(path, result)
-    except ResultsError as err:
+        network = predict.network_of(results_path(results_dir, result.profile, result.cell), result)
+        with contextlib.chdir(where):
+            out = predict.text(predict.predict_files(network, [track]), network)
+    except (ResultsError, ConfigError) as err:
         display(missing_note(result, str(err)))
         return
-    track = audio_path(result.config.run.data_dir, result.test.track_ids[0], result.config.data.subset)
-    with contextlib.chdir(Path(results_dir).resolve().parent):  # the runs' working directory: data_dir's root
-        out = predict.text(predict.predict_files(network, [track]), network)
     command = f"fmareport predict {track} --profile {page.profile} --cell {result.cell}"
     display(Markdown(f"{code_block(command, 'bash')}\n\n{code_block(out)}"))
 
@@ -233,8 +235,7 @@ def all_wrong(page: Page) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     ids, labels = np.asarray(cells[0].test.track_ids), np.asarray(cells[0].test.labels)
     for r in cells:
-        if r.test.track_ids != cells[0].test.track_ids:
-            raise BookError(f"cells {cells[0].cell} and {r.cell} were tested on different tracks: not the same data")
+        same_tracks(cells[0], r)
     preds = np.concatenate([r.predicted for r in cells])  # (P, N): every seed of every cell
     every = np.flatnonzero((preds != labels).all(axis=0))  # (M,) tracks no prediction got right
     rows = []
@@ -377,9 +378,8 @@ def per_genre_differences(cells: dict[str, CellResults]) -> pd.DataFrame:
         if a_kind not in cells or b_kind not in cells:
             continue
         a, b = cells[a_kind], cells[b_kind]
+        same_tracks(a, b)
         ca, cb = a.correct, b.correct  # (S, N) each
-        if a.test.track_ids != b.test.track_ids:
-            raise BookError(f"cells {a.cell} and {b.cell} were tested on different tracks: no paired comparison")
         name = f"{INPUTS[a_kind].label} − {INPUTS[b_kind].label}"
         for group, mask in genre_groups(a).items():
             clusters, units = _clusters(a, mask)
@@ -426,20 +426,13 @@ def per_genre_figure(accuracy: pd.DataFrame, differences: pd.DataFrame) -> plt.F
     return fig
 
 
-def _interval(row, signed: bool = False) -> str:
-    """'0.812 [0.750, 0.870]' ('+0.050 [−0.020, +0.120]' signed); '[—]' without an interval."""
-    f = "{:+.3f}" if signed else "{:.3f}"
-    bounds = "[—]" if math.isnan(row.low) else f"[{f.format(row.low)}, {f.format(row.high)}]"
-    return f"{f.format(row.estimate)} {bounds}"
-
-
 def per_genre_table(accuracy: pd.DataFrame, differences: pd.DataFrame) -> pd.DataFrame:
     """One row per genre (then ALL_GENRES): each input's accuracy and each paired difference with their
     intervals, and the tracks (artists) behind them."""
-    acc = accuracy.assign(text=[_interval(r) for r in accuracy.itertuples()])
+    acc = accuracy.assign(text=[interval_text(r) for r in accuracy.itertuples()])
     table = acc.pivot(index="group", columns="input", values="text")[list(dict.fromkeys(acc["input"]))]
     if not differences.empty:
-        diff = differences.assign(text=[_interval(r, signed=True) for r in differences.itertuples()])
+        diff = differences.assign(text=[interval_text(r, signed=True) for r in differences.itertuples()])
         wide = diff.pivot(index="group", columns="comparison", values="text")
         table = table.join(wide[list(dict.fromkeys(diff["comparison"]))])
     units = accuracy.drop_duplicates("group").set_index("group")

@@ -21,7 +21,7 @@ from ...results import BaselineResults, CellResults, load_baselines
 from .. import compare
 from ..compare import accuracy_interval, setting_label, setting_of
 from ..figures import forest, show
-from ..page import Page, glue, table
+from ..page import Page, glue, interval_text, p_text, table
 from ..paper import FAMILY_ALPHA, NO_GAIN_MARGIN, PAPER, UNEXPLAINED, Test, paper_value
 from ..runs import CHANCE_LOSS, DIVERGED_FACTOR, diverged
 from ..stats import CONFIDENCE, mean_std
@@ -39,12 +39,6 @@ CHOSEN_MARK = "●"  # beside the validation accuracy of the C a baseline kept
 def glue_rules() -> None:
     """The numbers of the rule that flags a diverged run (runs.diverged)."""
     glue(diverged_factor=DIVERGED_FACTOR, chance_loss=CHANCE_LOSS)
-
-
-def interval_text(i, signed: bool = False) -> str:
-    """'0.412 [0.380, 0.444]' ('+0.050 [−0.020, +0.120]' signed)."""
-    f = "{:+.3f}" if signed else "{:.3f}"
-    return f"{f.format(i.estimate)} [{f.format(i.low)}, {f.format(i.high)}]"
 
 
 # --- Tables 1 to 3 ---------------------------------------------------------------------------------
@@ -169,7 +163,6 @@ def published_baselines():
     rounded one in brackets; glues the task they ran on."""
     t = PUBLISHED_TASK
     glue(published_subset=t["subset"], published_genres=t["genres"], published_training=t["training"],
-         published_validation=t["validation"], published_test=t["test"],
          fma_small_training=FMA_SMALL_SPLITS["training"])  # fmt: skip
     rows = []
     for (block, n), scores in PUBLISHED_BASELINES.items():
@@ -225,7 +218,7 @@ def claim_tests(page: Page, judged: pd.DataFrame):
             "Paper a − b": [number(v, "+.3f") for v in judged["paper_diff"]],
             "Ours a − b, interval": [ours(r) for r in judged.itertuples()],
             "Detectable": [number(v, ".3f") for v in judged["detectable"]],
-            "p (Holm)": ["< 0.001" if v < 0.001 else number(v, ".3f") for v in judged["p_holm"]],
+            "p (Holm)": [p_text(v) for v in judged["p_holm"]],
             "Seeds (a / b)": judged["seeds"],
             "Interval from": judged["method"],
             "Verdict": judged["verdict"],
@@ -299,7 +292,10 @@ def claim_widths(page: Page, judged: pd.DataFrame):
 
 def glue_error_scale(page: Page) -> None:
     """For scale: the binomial error of one accuracy and of a difference on our test tracks and on the
-    paper's 800, beside the paper's 2D − 1D+2D differences (Tables 1 and 2)."""
+    paper's 800, beside the paper's 2D − 1D+2D differences (Tables 1 and 2); and the range of the
+    runs' SDs over seeds (`seed_sd_range`), beside the coverage simulation's."""
+    sds = [r.summary.test_acc_last_std for r in page.results.values() if len(r.seeds) > 1]
+    glue(seed_sd_range=f"{min(sds):.3f} to {max(sds):.3f}" if sds else "one seed each, no spread to show")
     accs = [a for r in page.results.values() for a in r.accuracies]
     p = sum(accs) / len(accs)
     se = math.sqrt(p * (1 - p) / page.n_test)
