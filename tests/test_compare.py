@@ -699,7 +699,9 @@ def test_each_ablation_gets_its_changes_and_a_reading():
         cell = f"ablations/{name}"
         results[cell] = predicted(kind, True, 0.0, right_now, cell=cell, base=f"table1/{base}", **change)
     runs = compare.index_runs(list(results.values()))
-    table = shown(beyond.ablations(Page("p", results, runs, Config(profile="p"), [])))
+    table = shown(
+        beyond.ablations(Page("p", results, runs, Config(profile="p"), []), compare.ablation_comparisons(results))
+    )
     header = table[""]
     changes, reading = header.index("Changes") - 1, header.index("Effect") - 1  # the first header is the index's
     assert table["ablations/log_s"][changes] == "spectrogram_scale: linear → log (from table1/s)"
@@ -713,7 +715,10 @@ def test_each_ablation_gets_its_changes_and_a_reading():
         table["ablations/log_s"][paired] == "yes" and table["ablations/mel_b"][paired] == "no (other initial weights)"
     )
     assert table["ablations/orphan"][header.index("Detectable") - 1] == "—"
-    none = beyond.ablations(Page("p", {"table1/s": results["table1/s"]}, runs, Config(profile="p"), []))
+    only_base = {"table1/s": results["table1/s"]}
+    none = beyond.ablations(
+        Page("p", only_base, runs, Config(profile="p"), []), compare.ablation_comparisons(only_base)
+    )
     assert none.data == "No ablation was run for this profile (`params/ablations/`)."
 
 

@@ -150,3 +150,16 @@ def test_a_box_and_a_code_block_show_their_text_as_it_is():
     block = code_block("a ``` b ```` c", "bash")
     assert block.startswith("`````bash\n") and block.endswith("\n`````")  # longer than any run of backticks inside
     assert code_block("plain").startswith("```text\n")
+
+
+def test_the_data_page_lists_the_tracks_left_out_by_fmas_six_digit_id(monkeypatch):
+    from types import SimpleNamespace
+
+    shown = []
+    monkeypatch.setattr(data, "display", lambda *objs: shown.extend(objs))
+    manifest = {"dropped": [{"track_id": 2, "reason": "unknown_subset"}], "skipped": []}
+    data.left_out(SimpleNamespace(manifest=manifest))
+    dropped, skipped, notes = shown
+    assert "1 tracks of tracks.csv left out" in dropped.data and "000002" in dropped.data
+    assert "unknown_subset" in dropped.data
+    assert skipped.data == "No track was skipped." and notes.data == "The decoder reported nothing."

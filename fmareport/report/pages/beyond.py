@@ -8,7 +8,7 @@ import math
 import pandas as pd
 from IPython.display import Markdown, display
 
-from ..compare import ablation_comparisons, accuracy_interval
+from ..compare import accuracy_interval
 from ..figures import forest, show
 from ..page import Page, interval_text, p_text, table
 from ..stats import CONFIDENCE
@@ -20,13 +20,13 @@ def changes_text(changes: dict[str, tuple]) -> str:
     return ", ".join(f"{k}: {a}" if b is None else f"{k}: {b} → {a}" for k, (b, a) in changes.items())
 
 
-def ablations(page: Page):
+def ablations(page: Page, comparisons: list[dict]):
     """Each ablation beside its base cell (id ablations): what it changes, both accuracies with their
     intervals, the paired difference with its interval, whether the seeds are paired, the smallest
     detectable difference, the Holm-adjusted p and the effect (compare.ablation_comparisons); a line
     when none ran."""
     rows = []
-    for c in ablation_comparisons(page.results):
+    for c in comparisons:
         row = {"Ablation": c["ablation"], "Changes": f"{changes_text(c['changes']) or '—'} (from {c['base']})"}
         if c["base_run"] is not None:
             row |= {
@@ -48,13 +48,13 @@ def ablations(page: Page):
     return table(pd.DataFrame(rows).set_index("Ablation").fillna("—"), "ablations", caption)
 
 
-def ablations_forest(page: Page) -> None:
+def ablations_forest(comparisons: list[dict]) -> None:
     """Show each ablation's paired difference from its base cell with its 95 % interval as a forest plot
     (figures.forest), its effect after Holm as colour, marker and label; a line when none has a base run."""
     rows = [
         dict(label=f"{c['ablation']} − {c['base']}: {c['effect']}", estimate=c["diff"], low=c["low"], high=c["high"],
              verdict=c["effect"])
-        for c in ablation_comparisons(page.results)
+        for c in comparisons
         if c["base_run"] is not None
     ]  # fmt: skip
     if not rows:
@@ -63,7 +63,7 @@ def ablations_forest(page: Page) -> None:
     show(forest(rows, xlabel="ablation − base cell, test accuracy"))
 
 
-def ablation_widths(page: Page):
+def ablation_widths(page: Page, comparisons: list[dict]):
     """`results.widths` of the ablations' intervals (id ablation-widths)."""
     rows = [
         dict(
@@ -73,7 +73,7 @@ def ablation_widths(page: Page):
             high=c["high"],
             seed_share=c["seed_share"],
         )
-        for c in ablation_comparisons(page.results)
+        for c in comparisons
         if c["base_run"] is not None
     ]
     caption = f"How wide the ablations' {CONFIDENCE:.0%} intervals are, over {page.n_test:,} test tracks and seeds {', '.join(map(str, page.seeds))}"
