@@ -15,7 +15,7 @@ from ...config import REPO_ROOT
 from ...provenance import lock_hashes, package_version
 from ...results import load_baselines
 from .. import reference
-from ..page import Page, glue, table
+from ..page import Page, code_block, glue, table
 
 # The packages that render the book (its tables, figures and HTML), in this environment.
 BOOK_PACKAGES = (
@@ -44,7 +44,7 @@ def commands(page: Page, which: str) -> Markdown:
             "jupyter-book build book/",
         ],
     }[which]
-    return Markdown("```bash\n" + "\n".join(lines) + "\n```")
+    return Markdown(code_block("\n".join(lines), "bash"))
 
 
 def distinct(values) -> str:
