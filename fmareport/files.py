@@ -1,8 +1,8 @@
 """The file mechanisms every part of fmareport shares, each written once (docs/contracts.md, "Files"):
-`atomic_file` / `write_atomic` (a file appears whole or not at all), `take_lock` / `locked` (an
-exclusive flock), `mark_owned` / `is_owned` / `remove_owned` (only a folder fmareport made, never a
-symbolic link, is ever deleted), `file_digest`. Standard library only: gpus.py uses it before any
-job (and torch) starts.
+`atomic_file` / `write_atomic` (a file appears whole or not at all), `read_json` (a JSON file
+fmareport wrote, read with bounds), `take_lock` / `locked` (an exclusive flock), `mark_owned` /
+`is_owned` / `remove_owned` (only a folder fmareport made, never a symbolic link, is ever deleted),
+`file_digest`. Standard library only: gpus.py uses it before any job (and torch) starts.
 """
 
 from __future__ import annotations
@@ -10,8 +10,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import shutil
+import stat
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +46,56 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     with atomic_file(path, "w" if isinstance(data, str) else "wb") as f:
         f.write(data)
     return Path(path)
+
+
+# The most bytes `read_json` reads of a JSON file fmareport wrote (a results or baseline file). The
+# largest real one is a results file at the paper's scale: per seed, 224 bytes per test track (its 8
+# probabilities) and a line per epoch, so 5 seeds x 800 test tracks are under 1 MB. 64 MiB holds a
+# run 64 times that (FMA-large's 8 genres' test tracks, 10 seeds) and is parsed in about a second;
+# a file beyond it is not one fmareport wrote.
+MAX_JSON_BYTES = 64 << 20
+
+
+MOVE_AWAY = "move it away, or run again what wrote it"  # the fix every refusal of read_json ends with
+
+
+class JSONFileError(ValueError):
+    """A file `read_json` refuses; the message says why, without the file's name (the caller adds it)."""
+
+
+def read_json(path: str | Path, max_bytes: int = MAX_JSON_BYTES):
+    """The JSON value in the regular file `path` (UTF-8), read with bounds: opened without waiting (a
+    FIFO never blocks), refused unless it is a regular file (a symbolic link to one is followed; one to
+    /dev/zero is refused) of at most `max_bytes`, and a number beyond Python's digit limit or nesting
+    too deep is refused by name, not by Python's traceback. JSONFileError (a ValueError) for what is
+    in the file, OSError for what reading it raised."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with open(fd, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+                    stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}.get(stat.S_IFMT(mode), "not a file")  # fmt: skip
+            raise JSONFileError(f"not a regular file ({kind}): {MOVE_AWAY}")
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise JSONFileError(f"over {max_bytes:,} bytes (files.MAX_JSON_BYTES), more than fmareport writes: {MOVE_AWAY}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise JSONFileError(f"not UTF-8 text (byte {err.start}: {data[err.start]:#04x}): {MOVE_AWAY}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise JSONFileError(f"not JSON ({err}): {MOVE_AWAY}") from None
+    except RecursionError:
+        raise JSONFileError(f"JSON nested deeper than Python reads, more than fmareport writes: {MOVE_AWAY}") from None
+    except ValueError as err:  # int("9" * 5_000_000): Python's limit on the digits of an integer
+        if "integer string conversion" not in str(err):
+            raise
+        raise JSONFileError(
+            f"holds an integer of more than {sys.get_int_max_str_digits():,} digits (Python's limit), which no "
+            f"file fmareport writes holds: {MOVE_AWAY}"
+        ) from None
 
 
 def take_lock(path: str | Path, wait: bool = True, shared: bool = False) -> int | None:
