@@ -11,6 +11,7 @@ same path with the error injected, which runs everywhere.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import subprocess
 import threading
@@ -19,10 +20,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fmareport import files
+from fmareport import experiment, files, train
 from fmareport.cli import main
-from fmareport.config import Config
+from fmareport.config import Config, load_cell
 from fmareport.results import ResultsError, load_baselines, load_results, read_results
+from fmareport.weights import load_embeddings, load_weights
 
 
 def state(folder: Path) -> dict[str, tuple[int, int]]:
@@ -60,6 +62,82 @@ def profile_yaml(cfg: Config, tmp_path: Path) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg.to_dict()))
     return path
+
+
+# --- 14. a results write that fails keeps the previous run whole ------------------------------------------
+
+
+def test_14_files_replaced_together_or_not_at_all(tmp_path):
+    paths = [tmp_path / name for name in ("x.weights.pt", "x.embeddings.npz", "x.json")]
+    for path in paths:
+        path.write_text(f"old {path.name}")
+    with pytest.raises(OSError, match="No space left"):
+        with files.replaced_together({paths[0]: b"new weights", paths[1]: b"new embeddings"}):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(paths[2]))  # the results file's write
+    assert [p.read_text() for p in paths] == [f"old {p.name}" for p in paths]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)  # no temporary file
+    with files.replaced_together({paths[0]: b"new weights", paths[1]: "new embeddings"}):
+        files.write_atomic(paths[2], "new results")
+        assert paths[0].read_text() == "old x.weights.pt"  # renamed only after the block
+    assert [p.read_text() for p in paths] == ["new weights", "new embeddings", "new results"]
+
+
+def test_14_files_replaced_together_on_a_really_full_disk(tmp_path):
+    with tmpfs(tmp_path / "disk", "64k") as disk:
+        old = {disk / "a": b"a" * 8192, disk / "b": b"b" * 8192}
+        for path, data in old.items():
+            path.write_bytes(data)
+        with pytest.raises(OSError) as err:  # a's new bytes fit, b's do not
+            files.write_together({disk / "a": b"A" * 16384, disk / "b": b"B" * (64 << 10)})
+        assert err.value.errno == errno.ENOSPC
+        assert {p: p.read_bytes() for p in disk.iterdir()} == old
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_14_a_results_write_that_fails_keeps_the_previous_run_whole(
+    tiny_config, tiny_store, tmp_path, monkeypatch, capsys
+):
+    """Before: the kept weights and embeddings were renamed into place, then the results file's write
+    failed (a full disk): the old results file named kept files that were no longer there."""
+    cfg = tiny_config.replace(channels=8, dense=[16], results_dir=str(tmp_path / "results"),
+                              build_dir=str(tmp_path / "build"))  # fmt: skip
+    profile = profile_yaml(cfg, tmp_path)
+    run = ["run", "--profile", str(profile), "--cell", "table1/raw_whole"]
+    assert main(run) == 0
+    paths = experiment.CellPaths.of(load_cell(str(profile), "table1/raw_whole"))
+    folder = paths.results.parent
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert sorted(before) == ["raw_whole.embeddings.npz", "raw_whole.json", "raw_whole.weights.pt"]
+
+    def disk_full(path, results):
+        with files.atomic_file(path, "w") as f:  # as a full disk fails it: after some bytes
+            f.write("{")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(experiment, "write_results", disk_full)
+    assert main([*run, "--set", "lr=0.01"]) == 1  # other weights: other kept files
+    line = last_line(capsys.readouterr().err)
+    assert line.startswith(
+        f"fmareport run: {folder}: writing the results, weights and embeddings of cell 'table1/raw_whole' ("
+    )
+    assert line.endswith(
+        " failed (No space left on device); the previous run's files there are as they were: make room there (or "
+        "set results_dir elsewhere) and rerun the same command (it resumes from its checkpoints)"
+    )
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # whole, and no temporary file
+    old = read_results(paths.results)
+    assert load_weights(paths.results, old)["seed"] == 0 and load_embeddings(paths.results, old).seeds == [0]
+    resumed = experiment.CellPaths.of(load_cell(str(profile), "table1/raw_whole", {"lr": 0.01})).checkpoints
+    assert (resumed / "seed0.pt").is_file()  # kept: the rerun resumes after its last epoch
+
+    monkeypatch.undo()
+    monkeypatch.setattr(train, "epoch_steps", lambda *a, **k: pytest.fail("trained again instead of resuming"))
+    leftover = folder / ".raw_whole.json.999999.1.tmp"  # what a kill during the renames leaves
+    leftover.write_text("{")
+    assert main([*run, "--set", "lr=0.01"]) == 0
+    new = read_results(paths.results)
+    assert new.config.train.lr == 0.01 and load_weights(paths.results, new)["seed"] == 0
+    assert not leftover.exists() and not resumed.exists()
 
 
 # --- 12. results files are read bounded: regular files only, a size cap, no digit-limit traceback --------
