@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
+import shutil
 import subprocess
 import threading
 from pathlib import Path
@@ -23,6 +25,9 @@ import yaml
 from fmareport import experiment, files, train
 from fmareport.cli import main
 from fmareport.config import Config, load_cell
+from fmareport.data import store, synth
+from fmareport.data.fma import audio_path, load_tracks
+from fmareport.data.store import SourceError, select_tracks, source_files, source_fingerprint
 from fmareport.results import ResultsError, load_baselines, load_results, read_results
 from fmareport.weights import load_embeddings, load_weights
 
@@ -62,6 +67,85 @@ def profile_yaml(cfg: Config, tmp_path: Path) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg.to_dict()))
     return path
+
+
+# --- 11. two same-size files swapped: the content is the fingerprint; checksums are checked -------------
+
+
+@pytest.fixture
+def two_of_a_kind(tiny_data, tmp_path) -> tuple[Path, Path, Path]:
+    """A copy of the tiny set in which two music tracks of different genres have the same size (the
+    longer cut to the shorter, both still listed by checksums with their SHA1): (set, a, b)."""
+    data = shutil.copytree(tiny_data, tmp_path / "set")
+    plan = select_tracks(load_tracks(data / "fma_metadata" / "tracks.csv"), "small")[0]
+    music = plan[~plan.track_id.isin(list(synth.BAD_CASES))]
+    first = music.iloc[0]
+    other = music[music.genre != first.genre].iloc[0]
+    a, b = audio_path(data, first.track_id), audio_path(data, other.track_id)
+    size = min(a.stat().st_size, b.stat().st_size)
+    listing = data / "fma_small" / "checksums"
+    lines = listing.read_text()
+    for path in (a, b):
+        old = hashlib.sha1(path.read_bytes()).hexdigest()
+        path.write_bytes(path.read_bytes()[:size])
+        lines = lines.replace(old, hashlib.sha1(path.read_bytes()).hexdigest())
+    listing.write_text(lines)
+    return data, a, b
+
+
+def swap(a: Path, b: Path) -> None:
+    """a and b exchange their bytes (a rename each: as `mv` would)."""
+    spare = a.with_name("spare")
+    os.rename(a, spare)
+    os.rename(b, a)
+    os.rename(spare, b)
+
+
+def test_11_two_same_size_files_swapped_give_another_store_fingerprint(two_of_a_kind):
+    """The fingerprint took each file's (track_id, size): a swap of two same-size files of two genres
+    kept it, and prepare stored the mislabelled audio as the clean set's store. Now each file's SHA1."""
+    data, a, b = two_of_a_kind
+    ids = select_tracks(load_tracks(data / "fma_metadata" / "tracks.csv"), "small")[0].track_id.tolist()
+    assert a.stat().st_size == b.stat().st_size
+    (data / "fma_small" / "checksums").unlink()  # no listing to catch it: the fingerprint alone
+    clean = source_fingerprint(source_files(data, "small", ids, workers=1))
+    swap(a, b)
+    assert source_fingerprint(source_files(data, "small", ids, workers=1)) != clean
+    swap(a, b)
+    assert source_fingerprint(source_files(data, "small", ids, workers=1)) == clean
+
+
+def test_11_a_file_that_is_not_the_one_checksums_lists_is_refused_naming_both_sha1s(
+    two_of_a_kind, tiny_config, tmp_path, capsys
+):
+    """FMA's fma_small/checksums (synth writes one too) now checks every selected file before any
+    decoding: a swapped file is refused, not skipped (a skip would hide the swap and make a smaller
+    store that is not the set's); the fix restores the set."""
+    data, a, b = two_of_a_kind
+    want_a, want_b = (hashlib.sha1(p.read_bytes()).hexdigest() for p in (a, b))
+    swap(a, b)
+    before = state(data)
+    cfg = tiny_config.replace(data_dir=str(data), store_root=str(tmp_path / "stores"))
+    assert main(["prepare", "--profile", str(profile_yaml(cfg, tmp_path)), "--workers", "1"]) == 1
+    redo = " ".join(["fmareport synth", str(data), *store.synth_arguments(cfg), "--force"])
+    assert last_line(capsys.readouterr().err) == (
+        f"fmareport prepare: {a} (track {int(a.stem)}): SHA1 {want_b}, but {data / 'fma_small' / 'checksums'} lists "
+        f"{want_a}: not the file the data set lists (damaged, replaced, or swapped with another track's); 2 files "
+        f"differ (also {b.parent.name}/{b.name}): re-make the set with `{redo}`; nothing was decoded"
+    )
+    assert not (tmp_path / "stores").exists() and state(data) == before
+
+
+def test_11_an_fma_set_that_does_not_match_its_checksums_says_how_to_restore_it(two_of_a_kind, tiny_config):
+    data, a, b = two_of_a_kind
+    swap(a, b)
+    files_now = source_files(data, "small", [int(a.stem), int(b.stem)], workers=1)
+    with pytest.raises(SourceError) as err:
+        store.check_checksums(data, "small", files_now, tiny_config.replace(data_source="fma"))
+    assert str(err.value).endswith(
+        f"restore fma_small from fma_small.zip: move {data / 'fma_small'} away and run `fmareport fetch {data} "
+        "--only small` (it extracts the zip again and checks every file); nothing was decoded"
+    )
 
 
 # --- 14. a results write that fails keeps the previous run whole ------------------------------------------
