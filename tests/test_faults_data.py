@@ -19,6 +19,7 @@ import subprocess
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -27,7 +28,9 @@ from fmareport.cli import main
 from fmareport.config import Config, load_cell
 from fmareport.data import store, synth
 from fmareport.data.fma import audio_path, load_tracks
-from fmareport.data.store import SourceError, select_tracks, source_files, source_fingerprint
+from fmareport.data.store import SourceError, prepare, select_tracks, source_files, source_fingerprint
+from fmareport.data.synth import MARKER, synthesize
+from fmareport.errors import StorageError
 from fmareport.results import ResultsError, load_baselines, load_results, read_results
 from fmareport.weights import load_embeddings, load_weights
 
@@ -146,6 +149,130 @@ def test_11_an_fma_set_that_does_not_match_its_checksums_says_how_to_restore_it(
         f"restore fma_small from fma_small.zip: move {data / 'fma_small'} away and run `fmareport fetch {data} "
         "--only small` (it extracts the zip again and checks every file); nothing was decoded"
     )
+
+
+# --- 11. a clip store on a read-only disk is read; prepare refuses to write there in one line ----------
+
+
+def test_11_a_complete_store_on_a_read_only_disk_is_read(tiny_config, tiny_store, tmp_path, capsys):
+    """A shared store: its folder (and the lock beside it) cannot be written. A complete store is
+    never written again, so it is read without the lock; a store that is not there is refused."""
+    with tmpfs(tmp_path / "disk", "2m") as disk:
+        shared = shutil.copytree(tiny_store.path, disk / "stores" / tiny_store.path.name)
+        read_only(disk)
+        before = state(disk)
+        cfg = tiny_config.replace(store_root=str(shared.parent))
+        assert main(["prepare", "--profile", str(profile_yaml(cfg, tmp_path))]) == 0
+        assert capsys.readouterr().out.splitlines()[0] == str(shared)
+        assert prepare(cfg, progress=False).fingerprint == tiny_store.fingerprint
+        other = cfg.replace(store_root=str(disk / "other"))
+        assert main(["prepare", "--profile", str(profile_yaml(other, tmp_path))]) == 1
+        assert last_line(capsys.readouterr().err) == (
+            f"fmareport prepare: {disk / 'other'}: cannot write there (Read-only file system), and the clip store "
+            f"{tiny_store.path.name} is not there yet: make the folder writable, or set store_root to a folder you "
+            "can write to (a store made there elsewhere is read as it is)"
+        )
+        assert state(disk) == before
+
+
+def test_11_a_store_whose_lock_cannot_be_made_is_read_without_it(tiny_config, tiny_store, tmp_path, monkeypatch):
+    """The same where no tmpfs can be mounted: the lock's file refused as another user's shared store
+    folder refuses it (EACCES); a store folder under a file (no one can write there, root neither)."""
+    shared = shutil.copytree(tiny_store.path, tmp_path / "stores" / tiny_store.path.name)
+
+    def refused(path, *args, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    monkeypatch.setattr(store, "take_lock", refused)
+    cfg = tiny_config.replace(store_root=str(shared.parent))
+    assert prepare(cfg, progress=False).path == shared
+    assert sorted(p.name for p in shared.parent.iterdir()) == [shared.name]  # no lock file made
+    monkeypatch.undo()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StorageError) as err:
+        prepare(cfg.replace(store_root=str(tmp_path / "file" / "stores")), progress=False)
+    assert str(err.value).startswith(f"{tmp_path / 'file' / 'stores'}: cannot write there (Not a directory), and ")
+    assert (tmp_path / "file").read_text() == "x"
+
+
+def test_11_a_synthetic_set_that_cannot_be_made_is_one_line_naming_data_dir(tiny_config, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    cfg = tiny_config.replace(data_dir=str(tmp_path / "file" / "data" / "set"), store_root=str(tmp_path / "stores"))
+    assert main(["prepare", "--profile", str(profile_yaml(cfg, tmp_path))]) == 1
+    assert last_line(capsys.readouterr().err) == (
+        f"fmareport prepare: {tmp_path / 'file' / 'data'}: cannot write there (Not a directory): make it writable, or set "
+        "data_dir to a folder you can write to"
+    )
+    assert (tmp_path / "file").read_text() == "x" and not (tmp_path / "stores").exists()
+
+
+# --- 14. synth on a full or read-only disk: one line, and its .partial folder removed ----------------------
+
+SMALL_SET = ["--tracks-per-genre", "2", "--seconds", "1", "--sample-rate", "8000", "--no-bad-cases", "--workers", "1"]
+
+
+def test_14_synth_on_a_full_disk_removes_its_partial_folder(tmp_path, monkeypatch, capsys):
+    real = synth.write_track
+    written = []
+
+    def full_after_three(job):
+        if len(written) == 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(audio_path(job.root, job.track_id)))
+        written.append(job.track_id)
+        return real(job)
+
+    monkeypatch.setattr(synth, "write_track", full_after_three)
+    (tmp_path / "keep.txt").write_text("mine")
+    assert main(["synth", str(tmp_path / "set"), *SMALL_SET]) == 1
+    line = last_line(capsys.readouterr().err)
+    assert line.startswith(f"fmareport synth: {tmp_path}: no room on its disk for the synthetic set (No space left on ")
+    assert line.endswith(
+        "free): set.partial was removed; free space there, or choose another folder for the set "
+        "(`fmareport synth DIR`; a profile's data_dir), then run it again"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_14_synth_on_a_really_full_disk_frees_it_again(tmp_path, capsys):
+    """Before, libsndfile's "System error." traceback (the encoder wrote the file) and the .partial
+    folder left filling the disk. Now each mp3 is encoded in memory and written by Python: ENOSPC."""
+    with tmpfs(tmp_path / "disk", "256k") as disk:
+        (disk / "keep.txt").write_text("mine")
+        before = state(disk)
+        assert main(["synth", str(disk / "set"), *SMALL_SET[:1], "6", *SMALL_SET[2:]]) == 1
+        line = last_line(capsys.readouterr().err)
+        assert line.startswith(f"fmareport synth: {disk}: no room on its disk for the synthetic set (No space left")
+        assert state(disk) == before
+        assert shutil.disk_usage(disk).used <= 16 << 10  # freed: keep.txt and the folders' own pages
+
+
+def test_14_synth_into_a_read_only_folder_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["synth", str(tmp_path / "file" / "set"), *SMALL_SET]) == 1
+    assert last_line(capsys.readouterr().err) == (
+        f"fmareport synth: {tmp_path / 'file'}: cannot write there (Not a directory): make it writable, or choose "
+        "another folder for the set (`fmareport synth DIR`; a profile's data_dir)"
+    )
+    with tmpfs(tmp_path / "disk", "1m") as disk:
+        read_only(disk)
+        assert main(["synth", str(disk / "set"), *SMALL_SET]) == 1
+        assert last_line(capsys.readouterr().err).startswith(
+            f"fmareport synth: {disk}: cannot write there (Read-only file system): make it writable, or choose"
+        )
+        assert list(disk.iterdir()) == []
+
+
+def test_14_synth_still_writes_every_track_as_the_encoder_would_to_a_file(tmp_path):
+    """Encoding to memory first changes no byte: a track written by sf.write to its path is the same."""
+    import soundfile as sf
+
+    job = synth.Job(1234, "Rock", "music", 0.5, 8000, 0, str(tmp_path / "set"), 1)
+    tid, sha1, size = synth.write_track(job)
+    rng = np.random.default_rng([0, 1234])
+    audio = synth.render("Rock", 0.5, 8000, rng, synth.draw_artist("Rock", synth.artist_rng(0, 1)))
+    sf.write(tmp_path / "direct.mp3", audio, 8000, format="MP3")
+    assert (tmp_path / "direct.mp3").read_bytes() == audio_path(tmp_path / "set", 1234).read_bytes()
+    assert (tid, sha1, size) == (1234, hashlib.sha1((tmp_path / "direct.mp3").read_bytes()).hexdigest(), size)
 
 
 # --- 14. a results write that fails keeps the previous run whole ------------------------------------------
@@ -315,3 +442,11 @@ def test_12_a_results_file_that_is_a_folder_or_not_utf8_names_its_file(tmp_path)
     folder.write_bytes(b'{"a": "\xe9"}')
     with pytest.raises(ResultsError, match=rf"^{folder}: not UTF-8 text \(byte 7: 0xe9\): move it away"):
         load_results(tmp_path / "results", "smoke")
+
+
+def test_14_a_synth_cut_short_leaves_no_partial_folder(tmp_path, monkeypatch):
+    """The .partial folder is synth's only while it holds the marker: made and removed by the same call."""
+    monkeypatch.setattr(synth, "_plan", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(tmp_path / "set", synth.SynthSettings(tracks_per_genre=1), progress=False, workers=1)
+    assert list(tmp_path.iterdir()) == [] and not (tmp_path / "set.partial" / MARKER).exists()

@@ -13,7 +13,9 @@ prepare resumes: docs/contracts.md, "Clip store"; the faults refused: docs/fault
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import functools
 import hashlib
 import json
@@ -21,7 +23,7 @@ import logging
 import os
 import shlex
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +32,9 @@ import numpy as np
 import pandas as pd
 
 from ..config import Config, ConfigError, flat_key
-from ..disk import check_room
-from ..errors import FmareportError
-from ..files import file_digest, locked, mark_owned, read_json, remove_owned, write_atomic
+from ..disk import check_room, check_writable
+from ..errors import FmareportError, StorageError
+from ..files import file_digest, locked, mark_owned, read_json, remove_owned, take_lock, write_atomic
 from ..progress import tqdm
 from .audio import DECODE_VERSION, INT16_SCALE, SILENCE_PEAK, Skip, decode_clip, decoder_notes, decoder_versions
 from .fma import GENRES, SPLITS, SUBSETS, audio_path, load_tracks
@@ -500,6 +502,7 @@ def ensure_data(cfg: Config, progress: bool = True) -> Path:
     if not tracks_csv.is_file():
         from .synth import synthesize
 
+        check_writable(data_dir.parent, "data_dir")  # where the set and its lock go: one line if it cannot be written
         with locked(data_dir.with_name(data_dir.name + ".lock")):  # one maker at a time; the others wait
             if not tracks_csv.is_file():  # another process may have made it while we waited
                 log.info("synthesizing %s", data_dir)
@@ -530,7 +533,7 @@ def prepare(cfg: Config, progress: bool = True) -> ClipStore:
     root = Path(cfg.run.store_root)
     final = root / name
     partial = root / f"{name}.partial"
-    with locked(root / f"{name}.lock"):  # one builder per store at a time; the others wait, then reuse
+    with _store_lock(root, name, final):  # one builder per store at a time; the others wait, then reuse
         if (final / "manifest.json").is_file():
             log.info("reusing complete store %s", final)
         elif (partial / "manifest.json").is_file():  # finished, but killed before the rename
@@ -567,6 +570,33 @@ def prepare(cfg: Config, progress: bool = True) -> ClipStore:
             _finish(partial, final)
             log.info("stored %d tracks, skipped %d: %s", len(kept), len(skipped), final)
     return open_store(final, cfg.profile)  # checked after the lock: cells opening one store hash it side by side
+
+
+@contextlib.contextmanager
+def _store_lock(root: Path, name: str, final: Path) -> Iterator[None]:
+    """Hold the store's lock (`root/<name>.lock`) for the block: builders take turns. Where the
+    lock file cannot be made (a read-only disk: a store shared by another user), a complete store
+    is read without it: a complete store is never written again (it appears whole, by one rename),
+    so a reader needs no lock. Else StorageError: prepare would have to write there."""
+    try:
+        fd = take_lock(root / f"{name}.lock")
+    except OSError as err:
+        if (final / "manifest.json").is_file():
+            log.info(
+                "%s: cannot make the store's lock there (%s): reading the complete store without it", root, err.strerror
+            )
+            yield
+            return
+        raise StorageError(
+            f"{root}: cannot write there ({err.strerror or err}), and the clip store {name} is not there yet: "
+            "make the folder writable, or set store_root to a folder you can write to (a store made "
+            "there elsewhere is read as it is)"
+        ) from None
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def _decode_store(
