@@ -14,6 +14,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -225,11 +226,12 @@ def test_14_synth_on_a_full_disk_removes_its_partial_folder(tmp_path, monkeypatc
     (tmp_path / "keep.txt").write_text("mine")
     assert main(["synth", str(tmp_path / "set"), *SMALL_SET]) == 1
     line = last_line(capsys.readouterr().err)
-    assert line.startswith(f"fmareport synth: {tmp_path}: no room on its disk for the synthetic set (No space left on ")
-    assert line.endswith(
-        "free): set.partial was removed; free space there, or choose another folder for the set "
-        "(`fmareport synth DIR`; a profile's data_dir), then run it again"
-    )
+    assert re.fullmatch(
+        rf"fmareport synth: {tmp_path}: no room on its disk for the synthetic set \(No space left on device after "
+        r"[\d.,]+ (KiB|bytes) of it; set\.partial was removed\): free space there, or choose another folder for the "
+        r"set \(`fmareport synth DIR`; a profile's data_dir\), then run it again",
+        line,
+    ), line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
 
 

@@ -27,7 +27,7 @@ import pandas as pd
 import soundfile as sf
 
 from ..config import SynthSettings
-from ..disk import free_bytes, human
+from ..disk import human
 from ..errors import StorageError
 from ..files import is_owned, mark_owned, remove_owned
 from ..progress import tqdm
@@ -311,12 +311,13 @@ def synthesize(
     except BaseException as err:
         # A failed set (a full disk, Ctrl-C) is not resumed: its folder, made by this call (_start
         # refused any it did not leave), is removed, so a full disk is freed again.
+        written = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file()) if tmp.is_dir() else 0
         if not remove_owned(tmp, MARKER) and tmp.is_dir() and not tmp.is_symlink() and not any(tmp.iterdir()):
             tmp.rmdir()  # made, but the marker could not be written in it
         if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             raise StorageError(
-                f"{tmp.parent}: no room on its disk for the synthetic set ({err.strerror}; {human(free_bytes(tmp.parent))} "
-                f"free): {tmp.name} was removed; free space there, or choose another folder for the set "
+                f"{tmp.parent}: no room on its disk for the synthetic set ({err.strerror} after {human(written)} of "
+                f"it; {tmp.name} was removed): free space there, or choose another folder for the set "
                 "(`fmareport synth DIR`; a profile's data_dir), then run it again"
             ) from None
         if isinstance(err, OSError) and err.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR):
