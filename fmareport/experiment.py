@@ -4,8 +4,8 @@ A cell is a profile plus one params file (`params/<table>/<cell>.yaml`). `run_ce
 lock, claims the device (a GPU profile without a usable GPU stops here), makes the store, checks
 the folders (`check_folders`) before any epoch, trains every seed with a checkpoint after each epoch
 in `build/<profile>/<cell>/checkpoints/<settings hash>/` (a killed run resumes; other settings never
-do), writes the kept files and then the results file, each atomically, and deletes its checkpoints
-(docs/contracts.md, "One cell"; docs/faults.md for what each step refuses). The experiment notebook
+do), replaces the kept files and the results file together or not at all (`write_cell_files`), and
+deletes its checkpoints (docs/contracts.md, "One cell"; docs/faults.md for what each step refuses). The experiment notebook
 (`book/experiment.ipynb`) is this call; relative paths are relative to the working directory.
 """
 
@@ -26,9 +26,9 @@ from .config import RESUME_FREE_KEYS, Config
 from .data.fma import GENRES
 from .data.store import prepare
 from .device import claimed_device, device_policy
-from .disk import check_room, check_writable
-from .errors import FmareportError
-from .files import locked, mark_owned, remove_owned, write_atomic
+from .disk import check_room, check_writable, human
+from .errors import FmareportError, StorageError
+from .files import leftover_temporaries, locked, mark_owned, remove_owned, replaced_together
 from .model import Net, n_params
 from .results import CellResults, DataInfo, Provenance, TestTracks, results_path, write_results
 from .train import checkpoint_bytes, train_seed
@@ -118,6 +118,7 @@ def run_cell(cfg: Config, progress: bool = True, entry: str = "fmareport.experim
     check_writable(paths.build, "build_dir")  # the lock lives there
     # A GPU profile without a usable GPU stops at claimed_device, before the store.
     with cell_lock(paths), claimed_device(cfg) as device:
+        remove_leftovers(paths)
         started = provenance.now()
         store = prepare(cfg, progress)
         check_folders(cfg, paths, len(store.split_indices("test")))
@@ -156,8 +157,34 @@ def run_cell(cfg: Config, progress: bool = True, entry: str = "fmareport.experim
             weights_sha1=hashlib.sha1(blob).hexdigest(),
             embeddings_sha1=hashlib.sha1(embedded).hexdigest(),
         )
-        write_atomic(paths.weights, blob)  # first: the results file that names them comes after
-        write_atomic(paths.embeddings, embedded)
-        write_results(paths.results, results)
+        write_cell_files(paths, results, blob, embedded)
         remove_owned(checkpoints, CHECKPOINT_MARKER)
     return results
+
+
+def write_cell_files(paths: CellPaths, results: CellResults, weights: bytes, embeddings: bytes) -> None:
+    """The kept files and the results file that names them, replaced together or not at all: the
+    kept files are written whole to temporary files first (`files.replaced_together`), then the
+    results file atomically, then the kept files renamed into place. A write that fails (a full
+    disk) leaves the previous run's three files as they were and raises StorageError naming the
+    folder; the checkpoints are kept, so a rerun resumes after the last epoch. A kill between the
+    renames leaves the new results file beside old kept files, which `weights.kept_bytes` refuses by
+    their SHA1 (docs/contracts.md, "One cell")."""
+    try:
+        with replaced_together({paths.weights: weights, paths.embeddings: embeddings}):
+            write_results(paths.results, results)
+    except OSError as err:
+        need = human(len(weights) + len(embeddings) + len(results.model_dump_json(indent=1)))
+        raise StorageError(
+            f"{paths.results.parent}: writing the results, weights and embeddings of cell {results.cell!r} ({need}) "
+            f"failed ({err.strerror or err}); the previous run's files there are as they were: make room there "
+            "(or set results_dir elsewhere) and rerun the same command (it resumes from its checkpoints)"
+        ) from None
+
+
+def remove_leftovers(paths: CellPaths) -> None:
+    """Delete the temporary files a killed `write_cell_files` left beside the cell's files: with the
+    cell's lock held, no other process writes them."""
+    for path in (paths.weights, paths.embeddings, paths.results):
+        for leftover in leftover_temporaries(path):
+            leftover.unlink(missing_ok=True)

@@ -1,8 +1,9 @@
 """The file mechanisms every part of fmareport shares, each written once (docs/contracts.md, "Files"):
-`atomic_file` / `write_atomic` (a file appears whole or not at all), `take_lock` / `locked` (an
-exclusive flock), `mark_owned` / `is_owned` / `remove_owned` (only a folder fmareport made, never a
-symbolic link, is ever deleted), `file_digest`. Standard library only: gpus.py uses it before any
-job (and torch) starts.
+`atomic_file` / `write_atomic` (a file appears whole or not at all), `write_together` (several files
+replaced together or not at all), `read_json` (a JSON file fmareport wrote, read with bounds),
+`take_lock` / `locked` (an exclusive flock), `mark_owned` / `is_owned` / `remove_owned` (only a
+folder fmareport made, never a symbolic link, is ever deleted), `file_digest`. Standard library
+only: gpus.py uses it before any job (and torch) starts.
 """
 
 from __future__ import annotations
@@ -10,12 +11,44 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import shutil
+import stat
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+
+def temporary_name(path: Path) -> Path:
+    """The temporary file `atomic_file` writes `path` through: `.<name>.<pid>.<thread>.tmp` beside it."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # one per writer
+
+
+def leftover_temporaries(path: str | Path) -> list[Path]:
+    """The temporary files of `path` that writers killed mid-write left beside it (`temporary_name`'s
+    pattern, any pid): for a caller that holds the only right to write `path` (a lock) to remove."""
+    path = Path(path)
+    return sorted(p for p in path.parent.glob(f".{path.name}.*.tmp") if p.is_file() and not p.is_symlink())
+
+
+@contextlib.contextmanager
+def _temporary_file(path: Path, mode: str) -> Iterator[tuple[IO, Path]]:
+    """(file object, its path) of a new temporary file for `path`, synced when the block ends; on
+    any exception (Ctrl-C too) it is removed. The caller renames it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_name(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the mode a plain open() gives
+    try:
+        with open(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
+            yield f, tmp
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 @contextlib.contextmanager
@@ -24,14 +57,9 @@ def atomic_file(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     atomic), synced and renamed onto `path` when the block ends. On any exception (Ctrl-C too) the
     temporary file is removed and `path` is left as it was. `mode`: "w" (UTF-8 text) or "wb"."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # one per writer
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the mode a plain open() gives
+    with _temporary_file(path, mode) as (f, tmp):
+        yield f
     try:
-        with open(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -43,6 +71,90 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     with atomic_file(path, "w" if isinstance(data, str) else "wb") as f:
         f.write(data)
     return Path(path)
+
+
+@contextlib.contextmanager
+def replaced_together(files: dict[str | Path, str | bytes]) -> Iterator[None]:
+    """Replace several files (str: written as UTF-8) together or not at all, around a block: each is
+    first written whole to its temporary file beside it (`atomic_file`'s: same disk, fsynced), then
+    the block runs (it may write one more file atomically: the one that names these), and when it
+    ends they are renamed onto their paths in the order given. An exception while writing them or in
+    the block (a full disk, Ctrl-C) removes every temporary file and leaves every old file as it
+    was. Nothing is written after the block, so only a kill during the renames (microseconds) leaves
+    some files new and others old, with the temporary files not yet renamed beside them
+    (`leftover_temporaries`); a file that names the others by their SHA1 shows the mismatch."""
+    staged: list[tuple[Path, Path]] = []  # (temporary file, its path); (path, path) once renamed
+    try:
+        for path, data in files.items():
+            path = Path(path)
+            with _temporary_file(path, "w" if isinstance(data, str) else "wb") as (f, tmp):
+                f.write(data)
+            staged.append((tmp, path))
+        yield
+        for i, (tmp, path) in enumerate(staged):
+            os.replace(tmp, path)
+            staged[i] = (path, path)
+    except BaseException:
+        for tmp, path in staged:
+            if tmp != path:
+                tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_together(files: dict[str | Path, str | bytes]) -> None:
+    """Write several files so that they are replaced together or not at all (`replaced_together`)."""
+    with replaced_together(files):
+        pass
+
+
+# The most bytes `read_json` reads of a JSON file fmareport wrote (a results or baseline file). The
+# largest real one is a results file at the paper's scale: per seed, 224 bytes per test track (its 8
+# probabilities) and a line per epoch, so 5 seeds x 800 test tracks are under 1 MB. 64 MiB holds a
+# run 64 times that (FMA-large's 8 genres' test tracks, 10 seeds) and is parsed in about a second;
+# a file beyond it is not one fmareport wrote.
+MAX_JSON_BYTES = 64 << 20
+
+
+MOVE_AWAY = "move it away, or run again what wrote it"  # the fix every refusal of read_json ends with
+
+
+class JSONFileError(ValueError):
+    """A file `read_json` refuses; the message says why, without the file's name (the caller adds it)."""
+
+
+def read_json(path: str | Path, max_bytes: int = MAX_JSON_BYTES):
+    """The JSON value in the regular file `path` (UTF-8), read with bounds: opened without waiting (a
+    FIFO never blocks), refused unless it is a regular file (a symbolic link to one is followed; one to
+    /dev/zero is refused) of at most `max_bytes`, and a number beyond Python's digit limit or nesting
+    too deep is refused by name, not by Python's traceback. JSONFileError (a ValueError) for what is
+    in the file, OSError for what reading it raised."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with open(fd, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+                    stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}.get(stat.S_IFMT(mode), "not a file")  # fmt: skip
+            raise JSONFileError(f"not a regular file ({kind}): {MOVE_AWAY}")
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise JSONFileError(f"over {max_bytes:,} bytes (files.MAX_JSON_BYTES), more than fmareport writes: {MOVE_AWAY}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise JSONFileError(f"not UTF-8 text (byte {err.start}: {data[err.start]:#04x}): {MOVE_AWAY}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise JSONFileError(f"not JSON ({err}): {MOVE_AWAY}") from None
+    except RecursionError:
+        raise JSONFileError(f"JSON nested deeper than Python reads, more than fmareport writes: {MOVE_AWAY}") from None
+    except ValueError as err:  # int("9" * 5_000_000): Python's limit on the digits of an integer
+        if "integer string conversion" not in str(err):
+            raise
+        raise JSONFileError(
+            f"holds an integer of more than {sys.get_int_max_str_digits():,} digits (Python's limit), which no "
+            f"file fmareport writes holds: {MOVE_AWAY}"
+        ) from None
 
 
 def take_lock(path: str | Path, wait: bool = True, shared: bool = False) -> int | None:

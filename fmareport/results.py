@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSche
 
 from .config import Config, FlatConfig, flat_loc
 from .data.fma import GENRES, SPLITS
-from .files import write_atomic
+from .files import JSONFileError, read_json, write_atomic
 
 SCHEMA_VERSION = 4
 
@@ -516,10 +516,10 @@ def validate(obj: Any) -> CellResults:
 def read_results(path: str | Path) -> CellResults:
     """Read and validate one results JSON into CellResults. Errors name the file."""
     path = Path(path)
-    try:
-        return validate(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ResultsError) as err:
-        raise ResultsError(f"{path}: {err}") from None
+    try:  # a regular file of at most MAX_JSON_BYTES; no number beyond Python's digit limit (files.read_json)
+        return validate(read_json(path))
+    except (OSError, JSONFileError, ResultsError) as err:
+        raise ResultsError(f"{path}: {err.strerror or err}" if isinstance(err, OSError) else f"{path}: {err}") from None
 
 
 def load_results(results_dir: str | Path, profile: str) -> dict[str, CellResults]:
@@ -576,7 +576,7 @@ def load_baselines(results_dir: str | Path, profile: str) -> dict[str, BaselineR
         if path.stem not in BASELINES:
             raise ResultsError(f"{path}: not a baseline's file; they are {', '.join(f'{b}.json' for b in BASELINES)}")
         try:
-            obj = json.loads(path.read_text(encoding="utf-8"))
+            obj = read_json(path)  # a regular file, bounded (files.read_json)
             version = obj.get("schema_version", 1) if isinstance(obj, dict) else None
             if isinstance(version, int) and version < BASELINE_SCHEMA_VERSION:
                 raise ResultsError(
@@ -586,8 +586,10 @@ def load_baselines(results_dir: str | Path, profile: str) -> dict[str, BaselineR
             result = BaselineResults.model_validate_json(json.dumps(obj, allow_nan=False))
         except ValidationError as err:
             raise ResultsError(f"{path}: {_errors(err)}") from None
-        except (ValueError, OSError) as err:  # ResultsError, JSON, NaN, reading
-            raise ResultsError(f"{path}: {err}") from None
+        except (ValueError, OSError) as err:  # ResultsError, read_json's refusals, NaN, reading
+            raise ResultsError(
+                f"{path}: {err.strerror or err}" if isinstance(err, OSError) else f"{path}: {err}"
+            ) from None
         if result.variant != path.stem:
             raise ResultsError(f"{path}: holds baseline {result.variant!r}, but its name says {path.stem!r}")
         out[path.stem] = result

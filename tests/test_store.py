@@ -22,8 +22,9 @@ from fmareport.config import Config, ConfigError, SynthSettings
 from fmareport.data.audio import decode_clip
 from fmareport.data.fma import GENRES, SPLITS, audio_path, load_tracks
 from fmareport.data.pool import THREAD_ENV, imap_unordered
-from fmareport.data.store import open_store, prepare, select_tracks, source_fingerprint
+from fmareport.data.store import open_store, prepare, select_tracks, source_files, source_fingerprint
 from fmareport.data.synth import ARTIST_TRACKS, BAD_CASES, MARKER, TrackMeta, synthesize, tracks_table
+from fmareport.files import file_digest
 
 REPO = Path(__file__).resolve().parents[1]
 STORE_FILES = ["audio.npy", "index.csv", "manifest.json"]
@@ -162,13 +163,66 @@ def test_a_synthetic_set_made_before_it_had_artists_is_refused(tiny_config, tmp_
     assert len(prepare(cfg, progress=False).index) == 8
 
 
+def fingerprint_of(data_dir, ids, known=None) -> str:
+    return source_fingerprint(source_files(data_dir, "small", ids, known, workers=1))
+
+
 def test_source_fingerprint_follows_the_data_not_its_path(tiny_data, tmp_path):
     ids = select_tracks(load_tracks(tiny_data / "fma_metadata" / "tracks.csv"), "small")[0].track_id.to_numpy()
     copy = shutil.copytree(tiny_data, tmp_path / "copy")
-    assert source_fingerprint(copy, "small", ids) == source_fingerprint(tiny_data, "small", ids)
+    assert fingerprint_of(copy, ids) == fingerprint_of(tiny_data, ids)
     victim = audio_path(copy, ids[0])
     victim.write_bytes(victim.read_bytes()[:-10])
-    assert source_fingerprint(copy, "small", ids) != source_fingerprint(tiny_data, "small", ids)
+    assert fingerprint_of(copy, ids) != fingerprint_of(tiny_data, ids)
+
+
+def test_source_fingerprint_reads_again_only_the_files_changed_since(tiny_data, tmp_path, monkeypatch):
+    """A manifest's `source_files` spare rereading a file whose stat record is unchanged; a file
+    rewritten with the same size and mtime, or moved onto the path (a swap), is read again."""
+    from fmareport.data import store
+
+    ids = select_tracks(load_tracks(tiny_data / "fma_metadata" / "tracks.csv"), "small")[0].track_id.tolist()
+    copy = shutil.copytree(tiny_data, tmp_path / "copy")
+    known = source_files(copy, "small", ids, workers=1)
+    read = []
+    monkeypatch.setattr(store, "file_digest", lambda path: read.append(path) or file_digest(path))
+    assert source_files(copy, "small", ids, known, workers=1) == known and read == []
+    a, b, c = (audio_path(copy, tid) for tid in ids[:3])
+    st = a.stat()
+    a.write_bytes(bytes(st.st_size))  # rewritten in place at its size, its mtime put back: the ctime tells
+    os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.rename(b, tmp_path / "b.mp3")  # b and c swapped by renames: each path has the other's inode
+    os.rename(c, b)
+    os.rename(tmp_path / "b.mp3", c)
+    again = source_files(copy, "small", ids, known, workers=1)
+    assert sorted(read) == sorted([a, b, c])
+    rel = {p: p.relative_to(copy).as_posix() for p in (a, b, c)}
+    assert again[rel[a]][0] == file_digest(a) != known[rel[a]][0]
+    assert (again[rel[b]][0], again[rel[c]][0]) == (known[rel[c]][0], known[rel[b]][0])
+    assert {k: v for k, v in again.items() if k not in rel.values()} == {
+        k: v for k, v in known.items() if k not in rel.values()
+    }
+
+
+def test_current_fingerprint_is_the_one_prepare_gives_and_reads_nothing_the_store_records(
+    tiny_config, tiny_store, tmp_path, monkeypatch
+):
+    """What the book asks of every run (fmareport.report.runs): the fingerprint prepare would give now.
+    With the store on disk, tracks.csv is not parsed and no file is read; without it, both are."""
+    from fmareport.data import store
+
+    assert store.current_fingerprint(tiny_config) == tiny_store.fingerprint
+    store._selected.cache_clear()  # tracks.csv's selection, kept per process
+    read, parsed = [], []
+    monkeypatch.setattr(store, "file_digest", lambda path: read.append(path) or file_digest(path))
+    monkeypatch.setattr(store, "load_tracks", lambda path: parsed.append(path) or load_tracks(path))
+    assert store.current_fingerprint(tiny_config) == tiny_store.fingerprint and read == parsed == []
+    elsewhere = tiny_config.replace(store_root=str(tmp_path / "none"))
+    assert store.current_fingerprint(elsewhere) == tiny_store.fingerprint
+    assert len(read) == 2 + 45 - 1 and len(parsed) == 1  # tracks.csv, checksums, every small file but the missing one
+    assert store.current_fingerprint(elsewhere, [tiny_store.path]) == tiny_store.fingerprint and len(read) == 46
+    with pytest.raises(FileNotFoundError, match=r"tracks\.csv: not found: the data set of data_dir is not on"):
+        store.current_fingerprint(tiny_config.replace(data_dir=str(tmp_path / "gone")))
 
 
 def prepare_command(profile, data_dir, store_root):

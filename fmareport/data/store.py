@@ -2,21 +2,29 @@
 
     audio.npy      int16 (n_tracks, clip_samples); np.load(path, mmap_mode="r")
     index.csv      track_id, genre, label, split, artist_id: one row per row of audio.npy
-    manifest.json  settings, source fingerprint, counts, skipped tracks, each file's size and SHA1
+    manifest.json  settings, source fingerprint, counts, skipped tracks, each file's size and SHA1,
+                   each source file's SHA1 (`source_files`: the data's content, not its sizes)
 
-`prepare(cfg)` builds one (or reuses the complete one with the same fingerprint); `open_store(path)`
-opens it after checking it against its manifest. The fingerprint, the checks and how a killed
+`prepare(cfg)` builds one (or reuses the complete one with the same fingerprint), after checking the
+audio against the data set's `checksums`; `open_store(path)` opens it after checking it against its
+manifest; `current_fingerprint(cfg)` is the fingerprint prepare would give now (the book's test). The fingerprint, the checks and how a killed
 prepare resumes: docs/contracts.md, "Clip store"; the faults refused: docs/faults.md, case 11.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
+import functools
 import hashlib
 import json
 import logging
 import os
 import shlex
+import stat
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,13 +32,13 @@ import numpy as np
 import pandas as pd
 
 from ..config import Config, ConfigError, flat_key
-from ..disk import check_room
-from ..errors import FmareportError
-from ..files import file_digest, locked, mark_owned, remove_owned, write_atomic
+from ..disk import check_room, check_writable
+from ..errors import FmareportError, StorageError
+from ..files import file_digest, locked, mark_owned, read_json, remove_owned, take_lock, write_atomic
 from ..progress import tqdm
 from .audio import DECODE_VERSION, INT16_SCALE, SILENCE_PEAK, Skip, decode_clip, decoder_notes, decoder_versions
 from .fma import GENRES, SPLITS, SUBSETS, audio_path, load_tracks
-from .pool import imap_unordered
+from .pool import imap_unordered, usable_cpus
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +49,20 @@ INDEX_COLUMNS = ("track_id", "genre", "label", "split", "artist_id")  # artist_i
 class StoreError(FmareportError, ValueError):
     """A store that is not what its manifest says (damaged, truncated, edited, too old), or that
     cannot be written (a full disk)."""
+
+
+class SourceError(FmareportError, ValueError):
+    """A data set whose audio files are not the ones its own `checksums` file lists (damaged,
+    replaced, swapped): prepare refuses it before decoding; the message names the file, both SHA1s
+    and how to restore it."""
+
+
+# How the source fingerprint is computed (recorded in every manifest as `source_fingerprint_rule`).
+SOURCE_RULE = (
+    "sha1 over tracks.csv's SHA1, fma_<subset>/checksums' SHA1 (or none) and, for every selected track in "
+    "track_id order, its id and its file's SHA1 (or why it has none: missing, not a file, unreadable)"
+)
+TRACKS_CSV = "fma_metadata/tracks.csv"  # the source files, relative to data_dir, as `source_files` names them
 
 
 def rebuild_hint(path: Path, profile: str | None = None) -> str:
@@ -222,16 +244,214 @@ def select_tracks(tracks: pd.DataFrame, subset: str) -> tuple[pd.DataFrame, dict
     return plan, left_out, dropped
 
 
-def source_fingerprint(data_dir: Path, subset: str, track_ids: np.ndarray) -> str:
-    """SHA1 of tracks.csv, fma_<subset>/checksums (if any) and each selected file's (track_id, size)."""
+def _stat_record(st: os.stat_result) -> list[int]:
+    """What says a file is unchanged since it was hashed: size, mtime, ctime, inode and device. A
+    rewrite or a copy over the file changes its ctime, whatever its size and mtime (no user sets a
+    ctime); a rename onto the path (two files swapped) puts another inode there."""
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
+def _record_text(record: list) -> str:
+    """A `source_files` record as the manifest holds it, one line: "<sha1> <size> <mtime_ns>
+    <ctime_ns> <inode> <device>", "<sha1>" (read while it changed), or why none ("missing", ...)."""
+    return " ".join(map(str, record))
+
+
+def _record_of(text) -> list | None:
+    """`_record_text`'s line back as a record (None: not one)."""
+    if not isinstance(text, str):
+        return None
+    parts = text.split(" ")
+    if len(parts) == 6 and _has_sha1(parts) and all(p.isdigit() for p in parts[1:]):
+        return [parts[0], *map(int, parts[1:])]
+    return [text]
+
+
+def _known_records(manifests: list[dict]) -> dict[str, list]:
+    """{relative path: record} of every file the manifests' `source_files` name (the last wins)."""
+    out = {}
+    for m in manifests:
+        for rel, text in m["source_files"].items():
+            if (record := _record_of(text)) is not None:
+                out[rel] = record
+    return out
+
+
+def _file_sha1(path: Path, known: list | None) -> list:
+    """[SHA1, *stat record] of the file at `path`, or [why it has none]: "missing", "not a file"
+    (never opened: a FIFO would block), "unreadable (...)". `known`: the record a manifest holds for
+    the path; its SHA1 is taken as is when the stat record is the same (nothing read)."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return ["missing"]
+    if not stat.S_ISREG(st.st_mode):
+        return ["not a file"]
+    record = _stat_record(st)
+    if known is not None and len(known) == 6 and known[1:] == record:
+        return list(known)
+    try:
+        digest = file_digest(path)
+        after = _stat_record(os.stat(path))
+    except OSError as err:
+        return [f"unreadable ({err.strerror or err})"]
+    return [digest, *record] if after == record else [digest]  # changed while read: never taken as known
+
+
+def source_files(
+    data_dir: Path, subset: str, track_ids: Iterable[int], known: dict[str, list] | None = None, workers: int = 0
+) -> dict[str, list]:
+    """{path relative to data_dir: [SHA1, size, mtime_ns, ctime_ns, inode, device] or [why none]} of
+    tracks.csv, fma_<subset>/checksums and each selected track's file, in that order. A file whose
+    stat record is the one `known` holds (a manifest's `source_files`) is not read again; the others
+    are hashed on `workers` threads (0: one per usable CPU; hashlib reads and hashes without the GIL)."""
+    known = known or {}
+    rels = [TRACKS_CSV, f"fma_{subset}/checksums"]
+    rels += [audio_path("", tid, subset).as_posix() for tid in track_ids]
+    threads = min(workers or usable_cpus(), max(1, len(rels)))
+    with ThreadPoolExecutor(threads) as pool:
+        records = pool.map(lambda rel: _file_sha1(data_dir / rel, known.get(rel)), rels)
+        return dict(zip(rels, records))
+
+
+def source_fingerprint(files: dict[str, list]) -> str:
+    """The SHA1 (SOURCE_RULE) over what `source_files` gives: the content of tracks.csv, checksums
+    and every selected file, no path, time or inode (the same on every machine for the same data)."""
     h = hashlib.sha1()
-    for path in (data_dir / "fma_metadata" / "tracks.csv", data_dir / f"fma_{subset}" / "checksums"):
-        if path.is_file():
-            file_digest(path, h)
-    for tid in track_ids:
-        p = audio_path(data_dir, tid, subset)
-        h.update(f"{tid}:{p.stat().st_size if p.is_file() else -1};".encode())
+    for rel, record in files.items():
+        h.update(f"{rel}:{record[0]};".encode())
     return h.hexdigest()
+
+
+def check_checksums(data_dir: Path, subset: str, files: dict[str, list], cfg: Config | None = None) -> None:
+    """SourceError unless every selected file that is there has the SHA1 that fma_<subset>/checksums
+    lists for it (FMA's `<sha1>  000/000002.mp3` lines; synth writes the same). No checksums file: no
+    check. Refused, not skipped: a file that is not the one the set lists (damaged, replaced, or
+    swapped with another track's) would be stored under its track's genre; the fix is to restore it."""
+    listing = data_dir / f"fma_{subset}" / "checksums"
+    if not _has_sha1(files.get(f"fma_{subset}/checksums", ["missing"])):
+        return
+    listed = {}
+    for line in listing.read_text(encoding="utf-8", errors="replace").splitlines():  # sha1sum's lines
+        if len(fields := line.split(maxsplit=1)) == 2:
+            listed[fields[1].strip().removeprefix("*")] = fields[0].lower()
+    bad = []
+    for rel, record in files.items():
+        if rel.endswith(".mp3") and _has_sha1(record):
+            want = listed.get(rel.removeprefix(f"fma_{subset}/"))
+            if want != record[0]:
+                bad.append((rel, record[0], want))
+    if not bad:
+        return
+    rel, got, want = bad[0]
+    says = f"{listing} lists {want}" if want else f"{listing} does not list it"
+    count = ""
+    if len(bad) > 1:
+        others = ", ".join(b[0].split("/", 1)[1] for b in bad[1:4]) + (", ..." if len(bad) > 4 else "")
+        count = f"; {len(bad)} files differ (also {others})"
+    if cfg is not None and cfg.data.source == "synth":
+        redo = shlex.join(["fmareport", "synth", str(data_dir), *synth_arguments(cfg), "--force"])
+        fix = f"re-make the set with `{redo}`"
+    else:
+        fix = (
+            f"restore fma_{subset} from fma_{subset}.zip: move {data_dir / f'fma_{subset}'} away and run "
+            f"`fmareport fetch {data_dir} --only {subset}` (it extracts the zip again and checks every file)"
+        )
+    raise SourceError(
+        f"{data_dir / rel} (track {int(Path(rel).stem)}): SHA1 {got}, but {says}: not the file the data set "
+        f"lists (damaged, replaced, or swapped with another track's){count}: {fix}; nothing was decoded"
+    )
+
+
+def _has_sha1(record: list) -> bool:
+    """Whether a `source_files` record holds a SHA1 (not missing, not a file, unreadable)."""
+    return len(record[0]) == 40 and all(c in "0123456789abcdef" for c in record[0])
+
+
+def store_settings(cfg: Config) -> dict:
+    """What a store's fingerprint holds besides its source: subset, the store section, the decode
+    rule's version, index.csv's columns and the decoders' versions."""
+    return {
+        "subset": cfg.data.subset,
+        **cfg.store.model_dump(),  # the store's section: sample_rate, clip_samples, clip_rule, min_clip_fraction
+        "decode_version": DECODE_VERSION,
+        "index_columns": list(INDEX_COLUMNS),  # a store of another index is another store
+        "decoders": decoder_versions(),
+    }
+
+
+def store_fingerprint(source: str, settings: dict) -> str:
+    """The store's fingerprint: the SHA1 of its source fingerprint and its settings."""
+    return hashlib.sha1(json.dumps({"source": source, **settings}, sort_keys=True).encode()).hexdigest()
+
+
+def store_prefix(cfg: Config) -> str:
+    """The start of the name of every store of cfg's subset and store settings; the name ends with
+    12 digits of the fingerprint."""
+    return f"{cfg.data.subset}-{cfg.store.sample_rate}hz-{cfg.store.clip_samples}-{cfg.store.clip_rule}-"
+
+
+def known_sources(cfg: Config, data_dir: Path, stores: Iterable[Path] = ()) -> list[dict]:
+    """The manifests of the complete stores that prepare(cfg) could reuse (cfg's store_root, names
+    of cfg's settings) and of `stores`, made from `data_dir`: what their `source_files` say about
+    the files they were made from, so that unchanged files are not hashed again. Unreadable ones
+    are passed over: they only save work."""
+    root = Path(cfg.run.store_root)
+    folders = [*(sorted(root.glob(f"{store_prefix(cfg)}*")) if root.is_dir() else []), *map(Path, stores)]
+    here, out, seen = str(data_dir.resolve()), [], set()
+    for folder in folders:
+        manifest = folder / "manifest.json"
+        if folder.name.endswith(".partial") or manifest in seen:
+            continue
+        seen.add(manifest)
+        try:
+            m = read_json(manifest)
+        except (OSError, ValueError):
+            continue
+        if isinstance(m, dict) and m.get("data_dir") == here and isinstance(m.get("source_files"), dict):
+            out.append(m)
+    return out
+
+
+def current_fingerprint(cfg: Config, stores: Iterable[Path] = (), workers: int = 1) -> str:
+    """The fingerprint prepare(cfg) would give its store now, from the data on disk, without
+    decoding or writing anything: the book's test of which runs are current (fmareport.report.runs).
+    Cheap where a store of these data is on disk (cfg's store_root, or `stores`): its manifest's
+    `source_files` give the selected tracks (when tracks.csv is the same bytes) and the SHA1 of
+    every file not changed since (stat record), so nothing is parsed or hashed. FileNotFoundError
+    when the data set is not there; ConfigError for a synthetic set made with other settings."""
+    data_dir = Path(cfg.run.data_dir)
+    if not (data_dir / TRACKS_CSV).is_file():
+        raise FileNotFoundError(f"{data_dir / TRACKS_CSV}: not found: the data set of data_dir is not on this machine")
+    if cfg.data.source == "synth":
+        check_synthetic_set(data_dir, cfg)
+    manifests = known_sources(cfg, data_dir, stores)
+    known = _known_records(manifests)
+    csv = _file_sha1(data_dir / TRACKS_CSV, known.get(TRACKS_CSV))
+    if len(csv) == 6:
+        known[TRACKS_CSV] = csv  # read once
+    # The selection is a function of tracks.csv's bytes and the subset: a store made of the same
+    # tracks.csv lists it (its mp3s, in track_id order); else tracks.csv is read, once per process.
+    same = [m for m in manifests if m.get("subset") == cfg.data.subset and _tracks_sha1(m) == csv[0]]
+    if same:
+        ids = [int(Path(rel).stem) for rel in same[0]["source_files"] if rel.endswith(".mp3")]
+    else:
+        ids = _selected(str(data_dir / TRACKS_CSV), _record_text(csv), cfg.data.subset)
+    files = source_files(data_dir, cfg.data.subset, ids, known, workers)
+    return store_fingerprint(source_fingerprint(files), store_settings(cfg))
+
+
+def _tracks_sha1(manifest: dict) -> str | None:
+    """The SHA1 of the tracks.csv a store was made from, as its manifest records it."""
+    record = _record_of(manifest["source_files"].get(TRACKS_CSV))
+    return record[0] if record else None
+
+
+@functools.lru_cache(maxsize=8)
+def _selected(tracks_csv: str, record: str, subset: str) -> list[int]:
+    """The track ids a store of `subset` holds, from tracks.csv (`record`: its SHA1 and stat, the
+    cache's key, so a changed file is read again)."""
+    return select_tracks(load_tracks(tracks_csv), subset)[0].track_id.tolist()
 
 
 def check_synthetic_set(data_dir: Path, cfg: Config) -> None:
@@ -282,6 +502,7 @@ def ensure_data(cfg: Config, progress: bool = True) -> Path:
     if not tracks_csv.is_file():
         from .synth import synthesize
 
+        check_writable(data_dir.parent, "data_dir")  # where the set and its lock go: one line if it cannot be written
         with locked(data_dir.with_name(data_dir.name + ".lock")):  # one maker at a time; the others wait
             if not tracks_csv.is_file():  # another process may have made it while we waited
                 log.info("synthesizing %s", data_dir)
@@ -299,25 +520,20 @@ def prepare(cfg: Config, progress: bool = True) -> ClipStore:
             f"{audio_dir} not found: the audio of subset {cfg.data.subset!r} is not in {data_dir}"
             + (" (`fmareport fetch` gets fma_small)" if cfg.data.source == "fma" else "")
         )
-    plan, left_out, dropped = select_tracks(load_tracks(data_dir / "fma_metadata" / "tracks.csv"), cfg.data.subset)
+    plan, left_out, dropped = select_tracks(load_tracks(data_dir / TRACKS_CSV), cfg.data.subset)
     if plan.empty:
         raise ValueError(f"{data_dir}: tracks.csv has no track of subset {cfg.data.subset!r} with a genre in {GENRES}")
-    settings = {
-        "subset": cfg.data.subset,
-        **cfg.store.model_dump(),  # the store's section: sample_rate, clip_samples, clip_rule, min_clip_fraction
-        "decode_version": DECODE_VERSION,
-        "index_columns": list(INDEX_COLUMNS),  # a store of another index is another store
-        "decoders": decoder_versions(),
-    }
-    source = source_fingerprint(data_dir, cfg.data.subset, plan.track_id.to_numpy())
-    fingerprint = hashlib.sha1(json.dumps({"source": source, **settings}, sort_keys=True).encode()).hexdigest()
-    name = (
-        f"{cfg.data.subset}-{cfg.store.sample_rate}hz-{cfg.store.clip_samples}-{cfg.store.clip_rule}-{fingerprint[:12]}"
-    )
+    settings = store_settings(cfg)
+    known = _known_records(known_sources(cfg, data_dir))
+    files = source_files(data_dir, cfg.data.subset, plan.track_id.tolist(), known, cfg.run.prepare_workers)
+    check_checksums(data_dir, cfg.data.subset, files, cfg)
+    source = source_fingerprint(files)
+    fingerprint = store_fingerprint(source, settings)
+    name = store_prefix(cfg) + fingerprint[:12]
     root = Path(cfg.run.store_root)
     final = root / name
     partial = root / f"{name}.partial"
-    with locked(root / f"{name}.lock"):  # one builder per store at a time; the others wait, then reuse
+    with _store_lock(root, name, final):  # one builder per store at a time; the others wait, then reuse
         if (final / "manifest.json").is_file():
             log.info("reusing complete store %s", final)
         elif (partial / "manifest.json").is_file():  # finished, but killed before the rename
@@ -336,8 +552,7 @@ def prepare(cfg: Config, progress: bool = True) -> ClipStore:
                 "data_dir": str(data_dir.resolve()),
                 "data_source": cfg.data.source,
                 "source_fingerprint": source,
-                "source_fingerprint_rule": "sha1 of tracks.csv, fma_<subset>/checksums and every selected "
-                "track's (track_id, file size in bytes)",
+                "source_fingerprint_rule": SOURCE_RULE,
                 "n_tracks": len(kept),
                 "n_selected": len(plan),
                 "split_counts": {s: int((kept.split == s).sum()) for s in SPLITS},
@@ -346,12 +561,42 @@ def prepare(cfg: Config, progress: bool = True) -> ClipStore:
                 "dropped": dropped,
                 "decoder_notes": notes,
                 "left_out": left_out,
+                # Each source file's SHA1 (or why none) and the stat record it was read under: the
+                # fingerprint's inputs, and what lets the next prepare, and the book, skip rereading it.
+                "source_files": {rel: _record_text(record) for rel, record in files.items()},
                 "files": _file_records(partial),  # last: audio.npy and index.csv are written
             }
             write_atomic(partial / "manifest.json", json.dumps(manifest, indent=1) + "\n")
             _finish(partial, final)
             log.info("stored %d tracks, skipped %d: %s", len(kept), len(skipped), final)
     return open_store(final, cfg.profile)  # checked after the lock: cells opening one store hash it side by side
+
+
+@contextlib.contextmanager
+def _store_lock(root: Path, name: str, final: Path) -> Iterator[None]:
+    """Hold the store's lock (`root/<name>.lock`) for the block: builders take turns. Where the
+    lock file cannot be made (a read-only disk: a store shared by another user), a complete store
+    is read without it: a complete store is never written again (it appears whole, by one rename),
+    so a reader needs no lock. Else StorageError: prepare would have to write there."""
+    try:
+        fd = take_lock(root / f"{name}.lock")
+    except OSError as err:
+        if (final / "manifest.json").is_file():
+            log.info(
+                "%s: cannot make the store's lock there (%s): reading the complete store without it", root, err.strerror
+            )
+            yield
+            return
+        raise StorageError(
+            f"{root}: cannot write there ({err.strerror or err}), and the clip store {name} is not there yet: "
+            "make the folder writable, or set store_root to a folder you can write to (a store made "
+            "there elsewhere is read as it is)"
+        ) from None
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def _decode_store(

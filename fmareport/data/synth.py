@@ -14,7 +14,9 @@ track's bytes depend only on (seed, artist_id, track_id), whatever the number of
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import json
 import math
 from dataclasses import dataclass
@@ -25,6 +27,8 @@ import pandas as pd
 import soundfile as sf
 
 from ..config import SynthSettings
+from ..disk import human
+from ..errors import StorageError
 from ..files import is_owned, mark_owned, remove_owned
 from ..progress import tqdm
 from .fma import (
@@ -239,18 +243,25 @@ def write_track(job: Job) -> tuple[int, str | None, int]:
     if job.kind == "missing":
         return job.track_id, None, 0
     rng = np.random.default_rng([job.seed, job.track_id])
-    path.parent.mkdir(parents=True, exist_ok=True)
     if job.kind == "empty":
-        path.write_bytes(b"")
+        data = b""
     elif job.kind == "garbage":
-        path.write_bytes(rng.bytes(int(16_000 * job.seconds)))  # ~128 kbit/s worth of noise bytes
-    elif job.kind == "silent":
-        sf.write(path, np.zeros((round(job.seconds * job.sample_rate), 2), np.float32), job.sample_rate, format="MP3")
+        data = rng.bytes(int(16_000 * job.seconds))  # ~128 kbit/s worth of noise bytes
     else:
-        seconds = SHORT_SECONDS if job.kind == "short" else job.seconds
-        artist = draw_artist(job.genre, artist_rng(job.seed, job.artist_id))
-        sf.write(path, render(job.genre, seconds, job.sample_rate, rng, artist), job.sample_rate, format="MP3")
-    data = path.read_bytes()
+        if job.kind == "silent":
+            audio = np.zeros((round(job.seconds * job.sample_rate), 2), np.float32)
+        else:
+            seconds = SHORT_SECONDS if job.kind == "short" else job.seconds
+            audio = render(
+                job.genre, seconds, job.sample_rate, rng, draw_artist(job.genre, artist_rng(job.seed, job.artist_id))
+            )
+        buf = io.BytesIO()  # encoded in memory (the same bytes as to a file): the file is written below, where
+        sf.write(
+            buf, audio, job.sample_rate, format="MP3"
+        )  # a full disk is an OSError, not libsndfile's "System error."
+        data = buf.getvalue()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
     return job.track_id, hashlib.sha1(data).hexdigest(), len(data)
 
 
@@ -288,11 +299,38 @@ def synthesize(
 
     out_dir must be absent or empty, or with `force` a set synth wrote (its marker inside; nothing
     else is ever deleted). Written to `out_dir.partial`, renamed at the end: a killed run leaves no
-    folder that looks complete. workers: processes (0: one per usable CPU).
+    folder that looks complete, and one that fails (a full disk, Ctrl-C) removes it. A full disk or a
+    folder that cannot be written is a StorageError naming the folder. workers: processes (0: one
+    per usable CPU).
     """
     out_dir = Path(out_dir)
     check_splits(settings)
     tmp = _start(out_dir, force)
+    try:
+        _write_set(tmp, out_dir, settings, progress, workers)
+    except BaseException as err:
+        # A failed set (a full disk, Ctrl-C) is not resumed: its folder, made by this call (_start
+        # refused any it did not leave), is removed, so a full disk is freed again.
+        written = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file()) if tmp.is_dir() else 0
+        if not remove_owned(tmp, MARKER) and tmp.is_dir() and not tmp.is_symlink() and not any(tmp.iterdir()):
+            tmp.rmdir()  # made, but the marker could not be written in it
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise StorageError(
+                f"{tmp.parent}: no room on its disk for the synthetic set ({err.strerror} after {human(written)} of "
+                f"it; {tmp.name} was removed): free space there, or choose another folder for the set "
+                "(`fmareport synth DIR`; a profile's data_dir), then run it again"
+            ) from None
+        if isinstance(err, OSError) and err.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR):
+            raise StorageError(
+                f"{tmp.parent}: cannot write there ({err.strerror}): make it writable, or choose another folder for "
+                "the set (`fmareport synth DIR`; a profile's data_dir)"
+            ) from None
+        raise
+    return out_dir
+
+
+def _write_set(tmp: Path, out_dir: Path, settings: SynthSettings, progress: bool, workers: int) -> None:
+    """`synthesize`'s work: the set written into `tmp`, then renamed to out_dir."""
     made = {**settings.model_dump(), "artist_tracks": ARTIST_TRACKS}  # store.check_synthetic_set reads it
     mark_owned(tmp, MARKER, json.dumps({"format": "fmareport synthetic FMA-format set", **made}, indent=1) + "\n")
     rows, jobs = _plan(settings, tmp)
@@ -319,7 +357,6 @@ def synthesize(
                 folder.rmdir()
             out_dir.rmdir()
     tmp.rename(out_dir)
-    return out_dir
 
 
 def _start(out_dir: Path, force: bool) -> Path:

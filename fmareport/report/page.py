@@ -65,7 +65,7 @@ class Page:
         """Glue what the banner (book/pages/_banner.md) says of the data behind every number: the
         profile, the data folder, the tracks per split, the runs; and which cells are missing."""
         data = next(iter(self.results.values())).data
-        missing = [s for s in self.statuses if not s.shown or s.diverged]
+        missing = [s for s in self.statuses if s.flagged]
         glue(
             banner_profile=self.profile,
             banner_data_dir=data.data_dir,
@@ -97,7 +97,7 @@ class Page:
 def tags(results: dict[str, CellResults], statuses: list[RunStatus]) -> set[str]:
     """The Sphinx tags the pages' `{only}` blocks read, from a profile's results and statuses:
     `synthetic` or `fma` (the data the shown runs used), `paper_scale` (the paper profile), and
-    `cells_missing` (an expected cell is not in the tables, or is flagged)."""
+    `cells_missing` (an expected cell is not in the tables, or is flagged: RunStatus.flagged)."""
     shown = [results[s.cell] for s in statuses if s.shown] or list(results.values())
     sources = {r.data.source for r in shown}
     if len(sources) > 1:
@@ -105,7 +105,7 @@ def tags(results: dict[str, CellResults], statuses: list[RunStatus]) -> set[str]
     out = {"synthetic" if sources == {"synth"} else "fma"}
     if shown and shown[0].profile == "paper":
         out.add("paper_scale")
-    if any(not s.shown or s.diverged for s in statuses):
+    if any(s.flagged for s in statuses):
         out.add("cells_missing")
     return out
 

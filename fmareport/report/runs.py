@@ -3,7 +3,11 @@
 A number in the book must be the output of the run it names, of the config it names (docs/faults.md,
 case 15). Every expected cell of a profile (fmareport.workflow.expected_cells) is current, other settings,
 other store or not run (docs/running.md, "Building the book"); only current runs reach the tables, and a
-current run whose training loss diverged stays there, flagged (`diverged`).
+current run whose training loss diverged stays there, flagged (`diverged`). A run is on the current
+store only when its store's fingerprint is the one prepare would give the cell's config today, from
+the data on disk (`store.current_fingerprint`): a run on a superseded store is "other store" however
+many runs share it. Where the data set is not on this machine (results copied from a GPU node) the
+store cannot be checked: such runs stay shown, flagged `unchecked` in the banner and the Runs table.
 
     statuses = run_statuses("smoke", results, workdir=Path("."))
     shown = {s.cell: results[s.cell] for s in statuses if s.shown}
@@ -12,16 +16,17 @@ current run whose training loss diverged stays there, flagged (`diverged`).
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import re
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import NAME_PATTERN, PROFILE_KEY, ConfigError, load_cell, profiles, shown
+from ..config import NAME_PATTERN, PROFILE_KEY, Config, ConfigError, load_cell, profiles, shown
 from ..data.fma import GENRES
-from ..errors import BookError
+from ..data.store import current_fingerprint
+from ..errors import BookError, one_line
 from ..results import CellResults
 from ..workflow import differing_keys, expected_cells
 
@@ -56,11 +61,17 @@ class RunStatus:
     state: str  # "current" | "other settings" | "other store" | "not run"
     detail: str = ""  # for humans: which keys differ, which seeds diverged
     diverged: tuple[int, ...] = ()  # seeds whose training loss diverged (a current run stays shown)
+    unchecked: bool = False  # current by its settings, but its data set is not here to check its store
 
     @property
     def shown(self) -> bool:
         """Whether the run's numbers go into the tables and figures."""
         return self.state == "current"
+
+    @property
+    def flagged(self) -> bool:
+        """Whether the banner names it: not shown, diverged, or its store unchecked."""
+        return not self.shown or bool(self.diverged) or self.unchecked
 
     @property
     def label(self) -> str:
@@ -85,8 +96,8 @@ def run_statuses(profile: str, results: dict[str, CellResults], workdir: str | P
     workdir = Path(workdir)
     params = workdir / "params" if (workdir / "params" / "profiles").is_dir() else None
     cells = expected_cells(params, profile)
-    stores = Counter(r.data.store_fingerprint for r in results.values())
-    usual_store = stores.most_common(1)[0][0] if stores else None
+    stores = [_store_folder(r.data.store, workdir) for r in results.values()]
+    today: dict[str, tuple] = {}  # the store settings' key -> _store_today's answer
     out = []
     for cell in sorted(set(cells) | set(results)):
         result = results.get(cell)
@@ -101,7 +112,8 @@ def run_statuses(profile: str, results: dict[str, CellResults], workdir: str | P
             continue
         try:  # what the profile and the cell's params file give, looked up in the runs' params/
             with contextlib.chdir(workdir if params else Path.cwd()):
-                differ = differing_keys(result.config, load_cell(profile, cell))
+                expected = load_cell(profile, cell)
+            differ = differing_keys(result.config, expected)
         except ConfigError as err:
             out.append(RunStatus(cell, "other settings", f"its params file does not load: {err}"))
             continue
@@ -109,13 +121,45 @@ def run_statuses(profile: str, results: dict[str, CellResults], workdir: str | P
         if differ:
             detail = ", ".join(f"{k} {_short(a)} (params: {_short(b)})" for k, (a, b) in differ.items())
             out.append(RunStatus(cell, "other settings", detail, seeds))
-        elif result.data.store_fingerprint != usual_store:
-            out.append(
-                RunStatus(cell, "other store", f"store {result.data.store_fingerprint[:12]}, not {usual_store[:12]}")
-            )
+        elif (store := _store_today(expected, workdir, stores, today))[0] is None and store[2]:
+            out.append(RunStatus(cell, "current", f"store not checked ({store[1]})", seeds, unchecked=True))
+        elif store[0] != result.data.store_fingerprint:
+            ran = f"ran on store {result.data.store_fingerprint[:12]}"
+            why = f"the data and settings give store {store[0][:12]} today" if store[0] else store[1]
+            out.append(RunStatus(cell, "other store", f"{ran}; {why}"))
         else:
             out.append(RunStatus(cell, "current", "", seeds))
     return out
+
+
+def _store_folder(store: str, workdir: Path) -> Path:
+    """A result's store folder: a relative one is relative to the folder the run worked in."""
+    path = Path(store)
+    return path if path.is_absolute() else workdir / path
+
+
+def _store_today(cfg: Config, workdir: Path, stores: list[Path], memo: dict) -> tuple[str | None, str, bool]:
+    """(the fingerprint prepare would give cfg's store today, "", False) or (None, why it cannot be
+    told, whether only because the data set is not on this machine):
+    cfg's data_dir and store_root are relative to `workdir` (the runs' working directory); the
+    stores the results name, and those in store_root, save rereading unchanged files. Once per
+    store settings (`memo`)."""
+
+    def here(path: str) -> str:
+        return str(Path(path) if Path(path).is_absolute() else workdir / path)
+
+    cfg = cfg.replace(data_dir=here(cfg.run.data_dir), store_root=here(cfg.run.store_root))
+    keys = {"data": cfg.data.model_dump(), "store": cfg.store.model_dump(), "synth": cfg.synth.model_dump(),
+            "data_dir": cfg.run.data_dir, "store_root": cfg.run.store_root}  # fmt: skip
+    key = json.dumps(keys, sort_keys=True, default=str)
+    if key not in memo:
+        try:
+            memo[key] = (current_fingerprint(cfg, stores), "", False)
+        except FileNotFoundError as err:  # results copied to a machine without the data set
+            memo[key] = (None, one_line(err), True)
+        except (OSError, ValueError) as err:  # the data set unreadable, or made with other settings
+            memo[key] = (None, f"cannot tell which store the data give today: {one_line(err)}", False)
+    return memo[key]
 
 
 def newest_profile(results_root: str | Path) -> str | None:
