@@ -157,3 +157,19 @@ def test_a_build_that_cannot_write_removes_its_half_written_html_in_one_line(tmp
     with pytest.raises(SystemExit):
         sphinx_checks._finish(app, None)
     assert capsys.readouterr().err.strip() == "fmareport book: 2 warning(s) above: the book is built with none"
+
+
+def test_the_staging_digest_changes_with_the_data_set_the_runs_status_reads(tmp_path):
+    """An edited tracks.csv with no new results changes which runs are current (report.runs): the
+    staged pages must be staged again."""
+    folder = tmp_path / "results" / "smoke" / "table1"
+    folder.mkdir(parents=True)
+    (folder / "raw_whole.json").write_text('{"data": {"store": "store/x", "data_dir": "data/set"}}')
+    tracks = tmp_path / "data" / "set" / "fma_metadata" / "tracks.csv"
+    tracks.parent.mkdir(parents=True)
+    tracks.write_text("track_id\n2\n")
+    before = book.staging_inputs("smoke", tmp_path / "results", REPO)
+    assert book.staging_inputs("smoke", tmp_path / "results", REPO) == before
+    tracks.write_text("track_id\n3\n")
+    os.utime(tracks, ns=(1, 1))
+    assert book.staging_inputs("smoke", tmp_path / "results", REPO) != before

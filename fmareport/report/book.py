@@ -30,7 +30,6 @@ build. `fmareport book --profile P` runs the same command with P named (`build`)
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -40,7 +39,7 @@ import yaml
 
 from ..config import REPO_ROOT, load_profile
 from ..errors import BookError
-from ..files import mark_owned, remove_owned
+from ..files import mark_owned, read_json, remove_owned
 from ..results import CellResults, hide_injected_cell, load_results
 from .compare import setting_label, setting_of
 from .page import box, tags
@@ -227,8 +226,8 @@ def notebook_mismatch(nb, result: CellResults) -> str | None:
 
 
 def staging_inputs(profile: str, results_dir: Path, root: Path) -> str:
-    """A digest of everything staging reads: the profile's result files and the clip store's
-    manifest (size and mtime), the page sources, the params files, the published references and
+    """A digest of everything staging reads: the profile's result files, the clip store's manifest
+    and the data set's files (size, mtime; the runs' status reads them), the page sources, the params files, the published references and
     fmareport's own code (content). Staged pages with the same digest are what staging would make again."""
     import hashlib
 
@@ -246,13 +245,17 @@ def staging_inputs(profile: str, results_dir: Path, root: Path) -> str:
         for path in sorted(folder.rglob(pattern)):
             h.update(f"{path.relative_to(folder)}\0".encode() + path.read_bytes())
     for result_path in sorted(p for p in (results_dir / profile).glob("**/*.json") if p.is_file())[:1]:
-        try:  # every cell shares the store; a damaged file is named by the load that follows
-            store = Path(json.loads(result_path.read_text(encoding="utf-8"))["data"]["store"])
+        try:  # every cell shares the store and data set; a damaged file is named by the load that follows
+            data = read_json(result_path)["data"]
+            store, data_dir = Path(data["store"]), results_dir.parent / data["data_dir"]  # an absolute one stays
         except (OSError, ValueError, KeyError, TypeError):
             break
         manifest = store / "manifest.json"
         if store.is_absolute() and manifest.is_file():
             h.update(f"{manifest.stat().st_size}\0{manifest.stat().st_mtime_ns}".encode())
+        for path in sorted(data_dir.rglob("*")) if data_dir.is_dir() else ():  # the runs' status reads the data
+            st = path.lstat()
+            h.update(f"{path.relative_to(data_dir)}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0".encode())
     return h.hexdigest()
 
 
