@@ -64,6 +64,12 @@ MAX_SHOWN = 80
 # How many distinct problems one ConfigError lists (a list of 10,000 bad items is one problem).
 MAX_MESSAGES = 5
 
+# The most epochs a cell may train. The paper trains 15 (params/profiles/paper.yaml); 100,000 are about a
+# day per seed at the smoke profile's size (under a second an epoch) and weeks at the demo's (6 to 24 s,
+# docs/measurements.md), and their history is 25 MB of each seed's results file (256 bytes an epoch). More
+# (2**70) is a typo: refused naming the key, not left to the disk check it fails (docs/faults.md).
+MAX_EPOCHS = 100_000
+
 # The largest clip we accept: 2**24 samples (6.3 min at 44.1 kHz, 32 MiB of int16 per track);
 # FMA's clips are 30 s. A larger value is a typo that would make prepare allocate terabytes.
 MAX_CLIP_SAMPLES = 2**24
@@ -205,7 +211,7 @@ class ScheduleSettings(Section):
     whatever the number of epochs, so a checkpoint resumes under more epochs or seeds."""
 
     seeds: Annotated[list[Seed], Field(min_length=1)] = [0]  # each in [0, 2**32): numpy's seed range
-    epochs: Positive = 1
+    epochs: Positive = 1  # at most MAX_EPOCHS (_consistent)
 
     @model_validator(mode="after")
     def _consistent(self) -> ScheduleSettings:
@@ -214,6 +220,11 @@ class ScheduleSettings(Section):
             raise ValueError(
                 f"key 'seeds': each seed once (a repeated seed would only repeat its run), "
                 f"got {shown(self.seeds)}; {shown(twice)} repeated"
+            )
+        if self.epochs > MAX_EPOCHS:
+            raise ValueError(
+                f"key 'epochs': must be at most {MAX_EPOCHS:,} (weeks of training at the demo profile's size; the "
+                f"paper trains 15), got {shown(self.epochs)}"
             )
         return self
 
