@@ -26,10 +26,12 @@ from .baseline import baseline_path, baselines_for
 from .config import (
     NUMBER_FREE_KEYS,
     PROFILE_KEY,
+    TABLE_FOLDER,
     Config,
     ConfigError,
     load_cell,
     load_config,
+    name_mismatch,
     params_dir,
     profile_path,
     read_yaml,
@@ -41,7 +43,7 @@ from .gpus import GPU_FIX, gpu_count, torch_gpus
 PARAMS = Path("params")  # the profiles and cells, in the workflow's working directory
 # The folders of params/ that hold cells: a table of the paper (table1, table2; Table 3 reuses the
 # segmented cells of Tables 1 and 2, so it has none), or the ablations, beyond the paper.
-CELL_FOLDER = r"table[0-9]+|ablations"
+CELL_FOLDER = rf"{TABLE_FOLDER}|ablations"
 RERUN_MARK = "# runs again to replace run "  # a settings stamp's last line: the result it replaces
 STALE_MARK = "stale set, made with: "  # a synth stamp's last line: the settings of the set it replaces
 NOT_LOADED = "# does not load: "  # a settings stamp's first line when its params files do not (the cell job says why)
@@ -249,7 +251,7 @@ def start(config: dict) -> Plan:
     except ConfigError as err:
         raise ConfigError(f"profile {profile!r}: {err}") from None
     if cfg.profile != profile:
-        raise ConfigError(f"{path} says 'profile: {cfg.profile}': it must be '{profile}' (its file name)")
+        raise name_mismatch(path, "profile", profile, cfg.profile)
     gpu = gpus_per_cell(cfg, config, path)
     cells = expected_cells(PARAMS, profile)  # never none: a pattern that selects no cell is refused
     build, results, synth = Path("build") / profile, Path(cfg.run.results_dir) / profile, cfg.data.source == "synth"

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from fmareport import workflow
 from fmareport.cli import main
-from fmareport.config import MAX_EPOCHS, ConfigError, load_config, profile_path
+from fmareport.config import MAX_EPOCHS, ConfigError, load_cell, load_config, profile_path, read_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -64,3 +65,75 @@ def test_16_a_huge_epochs_is_refused_naming_the_key_not_blamed_on_the_disk(tmp_p
     assert said in capsys.readouterr().err
     cell.write_text(f"cell: table1/big\nepochs: {MAX_EPOCHS}\n")
     assert load_config(profile_path("smoke"), cell).schedule.epochs == MAX_EPOCHS
+
+
+# --- a cell file's own mistakes, named with what to write ------------------------------------------------
+
+
+def test_16_a_base_that_is_not_a_table_cell_is_named_with_what_to_write(tmp_path, monkeypatch):
+    params = params_copy(tmp_path, monkeypatch)
+    for base, said in [
+        ("profiles/smoke", "'profiles/smoke' is not a cell of the paper's tables; an ablation's base is one"),
+        ("ablations/log_both_segmented", "'ablations/log_both_segmented' is itself an ablation; name a table cell"),
+        ("table1/nope", "no cell 'table1/nope' (params/table1/nope.yaml: no such params file); name one such as"),
+        ("[table1, x]", "['table1', 'x'] is not a cell of the paper's tables"),
+    ]:
+        (params / "ablations" / "x.yaml").write_text(f"cell: ablations/x\nbase: {base}\n")
+        with pytest.raises(ConfigError) as refused:
+            load_cell("smoke", "ablations/x")
+        assert str(refused.value).startswith(f"params/ablations/x.yaml: key 'base': {said}"), refused.value
+        assert "'table1/both_segmented' (params/table1/both_segmented.yaml)" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (
+            "",
+            "params/table1/x.yaml: is empty: a cell's file names its cell: write 'cell: table1/x' in it, then "
+            "the keys the cell changes",
+        ),
+        (
+            "input: raw\n",
+            "params/table1/x.yaml: has no key 'cell': a cell's file names its cell: write 'cell: table1/x' in it",
+        ),
+        (
+            "cell: table1/raw_whole\n",
+            "params/table1/x.yaml says 'cell: table1/raw_whole': it must be 'table1/x' (its file name)",
+        ),
+    ],
+)
+def test_16_a_cell_file_that_does_not_name_its_cell_is_told_what_to_write(tmp_path, monkeypatch, text, said):
+    """An empty file was told of a cell 'adhoc' (the default) nobody wrote."""
+    params = params_copy(tmp_path, monkeypatch)
+    (params / "table1" / "x.yaml").write_text(text)
+    with pytest.raises(ConfigError) as refused:
+        load_cell("smoke", "table1/x")
+    assert str(refused.value).startswith(said), refused.value
+    assert "adhoc" not in str(refused.value)
+
+
+def test_16_an_ablation_without_its_cell_key_is_not_blamed_for_its_bases(tmp_path, monkeypatch):
+    params = params_copy(tmp_path, monkeypatch)
+    (params / "ablations" / "x.yaml").write_text("base: table1/raw_whole\ndropout: 0.2\n")
+    with pytest.raises(ConfigError, match=r"^params/ablations/x\.yaml: has no key 'cell': .* 'cell: ablations/x'"):
+        load_cell("smoke", "ablations/x")
+
+
+def test_16_an_empty_profile_is_told_to_name_itself(tmp_path, monkeypatch):
+    params = params_copy(tmp_path, monkeypatch)
+    (params / "profiles" / "mine.yaml").write_text("")
+    expected = r"^params/profiles/mine\.yaml: is empty: a profile's file names its profile: write 'profile: mine'"
+    with pytest.raises(ConfigError, match=expected):
+        load_cell("mine", None)
+    with pytest.raises(ConfigError, match=expected):
+        workflow.start({"profile": "mine", "gpus": 0})
+
+
+def test_16_a_params_path_that_is_a_folder_says_so(tmp_path, monkeypatch, capsys):
+    params_copy(tmp_path, monkeypatch)
+    with pytest.raises(ConfigError, match=r"^params/table1: a folder, not a params file: give one of the \.yaml files "
+                       r"in it, such as params/table1/both_segmented\.yaml$"):  # fmt: skip
+        read_yaml("params/table1")
+    assert main(["config", "smoke", "params/table1"]) == 2
+    assert "params/table1: a folder, not a params file" in capsys.readouterr().err
