@@ -29,6 +29,7 @@ from .config import (
     TABLE_FOLDER,
     Config,
     ConfigError,
+    base_path,
     load_cell,
     load_config,
     name_mismatch,
@@ -83,10 +84,15 @@ def cell_folders(root: Path) -> list[str]:
 
 def cell_inputs(cell: str) -> list[Path]:
     """A cell's params file, and its base cell's for an ablation (whose settings come first), read
-    as the config layer reads them (fmareport.config.read_yaml)."""
+    as the config layer reads them (fmareport.config.read_yaml, base_path). A file that does not load
+    (broken YAML, a list, a base that names no table cell) is the cell's one input: its job fails on
+    its settings stamp with the config layer's message, and the plan of the other cells goes on."""
     own = PARAMS / f"{cell}.yaml"
-    base = read_yaml(own).get("base") if own.is_file() else None
-    return [own] + ([PARAMS / f"{base}.yaml"] if base else [])
+    try:
+        base = read_yaml(own).get("base")
+        return [own] + ([base_path(base, own)] if base is not None else [])
+    except ConfigError:
+        return [own]
 
 
 def cell_priority(profile: str, cell: str) -> float:

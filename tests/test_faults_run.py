@@ -17,10 +17,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from conftest import snakemake_plan
 
 from fmareport import workflow
 from fmareport.cli import main
 from fmareport.config import MAX_EPOCHS, ConfigError, load_cell, load_config, profile_path, read_yaml
+from fmareport.workflow import NOT_LOADED, cell_inputs, expected_cells
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -137,3 +140,42 @@ def test_16_a_params_path_that_is_a_folder_says_so(tmp_path, monkeypatch, capsys
         read_yaml("params/table1")
     assert main(["config", "smoke", "params/table1"]) == 2
     assert "params/table1: a folder, not a params file" in capsys.readouterr().err
+
+
+# --- the workflow's plan: one bad cell file fails its own job only --------------------------------------
+
+BAD_CELLS = {
+    "table1/raw_whole": ("- input: raw\n- dropout: 0.2\n", "params/table1/raw_whole.yaml: expected a mapping of keys to "
+                         "values, got list"),  # fmt: skip
+    "table1/both_whole": ("cell: table1/both_whole\ninput: [raw\n", "params/table1/both_whole.yaml: line 3: not valid "
+                          "YAML: expected ',' or ']', but got '<stream end>'"),  # fmt: skip
+    "ablations/mel_both_segmented": ("cell: ablations/mel_both_segmented\nbase: profiles/smoke\n",
+                                     "params/ablations/mel_both_segmented.yaml: key 'base': 'profiles/smoke' is not"),
+}  # fmt: skip
+
+
+def test_16_a_cell_file_that_does_not_load_is_its_jobs_only_input(tmp_path, monkeypatch):
+    params = params_copy(tmp_path, monkeypatch)
+    for cell, (text, _) in BAD_CELLS.items():
+        (params / f"{cell}.yaml").write_text(text)
+        assert cell_inputs(cell) == [Path(f"params/{cell}.yaml")]
+    assert cell_inputs("ablations/log_both_segmented") == [Path(p) for p in (
+        "params/ablations/log_both_segmented.yaml", "params/table1/both_segmented.yaml")]  # fmt: skip
+
+
+def test_16_the_plan_goes_on_past_cell_files_that_do_not_load(tmp_path):
+    """A cell file that is a YAML list, broken YAML or names a profile as its base stopped the whole plan
+    with a Snakemake traceback (an input function's ConfigError). Now every cell is planned; the bad
+    ones' settings stamps hold the config layer's line, which their jobs print and fail on (exit 2)."""
+    shutil.copytree(REPO / "params", tmp_path / "params")
+    for cell, (text, _) in BAD_CELLS.items():
+        (tmp_path / "params" / f"{cell}.yaml").write_text(text)
+    cells = expected_cells(tmp_path / "params", "smoke")
+    out = snakemake_plan(tmp_path, "results", config={"profile": "smoke", "gpus": 0})
+    stats = out.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    assert dict(re.findall(r"^(\w+)\s+(\d+)$", stats, re.M))["cell"] == str(len(cells)), stats
+    for cell, (_, said) in BAD_CELLS.items():
+        stamp = (tmp_path / "build" / "smoke" / "settings" / f"{cell}.yaml").read_text()
+        assert stamp.startswith(f"{NOT_LOADED}{said}"), stamp
+    good = (tmp_path / "build" / "smoke" / "settings" / "table2" / "both_segmented_dropout.yaml").read_text()
+    assert yaml.safe_load(good)["cell"] == "table2/both_segmented_dropout"  # the others' stamps are their configs
