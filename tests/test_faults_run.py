@@ -20,7 +20,7 @@ import pytest
 import yaml
 from conftest import snakemake_plan
 
-from fmareport import workflow
+from fmareport import notebook, workflow
 from fmareport.cli import main
 from fmareport.config import MAX_EPOCHS, ConfigError, load_cell, load_config, profile_path, read_yaml
 from fmareport.workflow import NOT_LOADED, cell_inputs, expected_cells
@@ -53,6 +53,33 @@ def alive(pids: list[int]) -> list[str]:
         except OSError:
             continue
     return out
+
+
+# --- papermill -y: YAML 1.1 numbers ------------------------------------------------------------------
+
+
+def test_16_a_number_papermill_read_as_text_is_named_with_the_form_that_works():
+    """papermill reads -y with PyYAML's YAML 1.1 loader: `-y "overrides: {lr: 1e-3}"` gives the text
+    '1e-3'. The refusal says so and gives the -p form, which loads."""
+    given = yaml.safe_load("overrides: {lr: 1e-3}")["overrides"]
+    assert given == {"lr": "1e-3"}  # the premise: YAML 1.1
+    with pytest.raises(ConfigError) as refused:
+        notebook.config("smoke", "table1/raw_whole", given)
+    assert str(refused.value) == (
+        "overrides: key 'lr': got '1e-3' (str), expected a number. papermill reads -y as YAML 1.1, where 1e-3 "
+        "is text, not a number (key 'lr'): pass the overrides as YAML text instead, which the config layer reads "
+        "as YAML 1.2: -p overrides 'lr: 1e-3' (several as one mapping: -p overrides '{lr: 1e-3, epochs: 2}')"
+    )
+    assert notebook.config("smoke", "table1/raw_whole", "lr: 1e-3").train.lr == 1e-3
+    assert notebook.config("smoke", "table1/raw_whole", "{lr: 1e-3, epochs: 2}").schedule.epochs == 2
+
+
+@pytest.mark.parametrize("given", [{"lr": "fast"}, {"epochs": "1e1"}])
+def test_16_the_yaml_1_1_hint_is_given_only_where_it_is_the_fix(given):
+    """Text that is no number, or a number the key would refuse anyway (epochs 10.0): no hint."""
+    with pytest.raises(ConfigError) as refused:
+        notebook.config("smoke", "table1/raw_whole", given)
+    assert "YAML 1.1" not in str(refused.value) and f"key {next(iter(given))!r}: got " in str(refused.value)
 
 
 # --- epochs bounded -------------------------------------------------------------------------------------
