@@ -10,12 +10,17 @@ a real papermill on a stand-in notebook (a second or two each, on an idle machin
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import textwrap
+import time
 from pathlib import Path
 
+import nbformat
 import pytest
 import yaml
 from conftest import snakemake_plan
@@ -53,6 +58,85 @@ def alive(pids: list[int]) -> list[str]:
         except OSError:
             continue
     return out
+
+
+# --- papermill: Ctrl-C shows where a rerun resumes -----------------------------------------------------
+
+INTERRUPTED = "interrupted at seed 0 epoch 2: rerun the same command to resume from epoch 2 (checkpoint c.pt)"
+
+
+def test_16_a_ctrl_c_in_a_kernel_is_written_to_its_stderr_and_its_socket_tracebacks_dropped():
+    """errors.short_tracebacks in a kernel's shell (the `kernel` a kernel's shell has: its log, here a
+    logger of this test): the Ctrl-C's line goes to the process's stderr as well as to the notebook; the
+    kernel's ZMQ tracebacks after it (papermill closed its sockets as it left) are dropped, others kept."""
+    code = textwrap.dedent(
+        f"""
+        import logging, sys, types
+        import zmq
+        from IPython.core.interactiveshell import InteractiveShell
+        from fmareport import errors
+        log = logging.getLogger("kernel")
+        log.addHandler(logging.StreamHandler(sys.stdout))
+        shell = InteractiveShell.instance(colors="NoColor")
+        shell.kernel = types.SimpleNamespace(log=log)
+        errors.short_tracebacks(shell)
+
+        def fail(err):
+            try:
+                raise err
+            except Exception:
+                log.error("Exception in message handler:", exc_info=True)
+
+        fail(zmq.ZMQError(88))  # before any Ctrl-C: kept
+        print("=== ctrl-c")
+        shell.run_cell("from fmareport.errors import Interrupted\\nraise Interrupted({INTERRUPTED!r})")
+        print("=== after")
+        fail(zmq.ZMQError(88))  # dropped
+        fail(ValueError("a bug"))  # kept
+        """
+    )
+    done = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=120)
+    before, rest = done.stdout.split("=== ctrl-c")
+    shown, after = rest.split("=== after")
+    assert "zmq.error.ZMQError" in before
+    assert f"Interrupted: {INTERRUPTED}" in shown and "Traceback" not in shown
+    assert "ZMQError" not in after and "ValueError: a bug" in after
+    assert done.stderr == f"\nInterrupted: {INTERRUPTED}\n"
+
+
+def test_16_a_ctrl_c_to_papermill_shows_where_a_rerun_resumes(tmp_path):
+    """A Ctrl-C (SIGINT to papermill's process group, as a terminal sends it) during a cell: papermill
+    interrupts the kernel as it shuts it down, no longer reading its output; the kernel's Interrupted
+    line reaches papermill's stderr. (A stand-in for the experiment notebook: the same first cell, then a
+    loop that raises what train.run_seed raises on a Ctrl-C, without torch's import.) What papermill
+    itself prints and its exit status (1, click's "Aborted!") are papermill's."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("from fmareport import errors\nerrors.short_tracebacks(get_ipython())"),
+        nbformat.v4.new_code_cell(
+            "import time\nfrom fmareport.errors import Interrupted\n"
+            f"open({str(tmp_path / 'started')!r}, 'w').close()\n"
+            f"try:\n    time.sleep(120)\nexcept KeyboardInterrupt:\n    raise Interrupted({INTERRUPTED!r}) from None"
+        ),
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "in.ipynb")
+    command = [PY, "-m", "papermill", str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), "--no-progress-bar"]
+    run = subprocess.Popen(command, cwd=tmp_path, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "started").exists() and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert run.poll() is None, run.communicate()[1][-3000:]
+        time.sleep(0.3)  # into the sleep
+        os.killpg(run.pid, signal.SIGINT)
+        _, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode != 0
+    assert f"\nInterrupted: {INTERRUPTED}\n" in err, err[-3000:]
+    assert "ZMQError" not in err and "Exception in message handler" not in err, err[-3000:]
 
 
 # --- papermill -y: YAML 1.1 numbers ------------------------------------------------------------------
