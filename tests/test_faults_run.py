@@ -60,6 +60,72 @@ def alive(pids: list[int]) -> list[str]:
     return out
 
 
+# --- make: every setting checked as the Makefile is read, before any recipe --------------------------
+
+# (a setting as given, the start of the line make stops with). {x}: a file the value tries to create.
+REFUSED = [
+    ("PROFILE=smoke; touch {x}", "PROFILE='smoke; touch {x}': not a profile name (lower-case letters"),
+    ("PROFILE=$(shell touch {x})", "PROFILE='$(shell touch {x})': not a profile name"),
+    ("PROFILE=nope", "PROFILE='nope': no such profile (no params/profiles/nope.yaml); profiles: demo paper smoke"),
+    ("PROFILE=", "PROFILE='': empty; profiles: demo"),
+    ("PROFILE=" + "a" * 65, "PROFILE='" + "a" * 65 + "': a profile name has at most 64 characters"),
+    ("CORES=0", "CORES='0': must be a whole number of CPU cores, 1 or more"),
+    ("CORES=2;touch {x}", "CORES='2;touch {x}': must be a whole number of CPU cores"),
+    ("CORES=02", "CORES='02': must be a whole number"),
+    ("GPUS=-1", "GPUS='-1': must be a whole number of GPUs, 0 or more"),
+    ("TORCH_INDEX=https://x.org/cu126;touch {x}", "TORCH_INDEX='https://x.org/cu126;touch {x}': must be an http:// or https:// URL"),
+    ("TORCH_INDEX=ftp://x.org/cu126", "TORCH_INDEX='ftp://x.org/cu126': must be an http:// or https:// URL"),
+    ("PYTHON=python3 -c 'open(\"{x}\", \"w\")'", "PYTHON='python3 -c 'open(\"{x}\", \"w\")'': must be a path of letters"),
+    ("VENV=/tmp/a:b", "VENV='/tmp/a:b': must be a path of letters"),
+    ("REPORT_LOCK=$(touch {x})", "REPORT_LOCK='$(touch {x})': must be a path of letters"),
+    ("GPU_CHECK_REPORT=-x", "GPU_CHECK_REPORT='-x': must be a path of letters"),
+    ("WORKFLOW_ARGS=results; touch {x}", "WORKFLOW_ARGS='results; touch {x}': must be words of letters"),
+    ("WORKFLOW_ARGS=results\ntouch {x}", "WORKFLOW_ARGS='results"),
+    ("DRY=yes", "DRY='yes': must be 1 (every check on the CPU at tiny sizes), or 0 or empty"),
+    ("PY=/bin/true", "PY is this Makefile's own variable, not a setting: the settings are PROFILE, CORES"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("setting", "line"), REFUSED, ids=[s.split("=")[0] + str(i) for i, (s, _) in enumerate(REFUSED)]
+)
+def test_16_make_refuses_a_setting_that_is_not_one_as_it_reads_the_makefile(tmp_path, setting, line):
+    """`make -n report` (make's parse; under -n the report recipe's sub-make line runs too): exit 2, one
+    line naming the variable, before any recipe: nothing printed to run, the file the value names not made."""
+    x = tmp_path / "X"
+    done = make("-n", "report", "GPUS=0", f"REPORT_LOCK={tmp_path}/r.lock", setting.format(x=x))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"*** {line.format(x=x)}" in done.stderr
+    assert done.stdout == "" and not x.exists()
+
+
+def test_16_a_setting_from_the_environment_is_checked_too(tmp_path):
+    x = tmp_path / "X"
+    done = make("-n", "report", env={**os.environ, "PROFILE": f"smoke;touch {x}", "GPUS": "0"})
+    assert done.returncode == 2 and f"*** PROFILE='smoke;touch {x}': not a profile name" in done.stderr
+    assert not x.exists()
+
+
+def test_16_make_takes_settings_that_are_ones(tmp_path):
+    done = make(
+        "-n", "report", "PROFILE=smoke", "CORES=3", "GPUS=0", "DRY=0", f"REPORT_LOCK={tmp_path}/r.lock",
+        f"WORKFLOW_ARGS=results -s {REPO / 'Snakefile'} --directory {tmp_path} --config cell_threads=1",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"--directory {tmp_path} --config cell_threads=1 --cores 3 --keep-going" in done.stdout
+    assert "--resources gpu=0 --config profile=smoke gpus=0" in done.stdout
+
+
+@pytest.mark.parametrize("setting", ["PROFILE=smoke; touch {x}", "CORES=0"])
+def test_16_a_real_make_report_is_refused_the_same_way(tmp_path, setting):
+    """Not only a dry run: `make report` itself stops as it reads the Makefile (CORES=0 hung at Snakemake's
+    "Select jobs to execute"); no install, no lock, nothing run."""
+    x = tmp_path / "X"
+    done = make("report", "GPUS=0", f"REPORT_LOCK={tmp_path}/r.lock", setting.format(x=x), timeout=30)
+    assert done.returncode == 2 and f"*** {setting.split('=')[0]}='" in done.stderr, done.stderr
+    assert done.stdout == "" and not x.exists() and not (tmp_path / "r.lock").exists()
+
+
 # --- papermill: Ctrl-C shows where a rerun resumes -----------------------------------------------------
 
 INTERRUPTED = "interrupted at seed 0 epoch 2: rerun the same command to resume from epoch 2 (checkpoint c.pt)"
