@@ -151,15 +151,18 @@ test: install
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
 
-# One `make report` at a time per checkout: REPORT_LOCK (build/report.lock), held by flock(1) for the
-# run and released by the kernel however the run ends (kill -9 too). A second one is refused at once.
-# --close: the jobs do not inherit the lock (a kernel a kill leaves behind for a moment holds none).
+# One `make report` at a time per checkout: REPORT_LOCK, held for the run by `fmareport locked`
+# (fmareport.workflow.run_locked) and released by the kernel however the run ends (kill -9 too); a second
+# one is refused at once. The jobs do not inherit the lock (a kernel a kill leaves behind for a moment
+# holds none). A SIGTERM to make alone, which GNU make passes on to this recipe's process only (exec: the
+# lock's holder), reaches every process of the run (Snakemake's own SIGTERM waits for its running jobs):
+# none is left running detached. `make -n report` shows the workflow's commands without it (nothing runs).
 SNAKEMAKE := $(VENV)/bin/snakemake
+dry_run = $(findstring n,$(firstword -$(MAKEFLAGS)))
 
 report: install
-	@mkdir -p $(dir $(REPORT_LOCK)) && flock --nonblock --close --conflict-exit-code 75 $(REPORT_LOCK) $(MAKE) --no-print-directory workflow || { \
-		status=$$?; [ $$status -ne 75 ] || echo "make report: another make report is running here ($(REPORT_LOCK) is held): wait for it to finish" >&2; \
-		exit $$status; }
+	@$(if $(dry_run),,exec $(PY) -m fmareport.cli locked --busy "make report: another make report is running \
+		here ($(REPORT_LOCK) is held): wait for it to finish" $(REPORT_LOCK) --) $(MAKE) --no-print-directory workflow
 	@echo "HTML report: $(CURDIR)/_build/html/index.html"
 	@echo "Results page: $(CURDIR)/_build/html/generated/results.html"
 

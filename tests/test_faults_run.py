@@ -28,7 +28,8 @@ from conftest import snakemake_plan
 from fmareport import notebook, workflow
 from fmareport.cli import main
 from fmareport.config import MAX_EPOCHS, ConfigError, load_cell, load_config, profile_path, read_yaml
-from fmareport.workflow import NOT_LOADED, cell_inputs, expected_cells
+from fmareport.files import take_lock
+from fmareport.workflow import NOT_LOADED, cell_inputs, descendants, expected_cells
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -124,6 +125,83 @@ def test_16_a_real_make_report_is_refused_the_same_way(tmp_path, setting):
     done = make("report", "GPUS=0", f"REPORT_LOCK={tmp_path}/r.lock", setting.format(x=x), timeout=30)
     assert done.returncode == 2 and f"*** {setting.split('=')[0]}='" in done.stderr, done.stderr
     assert done.stdout == "" and not x.exists() and not (tmp_path / "r.lock").exists()
+
+
+# --- make report: a SIGTERM to make alone reaches every process of the run ---------------------------
+
+ONE_RULE = 'rule all:\n    output: "done.txt"\n    shell: "touch started; sleep 60; touch {output}"\n'
+
+
+def test_16_a_sigterm_to_make_report_alone_leaves_no_process_of_the_run(tmp_path):
+    """kill -TERM <make's pid> (not its group: `timeout make report`, a CI runner's cancel) while a job
+    runs: before, make exited at once and flock, the sub-make, Snakemake and the job ran on detached (and
+    the report lock was free for a second run beside them). Now make ends once they all have."""
+    (tmp_path / "Snakefile").write_text(ONE_RULE)
+    lock = tmp_path / "report.lock"
+    command = ["make", "--no-print-directory", "report", "PROFILE=smoke", "GPUS=0", "CORES=1", f"REPORT_LOCK={lock}",
+               f"WORKFLOW_ARGS=-s {tmp_path / 'Snakefile'} --directory {tmp_path}"]  # fmt: skip
+    run = subprocess.Popen(
+        command, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "started").exists() and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert run.poll() is None and (tmp_path / "started").exists(), "the job did not start"
+        under = descendants(run.pid)  # the lock's holder, the sub-make, Snakemake, the job's shell, sleep
+        assert any("sleep 60" in c for c in alive(under)), alive(under)
+        os.kill(run.pid, signal.SIGTERM)
+        assert run.wait(timeout=60) == -signal.SIGTERM
+        assert alive(under) == []
+        fd = take_lock(lock, wait=False)
+        assert fd is not None, "the report lock is still held"
+        os.close(fd)
+        assert not (tmp_path / "done.txt").exists()
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+
+
+def locked(lock: Path, *command: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([PY, "-m", "fmareport.cli", "locked", "--busy", "busy here", str(lock), "--", *command],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)  # fmt: skip
+
+
+def test_16_run_locked_passes_a_sigterm_to_every_process_under_it_orphans_too(tmp_path):
+    """`fmareport locked` (what the report recipe execs): a stand-in run whose shell leaves an orphan
+    (a subshell's background sleep, re-parented to the lock's holder) and waits on another."""
+    started = tmp_path / "started"
+    script = f"(sleep 61 &); sleep 62 & touch {started}; wait"
+    run = locked(tmp_path / "r.lock", "sh", "-c", script)
+    deadline = time.monotonic() + 60
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)
+    under = descendants(run.pid)
+    assert sorted(c.strip() for c in alive(under) if c.startswith("sleep")) == ["sleep 61", "sleep 62"]
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=30) == 128 + signal.SIGTERM
+    assert alive(under) == []
+
+
+def test_16_run_locked_leaves_nothing_behind_and_exits_with_the_commands_status(tmp_path):
+    run = locked(tmp_path / "r.lock", "sh", "-c", "(sleep 63 &); exit 3")
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 3, err
+    everything = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+    assert not any(c.startswith("sleep 63") for c in alive(everything))  # the orphan ended with its run
+
+
+def test_16_run_locked_refuses_a_second_run_at_once(tmp_path):
+    lock = tmp_path / "r.lock"
+    fd = take_lock(lock)
+    try:
+        run = locked(lock, "sh", "-c", f"touch {tmp_path / 'ran'}")
+        _, err = run.communicate(timeout=60)
+    finally:
+        os.close(fd)
+    assert (run.returncode, err) == (workflow.BUSY_STATUS, "busy here\n")
+    assert not (tmp_path / "ran").exists()
 
 
 # --- papermill: Ctrl-C shows where a rerun resumes -----------------------------------------------------
