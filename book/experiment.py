@@ -25,7 +25,8 @@
 # papermill book/experiment.ipynb results/demo/table1/raw_whole.ipynb -p profile demo -p cell table1/raw_whole
 # ```
 #
-# Any config key can be overridden: `-y "overrides: {epochs: 2, seeds: [0, 1]}"`.
+# Any config key can be overridden: `-y "overrides: {epochs: 2, seeds: [0, 1]}"`, or as YAML text,
+# `-p overrides 'lr: 1e-3'` (papermill reads `-y` as YAML 1.1, where `1e-3` is text, not a number).
 
 # %% tags=["parameters"]
 profile = "smoke"  # params/profiles/<profile>.yaml

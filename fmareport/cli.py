@@ -501,8 +501,32 @@ def _on_gpu(sub) -> None:
     p.set_defaults(run=run)
 
 
+def _locked(sub) -> None:
+    p = sub.add_parser(
+        "locked",
+        help="run a command holding a lock file, passing a SIGTERM on to all it starts (what make report runs)",
+        description="Run COMMAND holding an exclusive lock on LOCK (flock), as `make report` runs its workflow "
+        "(build/report.lock): while another holds it, print --busy and exit 75 at once. A SIGTERM or SIGHUP to "
+        "this process is passed on to every process under COMMAND (SIGKILL 20 s later); when COMMAND ends, "
+        "nothing it started is left running. Exit status: COMMAND's (128 + N for a signal N).",
+    )
+    p.add_argument("lock", type=Path, help="the lock file (made, with its folder, if missing)")
+    p.add_argument("--busy", default="another run holds the lock", metavar="TEXT", help="what to say when it is held")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
+
+    def run(args) -> int:
+        from .workflow import run_locked
+
+        command = args.command[1:] if args.command[:1] == ["--"] else args.command
+        if not command:
+            raise ConfigError("locked: no command given (fmareport locked LOCK -- CMD ...)")
+        return run_locked(args.lock, command, args.busy)
+
+    p.set_defaults(run=run)
+
+
 COMMANDS = (_synth, _fetch, _prepare, _config, _summary, _run, _baseline, _book, _reference, _schema, _predict,
-            _gpus, _on_gpu)  # fmt: skip
+            _gpus, _on_gpu, _locked)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

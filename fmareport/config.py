@@ -42,6 +42,9 @@ PARAMS_DIR = REPO_ROOT / "params"
 # has at most one '/' (its table folder under params/). No '..', no absolute path, no '~'.
 NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,63}"
 CELL_PATTERN = rf"{NAME_PATTERN}(/{NAME_PATTERN})?"
+# The folders of params/ that hold a table of the paper's cells (table1, table2); an ablation's `base`
+# is one of their cells. The workflow's cell folders are these and ablations/ (fmareport.workflow).
+TABLE_FOLDER = r"table[0-9]+"
 ProfileName = Annotated[str, StringConstraints(pattern=rf"^{NAME_PATTERN}$")]
 CellName = Annotated[str, StringConstraints(pattern=rf"^{CELL_PATTERN}$")]
 Positive = Annotated[int, Field(gt=0)]
@@ -63,6 +66,12 @@ MAX_YAML_DEPTH = 8
 MAX_SHOWN = 80
 # How many distinct problems one ConfigError lists (a list of 10,000 bad items is one problem).
 MAX_MESSAGES = 5
+
+# The most epochs a cell may train. The paper trains 15 (params/profiles/paper.yaml); 100,000 are about a
+# day per seed at the smoke profile's size (under a second an epoch) and weeks at the demo's (6 to 24 s,
+# docs/measurements.md), and their history is 25 MB of each seed's results file (256 bytes an epoch). More
+# (2**70) is a typo: refused naming the key, not left to the disk check it fails (docs/faults.md).
+MAX_EPOCHS = 100_000
 
 # The largest clip we accept: 2**24 samples (6.3 min at 44.1 kHz, 32 MiB of int16 per track);
 # FMA's clips are 30 s. A larger value is a typo that would make prepare allocate terabytes.
@@ -205,7 +214,7 @@ class ScheduleSettings(Section):
     whatever the number of epochs, so a checkpoint resumes under more epochs or seeds."""
 
     seeds: Annotated[list[Seed], Field(min_length=1)] = [0]  # each in [0, 2**32): numpy's seed range
-    epochs: Positive = 1
+    epochs: Positive = 1  # at most MAX_EPOCHS (_consistent)
 
     @model_validator(mode="after")
     def _consistent(self) -> ScheduleSettings:
@@ -214,6 +223,11 @@ class ScheduleSettings(Section):
             raise ValueError(
                 f"key 'seeds': each seed once (a repeated seed would only repeat its run), "
                 f"got {shown(self.seeds)}; {shown(twice)} repeated"
+            )
+        if self.epochs > MAX_EPOCHS:
+            raise ValueError(
+                f"key 'epochs': must be at most {MAX_EPOCHS:,} (weeks of training at the demo profile's size; the "
+                f"paper trains 15), got {shown(self.epochs)}"
             )
         return self
 
@@ -674,7 +688,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     """A params file as a mapping; ConfigError naming the file for a missing, unreadable or bad one."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: no such params file")
+        raise ConfigError(f"{path}: {_not_a_file(path)}")
     with open(path, "rb") as f:
         data = f.read(MAX_PARAMS_BYTES + 1)  # never more: the file may be huge, or growing
     _check_size(len(data), str(path))
@@ -688,6 +702,17 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys to values, got {type(raw).__name__}")
     return raw
+
+
+def _not_a_file(path: Path) -> str:
+    """Why `path` is no params file, and what to give instead."""
+    if path.is_dir():
+        example = next(iter(sorted(path.glob("*.yaml"))), None)
+        such = f", such as {example}" if example is not None else ""
+        return f"a folder, not a params file: give one of the .yaml files in it{such}"
+    if path.exists():
+        return "not a regular file (a FIFO, a device, ...): give a .yaml file"
+    return "no such params file"
 
 
 def profile_path(name_or_path: str | Path) -> Path:
@@ -736,7 +761,7 @@ def load_config(*paths: str | Path, overrides: dict[str, Any] | None = None) -> 
         if i:
             _refuse_profile_key(raw, path)
         if raw.get("base") is not None:  # an ablation: its table cell first, then what it changes
-            base = cell_path(raw["base"])
+            base = base_path(raw["base"], path)
             base_raw = read_yaml(base)
             _refuse_profile_key(base_raw, base)
             if base_raw.get("base") is not None:
@@ -747,6 +772,40 @@ def load_config(*paths: str | Path, overrides: dict[str, Any] | None = None) -> 
         _refuse_profile_key(overrides, "overrides")
         values = from_dict(overrides, source="overrides", base=values).to_dict(every_key=True)
     return Config.model_validate(values)
+
+
+def base_path(base: Any, source: str | Path) -> Path:
+    """The params file of an ablation's key `base` (in `source`): a cell of the paper's tables
+    (TABLE_FOLDER), whose file exists; ConfigError naming `source`, the key and what to write otherwise."""
+    example = "such as 'table1/both_segmented' (params/table1/both_segmented.yaml)"
+    if isinstance(base, str) and re.fullmatch(rf"ablations/{NAME_PATTERN}", base):
+        raise ConfigError(f"{source}: key 'base': {base!r} is itself an ablation; name a table cell, {example}")
+    if not isinstance(base, str) or not re.fullmatch(rf"(?:{TABLE_FOLDER})/{NAME_PATTERN}", base):
+        raise ConfigError(
+            f"{source}: key 'base': {shown(base)} is not a cell of the paper's tables; an ablation's base is "
+            f"one, named by its table folder and file name without .yaml, {example}"
+        )
+    path = params_dir() / f"{base}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{source}: key 'base': no cell {base!r} ({path}: {_not_a_file(path)}); name one {example}")
+    return path
+
+
+def name_mismatch(path: str | Path, key: str, asked: str, got: Any) -> ConfigError:
+    """The error for the file `path`, loaded as the profile or cell (`key`) `asked`, whose resolved `key`
+    is `got`: a file that does not set the key (an empty one, say) is told to write it, not blamed for the
+    default or the base cell it inherits."""
+    try:
+        raw = read_yaml(path)
+    except ConfigError as err:
+        return err
+    if key not in raw:
+        why = "is empty" if not raw else f"has no key {key!r}"
+        return ConfigError(
+            f"{path}: {why}: a {key}'s file names its {key}: write '{key}: {asked}' in it"
+            + (", then the keys the cell changes" if key == "cell" else "")
+        )
+    return ConfigError(f"{path} says '{key}: {shown(got, text=True)}': it must be '{asked}' (its file name)")
 
 
 def _refuse_profile_key(raw: dict[str, Any], source: str | Path) -> None:
@@ -774,8 +833,5 @@ def load_cell(profile: str, cell: str | None, overrides: dict[str, Any] | str | 
     cfg = load_config(*paths, overrides=overrides)
     for key, asked in (("profile", profile), ("cell", cell)):
         if asked and Path(str(asked)).suffix not in (".yaml", ".yml") and getattr(cfg, key) != asked:
-            raise ConfigError(
-                f"{paths[-1 if key == 'cell' else 0]}: key {key!r} is {shown(getattr(cfg, key))}, "
-                f"but it was loaded as {key} {shown(asked)}: they must be the same"
-            )
+            raise name_mismatch(paths[-1 if key == "cell" else 0], key, asked, getattr(cfg, key))
     return cfg

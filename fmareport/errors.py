@@ -9,6 +9,9 @@ This module imports nothing of the project's, so every module may raise these.
 
 from __future__ import annotations
 
+import os
+import sys
+
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_NOT_FOUND = 127
@@ -71,9 +74,39 @@ def one_line(err: BaseException) -> str:
 def short_tracebacks(shell) -> None:
     """In IPython (the experiment notebook): show an FmareportError or a Ctrl-C as `Name: its line`,
     every other error (a bug) with its full traceback. The cell still fails (IPython's own error
-    display, exception_only), so papermill stops and its log, the workflow's, carries that line."""
+    display, exception_only), so papermill stops and its log, the workflow's, carries that line.
+
+    A Ctrl-C to papermill reaches the kernel as the interrupt papermill sends it as it shuts it down,
+    after papermill stopped reading the kernel's output: in a kernel, the line of a Ctrl-C
+    (`Interrupted: interrupted at seed S epoch E: rerun the same command to resume ...`) is also
+    written to the kernel's own stderr, papermill's terminal (or the workflow's cell log), and the
+    kernel's tracebacks about the sockets papermill closed as it left are not shown."""
+    kernel = getattr(shell, "kernel", None)  # an IPython kernel's shell (papermill, Jupyter), not a terminal's
+    interrupted = []  # once a Ctrl-C was shown: True
 
     def show(shell, etype, value, tb, tb_offset=None) -> None:
         shell.showtraceback((etype, value, tb), exception_only=True)
+        if kernel is not None and issubclass(etype, KeyboardInterrupt):
+            interrupted.append(True)
+            _write_stderr(f"\n{etype.__name__}: {one_line(value)}\n")  # on a line of its own, after a bar
 
     shell.set_custom_exc((FmareportError, KeyboardInterrupt), show)
+    if kernel is not None and hasattr(kernel, "log"):
+        kernel.log.addFilter(lambda record: not (interrupted and _socket_error(record)))
+
+
+def _write_stderr(text: str) -> None:
+    """`text` on this process's own stderr: under ipykernel, sys.stderr is the notebook's output stream
+    and its fileno() a copy of the stderr the kernel was started with."""
+    for stream in (sys.stderr, sys.__stderr__):
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation: a stream without one
+            continue
+        os.write(fd, text.encode("utf-8", "replace"))
+        return
+
+
+def _socket_error(record) -> bool:
+    """A log record of the kernel's about a ZMQ socket (zmq.error.ZMQError: closed by its client)."""
+    return bool(record.exc_info) and type(record.exc_info[1]).__module__.startswith("zmq")

@@ -10,7 +10,7 @@ import ast
 from collections.abc import Sequence
 from typing import Any
 
-from .config import Config, ConfigError, load_cell
+from .config import Config, ConfigError, load_cell, parse_yaml, shown
 
 # The notebook's parameters: what a user passes to papermill with -p (or -y for overrides).
 PARAMETERS = ("profile", "cell", "overrides")
@@ -47,4 +47,41 @@ def config(
             f"(its parameters: {', '.join(PARAMETERS)}); pass config keys as overrides, e.g. "
             f"-y \"overrides: {{{stray[0]}: ...}}\" or -p overrides '{stray[0]}: ...'"
         )
-    return load_cell(profile, cell, overrides)
+    try:
+        return load_cell(profile, cell, overrides)
+    except ConfigError as err:
+        # -y "overrides: {lr: 1e-3}": papermill's YAML 1.1 made a string of the number. Said so where the
+        # numbers YAML 1.2 reads there would load (the message's form works), else the error as it is.
+        if isinstance(overrides, dict) and (texts := yaml11_texts(overrides)):
+            numbers = {k: parse_yaml(v, "overrides") for k, v in texts.items()}
+            try:
+                load_cell(profile, cell, {**overrides, **numbers})
+            except ConfigError:
+                raise err from None
+            raise ConfigError(f"{err}. {yaml11_hint(texts)}") from None
+        raise
+
+
+def yaml11_texts(overrides: dict[str, Any]) -> dict[str, str]:
+    """The overrides given as text that the config layer's YAML 1.2 reads as a number (`1e-3`): what
+    papermill's `-y` makes of such a number (it reads YAML 1.1, where `1e-3`, with no '.', is a string).
+    {key: the text}; {} when there is none."""
+    return {str(k): v for k, v in overrides.items() if isinstance(v, str) and _number(v)}
+
+
+def _number(text: str) -> bool:
+    try:
+        return type(parse_yaml(text, "overrides")) in (int, float)  # not a bool
+    except ConfigError:
+        return False
+
+
+def yaml11_hint(texts: dict[str, str]) -> str:
+    """What to write instead of `-y` overrides whose numbers papermill read as text."""
+    key, text = (shown(t, text=True) for t in next(iter(texts.items())))
+    other = "seeds: [0, 1]" if key == "epochs" else "epochs: 2"
+    return (
+        f"papermill reads -y as YAML 1.1, where {text} is text, not a number (key '{key}'): pass the overrides "
+        f"as YAML text instead, which the config layer reads as YAML 1.2: -p overrides '{key}: {text}' (several "
+        f"as one mapping: -p overrides '{{{key}: {text}, {other}}}')"
+    )

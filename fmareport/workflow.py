@@ -4,7 +4,9 @@
   cell's params files (`cell_inputs`) and priority (`cell_priority`, longest first);
 * the GPUs each cell job takes (`gpus_per_cell`), refusing a profile that needs a GPU where none is;
 * the stamps, inputs of jobs whose content changes when a job must run again (`keep_stamp`): each
-  cell's settings (`settings_stamp`) and the synthetic set's (`synth_stamp`).
+  cell's settings (`settings_stamp`) and the synthetic set's (`synth_stamp`);
+* how `make report` runs it (`run_locked`, `fmareport locked`): one at a time per checkout, and a
+  SIGTERM to make reaching every process the run started.
 
 `start(config)` does all of it at each start of the workflow and returns the `Plan`. The book
 (fmareport.report) reads the cell list and `differing_keys` from here; this module never imports it.
@@ -12,11 +14,15 @@
 
 from __future__ import annotations
 
+import ctypes
 import fnmatch
 import json
 import os
 import re
 import shlex
+import signal
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,22 +32,26 @@ from .baseline import baseline_path, baselines_for
 from .config import (
     NUMBER_FREE_KEYS,
     PROFILE_KEY,
+    TABLE_FOLDER,
     Config,
     ConfigError,
+    base_path,
     load_cell,
     load_config,
+    name_mismatch,
     params_dir,
     profile_path,
     read_yaml,
 )
 from .data.store import check_synthetic_set, synth_arguments
-from .files import write_atomic
+from .errors import CommandNotFound
+from .files import take_lock, write_atomic
 from .gpus import GPU_FIX, gpu_count, torch_gpus
 
 PARAMS = Path("params")  # the profiles and cells, in the workflow's working directory
 # The folders of params/ that hold cells: a table of the paper (table1, table2; Table 3 reuses the
 # segmented cells of Tables 1 and 2, so it has none), or the ablations, beyond the paper.
-CELL_FOLDER = r"table[0-9]+|ablations"
+CELL_FOLDER = rf"{TABLE_FOLDER}|ablations"
 RERUN_MARK = "# runs again to replace run "  # a settings stamp's last line: the result it replaces
 STALE_MARK = "stale set, made with: "  # a synth stamp's last line: the settings of the set it replaces
 NOT_LOADED = "# does not load: "  # a settings stamp's first line when its params files do not (the cell job says why)
@@ -81,10 +91,15 @@ def cell_folders(root: Path) -> list[str]:
 
 def cell_inputs(cell: str) -> list[Path]:
     """A cell's params file, and its base cell's for an ablation (whose settings come first), read
-    as the config layer reads them (fmareport.config.read_yaml)."""
+    as the config layer reads them (fmareport.config.read_yaml, base_path). A file that does not load
+    (broken YAML, a list, a base that names no table cell) is the cell's one input: its job fails on
+    its settings stamp with the config layer's message, and the plan of the other cells goes on."""
     own = PARAMS / f"{cell}.yaml"
-    base = read_yaml(own).get("base") if own.is_file() else None
-    return [own] + ([PARAMS / f"{base}.yaml"] if base else [])
+    try:
+        base = read_yaml(own).get("base")
+        return [own] + ([base_path(base, own)] if base is not None else [])
+    except ConfigError:
+        return [own]
 
 
 def cell_priority(profile: str, cell: str) -> float:
@@ -249,7 +264,7 @@ def start(config: dict) -> Plan:
     except ConfigError as err:
         raise ConfigError(f"profile {profile!r}: {err}") from None
     if cfg.profile != profile:
-        raise ConfigError(f"{path} says 'profile: {cfg.profile}': it must be '{profile}' (its file name)")
+        raise name_mismatch(path, "profile", profile, cfg.profile)
     gpu = gpus_per_cell(cfg, config, path)
     cells = expected_cells(PARAMS, profile)  # never none: a pattern that selects no cell is refused
     build, results, synth = Path("build") / profile, Path(cfg.run.results_dir) / profile, cfg.data.source == "synth"
@@ -260,3 +275,116 @@ def start(config: dict) -> Plan:
     data = Path(cfg.run.data_dir) / "fma_metadata" / "tracks.csv" if synth else build / "fetched"
     baselines = [baseline_path(cfg, name) for name in baselines_for(cfg)]
     return Plan(profile, cfg, path, cells, gpu, _whole(config, "cell_threads", 1, 1), build, results, data, baselines)
+
+
+# --- make report: one run at a time, and nothing it starts outlives it -------------------------------
+
+BUSY_STATUS = 75  # run_locked's exit status when another run holds the lock (EX_TEMPFAIL, flock(1)'s -E 75)
+STOP_GRACE_S = 20.0  # after a SIGTERM, how long the run's processes get to end before SIGKILL (no hang)
+_POLL_S = 0.2
+_PR_SET_CHILD_SUBREAPER = 36  # prctl(2): orphans of the run are re-parented to this process, not to init
+
+
+def run_locked(lock: str | Path, command: list[str], busy: str) -> int:
+    """Run `command` holding an exclusive flock on `lock`, as `make report` runs its workflow; its exit
+    status (128 + N for a signal N). Another run holding `lock`: `busy` on stderr and BUSY_STATUS at once.
+
+    The lock is this process's alone (its descriptor is not inherited): it is released when this process
+    ends, however (kill -9 too), never held by a process the run leaves behind. This process stays in
+    its process group, so a signal to the group (Ctrl-C in a terminal, kill -9 -- -PGID) reaches every
+    process of the run directly; a Ctrl-C (SIGINT) is left to them, and this process waits for them.
+    A SIGTERM or SIGHUP to this process alone (GNU make passes a SIGTERM on to its recipe's process, and
+    only to it) is passed on to every process under it: Snakemake's own SIGTERM handling waits for its
+    running jobs, which no signal would reach otherwise (a cell for an hour, detached from make). Orphans
+    are re-parented to this process (PR_SET_CHILD_SUBREAPER), so that a cell's papermill whose shell died
+    first is reached too. After STOP_GRACE_S, SIGKILL. When `command` ends, whatever it left running is
+    ended the same way: nothing it started outlives this process."""
+    fd = take_lock(lock, wait=False)
+    if fd is None:
+        print(busy, file=sys.stderr)
+        return BUSY_STATUS
+    try:
+        return _supervise(command)
+    finally:
+        os.close(fd)
+
+
+def _supervise(command: list[str]) -> int:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: orphans go to init, as without this process
+        pass
+    stop: list[int] = []
+    old = {sig: signal.signal(sig, lambda signum, _: stop.append(signum)) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    old[signal.SIGINT] = signal.signal(signal.SIGINT, lambda *_: None)  # Ctrl-C reached the run's processes too
+    try:
+        try:
+            child = os.posix_spawnp(command[0], command, os.environ)
+        except FileNotFoundError:
+            raise CommandNotFound(f"command not found: {command[0]}") from None
+        status, since, signalled = None, None, set()
+        while True:
+            status = _reap(child, status)
+            if not stop and status is None:  # running: only its end (or a signal) is waited for
+                time.sleep(_POLL_S)
+                continue
+            under = descendants(os.getpid())  # stopped, or the command ended: what is left under it
+            if not under:
+                break
+            since = time.monotonic() if since is None else since
+            kill = time.monotonic() - since > STOP_GRACE_S
+            for pid in under:
+                if kill or pid not in signalled:
+                    _signal(pid, signal.SIGKILL if kill else (stop or [signal.SIGTERM])[0])
+                    signalled.add(pid)
+            time.sleep(_POLL_S)
+        status = _reap(child, status)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    if stop:
+        return 128 + stop[0]
+    return 128 - status if status is not None and status < 0 else (status or 0)
+
+
+def _reap(child: int, status: int | None) -> int | None:
+    """Reap every child that has ended (the run's orphans are this process's children); the command's
+    exit code (os.waitstatus_to_exitcode: -N for signal N) once it has ended, else `status`."""
+    while True:
+        try:
+            pid, raw = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return status
+        if pid == 0:
+            return status
+        if pid == child:
+            status = os.waitstatus_to_exitcode(raw)
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:  # ended since it was listed
+        pass
+
+
+def descendants(root: int) -> list[int]:
+    """The processes under `root` (children, theirs, ...), from /proc, parents before children; zombies
+    (ended, not yet reaped) left out."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:  # ended while listed
+            continue
+        if fields[0] != b"Z":
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        kids = children.get(todo.pop(0), [])
+        found += kids
+        todo += kids
+    return found
