@@ -430,10 +430,11 @@ def _predict(sub) -> None:
 
     def run(args) -> int:
         from . import predict
+        from .report.runs import current_network
         from .results import ResultsError
 
         with failures(ResultsError):
-            network = predict.load(args.profile, args.cell, args.results_dir)
+            network = current_network(args.profile, args.cell, args.results_dir)
             outputs = predict.predict_files(network, args.audio)
         if args.json:
             r = network.result

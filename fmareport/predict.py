@@ -1,4 +1,5 @@
-"""The network on a track the reader brings: `fmareport predict AUDIO... [--profile P] [--cell C]`.
+"""The network on a track the reader brings: `fmareport predict AUDIO... [--profile P] [--cell C]`
+(which cell: report.runs.best_cell and current_network, the book's judgement of its runs).
 
 Each file is decoded by the clip store's rule (data/audio.decode_clip: mono, the cell's sample rate,
 its clip of the track), cut into the windows the cell trained on, and run through the cell's kept
@@ -14,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import load_profile
 from .data.audio import Skip, decode_clip, to_float
 from .data.fma import GENRES
 from .errors import ConfigError
-from .results import CellResults, ResultsError, load_results, read_results, results_path
+from .results import CellResults
 
 
 @dataclass(frozen=True)
@@ -42,51 +42,6 @@ class CellNetwork:
         with torch.no_grad():
             logits = self.net(windows(x, cfg))  # (S, K): one row per window
         return track_log_probs(logits, cfg.windows_per_clip).exp()[0].double().numpy()  # (K,)
-
-
-def statuses(profile: str, results_dir: Path, results: dict[str, CellResults]) -> dict:
-    """{cell: RunStatus} of `results` as the book judges them (report.runs.run_statuses: current when the
-    profile and the params give its settings today, on the profile's store)."""
-    from .report.runs import run_statuses
-
-    return {s.cell: s for s in run_statuses(profile, results, results_dir.resolve().parent) if s.cell in results}
-
-
-def best_cell(profile: str, results_dir: str | Path) -> str:
-    """The table cell (no ablation) of `profile` with the best mean test accuracy among its current runs
-    that kept their weights, as the book ranks them (the first by name among equals)."""
-    results_dir = Path(results_dir)
-    results = load_results(results_dir, profile)
-    shown = statuses(profile, results_dir, results)
-    found = [r for c, r in results.items() if shown[c].shown and r.config.base is None and r.weights_sha1 is not None]
-    if not found:
-        raise ResultsError(
-            f"no current run of profile {profile!r} with kept weights in {results_dir / profile}: run a cell "
-            f"first (`fmareport run --profile {profile} --cell table1/spectrogram_segmented`)"
-        )
-    return min(found, key=lambda r: (-r.summary.test_acc_last_mean, r.cell)).cell
-
-
-def load(profile: str, cell: str | None = None, results_dir: str | Path | None = None) -> CellNetwork:
-    """The kept network of `cell` (default: `best_cell`) of `profile`, from `results_dir` (default: the
-    profile's). ResultsError when the cell has no results or no kept weights, ConfigError when its run
-    was made with other settings than the profile and its params file give: its weights are not the
-    profile's cell."""
-    results_dir = Path(results_dir or load_profile(profile).run.results_dir)
-    cell = cell or best_cell(profile, results_dir)
-    path = results_path(results_dir, profile, cell)
-    if not path.is_file():
-        raise ResultsError(
-            f"{path}: no results of cell {cell} of profile {profile!r}: run it first "
-            f"(`fmareport run --profile {profile} --cell {cell}`)"
-        )
-    result = read_results(path)
-    if (result.profile, result.cell) != (profile, cell):
-        raise ResultsError(f"{path}: holds profile {result.profile!r} cell {result.cell!r}, not {profile!r} {cell!r}")
-    if not (status := statuses(profile, results_dir, {cell: result})[cell]).shown:
-        raise ConfigError(f"{path}: the run of cell {cell} is not the profile's cell as its params give it today "
-                          f"({status.label}): run the cell again")  # fmt: skip
-    return network_of(path, result)
 
 
 def network_of(path: str | Path, result: CellResults) -> CellNetwork:

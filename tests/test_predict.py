@@ -13,6 +13,7 @@ import soundfile as sf
 from fmareport import predict
 from fmareport.data.fma import GENRES, audio_path
 from fmareport.errors import ConfigError
+from fmareport.report import runs
 from fmareport.results import ResultsError, load_results
 from fmareport.weights import weights_path
 
@@ -27,7 +28,7 @@ def grid(smoke_grid, monkeypatch):
 
 
 def test_a_real_fma_mp3_gets_eight_probabilities_summing_to_one(grid, fma_real):
-    network = predict.load("smoke", CELL, grid / "results")
+    network = runs.current_network("smoke", CELL, grid / "results")
     (out,) = predict.predict_files(network, [fma_real / "fma_small/000/000002.mp3"])
     probs = out["probabilities"]
     assert list(probs) == list(GENRES) and all(0 <= p <= 1 for p in probs.values())
@@ -38,7 +39,7 @@ def test_a_test_track_gets_the_probabilities_its_results_hold(grid):
     """The store's decode rule and the cell's windows: a test track's file gives what the cell's first
     seed predicted for it after its last epoch (the results' test_probs), to float32 rounding."""
     result = load_results(grid / "results", "smoke")[CELL]
-    network = predict.load("smoke", CELL, grid / "results")
+    network = runs.current_network("smoke", CELL, grid / "results")
     data = grid / result.config.run.data_dir
     for n, track in enumerate(result.test.track_ids[:3]):
         got = network.predict(audio_path(data, track, result.config.data.subset))
@@ -52,7 +53,7 @@ def test_generated_audio_of_any_rate_and_channels_is_predicted(grid, tmp_path):
     sf.write(tmp_path / "tone.wav", stereo, rate)
     sf.write(tmp_path / "tone.flac", stereo[:, 0], rate)
     outs = predict.predict_files(
-        predict.load("smoke", CELL, grid / "results"), [tmp_path / "tone.wav", tmp_path / "tone.flac"]
+        runs.current_network("smoke", CELL, grid / "results"), [tmp_path / "tone.wav", tmp_path / "tone.flac"]
     )
     assert [o["file"] for o in outs] == [str(tmp_path / "tone.wav"), str(tmp_path / "tone.flac")]
     assert all(sum(o["probabilities"].values()) == pytest.approx(1, abs=1e-6) for o in outs)
@@ -62,7 +63,7 @@ def test_the_default_cell_is_the_best_current_table_cell_with_weights(grid):
     results = load_results(grid / "results", "smoke")
     tables = {c: r.summary.test_acc_last_mean for c, r in results.items() if r.config.base is None}
     best = max(tables.values())
-    assert tables[predict.best_cell("smoke", grid / "results")] == best
+    assert tables[runs.best_cell("smoke", grid / "results")] == best
 
 
 @pytest.mark.parametrize(
@@ -73,9 +74,9 @@ def test_a_file_that_makes_no_clip_is_named_with_why(grid, tmp_path, content, me
     bad = tmp_path / "bad.mp3"
     bad.write_bytes(content)
     with pytest.raises(ConfigError, match=f"^{bad}: {message}"):
-        predict.predict_files(predict.load("smoke", CELL, grid / "results"), [bad])
+        predict.predict_files(runs.current_network("smoke", CELL, grid / "results"), [bad])
     with pytest.raises(ConfigError, match=f"^{tmp_path / 'none.mp3'}: missing: no file"):
-        predict.predict_files(predict.load("smoke", CELL, grid / "results"), [tmp_path / "none.mp3"])
+        predict.predict_files(runs.current_network("smoke", CELL, grid / "results"), [tmp_path / "none.mp3"])
 
 
 def test_a_cell_without_weights_or_results_or_of_other_settings_is_refused(smoke_grid, tmp_path, monkeypatch):
@@ -84,18 +85,18 @@ def test_a_cell_without_weights_or_results_or_of_other_settings_is_refused(smoke
     monkeypatch.chdir(tmp_path)
     weights_path(results / "smoke" / f"{CELL}.json").unlink()
     with pytest.raises(ResultsError, match="cannot read the weights the results name"):
-        predict.load("smoke", CELL, results)
+        runs.current_network("smoke", CELL, results)
     (results / "smoke" / "table1" / "raw_whole.json").unlink()
     with pytest.raises(ResultsError, match="no results of cell table1/raw_whole of profile 'smoke': run it first"):
-        predict.load("smoke", "table1/raw_whole", results)
+        runs.current_network("smoke", "table1/raw_whole", results)
     (copy / "table1" / "both_whole.yaml").write_text((copy / "table1" / "both_whole.yaml").read_text() + "lr: 0.01\n")
     with pytest.raises(
         ConfigError,
         match=r"not the profile's cell as its params give it today \(other settings: lr 0\.0005 \(params: 0\.01\)\)",
     ):
-        predict.load("smoke", "table1/both_whole", results)
+        runs.current_network("smoke", "table1/both_whole", results)
     with pytest.raises(ResultsError, match="no current run of profile 'demo' with kept weights"):
-        predict.best_cell("demo", results)
+        runs.best_cell("demo", results)
     assert json.loads((results / "smoke" / "table1" / "both_segmented.json").read_text())["weights_sha1"]
 
 
@@ -111,7 +112,7 @@ def test_the_command_prints_eight_probabilities_or_json_and_refuses_in_one_line(
     assert list(probs.values()) == sorted(probs.values(), reverse=True)
     assert main(["predict", str(mp3), "--profile", "smoke", "--json"]) == 0  # the best cell
     (out,) = json.loads(capsys.readouterr().out)
-    assert out["cell"] == predict.best_cell("smoke", grid / "results") and out["file"] == str(mp3)
+    assert out["cell"] == runs.best_cell("smoke", grid / "results") and out["file"] == str(mp3)
     assert sum(out["probabilities"].values()) == pytest.approx(1, abs=1e-6)
     assert main(["predict", str(grid / "no.mp3"), "--profile", "smoke", "--cell", CELL]) == 2
     assert (

@@ -23,11 +23,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import NAME_PATTERN, PROFILE_KEY, Config, ConfigError, load_cell, profiles, shown
+from ..config import NAME_PATTERN, PROFILE_KEY, Config, ConfigError, load_cell, load_profile, profiles, shown
 from ..data.fma import GENRES
 from ..data.store import current_fingerprint
 from ..errors import BookError, one_line
-from ..results import CellResults
+from ..predict import CellNetwork, network_of
+from ..results import CellResults, ResultsError, load_results, read_results, results_path
 from ..workflow import differing_keys, expected_cells
 
 # A run diverged when its last training loss is over DIVERGED_FACTOR times the smaller of its first
@@ -195,3 +196,45 @@ def build_choice() -> tuple[str | None, Path]:
         raise BookError(f"${PROFILE_ENV}: {shown(profile)} is not a profile name (lower-case letters, digits, '_' and '-'): "
                         f"set it to one of {', '.join(profiles())}, or unset it")  # fmt: skip
     return profile or newest_profile(root), root
+
+
+def statuses_of(profile: str, results_dir: Path, results: dict[str, CellResults]) -> dict[str, RunStatus]:
+    """{cell: RunStatus} of `results`, read from `results_dir` (its parent: the runs' working folder)."""
+    return {s.cell: s for s in run_statuses(profile, results, results_dir.resolve().parent) if s.cell in results}
+
+
+def best_cell(profile: str, results_dir: str | Path) -> str:
+    """The table cell (no ablation) of `profile` with the best mean test accuracy among its current runs
+    that kept their weights, as the book ranks them (the first by name among equals)."""
+    results_dir = Path(results_dir)
+    results = load_results(results_dir, profile)
+    shown = statuses_of(profile, results_dir, results)
+    found = [r for c, r in results.items() if shown[c].shown and r.config.base is None and r.weights_sha1 is not None]
+    if not found:
+        raise ResultsError(
+            f"no current run of profile {profile!r} with kept weights in {results_dir / profile}: run a cell "
+            f"first (`fmareport run --profile {profile} --cell table1/spectrogram_segmented`)"
+        )
+    return min(found, key=lambda r: (-r.summary.test_acc_last_mean, r.cell)).cell
+
+
+def current_network(profile: str, cell: str | None = None, results_dir: str | Path | None = None) -> CellNetwork:
+    """The kept network (predict.CellNetwork) of `cell` (default: `best_cell`) of `profile`, from `results_dir` (default: the
+    profile's). ResultsError when the cell has no results or no kept weights, ConfigError when its run
+    was made with other settings than the profile and its params file give: its weights are not the
+    profile's cell."""
+    results_dir = Path(results_dir or load_profile(profile).run.results_dir)
+    cell = cell or best_cell(profile, results_dir)
+    path = results_path(results_dir, profile, cell)
+    if not path.is_file():
+        raise ResultsError(
+            f"{path}: no results of cell {cell} of profile {profile!r}: run it first "
+            f"(`fmareport run --profile {profile} --cell {cell}`)"
+        )
+    result = read_results(path)
+    if (result.profile, result.cell) != (profile, cell):
+        raise ResultsError(f"{path}: holds profile {result.profile!r} cell {result.cell!r}, not {profile!r} {cell!r}")
+    if not (status := statuses_of(profile, results_dir, {cell: result})[cell]).shown:
+        raise ConfigError(f"{path}: the run of cell {cell} is not the profile's cell as its params give it today "
+                          f"({status.label}): run the cell again")  # fmt: skip
+    return network_of(path, result)
