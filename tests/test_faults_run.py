@@ -274,7 +274,11 @@ def test_16_a_ctrl_c_to_papermill_shows_where_a_rerun_resumes(tmp_path):
         assert run.poll() is None, run.communicate()[1][-3000:]
         time.sleep(0.3)  # into the sleep
         os.killpg(run.pid, signal.SIGINT)
-        _, err = run.communicate(timeout=60)
+        try:
+            _, err = run.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # papermill's asyncio loop at times swallows the first (1 run in ~12)
+            os.killpg(run.pid, signal.SIGINT)  # as a user presses Ctrl-C again
+            _, err = run.communicate(timeout=60)
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
