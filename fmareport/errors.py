@@ -9,8 +9,11 @@ This module imports nothing of the project's, so every module may raise these.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import threading
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -56,6 +59,24 @@ class Interrupted(KeyboardInterrupt):
 
 
 INTERRUPTED = "interrupted (Ctrl-C): rerun the same command to go on (training resumes from its last checkpoint)"
+
+
+@contextlib.contextmanager
+def interrupt_after():
+    """Hold a Ctrl-C (SIGINT) that arrives inside the block and raise it as KeyboardInterrupt as the
+    block ends: what the block writes (a checkpoint) is written whole, never cut into a misleading
+    error (torch.save reports a cut write as "enforce fail ... unexpected pos"). Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+    if held:
+        raise KeyboardInterrupt
 
 
 def exit_status(err: BaseException) -> int:

@@ -31,7 +31,7 @@ from .data.audio import INT16_SCALE
 from .data.fma import SPLITS
 from .device import DevicePolicy, device_policy
 from .disk import free_bytes, human
-from .errors import ConfigError, FmareportError, Interrupted, StorageError
+from .errors import ConfigError, FmareportError, Interrupted, StorageError, interrupt_after
 from .files import atomic_file
 from .model import Net
 from .progress import tqdm
@@ -400,8 +400,9 @@ def train_seed(
         for epoch in range(len(run.history) + 1, cfg.schedule.epochs + 1):
             train_epoch(run, epoch, progress)
             if run.ckpt_path is not None:
-                save_checkpoint(run.ckpt_path, checkpoint_state(run))
-                saved = epoch
+                with interrupt_after():  # a Ctrl-C while saving: the checkpoint whole, then the interrupt
+                    save_checkpoint(run.ckpt_path, checkpoint_state(run))
+                    saved = epoch
         if keep is not None:  # before test_seed, which may load the best epoch's weights
             keep.update(seed=seed, final=cpu_state(run.model), initial=run.initial_first)
         return test_seed(run, store, embeddings)
