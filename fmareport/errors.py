@@ -65,8 +65,9 @@ INTERRUPTED = "interrupted (Ctrl-C): rerun the same command to go on (training r
 def interrupt_after():
     """Hold a Ctrl-C (SIGINT) that arrives inside the block and raise it as KeyboardInterrupt as the
     block ends: what the block writes (a checkpoint) is written whole, never cut into a misleading
-    error (torch.save reports a cut write as "enforce fail ... unexpected pos"). Main thread only."""
-    if threading.current_thread() is not threading.main_thread():
+    error (torch.save reports a cut write as "enforce fail ... unexpected pos"). Main thread only; an
+    ignored SIGINT (a shell's background job) stays ignored."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         yield
         return
     held = []

@@ -793,16 +793,24 @@ def test_14_ctrl_c_before_training_exits_130_with_one_line(tiny_profile, monkeyp
 @pytest.mark.usefixtures("one_torch_thread")
 def test_14_a_ctrl_c_while_a_checkpoint_is_saved_is_raised_after_it(tmp_path):
     """A Ctrl-C inside torch.save cut its write into "enforce fail ... unexpected pos", reported as a full
-    disk (exit 1, seen once in a fresh clone's suite): it is held until the checkpoint is whole."""
+    disk (exit 1, seen once in a fresh clone's suite): it is held until the checkpoint is whole. An
+    ignored SIGINT (a shell's background job, as pytest may run) stays ignored."""
     state = {"model": {"w": torch.zeros(1000)}}
-    path = tmp_path / "seed0.pt"
-    with pytest.raises(KeyboardInterrupt):
+    path, before = tmp_path / "seed0.pt", signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with errors.interrupt_after():
+                os.kill(os.getpid(), signal.SIGINT)  # delivered now, inside the block
+                train.save_checkpoint(path, state)
+                saved = True
+        assert saved and torch.equal(torch.load(path, weights_only=True)["model"]["w"], state["model"]["w"])
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         with errors.interrupt_after():
-            os.kill(os.getpid(), signal.SIGINT)  # delivered now, inside the block
-            train.save_checkpoint(path, state)
-            saved = True
-    assert saved and torch.equal(torch.load(path, weights_only=True)["model"]["w"], state["model"]["w"])
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # pytest's own handler restored
+            os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # ignored, nothing raised
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_14_a_real_ctrl_c_exits_130_and_the_rerun_resumes_where_it_said(tiny_profile, tmp_path):
