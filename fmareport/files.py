@@ -1,6 +1,6 @@
 """The file mechanisms every part of fmareport shares, each written once (docs/contracts.md, "Files"):
-`atomic_file` / `write_atomic` (a file appears whole or not at all), `write_together` (several files
-replaced together or not at all), `read_json` (a JSON file fmareport wrote, read with bounds),
+`atomic_file` / `write_atomic` (a file appears whole or not at all), `replaced_together` (several
+files replaced together or not at all), `read_json` (a JSON file fmareport wrote, read with bounds),
 `take_lock` / `locked` (an exclusive flock), `mark_owned` / `is_owned` / `remove_owned` (only a
 folder fmareport made, never a symbolic link, is ever deleted), `file_digest`. Standard library
 only: gpus.py uses it before any job (and torch) starts.
@@ -99,12 +99,6 @@ def replaced_together(files: dict[str | Path, str | bytes]) -> Iterator[None]:
             if tmp != path:
                 tmp.unlink(missing_ok=True)
         raise
-
-
-def write_together(files: dict[str | Path, str | bytes]) -> None:
-    """Write several files so that they are replaced together or not at all (`replaced_together`)."""
-    with replaced_together(files):
-        pass
 
 
 # The most bytes `read_json` reads of a JSON file fmareport wrote (a results or baseline file). The

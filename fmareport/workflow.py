@@ -45,7 +45,7 @@ from .config import (
 )
 from .data.store import check_synthetic_set, synth_arguments
 from .errors import CommandNotFound
-from .files import take_lock, write_atomic
+from .files import read_json, take_lock, write_atomic
 from .gpus import GPU_FIX, gpu_count, torch_gpus
 
 PARAMS = Path("params")  # the profiles and cells, in the workflow's working directory
@@ -207,7 +207,7 @@ def settings_stamp(stamp: str | Path, profile: str, cell: str, result: str | Pat
     other = None
     if result.is_file():
         try:
-            ran = json.loads(result.read_text(encoding="utf-8"))
+            ran = read_json(result)
             other = str(ran.get("run_id")) if differing_keys(ran["config"], cfg) else None
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             other = f"unreadable {result.stat().st_mtime_ns}"  # the book refuses it, naming it

@@ -301,7 +301,8 @@ def test_14_files_replaced_together_on_a_really_full_disk(tmp_path):
         for path, data in old.items():
             path.write_bytes(data)
         with pytest.raises(OSError) as err:  # a's new bytes fit, b's do not
-            files.write_together({disk / "a": b"A" * 16384, disk / "b": b"B" * (64 << 10)})
+            with files.replaced_together({disk / "a": b"A" * 16384, disk / "b": b"B" * (64 << 10)}):
+                pass
         assert err.value.errno == errno.ENOSPC
         assert {p: p.read_bytes() for p in disk.iterdir()} == old
 
