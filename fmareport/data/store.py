@@ -138,7 +138,7 @@ def open_store(path: str | Path, profile: str | None = None) -> ClipStore:
         )
     redo = rebuild_hint(path, profile)
     try:
-        manifest = json.loads(manifest_path.read_text())
+        manifest = read_json(manifest_path)
     except (ValueError, OSError) as err:
         raise StoreError(f"{manifest_path}: not readable JSON ({err}); {redo}") from None
     files = manifest.get("files")
